@@ -1,0 +1,177 @@
+"""The session host: many sessions of many documents on one event loop.
+
+It owns what sessions share at run time: the clock, the event I/O processors and invokers built
+from a registry, the table of live sessions (for ``#_scxml_<id>`` targets) and the guards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from .clock import Clock
+from .compiler import compile_document, load_document
+from .errors import ExecutionError
+from .model import Document
+from .registry import DEFAULT_REGISTRY, Registry
+from .session import Session
+from .values import resolve_src
+
+log = logging.getLogger("engine.scxml")
+
+
+@dataclass
+class Limits:
+    """Guards against runaway documents; hitting one fails the session with a clear error."""
+
+    max_microsteps: int = 10_000
+    max_invoke_depth: int = 16
+
+
+class IOProcessorTable(Mapping):
+    """``_ioprocessors`` of one session: built on access so an idle session stays small."""
+
+    __slots__ = ("_host", "_session")
+
+    def __init__(self, host: SessionHost, session: Session):
+        self._host = host
+        self._session = session
+
+    def _entries(self) -> dict[str, Any]:
+        from .events import AttrDict
+
+        out: dict[str, Any] = {}
+        for type_uri, processor in self._host.active_processors().items():
+            location = processor.location(self._session)
+            if location is None:
+                continue
+            entry = AttrDict(location=location)
+            out[type_uri] = entry
+            for alias, target in self._host.registry.processor_aliases.items():
+                if target == type_uri:
+                    out[alias] = entry
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        return self._entries()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+    def __repr__(self) -> str:
+        return repr(self._entries())
+
+
+class SessionHost:
+    """Creates, runs and finds sessions; one per engine process (and per test)."""
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        clock: Clock | None = None,
+        limits: Limits | None = None,
+    ):
+        self.registry = registry or DEFAULT_REGISTRY
+        self.clock = clock or Clock()
+        self.limits = limits or Limits()
+        self.sessions: dict[str, Session] = {}
+        self._processors: dict[str, Any] = {}
+        self._invokers: dict[str, Any] = {}
+        self._child_docs: dict[tuple[str, float], Document] = {}
+        self.on_session_end: list[Callable[[Session], None]] = []
+
+    # -- sessions ------------------------------------------------------------------------
+    def create_session(
+        self,
+        doc: Document,
+        *,
+        data: dict[str, Any] | None = None,
+        parent: Session | None = None,
+        invokeid: str | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        sid = session_id or uuid.uuid4().hex
+        if sid in self.sessions:
+            raise ValueError(f"session {sid!r} already exists")
+        session = Session(self, doc, sid, parent=parent, invokeid=invokeid, data=data)
+        self.sessions[sid] = session
+        return session
+
+    def start_session(self, doc: Document, *, data: dict[str, Any] | None = None,
+                      session_id: str | None = None) -> Session:
+        """Create a top-level session and run its first macrostep."""
+        return self.create_session(doc, data=data, session_id=session_id).start()
+
+    def session_ended(self, session: Session) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        for listener in self.on_session_end:
+            try:
+                listener(session)
+            except Exception:
+                log.exception("session-end listener failed for %s", session.id)
+
+    # -- processors and invokers -----------------------------------------------------------
+    def processor_for(self, type_name: str) -> Any:
+        canonical = self.registry.processor_type(type_name)
+        if canonical is None:
+            return None
+        processor = self._processors.get(canonical)
+        if processor is None:
+            processor = self._processors[canonical] = self.registry.processors[canonical](self)
+        return processor
+
+    def active_processors(self) -> dict[str, Any]:
+        for type_uri in self.registry.processors:
+            self.processor_for(type_uri)
+        return self._processors
+
+    def invoker_for(self, type_uri: str) -> Any:
+        invoker = self._invokers.get(type_uri)
+        if invoker is None:
+            invoker = self._invokers[type_uri] = self.registry.invokers[type_uri](self)
+        return invoker
+
+    def ioprocessors_for(self, session: Session) -> IOProcessorTable:
+        return IOProcessorTable(self, session)
+
+    # -- child documents -----------------------------------------------------------------
+    def compile_child(self, text: str | bytes, parent: Document) -> Document:
+        return compile_document(text, source=f"{parent.source} (invoked content)",
+                                base_dir=parent.base_dir, registry=self.registry)
+
+    def load_child(self, src: str, parent: Document) -> Document:
+        """A document named by ``src``, compiled once per file version."""
+        path = resolve_src(src, parent.base_dir)
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError as e:
+            raise ExecutionError(f"cannot read invoked document {src!r}: {e.strerror}") from e
+        key = (path, mtime)
+        doc = self._child_docs.get(key)
+        if doc is None:
+            doc = self._child_docs[key] = load_document(path, registry=self.registry)
+        return doc
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start processors that listen (Basic HTTP)."""
+        for processor in self.active_processors().values():
+            starter = getattr(processor, "start", None)
+            if starter is not None:
+                await starter()
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            session._clear_timers()
+        for processor in list(self._processors.values()):
+            stopper = getattr(processor, "close", None)
+            if stopper is not None:
+                await stopper()

@@ -1,0 +1,67 @@
+"""The SCXML Event I/O Processor (W3C D.1): events between sessions of this engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import CommunicationError, ExecutionError
+from .events import Event
+from .executable import SCXML_PROCESSOR, SendRequest
+
+if TYPE_CHECKING:
+    from .host import SessionHost
+    from .session import Session
+
+
+class ScxmlProcessor:
+    """Targets: none (own external queue), ``#_internal``, ``#_parent``, ``#_scxml_<id>``,
+    ``#_<invokeid>``."""
+
+    type = SCXML_PROCESSOR
+
+    def __init__(self, host: SessionHost):
+        self.host = host
+
+    def location(self, session: Session) -> str:
+        return "#_scxml_" + session.id
+
+    def check(self, session: Session, req: SendRequest) -> None:
+        """Refuse a malformed target when the send executes, even for a delayed send."""
+        target = req.target
+        if target is not None and not target.startswith("#_"):
+            raise ExecutionError(f"line {req.line}: invalid target {target!r} for the SCXML processor")
+        if req.name is None:
+            raise ExecutionError(f"line {req.line}: the SCXML processor needs an event name")
+
+    def send(self, session: Session, req: SendRequest) -> None:
+        target = req.target
+        event = Event(
+            req.name, req.data, type="external",  # type: ignore[arg-type]
+            sendid=req.sendid if req.explicit_id else None,
+            origin="#_scxml_" + session.id, origintype=SCXML_PROCESSOR,
+        )
+        if target is None:
+            session.deliver(event)
+        elif target == "#_internal":
+            event.type = "internal"
+            event.origin = event.origintype = None
+            session.raise_internal(event)
+            session._schedule()
+        elif target == "#_parent":
+            parent = session.parent
+            if session.cancel_requested:
+                return  # a cancelled invocation sends nothing more (W3C 6.4.4)
+            if parent is None:
+                raise CommunicationError("#_parent: this session was not invoked")
+            event.invokeid = session.invokeid
+            parent.deliver(event)
+        elif target.startswith("#_scxml_"):
+            other = self.host.sessions.get(target[8:])
+            if other is None or not other.is_running:
+                raise CommunicationError(f"no running session {target[8:]!r}")
+            other.deliver(event)
+        else:
+            invocation = session.invocation(target[2:])
+            if invocation is None:
+                raise CommunicationError(f"no active invocation {target[2:]!r}")
+            invocation.send(event)

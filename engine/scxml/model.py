@@ -1,0 +1,177 @@
+"""The compiled, immutable form of an SCXML document, shared by all of its sessions.
+
+Everything that can be worked out once per document is worked out here: document order,
+ancestors, each transition's domain when it does not depend on history, and a per-state cache
+of which transitions an event name can trigger. Sessions hold only their own state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .events import descriptors_match
+
+if TYPE_CHECKING:
+    from .datamodel import DataModel
+    from .errors import Problem
+
+STATE, PARALLEL, FINAL, HISTORY, ROOT = "state", "parallel", "final", "history", "scxml"
+
+# An event name cache per state is bounded so documents fed arbitrary event names stay small.
+_EVENT_CACHE_LIMIT = 512
+
+
+class Transition:
+    """A ``<transition>`` (or an initial transition) with its compiled parts."""
+
+    __slots__ = (
+        "source", "events", "cond", "targets", "internal", "actions", "order",
+        "line", "column", "static_domain", "history_free", "entry",
+    )
+
+    def __init__(
+        self,
+        source: StateNode,
+        events: tuple[str, ...] | None,
+        cond: Any,
+        targets: tuple[StateNode, ...],
+        internal: bool,
+        actions: tuple,
+        order: int,
+        line: int,
+        column: int,
+    ):
+        self.source = source
+        self.events = events
+        self.cond = cond
+        self.targets = targets
+        self.internal = internal
+        self.actions = actions
+        self.order = order
+        self.line = line
+        self.column = column
+        self.static_domain: StateNode | None = None
+        self.history_free = True
+        self.entry: tuple | None = None  # cached entry set when no history is involved
+
+    def __repr__(self) -> str:
+        return (
+            f"Transition({self.source.id} -> {[t.id for t in self.targets]}, "
+            f"event={self.events}, line={self.line})"
+        )
+
+
+class StateNode:
+    """A state, parallel, final, history or the ``<scxml>`` root."""
+
+    __slots__ = (
+        "id", "kind", "parent", "children", "history", "order", "depth", "ancestors",
+        "ancestor_set", "initial", "transitions", "onentry", "onexit", "invokes", "data",
+        "donedata", "history_deep", "line", "column", "is_atomic", "is_compound",
+        "_event_cache", "_eventless",
+    )
+
+    def __init__(self, id: str, kind: str, parent: StateNode | None, line: int, column: int):  # noqa: A002
+        self.id = id
+        self.kind = kind
+        self.parent = parent
+        self.children: list[StateNode] = []
+        self.history: list[StateNode] = []
+        self.order = 0
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.ancestors: tuple[StateNode, ...] = ()
+        self.ancestor_set: frozenset[StateNode] = frozenset()
+        self.initial: Transition | None = None
+        self.transitions: list[Transition] = []
+        self.onentry: tuple = ()
+        self.onexit: tuple = ()
+        self.invokes: tuple = ()
+        self.data: tuple = ()
+        self.donedata: Any = None
+        self.history_deep = False
+        self.line = line
+        self.column = column
+        self.is_atomic = False
+        self.is_compound = False
+        self._event_cache: dict[str, tuple[Transition, ...]] = {}
+        self._eventless: tuple[Transition, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.id}>"
+
+    def finish(self) -> None:
+        """Derive the facts that depend on the finished tree."""
+        self.is_atomic = self.kind in (STATE, FINAL) and not self.children
+        self.is_compound = (self.kind == STATE and bool(self.children)) or self.kind == ROOT
+        chain = []
+        p = self.parent
+        while p is not None:
+            chain.append(p)
+            p = p.parent
+        self.ancestors = tuple(chain)
+        self.ancestor_set = frozenset(chain)
+        # Eventless transitions of this state then its ancestors, innermost first.
+        self._eventless = tuple(
+            t for s in (self, *chain) for t in s.transitions if t.events is None
+        )
+
+    def candidates(self, name: str) -> tuple[Transition, ...]:
+        """Transitions of this state then its ancestors whose event descriptors match ``name``.
+
+        Candidates are grouped per state (innermost first, document order inside a state);
+        the caller takes the first whose condition holds.
+        """
+        found = self._event_cache.get(name)
+        if found is None:
+            found = tuple(
+                t
+                for s in (self, *self.ancestors)
+                for t in s.transitions
+                if t.events is not None and descriptors_match(t.events, name)
+            )
+            if len(self._event_cache) < _EVENT_CACHE_LIMIT:
+                self._event_cache[name] = found
+        return found
+
+    def eventless_chain(self) -> tuple[Transition, ...]:
+        """Eventless transitions of this state then its ancestors."""
+        return self._eventless
+
+    def is_descendant_of(self, other: StateNode) -> bool:
+        return other in self.ancestor_set
+
+
+@dataclass(slots=True)
+class DataDecl:
+    """A ``<data>`` element: an id and how to get its initial value."""
+
+    id: str
+    expr: Any = None
+    value_factory: Any = None  # callable producing a fresh value (inline content or src)
+    error: str | None = None  # a problem to raise as error.execution when initialised
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(slots=True)
+class Document:
+    """A compiled SCXML document."""
+
+    name: str | None
+    source: str
+    base_dir: str | None
+    datamodel: DataModel
+    binding: str
+    root: StateNode
+    states: list[StateNode]
+    by_id: dict[str, StateNode]
+    script: tuple
+    problems: list[Problem] = field(default_factory=list)
+    content_hash: str = ""
+    has_history: bool = False
+    uses_late_data: bool = False
+    text: str = ""
+
+    def __repr__(self) -> str:
+        return f"<Document {self.name or self.source} {len(self.states)} states>"

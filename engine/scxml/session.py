@@ -1,0 +1,764 @@
+"""One running SCXML session: the W3C SCXML 1.0 algorithm (Appendix D).
+
+The session owns only its own state (configuration, datamodel store, queues, history, pending
+delayed sends, invocations); everything about the document lives in the shared ``Document``.
+Processing is synchronous: ``send`` runs macrosteps until the session waits again, and events
+from other sessions or timers are queued and drained on the next turn of the event loop, so a
+sender never waits for its receiver.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .errors import CommunicationError, ExecutionError, SessionLimitError
+from .events import AttrDict, Event
+from .executable import SCXML_PROCESSOR, Action, DoneData, SendRequest, build_data
+from .model import FINAL, HISTORY, PARALLEL, ROOT, Document, StateNode, Transition
+
+if TYPE_CHECKING:
+    from .host import SessionHost
+    from .invokers import Invocation
+
+log = logging.getLogger("engine.scxml")
+flow_log = logging.getLogger("engine.scxml.log")
+
+RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
+
+
+def _by_order(s: StateNode) -> int:
+    return s.order
+
+
+class Session:
+    """A session of one document; create it through ``SessionHost``."""
+
+    __slots__ = (
+        "host", "doc", "dm", "store", "id", "configuration", "status", "error",
+        "parent", "invokeid", "depth", "done_data", "final_ids", "cancel_requested",
+        "_internal", "_external", "_history", "_to_invoke", "_pending", "_invocations",
+        "_busy", "_scheduled", "_sendseq", "_late_done", "_atomic", "_microsteps",
+        "_initial_data", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        host: SessionHost,
+        doc: Document,
+        session_id: str,
+        *,
+        parent: Session | None = None,
+        invokeid: str | None = None,
+        data: dict[str, Any] | None = None,
+    ):
+        self.host = host
+        self.doc = doc
+        self.dm = doc.datamodel
+        self.id = session_id
+        self.parent = parent
+        self.invokeid = invokeid
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.store = self.dm.new_store({
+            "_sessionid": session_id,
+            "_name": doc.name,
+            "_ioprocessors": host.ioprocessors_for(self),
+            "In": self.in_state,
+        })
+        self.configuration: set[StateNode] = set()
+        self.status = RUNNING
+        self.error: str | None = None
+        self.done_data: Any = None
+        self.final_ids: list[str] = []
+        self.cancel_requested = False
+        self._internal: deque[Event] = deque()
+        self._external: deque[Event] | None = None
+        self._history: dict[str, list[StateNode]] | None = None
+        self._to_invoke: set[StateNode] | None = None
+        self._pending: dict[str, tuple[SendRequest, Any]] | None = None
+        self._invocations: dict[str, Invocation] | None = None
+        self._busy = False
+        self._scheduled = False
+        self._sendseq = 0
+        self._late_done: set[str] | None = None
+        self._atomic: list[StateNode] | None = None
+        self._microsteps = 0
+        self._initial_data = data
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def is_running(self) -> bool:
+        return self.status == RUNNING
+
+    @property
+    def datamodel(self) -> dict[str, Any]:
+        return self.store
+
+    @property
+    def final_state(self) -> str | None:
+        """Id of the top-level final state the session ended in, if it did."""
+        by_id = self.doc.by_id
+        for sid in self.final_ids:
+            node = by_id.get(sid)
+            if node is not None and node.kind == FINAL and node.parent.kind == ROOT:  # type: ignore[union-attr]
+                return sid
+        return None
+
+    def active_state_ids(self) -> list[str]:
+        """Active states in document order (the final configuration once the session ended)."""
+        if self.status != RUNNING and not self.configuration:
+            return list(self.final_ids)
+        return [s.id for s in sorted(self.configuration, key=_by_order)]
+
+    def start(self) -> Session:
+        """Initialise the datamodel, enter the initial states and run until the session waits."""
+        self._busy = True
+        try:
+            self._init_datamodel()
+            self._run_block(self.doc.script)
+            root = self.doc.root
+            self._microsteps = 0
+            self._enter_states([root.initial])  # type: ignore[list-item]
+            self._run()
+        except SessionLimitError as e:
+            self._fail(str(e))
+        finally:
+            self._busy = False
+        self._after_processing()
+        return self
+
+    def send(self, name: str, data: Any = None, **fields: Any) -> None:
+        """Queue an external event and process it now (the synchronous entry point)."""
+        event = Event(name, data, **fields)
+        if self.status != RUNNING:
+            return
+        self._queue_external(event)
+        if not self._busy:
+            self._drain()
+
+    def deliver(self, event: Event) -> None:
+        """Queue an external event from elsewhere; it is processed on a later loop turn."""
+        if self.status != RUNNING:
+            return
+        self._queue_external(event)
+        self._schedule()
+
+    def cancel(self) -> None:
+        """Stop the session as a cancelled invocation or a terminate request (W3C 6.4.4)."""
+        if self.status != RUNNING:
+            return
+        self.cancel_requested = True
+        if self._busy:
+            return  # the running loop sees the flag at the end of its macrostep
+        self._busy = True
+        try:
+            self._exit_interpreter(CANCELLED)
+        finally:
+            self._busy = False
+        self._after_processing()
+
+    def in_state(self, state_id: str) -> bool:
+        node = self.doc.by_id.get(state_id)
+        return node is not None and node in self.configuration
+
+    # ------------------------------------------------------------------ queues
+    def _queue_external(self, event: Event) -> None:
+        q = self._external
+        if q is None:
+            q = self._external = deque()
+        q.append(event)
+
+    def raise_internal(self, event: Event) -> None:
+        self._internal.append(event)
+
+    def post_error(self, name: str, message: str, sendid: str | None = None) -> None:
+        """An error found outside a macrostep (a timer's dispatch, an HTTP reply)."""
+        self._internal.append(_error_event(name, message, sendid))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._busy or self._scheduled or self.status != RUNNING:
+            return
+        self._scheduled = True
+        self.host.clock.call_soon(self._drain_scheduled)
+
+    def _drain_scheduled(self) -> None:
+        self._scheduled = False
+        if not self._busy:
+            self._drain()
+
+    def _drain(self) -> None:
+        self._busy = True
+        try:
+            self._run()
+        except SessionLimitError as e:
+            self._fail(str(e))
+        finally:
+            self._busy = False
+        self._after_processing()
+
+    def _after_processing(self) -> None:
+        if self.status != RUNNING:
+            self.host.session_ended(self)
+
+    # ------------------------------------------------------------------ main loop
+    def _run(self) -> None:
+        """W3C mainEventLoop, returning when the session must wait for an external event."""
+        while self.status == RUNNING:
+            self._macrostep()
+            if self.status != RUNNING:
+                break
+            if self.cancel_requested:
+                self._exit_interpreter(CANCELLED)
+                return
+            if self._to_invoke:
+                self._start_invokes()
+                if self._internal:
+                    continue
+            ext = self._external
+            if not ext:
+                return
+            event = ext.popleft()
+            self._microsteps = 0
+            self.store["_event"] = event
+            if self._invocations:
+                self._finalize_and_forward(event)
+            enabled = self._select(event.name)
+            if enabled:
+                self._microstep(enabled)
+        if self.status == FINISHED:
+            self._exit_interpreter(FINISHED)
+
+    def _macrostep(self) -> None:
+        """Eventless transitions and internal events until the configuration is stable."""
+        internal = self._internal
+        while self.status == RUNNING:
+            enabled = self._select_eventless()
+            if not enabled:
+                if not internal:
+                    return
+                event = internal.popleft()
+                self.store["_event"] = event
+                enabled = self._select(event.name)
+                if not enabled:
+                    continue
+            self._microstep(enabled)
+
+    # ------------------------------------------------------------------ selection
+    def _atomic_states(self) -> list[StateNode]:
+        atomic = self._atomic
+        if atomic is None:
+            atomic = self._atomic = sorted(
+                (s for s in self.configuration if s.is_atomic), key=_by_order
+            )
+        return atomic
+
+    def _select(self, name: str) -> list[Transition]:
+        atomic = self._atomic_states()
+        if len(atomic) == 1:
+            for t in atomic[0].candidates(name):
+                if t.cond is None or self._cond(t):
+                    return [t]
+            return []
+        enabled: list[Transition] = []
+        for state in atomic:
+            for t in state.candidates(name):
+                if t.cond is None or self._cond(t):
+                    if t not in enabled:
+                        enabled.append(t)
+                    break
+        return self._remove_conflicts(enabled) if len(enabled) > 1 else enabled
+
+    def _select_eventless(self) -> list[Transition]:
+        atomic = self._atomic_states()
+        if len(atomic) == 1:
+            for t in atomic[0]._eventless:
+                if t.cond is None or self._cond(t):
+                    return [t]
+            return []
+        enabled: list[Transition] = []
+        for state in atomic:
+            for t in state._eventless:
+                if t.cond is None or self._cond(t):
+                    if t not in enabled:
+                        enabled.append(t)
+                    break
+        return self._remove_conflicts(enabled) if len(enabled) > 1 else enabled
+
+    def _cond(self, t: Transition) -> bool:
+        try:
+            return self.dm.test(self.store, t.cond)
+        except ExecutionError as e:
+            self._internal.append(_error_event("error.execution", str(e)))
+            return False
+
+    def _remove_conflicts(self, enabled: list[Transition]) -> list[Transition]:
+        filtered: list[Transition] = []
+        exit_sets: dict[int, set[StateNode]] = {}
+
+        def exits(t: Transition) -> set[StateNode]:
+            key = id(t)
+            found = exit_sets.get(key)
+            if found is None:
+                found = exit_sets[key] = self._exit_set((t,))
+            return found
+
+        for t1 in enabled:
+            preempted = False
+            to_remove = []
+            for t2 in filtered:
+                if exits(t1) & exits(t2):
+                    if t2.source in t1.source.ancestor_set:
+                        to_remove.append(t2)
+                    else:
+                        preempted = True
+                        break
+            if not preempted:
+                for t3 in to_remove:
+                    filtered.remove(t3)
+                filtered.append(t1)
+        return filtered
+
+    # ------------------------------------------------------------------ microstep
+    def _microstep(self, enabled: list[Transition]) -> None:
+        self._microsteps += 1
+        if self._microsteps > self.host.limits.max_microsteps:
+            t = enabled[0]
+            raise SessionLimitError(
+                f"more than {self.host.limits.max_microsteps} microsteps in one macrostep "
+                f"(an endless loop of eventless transitions or raised events?); last transition "
+                f"from {t.source.id!r} at line {t.line}"
+            )
+        self._exit_states(enabled)
+        for t in enabled:
+            if t.actions:
+                self._run_block(t.actions)
+        self._enter_states(enabled)
+        self._atomic = None
+
+    def _domain(self, t: Transition) -> StateNode | None:
+        if t.history_free:
+            return t.static_domain
+        from .compiler import transition_domain
+
+        return transition_domain(t, self._effective_targets(t))
+
+    def _effective_targets(self, t: Transition) -> list[StateNode]:
+        targets: list[StateNode] = []
+        for s in t.targets:
+            if s.kind == HISTORY:
+                stored = self._history.get(s.id) if self._history else None
+                if stored:
+                    targets.extend(x for x in stored if x not in targets)
+                else:
+                    targets.extend(x for x in self._effective_targets(s.transitions[0]) if x not in targets)
+            elif s not in targets:
+                targets.append(s)
+        return targets
+
+    def _exit_set(self, transitions: Iterable[Transition]) -> set[StateNode]:
+        out: set[StateNode] = set()
+        for t in transitions:
+            if t.targets:
+                domain = self._domain(t)
+                for s in self.configuration:
+                    if domain in s.ancestor_set:
+                        out.add(s)
+        return out
+
+    def _exit_states(self, enabled: list[Transition]) -> None:
+        exit_set = self._exit_set(enabled)
+        if not exit_set:
+            return
+        to_exit = sorted(exit_set, key=_by_order, reverse=True)
+        if self._to_invoke:
+            self._to_invoke.difference_update(exit_set)
+        if self.doc.has_history:
+            for s in to_exit:
+                for h in s.history:
+                    if self._history is None:
+                        self._history = {}
+                    if h.history_deep:
+                        self._history[h.id] = [
+                            x for x in self.configuration if x.is_atomic and s in x.ancestor_set
+                        ]
+                    else:
+                        self._history[h.id] = [x for x in self.configuration if x.parent is s]
+        for s in to_exit:
+            for block in s.onexit:
+                self._run_block(block)
+            if s.invokes and self._invocations:
+                self._cancel_invokes(s)
+            self.configuration.discard(s)
+
+    def _enter_states(self, enabled: list[Transition]) -> None:
+        if len(enabled) == 1 and enabled[0].history_free:
+            cached = enabled[0].entry
+            if cached is None:
+                cached = self._compute_entry(enabled, cacheable=True)
+            to_enter, default_entry, history_content = cached
+        else:
+            to_enter, default_entry, history_content = self._compute_entry(enabled, cacheable=False)
+        config = self.configuration
+        late = self.doc.uses_late_data
+        for s in to_enter:
+            config.add(s)
+            if s.invokes:
+                if self._to_invoke is None:
+                    self._to_invoke = set()
+                self._to_invoke.add(s)
+            if late and s.data:
+                self._init_late(s)
+            for block in s.onentry:
+                self._run_block(block)
+            if default_entry and s in default_entry:
+                self._run_block(s.initial.actions)  # type: ignore[union-attr]
+            if history_content:
+                content = history_content.get(s.id)
+                if content:
+                    self._run_block(content)
+            if s.kind == FINAL:
+                parent = s.parent
+                if parent.kind == ROOT:  # type: ignore[union-attr]
+                    self.status = FINISHED
+                    self.final_ids = [x.id for x in sorted(config, key=_by_order)]
+                else:
+                    self._internal.append(
+                        Event("done.state." + parent.id, self._donedata(s.donedata), type="internal")  # type: ignore[union-attr]
+                    )
+                    grand = parent.parent  # type: ignore[union-attr]
+                    if grand.kind == PARALLEL and all(self._in_final(c) for c in grand.children):
+                        self._internal.append(Event("done.state." + grand.id, type="internal"))
+
+    def _compute_entry(
+        self, enabled: list[Transition], cacheable: bool
+    ) -> tuple[tuple[StateNode, ...], frozenset[StateNode], dict[str, tuple[Action, ...]]]:
+        to_enter: set[StateNode] = set()
+        default_entry: set[StateNode] = set()
+        history_content: dict[str, tuple[Action, ...]] = {}
+        used_history = [False]
+        for t in enabled:
+            for s in t.targets:
+                self._add_descendants(s, to_enter, default_entry, history_content, used_history)
+            ancestor = self._domain(t)
+            for s in self._effective_targets(t) if not t.history_free else t.targets:
+                self._add_ancestors(s, ancestor, to_enter, default_entry, history_content, used_history)
+        result = (tuple(sorted(to_enter, key=_by_order)), frozenset(default_entry), history_content)
+        if cacheable and not used_history[0]:
+            enabled[0].entry = result  # depends on the document only, so sessions share it
+        return result
+
+    def _add_descendants(self, state, to_enter, default_entry, history_content, used_history) -> None:  # noqa: ANN001
+        if state.kind == HISTORY:
+            used_history[0] = True
+            stored = self._history.get(state.id) if self._history else None
+            if stored:
+                for s in stored:
+                    self._add_descendants(s, to_enter, default_entry, history_content, used_history)
+                for s in stored:
+                    self._add_ancestors(s, state.parent, to_enter, default_entry, history_content, used_history)
+            else:
+                t = state.transitions[0]
+                if t.actions:
+                    history_content[state.parent.id] = t.actions
+                for s in t.targets:
+                    self._add_descendants(s, to_enter, default_entry, history_content, used_history)
+                for s in t.targets:
+                    self._add_ancestors(s, state.parent, to_enter, default_entry, history_content, used_history)
+            return
+        to_enter.add(state)
+        if state.is_compound:
+            default_entry.add(state)
+            targets = state.initial.targets
+            for s in targets:
+                self._add_descendants(s, to_enter, default_entry, history_content, used_history)
+            for s in targets:
+                self._add_ancestors(s, state, to_enter, default_entry, history_content, used_history)
+        elif state.kind == PARALLEL:
+            for child in state.children:
+                if not any(child in s.ancestor_set for s in to_enter):
+                    self._add_descendants(child, to_enter, default_entry, history_content, used_history)
+
+    def _add_ancestors(self, state, ancestor, to_enter, default_entry, history_content, used_history) -> None:  # noqa: ANN001
+        for anc in state.ancestors:
+            if anc is ancestor:
+                return
+            if anc.kind == ROOT:
+                return
+            to_enter.add(anc)
+            if anc.kind == PARALLEL:
+                for child in anc.children:
+                    if not any(child in s.ancestor_set for s in to_enter):
+                        self._add_descendants(child, to_enter, default_entry, history_content, used_history)
+
+    def _in_final(self, s: StateNode) -> bool:
+        if s.is_compound:
+            return any(c.kind == FINAL and c in self.configuration for c in s.children)
+        if s.kind == PARALLEL:
+            return all(self._in_final(c) for c in s.children)
+        return False
+
+    # ------------------------------------------------------------------ executable content
+    def _run_block(self, block: tuple[Action, ...]) -> None:
+        """Run one block; the first error stops it and queues error.execution (W3C 4.9)."""
+        try:
+            for action in block:
+                action.execute(self)
+        except ExecutionError as e:
+            log.debug("error.execution in %s: %s", self.id, e)
+            self._internal.append(_error_event("error.execution", str(e), getattr(e, "sendid", None)))
+        except SessionLimitError:
+            raise
+        except Exception as e:  # a custom action's own bug must not kill the engine
+            log.exception("executable content failed in session %s", self.id)
+            self._internal.append(_error_event("error.execution", f"{type(e).__name__}: {e}"))
+
+    def evaluate(self, expr: Any) -> Any:
+        return self.dm.evaluate(self.store, expr)
+
+    def log_message(self, label: str | None, value: Any) -> None:
+        if label and value is not None:
+            text = f"{label}: {value}"
+        elif label:
+            text = label
+        else:
+            text = "" if value is None else str(value)
+        flow_log.info(text, extra={"scxml_session": self.id, "scxml_label": label})
+
+    def _donedata(self, donedata: DoneData | None) -> Any:
+        if donedata is None:
+            return None
+        try:
+            return build_data(self, donedata.namelist, donedata.params, donedata.content)
+        except ExecutionError as e:
+            self._internal.append(_error_event("error.execution", str(e)))
+            return None
+
+    # ------------------------------------------------------------------ data
+    def _init_datamodel(self) -> None:
+        doc = self.doc
+        if doc.binding == "early":
+            self._declare(doc.root.data)
+            for s in doc.states:
+                if s.data:
+                    self._declare(s.data)
+        else:
+            for s in doc.states:
+                for decl in s.data:
+                    self.dm.declare(self.store, decl.id, None)
+            self._declare(doc.root.data)
+        self._initial_data = None
+
+    def _init_late(self, s: StateNode) -> None:
+        done = self._late_done
+        if done is None:
+            done = self._late_done = set()
+        if s.id not in done:
+            done.add(s.id)
+            self._declare(s.data)
+
+    def _declare(self, decls: tuple) -> None:
+        given = self._initial_data
+        for decl in decls:
+            if given is not None and decl.id in given:
+                self.dm.declare(self.store, decl.id, given[decl.id])
+                continue
+            try:
+                if decl.error is not None:
+                    raise ExecutionError(decl.error)
+                if decl.expr is not None:
+                    value = self.dm.evaluate(self.store, decl.expr)
+                elif decl.value_factory is not None:
+                    value = decl.value_factory()
+                else:
+                    value = None
+            except ExecutionError as e:
+                self._internal.append(_error_event("error.execution", str(e)))
+                value = None
+            self.dm.declare(self.store, decl.id, value)
+
+    # ------------------------------------------------------------------ sends
+    def next_serial(self) -> int:
+        self._sendseq += 1
+        return self._sendseq
+
+    def new_sendid(self) -> str:
+        return f"{self.id}.{self.next_serial()}"
+
+    def dispatch(self, req: SendRequest) -> None:
+        """Send now, or arm a timer for a delayed send (W3C 6.2)."""
+        processor = self.host.processor_for(req.type)
+        if processor is None:
+            err = ExecutionError(f"line {req.line}: unknown send type {req.type!r}")
+            err.sendid = req.sendid  # type: ignore[attr-defined]
+            raise err
+        try:
+            processor.check(self, req)
+        except CommunicationError as e:
+            self._internal.append(_error_event("error.communication", str(e), req.sendid))
+            return
+        except ExecutionError as e:
+            e.sendid = req.sendid  # type: ignore[attr-defined]
+            raise
+        if req.delay > 0:
+            clock = self.host.clock
+            req.due = clock.now() + req.delay
+            handle = clock.call_at(req.due, self._fire_delayed, req.sendid)
+            if self._pending is None:
+                self._pending = {}
+            self._pending[req.sendid] = (req, handle)
+            return
+        self._deliver_send(processor, req)
+
+    def _deliver_send(self, processor: Any, req: SendRequest) -> None:
+        try:
+            processor.send(self, req)
+        except CommunicationError as e:
+            self._internal.append(_error_event("error.communication", str(e), req.sendid))
+        except ExecutionError as e:
+            e.sendid = req.sendid  # type: ignore[attr-defined]
+            raise
+
+    def _fire_delayed(self, sendid: str) -> None:
+        pending = self._pending.pop(sendid, None) if self._pending else None
+        if pending is None or self.status != RUNNING:
+            return
+        req = pending[0]
+        processor = self.host.processor_for(req.type)
+        try:
+            processor.send(self, req)
+        except CommunicationError as e:
+            self.post_error("error.communication", str(e), req.sendid)
+        except ExecutionError as e:
+            self.post_error("error.execution", str(e), req.sendid)
+
+    def cancel_send(self, sendid: str) -> None:
+        pending = self._pending.pop(sendid, None) if self._pending else None
+        if pending is not None:
+            pending[1].cancel()
+
+    def pending_sends(self) -> list[SendRequest]:
+        return [req for req, _ in self._pending.values()] if self._pending else []
+
+    # ------------------------------------------------------------------ invocations
+    def _start_invokes(self) -> None:
+        states = sorted(self._to_invoke, key=_by_order)  # type: ignore[arg-type]
+        self._to_invoke = None
+        for s in states:
+            for inv in s.invokes:
+                self._invoke(s, inv)
+
+    def _invoke(self, state: StateNode, inv: Any) -> None:
+        from .invokers import start_invocation
+
+        try:
+            start_invocation(self, state, inv)
+        except ExecutionError as e:
+            self._internal.append(_error_event("error.execution", str(e)))
+
+    def add_invocation(self, invocation: Invocation) -> None:
+        if self._invocations is None:
+            self._invocations = {}
+        self._invocations[invocation.invokeid] = invocation
+
+    def _cancel_invokes(self, state: StateNode) -> None:
+        invocations = self._invocations
+        for invokeid, invocation in list(invocations.items()):  # type: ignore[union-attr]
+            if invocation.state is state:
+                del invocations[invokeid]  # type: ignore[union-attr]
+                invocation.cancel()
+
+    def invocation_finished(self, invokeid: str) -> None:
+        """The child ended; finalize still applies to its queued events (W3C D, mainEventLoop)."""
+        invocation = self._invocations.get(invokeid) if self._invocations else None
+        if invocation is not None:
+            invocation.finished = True
+
+    def drop_invocation(self, invokeid: str) -> None:
+        if self._invocations:
+            self._invocations.pop(invokeid, None)
+
+    def invocation(self, invokeid: str) -> Invocation | None:
+        invocation = self._invocations.get(invokeid) if self._invocations else None
+        return None if invocation is None or invocation.finished else invocation
+
+    def _finalize_and_forward(self, event: Event) -> None:
+        for invocation in list(self._invocations.values()):  # type: ignore[union-attr]
+            if invocation.state not in self.configuration:
+                continue
+            if event.invokeid == invocation.invokeid and invocation.definition.finalize:
+                self._run_block(invocation.definition.finalize)
+            if invocation.definition.autoforward and not invocation.finished:
+                try:
+                    invocation.send(event.copy())
+                except (CommunicationError, ExecutionError) as e:
+                    self._internal.append(_error_event("error.communication", str(e)))
+
+    # ------------------------------------------------------------------ ending
+    def _exit_interpreter(self, status: str) -> None:
+        """Exit every active state (W3C exitInterpreter) and tell the parent if finished."""
+        final_state = None
+        to_exit = sorted(self.configuration, key=_by_order, reverse=True)
+        if not self.final_ids:
+            self.final_ids = [s.id for s in reversed(to_exit)]
+        self.status = status
+        for s in to_exit:
+            for block in s.onexit:
+                self._run_block(block)
+            if s.invokes and self._invocations:
+                self._cancel_invokes(s)
+            self.configuration.discard(s)
+            if s.kind == FINAL and s.parent.kind == ROOT:  # type: ignore[union-attr]
+                final_state = s
+        self._atomic = None
+        if self._invocations:
+            for invocation in list(self._invocations.values()):
+                invocation.cancel()
+            self._invocations = None
+        self._clear_timers()
+        if final_state is not None and status == FINISHED:
+            self.done_data = self._donedata(final_state.donedata)
+        if self.parent is not None and status == FINISHED and not self.cancel_requested:
+            self.parent.deliver(Event(
+                "done.invoke." + self.invokeid, self.done_data, invokeid=self.invokeid,  # type: ignore[operator]
+                origin="#_scxml_" + self.id, origintype=SCXML_PROCESSOR,
+            ))
+        if self.parent is not None:
+            self.parent.invocation_finished(self.invokeid)  # type: ignore[arg-type]
+
+    def _clear_timers(self) -> None:
+        if self._pending:
+            for _, handle in self._pending.values():
+                handle.cancel()
+            self._pending = None
+
+    def _fail(self, message: str) -> None:
+        """End the session because a guard tripped; its parent fails with it."""
+        if self.status in (CANCELLED, FAILED):
+            return
+        log.error("session %s failed: %s", self.id, message)
+        self.error = message
+        self.final_ids = [s.id for s in sorted(self.configuration, key=_by_order)]
+        self.status = FAILED
+        self.configuration.clear()
+        if self._invocations:
+            for invocation in list(self._invocations.values()):
+                invocation.cancel()
+            self._invocations = None
+        self._clear_timers()
+        if self.parent is not None and self.parent.status == RUNNING:
+            self.parent.child_failed(self, message)
+
+    def child_failed(self, child: Session, message: str) -> None:
+        self._fail(f"invoked session {child.invokeid!r} failed: {message}")
+        if not self._busy:
+            self._after_processing()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.status} {self.active_state_ids()}>"
+
+
+def _error_event(name: str, message: str, sendid: str | None = None) -> Event:
+    return Event(name, AttrDict(message=message), type="platform", sendid=sendid)
+
