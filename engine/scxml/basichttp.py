@@ -126,13 +126,14 @@ class BasicHttpProcessor:
                 name = text_value
             elif key in fields:
                 prev = fields[key]
-                fields[key] = prev + [value] if isinstance(prev, list) else [prev, value]
+                fields[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
             else:
                 fields[key] = value
         if data is None and fields:
             data = fields
         head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
-        raw = f"{request.method} {request.path_qs} HTTP/{request.version.major}.{request.version.minor}\r\n{head}\r\n{text}"
+        version = f"HTTP/{request.version.major}.{request.version.minor}"
+        raw = f"{request.method} {request.path_qs} {version}\r\n{head}\r\n{text}"
         session.deliver(Event(name, data, type="external", origintype=BASIC_HTTP, raw=raw,
                               origin=request.headers.get("X-SCXML-Origin")))
         return web.Response(status=200, text="ok")
@@ -185,6 +186,6 @@ class BasicHttpProcessor:
                 await resp.read()
                 if resp.status >= 300:
                     raise CommunicationError(f"{url} answered HTTP {resp.status}")
-        except (ClientError, asyncio.TimeoutError, CommunicationError, OSError) as e:
+        except (TimeoutError, ClientError, CommunicationError, OSError) as e:
             log.info("basic http send %s to %s failed: %s", req.sendid, url, e)
             session.post_error("error.communication", f"send to {url} failed: {e}", req.sendid)

@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lxml import etree
 
 from .datamodel import Code, DataModel, get_datamodel
 from .errors import DocumentError, ExecutionError, Problem
-from .executable import (
-    Action, Assign, Cancel, Content, DoneData, Foreach, If, InvokeDef, Log, Param, Raise,
-    Script, Send,
-)
 from .events import parse_descriptors
+from .executable import (
+    Action,
+    Assign,
+    Cancel,
+    Content,
+    DoneData,
+    Foreach,
+    If,
+    InvokeDef,
+    Log,
+    Param,
+    Raise,
+    Script,
+    Send,
+)
 from .model import FINAL, HISTORY, PARALLEL, ROOT, STATE, DataDecl, Document, StateNode, Transition
 from .registry import DEFAULT_REGISTRY, Registry
 from .values import load_src, parse_delay, value_factory
@@ -125,7 +137,7 @@ class Compiler:
 
     # -- the document ----------------------------------------------------------------------
     def compile_root(self, root: etree._Element, text: str) -> Document:
-        ns, name = local_name(root)
+        _, name = local_name(root)
         if name != "scxml" or not is_scxml(root):
             self.problem(root, f"the root element must be <scxml>, not <{name}>")
             raise DocumentError(self.problems)
@@ -403,7 +415,7 @@ class Compiler:
         branches.append((cond, []))
         seen_else = False
         for child in el:
-            ns, name = local_name(child)
+            _, name = local_name(child)
             if is_scxml(child) and name == "elseif":
                 if seen_else:
                     self.problem(child, "<elseif> after <else>")
@@ -451,7 +463,7 @@ class Compiler:
     def _params(self, el: etree._Element) -> tuple[Param, ...]:
         params = []
         for child in el:
-            ns, name = local_name(child)
+            _, name = local_name(child)
             if is_scxml(child) and name == "param":
                 pname = child.get("name")
                 if not pname:
@@ -470,7 +482,7 @@ class Compiler:
     def _content(self, el: etree._Element, allow_document: bool = False) -> Content | None:
         found = None
         for child in el:
-            ns, name = local_name(child)
+            _, name = local_name(child)
             if is_scxml(child) and name == "content":
                 if found is not None:
                     self.problem(child, "only one <content> is allowed")
@@ -496,7 +508,7 @@ class Compiler:
 
     def _check_children(self, el: etree._Element, allowed: set[str]) -> None:
         for child in el:
-            ns, name = local_name(child)
+            _, name = local_name(child)
             if not is_scxml(child) or name not in allowed:
                 self.problem(child, f"<{name}> is not allowed inside <{local_name(el)[1]}>")
 
@@ -573,7 +585,7 @@ class Compiler:
     def _datamodel(self, el: etree._Element) -> list[DataDecl]:
         out = []
         for child in el:
-            ns, name = local_name(child)
+            _, name = local_name(child)
             if not is_scxml(child) or name != "data":
                 self.problem(child, f"<{name}> is not allowed inside <datamodel>")
                 continue
@@ -671,7 +683,7 @@ def compile_document(
     decoded = raw.decode("utf-8", errors="replace")
     compiler.columns = index_columns(root, decoded)
     doc = compiler.compile_root(root, decoded)
-    for t, target, el in compiler._pending_targets:
+    for _, target, el in compiler._pending_targets:
         missing = [tid for tid in target.split() if tid not in compiler._by_id]
         compiler.problem(el, f"transition target {', '.join(repr(m) for m in missing)} does not exist")
     for s in doc.states:

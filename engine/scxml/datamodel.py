@@ -12,7 +12,8 @@ import builtins
 import keyword
 import re
 import textwrap
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import ExecutionError
 
@@ -22,7 +23,7 @@ SYSTEM_NAMES = frozenset({"_event", "_sessionid", "_name", "_ioprocessors", "_x"
 class Code:
     """A compiled expression, location or script; ``error`` is set when it did not compile."""
 
-    __slots__ = ("text", "code", "error", "line", "column", "target")
+    __slots__ = ("code", "column", "error", "line", "target", "text")
 
     def __init__(self, text: str, line: int, column: int):
         self.text = text
@@ -138,7 +139,7 @@ class PythonDataModel(DataModel):
         if code is None:
             raise expr.fail(expr.error or "cannot be evaluated")
         try:
-            return eval(code, store)  # noqa: S307 - flows are trusted code (SPEC 8)
+            return eval(code, store)
         except Exception as e:
             raise expr.fail(f"{type(e).__name__}: {e}") from e
 
@@ -164,7 +165,7 @@ class PythonDataModel(DataModel):
         if root in SYSTEM_NAMES:
             raise location.fail(f"{root} is a read-only system variable")
         try:
-            exec(location.code, store, {"__scxml_value__": value})  # noqa: S102
+            exec(location.code, store, {"__scxml_value__": value})
         except Exception as e:
             raise location.fail(f"{type(e).__name__}: {e}") from e
 
@@ -175,7 +176,7 @@ class PythonDataModel(DataModel):
         if script.code is None:
             raise script.fail(script.error or "cannot run")
         try:
-            exec(script.code, store)  # noqa: S102 - flows are trusted code
+            exec(script.code, store)
         except Exception as e:
             raise script.fail(f"{type(e).__name__}: {e}") from e
 

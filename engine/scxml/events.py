@@ -29,13 +29,13 @@ class AttrDict(dict):
 class Event:
     """An event as the datamodel sees it through ``_event`` (W3C 5.10.1)."""
 
-    __slots__ = ("name", "type", "sendid", "origin", "origintype", "invokeid", "data", "_raw")
+    __slots__ = ("_raw", "data", "invokeid", "name", "origin", "origintype", "sendid", "type")
 
     def __init__(
         self,
         name: str,
         data: Any = None,
-        type: str = "external",  # noqa: A002 - the W3C field name
+        type: str = "external",
         sendid: str | None = None,
         origin: str | None = None,
         origintype: str | None = None,

@@ -7,8 +7,9 @@ and queues ``error.execution`` (W3C 4.9).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .datamodel import Code
 from .errors import ExecutionError
@@ -45,7 +46,7 @@ class Raise(Action):
 
 
 class Log(Action):
-    __slots__ = ("label", "expr")
+    __slots__ = ("expr", "label")
 
     def __init__(self, label: str | None, expr: Code | None, line: int):
         self.label = label
@@ -53,12 +54,14 @@ class Log(Action):
         self.line = line
 
     def execute(self, s: Session) -> None:
-        value = s.evaluate(self.expr) if self.expr is not None else None
-        s.log_message(self.label, value)
+        if self.expr is None:
+            s.log_message(self.label, None, has_value=False)
+        else:
+            s.log_message(self.label, s.evaluate(self.expr))
 
 
 class Assign(Action):
-    __slots__ = ("location", "expr", "factory")
+    __slots__ = ("expr", "factory", "location")
 
     def __init__(self, location: Code, expr: Code | None, factory: Callable[[], Any] | None, line: int):
         self.location = location
@@ -92,7 +95,7 @@ class If(Action):
 
 
 class Foreach(Action):
-    __slots__ = ("array", "item", "index", "block")
+    __slots__ = ("array", "block", "index", "item")
 
     def __init__(self, array: Code, item: str, index: str | None, block: tuple[Action, ...], line: int):
         self.array = array
@@ -194,9 +197,9 @@ def build_data(
 class SendRequest:
     """A send after evaluation: what to deliver, where, and through which processor."""
 
-    __slots__ = ("name", "target", "type", "sendid", "data", "delay", "due", "line", "explicit_id")
+    __slots__ = ("data", "delay", "due", "explicit_id", "line", "name", "sendid", "target", "type")
 
-    def __init__(self, name: str | None, target: str | None, type: str, sendid: str,  # noqa: A002
+    def __init__(self, name: str | None, target: str | None, type: str, sendid: str,
                  data: Any, delay: float, line: int, explicit_id: bool = False):
         self.name = name
         self.target = target
@@ -211,8 +214,19 @@ class SendRequest:
 
 class Send(Action):
     __slots__ = (
-        "event", "eventexpr", "target", "targetexpr", "type", "typeexpr", "id", "idlocation",
-        "delay", "delayexpr", "namelist", "params", "content",
+        "content",
+        "delay",
+        "delayexpr",
+        "event",
+        "eventexpr",
+        "id",
+        "idlocation",
+        "namelist",
+        "params",
+        "target",
+        "targetexpr",
+        "type",
+        "typeexpr",
     )
 
     def __init__(self, **kw: Any):
@@ -236,10 +250,7 @@ class Send(Action):
         name = self.event if self.eventexpr is None else s.evaluate(self.eventexpr)
         target = self.target if self.targetexpr is None else s.evaluate(self.targetexpr)
         typ = self.type if self.typeexpr is None else s.evaluate(self.typeexpr)
-        if self.delayexpr is not None:
-            delay = parse_delay(s.evaluate(self.delayexpr))
-        else:
-            delay = self.delay or 0.0
+        delay = self.delay or 0.0 if self.delayexpr is None else parse_delay(s.evaluate(self.delayexpr))
         data = build_data(s, self.namelist, self.params, self.content)
         if name is not None and not isinstance(name, str):
             name = str(name)

@@ -26,7 +26,7 @@ SCXML_INVOKE_TYPE = "http://www.w3.org/TR/scxml/"
 class Invocation:
     """One running invocation, owned by the invoking session."""
 
-    __slots__ = ("invokeid", "state", "definition", "invoker", "handle", "finished")
+    __slots__ = ("definition", "finished", "handle", "invokeid", "invoker", "state")
 
     def __init__(self, invokeid: str, state: StateNode, definition: InvokeDef, invoker: Any):
         self.invokeid = invokeid

@@ -26,8 +26,18 @@ class Transition:
     """A ``<transition>`` (or an initial transition) with its compiled parts."""
 
     __slots__ = (
-        "source", "events", "cond", "targets", "internal", "actions", "order",
-        "line", "column", "static_domain", "history_free", "entry",
+        "actions",
+        "column",
+        "cond",
+        "entry",
+        "events",
+        "history_free",
+        "internal",
+        "line",
+        "order",
+        "source",
+        "static_domain",
+        "targets",
     )
 
     def __init__(
@@ -66,13 +76,32 @@ class StateNode:
     """A state, parallel, final, history or the ``<scxml>`` root."""
 
     __slots__ = (
-        "id", "kind", "parent", "children", "history", "order", "depth", "ancestors",
-        "ancestor_set", "initial", "transitions", "onentry", "onexit", "invokes", "data",
-        "donedata", "history_deep", "line", "column", "is_atomic", "is_compound",
-        "_event_cache", "_eventless",
+        "_event_cache",
+        "_eventless",
+        "ancestor_set",
+        "ancestors",
+        "children",
+        "column",
+        "data",
+        "depth",
+        "donedata",
+        "history",
+        "history_deep",
+        "id",
+        "initial",
+        "invokes",
+        "is_atomic",
+        "is_compound",
+        "kind",
+        "line",
+        "onentry",
+        "onexit",
+        "order",
+        "parent",
+        "transitions",
     )
 
-    def __init__(self, id: str, kind: str, parent: StateNode | None, line: int, column: int):  # noqa: A002
+    def __init__(self, id: str, kind: str, parent: StateNode | None, line: int, column: int):
         self.id = id
         self.kind = kind
         self.parent = parent

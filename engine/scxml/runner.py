@@ -59,13 +59,13 @@ async def run_to_completion(
         if session.is_running:
             try:
                 await asyncio.wait_for(asyncio.shield(ended), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 timed_out = True
         return Outcome(
             status=session.status,
             final_state=session.final_state,
             configuration=session.active_state_ids(),
-            error=session.error or ("timed out after %.1f s" % timeout if timed_out else None),
+            error=session.error or (f"timed out after {timeout:.1f} s" if timed_out else None),
             timed_out=timed_out,
             data=session.dm.user_data(session.store),
         )

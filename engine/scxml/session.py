@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from .errors import CommunicationError, ExecutionError, SessionLimitError
 from .events import AttrDict, Event
@@ -36,11 +37,34 @@ class Session:
     """A session of one document; create it through ``SessionHost``."""
 
     __slots__ = (
-        "host", "doc", "dm", "store", "id", "configuration", "status", "error",
-        "parent", "invokeid", "depth", "done_data", "final_ids", "cancel_requested",
-        "_internal", "_external", "_history", "_to_invoke", "_pending", "_invocations",
-        "_busy", "_scheduled", "_sendseq", "_late_done", "_atomic", "_microsteps",
-        "_initial_data", "__weakref__",
+        "__weakref__",
+        "_atomic",
+        "_busy",
+        "_external",
+        "_history",
+        "_initial_data",
+        "_internal",
+        "_invocations",
+        "_late_done",
+        "_microsteps",
+        "_pending",
+        "_scheduled",
+        "_sendseq",
+        "_to_invoke",
+        "cancel_requested",
+        "configuration",
+        "depth",
+        "dm",
+        "doc",
+        "done_data",
+        "error",
+        "final_ids",
+        "host",
+        "id",
+        "invokeid",
+        "parent",
+        "status",
+        "store",
     )
 
     def __init__(
@@ -72,7 +96,8 @@ class Session:
         self.done_data: Any = None
         self.final_ids: list[str] = []
         self.cancel_requested = False
-        self._internal: deque[Event] = deque()
+        # A list, not a deque: internal queues stay tiny and an idle session stays small.
+        self._internal: list[Event] = []
         self._external: deque[Event] | None = None
         self._history: dict[str, list[StateNode]] | None = None
         self._to_invoke: set[StateNode] | None = None
@@ -238,7 +263,7 @@ class Session:
             if not enabled:
                 if not internal:
                     return
-                event = internal.popleft()
+                event = internal.pop(0)
                 self.store["_event"] = event
                 enabled = self._select(event.name)
                 if not enabled:
@@ -449,7 +474,7 @@ class Session:
             enabled[0].entry = result  # depends on the document only, so sessions share it
         return result
 
-    def _add_descendants(self, state, to_enter, default_entry, history_content, used_history) -> None:  # noqa: ANN001
+    def _add_descendants(self, state, to_enter, default_entry, history_content, used_history) -> None:
         if state.kind == HISTORY:
             used_history[0] = True
             stored = self._history.get(state.id) if self._history else None
@@ -480,7 +505,7 @@ class Session:
                 if not any(child in s.ancestor_set for s in to_enter):
                     self._add_descendants(child, to_enter, default_entry, history_content, used_history)
 
-    def _add_ancestors(self, state, ancestor, to_enter, default_entry, history_content, used_history) -> None:  # noqa: ANN001
+    def _add_ancestors(self, state, ancestor, to_enter, default_entry, history_content, used_history) -> None:
         for anc in state.ancestors:
             if anc is ancestor:
                 return
@@ -517,13 +542,14 @@ class Session:
     def evaluate(self, expr: Any) -> Any:
         return self.dm.evaluate(self.store, expr)
 
-    def log_message(self, label: str | None, value: Any) -> None:
-        if label and value is not None:
-            text = f"{label}: {value}"
+    def log_message(self, label: str | None, value: Any, has_value: bool = True) -> None:
+        if label and has_value:
+            label = label.rstrip()
+            text = f"{label}{' ' if label.endswith(':') else ': '}{value!s}"
         elif label:
             text = label
         else:
-            text = "" if value is None else str(value)
+            text = str(value) if has_value else ""
         flow_log.info(text, extra={"scxml_session": self.id, "scxml_label": label})
 
     def _donedata(self, donedata: DoneData | None) -> Any:

@@ -6,7 +6,8 @@ import copy
 import json
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lxml import etree

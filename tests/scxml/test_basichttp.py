@@ -1,0 +1,81 @@
+"""The Basic HTTP Event I/O Processor against real loopback peers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import ClientSession, web
+
+from engine.scxml import SessionHost
+from tests.scxml.documents import scxml
+
+
+async def test_send_posts_a_form_to_a_real_receiver() -> None:
+    received: list[tuple[str, dict]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        received.append((request.content_type, dict(await request.post())))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        doc = scxml(
+            '<datamodel><data id="who" expr="\'ann\'"/></datamodel>'
+            f'<state id="s"><onentry><send event="hello" namelist="who" target="http://127.0.0.1:{port}/hook" '
+            'type="http://www.w3.org/TR/scxml/#BasicHTTPEventProcessor"/></onentry></state>'
+        )
+        host = SessionHost()
+        await host.start()
+        host.start_session(doc)
+        for _ in range(50):
+            if received:
+                break
+            await asyncio.sleep(0.02)
+        assert received == [("application/x-www-form-urlencoded", {"_scxmleventname": "hello", "who": "ann"})]
+        await host.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_unreachable_target_raises_error_communication() -> None:
+    doc = scxml(
+        '<state id="s"><onentry><send event="x" target="http://127.0.0.1:9/nothing" type="basichttp"/>'
+        '</onentry><transition event="error.communication" target="ok"/></state><final id="ok"/>'
+    )
+    host = SessionHost()
+    await host.start()
+    session = host.start_session(doc)
+    for _ in range(100):
+        if not session.is_running:
+            break
+        await asyncio.sleep(0.02)
+    assert session.final_state == "ok"
+    await host.close()
+
+
+async def test_external_post_becomes_an_event_and_unknown_session_is_404() -> None:
+    doc = scxml('<datamodel><data id="got"/></datamodel><state id="s">'
+                '<transition event="order.placed" target="done"><assign location="got" expr="_event.data"/>'
+                '</transition></state><final id="done"/>')
+    host = SessionHost()
+    await host.start()
+    session = host.start_session(doc)
+    location = session.datamodel["_ioprocessors"]["basichttp"]["location"]
+    async with ClientSession() as client:
+        async with client.post(location, data={"_scxmleventname": "order.placed", "qty": "3", "sku": "A1"}) as r:
+            assert r.status == 200
+        async with client.post(location.rsplit("/", 1)[0] + "/nobody", data={}) as r:
+            assert r.status == 404
+    for _ in range(20):
+        if not session.is_running:
+            break
+        await asyncio.sleep(0.01)
+    assert session.final_state == "done"
+    assert session.datamodel["got"] == {"qty": 3, "sku": "A1"}
+    await host.close()
