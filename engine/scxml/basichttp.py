@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 BASIC_HTTP = "http://www.w3.org/TR/scxml/#BasicHTTPEventProcessor"
+EFFECT_KIND = "basichttp"
 EVENT_PARAM = "_scxmleventname"
 log = logging.getLogger("engine.scxml.basichttp")
 
@@ -51,6 +52,7 @@ class BasicHttpProcessor:
     """One per host; listens on loopback by default."""
 
     type = BASIC_HTTP
+    effect_kind = EFFECT_KIND
 
     def __init__(self, host: SessionHost, timeout: float = 10.0):
         self.host = host
@@ -147,9 +149,15 @@ class BasicHttpProcessor:
 
     def send(self, session: Session, req: SendRequest) -> None:
         url, body, headers = self._encode(session, req)
-        task = asyncio.get_running_loop().create_task(self._post(session, req, url, body, headers))
+        payload = {"url": url, "body": body.decode("utf-8"), "headers": headers, "sendid": req.sendid}
+        self.host.emit(session, EFFECT_KIND, payload)
+
+    def perform(self, session_id: str, payload: dict[str, Any]) -> asyncio.Task:
+        """Carry out one send (the host calls this, after persisting it when it persists)."""
+        task = asyncio.get_running_loop().create_task(self._post(session_id, payload))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _encode(self, session: Session, req: SendRequest) -> tuple[str, bytes, dict[str, str]]:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -177,15 +185,17 @@ class BasicHttpProcessor:
             return url, etree.tostring(data), headers
         return url, quote_plus(str(data)).encode(), headers
 
-    async def _post(self, session: Session, req: SendRequest, url: str, body: bytes,
-                    headers: dict[str, str]) -> None:
+    async def _post(self, session_id: str, payload: dict[str, Any]) -> None:
         if self._client is None:
             self._client = ClientSession(timeout=ClientTimeout(total=self.timeout))
+        url = payload["url"]
         try:
-            async with self._client.post(url, data=body, headers=headers) as resp:
+            async with self._client.post(url, data=payload["body"].encode(), headers=payload["headers"]) as resp:
                 await resp.read()
                 if resp.status >= 300:
                     raise CommunicationError(f"{url} answered HTTP {resp.status}")
         except (TimeoutError, ClientError, CommunicationError, OSError) as e:
-            log.info("basic http send %s to %s failed: %s", req.sendid, url, e)
-            session.post_error("error.communication", f"send to {url} failed: {e}", req.sendid)
+            log.info("basic http send %s to %s failed: %s", payload["sendid"], url, e)
+            session = self.host.sessions.get(session_id)
+            if session is not None:
+                session.post_error("error.communication", f"send to {url} failed: {e}", payload["sendid"])

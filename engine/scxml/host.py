@@ -16,6 +16,7 @@ from typing import Any
 from .clock import Clock
 from .compiler import compile_document, load_document
 from .errors import ExecutionError
+from .events import Event
 from .model import Document
 from .registry import DEFAULT_REGISTRY, Registry
 from .session import Session
@@ -86,6 +87,7 @@ class SessionHost:
         self._invokers: dict[str, Any] = {}
         self._child_docs: dict[tuple[str, float], Document] = {}
         self.on_session_end: list[Callable[[Session], None]] = []
+        self.effect_handlers: dict[str, Callable[[str, dict[str, Any]], Any]] = {}
 
     # -- sessions ------------------------------------------------------------------------
     def create_session(
@@ -109,6 +111,27 @@ class SessionHost:
         """Create a top-level session and run its first macrostep."""
         return self.create_session(doc, data=data, session_id=session_id).start()
 
+    # -- seams a persisting host overrides ---------------------------------------------------
+    def route_event(self, sender: Session | None, target: Session, event: Event) -> None:
+        """An event leaving ``sender`` for another session of this host."""
+        target.deliver(event)
+
+    def emit(self, session: Session, kind: str, payload: dict[str, Any]) -> None:
+        """An effect leaving the engine (an HTTP send, a notification); ``kind`` names its handler."""
+        self.perform_effect(session.id, kind, payload)
+
+    def perform_effect(self, session_id: str, kind: str, payload: dict[str, Any]) -> Any:
+        """Carry out an effect; may return an awaitable that completes when it is done."""
+        self.active_processors()  # processors register their effect handlers when built
+        handler = self.effect_handlers.get(kind)
+        if handler is None:
+            log.error("no handler for effect %r of session %s", kind, session_id)
+            return None
+        return handler(session_id, payload)
+
+    def session_changed(self, session: Session) -> None:
+        """Called after every burst of processing of a session (a macrostep, a fired timer)."""
+
     def session_ended(self, session: Session) -> None:
         if self.sessions.pop(session.id, None) is None:
             return
@@ -126,6 +149,9 @@ class SessionHost:
         processor = self._processors.get(canonical)
         if processor is None:
             processor = self._processors[canonical] = self.registry.processors[canonical](self)
+            kind = getattr(processor, "effect_kind", None)
+            if kind:
+                self.effect_handlers[kind] = processor.perform
         return processor
 
     def active_processors(self) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class ScxmlInvoker:
     def forward(self, invocation: Invocation, event: Event) -> None:
         child = invocation.handle
         if child is not None:
-            child.deliver(event)
+            self.host.route_event(None, child, event)
 
     def cancel(self, invocation: Invocation) -> None:
         child = invocation.handle

@@ -54,12 +54,12 @@ class ScxmlProcessor:
             if parent is None:
                 raise CommunicationError("#_parent: this session was not invoked")
             event.invokeid = session.invokeid
-            parent.deliver(event)
+            self.host.route_event(session, parent, event)
         elif target.startswith("#_scxml_"):
             other = self.host.sessions.get(target[8:])
             if other is None or not other.is_running:
                 raise CommunicationError(f"no running session {target[8:]!r}")
-            other.deliver(event)
+            self.host.route_event(session, other, event)
         else:
             invocation = session.invocation(target[2:])
             if invocation is None:

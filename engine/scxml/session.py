@@ -224,6 +224,8 @@ class Session:
         self._after_processing()
 
     def _after_processing(self) -> None:
+        """Tell the host this session changed (it may persist it) and whether it ended."""
+        self.host.session_changed(self)
         if self.status != RUNNING:
             self.host.session_ended(self)
 
@@ -658,6 +660,8 @@ class Session:
             self.post_error("error.communication", str(e), req.sendid)
         except ExecutionError as e:
             self.post_error("error.execution", str(e), req.sendid)
+        if not self._busy:
+            self.host.session_changed(self)  # the pending send is gone even if nothing else moved
 
     def cancel_send(self, sendid: str) -> None:
         pending = self._pending.pop(sendid, None) if self._pending else None
@@ -746,7 +750,7 @@ class Session:
         if final_state is not None and status == FINISHED:
             self.done_data = self._donedata(final_state.donedata)
         if self.parent is not None and status == FINISHED and not self.cancel_requested:
-            self.parent.deliver(Event(
+            self.host.route_event(self, self.parent, Event(
                 "done.invoke." + self.invokeid, self.done_data, invokeid=self.invokeid,  # type: ignore[operator]
                 origin="#_scxml_" + self.id, origintype=SCXML_PROCESSOR,
             ))
