@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from .scxml import DocumentError, load_document
 from .scxml.runner import run_to_completion
@@ -49,6 +50,50 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _settings(args: argparse.Namespace):
+    from .settings import Settings
+
+    return Settings.load(
+        config_dir=Path(args.config) if getattr(args, "config", None) else None,
+        data_dir=getattr(args, "data", None), host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .keys import key_file
+    from .logs import setup_logging
+
+    try:
+        settings = _settings(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    setup_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
+    app = create_app(settings)
+    if app["keys_generated"]:
+        print(f"API keys were generated and stored in {key_file(settings)} (mode 0600).\n"
+              f"Show them with: python run_engine.py keys --data {settings.data_dir}", flush=True)
+    print(f"callback engine on {settings.base_url} (data: {settings.data_dir}, flows: {settings.flows_dir})",
+          flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
+                shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from .keys import load_keys
+
+    settings = _settings(args)
+    keys, _ = load_keys(settings)
+    for key, role in keys.items():
+        print(f"{role}: {key}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_engine.py", description="Callback engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -60,17 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check SCXML documents and report every problem")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=_cmd_validate)
+    for name, func, text in (("serve", _cmd_serve, "start the engine (the default command)"),
+                             ("keys", _cmd_keys, "show the API keys")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", help="settings folder (default: config/)")
+        p.add_argument("--data", help="data folder (default: data/)")
+        if name == "serve":
+            p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+            p.add_argument("--port", type=int, help="port (default 8080)")
+        p.set_defaults(func=func)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    if args.command is None:
-        parser.print_help()
-        return 2
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["serve"])
+    if args.command not in ("serve",):
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
     return args.func(args)

@@ -192,6 +192,7 @@ class Compiler:
             has_history=has_history,
             uses_late_data=binding == "late" and self._has_late_data,
             text=text,
+            content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         )
         return doc
 

@@ -48,6 +48,7 @@ class Session:
         "_late_done",
         "_microsteps",
         "_pending",
+        "_restore",
         "_scheduled",
         "_sendseq",
         "_to_invoke",
@@ -110,6 +111,7 @@ class Session:
         self._atomic: list[StateNode] | None = None
         self._microsteps = 0
         self._initial_data = data
+        self._restore: dict[str, Any] | None = None  # snapshot parts waiting for resume()
 
     # ------------------------------------------------------------------ public API
     @property

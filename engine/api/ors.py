@@ -1,0 +1,142 @@
+"""The ORS-style session API (SPEC 3): start, event, terminate, query, list.
+
+Every answer that reports a change is sent only once the change is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from ..flows import FlowError
+from ..jsonable import jsonable
+from ..scxml.snapshot import decode_value
+from ..sessions.manager import BadStartData, SessionManager
+from .body import query_int, read_params
+from .errors import ApiError
+
+EVENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
+routes = web.RouteTableDef()
+
+
+def manager(request: web.Request) -> SessionManager:
+    return request.app["manager"]
+
+
+@routes.post("/scxml/session/start")
+async def start(request: web.Request) -> web.Response:
+    params = await read_params(request, allow_empty=False)
+    src = params.pop("src", None)
+    if not isinstance(src, str) or not src:
+        raise ApiError(400, "the 'src' parameter (the flow name) is required")
+    persistent = request.query.get("persistent", "true").lower() not in ("false", "0", "no")
+    mgr = manager(request)
+    try:
+        session = mgr.start_flow(src, params, persistent=persistent)
+    except FlowError as e:
+        raise ApiError(404, str(e)) from None
+    except BadStartData as e:
+        raise ApiError(400, str(e)) from None
+    await mgr.commit()
+    info = mgr.info.get(session.id)
+    return web.json_response({
+        "sessionid": session.id, "flow": src,
+        "version": info.version if info else mgr.flows.get(src).version,
+        "status": session.status,
+    })
+
+
+async def _live_session(request: web.Request) -> Any:
+    mgr = manager(request)
+    sid = request.match_info["sid"]
+    session = mgr.sessions.get(sid)
+    if session is not None and session.is_running:
+        return session
+    ended = mgr.describe(sid)
+    if ended is None and mgr.store is not None:
+        row = await mgr.store.get_session(sid)
+        ended = row and {"status": row["status"]}
+    if ended is None:
+        raise ApiError(404, f"no session {sid!r}")
+    raise ApiError(409, f"session {sid!r} has ended ({ended['status']})", status=ended["status"])
+
+
+@routes.post("/scxml/session/{sid}/event/{name}")
+async def event(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if not EVENT_NAME.match(name):
+        raise ApiError(400, f"{name!r} is not a valid event name")
+    session = await _live_session(request)
+    params = await read_params(request)
+    session.send(name, params or None, type="external")
+    await manager(request).commit()
+    return web.json_response({"sessionid": session.id, "status": session.status,
+                              "active_states": session.active_state_ids()})
+
+
+@routes.post("/scxml/session/{sid}/terminate")
+async def terminate(request: web.Request) -> web.Response:
+    session = await _live_session(request)
+    session.cancel()
+    await manager(request).commit()
+    return web.json_response({"sessionid": session.id, "status": session.status})
+
+
+@routes.get("/scxml/session/{sid}/query")
+async def query(request: web.Request) -> web.Response:
+    mgr = manager(request)
+    sid = request.match_info["sid"]
+    found = mgr.describe(sid)
+    if found is None and mgr.store is not None:
+        row = await mgr.store.get_session(sid)
+        if row is not None:
+            found = _from_row(row)
+    if found is None:
+        raise ApiError(404, f"no session {sid!r}")
+    return web.json_response(found)
+
+
+def _from_row(row: dict[str, Any]) -> dict[str, Any]:
+    snap = json.loads(row["snapshot"])
+    data = {k: decode_value(v) for k, v in snap["data"].items()}
+    return {
+        "sessionid": row["id"], "flow": row["flow"], "version": row["flow_version"],
+        "status": row["status"], "active_states": snap.get("final_ids") or snap["configuration"],
+        "final_state": None, "datamodel": jsonable(data), "error": snap.get("error"),
+        "parent": row["parent_id"], "persistent": True, "created_at": row["created_at"],
+    }
+
+
+@routes.get("/scxml/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    mgr = manager(request)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    flow = request.query.get("flow")
+    status = request.query.get("status")
+    if status is not None and status not in ("running", "finished", "cancelled", "failed"):
+        raise ApiError(400, "status must be running, finished, cancelled or failed")
+    if mgr.store is not None:
+        rows = await mgr.store.list_sessions(flow=flow, status=status, parent=request.query.get("parent"),
+                                             limit=limit, offset=offset)
+        items = [{"sessionid": r["id"], "flow": r["flow"], "version": r["flow_version"],
+                  "status": r["status"], "parent": r["parent_id"], "created_at": r["created_at"],
+                  "updated_at": r["updated_at"]} for r in rows]
+        # Non-persistent live sessions are not in the store; show them too.
+        for sid, info in mgr.info.items():
+            if not info.persistent and sid in mgr.sessions and (flow is None or info.flow == flow) \
+                    and status in (None, "running"):
+                items.append({"sessionid": sid, "flow": info.flow, "version": info.version,
+                              "status": "running", "parent": info.parent_id, "created_at": info.created_at,
+                              "updated_at": None})
+    else:
+        items = []
+        for sid in list(mgr.sessions) + list(mgr.ended):
+            d = mgr.describe(sid)
+            if d and (flow is None or d["flow"] == flow) and (status is None or d["status"] == status):
+                items.append({k: d[k] for k in ("sessionid", "flow", "version", "status", "parent", "created_at")})
+        items = items[offset: offset + limit]
+    return web.json_response({"sessions": items, "limit": limit, "offset": offset})

@@ -1,0 +1,333 @@
+"""The session manager: many sessions of many flows, persisted so that none is ever lost.
+
+Durability model. After every macrostep a session is marked dirty. A single writer task turns
+everything dirty into one batch and commits it in one transaction: the snapshots, the events
+that left sessions for other sessions (``inbox`` rows) and the effects that leave the engine
+(``outbox`` rows). Nothing that left a session is released before the commit that holds the
+sender's new state, so a crash can never keep one without the other:
+
+* an event for another session is delivered only after that commit, and its inbox row is
+  deleted in the commit of the receiver's snapshot that holds (or has processed) it; after a
+  crash, undeleted rows are delivered again, so every event is applied exactly once;
+* an effect is carried out after that commit and its outbox row deleted once done; after a
+  crash, undone effects are carried out again (at least once);
+* a delayed send lives in its session's snapshot with its absolute due time.
+
+While one batch is being written the next one accumulates, so the commit rate follows the
+load (group commit). Callers that must answer only once their work is durable (the HTTP API)
+await ``commit()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..flows import FlowRegistry, FlowVersion
+from ..jsonable import jsonable
+from ..scxml import Event, Limits, Registry, Session, SessionHost
+from ..scxml.clock import Clock
+from ..scxml.datamodel import SYSTEM_NAMES
+from ..scxml.snapshot import decode_event, encode_event, link_children, restore, resume, snapshot
+from ..storage import Batch, Store
+from ..storage.store import dumps
+
+log = logging.getLogger("engine.sessions")
+
+
+@dataclass
+class SessionInfo:
+    """What the manager knows of a session beyond the interpreter: its flow version."""
+
+    flow: str
+    version: int
+    hash: str
+    created_at: float
+    persistent: bool = True
+    parent_id: str | None = None
+
+
+class BadStartData(ValueError):
+    pass
+
+
+class SessionManager(SessionHost):
+    """A ``SessionHost`` that persists sessions and restores them on start."""
+
+    def __init__(self, flows: FlowRegistry, store: Store | None, *, registry: Registry | None = None,
+                 clock: Clock | None = None, limits: Limits | None = None):
+        super().__init__(registry=registry or flows.registry, clock=clock, limits=limits)
+        self.flows = flows
+        self.store = store
+        self.info: dict[str, SessionInfo] = {}
+        self.ended: dict[str, dict[str, Any]] = {}  # recently ended, for queries without the DB
+        self._dirty: dict[str, Session] = {}
+        self._held_events: list[tuple[int, Session, Event]] = []
+        self._held_effects: list[tuple[int, str, str, dict[str, Any]]] = []
+        self._new_inbox: list[dict[str, Any]] = []
+        self._new_outbox: list[dict[str, Any]] = []
+        self._new_flows: list[dict[str, Any]] = []
+        self._delivered: dict[str, list[int]] = {}
+        self._inbox_done: list[int] = []
+        self._outbox_done: list[int] = []
+        self._waiters: list[asyncio.Future] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._closing = False
+        self.commits = 0
+
+    @property
+    def persistent(self) -> bool:
+        return self.store is not None
+
+    # -- starting and stopping -------------------------------------------------------------
+    async def open(self) -> None:
+        """Restore every persisted session, then start the writer."""
+        if self.store is not None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+            await self._restore_all()
+
+    async def close(self) -> None:
+        """Flush what is dirty, stop the writer and every timer."""
+        self._closing = True
+        if self._writer is not None:
+            await self.commit()
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+        await super().close()
+
+    # -- sessions ----------------------------------------------------------------------------
+    def start_flow(self, name: str, data: dict[str, Any] | None = None, *,
+                   persistent: bool = True) -> Session:
+        """Start a session of a flow's current version; parameters become its data."""
+        fv = self.flows.get(name)
+        data = dict(data or {})
+        bad = [k for k in data if k in SYSTEM_NAMES or k.startswith("__")]
+        if bad:
+            raise BadStartData(f"parameter names reserved by the datamodel: {', '.join(sorted(bad))}")
+        declared = {d.id for d in fv.doc.root.data}
+        session = self._create(fv, data={k: v for k, v in data.items() if k in declared},
+                               persistent=persistent)
+        session.store.update({k: v for k, v in data.items() if k not in declared})
+        return session.start()
+
+    def _create(self, fv: FlowVersion, *, data: dict[str, Any] | None, persistent: bool,
+                parent: Session | None = None, invokeid: str | None = None) -> Session:
+        session = super().create_session(fv.doc, data=data, parent=parent, invokeid=invokeid)
+        self.info[session.id] = SessionInfo(fv.name, fv.version, fv.hash, time.time(), persistent,
+                                            parent.id if parent is not None else None)
+        return session
+
+    def create_session(self, doc, *, data=None, parent=None, invokeid=None, session_id=None):
+        """Sessions created by ``<invoke>``: children share their parent's persistence."""
+        fv = self.flows.by_hash.get(doc.content_hash)
+        if fv is None:
+            fv, new = self.flows.child_version(doc)
+            if new and self.store is not None:
+                self._new_flows.append(self.flows.row(fv))
+        persistent = self.info[parent.id].persistent if parent is not None and parent.id in self.info else True
+        return self._create(fv, data=data, persistent=persistent, parent=parent, invokeid=invokeid)
+
+    def describe(self, session_id: str) -> dict[str, Any] | None:
+        """Status of a live or recently ended session, from memory."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return self.ended.get(session_id)
+        return self._describe(session)
+
+    def _describe(self, session: Session) -> dict[str, Any]:
+        info = self.info.get(session.id)
+        return {
+            "sessionid": session.id,
+            "flow": info.flow if info else session.doc.name,
+            "version": info.version if info else None,
+            "status": session.status,
+            "active_states": session.active_state_ids(),
+            "final_state": session.final_state,
+            "datamodel": jsonable(session.dm.user_data(session.store)),
+            "error": session.error,
+            "parent": info.parent_id if info else None,
+            "persistent": info.persistent if info else False,
+            "created_at": info.created_at if info else None,
+        }
+
+    # -- the seams of SessionHost --------------------------------------------------------------
+    def _durable(self, session: Session) -> bool:
+        info = self.info.get(session.id)
+        return self.store is not None and info is not None and info.persistent
+
+    def route_event(self, sender: Session | None, target: Session, event: Event) -> None:
+        if not self._durable(target):
+            target.deliver(event)
+            return
+        row_id = self.store.new_id()  # type: ignore[union-attr]
+        self._new_inbox.append({"id": row_id, "session_id": target.id,
+                                "event": dumps(encode_event(event)), "created_at": time.time()})
+        self._held_events.append((row_id, target, event))
+        self._wake.set()
+
+    def emit(self, session: Session, kind: str, payload: dict[str, Any]) -> None:
+        if not self._durable(session):
+            self.perform_effect(session.id, kind, payload)
+            return
+        row_id = self.store.new_id()  # type: ignore[union-attr]
+        self._new_outbox.append({"id": row_id, "session_id": session.id, "kind": kind,
+                                 "payload": dumps(payload), "created_at": time.time()})
+        self._held_effects.append((row_id, session.id, kind, payload))
+        self._wake.set()
+
+    def session_changed(self, session: Session) -> None:
+        if self._durable(session):
+            self._dirty[session.id] = session
+            self._wake.set()
+
+    def session_ended(self, session: Session) -> None:
+        if session.id in self.sessions:
+            self.ended[session.id] = self._describe(session)
+            if len(self.ended) > 10_000:
+                self.ended.pop(next(iter(self.ended)))
+        super().session_ended(session)
+        if not self._durable(session):
+            self.info.pop(session.id, None)
+
+    # -- committing ----------------------------------------------------------------------------
+    async def commit(self) -> None:
+        """Return once everything that happened before the call is durable."""
+        if self._writer is None:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        self._wake.set()
+        await future
+
+    def _build(self) -> tuple[Batch, list, list, list]:
+        now = time.time()
+        batch = Batch(inbox=self._new_inbox, outbox=self._new_outbox, flows=self._new_flows,
+                      inbox_done=self._inbox_done, outbox_done=self._outbox_done)
+        for sid, session in self._dirty.items():
+            info = self.info.get(sid)
+            if info is None:
+                continue
+            batch.sessions.append({
+                "id": sid, "flow": info.flow, "flow_hash": info.hash, "flow_version": info.version,
+                "status": session.status, "parent_id": info.parent_id, "created_at": info.created_at,
+                "updated_at": now, "snapshot": dumps(snapshot(session)),
+            })
+            batch.inbox_done.extend(self._delivered.pop(sid, ()))
+            if session.status != "running":
+                self.info.pop(sid, None)
+        events, effects, waiters = self._held_events, self._held_effects, self._waiters
+        self._dirty = {}
+        self._new_inbox, self._new_outbox, self._new_flows = [], [], []
+        self._inbox_done, self._outbox_done = [], []
+        self._held_events, self._held_effects, self._waiters = [], [], []
+        return batch, events, effects, waiters
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, events, effects, waiters = self._build()
+            if batch:
+                await self._write(batch)
+                self.commits += 1
+            self._release(events, effects)
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _write(self, batch: Batch) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self.store.write_batch(batch)  # type: ignore[union-attr]
+                return
+            except Exception:
+                # Keep everything in memory and try again: nothing is released before it is stored.
+                log.exception("storage write failed; retrying in %.2f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _release(self, events: list, effects: list) -> None:
+        for row_id, target, event in events:
+            if target.is_running and target.id in self.sessions:
+                target.deliver(event)
+                self._delivered.setdefault(target.id, []).append(row_id)
+            else:
+                self._inbox_done.append(row_id)
+        for row_id, session_id, kind, payload in effects:
+            self._perform_tracked(row_id, session_id, kind, payload)
+        if self._inbox_done or self._outbox_done:
+            self._wake.set()
+
+    def _perform_tracked(self, row_id: int, session_id: str, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            result = self.perform_effect(session_id, kind, payload)
+        except Exception:
+            log.exception("effect %s of session %s failed", kind, session_id)
+            result = None
+        if isinstance(result, asyncio.Future | asyncio.Task):
+            result.add_done_callback(lambda _f: self._effect_done(row_id))
+        else:
+            self._effect_done(row_id)
+
+    def _effect_done(self, row_id: int) -> None:
+        self._outbox_done.append(row_id)
+        self._wake.set()
+
+    # -- restoring -------------------------------------------------------------------------------
+    async def _restore_all(self) -> None:
+        assert self.store is not None
+        rows = await self.store.load_running()
+        by_id = {r["id"]: r for r in rows}
+
+        def depth(row: dict[str, Any]) -> int:
+            d, seen = 0, set()
+            while row.get("parent_id") in by_id and row["id"] not in seen:
+                seen.add(row["id"])
+                row = by_id[row["parent_id"]]
+                d += 1
+            return d
+
+        restored: list[Session] = []
+        for row in sorted(rows, key=depth):
+            fv = self.flows.by_hash.get(row["flow_hash"])
+            if fv is None:
+                log.error("session %s: flow version %s is not stored; cannot restore", row["id"], row["flow_hash"])
+                continue
+            parent = self.sessions.get(row["parent_id"]) if row["parent_id"] else None
+            try:
+                session = restore(self, fv.doc, row["id"], json.loads(row["snapshot"]), parent=parent)
+            except Exception:
+                log.exception("session %s could not be restored", row["id"])
+                continue
+            self.sessions[session.id] = session
+            self.info[session.id] = SessionInfo(row["flow"], row["flow_version"], row["flow_hash"],
+                                                row["created_at"], True, row["parent_id"])
+            restored.append(session)
+        for session in restored:
+            link_children(session, self.sessions)
+        for row in await self.store.load_inbox():
+            target = self.sessions.get(row["session_id"])
+            if target is None or not target.is_running:
+                self._inbox_done.append(row["id"])
+                continue
+            target._queue_external(decode_event(json.loads(row["event"])))
+            self._delivered.setdefault(target.id, []).append(row["id"])
+            self._dirty[target.id] = target
+        for session in restored:
+            resume(session)
+        outbox = await self.store.load_outbox()
+        for row in outbox:
+            self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))
+        log.info("restored %d sessions, %d queued events, %d pending effects",
+                 len(restored), len(self._delivered), len(outbox))
+        self._wake.set()

@@ -1,0 +1,99 @@
+"""Engine settings: embedded defaults < ``config/engine.toml`` < environment < command line.
+
+Secrets (API keys, later credentials) come only from the environment or files, never from the
+command line or the settings file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "CALLBACK_ENGINE_"
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    config_dir: Path = REPO / "config"
+    data_dir: Path = REPO / "data"
+    flows_dir: Path = REPO / "scxml"
+    database_url: str = ""  # empty: SQLite in the data folder
+    persistence: bool = True
+    flow_watch_interval: float = 1.0
+    max_body_bytes: int = 256 * 1024
+    max_keys: int = 200
+    max_key_length: int = 200
+    max_value_length: int = 64 * 1024
+    max_microsteps: int = 10_000
+    max_invoke_depth: int = 16
+    log_level: str = "INFO"
+    log_format: str = "text"  # or "json"
+    shutdown_timeout: float = 10.0
+    admin_key: str | None = field(default=None, repr=False)
+    client_key: str | None = field(default=None, repr=False)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'engine.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def load(cls, config_dir: Path | None = None, env: dict[str, str] | None = None,
+             **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        settings = cls()
+        if config_dir is not None:
+            settings.config_dir = Path(config_dir)
+        path = settings.config_dir / "engine.toml"
+        if path.is_file():
+            with open(path, "rb") as f:
+                table = tomllib.load(f).get("engine", {})
+            for key in ("admin_key", "client_key"):
+                if key in table:
+                    raise ValueError(f"{path}: {key} is a secret; set {ENV_PREFIX}{key.upper()} instead")
+            settings._apply(table, str(path))
+        settings._apply({f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls)
+                         if ENV_PREFIX + f.name.upper() in env}, "environment")
+        for key in ("admin_key", "client_key"):
+            file_var = f"{ENV_PREFIX}{key.upper()}_FILE"
+            if file_var in env:
+                setattr(settings, key, Path(env[file_var]).read_text().strip())
+        settings._apply({k: v for k, v in overrides.items() if v is not None}, "command line")
+        return settings
+
+    def _apply(self, values: dict[str, Any], where: str) -> None:
+        types = {f.name: f.type for f in fields(self)}
+        for key, raw in values.items():
+            if key not in types:
+                raise ValueError(f"{where}: unknown setting {key!r}")
+            setattr(self, key, _convert(key, raw, str(types[key]), where))
+
+
+def _convert(key: str, raw: Any, typ: str, where: str) -> Any:
+    try:
+        if typ == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if typ == "int":
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+        if typ == "Path":
+            return Path(raw)
+        return str(raw)
+    except ValueError:
+        raise ValueError(f"{where}: setting {key!r} must be a {typ}, not {raw!r}") from None

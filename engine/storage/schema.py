@@ -1,0 +1,61 @@
+"""Tables. Changing them means adding a migration in ``migrations.py``, never editing one."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
+
+# Every document version any session ran or runs: flows, and documents invoked by them.
+flow_versions = Table(
+    "flow_versions", metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # "flow" or "child"
+    Column("text", Text, nullable=False),
+    Column("base_dir", Text),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_flow_versions_name", flow_versions.c.name, flow_versions.c.version)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("flow", String(200), nullable=False),
+    Column("flow_hash", String(64), nullable=False),
+    Column("flow_version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("parent_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("snapshot", Text, nullable=False),
+)
+Index("ix_sessions_status", sessions.c.status, sessions.c.flow)
+
+# Events on their way to a session: written with the sender's snapshot, deleted with the
+# snapshot of the receiver that holds (or has processed) them.
+inbox = Table(
+    "inbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("session_id", String(64), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Effects leaving the engine (HTTP sends, notifications): written with the snapshot of the
+# session that caused them, deleted once carried out.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("session_id", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

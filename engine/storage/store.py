@@ -1,0 +1,173 @@
+"""The store: one transaction per batch of session snapshots and the effects that left them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from . import schema
+from .migrations import migrate
+
+log = logging.getLogger("engine.storage")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+
+
+@dataclass
+class Batch:
+    """What one commit writes; built between macrosteps so it is a consistent cut."""
+
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    inbox_done: list[int] = field(default_factory=list)
+    outbox_done: list[int] = field(default_factory=list)
+    flows: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sessions or self.inbox or self.outbox or self.inbox_done
+                    or self.outbox_done or self.flows)
+
+
+class Store:
+    """Async access to the database; every method is one transaction."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._next_id = 1
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect, tune SQLite (WAL), apply migrations and seed the id counter."""
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_async_engine(url)
+        if engine.dialect.name == "sqlite":
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                # Committed transactions survive a process crash (kill -9) with NORMAL in WAL mode.
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=5000")
+                cur.close()
+
+        store = cls(engine)
+        async with engine.begin() as conn:
+            applied = await conn.run_sync(migrate)
+            top = 0
+            for table in (schema.inbox, schema.outbox):
+                top = max(top, (await conn.execute(select(func.max(table.c.id)))).scalar() or 0)
+        store._next_id = top + 1
+        if applied:
+            log.info("schema migrated to version %d", applied[-1])
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def new_id(self) -> int:
+        value = self._next_id
+        self._next_id += 1
+        return value
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    async def write_batch(self, batch: Batch) -> None:
+        """Write snapshots, new inbox/outbox rows and deletions atomically."""
+        async with self.engine.begin() as conn:
+            if batch.flows:
+                stmt = self._insert(schema.flow_versions).on_conflict_do_nothing(index_elements=["hash"])
+                await conn.execute(stmt, batch.flows)
+            if batch.sessions:
+                ins = self._insert(schema.sessions)
+                stmt = ins.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={"status": ins.excluded.status, "updated_at": ins.excluded.updated_at,
+                          "snapshot": ins.excluded.snapshot},
+                )
+                await conn.execute(stmt, batch.sessions)
+            if batch.inbox:
+                await conn.execute(schema.inbox.insert(), batch.inbox)
+            if batch.outbox:
+                await conn.execute(schema.outbox.insert(), batch.outbox)
+            if batch.inbox_done:
+                await conn.execute(delete(schema.inbox).where(schema.inbox.c.id.in_(batch.inbox_done)))
+            if batch.outbox_done:
+                await conn.execute(delete(schema.outbox).where(schema.outbox.c.id.in_(batch.outbox_done)))
+
+    # -- flows -------------------------------------------------------------------------
+    async def load_flow_versions(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(schema.flow_versions).order_by(
+                schema.flow_versions.c.name, schema.flow_versions.c.version))
+            return [dict(r._mapping) for r in rows]
+
+    async def save_flow_version(self, row: dict[str, Any]) -> None:
+        await self.write_batch(Batch(flows=[row]))
+
+    # -- sessions ----------------------------------------------------------------------
+    async def load_running(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(schema.sessions).where(schema.sessions.c.status == "running"))
+            return [dict(r._mapping) for r in rows]
+
+    async def load_inbox(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(schema.inbox).order_by(schema.inbox.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    async def load_outbox(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(schema.outbox).order_by(schema.outbox.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(schema.sessions).where(schema.sessions.c.id == session_id))).first()
+            return dict(row._mapping) if row is not None else None
+
+    async def list_sessions(self, *, flow: str | None = None, status: str | None = None,
+                            parent: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        t = schema.sessions
+        query = select(t.c.id, t.c.flow, t.c.flow_version, t.c.status, t.c.parent_id,
+                       t.c.created_at, t.c.updated_at)
+        if flow is not None:
+            query = query.where(t.c.flow == flow)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if parent is not None:
+            query = query.where(t.c.parent_id == parent)
+        query = query.order_by(t.c.created_at, t.c.id).limit(limit).offset(offset)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def count_sessions(self, status: str | None = None) -> int:
+        t = schema.sessions
+        query = select(func.count()).select_from(t)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
+
+
+def now() -> float:
+    return time.time()
