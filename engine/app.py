@@ -13,6 +13,7 @@ import time
 from aiohttp import web
 
 from .api import admin, ors
+from .api.appkeys import ENGINE, FLOWS, KEYS, KEYS_GENERATED, MANAGER, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
 from .flows import FlowRegistry
@@ -65,7 +66,7 @@ class Engine:
 
 
 async def health(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
+    engine: Engine = request.app[ENGINE]
     mgr = engine.manager
     return web.json_response({
         "status": "ok", "version": VERSION,
@@ -81,18 +82,18 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     engine = Engine(settings, registry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, require_key])
     keys, generated = load_keys(settings)
-    app["settings"] = settings
-    app["engine"] = engine
-    app["keys"] = keys
-    app["keys_generated"] = generated
+    app[SETTINGS] = settings
+    app[ENGINE] = engine
+    app[KEYS] = keys
+    app[KEYS_GENERATED] = generated
     app.router.add_get("/health", health)
     app.router.add_routes(ors.routes)
     app.router.add_routes(admin.routes)
 
     async def on_startup(app: web.Application) -> None:
         await engine.open(app)
-        app["manager"] = engine.manager
-        app["flows"] = engine.flows
+        app[MANAGER] = engine.manager
+        app[FLOWS] = engine.flows
         basic = engine.manager.processor_for("basichttp")  # type: ignore[union-attr]
         app.router.add_post("/basichttp/{sid}", basic.handle)
 

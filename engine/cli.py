@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .api.appkeys import KEYS_GENERATED
 from .scxml import DocumentError, load_document
 from .scxml.runner import run_to_completion
 
@@ -74,7 +75,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     setup_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
     app = create_app(settings)
-    if app["keys_generated"]:
+    if app[KEYS_GENERATED]:
         print(f"API keys were generated and stored in {key_file(settings)} (mode 0600).\n"
               f"Show them with: python run_engine.py keys --data {settings.data_dir}", flush=True)
     print(f"callback engine on {settings.base_url} (data: {settings.data_dir}, flows: {settings.flows_dir})",

@@ -6,13 +6,14 @@ from aiohttp import web
 
 from ..flows import FlowError, FlowRegistry
 from ..scxml import DocumentError
+from .appkeys import FLOWS
 from .errors import ApiError
 
 routes = web.RouteTableDef()
 
 
 def flows(request: web.Request) -> FlowRegistry:
-    return request.app["flows"]
+    return request.app[FLOWS]
 
 
 @routes.get("/admin/flows")

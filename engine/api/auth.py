@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..keys import ADMIN
+from .appkeys import KEYS, ROLE
 from .errors import Handler, error_response
 
 OPEN_PREFIXES = ("/health", "/basichttp/")
@@ -23,10 +24,10 @@ async def require_key(request: web.Request, handler: Handler) -> web.StreamRespo
     if request.path.startswith(OPEN_PREFIXES):
         return await handler(request)
     key = presented_key(request)
-    role = request.app["keys"].get(key) if key else None
+    role = request.app[KEYS].get(key) if key else None
     if role is None:
         return error_response(401, "an API key is required: Authorization: Bearer <key> or x-api-key")
     if request.path.startswith("/admin") and role != ADMIN:
         return error_response(403, "this endpoint needs the administrator key")
-    request["role"] = role
+    request[ROLE] = role
     return await handler(request)

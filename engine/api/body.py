@@ -7,12 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .appkeys import SETTINGS
 from .errors import ApiError
 
 
 async def read_params(request: web.Request, *, allow_empty: bool = True) -> dict[str, Any]:
     """Query-free parameters of a POST/PUT body (JSON object or form-encoded)."""
-    limits = request.app["settings"]
+    limits = request.app[SETTINGS]
     raw = await request.read()
     if not raw.strip():
         if not allow_empty:

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .appkeys import SETTINGS
+
 log = logging.getLogger("engine.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,8 +41,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as e:
         return web.json_response(e.body_json, status=e.status_code)
-    except web.HTTPRequestEntityTooLarge as e:
-        return error_response(413, f"request body larger than {e.max_size} bytes")  # type: ignore[attr-defined]
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return error_response(413, f"request body larger than {limit} bytes")
     except web.HTTPException as e:
         if e.status_code < 400:
             raise

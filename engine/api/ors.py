@@ -15,6 +15,7 @@ from ..flows import FlowError
 from ..jsonable import jsonable
 from ..scxml.snapshot import decode_value
 from ..sessions.manager import BadStartData, SessionManager
+from .appkeys import MANAGER
 from .body import query_int, read_params
 from .errors import ApiError
 
@@ -23,7 +24,7 @@ routes = web.RouteTableDef()
 
 
 def manager(request: web.Request) -> SessionManager:
-    return request.app["manager"]
+    return request.app[MANAGER]
 
 
 @routes.post("/scxml/session/start")
@@ -61,7 +62,7 @@ async def _live_session(request: web.Request) -> Any:
         ended = row and {"status": row["status"]}
     if ended is None:
         raise ApiError(404, f"no session {sid!r}")
-    raise ApiError(409, f"session {sid!r} has ended ({ended['status']})", status=ended["status"])
+    raise ApiError(409, f"session {sid!r} has ended ({ended['status']})", session_status=ended["status"])
 
 
 @routes.post("/scxml/session/{sid}/event/{name}")

@@ -77,7 +77,6 @@ class SessionManager(SessionHost):
         self._waiters: list[asyncio.Future] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
-        self._closing = False
         self.commits = 0
 
     @property
@@ -93,7 +92,6 @@ class SessionManager(SessionHost):
 
     async def close(self) -> None:
         """Flush what is dirty, stop the writer and every timer."""
-        self._closing = True
         if self._writer is not None:
             await self.commit()
             self._writer.cancel()
@@ -315,7 +313,8 @@ class SessionManager(SessionHost):
             restored.append(session)
         for session in restored:
             link_children(session, self.sessions)
-        for row in await self.store.load_inbox():
+        inbox = await self.store.load_inbox()
+        for row in inbox:
             target = self.sessions.get(row["session_id"])
             if target is None or not target.is_running:
                 self._inbox_done.append(row["id"])
@@ -328,6 +327,6 @@ class SessionManager(SessionHost):
         outbox = await self.store.load_outbox()
         for row in outbox:
             self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))
-        log.info("restored %d sessions, %d queued events, %d pending effects",
-                 len(restored), len(self._delivered), len(outbox))
+        log.info("restored %d sessions, %d events in flight, %d pending effects",
+                 len(restored), len(inbox), len(outbox))
         self._wake.set()

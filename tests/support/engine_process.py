@@ -1,0 +1,92 @@
+"""A real engine process for tests: started, health-checked, killed with SIGKILL or stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import ClientSession
+
+from tests.conftest import REPO
+
+ADMIN_KEY = "test-admin-key"
+CLIENT_KEY = "test-client-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EngineProcess:
+    def __init__(self, data_dir: Path, flows_dir: Path, port: int | None = None, **settings: str):
+        self.data_dir = data_dir
+        self.flows_dir = flows_dir
+        self.port = port or free_port()
+        self.settings = settings
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir / "engine.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 30.0) -> None:
+        env = dict(os.environ)
+        env.update({
+            "CALLBACK_ENGINE_ADMIN_KEY": ADMIN_KEY,
+            "CALLBACK_ENGINE_CLIENT_KEY": CLIENT_KEY,
+            "CALLBACK_ENGINE_FLOWS_DIR": str(self.flows_dir),
+            **{f"CALLBACK_ENGINE_{k.upper()}": str(v) for k, v in self.settings.items()},
+        })
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child process
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "run_engine.py"), "serve", "--data", str(self.data_dir),
+             "--port", str(self.port)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        async with ClientSession() as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
+                try:
+                    async with client.get(self.url + "/health") as r:
+                        if r.status == 200:
+                            return
+                except OSError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"engine did not come up in {timeout} s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """kill -9: no chance to flush anything."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM: the graceful path."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()[-5000:]
+        except OSError:
+            return ""
