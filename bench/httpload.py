@@ -79,7 +79,7 @@ async def drive(total: int, concurrency: int, call: Call) -> LoadResult:
             began = time.perf_counter()
             try:
                 status = await call(index)
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 status = -1
                 result.failures.append(f"#{index}: {type(exc).__name__}: {exc}")
             result.latencies.append(time.perf_counter() - began)

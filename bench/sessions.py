@@ -287,7 +287,7 @@ async def measure_mode(client: aiohttp.ClientSession, settings: Settings, workdi
                               record) as engine:
         assert engine.proc is not None
         pid = engine.proc.pid
-        warm, warm_ids = await start_sessions(client, engine.url, settings.warmup, settings.concurrency)
+        _, warm_ids = await start_sessions(client, engine.url, settings.warmup, settings.concurrency)
         await send_events(client, engine.url, warm_ids, settings.warmup, settings.concurrency)
 
         cpu = Cpu(pid)

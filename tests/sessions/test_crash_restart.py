@@ -13,6 +13,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from engine.scxml import SessionHost, load_document
@@ -118,7 +119,8 @@ async def wait_all_ended(client: ClientSession, url: str, timeout: float = 90.0)
     raise AssertionError(f"{len(running)} sessions still running after {timeout} s")
 
 
-async def test_kill_9_loses_nothing_and_applies_nothing_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_kill_9_loses_nothing_and_applies_nothing_twice(tmp_path: Path, database: str, request) -> None:
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     expected = await reference_outcome()
@@ -126,7 +128,8 @@ async def test_kill_9_loses_nothing_and_applies_nothing_twice(tmp_path: Path) ->
     shutil.copytree(FLOWS, flows)
     sink = Sink()
     await sink.start()
-    engine = EngineProcess(tmp_path / "data", flows)
+    db = {} if database == "sqlite" else {"database_url": request.getfixturevalue("postgres").new_database()}
+    engine = EngineProcess(tmp_path / "data", flows, **db)
     await engine.start()
     acked: dict[str, list[int]] = {}
     tried: dict[str, list[int]] = {}
