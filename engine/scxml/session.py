@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommunicationError, ExecutionError, SessionLimitError
@@ -140,20 +140,15 @@ class Session:
 
     def start(self) -> Session:
         """Initialise the datamodel, enter the initial states and run until the session waits."""
-        self._busy = True
-        try:
-            self._init_datamodel()
-            self._run_block(self.doc.script)
-            root = self.doc.root
-            self._microsteps = 0
-            self._enter_states([root.initial])  # type: ignore[list-item]
-            self._run()
-        except SessionLimitError as e:
-            self._fail(str(e))
-        finally:
-            self._busy = False
-        self._after_processing()
+        self._process(self._begin)
         return self
+
+    def _begin(self) -> None:
+        self._init_datamodel()
+        self._run_block(self.doc.script)
+        self._microsteps = 0
+        self._enter_states([self.doc.root.initial])  # type: ignore[list-item]
+        self._run()
 
     def send(self, name: str, data: Any = None, **fields: Any) -> None:
         """Queue an external event and process it now (the synchronous entry point)."""
@@ -216,9 +211,13 @@ class Session:
             self._drain()
 
     def _drain(self) -> None:
+        self._process(self._run)
+
+    def _process(self, step: Callable[[], None]) -> None:
+        """Run one burst of processing; a tripped guard fails the session instead of hanging it."""
         self._busy = True
         try:
-            self._run()
+            step()
         except SessionLimitError as e:
             self._fail(str(e))
         finally:
