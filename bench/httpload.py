@@ -108,6 +108,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
+def machine_seconds() -> tuple[float, float]:
+    """Busy and stolen CPU time of the whole machine so far, all CPUs together.
+
+    Busy minus what the server and the client used is someone else's load; steal is
+    time the hypervisor gave to a neighbour. Either one marks a disturbed round, not
+    a slow engine.
+    """
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / _CLOCK_TICKS, steal / _CLOCK_TICKS
+
+
 async def wait_quiet(pid: int, *, window: float = 0.5, busy_share: float = 0.02,
                      calm_windows: int = 3, timeout: float = 30.0) -> float:
     """Wait until a process uses under ``busy_share`` of a CPU for ``calm_windows`` windows.

@@ -12,13 +12,20 @@ import time
 
 from aiohttp import web
 
-from .api import admin, ors
-from .api.appkeys import ENGINE, FLOWS, KEYS, KEYS_GENERATED, MANAGER, SETTINGS
+from .api import admin, gms, ors
+from .api.appkeys import CALLBACKS, ENGINE, FLOWS, KEYS, KEYS_GENERATED, MANAGER, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
+from .callbacks import flow_actions
+from .callbacks.service import CallbackService
+from .callbacks.services import ServiceRegistry
 from .flows import FlowRegistry
 from .keys import load_keys
+from .platform import ioprocessor as platform_io
+from .platform.config import SimulatorConfig, load_simulator_config
+from .platform.simulator import Simulator
 from .scxml import DEFAULT_REGISTRY, BasicHttpProcessor, Limits, Registry
+from .scxml.clock import Clock, ScaledClock
 from .sessions.manager import SessionManager
 from .settings import Settings
 from .storage import Store
@@ -32,30 +39,45 @@ class Engine:
 
     def __init__(self, settings: Settings, registry: Registry | None = None):
         self.settings = settings
-        self.registry = registry or DEFAULT_REGISTRY
+        self.registry = registry or engine_registry()
         self.store: Store | None = None
         self.flows: FlowRegistry | None = None
         self.manager: SessionManager | None = None
+        self.simulator: Simulator | None = None
+        self.callbacks: CallbackService | None = None
+        self.services = ServiceRegistry(settings.config_dir)
         self.started_at = 0.0
 
     async def open(self, app: web.Application | None = None) -> None:
         s = self.settings
+        sim_path = s.config_dir / "simulator.toml"
+        sim_config = load_simulator_config(sim_path) if sim_path.is_file() else SimulatorConfig()
+        # One clock for every timer; the simulator mode may run it faster than the wall clock.
+        clock = ScaledClock(sim_config.time_scale) if sim_config.time_scale != 1 else Clock()
+        self.services.load()
         if s.persistence:
             self.store = await Store.open(s.db_url)
         self.flows = FlowRegistry(s.flows_dir, self.registry, self.store, s.flow_watch_interval)
         await self.flows.start()
         limits = Limits(max_microsteps=s.max_microsteps, max_invoke_depth=s.max_invoke_depth)
-        self.manager = SessionManager(self.flows, self.store, registry=self.registry, limits=limits)
+        self.manager = SessionManager(self.flows, self.store, registry=self.registry, limits=limits, clock=clock)
         basic = self.manager.processor_for("basichttp")
         if isinstance(basic, BasicHttpProcessor):
             basic.base_url = s.base_url
+        self.simulator = Simulator(sim_config, clock, platform_io.host_deliverer(self.manager))
+        self.manager.platform = self.simulator  # type: ignore[attr-defined]
+        self.callbacks = CallbackService(self.manager, self.services, self.simulator)
+        self.manager.callbacks = self.callbacks  # type: ignore[attr-defined]
         await self.manager.open()
+        await self.callbacks.open()
         self.started_at = time.time()
         log.info("engine ready: %d flows, %d sessions restored, persistence %s",
                  len(self.flows.current), len(self.manager.sessions),
                  "on (" + s.db_url.split("://")[0] + ")" if self.store else "off")
 
     async def close(self) -> None:
+        if self.callbacks is not None:
+            await self.callbacks.close()
         if self.manager is not None:
             await self.manager.close()
         if self.flows is not None:
@@ -74,7 +96,18 @@ async def health(request: web.Request) -> web.Response:
         "flows": len(engine.flows.current) if engine.flows else 0,
         "persistence": engine.store is not None,
         "uptime": round(time.time() - engine.started_at, 3),
+        # The engine's clock: ahead of the wall clock when the simulator runs time faster.
+        "clock": mgr.clock.now() if mgr else time.time(),
+        "time_scale": getattr(mgr.clock, "scale", 1.0) if mgr else 1.0,
     })
+
+
+def engine_registry() -> Registry:
+    """The interpreter's vocabulary plus ours: the platform processor and the ``cb:`` actions."""
+    registry = DEFAULT_REGISTRY.copy()
+    platform_io.register(registry)
+    flow_actions.register(registry)
+    return registry
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> web.Application:
@@ -88,12 +121,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app[KEYS_GENERATED] = generated
     app.router.add_get("/health", health)
     app.router.add_routes(ors.routes)
+    app.router.add_routes(gms.routes)
     app.router.add_routes(admin.routes)
 
     async def on_startup(app: web.Application) -> None:
         await engine.open(app)
         app[MANAGER] = engine.manager
         app[FLOWS] = engine.flows
+        app[CALLBACKS] = engine.callbacks
         basic = engine.manager.processor_for("basichttp")  # type: ignore[union-attr]
         app.router.add_post("/basichttp/{sid}", basic.handle)
 

@@ -13,9 +13,16 @@ from .scxml import DocumentError, load_document
 from .scxml.runner import run_to_completion
 
 
+def _registry():
+    """The engine's vocabulary: SCXML plus the platform processor and the ``cb:`` actions."""
+    from .app import engine_registry
+
+    return engine_registry()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        doc = load_document(args.file)
+        doc = load_document(args.file, registry=_registry())
     except DocumentError as e:
         for p in e.problems:
             print(f"error: {p}", file=sys.stderr)
@@ -25,7 +32,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     for p in doc.problems:
         print(f"warning: {p} (raised as error.execution when reached)", file=sys.stderr)
-    outcome = asyncio.run(run_to_completion(doc, timeout=args.timeout))
+    outcome = asyncio.run(run_to_completion(doc, timeout=args.timeout, registry=_registry()))
     print(f"status: {outcome.status}")
     print(f"final state: {outcome.final_state or '-'}")
     print(f"configuration: {' '.join(outcome.configuration) or '-'}")
@@ -38,7 +45,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.files:
         try:
-            load_document(path, strict=True)
+            load_document(path, strict=True, registry=_registry())
         except DocumentError as e:
             bad += 1
             for p in e.problems:

@@ -51,6 +51,8 @@ class Settings:
              **overrides: Any) -> Settings:
         env = dict(os.environ if env is None else env)
         settings = cls()
+        if config_dir is None and ENV_PREFIX + "CONFIG_DIR" in env:
+            config_dir = Path(env[ENV_PREFIX + "CONFIG_DIR"])
         if config_dir is not None:
             settings.config_dir = Path(config_dir)
         path = settings.config_dir / "engine.toml"

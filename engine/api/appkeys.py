@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from ..app import Engine
+    from ..callbacks.service import CallbackService
     from ..flows import FlowRegistry
     from ..sessions.manager import SessionManager
     from ..settings import Settings
@@ -18,4 +19,5 @@ KEYS: web.AppKey[dict[str, str]] = web.AppKey("keys")
 KEYS_GENERATED: web.AppKey[bool] = web.AppKey("keys_generated")
 MANAGER: web.AppKey[SessionManager] = web.AppKey("manager")
 FLOWS: web.AppKey[FlowRegistry] = web.AppKey("flows")
+CALLBACKS: web.AppKey[CallbackService] = web.AppKey("callbacks")
 ROLE: web.RequestKey[Any] = web.RequestKey("role")

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,9 @@ class SessionManager(SessionHost):
         self._outbox_done: list[int] = []
         self._waiters: list[asyncio.Future] = []
         self._wake = asyncio.Event()
+        # Other layers (the callback service) add their rows to each batch, so their changes
+        # commit in the same transaction as the session snapshots they go with.
+        self.batch_contributors: list[Callable[[Batch], None]] = []
         self._writer: asyncio.Task | None = None
         self.commits = 0
 
@@ -182,6 +186,18 @@ class SessionManager(SessionHost):
         self._held_effects.append((row_id, session.id, kind, payload))
         self._wake.set()
 
+    def request_write(self) -> None:
+        """Something a batch contributor holds has changed; write it with the next batch."""
+        self._wake.set()
+
+    def deliver_event(self, session_id: str, event: Event) -> bool:
+        """An event from outside the engine's sessions (the platform); False if no such session."""
+        session = self.sessions.get(session_id)
+        if session is None or not session.is_running:
+            return False
+        session.deliver(event)
+        return True
+
     def session_changed(self, session: Session) -> None:
         if self._durable(session):
             self._dirty[session.id] = session
@@ -222,6 +238,8 @@ class SessionManager(SessionHost):
             batch.inbox_done.extend(self._delivered.pop(sid, ()))
             if session.status != "running":
                 self.info.pop(sid, None)
+        for contribute in self.batch_contributors:
+            contribute(batch)
         events, effects, waiters = self._held_events, self._held_effects, self._waiters
         self._dirty = {}
         self._new_inbox, self._new_outbox, self._new_flows = [], [], []

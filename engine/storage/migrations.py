@@ -18,8 +18,14 @@ def _v1(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v2(conn: Connection) -> None:
+    for table in (schema.callbacks, schema.callback_events):
+        table.create(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "flow versions, sessions, inbox, outbox", _v1),
+    (2, "callback records and their status events", _v2),
 ]
 
 

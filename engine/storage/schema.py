@@ -59,3 +59,32 @@ outbox = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# Callback records (GMS format in ``record``; the columns are what queries filter on).
+callbacks = Table(
+    "callbacks", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("service", String(200), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("customer_number", String(32), nullable=False),
+    Column("desired_time", Float, nullable=False),
+    Column("expiration_time", Float, nullable=False),
+    Column("session_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("record", Text, nullable=False),
+)
+Index("ix_callbacks_service_state", callbacks.c.service, callbacks.c.state)
+Index("ix_callbacks_customer", callbacks.c.customer_number)
+Index("ix_callbacks_desired", callbacks.c.service, callbacks.c.desired_time)
+
+# Status events recorded per callback (flow events and service events).
+callback_events = Table(
+    "callback_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("callback_id", String(64), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_callback_events_callback", callback_events.c.callback_id, callback_events.c.id)

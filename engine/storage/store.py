@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +31,12 @@ class Batch:
     inbox_done: list[int] = field(default_factory=list)
     outbox_done: list[int] = field(default_factory=list)
     flows: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
+    callback_events: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.sessions or self.inbox or self.outbox or self.inbox_done
-                    or self.outbox_done or self.flows)
+                    or self.outbox_done or self.flows or self.callbacks or self.callback_events)
 
 
 class Store:
@@ -68,7 +69,7 @@ class Store:
         async with engine.begin() as conn:
             applied = await conn.run_sync(migrate)
             top = 0
-            for table in (schema.inbox, schema.outbox):
+            for table in (schema.inbox, schema.outbox, schema.callback_events):
                 top = max(top, (await conn.execute(select(func.max(table.c.id)))).scalar() or 0)
         store._next_id = top + 1
         if applied:
@@ -108,6 +109,14 @@ class Store:
                 await conn.execute(schema.inbox.insert(), batch.inbox)
             if batch.outbox:
                 await conn.execute(schema.outbox.insert(), batch.outbox)
+            if batch.callbacks:
+                ins = self._insert(schema.callbacks)
+                stmt = ins.on_conflict_do_update(index_elements=["id"], set_={
+                    c: ins.excluded[c] for c in ("state", "desired_time", "expiration_time", "session_id",
+                                                 "updated_at", "record")})
+                await conn.execute(stmt, batch.callbacks)
+            if batch.callback_events:
+                await conn.execute(schema.callback_events.insert(), batch.callback_events)
             if batch.inbox_done:
                 await conn.execute(delete(schema.inbox).where(schema.inbox.c.id.in_(batch.inbox_done)))
             if batch.outbox_done:
@@ -169,5 +178,38 @@ class Store:
             return int((await conn.execute(query)).scalar() or 0)
 
 
-def now() -> float:
-    return time.time()
+    # -- callbacks -----------------------------------------------------------------------
+    async def load_open_callbacks(self) -> list[dict[str, Any]]:
+        t = schema.callbacks
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(t).where(t.c.state != "COMPLETED"))
+            return [dict(r._mapping) for r in rows]
+
+    async def get_callback(self, callback_id: str) -> dict[str, Any] | None:
+        t = schema.callbacks
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t).where(t.c.id == callback_id))).first()
+            return dict(row._mapping) if row is not None else None
+
+    async def find_callbacks(self, *, service: str | None = None, states: list[str] | None = None,
+                             not_state: str | None = None, customer_number: str | None = None,
+                             limit: int = 1000) -> list[dict[str, Any]]:
+        t = schema.callbacks
+        query = select(t)
+        if service is not None:
+            query = query.where(t.c.service == service)
+        if states:
+            query = query.where(t.c.state.in_(states))
+        if not_state is not None:
+            query = query.where(t.c.state != not_state)
+        if customer_number is not None:
+            query = query.where(t.c.customer_number == customer_number)
+        query = query.order_by(t.c.created_at).limit(limit)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def callback_events_of(self, callback_id: str) -> list[dict[str, Any]]:
+        t = schema.callback_events
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(t).where(t.c.callback_id == callback_id).order_by(t.c.id))
+            return [dict(r._mapping) for r in rows]

@@ -1,0 +1,120 @@
+"""The GMS-style callback REST API (SPEC 4).
+
+Errors are ``{"exception": ..., "message": ...}``: 400 bad input, 404 unknown service or
+callback, 503 limits reached. Every answer that reports a change is sent once it is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from aiohttp import web
+
+from ..callbacks.lifecycle import IllegalTransition
+from ..callbacks.records import BadRequest
+from ..callbacks.service import CallbackService, LimitReached, NotFound
+from .appkeys import CALLBACKS
+from .body import read_params
+from .errors import ApiError
+
+BASE = "/genesys/1/service/callback"
+routes = web.RouteTableDef()
+
+_EXCEPTIONS = {
+    BadRequest: (400, "com.genesyslab.gsg.services.callback.CallbackBadRequest"),
+    IllegalTransition: (400, "com.genesyslab.gsg.services.callback.CallbackIllegalState"),
+    NotFound: (404, "com.genesyslab.gsg.services.callback.CallbackNotFound"),
+    LimitReached: (503, "com.genesyslab.gsg.services.callback.CallbackLimitReached"),
+}
+
+
+def service(request: web.Request) -> CallbackService:
+    return request.app[CALLBACKS]
+
+
+async def guarded(call: Awaitable[Any]) -> Any:
+    """Map the service's errors onto HTTP answers."""
+    try:
+        return await call
+    except tuple(_EXCEPTIONS) as e:
+        status, kind = next(v for k, v in _EXCEPTIONS.items() if isinstance(e, k))
+        raise ApiError(status, str(e), kind) from None
+
+
+def _filters(request: web.Request) -> dict[str, str]:
+    return {k: v for k, v in request.query.items()}
+
+
+@routes.get(BASE)
+async def query_all(request: web.Request) -> web.Response:
+    filters = _filters(request)
+    if not filters:
+        raise ApiError(400, "give at least one key to search by, e.g. ?_id=... or ?_customer_number=...",
+                       _EXCEPTIONS[BadRequest][1])
+    return web.json_response(await guarded(service(request).query(filters)))
+
+
+@routes.post(BASE + "/{service}")
+async def create(request: web.Request) -> web.Response:
+    params = await read_params(request, allow_empty=False)
+    record = await guarded(service(request).create(request.match_info["service"], params))
+    return web.json_response({"_id": record["_id"]})
+
+
+@routes.get(BASE + "/{service}")
+async def query_service(request: web.Request) -> web.Response:
+    svc = service(request)
+    name = request.match_info["service"]
+    await guarded(_known(svc, name))
+    return web.json_response(await guarded(svc.query(_filters(request), service=name)))
+
+
+async def _known(svc: CallbackService, name: str) -> None:
+    svc.service(name)
+
+
+@routes.get(BASE + "/{service}/availability")
+async def availability(request: web.Request) -> web.Response:
+    q = request.query
+    slots = await guarded(service(request).availability(
+        request.match_info["service"], q.get("start"), q.get("end"), q.get("number-of-days"),
+        q.get("max-time-slots")))
+    return web.json_response(slots)
+
+
+@routes.get(BASE + "/{service}/{id}")
+async def get_one(request: web.Request) -> web.Response:
+    svc = service(request)
+    filters = {"_id": request.match_info["id"]}
+    found = await guarded(svc.query(filters, service=request.match_info["service"]))
+    if not found:
+        raise ApiError(404, f"no callback {request.match_info['id']!r} in service "
+                            f"{request.match_info['service']!r}", _EXCEPTIONS[NotFound][1])
+    return web.json_response(found[0])
+
+
+@routes.delete(BASE + "/{service}/{id}")
+async def cancel(request: web.Request) -> web.Response:
+    record = await guarded(service(request).cancel(request.match_info["service"], request.match_info["id"]))
+    return web.json_response(record)
+
+
+@routes.put(BASE + "/{service}/{id}")
+async def reschedule(request: web.Request) -> web.Response:
+    params = await read_params(request, allow_empty=False)
+    record = await guarded(service(request).reschedule(
+        request.match_info["service"], request.match_info["id"], params))
+    return web.json_response(record)
+
+
+@routes.get(BASE + "/{service}/{id}/events")
+async def events(request: web.Request) -> web.Response:
+    found = await guarded(service(request).events_of(request.match_info["service"], request.match_info["id"]))
+    return web.json_response(found)
+
+
+@routes.get("/genesys/1/service/{id}/check-queue-position")
+async def queue_position(request: web.Request) -> web.Response:
+    return web.json_response(await guarded(service(request).position(request.match_info["id"])))
+

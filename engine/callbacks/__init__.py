@@ -1,0 +1,1 @@
+"""Callback service: GMS-style callbacks, their lifecycle, scheduling and business hours."""

@@ -1,0 +1,122 @@
+"""Executable content that callback flows use to report to the callback service.
+
+Namespace ``urn:callback-engine:callback`` (prefix ``cb`` by convention):
+
+* ``<cb:notify event="_cbe_on_dial_init"/>`` fires a status event; its attributes are taken from
+  the session's data (``c_dialed_number``...) and the callback record (``_customer_number``...).
+  ``<param>`` children add or override values.
+* ``<cb:update state="ROUTING"/>`` moves the record through its lifecycle (``stateexpr`` too);
+  ``<param>`` children set record keys (``_access_code``...).
+* ``<cb:complete reason="AGENT_CONNECTED"/>`` completes it (``reasonexpr`` too).
+
+Editing a flow changes which events fire and when, with no code change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..scxml import Action, ExecutionError, Registry
+from ..scxml.compiler import is_scxml, local_name
+from .event_catalog import ALL_EVENTS
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+    from ..scxml import Session
+    from ..scxml.compiler import Compiler
+
+NS = "urn:callback-engine:callback"
+STATES = ("QUEUED", "ROUTING", "PROCESSING", "PAUSED")
+REASONS = ("AGENT_CONNECTED", "CANCELLED", "FAIL_TIMEOUT_TTL", "FAIL_CALL_TO_CUSTOMER",
+           "FAIL_TARGET_NOT_FOUND", "FAIL_USER_NO_CONFIRM", "FAIL_ERROR", "PURGED")
+
+
+def _service(s: Session) -> Any:
+    service = getattr(s.host, "callbacks", None)
+    if service is None:
+        raise ExecutionError("this engine has no callback service")
+    return service
+
+
+class _WithParams(Action):
+    __slots__ = ("params",)
+
+    def _compile_params(self, el: etree._Element, compiler: Compiler) -> None:
+        params = []
+        for child in el:
+            if is_scxml(child) and local_name(child)[1] == "param" and child.get("name"):
+                params.append((child.get("name"), compiler.expr(child, "expr")))
+            else:
+                raise ValueError(f"only <param name=... expr=...> may appear inside, not <{local_name(child)[1]}>")
+        self.params = tuple(params)
+
+    def _values(self, s: Session) -> dict[str, Any]:
+        return {name: (s.evaluate(expr) if expr is not None else None) for name, expr in self.params}
+
+
+class Notify(_WithParams):
+    __slots__ = ("event",)
+
+    def __init__(self, el: etree._Element, compiler: Compiler):
+        self.line = el.sourceline or 0
+        self.event = el.get("event")
+        if not self.event:
+            raise ValueError("needs an event attribute")
+        if self.event not in ALL_EVENTS and not self.event.startswith("_cbe_"):
+            raise ValueError(f"unknown status event {self.event!r}")
+        self._compile_params(el, compiler)
+
+    def execute(self, s: Session) -> None:
+        _service(s).flow_event(s, self.event, self._values(s))
+
+
+class Update(_WithParams):
+    __slots__ = ("state", "stateexpr")
+
+    def __init__(self, el: etree._Element, compiler: Compiler):
+        self.line = el.sourceline or 0
+        self.state = el.get("state")
+        self.stateexpr = compiler.expr(el, "stateexpr")
+        if self.state is not None and self.state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}, not {self.state!r}")
+        self._compile_params(el, compiler)
+        if self.state is None and self.stateexpr is None and not self.params:
+            raise ValueError("needs state, stateexpr or <param> children")
+
+    def execute(self, s: Session) -> None:
+        state = self.state if self.stateexpr is None else s.evaluate(self.stateexpr)
+        if state is not None and state not in STATES:
+            raise ExecutionError(f"line {self.line}: state {state!r} is not one of {', '.join(STATES)}")
+        try:
+            _service(s).flow_update(s, state, None, self._values(s))
+        except ValueError as e:
+            raise ExecutionError(f"line {self.line}: {e}") from e
+
+
+class Complete(Action):
+    __slots__ = ("reason", "reasonexpr")
+
+    def __init__(self, el: etree._Element, compiler: Compiler):
+        self.line = el.sourceline or 0
+        self.reason = el.get("reason")
+        self.reasonexpr = compiler.expr(el, "reasonexpr")
+        if (self.reason is None) == (self.reasonexpr is None):
+            raise ValueError("needs exactly one of reason and reasonexpr")
+        if self.reason is not None and self.reason not in REASONS:
+            raise ValueError(f"reason must be one of {', '.join(REASONS)}, not {self.reason!r}")
+
+    def execute(self, s: Session) -> None:
+        reason = self.reason if self.reasonexpr is None else s.evaluate(self.reasonexpr)
+        if reason not in REASONS:
+            raise ExecutionError(f"line {self.line}: reason {reason!r} is not one of {', '.join(REASONS)}")
+        try:
+            _service(s).flow_update(s, None, reason, {})
+        except ValueError as e:
+            raise ExecutionError(f"line {self.line}: {e}") from e
+
+
+def register(registry: Registry) -> None:
+    registry.register_action(NS, "notify", Notify)
+    registry.register_action(NS, "update", Update)
+    registry.register_action(NS, "complete", Complete)

@@ -1,0 +1,536 @@
+"""The callback service: GMS-style callbacks, each run by a flow session (SPEC 4).
+
+A callback is a record (``records.py``) whose state changes only through the lifecycle chart
+(``lifecycle.py``). A callback with a desired time in the future is SCHEDULED and its session
+starts ``_request_execution_time_buffer`` seconds before that time; an immediate one starts at
+once. The flow reports progress through custom actions (``flow_actions.py``): status events and
+record updates. Records and recorded events are written in the same transaction as the session
+snapshots (a batch contributor of the session manager), and every scheduled item is derived from
+a stored record, so a restart re-arms all of them and a late one fires late rather than never.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from ..flows import FlowError
+from ..scxml import AttrDict, Event, Session
+from ..sessions.manager import SessionManager
+from ..storage import Batch
+from ..storage.store import dumps
+from .business_hours import time_slots
+from .event_catalog import FLOW_EVENTS, SERVICE_EVENTS
+from .lifecycle import IllegalTransition, Lifecycle, event_between
+from .records import BadRequest, check_phone, format_time, matches, parse_time, user_keys
+from .services import ServiceRegistry
+
+log = logging.getLogger("engine.callbacks")
+
+OPEN_STATES = ("SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "PAUSED")
+WAITING_STATES = ("QUEUED",)
+MAX_EVENTS_PER_CALLBACK = 1000
+
+
+class NotFound(LookupError):
+    pass
+
+
+class LimitReached(RuntimeError):
+    """A configured limit (capacity, queue size) refuses the request: HTTP 503."""
+
+
+class CallbackService:
+    def __init__(self, manager: SessionManager, services: ServiceRegistry, platform: Any = None):
+        self.manager = manager
+        self.services = services
+        self.platform = platform
+        self.clock = manager.clock
+        self.store = manager.store
+        self.records: dict[str, dict[str, Any]] = {}
+        self.by_session: dict[str, str] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}  # kept in memory without a store
+        self._dirty: dict[str, dict[str, Any]] = {}
+        self._new_events: list[dict[str, Any]] = []
+        self._event_ids = 0
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
+            "misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+        manager.batch_contributors.append(self._contribute)
+        manager.on_session_end.append(self._session_ended)
+
+    # -- lifecycle of the service itself -------------------------------------------------------
+    async def open(self) -> None:
+        """Load open callbacks, re-arm their schedule, and start the scheduler."""
+        self.scheduler.start()
+        if self.store is None:
+            return
+        for row in await self.store.load_open_callbacks():
+            record = json.loads(row["record"])
+            self.records[record["_id"]] = record
+            sid = record.get("_ors_session_id")
+            if sid:
+                self.by_session[sid] = record["_id"]
+            self._arm(record)
+        orphans = [r for r in self.records.values()
+                   if r["_callback_state"] not in ("SCHEDULED", "COMPLETED")
+                   and r.get("_ors_session_id") not in self.manager.sessions]
+        for record in orphans:  # its session ended while we were down, or never got stored
+            self._complete(record, "FAIL_ERROR", notify_failure="the callback's session is gone")
+        for sid, cid in list(self.by_session.items()):
+            session = self.manager.sessions.get(sid)
+            if session is not None and session.is_running:
+                # The platform (calls, queues) did not survive the restart; let the flow recover.
+                session.deliver(Event("platform.restarted", AttrDict(callback_id=cid)))
+        log.info("callback service: %d open callbacks restored", len(self.records))
+
+    async def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    # -- the REST operations --------------------------------------------------------------
+    def service(self, name: str) -> dict[str, Any]:
+        try:
+            return self.services.get(name)
+        except KeyError:
+            raise NotFound(f"unknown callback service {name!r}") from None
+
+    async def create(self, service_name: str, params: dict[str, Any]) -> dict[str, Any]:
+        options = self.service(service_name)
+        number = check_phone(params.get("_customer_number"))
+        now = self.clock.now()
+        if params.get("_desired_time") not in (None, ""):
+            desired = parse_time(params["_desired_time"], "_desired_time")
+            if desired < now - 60:
+                raise BadRequest(f"_desired_time {format_time(desired)} is in the past (now {format_time(now)})")
+            desired = max(desired, now)
+        else:
+            desired = now
+        keys = user_keys(params, allow_empty=False)
+        for name in ("_call_direction", "_urs_virtual_queue"):
+            if name in keys:
+                keys[name] = _checked_option(name, keys[name])
+        self._check_hours(options, desired)
+        scheduled = desired - options["_request_execution_time_buffer"] > now
+        if scheduled:
+            self._check_capacity(service_name, options, desired)
+        else:
+            self._check_queue(service_name, options)
+        cid = uuid.uuid4().hex
+        record: dict[str, Any] = {
+            **keys,
+            "_id": cid,
+            "_service_name": service_name,
+            "_customer_number": number,
+            "_callback_state": "SCHEDULED",
+            "_desired_time": format_time(desired),
+            "_expiration_time": format_time(desired + options["_ttl"]),
+            "_created_time": format_time(now),
+            "_call_direction": keys.get("_call_direction", options["_call_direction"]),
+            "_urs_virtual_queue": keys.get("_urs_virtual_queue", options["_urs_virtual_queue"]),
+        }
+        self.records[cid] = record
+        if scheduled:
+            self._lifecycle(record).created()
+            self._arm(record)
+        else:
+            self._arm(record)
+            self._submit(record)
+        self._mark(record)
+        await self.manager.commit()
+        return record
+
+    async def get(self, cid: str) -> dict[str, Any]:
+        record = self.records.get(cid)
+        if record is None and self.store is not None:
+            row = await self.store.get_callback(cid)
+            record = json.loads(row["record"]) if row else None
+        if record is None:
+            raise NotFound(f"no callback {cid!r}")
+        return record
+
+    async def query(self, filters: dict[str, str], service: str | None = None) -> list[dict[str, Any]]:
+        if "_id" in filters and not filters["_id"].startswith("!"):
+            try:
+                found = [await self.get(filters["_id"])]
+            except NotFound:
+                return []
+        elif self.store is not None:
+            state = filters.get("_callback_state")
+            rows = await self.store.find_callbacks(
+                service=service,
+                states=[state] if state and not state.startswith("!") else None,
+                not_state=state[1:] if state and state.startswith("!") else None,
+                customer_number=filters.get("_customer_number") if not
+                filters.get("_customer_number", "!").startswith("!") else None,
+            )
+            found = [self.records.get(r["id"]) or json.loads(r["record"]) for r in rows]
+        else:
+            found = list(self.records.values())
+        return [r for r in found if (service is None or r["_service_name"] == service) and matches(r, filters)]
+
+    async def cancel(self, service_name: str, cid: str) -> dict[str, Any]:
+        record = await self._owned(service_name, cid)
+        if record["_callback_state"] == "COMPLETED":
+            raise BadRequest(f"callback {cid} is already COMPLETED ({record.get('_callback_reason')}); "
+                             f"only callbacks not yet completed can be cancelled")
+        self._lifecycle(record).apply("cancel")
+        self._end_flow(record, "CANCELLED")
+        self._mark(record)
+        await self.manager.commit()
+        return record
+
+    async def reschedule(self, service_name: str, cid: str, params: dict[str, Any]) -> dict[str, Any]:
+        record = await self._owned(service_name, cid)
+        options = self.service(service_name)
+        if record["_callback_state"] == "COMPLETED":
+            raise BadRequest(f"callback {cid} is COMPLETED and cannot be changed")
+        new_time = params.get("_new_desired_time")
+        keys = user_keys(params, allow_empty=True)
+        if new_time in (None, "") and not keys:
+            raise BadRequest("nothing to change: give _new_desired_time and/or keys to update")
+        if new_time not in (None, ""):
+            if record["_callback_state"] != "SCHEDULED":
+                raise BadRequest(f"callback {cid} is {record['_callback_state']}; "
+                                 f"only SCHEDULED callbacks can be rescheduled")
+            now = self.clock.now()
+            desired = parse_time(new_time, "_new_desired_time")
+            if desired < now - 60:
+                raise BadRequest(f"_new_desired_time {format_time(desired)} is in the past")
+            desired = max(desired, now)
+            self._check_hours(options, desired)
+            self._check_capacity(service_name, options, desired, exclude=cid)
+        for key in ("_call_direction", "_urs_virtual_queue"):
+            if key in keys and keys[key] != "":
+                keys[key] = _checked_option(key, keys[key])
+        for key, value in keys.items():
+            if value == "":
+                record.pop(key, None)
+            else:
+                record[key] = value
+        if new_time not in (None, ""):
+            record["_desired_time"] = format_time(desired)
+            record["_expiration_time"] = format_time(desired + options["_ttl"])
+            self._lifecycle(record).apply("reschedule")
+            self._arm(record)
+        elif keys:
+            session = self.manager.sessions.get(record.get("_ors_session_id") or "")
+            if session is not None and session.is_running:
+                session.deliver(Event("cb.updated", AttrDict(keys)))
+        self._mark(record)
+        await self.manager.commit()
+        return record
+
+    async def availability(self, service_name: str, start: str | None, end: str | None,
+                           days: str | None, max_slots: str | None) -> dict[str, int]:
+        options = self.service(service_name)
+        now = self.clock.now()
+        t0 = parse_time(start, "start") if start else now
+        n_days = _int_param(days, "number-of-days", 1, 1, 31)
+        t1 = parse_time(end, "end") if end else t0 + n_days * 86400
+        if t1 <= t0:
+            raise BadRequest("end must be after start")
+        if t1 - t0 > 31 * 86400:
+            raise BadRequest("availability covers at most 31 days")
+        limit = _int_param(max_slots, "max-time-slots", 1000, 1, 10000)
+        bucket = options["_request_time_bucket"]
+        hours = self.services.business_hours(options)
+        size = bucket * 60
+        first = max(t0, now) // size * size  # the bucket that holds the start counts too
+        slots = time_slots(_dt(first), _dt(t1), bucket, hours)[:limit]
+        counts = self._bucket_counts(service_name, bucket)
+        cap = options["_max_request_by_time_bucket"]
+        return {format_time(s.timestamp()): max(0, cap - counts.get(int(s.timestamp()), 0)) for s in slots}
+
+    async def position(self, cid: str) -> dict[str, Any]:
+        record = await self.get(cid)
+        state = record["_callback_state"]
+        if state in ("SCHEDULED", "COMPLETED"):
+            raise BadRequest(f"callback {cid} is {state}; it is not waiting in a queue")
+        found = self.platform.position(record.get("_ors_session_id")) if self.platform else None
+        now = self.clock.now()
+        if found is None:
+            return {"_id": cid, "_position": 0, "_total_waiting": 0, "ewt": -1, "_eta": None,
+                    "_callback_state": state}
+        ewt = found.ewt_seconds
+        return {"_id": cid, "_position": found.position, "_total_waiting": found.total_waiting,
+                "ewt": ewt, "_eta": format_time(now + ewt) if ewt >= 0 else None, "_callback_state": state}
+
+    async def events_of(self, service_name: str, cid: str) -> list[dict[str, Any]]:
+        await self._owned(service_name, cid)
+        pending = [e for e in self._new_events if e["callback_id"] == cid]
+        rows = self.events.get(cid, []) if self.store is None else await self.store.callback_events_of(cid) + pending
+        return [json.loads(r["data"]) for r in rows]
+
+    # -- checks ---------------------------------------------------------------------------
+    def _check_hours(self, options: dict[str, Any], desired: float) -> None:
+        hours = self.services.business_hours(options)
+        if hours is None:
+            return
+        when = _dt(desired)
+        if not hours.is_open(when):
+            nxt = hours.next_open(when)
+            hint = f"; next opening {format_time(nxt.timestamp())}" if nxt else "; the service never opens"
+            raise BadRequest(f"{format_time(desired)} is outside the business hours of "
+                             f"{options['_business_hours_service']}{hint}")
+
+    def _bucket_counts(self, service_name: str, bucket_minutes: int) -> dict[int, int]:
+        size = bucket_minutes * 60
+        counts: dict[int, int] = {}
+        for r in self.records.values():
+            if r["_service_name"] == service_name and r["_callback_state"] == "SCHEDULED":
+                start = int(parse_time(r["_desired_time"], "_desired_time") // size * size)
+                counts[start] = counts.get(start, 0) + 1
+        return counts
+
+    def _check_capacity(self, service_name: str, options: dict[str, Any], desired: float,
+                        exclude: str | None = None) -> None:
+        size = options["_request_time_bucket"] * 60
+        start = int(desired // size * size)
+        taken = sum(1 for r in self.records.values()
+                    if r["_service_name"] == service_name and r["_callback_state"] == "SCHEDULED"
+                    and r["_id"] != exclude
+                    and int(parse_time(r["_desired_time"], "") // size * size) == start)
+        if taken >= options["_max_request_by_time_bucket"]:
+            raise LimitReached(f"the time slot {format_time(start)} of {service_name} is full "
+                               f"({taken} of {options['_max_request_by_time_bucket']}); see availability")
+
+    def _check_queue(self, service_name: str, options: dict[str, Any]) -> None:
+        waiting = sum(1 for r in self.records.values()
+                      if r["_service_name"] == service_name and r["_callback_state"] in WAITING_STATES)
+        if waiting >= options["_max_queued_callbacks_per_service"]:
+            raise LimitReached(f"{service_name} already has {waiting} queued callbacks "
+                               f"(_max_queued_callbacks_per_service); try again later")
+
+    async def _owned(self, service_name: str, cid: str) -> dict[str, Any]:
+        self.service(service_name)
+        record = await self.get(cid)
+        if record["_service_name"] != service_name:
+            raise NotFound(f"no callback {cid!r} in service {service_name!r}")
+        return record
+
+    # -- scheduling -----------------------------------------------------------------------------
+    def _real_time(self, due: float) -> datetime:
+        """APScheduler runs on wall time; our clock may run faster (simulator time scale)."""
+        scale = getattr(self.clock, "scale", 1.0)
+        return _dt(time.time() + (due - self.clock.now()) / scale)
+
+    def _arm(self, record: dict[str, Any]) -> None:
+        cid = record["_id"]
+        options = self.services.options.get(record["_service_name"])
+        if options is None or record["_callback_state"] == "COMPLETED":
+            return
+        if record["_callback_state"] == "SCHEDULED":
+            due = parse_time(record["_desired_time"], "") - options["_request_execution_time_buffer"]
+            self.scheduler.add_job(self._run_submit, "date", run_date=self._real_time(due), args=[cid],
+                                   id=f"submit:{cid}", replace_existing=True)
+        expiry = parse_time(record["_expiration_time"], "")
+        self.scheduler.add_job(self._run_ttl, "date", run_date=self._real_time(expiry), args=[cid],
+                               id=f"ttl:{cid}", replace_existing=True)
+
+    def _disarm(self, cid: str) -> None:
+        for job in (f"submit:{cid}", f"ttl:{cid}"):
+            try:
+                self.scheduler.remove_job(job)
+            except Exception:  # already ran, or never armed
+                pass
+
+    async def _run_submit(self, cid: str) -> None:
+        record = self.records.get(cid)
+        if record is None or record["_callback_state"] != "SCHEDULED":
+            return
+        self._submit(record)
+        self._mark(record)
+
+    async def _run_ttl(self, cid: str) -> None:
+        record = self.records.get(cid)
+        if record is None or record["_callback_state"] == "COMPLETED":
+            return
+        log.info("callback %s expired (TTL)", cid)
+        self._complete(record, "FAIL_TIMEOUT_TTL")
+
+    # -- the flow session -----------------------------------------------------------------------
+    def _submit(self, record: dict[str, Any]) -> None:
+        options = self.services.get(record["_service_name"])
+        data = {**options, **record, "_service_id": record["_id"],
+                "_desired_time": record["_desired_time"]}
+        data.pop("_callback_state", None)
+        lifecycle = self._lifecycle(record)
+        try:
+            session = self.manager.start_flow(options["_service"], data)
+        except (FlowError, ValueError) as e:
+            log.error("callback %s: cannot start flow %r: %s", record["_id"], options["_service"], e)
+            lifecycle.submit_failed(str(e))
+            self._complete(record, "FAIL_ERROR")
+            return
+        record["_ors_session_id"] = session.id
+        self.by_session[session.id] = record["_id"]
+        if record["_callback_state"] == "SCHEDULED":
+            lifecycle.apply("submit")
+        if not session.is_running and record["_callback_state"] != "COMPLETED":
+            self._session_ended(session)
+
+    def _end_flow(self, record: dict[str, Any], reason: str) -> None:
+        """Ask the flow to wind down (release platform resources, report its exit)."""
+        self._disarm(record["_id"])
+        session = self.manager.sessions.get(record.get("_ors_session_id") or "")
+        if session is not None and session.is_running:
+            session.deliver(Event("cb.cancel", AttrDict(reason=reason)))
+
+    def _complete(self, record: dict[str, Any], reason: str, notify_failure: str | None = None) -> None:
+        if record["_callback_state"] == "COMPLETED":
+            return
+        lifecycle = self._lifecycle(record)
+        if notify_failure:
+            lifecycle.processing_failed(notify_failure)
+        lifecycle.apply("complete", reason=reason)
+        self._end_flow(record, reason)
+        self._mark(record)
+
+    def _session_ended(self, session: Session) -> None:
+        cid = self.by_session.pop(session.id, None)
+        if self.platform is not None:
+            try:
+                self.platform.drop(session.id)
+            except Exception:
+                log.exception("platform drop failed for %s", session.id)
+        record = self.records.get(cid) if cid else None
+        if record is None:
+            return
+        if record["_callback_state"] == "COMPLETED":
+            if self.store is not None:
+                self.records.pop(record["_id"], None)
+            return
+        why = session.error or f"the flow ended in {session.final_state!r} without completing the callback"
+        log.warning("callback %s: %s", cid, why)
+        self._complete(record, "FAIL_ERROR", notify_failure=why)
+
+    # -- what flows call (custom actions) -----------------------------------------------------
+    def record_for(self, session: Session) -> dict[str, Any] | None:
+        # During its first macrostep a session is not mapped yet; its start data names the callback.
+        cid = self.by_session.get(session.id) or session.store.get("_id")
+        record = self.records.get(cid) if isinstance(cid, str) else None
+        if record is None and session.parent is not None:
+            return self.record_for(session.parent)
+        return record
+
+    def flow_event(self, session: Session, name: str, extra: dict[str, Any] | None = None) -> None:
+        record = self.record_for(session)
+        if record is None:
+            log.warning("session %s fired %s but runs no callback", session.id, name)
+            return
+        attrs = FLOW_EVENTS.get(name, ())
+        values = {**record, **session.dm.user_data(session.store), **(extra or {})}
+        self._record_event(record, name, attrs, values)
+
+    def flow_update(self, session: Session, state: str | None, reason: str | None,
+                    keys: dict[str, Any]) -> None:
+        record = self.record_for(session)
+        if record is None:
+            raise IllegalTransition(f"session {session.id} runs no callback")
+        for key, value in keys.items():
+            record[key] = value
+        if reason is not None:
+            if record["_callback_state"] != "COMPLETED":
+                self._lifecycle(record).apply("complete", reason=reason)
+                self._disarm(record["_id"])
+        elif state is not None and state != record["_callback_state"]:
+            if record["_callback_state"] == "COMPLETED":
+                return  # cancelled or expired meanwhile: the flow is winding down
+            event = event_between(record["_callback_state"], state)
+            if event is None:
+                raise IllegalTransition(f"a flow cannot move a callback from {record['_callback_state']} to {state}")
+            self._lifecycle(record).apply(event)
+        self._mark(record)
+
+    # -- recording ----------------------------------------------------------------------------
+    def _lifecycle(self, record: dict[str, Any]) -> Lifecycle:
+        def listener(event_name: str, details: dict[str, Any]) -> None:
+            to_state = details.get("to_state")
+            if to_state:
+                record["_callback_state"] = to_state
+                if to_state == "COMPLETED":
+                    record["_callback_reason"] = details.get("reason")
+                    record["_completed_time"] = format_time(self.clock.now())
+            values = {**record, "_v_queue": record.get("_urs_virtual_queue")}
+            self._record_event(record, event_name, SERVICE_EVENTS.get(event_name, ()), values)
+
+        return Lifecycle(record["_callback_state"], listener)
+
+    def _record_event(self, record: dict[str, Any], name: str, attrs: tuple[str, ...],
+                      values: dict[str, Any]) -> None:
+        message: dict[str, Any] = {
+            "event_id": name,
+            "timestamp": str(int(self.clock.now())),
+            "_service_id": record["_id"],
+            "_service_name": record["_service_name"],
+            "_callback_state": record["_callback_state"],
+        }
+        for attr in attrs:
+            if attr in values and attr not in message:
+                message[attr] = values[attr] if attr != "_service_id" else record["_id"]
+        self._event_ids += 1
+        row = {"id": self._event_ids if self.store is None else self.store.new_id(),
+               "callback_id": record["_id"], "name": name, "data": dumps(message),
+               "created_at": self.clock.now()}
+        if self.store is None:
+            bucket = self.events.setdefault(record["_id"], [])
+            if len(bucket) < MAX_EVENTS_PER_CALLBACK:
+                bucket.append(row)
+        else:
+            self._new_events.append(row)
+            self.manager.request_write()
+
+    def _mark(self, record: dict[str, Any]) -> None:
+        record["_updated_time"] = format_time(self.clock.now())
+        self._dirty[record["_id"]] = record
+        self.manager.request_write()
+
+    def _contribute(self, batch: Batch) -> None:
+        for cid, record in self._dirty.items():
+            batch.callbacks.append({
+                "id": cid, "service": record["_service_name"], "state": record["_callback_state"],
+                "customer_number": record["_customer_number"],
+                "desired_time": parse_time(record["_desired_time"], ""),
+                "expiration_time": parse_time(record["_expiration_time"], ""),
+                "session_id": record.get("_ors_session_id"),
+                "created_at": parse_time(record["_created_time"], ""),
+                "updated_at": time.time(), "record": dumps(record),
+            })
+            # A completed record leaves memory once its flow has wound down (it may still report).
+            if record["_callback_state"] == "COMPLETED" and record.get("_ors_session_id") not in self.by_session:
+                self.records.pop(cid, None)
+        batch.callback_events.extend(self._new_events)
+        self._dirty = {}
+        self._new_events = []
+
+
+def _dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not {raw!r}") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _checked_option(name: str, value: Any) -> Any:
+    from .options import coerce
+
+    try:
+        return coerce(name, value)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+

@@ -1,0 +1,118 @@
+"""The platform Event I/O Processor: how a flow's ``<send type="platform">`` reaches the platform.
+
+A flow writes::
+
+    <send type="platform" event="dial">
+        <param name="number" expr="customer_number"/>
+        <param name="attempt" expr="attempt"/>
+    </send>
+
+and later receives ``dial.result`` as an external event. The event name is the request, the
+``<param>``/``namelist`` values are its data. Like Basic HTTP, a send is an *effect*: the host
+persists it with the macrostep (``host.emit``) and calls ``perform`` after the commit, so a crash
+never loses or invents a platform request.
+
+The engine wires the platform in by setting an attribute on its session host::
+
+    host.platform = Simulator(config, host.clock, host_deliverer(host))
+
+``perform`` looks it up there on every request, so the platform can be built after the host
+(or replaced) without touching the processor. ``request_id`` defaults to the send's id, so a
+flow can match answers with ``<send idlocation="...">`` without passing an id of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from engine.scxml.errors import ExecutionError
+from engine.scxml.events import AttrDict, Event
+
+from .adapter import Deliver
+
+if TYPE_CHECKING:
+    from engine.scxml.executable import SendRequest
+    from engine.scxml.host import SessionHost
+    from engine.scxml.registry import Registry
+    from engine.scxml.session import Session
+
+PLATFORM_PROCESSOR = "urn:callback-engine:platform"
+PLATFORM_ALIAS = "platform"
+EFFECT_KIND = "platform"
+log = logging.getLogger("engine.platform")
+
+
+class PlatformProcessor:
+    """One per host; stateless apart from the host it serves."""
+
+    type = PLATFORM_PROCESSOR
+    effect_kind = EFFECT_KIND
+
+    def __init__(self, host: SessionHost):
+        self.host = host
+
+    def location(self, session: Session) -> str | None:
+        """Nothing outside can address a session through the platform, so no ``_ioprocessors`` entry."""
+        return None
+
+    def check(self, session: Session, req: SendRequest) -> None:
+        if not req.name:
+            raise ExecutionError(f"line {req.line}: a platform send needs an event name (the request)")
+        if req.data is not None and not isinstance(req.data, dict):
+            raise ExecutionError(f"line {req.line}: platform requests take <param> or namelist data, "
+                                 f"not {type(req.data).__name__} content")
+
+    def send(self, session: Session, req: SendRequest) -> None:
+        data = dict(req.data) if req.data else {}
+        self.host.emit(session, EFFECT_KIND, {"request": req.name, "data": data, "sendid": req.sendid})
+
+    def perform(self, session_id: str, payload: dict[str, Any]) -> None:
+        """Hand one request to ``host.platform`` (the host calls this, after persisting it)."""
+        platform = getattr(self.host, "platform", None)
+        request = payload.get("request")
+        if platform is None:
+            log.error("platform request %r of session %s dropped: no platform is configured", request, session_id)
+            self._fail(session_id, payload, "no contact-center platform is configured")
+            return
+        data = dict(payload.get("data") or {})
+        if payload.get("sendid") is not None:
+            data.setdefault("request_id", payload["sendid"])
+        try:
+            platform.handle(session_id, request, data)
+        except Exception as e:
+            log.exception("platform request %r of session %s failed", request, session_id)
+            self._fail(session_id, payload, f"platform request {request!r} failed: {e}")
+
+    def _fail(self, session_id: str, payload: dict[str, Any], message: str) -> None:
+        session = self.host.sessions.get(session_id)
+        if session is not None and session.is_running:
+            session.post_error("error.communication", message, payload.get("sendid"))
+
+
+def register(registry: Registry) -> None:
+    """Make ``type="platform"`` (and the full URI) available to documents compiled with ``registry``."""
+    registry.register_processor(PLATFORM_PROCESSOR, PlatformProcessor, PLATFORM_ALIAS)
+
+
+def event_data(value: Any) -> Any:
+    """Dicts become ``AttrDict`` all the way down, so flows can write ``_event.data.target.dn``."""
+    if isinstance(value, dict):
+        return AttrDict({k: event_data(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [event_data(v) for v in value]
+    return value
+
+
+def host_deliverer(host: SessionHost) -> Deliver:
+    """A ``deliver`` for a platform: raise its events in the host's sessions (through
+    ``route_event``, the seam a persisting host overrides). Ended sessions are skipped."""
+
+    def deliver(session_id: str, name: str, data: dict[str, Any]) -> None:
+        session = host.sessions.get(session_id)
+        if session is None or not session.is_running:
+            return
+        event = Event(name, event_data(data), type="external", origintype=PLATFORM_PROCESSOR)
+        host.route_event(None, session, event)
+
+    return deliver

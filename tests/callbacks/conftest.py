@@ -1,0 +1,108 @@
+"""An engine with callback services and a fast simulator, driven over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.app import create_app
+from engine.settings import Settings
+from tests.conftest import REPO
+from tests.support.engine_process import free_port
+
+CLIENT = {"x-api-key": "client-key"}
+ADMIN = {"x-api-key": "admin-key"}
+BASE = "/genesys/1/service/callback"
+SCALE = 200.0  # simulated seconds per real second: a 180 s call takes 0.9 s
+
+SIMULATOR = f"""
+time_scale = {SCALE}
+ring_seconds = 8
+treatment_seconds = 4
+route_seconds = 1
+default_handle_seconds = 60
+seed = 7
+[queues.Callback_VQ]
+agents = 2
+handle_seconds = 60
+[queues.Empty_VQ]
+agents = 0
+handle_seconds = 60
+[[dial_rules]]
+pattern = '^\\+1555000'
+sequence = ["busy"]
+[[dial_rules]]
+pattern = '^\\+1555001'
+sequence = ["busy", "answer"]
+[[dial_rules]]
+pattern = '^\\+1555002'
+sequence = ["no_answer", "answering_machine", "error"]
+"""
+
+SERVICES = {
+    "callback": {"_service": "callback", "_max_dial_attempts": 3, "_dial_retry_timeout": 60},
+    "callin": {"_service": "callback", "_call_direction": "USERORIGINATED", "_callin_timeout": 600},
+    "nowait": {"_service": "callback", "_wait_for_agent": False},
+    "tiny": {"_service": "callback", "_request_time_bucket": 60, "_max_request_by_time_bucket": 2,
+             "_max_queued_callbacks_per_service": 1, "_urs_virtual_queue": "Empty_VQ"},
+    "expiring": {"_service": "callback", "_ttl": 60, "_urs_virtual_queue": "Empty_VQ"},
+    "office": {"_service": "callback", "_business_hours_service": "office"},
+}
+
+
+def write_config(root: Path) -> Path:
+    config = root / "config"
+    (config / "services").mkdir(parents=True, exist_ok=True)
+    (config / "business-hours").mkdir(exist_ok=True)
+    (config / "simulator.toml").write_text(SIMULATOR)
+    for name, options in SERVICES.items():
+        (config / "services" / f"{name}.json").write_text(json.dumps(options))
+    shutil.copy(REPO / "config" / "business-hours" / "office.json", config / "business-hours")
+    return config
+
+
+@pytest.fixture
+async def cb_client(aiohttp_client, tmp_path):
+    port = free_port()
+    settings = Settings.load(
+        config_dir=write_config(tmp_path), env={}, data_dir=tmp_path / "data", flows_dir=REPO / "scxml",
+        admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port)
+    return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+
+
+async def create(client, service: str, **params) -> str:
+    r = await client.post(f"{BASE}/{service}", json=params, headers=CLIENT)
+    body = await r.json()
+    assert r.status == 200, body
+    return body["_id"]
+
+
+async def record(client, cid: str) -> dict:
+    r = await client.get(f"{BASE}?_id={cid}", headers=CLIENT)
+    [found] = await r.json()
+    return found
+
+
+async def wait_state(client, cid: str, state: str, timeout: float = 15.0) -> dict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen = []
+    while loop.time() < deadline:
+        rec = await record(client, cid)
+        if not seen or seen[-1] != rec["_callback_state"]:
+            seen.append(rec["_callback_state"])
+        if rec["_callback_state"] == state:
+            rec["_seen"] = seen
+            return rec
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"callback {cid} never reached {state}; went through {seen}")
+
+
+async def events(client, service: str, cid: str) -> list[dict]:
+    r = await client.get(f"{BASE}/{service}/{cid}/events", headers=CLIENT)
+    assert r.status == 200
+    return await r.json()

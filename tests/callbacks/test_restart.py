@@ -1,0 +1,77 @@
+"""kill -9 while callbacks are scheduled and queued: after a restart none is lost, none runs twice."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import ClientSession
+
+from tests.callbacks.conftest import BASE, write_config
+from tests.conftest import REPO
+from tests.support.engine_process import CLIENT_KEY, EngineProcess
+
+HEADERS = {"x-api-key": CLIENT_KEY}
+IMMEDIATE, SCHEDULED = 16, 16
+
+
+async def clock(client: ClientSession, url: str) -> float:
+    async with client.get(url + "/health") as r:
+        return (await r.json())["clock"]
+
+
+async def test_restart_loses_no_callback_and_runs_none_twice(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (config / "services" / "callback.json").write_text(json.dumps({"_service": "callback"}))
+    engine = EngineProcess(tmp_path / "data", REPO / "scxml", config_dir=str(config))
+    await engine.start()
+    try:
+        async with ClientSession() as client:
+            ids = []
+            for i in range(IMMEDIATE):
+                async with client.post(f"{engine.url}{BASE}/callback", json={"_customer_number": f"+1555090{i:04d}"},
+                                       headers=HEADERS) as r:
+                    ids.append((await r.json())["_id"])
+            now = await clock(client, engine.url)
+            for i in range(SCHEDULED):
+                at = datetime.fromtimestamp(now + 600 + 30 * i, UTC).isoformat().replace("+00:00", "Z")
+                async with client.post(f"{engine.url}{BASE}/callback",
+                                       json={"_customer_number": f"+1555091{i:04d}", "_desired_time": at},
+                                       headers=HEADERS) as r:
+                    assert r.status == 200, await r.text()
+                    ids.append((await r.json())["_id"])
+            await asyncio.sleep(0.3)
+            states_before = Counter()
+            for cid in ids:
+                async with client.get(f"{engine.url}{BASE}?_id={cid}", headers=HEADERS) as r:
+                    states_before[(await r.json())[0]["_callback_state"]] += 1
+            assert states_before["SCHEDULED"] >= SCHEDULED // 2 and states_before["COMPLETED"] < len(ids)
+            engine.kill()
+            await engine.start()
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                records = []
+                for cid in ids:
+                    async with client.get(f"{engine.url}{BASE}?_id={cid}", headers=HEADERS) as r:
+                        found = await r.json()
+                        assert len(found) == 1, f"callback {cid} lost"
+                        records.append(found[0])
+                if all(r["_callback_state"] == "COMPLETED" for r in records):
+                    break
+                assert asyncio.get_running_loop().time() < deadline, Counter(r["_callback_state"] for r in records)
+                await asyncio.sleep(0.2)
+            for rec in records:
+                assert rec["_callback_reason"] == "AGENT_CONNECTED", rec
+                async with client.get(f"{engine.url}{BASE}/callback/{rec['_id']}/events", headers=HEADERS) as r:
+                    counts = Counter(e["event_id"] for e in await r.json())
+                # one session per callback, submitted once, ended once
+                assert counts["_cbe_on_service_create"] == 1, (rec["_id"], counts)
+                assert counts["_cbe_on_callback_submitted"] == 1, (rec["_id"], counts)
+                assert counts["_cbe_on_service_exit"] == 1, (rec["_id"], counts)
+        assert re.search(r"callback service: \d+ open callbacks restored", engine.log_path.read_text())
+    finally:
+        engine.stop()
