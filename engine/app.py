@@ -12,8 +12,8 @@ import time
 
 from aiohttp import web
 
-from .api import admin, gms, ors
-from .api.appkeys import CALLBACKS, ENGINE, FLOWS, KEYS, KEYS_GENERATED, MANAGER, SETTINGS
+from .api import admin, gms, notifications, ors
+from .api.appkeys import CALLBACKS, ENGINE, FLOWS, KEYS, KEYS_GENERATED, MANAGER, NOTIFICATIONS, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
 from .callbacks import flow_actions
@@ -21,6 +21,8 @@ from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
 from .flows import FlowRegistry
 from .keys import load_keys
+from .notifications.notifier import NotificationConfig, TransactionLists
+from .notifications.service import NotificationService
 from .platform import ioprocessor as platform_io
 from .platform.config import SimulatorConfig, load_simulator_config
 from .platform.simulator import Simulator
@@ -45,7 +47,9 @@ class Engine:
         self.manager: SessionManager | None = None
         self.simulator: Simulator | None = None
         self.callbacks: CallbackService | None = None
+        self.notifications: NotificationService | None = None
         self.services = ServiceRegistry(settings.config_dir)
+        self.lists = TransactionLists(settings.config_dir)
         self.started_at = 0.0
 
     async def open(self, app: web.Application | None = None) -> None:
@@ -55,6 +59,8 @@ class Engine:
         # One clock for every timer; the simulator mode may run it faster than the wall clock.
         clock = ScaledClock(sim_config.time_scale) if sim_config.time_scale != 1 else Clock()
         self.services.load()
+        self.lists.load()
+        notification_config = NotificationConfig.load(s.config_dir / "notifications.json")
         if s.persistence:
             self.store = await Store.open(s.db_url)
         self.flows = FlowRegistry(s.flows_dir, self.registry, self.store, s.flow_watch_interval)
@@ -66,9 +72,11 @@ class Engine:
             basic.base_url = s.base_url
         self.simulator = Simulator(sim_config, clock, platform_io.host_deliverer(self.manager))
         self.manager.platform = self.simulator  # type: ignore[attr-defined]
-        self.callbacks = CallbackService(self.manager, self.services, self.simulator)
+        self.notifications = NotificationService(self.manager, self.services, self.lists, notification_config)
+        self.callbacks = CallbackService(self.manager, self.services, self.simulator, self.notifications)
         self.manager.callbacks = self.callbacks  # type: ignore[attr-defined]
         await self.manager.open()
+        await self.notifications.open()
         await self.callbacks.open()
         self.started_at = time.time()
         log.info("engine ready: %d flows, %d sessions restored, persistence %s",
@@ -79,7 +87,9 @@ class Engine:
         if self.callbacks is not None:
             await self.callbacks.close()
         if self.manager is not None:
-            await self.manager.close()
+            await self.manager.close()  # the final flush; deliveries not yet done stay stored
+        if self.notifications is not None:
+            await self.notifications.close()
         if self.flows is not None:
             await self.flows.close()
         if self.store is not None:
@@ -122,6 +132,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.router.add_get("/health", health)
     app.router.add_routes(ors.routes)
     app.router.add_routes(gms.routes)
+    app.router.add_routes(notifications.routes)
     app.router.add_routes(admin.routes)
 
     async def on_startup(app: web.Application) -> None:
@@ -129,6 +140,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         app[MANAGER] = engine.manager
         app[FLOWS] = engine.flows
         app[CALLBACKS] = engine.callbacks
+        app[NOTIFICATIONS] = engine.notifications
         basic = engine.manager.processor_for("basichttp")  # type: ignore[union-attr]
         app.router.add_post("/basichttp/{sid}", basic.handle)
 

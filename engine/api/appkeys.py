@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ..app import Engine
     from ..callbacks.service import CallbackService
     from ..flows import FlowRegistry
+    from ..notifications.service import NotificationService
     from ..sessions.manager import SessionManager
     from ..settings import Settings
 
@@ -20,4 +21,5 @@ KEYS_GENERATED: web.AppKey[bool] = web.AppKey("keys_generated")
 MANAGER: web.AppKey[SessionManager] = web.AppKey("manager")
 FLOWS: web.AppKey[FlowRegistry] = web.AppKey("flows")
 CALLBACKS: web.AppKey[CallbackService] = web.AppKey("callbacks")
+NOTIFICATIONS: web.AppKey[NotificationService] = web.AppKey("notifications")
 ROLE: web.RequestKey[Any] = web.RequestKey("role")

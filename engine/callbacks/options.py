@@ -51,6 +51,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("_status_notification_debug", bool, False, "extra diagnostics in notifications"),
     Option("_status_notification_language", str, "en", "language of push texts"),
     Option("_callback_events_list", str, "", "transaction list naming the events to report"),
+    Option("_max_notify_delivery_attempts", int, 8, "attempts to deliver a notification before it is "
+           "kept as a dead letter", minimum=1),
 )}
 
 _TRUE = {"true", "1", "yes", "on"}

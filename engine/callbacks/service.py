@@ -47,8 +47,10 @@ class LimitReached(RuntimeError):
 
 
 class CallbackService:
-    def __init__(self, manager: SessionManager, services: ServiceRegistry, platform: Any = None):
+    def __init__(self, manager: SessionManager, services: ServiceRegistry, platform: Any = None,
+                 notifications: Any = None):
         self.manager = manager
+        self.notifications = notifications  # status notifications (engine.notifications), optional
         self.services = services
         self.platform = platform
         self.clock = manager.clock
@@ -135,6 +137,8 @@ class CallbackService:
             "_urs_virtual_queue": keys.get("_urs_virtual_queue", options["_urs_virtual_queue"]),
         }
         self.records[cid] = record
+        if self.notifications is not None:
+            self.notifications.notifier.callback_created(record)
         if scheduled:
             self._lifecycle(record).created()
             self._arm(record)
@@ -361,6 +365,8 @@ class CallbackService:
                 "_desired_time": record["_desired_time"]}
         data.pop("_callback_state", None)
         lifecycle = self._lifecycle(record)
+        if record["_callback_state"] == "SCHEDULED":
+            lifecycle.apply("submit")  # submitted (and queued) before the flow reports anything
         try:
             session = self.manager.start_flow(options["_service"], data)
         except (FlowError, ValueError) as e:
@@ -370,8 +376,6 @@ class CallbackService:
             return
         record["_ors_session_id"] = session.id
         self.by_session[session.id] = record["_id"]
-        if record["_callback_state"] == "SCHEDULED":
-            lifecycle.apply("submit")
         if not session.is_running and record["_callback_state"] != "COMPLETED":
             self._session_ended(session)
 
@@ -381,6 +385,14 @@ class CallbackService:
         session = self.manager.sessions.get(record.get("_ors_session_id") or "")
         if session is not None and session.is_running:
             session.deliver(Event("cb.cancel", AttrDict(reason=reason)))
+        else:
+            self._ended(record)
+
+    def _ended(self, record: dict[str, Any]) -> None:
+        """The callback and its flow are both over: what was subscribed for it goes."""
+        if self.notifications is not None:
+            self.notifications.notifier.callback_ended(record)
+            self.notifications.flush()
 
     def _complete(self, record: dict[str, Any], reason: str, notify_failure: str | None = None) -> None:
         if record["_callback_state"] == "COMPLETED":
@@ -403,6 +415,7 @@ class CallbackService:
         if record is None:
             return
         if record["_callback_state"] == "COMPLETED":
+            self._ended(record)
             if self.store is not None:
                 self.records.pop(record["_id"], None)
             return
@@ -478,6 +491,9 @@ class CallbackService:
         row = {"id": self._event_ids if self.store is None else self.store.new_id(),
                "callback_id": record["_id"], "name": name, "data": dumps(message),
                "created_at": self.clock.now()}
+        if self.notifications is not None:
+            self.notifications.notifier.on_event(record, name, values, record.get("_ors_session_id"))
+            self.notifications.flush()
         if self.store is None:
             bucket = self.events.setdefault(record["_id"], [])
             if len(bucket) < MAX_EVENTS_PER_CALLBACK:

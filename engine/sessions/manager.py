@@ -80,6 +80,8 @@ class SessionManager(SessionHost):
         # Other layers (the callback service) add their rows to each batch, so their changes
         # commit in the same transaction as the session snapshots they go with.
         self.batch_contributors: list[Callable[[Batch], None]] = []
+        # ...and are told once that batch is committed (to release what waited for it).
+        self.after_commit: list[Callable[[], None]] = []
         self._writer: asyncio.Task | None = None
         self.commits = 0
 
@@ -255,6 +257,11 @@ class SessionManager(SessionHost):
             if batch:
                 await self._write(batch)
                 self.commits += 1
+            for hook in self.after_commit:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("after-commit hook failed")
             self._release(events, effects)
             for future in waiters:
                 if not future.done():

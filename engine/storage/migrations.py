@@ -23,9 +23,15 @@ def _v2(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v3(conn: Connection) -> None:
+    for table in (schema.subscriptions, schema.deliveries):
+        table.create(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "flow versions, sessions, inbox, outbox", _v1),
     (2, "callback records and their status events", _v2),
+    (3, "notification subscriptions and deliveries", _v3),
 ]
 
 

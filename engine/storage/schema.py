@@ -88,3 +88,25 @@ callback_events = Table(
     Column("created_at", Float, nullable=False),
 )
 Index("ix_callback_events_callback", callback_events.c.callback_id, callback_events.c.id)
+
+# Notification subscriptions (the GMS notification API, and those made on a client's behalf).
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("record", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# Notifications on their way to a target: written with the change that caused them, retried with
+# backoff, deleted when delivered, kept with status "dead" when they finally fail.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("ordering_key", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", Float, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_deliveries_status", deliveries.c.status, deliveries.c.id)

@@ -33,10 +33,16 @@ class Batch:
     flows: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     callback_events: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions_done: list[str] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    deliveries_done: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.sessions or self.inbox or self.outbox or self.inbox_done
-                    or self.outbox_done or self.flows or self.callbacks or self.callback_events)
+                    or self.outbox_done or self.flows or self.callbacks or self.callback_events
+                    or self.subscriptions or self.subscriptions_done or self.deliveries
+                    or self.deliveries_done)
 
 
 class Store:
@@ -69,7 +75,7 @@ class Store:
         async with engine.begin() as conn:
             applied = await conn.run_sync(migrate)
             top = 0
-            for table in (schema.inbox, schema.outbox, schema.callback_events):
+            for table in (schema.inbox, schema.outbox, schema.callback_events, schema.deliveries):
                 top = max(top, (await conn.execute(select(func.max(table.c.id)))).scalar() or 0)
         store._next_id = top + 1
         if applied:
@@ -90,6 +96,11 @@ class Store:
         else:
             from sqlalchemy.dialects.sqlite import insert
         return insert(table)
+
+    def _upsert(self, table: Any, columns: tuple[str, ...]) -> Any:
+        ins = self._insert(table)
+        key = [c.name for c in table.primary_key.columns]
+        return ins.on_conflict_do_update(index_elements=key, set_={c: ins.excluded[c] for c in columns})
 
     async def write_batch(self, batch: Batch) -> None:
         """Write snapshots, new inbox/outbox rows and deletions atomically."""
@@ -117,6 +128,16 @@ class Store:
                 await conn.execute(stmt, batch.callbacks)
             if batch.callback_events:
                 await conn.execute(schema.callback_events.insert(), batch.callback_events)
+            if batch.subscriptions:
+                await conn.execute(self._upsert(schema.subscriptions, ("record", "expires_at")), batch.subscriptions)
+            if batch.subscriptions_done:
+                await conn.execute(delete(schema.subscriptions).where(
+                    schema.subscriptions.c.id.in_(batch.subscriptions_done)))
+            if batch.deliveries:
+                await conn.execute(self._upsert(schema.deliveries, ("status", "attempts", "next_at", "record",
+                                                                    "updated_at")), batch.deliveries)
+            if batch.deliveries_done:
+                await conn.execute(delete(schema.deliveries).where(schema.deliveries.c.id.in_(batch.deliveries_done)))
             if batch.inbox_done:
                 await conn.execute(delete(schema.inbox).where(schema.inbox.c.id.in_(batch.inbox_done)))
             if batch.outbox_done:
@@ -213,3 +234,19 @@ class Store:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(t).where(t.c.callback_id == callback_id).order_by(t.c.id))
             return [dict(r._mapping) for r in rows]
+
+    # -- notifications -------------------------------------------------------------------
+    async def load_subscriptions(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(select(schema.subscriptions))]
+
+    async def load_deliveries(self, status: str | None = None, limit: int | None = None,
+                              offset: int = 0) -> list[dict[str, Any]]:
+        t = schema.deliveries
+        query = select(t).order_by(t.c.id).offset(offset)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]

@@ -1,0 +1,117 @@
+"""The notification API (SPEC 6): subscribe, unsubscribe, publish; and its admin side:
+transaction lists and dead letters."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..callbacks.records import BadRequest
+from ..notifications.service import NotificationService
+from ..notifications.subscriptions import parse_request
+from ..notifications.transaction_list import TransactionListError
+from .appkeys import MANAGER, NOTIFICATIONS
+from .body import query_int
+from .errors import ApiError
+
+routes = web.RouteTableDef()
+BASE = "/genesys/1/notification"
+
+
+def service(request: web.Request) -> NotificationService:
+    return request.app[NOTIFICATIONS]
+
+
+async def _json(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError as e:
+        raise ApiError(400, f"the body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+@routes.post(BASE + "/subscription")
+async def subscribe(request: web.Request) -> web.Response:
+    svc = service(request)
+    try:
+        sub = parse_request(await _json(request), svc.manager.clock.now(), svc.config.allowed_targets)
+    except BadRequest as e:
+        raise ApiError(400, str(e)) from None
+    svc.subscriptions.add(sub)
+    svc.flush()
+    await request.app[MANAGER].commit()
+    return web.json_response({"id": sub.id, **sub.public()})
+
+
+@routes.delete(BASE + "/subscription/{id}")
+async def unsubscribe(request: web.Request) -> web.Response:
+    svc = service(request)
+    if svc.subscriptions.remove(request.match_info["id"]) is None:
+        raise ApiError(404, f"no subscription {request.match_info['id']!r}")
+    svc.flush()
+    await request.app[MANAGER].commit()
+    return web.json_response({"id": request.match_info["id"], "deleted": True})
+
+
+@routes.post(BASE + "/publish")
+async def publish(request: web.Request) -> web.Response:
+    body = await _json(request)
+    tag, message = body.get("tag"), body.get("message")
+    if not isinstance(tag, str) or not tag:
+        raise ApiError(400, "tag is required")
+    if message is None:
+        raise ApiError(400, "message is required")
+    svc = service(request)
+    count = svc.notifier.publish(tag, message if isinstance(message, dict) else {"message": message})
+    svc.flush()
+    await request.app[MANAGER].commit()
+    return web.json_response({"tag": tag, "deliveries": count})
+
+
+@routes.get("/admin/transaction-lists/{name}")
+async def get_list(request: web.Request) -> web.Response:
+    tlist = service(request).lists.lists.get(request.match_info["name"])
+    if tlist is None:
+        raise ApiError(404, f"no transaction list {request.match_info['name']!r}")
+    if request.query.get("format") == "text":
+        return web.Response(text=tlist.text, content_type="text/plain")
+    return web.json_response({
+        "name": tlist.name, "properties": tlist.properties, "warnings": tlist.warnings,
+        "events": {k: {"notify_params": list(v.params), "notify_custom": v.custom} for k, v in tlist.events.items()},
+    })
+
+
+@routes.put("/admin/transaction-lists/{name}")
+async def put_list(request: web.Request) -> web.Response:
+    text = await request.text()
+    if not text.strip():
+        raise ApiError(400, "the body must be the list in the GMS_Events.cfg format (text/plain)")
+    try:
+        tlist = service(request).lists.put(request.match_info["name"], text)
+    except TransactionListError as e:
+        raise ApiError(400, f"transaction list refused: {e}", "InvalidTransactionList",
+                       section=e.section, line=e.line) from None
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+    return web.json_response({"name": tlist.name, "events": sorted(tlist.events), "warnings": tlist.warnings})
+
+
+@routes.get("/admin/dead-letters")
+async def dead_letters(request: web.Request) -> web.Response:
+    limit = query_int(request, "limit", 100, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    return web.json_response({"dead_letters": service(request).dead_letters(limit, offset)})
+
+
+@routes.post("/admin/dead-letters/{id}/replay")
+async def replay(request: web.Request) -> web.Response:
+    try:
+        delivery_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(400, "a dead letter id is a number") from None
+    d = service(request).replay(delivery_id)
+    if d is None:
+        raise ApiError(404, f"no dead letter {delivery_id}")
+    await request.app[MANAGER].commit()
+    return web.json_response({"id": d.id, "status": d.status})

@@ -1,0 +1,1 @@
+"""Status notifications (seed 000): transaction lists, subscriptions, durable delivery."""

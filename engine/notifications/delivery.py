@@ -1,0 +1,233 @@
+"""Delivery of notifications: at least once, in order per ordering key, retried, then dead-lettered.
+
+Each delivery is a stored row written in the same transaction as the change that caused it (the
+session manager's batch); it is attempted only after that commit. Deliveries sharing an ordering
+key (a callback and a target) go strictly one after the other. A failure is retried with
+exponential backoff, honouring ``Retry-After``; after ``max_attempts`` (or at once for an answer
+that retrying cannot fix) the delivery is kept as a dead letter that the admin API lists and
+replays. A retried message keeps its ``webhook-id``, so receivers can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import ClientError, ClientSession, ClientTimeout
+
+from ..scxml import AttrDict, Event
+from . import webhooks
+
+if TYPE_CHECKING:
+    from ..scxml.clock import Clock
+    from ..sessions.manager import SessionManager
+
+log = logging.getLogger("engine.notifications")
+PENDING, DEAD = "pending", "dead"
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MAX_BACKOFF = 300.0
+MAX_RETRY_AFTER = 3600.0
+
+
+@dataclass
+class Delivery:
+    id: int
+    key: str
+    type: str
+    target: str
+    device_id: str
+    message: dict[str, Any]
+    webhook_id: str
+    max_attempts: int
+    created_at: float
+    secret: str | None = None
+    attempts: int = 0
+    next_at: float = 0.0
+    status: str = PENDING
+    last_error: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, "ordering_key": self.key, "status": self.status, "attempts": self.attempts,
+                "next_at": self.next_at, "record": json.dumps(asdict(self)), "updated_at": time.time()}
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("secret")
+        return out
+
+
+class Failure(Exception):
+    def __init__(self, reason: str, retry: bool, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry = retry
+        self.retry_after = retry_after
+
+
+class Dispatcher:
+    """Carries deliveries out; one in flight per ordering key."""
+
+    def __init__(self, clock: Clock, manager: SessionManager, timeout: float = 10.0,
+                 base_backoff: float = 1.0):
+        self.clock = clock
+        self.manager = manager
+        self.timeout = timeout
+        self.base_backoff = base_backoff
+        self.queues: dict[str, deque[Delivery]] = {}
+        self.busy: set[str] = set()
+        self.dead: dict[int, Delivery] = {}
+        self.changed: dict[int, Delivery] = {}
+        self.done: list[int] = []
+        self.delivered = 0
+        self._client: ClientSession | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._timers: dict[str, Any] = {}
+        self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
+        self.closed = False
+
+    # -- queueing ------------------------------------------------------------------------
+    def submit(self, delivery: Delivery) -> None:
+        if self.closed:
+            return  # stored as pending: the next start delivers it
+        if delivery.status == DEAD:
+            self.dead[delivery.id] = delivery
+            return
+        self.queues.setdefault(delivery.key, deque()).append(delivery)
+        self._kick(delivery.key)
+
+    def replay(self, delivery: Delivery) -> None:
+        self.dead.pop(delivery.id, None)
+        delivery.status, delivery.attempts, delivery.next_at, delivery.last_error = PENDING, 0, 0.0, ""
+        self._persist(delivery)
+        self.submit(delivery)
+
+    def pending(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
+    def _kick(self, key: str) -> None:
+        if key in self.busy:
+            return
+        queue = self.queues.get(key)
+        if not queue:
+            self.queues.pop(key, None)
+            return
+        head = queue[0]
+        wait = head.next_at - self.clock.now()
+        if wait > 0:
+            if key not in self._timers:
+                self._timers[key] = self.clock.call_at(head.next_at, self._timer_fired, key)
+            return
+        self.busy.add(key)
+        task = asyncio.get_running_loop().create_task(self._attempt(head))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _timer_fired(self, key: str) -> None:
+        self._timers.pop(key, None)
+        self._kick(key)
+
+    # -- one attempt ---------------------------------------------------------------------
+    async def _attempt(self, d: Delivery) -> None:
+        try:
+            await self._send(d)
+        except Failure as f:
+            self._failed(d, f)
+        except Exception as e:  # a bug must not stop the queue
+            log.exception("delivery %s failed unexpectedly", d.id)
+            self._failed(d, Failure(f"{type(e).__name__}: {e}", retry=True))
+        else:
+            self._succeeded(d)
+        finally:
+            self.busy.discard(d.key)
+            self._kick(d.key)
+
+    async def _send(self, d: Delivery) -> None:
+        if d.type == "orscb":
+            session = self.manager.sessions.get(d.target)
+            if session is None or not session.is_running:
+                raise Failure(f"no running session {d.target!r} for orscb", retry=False)
+            event = Event(str(d.message.get("event_id", "notification")), AttrDict(d.message))
+            self.manager.route_event(None, session, event)
+            return
+        body_obj = d.message if d.type == "customhttp" else {"deviceId": d.device_id, "message": d.message}
+        body = json.dumps(body_obj).encode()
+        headers = {"Content-Type": "application/json"}
+        if d.secret:
+            headers.update(webhooks.headers(d.secret, d.webhook_id, int(time.time()), body))
+        else:
+            headers["webhook-id"] = d.webhook_id
+        if self._client is None:
+            self._client = ClientSession(timeout=ClientTimeout(total=self.timeout))
+        try:
+            async with self._client.post(d.target, data=body, headers=headers) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    return
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                raise Failure(f"HTTP {resp.status}", retry=resp.status in RETRYABLE_STATUS,
+                              retry_after=retry_after)
+        except (ClientError, TimeoutError, OSError) as e:
+            raise Failure(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, retry=True) from e
+
+    def _succeeded(self, d: Delivery) -> None:
+        self._pop(d)
+        self.delivered += 1
+        self.done.append(d.id)
+        self.changed.pop(d.id, None)
+        self.manager.request_write()
+        for hook in self.on_delivered:
+            hook(d)
+
+    def _failed(self, d: Delivery, f: Failure) -> None:
+        d.attempts += 1
+        d.last_error = str(f)
+        if not f.retry or d.attempts >= d.max_attempts:
+            d.status = DEAD
+            self._pop(d)
+            self.dead[d.id] = d
+            log.warning("delivery %s to %s dead after %d attempts: %s", d.id, d.target, d.attempts, f)
+        else:
+            backoff = min(self.base_backoff * 2 ** (d.attempts - 1), MAX_BACKOFF) * random.uniform(0.8, 1.2)
+            # Retry-After is the receiver's wall-clock time; our clock may run faster (simulator).
+            delay = max(backoff, (f.retry_after or 0.0) * getattr(self.clock, "scale", 1.0))
+            d.next_at = self.clock.now() + delay
+            log.info("delivery %s to %s failed (%s); attempt %d in %.1f s", d.id, d.target, f, d.attempts + 1, delay)
+        self._persist(d)
+
+    def _pop(self, d: Delivery) -> None:
+        queue = self.queues.get(d.key)
+        if queue and queue[0] is d:
+            queue.popleft()
+
+    def _persist(self, d: Delivery) -> None:
+        self.changed[d.id] = d
+        self.manager.request_write()
+
+    async def close(self) -> None:
+        self.closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._client is not None:
+            await self._client.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number or an HTTP date), capped at an hour."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))

@@ -1,0 +1,191 @@
+"""Status notifications: from a callback's status event to deliveries (SPEC 6, seed 000).
+
+For each status event of a callback whose notifications are enabled, the notifier builds the
+seed's message (``event_id``, ``timestamp``, ``_service_id``, ``_service_name``,
+``_callback_state``, the ``notify_params`` values, the ``notify_custom`` keys) and publishes it
+under the callback's tag; every live subscription whose filter matches gets a delivery.
+``subscribe_notify`` subscribes on the client's behalf when the callback is created and removes
+the subscription when the callback ends; ``notify`` only publishes.
+
+Settings are resolved per callback: create-request parameters > service options > the
+transaction list's ``[properties]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..callbacks.event_catalog import ALL_EVENTS
+from ..callbacks.services import NAME, ServiceRegistry
+from ..scxml.clock import Clock
+from .delivery import Delivery, Dispatcher
+from .subscriptions import Subscription, SubscriptionRegistry, callback_tag
+from .transaction_list import PROPERTY_KEYS, TransactionList, parse
+
+log = logging.getLogger("engine.notifications")
+ENABLED = ("notify", "subscribe_notify")
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+@dataclass
+class NotificationConfig:
+    """``config/notifications.json``: target allow list and per-target secrets."""
+
+    allowed_targets: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # URL prefix -> Standard Webhooks secret
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    @classmethod
+    def load(cls, path: Path) -> NotificationConfig:
+        if not path.is_file():
+            return cls()
+        raw = json.loads(path.read_text())
+        cfg = cls(allowed_targets=list(raw.get("allowed_targets", [])),
+                  secrets=dict(raw.get("secrets", {})),
+                  max_attempts=int(raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
+        if cfg.max_attempts < 1:
+            raise ValueError(f"{path}: max_attempts must be at least 1")
+        return cfg
+
+    def secret_for(self, url: str) -> str | None:
+        best = max((p for p in self.secrets if url.startswith(p)), key=len, default=None)
+        return self.secrets[best] if best else None
+
+
+class TransactionLists:
+    """``config/transaction-lists/<name>.cfg``, read at start and replaced through the admin API."""
+
+    def __init__(self, config_dir: Path):
+        self.folder = Path(config_dir) / "transaction-lists"
+        self.lists: dict[str, TransactionList] = {}
+
+    def load(self) -> None:
+        for path in sorted(self.folder.glob("*.cfg")) if self.folder.is_dir() else []:
+            try:
+                self.lists[path.stem] = parse(path.read_text(encoding="utf-8"), path.stem)
+            except (ValueError, OSError) as e:
+                log.error("transaction list %s refused: %s", path, e)
+
+    def put(self, name: str, text: str) -> TransactionList:
+        if not NAME.match(name):
+            raise ValueError(f"list name {name!r} must be letters, digits, '.', '_' or '-'")
+        parsed = parse(text, name)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".cfg")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, self.folder / f"{name}.cfg")
+        self.lists[name] = parsed
+        return parsed
+
+
+class StatusNotifier:
+    def __init__(self, services: ServiceRegistry, lists: TransactionLists, subscriptions: SubscriptionRegistry,
+                 dispatcher: Dispatcher, clock: Clock, config: NotificationConfig, new_id: Any):
+        self.services = services
+        self.lists = lists
+        self.subscriptions = subscriptions
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.config = config
+        self._new_id = new_id
+        self.new_deliveries: list[Delivery] = []  # written with the next batch, then dispatched
+
+    # -- settings -----------------------------------------------------------------------
+    def settings_for(self, record: dict[str, Any]) -> dict[str, Any]:
+        service_raw = self.services.raw.get(record["_service_name"], {})
+        list_name = record.get("_callback_events_list") or service_raw.get("_callback_events_list") or ""
+        tlist = self.lists.lists.get(list_name) if list_name else None
+        if list_name and tlist is None:
+            log.warning("callback %s names transaction list %r, which is not loaded", record["_id"], list_name)
+        out: dict[str, Any] = {"list": tlist, "list_name": list_name}
+        for key in PROPERTY_KEYS:
+            for layer in (record, service_raw, tlist.properties if tlist else {}):
+                if key in layer and layer[key] not in (None, ""):
+                    out[key] = layer[key]
+                    break
+        enable = str(out.get("_enable_status_notification", "false")).strip().lower()
+        out["_enable_status_notification"] = "notify" if enable == "to_notify" else enable
+        out["_status_notification_type"] = str(out.get("_status_notification_type", "httpcb")).strip()
+        out["_status_notification_target"] = str(out.get("_status_notification_target", "")).strip()
+        out["_status_notification_debug"] = str(out.get("_status_notification_debug", "false")).lower() == "true"
+        return out
+
+    # -- callback lifecycle hooks ----------------------------------------------------------------
+    def callback_created(self, record: dict[str, Any]) -> None:
+        cfg = self.settings_for(record)
+        if cfg["_enable_status_notification"] != "subscribe_notify":
+            return
+        target, kind = cfg["_status_notification_target"], cfg["_status_notification_type"]
+        if not target:
+            log.warning("callback %s: subscribe_notify without _status_notification_target", record["_id"])
+            return
+        now = self.clock.now()
+        options = self.services.options.get(record["_service_name"], {})
+        self.subscriptions.add(Subscription(
+            id=uuid.uuid4().hex, subscriber_id=f"callback:{record['_id']}",
+            provider=str(cfg.get("_status_notification_provider") or "default"), type=kind, device_id=target,
+            properties={}, filter=callback_tag(record["_service_name"], record["_id"]),
+            expires_at=now + 2 * options.get("_ttl", 86400) + 86400, created_at=now, callback_id=record["_id"],
+            max_attempts=options.get("_max_notify_delivery_attempts"),
+        ))
+
+    def callback_ended(self, record: dict[str, Any]) -> None:
+        for sub in self.subscriptions.for_callback(record["_id"]):
+            self.subscriptions.remove(sub.id)
+
+    def on_event(self, record: dict[str, Any], name: str, values: dict[str, Any],
+                 session_id: str | None = None) -> None:
+        cfg = self.settings_for(record)
+        if cfg["_enable_status_notification"] not in ENABLED:
+            return
+        tlist: TransactionList | None = cfg["list"]
+        if tlist is not None:
+            spec = tlist.events.get(name)
+            if spec is None:
+                return  # with a list, only its events are reported
+            params, custom = spec.params, spec.custom
+        else:
+            params, custom = ALL_EVENTS.get(name, ()), {}
+        message: dict[str, Any] = {
+            "event_id": name, "timestamp": str(int(self.clock.now())), "_service_id": record["_id"],
+            "_service_name": record["_service_name"], "_callback_state": record["_callback_state"],
+        }
+        for param in params:
+            if param in message:
+                continue
+            if param in values:
+                message[param] = values[param]
+            elif param in record:
+                message[param] = record[param]
+        message.update(custom)
+        if cfg["_status_notification_debug"]:
+            message["_debug"] = {"list": cfg["list_name"] or "(default set)", "session": session_id,
+                                 "tag": callback_tag(record["_service_name"], record["_id"])}
+        options = self.services.options.get(record["_service_name"], {})
+        self.publish(callback_tag(record["_service_name"], record["_id"]), message,
+                     max_attempts=options.get("_max_notify_delivery_attempts"))
+
+    # -- publishing -------------------------------------------------------------------------------
+    def publish(self, tag: str, message: dict[str, Any], max_attempts: int | None = None) -> int:
+        """Create a delivery per matching subscription; returns how many."""
+        now = self.clock.now()
+        count = 0
+        for sub in self.subscriptions.matching(tag, now):
+            secret = sub.secret or (self.config.secret_for(sub.target) if sub.type != "orscb" else None)
+            self.new_deliveries.append(Delivery(
+                id=self._new_id(), key=f"{sub.type}|{sub.target}|{tag}", type=sub.type, target=sub.target,
+                device_id=sub.device_id, message=message, webhook_id=f"msg_{uuid.uuid4().hex}",
+                max_attempts=sub.max_attempts or max_attempts or self.config.max_attempts,
+                created_at=time.time(), secret=secret,
+            ))
+            count += 1
+        return count

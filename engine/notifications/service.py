@@ -1,0 +1,96 @@
+"""The notification service: subscriptions, the status notifier and the dispatcher, kept durable.
+
+New subscriptions, deliveries and their progress are written with the session manager's next
+batch, in the same transaction as the callback change that caused them; a new delivery is
+attempted only once that transaction is committed. Without storage they are dispatched at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ..callbacks.services import ServiceRegistry
+from ..sessions.manager import SessionManager
+from ..storage import Batch
+from .delivery import DEAD, Delivery, Dispatcher
+from .notifier import NotificationConfig, StatusNotifier, TransactionLists
+from .subscriptions import SubscriptionRegistry
+
+log = logging.getLogger("engine.notifications")
+
+
+class NotificationService:
+    def __init__(self, manager: SessionManager, services: ServiceRegistry, lists: TransactionLists,
+                 config: NotificationConfig):
+        self.manager = manager
+        self.config = config
+        self.lists = lists
+        self.subscriptions = SubscriptionRegistry()
+        self.dispatcher = Dispatcher(manager.clock, manager)
+        self._ids = 0
+        self.notifier = StatusNotifier(services, lists, self.subscriptions, self.dispatcher, manager.clock,
+                                       config, self._new_id)
+        self._released: list[Delivery] = []
+        if manager.store is not None:
+            manager.batch_contributors.append(self._contribute)
+            manager.after_commit.append(self._after_commit)
+
+    def _new_id(self) -> int:
+        if self.manager.store is not None:
+            return self.manager.store.new_id()
+        self._ids += 1
+        return self._ids
+
+    async def open(self) -> None:
+        store = self.manager.store
+        if store is None:
+            return
+        self.subscriptions.load(await store.load_subscriptions())
+        rows = await store.load_deliveries()
+        for row in rows:
+            self.dispatcher.submit(Delivery(**json.loads(row["record"])))
+        if rows:
+            log.info("notifications: %d deliveries restored (%d dead letters)", len(rows),
+                     sum(1 for r in rows if r["status"] == DEAD))
+
+    async def close(self) -> None:
+        await self.dispatcher.close()
+
+    def flush(self) -> None:
+        """Without storage, deliveries go out as soon as they exist."""
+        if self.manager.store is None:
+            new, self.notifier.new_deliveries = self.notifier.new_deliveries, []
+            for d in new:
+                self.dispatcher.submit(d)
+        else:
+            self.manager.request_write()
+
+    def _contribute(self, batch: Batch) -> None:
+        subs, dispatcher, notifier = self.subscriptions, self.dispatcher, self.notifier
+        batch.subscriptions.extend(sub.row() for sub in subs.changed.values())
+        batch.subscriptions_done.extend(subs.removed)
+        subs.changed, subs.removed = {}, []
+        new, notifier.new_deliveries = notifier.new_deliveries, []
+        batch.deliveries.extend(d.row() for d in new)
+        batch.deliveries.extend(d.row() for d in dispatcher.changed.values())
+        batch.deliveries_done.extend(dispatcher.done)
+        dispatcher.changed, dispatcher.done = {}, []
+        self._released.extend(new)
+
+    def _after_commit(self) -> None:
+        released, self._released = self._released, []
+        for d in released:
+            self.dispatcher.submit(d)
+
+    # -- admin ----------------------------------------------------------------------------
+    def dead_letters(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        items = sorted(self.dispatcher.dead.values(), key=lambda d: d.id)
+        return [d.public() for d in items[offset: offset + limit]]
+
+    def replay(self, delivery_id: int) -> Delivery | None:
+        d = self.dispatcher.dead.get(delivery_id)
+        if d is not None:
+            self.dispatcher.replay(d)
+        return d

@@ -1,0 +1,66 @@
+"""A real HTTP receiver on loopback for notification tests: records what arrives and answers as
+told (fail a few times, 429 with Retry-After, always fail)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    path: str
+    body: dict
+    raw: bytes
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class Receiver:
+    received: list[Received] = field(default_factory=list)
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # consumed first
+    default_status: int = 200
+    runner: web.AppRunner | None = None
+    port: int = 0
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def start(self) -> Receiver:
+        async def handler(request: web.Request) -> web.Response:
+            raw = await request.read()
+            status, headers = self.answers.pop(0) if self.answers else (self.default_status, {})
+            if 200 <= status < 300:
+                self.received.append(Received(request.path, json.loads(raw), raw, dict(request.headers), time.time()))
+            return web.Response(status=status, headers=headers, text="answer")
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", handler)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+    def messages(self, path: str = "/hook") -> list[dict]:
+        return [r.body.get("message", r.body) for r in self.received if r.path == path]
+
+    async def wait_for(self, count: int, path: str = "/hook", timeout: float = 15.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.messages(path)
+            if len(got) >= count:
+                return got
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"expected {count} messages at {path}, got {len(self.messages(path))}: "
+                             f"{[m.get('event_id') for m in self.messages(path)]}")
