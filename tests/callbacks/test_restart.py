@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path

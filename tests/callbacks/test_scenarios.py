@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from engine.api.appkeys import ENGINE
 from engine.callbacks.event_catalog import FLOW_EVENTS
