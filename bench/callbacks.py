@@ -7,9 +7,10 @@ In one run it
   contact-center simulator runs time ``--time-scale`` times faster, with many agents and short
   calls, so the figure is bound by the engine and not by simulated waiting;
 * creates ``--callbacks`` callbacks (``POST /genesys/1/service/callback/{service}``) with
-  ``--concurrency`` requests in flight while a watcher polls the callbacks not yet COMPLETED
-  every ``--poll`` seconds; throughput = callbacks / seconds from the first create to the moment
-  the last one was COMPLETED;
+  ``--concurrency`` requests in flight while a watcher polls every ``--poll`` seconds until none
+  is open: by default the live-session count of ``/health`` (cheap for the engine), confirmed by
+  the list of callbacks not yet COMPLETED; with ``--watch list`` that list on every poll.
+  Throughput = callbacks / seconds from the first create to the moment the last one was COMPLETED;
 * reads every record back: each must be COMPLETED with reason AGENT_CONNECTED, and any answer
   but 200 fails the run. The records' own created and completed times, mapped from the engine's
   scaled clock to the wall clock, give the exact end moment (the watcher only bounds it) and
@@ -41,6 +42,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,10 +285,16 @@ class Watch:
     list_polls: int = 0
     bytes: int = 0
     poll_seconds: float = 0.0
+    poll_max: float = 0.0
     open_max: int = 0
     rss_max: int = 0
     done_at: float | None = None  # perf_counter of the first empty list after the last create
     trace: list[tuple[float, int]] = field(default_factory=list)
+
+    def timed(self, seconds: float) -> None:
+        """Note one poll's round trip: under load it is mostly the engine's event-loop lag."""
+        self.poll_seconds += seconds
+        self.poll_max = max(self.poll_max, seconds)
 
     def summary(self, began: float) -> dict[str, Any]:
         """JSON-ready figures; the trace is thinned to at most 40 points."""
@@ -296,6 +304,7 @@ class Watch:
             "list_polls": self.list_polls, "poll_bytes": self.bytes,
             "poll_seconds_total": round(self.poll_seconds, 3),
             "poll_ms_mean": round(1000 * self.poll_seconds / max(1, self.polls), 2),
+            "poll_ms_max": round(1000 * self.poll_max, 2),
             "open_max_seen": self.open_max,
             "open_max_capped": self.mode == "list" and self.open_max >= LIST_CAP,
             "observed_done_s": None if self.done_at is None else round(self.done_at - began, 3),
@@ -308,7 +317,7 @@ async def open_callbacks(client: aiohttp.ClientSession, base: str, watch: Watch)
     failures: list[str] = []
     began = time.perf_counter()
     status, raw = await request(client, "GET", f"{base}{BASE}/{SERVICE}?_callback_state=!COMPLETED", failures)
-    watch.poll_seconds += time.perf_counter() - began
+    watch.timed(time.perf_counter() - began)
     if status != 200:
         raise BenchFailed(f"polling open callbacks: {failures[-1]}")
     watch.polls, watch.list_polls, watch.bytes = watch.polls + 1, watch.list_polls + 1, watch.bytes + len(raw)
@@ -326,7 +335,7 @@ async def live_sessions(client: aiohttp.ClientSession, base: str, watch: Watch) 
         raw = await response.read()
         if response.status != 200:
             raise BenchFailed(f"polling /health: {response.status} {raw[:200]!r}")
-    watch.poll_seconds += time.perf_counter() - began
+    watch.timed(time.perf_counter() - began)
     watch.polls, watch.bytes = watch.polls + 1, watch.bytes + len(raw)
     return int(json.loads(raw)["sessions"])
 
@@ -404,8 +413,6 @@ async def fetch_records(client: aiohttp.ClientSession, base: str, ids: list[str]
 
 def parse_iso(text: str) -> float:
     """Epoch seconds of the engine's ``YYYY-MM-DDTHH:MM:SS.mmmZ`` times."""
-    from datetime import datetime
-
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
@@ -492,6 +499,9 @@ async def callback_phase(client: aiohttp.ClientSession, engine: EngineProcess, s
     try:
         created, ids = await create_callbacks(client, engine.url, settings.callbacks, settings.concurrency,
                                               first=settings.warmup)
+    except BaseException:
+        watcher.cancel()
+        raise
     finally:
         creates_done.set()
     watch = await watcher
@@ -561,6 +571,8 @@ def headline(phase: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, A
         "engine_cpu_ms_per_callback": engine.get("server_cpu_ms_per_unit"),
         "engine_peak_rss_bytes": engine.get("hwm_bytes"),
         "reasons": phase.get("reasons"),
+        "foreign_cpu_share_phase": engine.get("foreign_cpu_share"), "steal_share_phase": engine.get("steal_share"),
+        "foreign_cpu_share_reference_max": max((r.get("foreign_cpu_share", 0.0) for r in rounds), default=None),
     }
 
 
@@ -580,7 +592,7 @@ def print_report(result: dict[str, Any]) -> None:
     create, engine, watch = p["create"], p["engine"], p["watch"]
     print(f"  callbacks/s create -> COMPLETED : {h['callbacks_per_second']}  ({p['seconds_to_last_completed']} s; "
           f"watcher saw none open at {p['seconds_to_observed_done']} s -> {h['callbacks_per_second_observed']}/s)")
-    print(f"  creates/s alone                : {h['create_rate']}  (p50/p99/max "
+    print(f"  create requests/s              : {h['create_rate']}  (p50/p99/max "
           f"{create['latency_ms_p50']}/{create['latency_ms_p99']}/{create['latency_ms_max']} ms)")
     print(f"  bare aiohttp requests/s        : {h['reference_rate']}  (rounds {h['reference_rates']})")
     print(f"  ours / bare                    : callbacks {h['ratio_callbacks_vs_reference']}, "
@@ -595,14 +607,28 @@ def print_report(result: dict[str, Any]) -> None:
           f"{engine['client_cpu_share']} of a core; others {engine['foreign_cpu_share']}, "
           f"steal {engine['steal_share']}")
     print(f"  watcher ({watch['watch']}): every {watch['poll_interval_s']} s, {watch['polls']} polls "
-          f"({watch['list_polls']} of the open list), {watch['poll_ms_mean']} ms each, "
-          f"{watch['poll_bytes']:,} bytes; most open seen {watch['open_max_seen']}"
+          f"({watch['list_polls']} of the open list), {watch['poll_ms_mean']} ms mean, {watch['poll_ms_max']} max, "
+          f"{watch['poll_bytes']:,} bytes; most in flight {watch['open_max_seen']}"
           f"{' (capped by the engine list limit)' if watch['open_max_capped'] else ''}")
     rec = result["engine_process"]
     print(f"  engine stop: exit {rec.get('exit_code')} in {rec.get('stop_seconds')} s; "
           f"{rec.get('log_alarm_count')} log alarms in {rec.get('log_lines')} lines")
-    if max(engine["foreign_cpu_share"], engine["steal_share"]) > DISTURBED:
-        print("WARNING: the machine was busy with other work during the phase; the rates are low")
+    disturbed = [engine["foreign_cpu_share"], engine["steal_share"], h["foreign_cpu_share_reference_max"] or 0.0]
+    if max(disturbed) > DISTURBED:
+        print(f"WARNING: the machine was busy with other work (others/steal in the phase {disturbed[0]}/"
+              f"{disturbed[1]}, others in a bare round up to {disturbed[2]}); the rates are low")
+
+
+def revision() -> dict[str, Any]:
+    """The commit measured and how many files differ from it: figures of a dirty tree say so."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD").strip() or None,
+            "changed_files": len(git("status", "--porcelain", "--untracked-files=no").splitlines())}
 
 
 def settings_from(argv: list[str] | None) -> Settings:
@@ -657,7 +683,7 @@ async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
     phase, rounds = figures.get("phase", {}), figures.get("reference_rounds", [])
     return {
         "headline": headline(phase, rounds), "phase": phase, "reference_rounds": rounds,
-        "engine_process": record, "settings": asdict(settings),
+        "engine_process": record, "settings": asdict(settings), "revision": revision(),
         "duration_seconds": round(time.perf_counter() - began, 1), "python": platform.python_version(),
         "aiohttp": aiohttp.__version__, "cpus": os.cpu_count(), "machine": platform.machine(),
         "problems": list(problems), "ok": not problems,

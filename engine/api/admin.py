@@ -9,6 +9,7 @@ from ..flows import FlowError, FlowRegistry
 from ..platform.config import SimulatorConfig
 from ..scxml import DocumentError
 from .appkeys import ENGINE, FLOWS, MANAGER
+from .body import read_json_object
 from .errors import ApiError
 
 routes = web.RouteTableDef()
@@ -86,7 +87,7 @@ async def get_service(request: web.Request) -> web.Response:
 
 @routes.put("/admin/services/{name}")
 async def put_service(request: web.Request) -> web.Response:
-    body = await _json_object(request)
+    body = await read_json_object(request)
     name = request.match_info["name"]
     try:
         options = _services(request).put(name, body)
@@ -106,7 +107,7 @@ async def get_hours(request: web.Request) -> web.Response:
 
 @routes.put("/admin/business-hours/{name}")
 async def put_hours(request: web.Request) -> web.Response:
-    body = await _json_object(request)
+    body = await read_json_object(request)
     name = request.match_info["name"]
     try:
         hours = _services(request).put_hours(name, body)
@@ -125,7 +126,7 @@ async def get_simulator(request: web.Request) -> web.Response:
 @routes.put("/admin/simulator")
 async def put_simulator(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    body = await _json_object(request)
+    body = await read_json_object(request)
     try:
         config = SimulatorConfig.from_dict(body)
     except ValueError as e:
@@ -140,7 +141,7 @@ async def put_simulator(request: web.Request) -> web.Response:
 @routes.post("/admin/simulator/call-in")
 async def simulate_call_in(request: web.Request) -> web.Response:
     """A customer dials the access number and keys in the code (what a phone would do)."""
-    body = await _json_object(request)
+    body = await read_json_object(request)
     number, code = body.get("number"), body.get("access_code")
     if not isinstance(number, str) or not isinstance(code, str):
         raise ApiError(400, "give number and access_code as strings")
@@ -151,11 +152,3 @@ async def simulate_call_in(request: web.Request) -> web.Response:
     return web.json_response({"matched_session": matched})
 
 
-async def _json_object(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except ValueError as e:
-        raise ApiError(400, f"the body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body

@@ -65,3 +65,14 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -
     if not lo <= value <= hi:
         raise ApiError(400, f"query parameter {name!r} must be between {lo} and {hi}")
     return value
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """A JSON object body (admin and notification APIs); anything else is a 400."""
+    try:
+        body = await request.json()
+    except ValueError as e:
+        raise ApiError(400, f"the body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body

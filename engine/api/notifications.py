@@ -10,7 +10,7 @@ from ..notifications.service import NotificationService
 from ..notifications.subscriptions import parse_request
 from ..notifications.transaction_list import TransactionListError
 from .appkeys import MANAGER, NOTIFICATIONS
-from .body import query_int
+from .body import query_int, read_json_object
 from .errors import ApiError
 
 routes = web.RouteTableDef()
@@ -21,21 +21,13 @@ def service(request: web.Request) -> NotificationService:
     return request.app[NOTIFICATIONS]
 
 
-async def _json(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except ValueError as e:
-        raise ApiError(400, f"the body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
 
 
 @routes.post(BASE + "/subscription")
 async def subscribe(request: web.Request) -> web.Response:
     svc = service(request)
     try:
-        sub = parse_request(await _json(request), svc.manager.clock.now(), svc.config.allowed_targets)
+        sub = parse_request(await read_json_object(request), svc.manager.clock.now(), svc.config.allowed_targets)
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
     svc.subscriptions.add(sub)
@@ -56,7 +48,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
 
 @routes.post(BASE + "/publish")
 async def publish(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await read_json_object(request)
     tag, message = body.get("tag"), body.get("message")
     if not isinstance(tag, str) or not tag:
         raise ApiError(400, "tag is required")

@@ -414,11 +414,15 @@ class Session:
                     else:
                         self._history[h.id] = [x for x in self.configuration if x.parent is s]
         for s in to_exit:
-            for block in s.onexit:
-                self._run_block(block)
-            if s.invokes and self._invocations:
-                self._cancel_invokes(s)
-            self.configuration.discard(s)
+            self._exit_one(s)
+
+    def _exit_one(self, s: StateNode) -> None:
+        """Run a state's exit handlers, cancel its invocations and leave it."""
+        for block in s.onexit:
+            self._run_block(block)
+        if s.invokes and self._invocations:
+            self._cancel_invokes(s)
+        self.configuration.discard(s)
 
     def _enter_states(self, enabled: list[Transition]) -> None:
         if len(enabled) == 1 and enabled[0].history_free:
@@ -735,11 +739,7 @@ class Session:
             self.final_ids = [s.id for s in reversed(to_exit)]
         self.status = status
         for s in to_exit:
-            for block in s.onexit:
-                self._run_block(block)
-            if s.invokes and self._invocations:
-                self._cancel_invokes(s)
-            self.configuration.discard(s)
+            self._exit_one(s)
             if s.kind == FINAL and s.parent.kind == ROOT:  # type: ignore[union-attr]
                 final_state = s
         self._atomic = None
