@@ -276,6 +276,33 @@ def _ignore(_event_name: str, _details: dict[str, Any]) -> None:
     """The listener when none is given."""
 
 
+# Building a chart costs about a millisecond, and records change state often; a chart resting in
+# a state serves the next record in that state (its model and listener are rebound per use).
+# A chart in use is out of the pool, so a listener that changes another record gets its own.
+_Pooled = tuple["CallbackChart", _Record, _Notifier]
+_POOL: dict[str, list[_Pooled]] = {}
+_POOL_SIZE = 8
+
+
+def _borrow(state: str) -> _Pooled:
+    free = _POOL.get(state)
+    if free:
+        return free.pop()
+    model = _Record(None, None)
+    notifier = _Notifier(_ignore, {})
+    chart = CallbackChart(model=model, listeners=[notifier], start_value=state)
+    return chart, model, notifier
+
+
+def _give_back(chart: CallbackChart, model: _Record, notifier: _Notifier) -> None:
+    state = model.state
+    if state is None or state == CallbackState.COMPLETED:
+        return  # a final chart cannot move again
+    free = _POOL.setdefault(state, [])
+    if len(free) < _POOL_SIZE:
+        free.append((chart, model, notifier))
+
+
 class Lifecycle:
     """The lifecycle of one stored callback record: its state, its reason, legal changes.
 
@@ -353,11 +380,18 @@ class Lifecycle:
         if reason is not None and event not in _TAKES_REASON:
             raise InvalidReason(f"{event} takes no reason (got {reason!r})")
         # Refusals (no transition, a validator) happen before the chart touches the record.
-        chart = self._chart(self._record, extra)
+        chart, model, notifier = _borrow(self.state)
+        model.reason = self._record.reason
+        notifier._listener, notifier._extra = self._listener, dict(extra)
+        self._record = model  # the listener reads this lifecycle's new state while it is told
         try:
             chart.send(event, reason=reason)
         except TransitionNotAllowed as err:
-            raise IllegalTransition(_illegal_message(event, self.state)) from err
+            raise IllegalTransition(_illegal_message(event, str(model.state))) from err
+        finally:
+            self._record = _Record(model.state, model.reason)
+            notifier._listener, notifier._extra = _ignore, {}
+            _give_back(chart, model, notifier)
         return self.state
 
     # -- one method per event, for readable call sites ----------------------------------------
