@@ -356,15 +356,24 @@ async def wait_machine_quiet(threshold: float, timeout: float) -> dict[str, Any]
 
 # -- measuring --------------------------------------------------------------------------------
 
+def write_syscalls(pid: int) -> int:
+    """Write system calls of a process so far (all threads): a proxy for the engine's commits."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    return 0
+
+
 @dataclass
 class Cpu:
-    """CPU of the engine, the receiver, this process and everyone else over one stretch."""
+    """CPU (and writes) of the engine, the receiver, this process and everyone else over one stretch."""
 
     pids: dict[str, int]
     began: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.began = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
+        self.began.update({f"{role}_syscw": write_syscalls(pid) for role, pid in self.pids.items()})
         self.began["client"] = time.process_time()
         self.began["wall"] = time.perf_counter()
         self.began["busy"], self.began["steal"] = machine_seconds()
@@ -379,6 +388,8 @@ class Cpu:
         out.update({f"{role}_cpu_seconds": round(value, 3) for role, value in used.items()})
         out["foreign_cpu_share"] = round(max(0.0, busy - self.began["busy"] - sum(used.values())) / wall, 3)
         out["steal_share"] = round((steal - self.began["steal"]) / wall, 3)
+        out.update({f"{role}_write_syscalls": write_syscalls(pid) - self.began[f"{role}_syscw"]
+                    for role, pid in self.pids.items()})
         return out
 
 
@@ -563,6 +574,8 @@ def phase_figures(phase: Phase) -> dict[str, Any]:
         "latency_from_state_entry": latency_figures(first),
         "engine_connections_used": len({row[PEER] for row in phase.rows}),
         "body_bytes_mean": round(sum(sizes) / len(sizes), 1) if sizes else 0.0, "cpu": phase.cpu,
+        "engine_cpu_ms_per_message": round(1000 * phase.cpu["engine_cpu_seconds"] / max(1, len(first)), 3),
+        "engine_write_syscalls_per_message": round(phase.cpu["engine_write_syscalls"] / max(1, len(first)), 2),
         "disturbed": max(phase.cpu["foreign_cpu_share"], phase.cpu["steal_share"]) > DISTURBED,
     }
 
@@ -730,9 +743,11 @@ def headline(figures: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
         "reference_rate": reference, "reference_rates": rates,
         "ratio_vs_reference": ratio(sat.get("notifications_per_second"), reference),
         "ratio_steady_vs_reference": ratio(sat.get("notifications_per_second_steady"), reference),
-        "latency_ms_p50": sat_lat.get("p50_ms"), "latency_ms_p99": sat_lat.get("p99_ms"),
-        "paced_latency_ms_p50": paced_lat.get("p50_ms"), "paced_latency_ms_p99": paced_lat.get("p99_ms"),
+        "latency_saturated_ms_p50": sat_lat.get("p50_ms"), "latency_saturated_ms_p99": sat_lat.get("p99_ms"),
+        "latency_paced_ms_p50": paced_lat.get("p50_ms"), "latency_paced_ms_p99": paced_lat.get("p99_ms"),
         "paced_notifications_per_second": paced_f.get("notifications_per_second"),
+        "engine_cpu_ms_per_message_saturated": sat.get("engine_cpu_ms_per_message"),
+        "engine_cpu_ms_per_message_paced": paced_f.get("engine_cpu_ms_per_message"),
         "messages_checked": sum(c["expected"] for c in checks),
         "missing": sum(c["missing"] for c in checks), "duplicates": sum(c["duplicates"] for c in checks),
         "engine_connections_used": sat.get("engine_connections_used"),
@@ -796,9 +811,12 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"  bodies: engine {sat['body_bytes_mean']} B mean, "
           f"reference {result['reference_check']['body_bytes_mean']} B")
     print(f"  delivery check: {h['messages_checked']} messages, missing {h['missing']}, duplicates {h['duplicates']}")
-    cpu = sat["cpu"]
-    print(f"  CPU (saturated, cores): engine {cpu['engine_cpu_share']}, receiver {cpu['receiver_cpu_share']}, "
-          f"bench client {cpu['client_cpu_share']}, others {cpu['foreign_cpu_share']}, steal {cpu['steal_share']}")
+    for label, part in (("saturated", sat), ("paced", paced_f)):
+        cpu = part["cpu"]
+        print(f"  CPU {label:9} (cores): engine {cpu['engine_cpu_share']} ({part['engine_cpu_ms_per_message']} ms and "
+              f"{part['engine_write_syscalls_per_message']} write calls per message), receiver "
+              f"{cpu['receiver_cpu_share']}, bench client {cpu['client_cpu_share']}, others "
+              f"{cpu['foreign_cpu_share']}, steal {cpu['steal_share']}")
     rec = result["engine_process"]
     print(f"  engine stop: exit {rec.get('exit_code')} in {rec.get('stop_seconds')} s; log {rec.get('log_lines')} "
           f"lines {rec.get('log_levels')}, {rec.get('log_unusual_count')} beyond start/stop, "
@@ -812,12 +830,12 @@ def settings_from(argv: list[str] | None) -> Settings:
     """Parse the CLI; ``--quick`` shrinks every count not given explicitly."""
     parser = argparse.ArgumentParser(description="status-notification benchmark against a bare aiohttp POST loop")
     parser.add_argument("--quick", action="store_true", help="smoke run: small counts, a few seconds")
-    parser.add_argument("--callbacks", type=int, help="callbacks in the saturated phase (default 2000, quick 100)")
-    parser.add_argument("--paced-callbacks", type=int, help="callbacks in the paced phase (default 1000, quick 60)")
+    parser.add_argument("--callbacks", type=int, help="callbacks in the saturated phase (default 1500, quick 100)")
+    parser.add_argument("--paced-callbacks", type=int, help="callbacks in the paced phase (default 600, quick 60)")
     parser.add_argument("--paced-load", type=float, default=0.5,
                         help="paced arrival rate as a share of the saturated callback rate (default 0.5)")
     parser.add_argument("--concurrency", type=int, default=32, help="create requests in flight (default 32)")
-    parser.add_argument("--reference", type=int, help="bare POSTs per reference round (default 20000, quick 2000)")
+    parser.add_argument("--reference", type=int, help="bare POSTs per reference round (default 15000, quick 2000)")
     parser.add_argument("--ref-concurrency", type=int, default=0,
                         help="POSTs in flight in the reference (default: the connections the engine used)")
     parser.add_argument("--warmup", type=int, help="untimed callbacks first (default 40, quick 10)")
@@ -834,10 +852,10 @@ def settings_from(argv: list[str] | None) -> Settings:
         return max(1, value if value is not None else (quick if args.quick else full))
 
     return Settings(
-        quick=args.quick, callbacks=pick(args.callbacks, 2000, 100),
-        paced_callbacks=pick(args.paced_callbacks, 1000, 60),
+        quick=args.quick, callbacks=pick(args.callbacks, 1500, 100),
+        paced_callbacks=pick(args.paced_callbacks, 600, 60),
         paced_load=max(0.01, args.paced_load), concurrency=max(1, args.concurrency),
-        reference=pick(args.reference, 20_000, 2000), ref_concurrency=max(0, args.ref_concurrency),
+        reference=pick(args.reference, 15_000, 2000), ref_concurrency=max(0, args.ref_concurrency),
         warmup=pick(args.warmup, 40, 10), time_scale=args.time_scale, agents=max(1, args.agents),
         stall=max(1.0, args.stall), quiet_load=args.quiet_load,
         quiet_timeout=args.quiet_timeout if args.quiet_timeout is not None else (0.0 if args.quick else 600.0),
