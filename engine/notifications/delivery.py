@@ -34,6 +34,7 @@ PENDING, DEAD = "pending", "dead"
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF = 300.0
 MAX_RETRY_AFTER = 3600.0
+FLUSH_DELAY = 0.5  # seconds a delivered row may wait for a batch before one is forced
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Dispatcher:
         self._timers: dict[str, Any] = {}
         self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
         self.closed = False
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     # -- queueing ------------------------------------------------------------------------
     def submit(self, delivery: Delivery) -> None:
@@ -180,9 +182,17 @@ class Dispatcher:
         self.delivered += 1
         self.done.append(d.id)
         self.changed.pop(d.id, None)
-        self.manager.request_write()
+        # Deleting delivered rows can wait for the next batch; a crash before it only means a
+        # redelivery with the same webhook-id. A short timer bounds the wait when all is quiet.
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush)
         for hook in self.on_delivered:
             hook(d)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if self.done:
+            self.manager.request_write()
 
     def _failed(self, d: Delivery, f: Failure) -> None:
         d.attempts += 1
@@ -211,6 +221,8 @@ class Dispatcher:
 
     async def close(self) -> None:
         self.closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
         for timer in self._timers.values():
             timer.cancel()
         for task in list(self._tasks):
