@@ -28,19 +28,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
-import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,22 +48,32 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.httpload import (  # noqa: E402
-    LoadResult,
-    cpu_seconds,
-    drive,
-    machine_seconds,
-    memory_bytes,
-    wait_healthy,
+from bench.common import (  # noqa: E402
+    DISTURBED,
+    HANDLE,
+    HEADERS,
+    QUEUE,
+    RING,
+    ROUTE,
+    TREATMENT,
+    BenchFailed,
+    Problems,
+    alarm_lines,
+    bare_server,
+    bench_main,
+    kind_notes,
+    line_kinds,
+    managed_engine,
+    mib,
+    ratio,
+    read_log,
+    simulator_toml,
 )
-from tests.support.engine_process import CLIENT_KEY, EngineProcess, free_port  # noqa: E402
+from bench.httpload import Cpu, LoadResult, drive, memory_bytes, quantile  # noqa: E402
+from tests.support.engine_process import EngineProcess  # noqa: E402
 
 BASE = "/genesys/1/service/callback"
 SERVICE = "bench"
-HEADERS = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}
-QUEUE = "Callback_VQ"
-#: Simulated seconds of one callback's phases: ring, connect treatment, route, talk.
-RING, TREATMENT, ROUTE, HANDLE = 8.0, 4.0, 1.0, 30.0
 #: Service options: no limit may refuse a create, and no TTL may end a callback that waited long.
 SERVICE_OPTIONS = {
     "_service": "callback", "_urs_virtual_queue": QUEUE, "_wait_for_agent": True,
@@ -77,10 +84,6 @@ SERVICE_OPTIONS = {
 ONCE_EVENTS = ("_cbe_on_service_create", "_cbe_on_callback_submitted", "_cbe_on_service_exit")
 #: The engine's list query returns at most this many records (``Store.find_callbacks``).
 LIST_CAP = 1000
-#: Engine log lines worth reporting: anything at WARNING or above, and tracebacks.
-LOG_ALARM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
-#: Share of one core taken by others above which the phase counts as disturbed.
-DISTURBED = 0.15
 
 
 @dataclass(frozen=True)
@@ -101,123 +104,43 @@ class Settings:
     keep: bool
 
 
-class BenchFailed(RuntimeError):
-    """A check failed so badly that going on would measure nothing."""
-
-
-class Problems(list[str]):
-    """Everything that makes the figures untrustworthy; a non-empty list fails the run."""
-
-
 # -- configuration and processes -------------------------------------------------------------
-
-def simulator_toml(settings: Settings) -> str:
-    """A fast simulator: every dial answers, agents are plentiful, calls are short."""
-    return (f"time_scale = {settings.time_scale}\nring_seconds = {RING}\ntreatment_seconds = {TREATMENT}\n"
-            f"route_seconds = {ROUTE}\ndefault_handle_seconds = {HANDLE}\ndefault_outcome = \"answer\"\n"
-            f"seed = 7\ndial_rules = []\n"
-            f"[queues.{QUEUE}]\nagents = {settings.agents}\nhandle_seconds = {HANDLE}\nhandle_jitter = 0.0\n")
-
 
 def write_config(root: Path, settings: Settings) -> Path:
     """A config folder holding only the benchmark service and the fast simulator."""
     config = root / "config"
     (config / "services").mkdir(parents=True, exist_ok=True)
     (config / "business-hours").mkdir(exist_ok=True)
-    (config / "simulator.toml").write_text(simulator_toml(settings))
+    (config / "simulator.toml").write_text(simulator_toml(settings.time_scale, settings.agents))
     (config / "services" / f"{SERVICE}.json").write_text(json.dumps(SERVICE_OPTIONS))
     return config
 
 
-def log_alarms(path: Path) -> tuple[list[str], int]:
-    """Engine log lines at WARNING or above, and the log's total line count."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return [], 0
-    return [line for line in lines if LOG_ALARM.search(line)], len(lines)
+def log_alarms(path: Path) -> dict[str, Any]:
+    """The engine log's line count, and its lines at WARNING or above: count, first 20, kinds."""
+    lines = read_log(path) or []
+    alarms = alarm_lines(lines)
+    return {"log_lines": len(lines), "log_alarm_count": len(alarms), "log_alarms": alarms[:20],
+            "log_alarm_kinds": line_kinds(alarms)}
 
 
-def alarm_kinds(lines: list[str]) -> dict[str, int]:
-    """Alarm lines grouped by message with timestamps, ids and numbers blanked out.
-
-    Under load one cause repeats thousands of times; the kinds and their counts are the finding.
-    """
-    kinds: Counter[str] = Counter()
-    for line in lines:
-        text = re.sub(r"^\S+ \S+ ", "", line)  # the asctime
-        text = re.sub(r"[0-9a-f]{16,}", "<id>", text)
-        kinds[re.sub(r"\d+(\.\d+)?", "<n>", text)[:200]] += 1
-    return dict(kinds.most_common(20))
-
-
-@asynccontextmanager
-async def engine_running(workdir: Path, settings: Settings, record: dict[str, Any]) -> AsyncIterator[EngineProcess]:
+def engine_running(workdir: Path, settings: Settings,
+                   record: dict[str, Any]) -> AbstractAsyncContextManager[EngineProcess]:
     """A fresh persisting engine; on exit stops it gracefully and notes how that went and what the log said."""
     config = write_config(workdir, settings)
     engine = EngineProcess(workdir / "data", REPO / "scxml", config_dir=str(config), persistence="true")
-    try:
-        await engine.start()
-        yield engine
-    finally:
-        began = time.perf_counter()
-        try:
-            record["exit_code"] = engine.stop(timeout=60.0)
-        except subprocess.TimeoutExpired:
-            record["exit_code"] = "killed after 60 s"
-        record["stop_seconds"] = round(time.perf_counter() - began, 3)
-        alarms, total = log_alarms(engine.log_path)
-        record.update({"log_lines": total, "log_alarm_count": len(alarms), "log_alarms": alarms[:20],
-                       "log_alarm_kinds": alarm_kinds(alarms)})
-
-
-@asynccontextmanager
-async def bare_server(client: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[str, int]]:
-    """The reference server as a subprocess on loopback; yields its URL and pid."""
-    port = free_port()
-    log = open(workdir / "bare_server.log", "wb")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "bare_server.py"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    log.close()
-    try:
-        await wait_healthy(client, f"http://127.0.0.1:{port}/health")
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    return managed_engine(engine, record, log_alarms)
 
 
 # -- measuring -------------------------------------------------------------------------------
 
-@dataclass
-class Cpu:
-    """CPU of the server, of this client and of everyone else over one phase."""
-
-    pid: int
-    began_server: float = 0.0
-    began_client: float = 0.0
-    began_wall: float = 0.0
-    began_machine: tuple[float, float] = (0.0, 0.0)
-
-    def __post_init__(self) -> None:
-        self.began_machine = machine_seconds()
-        self.began_server = cpu_seconds(self.pid)
-        self.began_client = time.process_time()
-        self.began_wall = time.perf_counter()
-
-    def figures(self, work: int) -> dict[str, float]:
-        """Seconds and shares (1.0 = one core); server CPU per unit of work."""
-        wall = time.perf_counter() - self.began_wall
-        server = cpu_seconds(self.pid) - self.began_server
-        client = time.process_time() - self.began_client
-        busy, steal = (now - then for now, then in zip(machine_seconds(), self.began_machine, strict=True))
-        return {
-            "server_cpu_seconds": round(server, 3), "server_cpu_share": round(server / wall, 3),
-            "client_cpu_share": round(client / wall, 3),
-            "foreign_cpu_share": round(max(0.0, busy - server - client) / wall, 3),
-            "steal_share": round(steal / wall, 3),
-            "server_cpu_ms_per_unit": round(1000 * server / max(1, work), 3),
-        }
+def cpu_figures(cpu: Cpu, work: int) -> dict[str, float]:
+    """Server CPU seconds, shares (1.0 = one core) of server, client, others and the hypervisor;
+    server CPU per unit of work."""
+    use = cpu.used()
+    server = use.seconds["server"]
+    return {"server_cpu_seconds": round(server, 3), **use.shares(),
+            "server_cpu_ms_per_unit": round(1000 * server / max(1, work), 3)}
 
 
 def create_body(index: int) -> bytes:
@@ -251,10 +174,10 @@ async def reference_round(client: aiohttp.ClientSession, base: str, pid: int, se
     async def one(index: int) -> int:
         return (await request(client, "POST", f"{base}/echo", failures, create_body(index)))[0]
 
-    cpu = Cpu(pid)
+    cpu = Cpu({"server": pid})
     result = await drive(count, settings.concurrency, one)
     result.failures.extend(failures)
-    return {**checked(result, "bare server", problems), **cpu.figures(count)}
+    return {**checked(result, "bare server", problems), **cpu_figures(cpu, count)}
 
 
 async def create_callbacks(client: aiohttp.ClientSession, base: str, count: int, concurrency: int,
@@ -423,7 +346,7 @@ def quantiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
 
     def at(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+        return round(1000 * quantile(ordered, q), 1)
 
     return {"p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
@@ -493,7 +416,7 @@ async def callback_phase(client: aiohttp.ClientSession, engine: EngineProcess, s
     pid = engine.proc.pid
     rss_before = memory_bytes(pid)["VmRSS"]
     creates_done = asyncio.Event()
-    cpu = Cpu(pid)
+    cpu = Cpu({"server": pid})
     began_wall, began = time.time(), time.perf_counter()
     watcher = asyncio.create_task(watch_open(client, engine.url, pid, settings, creates_done))
     try:
@@ -505,7 +428,7 @@ async def callback_phase(client: aiohttp.ClientSession, engine: EngineProcess, s
     finally:
         creates_done.set()
     watch = await watcher
-    usage = cpu.figures(settings.callbacks)
+    usage = cpu_figures(cpu, settings.callbacks)
     hwm = memory_bytes(pid)["VmHWM"]
     clock = await engine_clock(client, engine.url)
     fetched, records = await fetch_records(client, engine.url, ids, settings.concurrency)
@@ -544,13 +467,6 @@ async def measure(client: aiohttp.ClientSession, settings: Settings, engine: Eng
 
 # -- report ----------------------------------------------------------------------------------
 
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """``numerator / denominator`` rounded, or ``None`` when either is missing or zero."""
-    if not numerator or not denominator:
-        return None
-    return round(numerator / denominator, 4)
-
-
 def headline(phase: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures a reader wants first."""
     rates = [r["rate"] for r in rounds]
@@ -574,11 +490,6 @@ def headline(phase: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, A
         "foreign_cpu_share_phase": engine.get("foreign_cpu_share"), "steal_share_phase": engine.get("steal_share"),
         "foreign_cpu_share_reference_max": max((r.get("foreign_cpu_share", 0.0) for r in rounds), default=None),
     }
-
-
-def mib(value: float | None) -> str:
-    """Bytes as MiB text."""
-    return "-" if value is None else f"{value / 2**20:.1f} MiB"
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -693,23 +604,8 @@ async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
 async def main(argv: list[str] | None = None) -> int:
     """Run, print the summary, alarms and problems on stderr, and the JSON line last; 1 on any problem."""
     settings = settings_from(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-callbacks-"))
-    try:
-        result = await run(settings, workdir)
-    finally:
-        if settings.keep:
-            print(f"work folder kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print_report(result)
-    for kind, count in result["engine_process"].get("log_alarm_kinds", {}).items():
-        print(f"engine log x{count}: {kind}", file=sys.stderr)
-    for problem in result["problems"]:
-        print(f"PROBLEM: {problem}", file=sys.stderr)
-    sys.stderr.flush()
-    sys.stdout.flush()
-    print(json.dumps(result))
-    return 0 if result["ok"] else 1
+    return await bench_main("bench-callbacks-", settings.keep, functools.partial(run, settings), print_report,
+                            lambda result: kind_notes(result["engine_process"].get("log_alarm_kinds", {})))
 
 
 if __name__ == "__main__":

@@ -45,19 +45,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,18 +65,37 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.httpload import LoadResult, cpu_seconds, drive, machine_seconds, wait_healthy, wait_quiet  # noqa: E402
+from bench.common import (  # noqa: E402
+    DISTURBED,
+    HEADERS,
+    QUEUE,
+    BenchFailed,
+    bench_main,
+    kind_notes,
+    line_kinds,
+    managed_engine,
+    ratio,
+    read_log,
+    server_process,
+    simulator_toml,
+)
+from bench.httpload import (  # noqa: E402
+    Cpu,
+    LoadResult,
+    drive,
+    paced,
+    quantile,
+    wait_machine_quiet,
+    wait_quiet,
+    write_syscalls,
+)
 from engine.callbacks.event_catalog import ALL_EVENTS, FLOW_EVENTS  # noqa: E402
-from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, EngineProcess, free_port  # noqa: E402
+from tests.support.engine_process import ADMIN_KEY, EngineProcess  # noqa: E402
 
 BASE = "/genesys/1/service/callback"
-HEADERS = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}
 FLOW = "callback_timed"
 EVENTS_LIST = "bench_timed"
-QUEUE = "Callback_VQ"
 PHASES = ("warm", "sat", "paced")
-#: Simulated seconds of one callback's phases: ring, connect treatment, route, talk.
-RING, TREATMENT, ROUTE, HANDLE = 8.0, 4.0, 1.0, 30.0
 #: No limit may refuse a create and no TTL may end a callback; every dial answers at once.
 SERVICE_OPTIONS = {
     "_service": FLOW, "_urs_virtual_queue": QUEUE, "_wait_for_agent": True, "_max_dial_attempts": 1,
@@ -96,14 +112,6 @@ SAMPLES = 600
 LOG_ROUTINE = re.compile(r"^callback engine on http|engine ready|engine stopped|flow \S+ version \d+ registered|"
                          r"schema migrat|applying schema migration|restored 0 sessions, 0 events in flight, "
                          r"0 pending effects|callback service: 0 open callbacks restored")
-#: Share of one core taken by others above which a phase counts as disturbed.
-DISTURBED = 0.15
-#: Another process using more than this share of a core makes the machine busy.
-BUSY_PROCESS = 0.10
-
-
-class BenchFailed(RuntimeError):
-    """A check failed so badly that going on would measure nothing."""
 
 
 @dataclass(frozen=True)
@@ -205,20 +213,12 @@ def events_list() -> str:
     return "\n".join(lines) + "\n"
 
 
-def simulator_toml(settings: Settings) -> str:
-    """A fast simulator: every dial answers, agents are plentiful, calls are short."""
-    return (f"time_scale = {settings.time_scale}\nring_seconds = {RING}\ntreatment_seconds = {TREATMENT}\n"
-            f"route_seconds = {ROUTE}\ndefault_handle_seconds = {HANDLE}\ndefault_outcome = \"answer\"\n"
-            f"seed = 7\ndial_rules = []\n"
-            f"[queues.{QUEUE}]\nagents = {settings.agents}\nhandle_seconds = {HANDLE}\nhandle_jitter = 0.0\n")
-
-
 def write_setup(root: Path, settings: Settings, receiver: str) -> tuple[Path, Path]:
     """Config folder (simulator, one service per phase, the list) and a flows folder with the timed flow."""
     config, flows = root / "config", root / "flows"
     for folder in (config / "services", config / "business-hours", config / "transaction-lists", flows):
         folder.mkdir(parents=True, exist_ok=True)
-    (config / "simulator.toml").write_text(simulator_toml(settings))
+    (config / "simulator.toml").write_text(simulator_toml(settings.time_scale, settings.agents))
     (config / "transaction-lists" / f"{EVENTS_LIST}.cfg").write_text(events_list())
     for phase in PHASES:
         options = {**SERVICE_OPTIONS, "_status_notification_target": f"{receiver}/hook/{phase}"}
@@ -229,38 +229,16 @@ def write_setup(root: Path, settings: Settings, receiver: str) -> tuple[Path, Pa
 
 # -- processes --------------------------------------------------------------------------------
 
-@asynccontextmanager
-async def receiver_running(client: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[str, int]]:
+def receiver_running(client: aiohttp.ClientSession, workdir: Path) -> AbstractAsyncContextManager[tuple[str, int]]:
     """The receiver as a subprocess; yields its URL and pid."""
-    port = free_port()
-    log = open(workdir / "receiver.log", "wb")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--receiver", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    log.close()
-    try:
-        await wait_healthy(client, f"http://127.0.0.1:{port}/health")
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    return server_process(client, workdir, Path(__file__).resolve(), "receiver", "--receiver")
 
 
-@asynccontextmanager
-async def engine_running(workdir: Path, config: Path, flows: Path,
-                         record: dict[str, Any]) -> AsyncIterator[EngineProcess]:
+def engine_running(workdir: Path, config: Path, flows: Path,
+                   record: dict[str, Any]) -> AbstractAsyncContextManager[EngineProcess]:
     """A fresh persisting engine; on exit a graceful stop, and what its log said."""
     engine = EngineProcess(workdir / "data", flows, config_dir=str(config), persistence="true")
-    try:
-        await engine.start()
-        yield engine
-    finally:
-        began = time.perf_counter()
-        try:
-            record["exit_code"] = engine.stop(timeout=60.0)
-        except subprocess.TimeoutExpired:
-            record["exit_code"] = "killed after 60 s"
-        record["stop_seconds"] = round(time.perf_counter() - began, 3)
-        record.update(log_findings(engine.log_path))
+    return managed_engine(engine, record, log_findings)
 
 
 async def check_flow(client: aiohttp.ClientSession, engine: EngineProcess) -> None:
@@ -273,152 +251,35 @@ async def check_flow(client: aiohttp.ClientSession, engine: EngineProcess) -> No
 
 def log_findings(path: Path) -> dict[str, Any]:
     """Line counts by level, and everything beyond start and stop grouped by kind (retries, errors...)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
+    lines = read_log(path)
+    if lines is None:
         return {"log_lines": 0}
     levels = Counter(m.group(1) for line in lines if (m := re.search(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b", line)))
     unusual = [line for line in lines if not LOG_ROUTINE.search(line)]
-    kinds: Counter[str] = Counter()
-    for line in unusual:
-        text = re.sub(r"^\S+ \S+ ", "", line)
-        text = re.sub(r"[0-9a-f]{16,}|msg_\w+", "<id>", text)
-        kinds[re.sub(r"\d+(\.\d+)?", "<n>", text)[:200]] += 1
     return {"log_lines": len(lines), "log_levels": dict(levels), "log_unusual_count": len(unusual),
-            "log_unusual_kinds": dict(kinds.most_common(20)), "log_unusual_first": unusual[:10],
+            "log_unusual_kinds": line_kinds(unusual), "log_unusual_first": unusual[:10],
             "log_delivery_retries": sum("attempt" in line and "failed" in line for line in lines),
             "log_dead_letters": sum("dead after" in line for line in lines),
             "log_tracebacks": sum("Traceback" in line for line in lines)}
 
 
-# -- a quiet machine --------------------------------------------------------------------------
-
-def loadavg1() -> float:
-    """The 1-minute load average."""
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def process_times() -> dict[int, float]:
-    """CPU seconds so far of every process we may read."""
-    out: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                out[int(entry.name)] = cpu_seconds(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                pass
-    return out
-
-
-def command_of(pid: int) -> str:
-    """A process's command line, shortened, for the report."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:160]
-    except OSError:
-        return "?"
-
-
-async def busy_processes(seconds: float) -> list[str]:
-    """Other processes using more than ``BUSY_PROCESS`` of a core over ``seconds``: someone's benchmark."""
-    before = process_times()
-    await asyncio.sleep(seconds)
-    after = process_times()
-    mine = os.getpid()
-    return [f"{pid} ({(after[pid] - before[pid]) / seconds:.2f} core): {command_of(pid)}"
-            for pid in sorted(after) if pid != mine and pid in before
-            and (after[pid] - before[pid]) / seconds > BUSY_PROCESS]
-
-
-async def wait_machine_quiet(threshold: float, timeout: float) -> dict[str, Any]:
-    """Wait until nobody else is busy and the load average has come down; report what was seen."""
-    began = time.monotonic()
-    first: dict[str, Any] | None = None
-    last_note = began
-    while True:
-        busy = await busy_processes(2.0)
-        load = loadavg1()
-        if first is None:
-            first = {"loadavg1": load, "busy_processes": busy}
-        quiet = load < threshold and not busy
-        waited = time.monotonic() - began
-        if quiet or waited >= timeout:
-            break
-        if time.monotonic() - last_note > 30:
-            print(f"waiting for a quiet machine: load {load:.2f}, busy: {busy or 'none'}", file=sys.stderr)
-            last_note = time.monotonic()
-        await asyncio.sleep(3.0)
-    if not quiet:
-        print(f"WARNING: machine still busy after {waited:.0f} s (load {load:.2f}, {busy}); measuring anyway",
-              file=sys.stderr)
-    return {"quiet_at_start": quiet, "waited_seconds": round(waited, 1), "threshold_loadavg1": threshold,
-            "first_seen": first, "loadavg1_at_start": load, "busy_processes_at_start": busy}
-
-
 # -- measuring --------------------------------------------------------------------------------
 
-def write_syscalls(pid: int) -> int:
-    """Write system calls of a process so far (all threads): a proxy for the engine's commits."""
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("syscw:"):
-            return int(line.split()[1])
-    return 0
+class Usage(Cpu):
+    """CPU and write calls of the engine, the receiver, this process and everyone else over one stretch."""
 
-
-@dataclass
-class Cpu:
-    """CPU (and writes) of the engine, the receiver, this process and everyone else over one stretch."""
-
-    pids: dict[str, int]
-    began: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.began = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
-        self.began.update({f"{role}_syscw": write_syscalls(pid) for role, pid in self.pids.items()})
-        self.began["client"] = time.process_time()
-        self.began["wall"] = time.perf_counter()
-        self.began["busy"], self.began["steal"] = machine_seconds()
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(pids)
+        self.began_writes = {role: write_syscalls(pid) for role, pid in self.pids.items()}
 
     def figures(self) -> dict[str, float]:
-        """Shares of one core; ``foreign`` is what none of our processes used."""
-        wall = time.perf_counter() - self.began["wall"]
-        used = {role: cpu_seconds(pid) - self.began[role] for role, pid in self.pids.items()}
-        used["client"] = time.process_time() - self.began["client"]
-        busy, steal = machine_seconds()
-        out = {f"{role}_cpu_share": round(value / wall, 3) for role, value in used.items()}
-        out.update({f"{role}_cpu_seconds": round(value, 3) for role, value in used.items()})
-        out["foreign_cpu_share"] = round(max(0.0, busy - self.began["busy"] - sum(used.values())) / wall, 3)
-        out["steal_share"] = round((steal - self.began["steal"]) / wall, 3)
-        out.update({f"{role}_write_syscalls": write_syscalls(pid) - self.began[f"{role}_syscw"]
+        """Shares of one core and CPU seconds; ``foreign`` is what none of our processes used."""
+        use = self.used()
+        out = use.shares()
+        out.update({f"{role}_cpu_seconds": round(value, 3) for role, value in use.seconds.items()})
+        out.update({f"{role}_write_syscalls": write_syscalls(pid) - self.began_writes[role]
                     for role, pid in self.pids.items()})
         return out
-
-
-Call = Callable[[int], Awaitable[int]]
-
-
-async def paced(total: int, rate: float, call: Call) -> LoadResult:
-    """Open loop: request i starts i / rate seconds in, whatever the answers before it did.
-
-    The engine then sees a steady arrival rate, and any queueing shows in the latency instead of
-    slowing the load down as a closed loop would.
-    """
-    result = LoadResult(requests=total, seconds=0.0)
-    began = time.perf_counter()
-
-    async def one(index: int) -> None:
-        await asyncio.sleep(max(0.0, began + index / rate - time.perf_counter()))
-        start = time.perf_counter()
-        try:
-            status = await call(index)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            status = -1
-            result.failures.append(f"#{index}: {type(exc).__name__}: {exc}")
-        result.latencies.append(time.perf_counter() - start)
-        result.statuses[status] += 1
-
-    await asyncio.gather(*(one(i) for i in range(total)))
-    result.seconds = time.perf_counter() - began
-    return result
 
 
 async def create_callbacks(client: aiohttp.ClientSession, engine_url: str, service: str, count: int, first: int,
@@ -512,7 +373,7 @@ async def run_phase(client: aiohttp.ClientSession, engine: EngineProcess, receiv
     """Create the callbacks, then wait until their messages are in; the engine starts idle."""
     assert engine.proc is not None
     await wait_quiet(engine.proc.pid, timeout=60.0)
-    cpu = Cpu({"engine": engine.proc.pid, "receiver": receiver[1]})
+    cpu = Usage({"engine": engine.proc.pid, "receiver": receiver[1]})
     began = time.time()
     creates, ids = await create_callbacks(client, engine.url, f"bench_{name}", count, first,
                                           settings.concurrency, rate)
@@ -523,11 +384,6 @@ async def run_phase(client: aiohttp.ClientSession, engine: EngineProcess, receiv
     figures = cpu.figures()
     rows, samples = await dump(client, receiver[0], f"/hook/{name}")
     return Phase(name, ids, began, creates, wait, figures, rows, samples)
-
-
-def quantile(ordered: list[float], q: float) -> float:
-    """Value at quantile ``q`` of an ascending list (nearest rank)."""
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def first_receipts(rows: list[list[Any]]) -> list[list[Any]]:
@@ -601,7 +457,7 @@ async def reference_round(receiver: tuple[str, int], path: str, bodies: list[dic
                 return response.status
 
         await drive(concurrency * 4, concurrency, one)
-        cpu = Cpu({"receiver": receiver[1]})
+        cpu = Usage({"receiver": receiver[1]})
         result = await drive(count, concurrency, one)
         figures = cpu.figures()
     return {"concurrency": concurrency, **result.summary(), "cpu": figures,
@@ -720,11 +576,6 @@ async def measure(client: aiohttp.ClientSession, engine: EngineProcess, receiver
         "warmup": phase_figures(warm), "reference_rounds": rounds,
         "reference_check": check_reference(ref_rows, rounds, problems), "delivery_checks": checks,
     }
-
-
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """``numerator / denominator`` rounded, or ``None`` when either is missing or zero."""
-    return round(numerator / denominator, 4) if numerator and denominator else None
 
 
 def headline(figures: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
@@ -866,23 +717,8 @@ def settings_from(argv: list[str] | None) -> Settings:
 async def main(argv: list[str] | None = None) -> int:
     """Run, print the summary, log findings and problems on stderr, and the JSON line last; 1 on any problem."""
     settings = settings_from(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-notifications-"))
-    try:
-        result = await run(settings, workdir)
-    finally:
-        if settings.keep:
-            print(f"work folder kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print_report(result)
-    for kind, count in result["engine_process"].get("log_unusual_kinds", {}).items():
-        print(f"engine log x{count}: {kind}", file=sys.stderr)
-    for problem in result["problems"]:
-        print(f"PROBLEM: {problem}", file=sys.stderr)
-    sys.stderr.flush()
-    sys.stdout.flush()
-    print(json.dumps(result))
-    return 0 if result["ok"] else 1
+    return await bench_main("bench-notifications-", settings.keep, functools.partial(run, settings), print_report,
+                            lambda result: kind_notes(result["engine_process"].get("log_unusual_kinds", {})))
 
 
 if __name__ == "__main__":

@@ -29,18 +29,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
-import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,16 +46,20 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.httpload import (  # noqa: E402
-    LoadResult,
-    cpu_seconds,
-    drive,
-    machine_seconds,
-    memory_bytes,
-    wait_healthy,
-    wait_quiet,
+from bench.common import (  # noqa: E402
+    DISTURBED,
+    HEADERS,
+    Problems,
+    alarm_lines,
+    bare_server,
+    bench_main,
+    managed_engine,
+    mib,
+    ratio,
+    read_log,
 )
-from tests.support.engine_process import CLIENT_KEY, EngineProcess, free_port  # noqa: E402
+from bench.httpload import Cpu, LoadResult, drive, memory_bytes, wait_quiet  # noqa: E402
+from tests.support.engine_process import EngineProcess  # noqa: E402
 
 FLOW = "counter"
 EVENT = "bump"
@@ -75,11 +75,6 @@ COUNTER_FLOW = """\
 """
 START_BODY = json.dumps({"src": FLOW, "customer": "bench"}).encode()
 EVENT_BODY = json.dumps({"source": "bench"}).encode()
-HEADERS = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}
-#: Share of one core taken by others above which a round counts as disturbed.
-DISTURBED = 0.15
-#: Engine log lines worth reporting: anything at WARNING or above, and tracebacks.
-LOG_ALARM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
 
 @dataclass(frozen=True)
@@ -96,10 +91,6 @@ class Settings:
     warmup: int
     verify: int
     keep: bool
-
-
-class Problems(list[str]):
-    """Everything that makes the figures untrustworthy; a non-empty list fails the run."""
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -200,89 +191,32 @@ def write_flows(folder: Path) -> Path:
     return folder
 
 
-def log_alarms(engine: EngineProcess) -> list[str]:
-    """Lines of the engine log at WARNING or above (the full log, not the tail)."""
-    try:
-        lines = engine.log_path.read_text().splitlines()
-    except OSError:
-        return []
-    return [line for line in lines if LOG_ALARM.search(line)]
+def log_alarms(path: Path) -> dict[str, Any]:
+    """The engine log's lines at WARNING or above (the first 20) and their count."""
+    alarms = alarm_lines(read_log(path) or [])
+    return {"log_alarms": alarms[:20], "log_alarm_count": len(alarms)}
 
 
-@asynccontextmanager
-async def engine_running(workdir: Path, name: str, persistence: bool,
-                         record: dict[str, Any]) -> AsyncIterator[EngineProcess]:
+def engine_running(workdir: Path, name: str, persistence: bool,
+                   record: dict[str, Any]) -> AbstractAsyncContextManager[EngineProcess]:
     """A fresh engine with its own data folder; on exit stops it gracefully and notes
     how long shutdown took and what the log complained about."""
-    engine = EngineProcess(workdir / name, write_flows(workdir / "flows"),
-                           persistence="true" if persistence else "false")
-    try:
-        await engine.start()
-        yield engine
-    finally:
-        began = time.perf_counter()
-        record["exit_code"] = engine.stop(timeout=60.0)
-        record["stop_seconds"] = round(time.perf_counter() - began, 3)
-        alarms = log_alarms(engine)
-        record["log_alarms"] = alarms[:20]
-        record["log_alarm_count"] = len(alarms)
-
-
-@asynccontextmanager
-async def bare_server(client: aiohttp.ClientSession, workdir: Path) -> AsyncIterator[tuple[str, int]]:
-    """The reference server as a subprocess on loopback; yields its URL and pid."""
-    port = free_port()
-    log = open(workdir / "bare_server.log", "wb")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "bare_server.py"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    log.close()
-    try:
-        await wait_healthy(client, f"http://127.0.0.1:{port}/health")
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    process = EngineProcess(workdir / name, write_flows(workdir / "flows"),
+                            persistence="true" if persistence else "false")
+    return managed_engine(process, record, log_alarms)
 
 
 # -- phases --------------------------------------------------------------------------------
 
-@dataclass
-class Cpu:
-    """CPU used by the server process and by this client over one phase."""
-
-    server_pid: int
-    began_server: float = 0.0
-    began_client: float = 0.0
-    began_wall: float = 0.0
-    began_machine: tuple[float, float] = (0.0, 0.0)
-
-    def __post_init__(self) -> None:
-        self.began_machine = machine_seconds()
-        self.began_server = cpu_seconds(self.server_pid)
-        self.began_client = time.process_time()
-        self.began_wall = time.perf_counter()
-
-    def figures(self, requests: int) -> dict[str, float]:
-        """CPU shares (1.0 = one core) of server, client, other processes and the hypervisor;
-        server CPU per request."""
-        wall = time.perf_counter() - self.began_wall
-        server = cpu_seconds(self.server_pid) - self.began_server
-        client = time.process_time() - self.began_client
-        busy, steal = (now - then for now, then in zip(machine_seconds(), self.began_machine, strict=True))
-        return {
-            "foreign_cpu_share": round(max(0.0, busy - server - client) / wall, 3),
-            "steal_share": round(steal / wall, 3),
-            "server_cpu_share": round(server / wall, 3), "client_cpu_share": round(client / wall, 3),
-            "server_cpu_ms_per_request": round(1000 * server / max(1, requests), 4),
-        }
-
-
 def phase(result: LoadResult, cpu: Cpu, problems: Problems, label: str) -> dict[str, Any]:
-    """Figures of one timed phase; its failed requests become problems."""
+    """Figures of one timed phase: CPU shares (1.0 = one core) of server, client, other
+    processes and the hypervisor, server CPU per request; its failed requests become problems."""
     if result.ok != result.requests or result.failures:
         problems.append(f"{label}: {result.requests - result.ok} of {result.requests} requests failed: "
                         + "; ".join(result.failures[:3]))
-    return {**result.summary(), **cpu.figures(result.requests)}
+    use = cpu.used()
+    return {**result.summary(), **use.shares(),
+            "server_cpu_ms_per_request": round(1000 * use.seconds["server"] / max(1, result.requests), 4)}
 
 
 @dataclass
@@ -326,7 +260,7 @@ async def reference_round(client: aiohttp.ClientSession, target: Target, count: 
     async def one(_: int) -> int:
         return (await post(client, url, START_BODY, failures))[0]
 
-    cpu = Cpu(target.pid)
+    cpu = Cpu({"server": target.pid})
     result = await drive(count, concurrency, one)
     result.failures.extend(failures)
     target.add("request", phase(result, cpu, problems, target.label))
@@ -335,7 +269,7 @@ async def reference_round(client: aiohttp.ClientSession, target: Target, count: 
 async def start_round(client: aiohttp.ClientSession, target: Target, count: int, concurrency: int,
                       problems: Problems) -> None:
     """One timed batch of session starts; the new sessions join the event targets."""
-    cpu = Cpu(target.pid)
+    cpu = Cpu({"server": target.pid})
     result, ids = await start_sessions(client, target.base, count, concurrency)
     target.add("start", phase(result, cpu, problems, f"{target.label} start"))
     target.ids.extend(ids)
@@ -347,7 +281,7 @@ async def event_round(client: aiohttp.ClientSession, target: Target, count: int,
     if not target.ids:
         problems.append(f"{target.label}: no session to send events to")
         return
-    cpu = Cpu(target.pid)
+    cpu = Cpu({"server": target.pid})
     result = await send_events(client, target.base, target.ids, count, concurrency, target.sent)
     target.add("event", phase(result, cpu, problems, f"{target.label} event"))
 
@@ -425,7 +359,7 @@ async def measure_memory(client: aiohttp.ClientSession, settings: Settings, work
         record["quiet_wait_before_s"] = round(await wait_quiet(pid), 2)
         before = memory_bytes(pid)
 
-        cpu = Cpu(pid)
+        cpu = Cpu({"server": pid})
         started, ids = await start_sessions(client, engine.url, settings.idle, settings.concurrency)
         record["start"] = phase(started, cpu, problems, "idle sessions start")
         record["quiet_wait_after_s"] = round(await wait_quiet(pid), 2)
@@ -449,13 +383,6 @@ async def measure_memory(client: aiohttp.ClientSession, settings: Settings, work
 
 # -- report --------------------------------------------------------------------------------
 
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """``numerator / denominator`` rounded, or ``None`` when either is missing or zero."""
-    if not numerator or not denominator:
-        return None
-    return round(numerator / denominator, 3)
-
-
 def rate_of(record: dict[str, Any], kind: str, key: str = "rate") -> float | None:
     """The best (or median) rate of a phase, or ``None`` when it did not run."""
     return record.get(kind, {}).get(key)
@@ -470,8 +397,8 @@ def headline(reference: dict[str, Any], off: dict[str, Any], on: dict[str, Any],
         rate_on, rate_off = rate_of(on, kind), rate_of(off, kind)
         figures.update({
             f"{kind}_rate_persistence_on": rate_on, f"{kind}_rate_persistence_off": rate_off,
-            f"{kind}_ratio_on_off": ratio(rate_on, rate_off),
-            f"{kind}_on_vs_reference": ratio(rate_on, ref), f"{kind}_off_vs_reference": ratio(rate_off, ref),
+            f"{kind}_ratio_on_off": ratio(rate_on, rate_off, 3),
+            f"{kind}_on_vs_reference": ratio(rate_on, ref, 3), f"{kind}_off_vs_reference": ratio(rate_off, ref, 3),
             f"{kind}_rate_persistence_on_median": rate_of(on, kind, "rate_median"),
             f"{kind}_rate_persistence_off_median": rate_of(off, kind, "rate_median"),
         })
@@ -479,11 +406,6 @@ def headline(reference: dict[str, Any], off: dict[str, Any], on: dict[str, Any],
         "idle_sessions", "rss_bytes_before", "hwm_bytes_before", "rss_bytes_after", "hwm_bytes_after",
         "rss_bytes_per_session")})
     return figures
-
-
-def mib(value: float | None) -> str:
-    """Bytes as MiB text."""
-    return "-" if value is None else f"{value / 2**20:.1f} MiB"
 
 
 def cells(values: list[float | None], width: int, digits: int) -> str:
@@ -602,26 +524,17 @@ async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
     return result
 
 
+def alarm_notes(result: dict[str, Any]) -> list[str]:
+    """Every engine's log alarms, as report lines."""
+    return [f"engine log ({name}): {line}" for name in ("persistence_off", "persistence_on", "memory")
+            for line in result[name].get("log_alarms", [])]
+
+
 async def main(argv: list[str] | None = None) -> int:
-    """Run, print the table, problems on stderr, and the JSON line last; 1 on any problem."""
+    """Run, print the table, log alarms and problems on stderr, and the JSON line last; 1 on any problem."""
     settings = settings_from(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sessions-"))
-    try:
-        result = await run(settings, workdir)
-    finally:
-        if settings.keep:
-            print(f"work folder kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print_table(result)
-    for name in ("persistence_off", "persistence_on", "memory"):
-        for line in result[name].get("log_alarms", []):
-            print(f"engine log ({name}): {line}", file=sys.stderr)
-    for problem in result["problems"]:
-        print(f"PROBLEM: {problem}", file=sys.stderr)
-    sys.stdout.flush()
-    print(json.dumps(result))
-    return 0 if result["ok"] else 1
+    return await bench_main("bench-sessions-", settings.keep, functools.partial(run, settings), print_table,
+                            alarm_notes)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from .api import admin, gms, notifications, ors
+from .api import admin, gms, notifications, ors, push
 from .api.appkeys import CALLBACKS, ENGINE, FLOWS, KEYS, KEYS_GENERATED, MANAGER, NOTIFICATIONS, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
@@ -26,8 +26,12 @@ from .notifications.service import NotificationService
 from .platform import ioprocessor as platform_io
 from .platform.config import SimulatorConfig, load_simulator_config
 from .platform.simulator import Simulator
+from .push.callback_settings import CallbackSettings
+from .push.fcm import FcmClient
+from .push.service import PushService
 from .scxml import DEFAULT_REGISTRY, BasicHttpProcessor, Limits, Registry
 from .scxml.clock import Clock, ScaledClock
+from .secretbox import SecretBox
 from .sessions.manager import SessionManager
 from .settings import Settings
 from .storage import Store
@@ -50,6 +54,8 @@ class Engine:
         self.notifications: NotificationService | None = None
         self.services = ServiceRegistry(settings.config_dir)
         self.lists = TransactionLists(settings.config_dir)
+        self.callback_settings = CallbackSettings(settings.config_dir)
+        self.push: PushService | None = None
         self.started_at = 0.0
 
     async def open(self, app: web.Application | None = None) -> None:
@@ -60,6 +66,8 @@ class Engine:
         clock = ScaledClock(sim_config.time_scale) if sim_config.time_scale != 1 else Clock()
         self.services.load()
         self.lists.load()
+        for problem in self.callback_settings.load():
+            log.error("CALLBACK_SETTINGS refused: %s", problem)
         notification_config = NotificationConfig.load(s.config_dir / "notifications.json")
         if s.persistence:
             self.store = await Store.open(s.db_url)
@@ -75,6 +83,11 @@ class Engine:
         self.notifications = NotificationService(self.manager, self.services, self.lists, notification_config)
         self.callbacks = CallbackService(self.manager, self.services, self.simulator, self.notifications)
         self.manager.callbacks = self.callbacks  # type: ignore[attr-defined]
+        self.fcm = FcmClient(s.fcm_base_url, s.fcm_token_uri)
+        self.push = PushService(self.callbacks, self.notifications, self.callback_settings, self.fcm,
+                                SecretBox.for_data_dir(s.data_dir), self.simulator)
+        self.callbacks.push = self.push
+        await self.push.open()
         await self.manager.open()
         await self.notifications.open()
         await self.callbacks.open()
@@ -90,6 +103,8 @@ class Engine:
             await self.manager.close()  # the final flush; deliveries not yet done stay stored
         if self.notifications is not None:
             await self.notifications.close()
+        if self.push is not None:
+            await self.fcm.close()
         if self.flows is not None:
             await self.flows.close()
         if self.store is not None:
@@ -133,6 +148,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.router.add_routes(ors.routes)
     app.router.add_routes(gms.routes)
     app.router.add_routes(notifications.routes)
+    app.router.add_routes(push.routes)
     app.router.add_routes(admin.routes)
 
     async def on_startup(app: web.Application) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .settings import Settings
 
 log = logging.getLogger("engine.keys")
-ADMIN, CLIENT = "administrator", "client"
+ADMIN, DEVELOPER, CLIENT = "administrator", "developer", "client"
 
 
 def key_file(settings: Settings) -> Path:
@@ -25,7 +25,7 @@ def load_keys(settings: Settings) -> tuple[dict[str, str], bool]:
     if path.is_file():
         stored = json.loads(path.read_text())
     generated = False
-    for role, attr in ((ADMIN, "admin_key"), (CLIENT, "client_key")):
+    for role, attr in ((ADMIN, "admin_key"), (DEVELOPER, "developer_key"), (CLIENT, "client_key")):
         if getattr(settings, attr):
             continue
         if role not in stored:
@@ -39,6 +39,7 @@ def load_keys(settings: Settings) -> tuple[dict[str, str], bool]:
         os.chmod(path, 0o600)
     keys = {
         settings.admin_key or stored[ADMIN]: ADMIN,
+        settings.developer_key or stored[DEVELOPER]: DEVELOPER,
         settings.client_key or stored[CLIENT]: CLIENT,
     }
     return keys, generated

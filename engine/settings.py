@@ -35,8 +35,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json"
     shutdown_timeout: float = 10.0
+    fcm_base_url: str = "https://fcm.googleapis.com"  # local fakes in tests
+    fcm_token_uri: str = "https://oauth2.googleapis.com/token"
     admin_key: str | None = field(default=None, repr=False)
     client_key: str | None = field(default=None, repr=False)
+    developer_key: str | None = field(default=None, repr=False)
 
     @property
     def db_url(self) -> str:
@@ -59,13 +62,13 @@ class Settings:
         if path.is_file():
             with open(path, "rb") as f:
                 table = tomllib.load(f).get("engine", {})
-            for key in ("admin_key", "client_key"):
+            for key in ("admin_key", "client_key", "developer_key"):
                 if key in table:
                     raise ValueError(f"{path}: {key} is a secret; set {ENV_PREFIX}{key.upper()} instead")
             settings._apply(table, str(path))
         settings._apply({f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls)
                          if ENV_PREFIX + f.name.upper() in env}, "environment")
-        for key in ("admin_key", "client_key"):
+        for key in ("admin_key", "client_key", "developer_key"):
             file_var = f"{ENV_PREFIX}{key.upper()}_FILE"
             if file_var in env:
                 setattr(settings, key, Path(env[file_var]).read_text().strip())

@@ -18,7 +18,7 @@ USER_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 SYSTEM_KEYS = frozenset({
     "_id", "_service_name", "_service_id", "_callback_state", "_callback_reason", "_expiration_time",
     "_ors_session_id", "_created_time", "_updated_time", "_completed_time", "_access_code",
-    "_access_number", "_access_expires",
+    "_access_number", "_access_expires", "_submitted_time", "_push_upcoming", "_device_token_dropped",
 })
 # Request keys that are parameters of the call, not data to keep.
 REQUEST_KEYS = frozenset({"_customer_number", "_desired_time", "_new_desired_time"})

@@ -50,6 +50,7 @@ class CallbackService:
     def __init__(self, manager: SessionManager, services: ServiceRegistry, platform: Any = None,
                  notifications: Any = None):
         self.manager = manager
+        self.push: Any = None  # push notifications (engine.push), optional; set by the engine
         self.notifications = notifications  # status notifications (engine.notifications), optional
         self.services = services
         self.platform = platform
@@ -105,6 +106,8 @@ class CallbackService:
     async def create(self, service_name: str, params: dict[str, Any]) -> dict[str, Any]:
         options = self.service(service_name)
         number = check_phone(params.get("_customer_number"))
+        if self.push is not None:
+            self.push.check_fields(params)
         now = self.clock.now()
         if params.get("_desired_time") not in (None, ""):
             desired = parse_time(params["_desired_time"], "_desired_time")
@@ -139,6 +142,8 @@ class CallbackService:
         self.records[cid] = record
         if self.notifications is not None:
             self.notifications.notifier.callback_created(record)
+        if self.push is not None:
+            self.push.callback_created(record)
         if scheduled:
             self._lifecycle(record).created()
             self._arm(record)
@@ -333,12 +338,17 @@ class CallbackService:
             due = parse_time(record["_desired_time"], "") - options["_request_execution_time_buffer"]
             self.scheduler.add_job(self._run_submit, "date", run_date=self._real_time(due), args=[cid],
                                    id=f"submit:{cid}", replace_existing=True)
+        purge = self.push.purge_seconds(record) if self.push is not None else None
+        if purge and record.get("_submitted_time") and record["_callback_state"] != "SCHEDULED":
+            due = parse_time(record["_submitted_time"], "") + purge
+            self.scheduler.add_job(self._run_purge, "date", run_date=self._real_time(due), args=[cid],
+                                   id=f"purge:{cid}", replace_existing=True)
         expiry = parse_time(record["_expiration_time"], "")
         self.scheduler.add_job(self._run_ttl, "date", run_date=self._real_time(expiry), args=[cid],
                                id=f"ttl:{cid}", replace_existing=True)
 
     def _disarm(self, cid: str) -> None:
-        for job in (f"submit:{cid}", f"ttl:{cid}"):
+        for job in (f"submit:{cid}", f"ttl:{cid}", f"purge:{cid}"):
             try:
                 self.scheduler.remove_job(job)
             except Exception:  # already ran, or never armed
@@ -351,6 +361,13 @@ class CallbackService:
         self._submit(record)
         self._mark(record)
 
+    async def _run_purge(self, cid: str) -> None:
+        record = self.records.get(cid)
+        if record is None or record["_callback_state"] in ("COMPLETED", "SCHEDULED"):
+            return
+        log.info("callback %s purged after waiting its queue's purge time", cid)
+        self._complete(record, "PURGED")
+
     async def _run_ttl(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] == "COMPLETED":
@@ -361,7 +378,8 @@ class CallbackService:
     # -- the flow session -----------------------------------------------------------------------
     def _submit(self, record: dict[str, Any]) -> None:
         options = self.services.get(record["_service_name"])
-        data = {**options, **record, "_service_id": record["_id"],
+        extra = self.push.start_data(record) if self.push is not None else {}
+        data = {**options, **record, **extra, "_service_id": record["_id"],
                 "_desired_time": record["_desired_time"]}
         data.pop("_callback_state", None)
         lifecycle = self._lifecycle(record)
@@ -375,7 +393,12 @@ class CallbackService:
             self._complete(record, "FAIL_ERROR")
             return
         record["_ors_session_id"] = session.id
+        record["_submitted_time"] = format_time(self.clock.now())
         self.by_session[session.id] = record["_id"]
+        purge = self.push.purge_seconds(record) if self.push is not None else None
+        if purge:
+            self.scheduler.add_job(self._run_purge, "date", run_date=self._real_time(self.clock.now() + purge),
+                                   args=[record["_id"]], id=f"purge:{record['_id']}", replace_existing=True)
         if not session.is_running and record["_callback_state"] != "COMPLETED":
             self._session_ended(session)
 
@@ -448,6 +471,8 @@ class CallbackService:
             raise IllegalTransition(f"session {session.id} runs no callback")
         for key, value in keys.items():
             record[key] = value
+        if keys and self.push is not None:
+            self.push.record_updated(record, keys)
         if reason is not None:
             if record["_callback_state"] != "COMPLETED":
                 self._lifecycle(record).apply("complete", reason=reason)
@@ -494,6 +519,8 @@ class CallbackService:
         if self.notifications is not None:
             self.notifications.notifier.on_event(record, name, values, record.get("_ors_session_id"))
             self.notifications.flush()
+        if self.push is not None:
+            self.push.on_event(record, name, values)
         if self.store is None:
             bucket = self.events.setdefault(record["_id"], [])
             if len(bucket) < MAX_EVENTS_PER_CALLBACK:

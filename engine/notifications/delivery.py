@@ -90,6 +90,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, Any] = {}
         self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
+        # Delivery types carried by other components (``fcm`` by the push service).
+        self.senders: dict[str, Any] = {}
         self.closed = False
         self._flush_timer: asyncio.TimerHandle | None = None
 
@@ -150,6 +152,10 @@ class Dispatcher:
             self._kick(d.key)
 
     async def _send(self, d: Delivery) -> None:
+        sender = self.senders.get(d.type)
+        if sender is not None:
+            await sender(d)
+            return
         if d.type == "orscb":
             session = self.manager.sessions.get(d.target)
             if session is None or not session.is_running:
@@ -171,7 +177,7 @@ class Dispatcher:
                 await resp.read()
                 if 200 <= resp.status < 300:
                     return
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
                 raise Failure(f"HTTP {resp.status}", retry=resp.status in RETRYABLE_STATUS,
                               retry_after=retry_after)
         except (ClientError, TimeoutError, OSError) as e:
@@ -231,7 +237,7 @@ class Dispatcher:
             await self._client.close()
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (a number or an HTTP date), capped at an hour."""
     if not value:
         return None

@@ -28,10 +28,15 @@ def _v3(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v4(conn: Connection) -> None:
+    schema.engine_values.create(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "flow versions, sessions, inbox, outbox", _v1),
     (2, "callback records and their status events", _v2),
     (3, "notification subscriptions and deliveries", _v3),
+    (4, "engine values (sealed push credentials)", _v4),
 ]
 
 

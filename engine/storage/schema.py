@@ -110,3 +110,11 @@ deliveries = Table(
     Column("updated_at", Float, nullable=False),
 )
 Index("ix_deliveries_status", deliveries.c.status, deliveries.c.id)
+
+# Small engine-wide values (the sealed FCM credentials).
+engine_values = Table(
+    "engine_values", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

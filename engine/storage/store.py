@@ -250,3 +250,15 @@ class Store:
             query = query.limit(limit)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
+
+    # -- engine values -------------------------------------------------------------------
+    async def get_value(self, key: str) -> str | None:
+        t = schema.engine_values
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t.c.value).where(t.c.key == key))).first()
+            return row[0] if row else None
+
+    async def put_value(self, key: str, value: str, updated_at: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert(schema.engine_values, ("value", "updated_at")),
+                               [{"key": key, "value": value, "updated_at": updated_at}])

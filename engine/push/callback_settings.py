@@ -1,0 +1,83 @@
+"""CALLBACK_SETTINGS (seed 002): per virtual queue, the push threshold and the dialling rules.
+
+``config/callback-settings/<virtual queue>.json``; read and replaced through the admin API.
+For callbacks waiting in that queue, ``max_dial_attempts`` and ``retry_interval_seconds``
+replace the service's ``_max_dial_attempts`` and ``_dial_retry_timeout``, and ``purge_minutes``
+ends a callback that has waited that long (reason PURGED).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..callbacks.services import NAME
+
+FIELDS = {"push_threshold_minutes": float, "max_dial_attempts": int, "retry_interval_seconds": int,
+          "purge_minutes": float}
+
+
+@dataclass
+class QueueSettings:
+    push_threshold_minutes: float = 5.0
+    max_dial_attempts: int | None = None
+    retry_interval_seconds: int | None = None
+    purge_minutes: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> QueueSettings:
+        if not isinstance(raw, dict):
+            raise ValueError("CALLBACK_SETTINGS are a JSON object")
+        unknown = set(raw) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"unknown CALLBACK_SETTINGS field(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, kind in FIELDS.items():
+            if raw.get(name) is None:
+                continue
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+            if value <= 0 if name != "push_threshold_minutes" else value < 0:
+                raise ValueError(f"{name} must be positive, not {value!r}")
+            if kind is int and int(value) != value:
+                raise ValueError(f"{name} must be a whole number, not {value!r}")
+            values[name] = kind(value)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CallbackSettings:
+    def __init__(self, config_dir: Path):
+        self.folder = Path(config_dir) / "callback-settings"
+        self.rows: dict[str, QueueSettings] = {}
+
+    def load(self) -> list[str]:
+        problems = []
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            try:
+                self.rows[path.stem] = QueueSettings.from_dict(json.loads(path.read_text()))
+            except (ValueError, OSError) as e:
+                problems.append(f"{path}: {e}")
+        return problems
+
+    def get(self, queue: str) -> QueueSettings:
+        return self.rows.get(queue) or QueueSettings()
+
+    def put(self, queue: str, raw: Any) -> QueueSettings:
+        if not NAME.match(queue):
+            raise ValueError(f"virtual queue name {queue!r} must be letters, digits, '.', '_' or '-'")
+        row = QueueSettings.from_dict(raw)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(row.to_dict(), f, indent=2)
+        os.replace(tmp, self.folder / f"{queue}.json")
+        self.rows[queue] = row
+        return row

@@ -1,0 +1,260 @@
+"""Push notifications for callbacks (seed 002, SPEC 7).
+
+A callback created with ``_device_os=fcm`` and ``_device_notification_id=<FCM token>`` gets:
+
+* ``CALLBACK_UPCOMING`` once its EWT falls below its queue's push threshold: sent once, never when
+  the EWT was already below the threshold at creation, never while the callback could not finish
+  before it is purged, expires or the business closes;
+* ``CALLBACK_READY`` (click-to-call-in) when it reaches the front of the queue, then
+  ``CALLBACK_CALL_IN_DETAILS`` when the app asks for the call-in details;
+* ``CALLBACK_PURGED`` when it was purged (not rescheduled);
+* ``CALLBACK_ATTEMPT_FAILED`` / ``CALLBACK_FINAL_ATTEMPT_FAILED`` on failed outbound attempts.
+
+EWT is re-evaluated when the platform reports a queue change, never by polling. Pushes travel
+through the notification outbox (stored with the change that caused them, retried, dead-lettered),
+so none is lost on a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..callbacks.records import BadRequest, format_time, parse_time
+from ..notifications.delivery import Delivery
+from .callback_settings import CallbackSettings
+from .credentials import Credentials, check_test_fields, seal, unseal, validate
+from .fcm import FcmClient, PushFailure
+from .texts import localized
+
+if TYPE_CHECKING:
+    from ..callbacks.service import CallbackService
+    from ..notifications.service import NotificationService
+    from ..secretbox import SecretBox
+
+log = logging.getLogger("engine.push")
+CREDENTIALS_KEY = "fcm_credentials"
+UPCOMING_SENT, UPCOMING_SUPPRESSED = "sent", "suppressed"
+FAILED_DIAL = "_cbe_on_dial_done"
+
+
+class PushService:
+    def __init__(self, callbacks: CallbackService, notifications: NotificationService, settings: CallbackSettings,
+                 fcm: FcmClient, box: SecretBox, platform: Any):
+        self.callbacks = callbacks
+        self.notifications = notifications
+        self.settings = settings
+        self.fcm = fcm
+        self.box = box
+        self.platform = platform
+        self.clock = callbacks.clock
+        self.store = callbacks.store
+        self.pushed: list[tuple[str, str]] = []  # (callback id, event): what was queued, for tests
+        notifications.dispatcher.senders["fcm"] = self._deliver
+        if platform is not None:
+            platform.add_listener(self.queue_changed)
+
+    # -- credentials ------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self.store is not None:
+            stored = await self.store.get_value(CREDENTIALS_KEY)
+            if stored:
+                try:
+                    self.fcm.use(unseal(stored, self.box))
+                except ValueError as e:
+                    log.error("FCM credentials cannot be read: %s", e)
+
+    async def set_credentials(self, body: dict[str, Any]) -> Credentials:
+        creds = validate(body)
+        if self.store is not None:
+            await self.store.put_value(CREDENTIALS_KEY, seal(creds, self.box), creds.updated_at)
+        self.fcm.use(creds)
+        return creds
+
+    async def _flag(self, status: str, reason: str) -> None:
+        creds = self.fcm.credentials
+        if creds is None or (creds.status, creds.status_reason) == (status, reason):
+            return
+        creds.status, creds.status_reason = status, reason
+        if self.store is not None:
+            await self.store.put_value(CREDENTIALS_KEY, seal(creds, self.box), time.time())
+
+    async def test(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The seed's test: fields checked, a token minted, and a dry run to a device if given."""
+        app_id, _api_key, sender = check_test_fields(body)
+        if self.fcm.credentials is None:
+            return {"result": "failure", "reason": "no FCM credentials are configured"}
+        try:
+            await self.fcm.token()
+            device = body.get("device_token")
+            if device:
+                await self.fcm.send({"token": str(device), "data": {"event": "TEST"},
+                                     "notification": {"title": "Test", "body": "Callback push test"}},
+                                    validate_only=True)
+        except PushFailure as e:
+            if e.credentials:
+                await self._flag("failing", str(e))
+            return {"result": "failure", "reason": str(e)}
+        await self._flag("ok", "")
+        return {"result": "successful configuration", "project_id": self.fcm.credentials.project_id,
+                "app_id": app_id, "sender_id": sender, "dry_run": bool(body.get("device_token"))}
+
+    # -- callback hooks (called by the callback service) -----------------------------------------
+    def check_fields(self, params: dict[str, Any]) -> None:
+        """Push fields of a create request: ``_device_os`` must be fcm and come with a token."""
+        os_name, token = params.get("_device_os"), params.get("_device_notification_id")
+        if os_name in (None, "") and token in (None, ""):
+            return
+        if os_name != "fcm":
+            raise BadRequest(f"_device_os must be fcm (the only push service), not {os_name!r}")
+        if not isinstance(token, str) or not (20 <= len(token) <= 4096) or any(c.isspace() for c in token):
+            raise BadRequest("_device_notification_id must be the device's FCM registration token")
+
+    def start_data(self, record: dict[str, Any]) -> dict[str, Any]:
+        """CALLBACK_SETTINGS of the callback's queue replace the service's dialling options."""
+        row = self.settings.rows.get(record.get("_urs_virtual_queue", ""))
+        out: dict[str, Any] = {}
+        if row is not None:
+            if row.max_dial_attempts is not None:
+                out["_max_dial_attempts"] = row.max_dial_attempts
+            if row.retry_interval_seconds is not None:
+                out["_dial_retry_timeout"] = row.retry_interval_seconds
+        return out
+
+    def purge_seconds(self, record: dict[str, Any]) -> float | None:
+        row = self.settings.rows.get(record.get("_urs_virtual_queue", ""))
+        return row.purge_minutes * 60 if row is not None and row.purge_minutes else None
+
+    def callback_created(self, record: dict[str, Any]) -> None:
+        if not _wants_push(record) or self.platform is None:
+            return
+        threshold = self._threshold(record)
+        try:
+            ewt = self.platform.queue_stats(record["_urs_virtual_queue"]).ewt_seconds
+        except KeyError:
+            return
+        if 0 <= ewt < threshold:
+            record["_push_upcoming"] = UPCOMING_SUPPRESSED  # already close at creation: never sent
+
+    def on_event(self, record: dict[str, Any], name: str, values: dict[str, Any]) -> None:
+        if not _wants_push(record):
+            return
+        if name == FAILED_DIAL and values.get("c_call_result") not in (0, None):
+            attempt = int(values.get("c_call_num_attempt") or 0)
+            last = int(values.get("_max_dial_attempts") or 1)
+            event = "CALLBACK_ATTEMPT_FAILED" if attempt < last else "CALLBACK_FINAL_ATTEMPT_FAILED"
+            self._push(record, event, {"attempt": attempt, "max_attempts": last})
+        elif name == "_cbe_on_callback_status_updated" and record["_callback_state"] == "COMPLETED" \
+                and record.get("_callback_reason") in ("PURGED", "FAIL_TIMEOUT_TTL"):
+            self._push(record, "CALLBACK_PURGED", {"reason": record["_callback_reason"]})
+
+    def record_updated(self, record: dict[str, Any], keys: dict[str, Any]) -> None:
+        """The flow registered the call-in (its turn came): CALLBACK_READY."""
+        if _wants_push(record) and keys.get("_access_code"):
+            self._push(record, "CALLBACK_READY", {})
+
+    def call_in_details(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What the app gets from ``POST .../{id}/call-in``; also pushed as CALLBACK_CALL_IN_DETAILS."""
+        if record["_callback_state"] == "COMPLETED":
+            raise BadRequest(f"callback {record['_id']} is COMPLETED")
+        if record.get("_call_direction") != "USERORIGINATED":
+            raise BadRequest(f"callback {record['_id']} is not a click-to-call-in callback")
+        if not record.get("_access_code"):
+            raise BadRequest(f"callback {record['_id']} is not at the front of the queue yet; wait for CALLBACK_READY")
+        details = {"_access_number": record["_access_number"], "_access_code": record["_access_code"],
+                   "_access_expires": format_time(float(record["_access_expires"]))}
+        if _wants_push(record):
+            self._push(record, "CALLBACK_CALL_IN_DETAILS", {
+                "access_number": details["_access_number"], "access_code": details["_access_code"],
+                "expires": details["_access_expires"]})
+        return details
+
+    # -- EWT ----------------------------------------------------------------------------------
+    def queue_changed(self, queue: str) -> None:
+        for record in list(self.callbacks.records.values()):
+            if record.get("_urs_virtual_queue") == queue and record["_callback_state"] in ("QUEUED", "ROUTING") \
+                    and _wants_push(record) and not record.get("_push_upcoming"):
+                self._evaluate(record)
+
+    def _threshold(self, record: dict[str, Any]) -> float:
+        return self.settings.get(record.get("_urs_virtual_queue", "")).push_threshold_minutes * 60
+
+    def _evaluate(self, record: dict[str, Any]) -> None:
+        position = self.platform.position(record.get("_ors_session_id") or "") if self.platform else None
+        if position is None or position.ewt_seconds < 0:
+            return
+        ewt = position.ewt_seconds
+        if ewt >= self._threshold(record):
+            return
+        now = self.clock.now()
+        deadline, why = self._deadline(record, now)
+        if now + ewt > deadline:
+            log.info("callback %s: no CALLBACK_UPCOMING, it cannot finish before %s", record["_id"], why)
+            return
+        record["_push_upcoming"] = UPCOMING_SENT
+        self._push(record, "CALLBACK_UPCOMING", {"minutes": max(1, round(ewt / 60))}, ewt=ewt)
+
+    def _deadline(self, record: dict[str, Any], now: float) -> tuple[float, str]:
+        candidates = [(parse_time(record["_expiration_time"], ""), "it expires")]
+        purge = self.purge_seconds(record)
+        if purge and record.get("_submitted_time"):
+            candidates.append((parse_time(record["_submitted_time"], "") + purge, "it is purged"))
+        options = self.callbacks.services.options.get(record["_service_name"], {})
+        hours = self.callbacks.services.business_hours(options)
+        if hours is not None:
+            closes = hours.closes_at(datetime.fromtimestamp(now, UTC))
+            candidates.append((closes.timestamp() if closes else now, "the business closes"))
+        return min(candidates)
+
+    # -- sending ------------------------------------------------------------------------------
+    def _push(self, record: dict[str, Any], event: str, extra: dict[str, Any], ewt: float | None = None) -> None:
+        token = record.get("_device_notification_id")
+        if not token:
+            return
+        if ewt is None and self.platform is not None:
+            position = self.platform.position(record.get("_ors_session_id") or "")
+            ewt = position.ewt_seconds if position is not None else -1
+        language = record.get("_status_notification_language") or self.callbacks.services.options.get(
+            record["_service_name"], {}).get("_status_notification_language")
+        title, body, used = localized(event, language, {**extra, "minutes": extra.get("minutes", "?")})
+        data = {"event": event, "_id": record["_id"], "_service_name": record["_service_name"],
+                "_callback_state": record["_callback_state"], "ewt": str(int(ewt if ewt is not None else -1)),
+                "language": used, **{k: str(v) for k, v in extra.items()}}
+        message = {"token": token, "data": data, "notification": {"title": title, "body": body}}
+        notifier = self.notifications.notifier
+        notifier.new_deliveries.append(Delivery(
+            id=notifier._new_id(), key=f"fcm|{record['_id']}", type="fcm", target=token, device_id=token,
+            message=message, webhook_id=f"push_{uuid.uuid4().hex}", max_attempts=notifier.config.max_attempts,
+            created_at=time.time()))
+        self.pushed.append((record["_id"], event))
+        self.notifications.flush()
+        self.callbacks._mark(record)
+
+    async def _deliver(self, d: Delivery) -> None:
+        try:
+            await self.fcm.send(d.message)
+        except PushFailure as e:
+            if e.drop_token:
+                self._drop_token(d)
+            if e.credentials:
+                await self._flag("failing", str(e))
+            raise
+        if self.fcm.credentials is not None and self.fcm.credentials.status != "ok":
+            await self._flag("ok", "")
+
+    def _drop_token(self, d: Delivery) -> None:
+        cid = str(d.message.get("data", {}).get("_id", ""))
+        record = self.callbacks.records.get(cid)
+        if record is not None and record.get("_device_notification_id") == d.target:
+            log.info("callback %s: FCM token dropped (%s)", cid, "unregistered or invalid")
+            record.pop("_device_notification_id", None)
+            record["_device_token_dropped"] = "true"
+            self.callbacks._mark(record)
+
+
+def _wants_push(record: dict[str, Any]) -> bool:
+    return record.get("_device_os") == "fcm" and bool(record.get("_device_notification_id"))
+
