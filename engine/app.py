@@ -62,8 +62,6 @@ class Engine:
         s = self.settings
         sim_path = s.config_dir / "simulator.toml"
         sim_config = load_simulator_config(sim_path) if sim_path.is_file() else SimulatorConfig()
-        # One clock for every timer; the simulator mode may run it faster than the wall clock.
-        clock = ScaledClock(sim_config.time_scale) if sim_config.time_scale != 1 else Clock()
         self.services.load()
         self.lists.load()
         for problem in self.callback_settings.load():
@@ -71,6 +69,11 @@ class Engine:
         notification_config = NotificationConfig.load(s.config_dir / "notifications.json")
         if s.persistence:
             self.store = await Store.open(s.db_url)
+        # One clock for every timer; the simulator mode may run it faster than the wall clock.
+        clock: Clock = Clock()
+        if sim_config.time_scale != 1:
+            stored = await self.store.get_value("clock") if self.store else None
+            clock = ScaledClock(sim_config.time_scale, start=float(stored) if stored else None)
         self.flows = FlowRegistry(s.flows_dir, self.registry, self.store, s.flow_watch_interval)
         await self.flows.start()
         limits = Limits(max_microsteps=s.max_microsteps, max_invoke_depth=s.max_invoke_depth)

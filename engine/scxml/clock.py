@@ -38,13 +38,14 @@ class Clock:
 class ScaledClock(Clock):
     """Time that runs ``scale`` times faster than the wall clock, from a given origin."""
 
-    def __init__(self, scale: float, loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(self, scale: float, loop: asyncio.AbstractEventLoop | None = None, start: float | None = None):
         super().__init__(loop)
         if scale <= 0:
             raise ValueError("the time scale must be positive")
         self.scale = scale
         self._origin_real = time.time()
-        self._origin = self._origin_real
+        # Resuming after a restart: simulated time goes on from where it was, never backwards.
+        self._origin = max(start or 0.0, self._origin_real)
 
     def now(self) -> float:
         return self._origin + (time.time() - self._origin_real) * self.scale

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class Batch:
     subscriptions_done: list[str] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     deliveries_done: list[int] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.sessions or self.inbox or self.outbox or self.inbox_done
@@ -138,6 +140,9 @@ class Store:
                                                                     "updated_at")), batch.deliveries)
             if batch.deliveries_done:
                 await conn.execute(delete(schema.deliveries).where(schema.deliveries.c.id.in_(batch.deliveries_done)))
+            if batch.values:
+                await conn.execute(self._upsert(schema.engine_values, ("value", "updated_at")), [
+                    {"key": k, "value": v, "updated_at": time.time()} for k, v in batch.values.items()])
             if batch.inbox_done:
                 await conn.execute(delete(schema.inbox).where(schema.inbox.c.id.in_(batch.inbox_done)))
             if batch.outbox_done:

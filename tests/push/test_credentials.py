@@ -43,7 +43,8 @@ async def test_only_administrators_and_developers_manage_credentials(push_engine
 async def test_bad_credentials_are_refused_and_change_nothing(push_engine, key_pair) -> None:
     client = await push_engine()
     good = credentials_body(key_pair[0])
-    cases = [({**good, "private_key": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"}, "does not parse"),
+    broken = "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"
+    cases = [({**good, "private_key": broken}, "does not parse"),
              ({**good, "private_key": "hello"}, "PEM private key"),
              ({**good, "client_email": "not-an-email"}, "client_email"),
              ({**good, "project_id": "Bad Project!"}, "project_id")]

@@ -17,6 +17,7 @@ from tests.conftest import REPO
 
 ADMIN_KEY = "test-admin-key"
 CLIENT_KEY = "test-client-key"
+DEVELOPER_KEY = "test-developer-key"
 
 
 def free_port() -> int:
@@ -43,6 +44,7 @@ class EngineProcess:
         env.update({
             "CALLBACK_ENGINE_ADMIN_KEY": ADMIN_KEY,
             "CALLBACK_ENGINE_CLIENT_KEY": CLIENT_KEY,
+            "CALLBACK_ENGINE_DEVELOPER_KEY": DEVELOPER_KEY,
             "CALLBACK_ENGINE_FLOWS_DIR": str(self.flows_dir),
             **{f"CALLBACK_ENGINE_{k.upper()}": str(v) for k, v in self.settings.items()},
         })

@@ -51,6 +51,7 @@ class FakeGoogle:
     messages: list[dict] = field(default_factory=list)  # accepted sends (validate_only included)
     answers: list[tuple[int, dict, dict]] = field(default_factory=list)  # scripted, consumed first
     by_device: dict[str, tuple[int, dict]] = field(default_factory=dict)  # device token -> answer
+    fail_all: int | None = None  # answer every send with this status (an outage)
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -125,6 +126,8 @@ class FakeGoogle:
         message = body.get("message", {})
         if not message.get("token") or not all(isinstance(v, str) for v in message.get("data", {}).values()):
             return web.json_response(fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT"), status=400)
+        if self.fail_all is not None:
+            return web.json_response(fcm_error(self.fail_all, "UNAVAILABLE", "UNAVAILABLE"), status=self.fail_all)
         if self.answers:
             status, payload, headers = self.answers.pop(0)
             if status >= 300:
