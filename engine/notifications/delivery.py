@@ -156,6 +156,8 @@ class Dispatcher:
         if sender is not None:
             await sender(d)
             return
+        if d.type not in ("orscb", "httpcb", "customhttp"):
+            raise Failure(f"nothing delivers {d.type} notifications in this engine", retry=False)
         if d.type == "orscb":
             session = self.manager.sessions.get(d.target)
             if session is None or not session.is_running:

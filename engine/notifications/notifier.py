@@ -180,10 +180,15 @@ class StatusNotifier:
         now = self.clock.now()
         count = 0
         for sub in self.subscriptions.matching(tag, now):
-            secret = sub.secret or (self.config.secret_for(sub.target) if sub.type != "orscb" else None)
+            http = sub.type in ("httpcb", "customhttp")
+            secret = sub.secret or (self.config.secret_for(sub.target) if http else None)
+            body = message
+            if sub.type == "fcm":  # an FCM data message: string values only
+                body = {"token": sub.device_id, "data": {k: v if isinstance(v, str) else json.dumps(v)
+                                                         for k, v in message.items()}}
             self.new_deliveries.append(Delivery(
                 id=self._new_id(), key=f"{sub.type}|{sub.target}|{tag}", type=sub.type, target=sub.target,
-                device_id=sub.device_id, message=message, webhook_id=f"msg_{uuid.uuid4().hex}",
+                device_id=sub.device_id, message=body, webhook_id=f"msg_{uuid.uuid4().hex}",
                 max_attempts=sub.max_attempts or max_attempts or self.config.max_attempts,
                 created_at=time.time(), secret=secret,
             ))

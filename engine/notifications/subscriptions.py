@@ -14,7 +14,7 @@ from typing import Any
 
 from ..callbacks.records import BadRequest
 
-TYPES = ("httpcb", "customhttp", "orscb")
+TYPES = ("httpcb", "customhttp", "orscb", "fcm")
 MIN_EXPIRE = 30
 
 
@@ -100,8 +100,6 @@ def parse_request(body: dict[str, Any], now: float, allowed: list[str]) -> Subsc
     if not isinstance(details, dict):
         raise BadRequest("notificationDetails (an object with deviceId, type, properties) is required")
     kind = details.get("type")
-    if kind == "fcm":
-        raise BadRequest("type fcm is delivered by the push component, which is not available yet")
     if kind not in TYPES:
         raise BadRequest(f"notificationDetails.type must be one of {', '.join(TYPES)}, not {kind!r}")
     device = details.get("deviceId")

@@ -96,3 +96,20 @@ async def test_the_token_is_minted_once_and_reused(push_engine, google) -> None:
     await asyncio.sleep(0)
     await fcm.send({"token": DEVICE, "data": {"event": "X"}})
     assert google.mints == 3  # 30 s tokens are inside google-auth's refresh margin: renewed each time
+
+
+async def test_fcm_subscriptions_of_the_notification_api(push_engine, google) -> None:
+    client = await push_engine()
+    r = await client.post("/genesys/1/notification/subscription", headers=CLIENT, json={
+        "subscriberId": "app", "filter": "news/*", "expire": 60,
+        "notificationDetails": {"deviceId": DEVICE, "type": "fcm"}})
+    assert r.status == 200, await r.text()
+    r = await client.post("/genesys/1/notification/publish", headers=CLIENT,
+                          json={"tag": "news/today", "message": {"headline": "hello", "count": 3}})
+    assert (await r.json())["deliveries"] == 1
+    for _ in range(100):
+        if google.messages:
+            break
+        await asyncio.sleep(0.02)
+    [sent] = google.messages
+    assert sent["message"] == {"token": DEVICE, "data": {"headline": "hello", "count": "3"}}
