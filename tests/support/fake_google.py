@@ -16,6 +16,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.support.loopback import serve
+
 PROJECT = "fcm-client-11959"
 EMAIL = f"firebase-adminsdk-rkbys@{PROJECT}.iam.gserviceaccount.com"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -67,11 +69,7 @@ class FakeGoogle:
         app = web.Application()
         app.router.add_post("/token", self.token)
         app.router.add_post("/v1/projects/{project}/messages:send", self.send)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.runner, self.port = await serve(app, self.port)
         return self
 
     async def stop(self) -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.support.loopback import serve
+
 
 @dataclass
 class Received:
@@ -41,11 +43,7 @@ class Receiver:
 
         app = web.Application()
         app.router.add_post("/{tail:.*}", handler)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.runner, self.port = await serve(app, self.port)
         return self
 
     async def stop(self) -> None:
