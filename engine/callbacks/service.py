@@ -33,7 +33,6 @@ from .services import ServiceRegistry
 
 log = logging.getLogger("engine.callbacks")
 
-OPEN_STATES = ("SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "PAUSED")
 WAITING_STATES = ("QUEUED",)
 MAX_EVENTS_PER_CALLBACK = 1000
 

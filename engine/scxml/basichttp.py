@@ -68,13 +68,8 @@ class BasicHttpProcessor:
             return None
         return f"{self.base_url}/basichttp/{session.id}"
 
-    def add_routes(self, app: web.Application, base_url: str) -> None:
-        """Serve inside an existing aiohttp application reachable at ``base_url``."""
-        app.router.add_post("/basichttp/{sid}", self.handle)
-        self.base_url = base_url.rstrip("/")
-
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on its own (``run`` and tests); the engine uses ``add_routes`` instead."""
+        """Listen on its own (``run`` and tests); the engine serves ``handle`` on its own port."""
         if self.base_url is not None:
             return
         app = web.Application(client_max_size=1024 * 1024)

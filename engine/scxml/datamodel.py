@@ -66,14 +66,8 @@ class DataModel:
     def declare(self, store: dict[str, Any], name: str, value: Any) -> None:
         raise NotImplementedError
 
-    def is_declared(self, store: dict[str, Any], name: str) -> bool:
-        return name in store
-
     def execute(self, store: dict[str, Any], script: Code) -> None:
         raise NotImplementedError
-
-    def set_event(self, store: dict[str, Any], event: Any) -> None:
-        store["_event"] = event
 
     def set_variable(self, store: dict[str, Any], name: str, value: Any) -> None:
         """Bind a ``<foreach>`` item or index, which must be a plain variable name."""

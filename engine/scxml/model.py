@@ -163,13 +163,6 @@ class StateNode:
                 self._event_cache[name] = found
         return found
 
-    def eventless_chain(self) -> tuple[Transition, ...]:
-        """Eventless transitions of this state then its ancestors."""
-        return self._eventless
-
-    def is_descendant_of(self, other: StateNode) -> bool:
-        return other in self.ancestor_set
-
 
 @dataclass(slots=True)
 class DataDecl:

@@ -192,14 +192,6 @@ class SessionManager(SessionHost):
         """Something a batch contributor holds has changed; write it with the next batch."""
         self._wake.set()
 
-    def deliver_event(self, session_id: str, event: Event) -> bool:
-        """An event from outside the engine's sessions (the platform); False if no such session."""
-        session = self.sessions.get(session_id)
-        if session is None or not session.is_running:
-            return False
-        session.deliver(event)
-        return True
-
     def session_changed(self, session: Session) -> None:
         if self._durable(session):
             self._dirty[session.id] = session

@@ -195,15 +195,6 @@ class Store:
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
 
-    async def count_sessions(self, status: str | None = None) -> int:
-        t = schema.sessions
-        query = select(func.count()).select_from(t)
-        if status is not None:
-            query = query.where(t.c.status == status)
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
-
-
     # -- callbacks -----------------------------------------------------------------------
     async def load_open_callbacks(self) -> list[dict[str, Any]]:
         t = schema.callbacks
