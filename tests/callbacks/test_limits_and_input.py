@@ -97,13 +97,18 @@ async def test_unknown_callbacks_and_queries(cb_client) -> None:
         r = await cb_client.request(method, path, json={"x": "1"}, headers=CLIENT)
         assert r.status == 404, (method, path, await r.text())
         assert "exception" in await r.json()
-    cid = await create(cb_client, "callback", _customer_number="+15550900106", tag="t1")
+    cid = await create(cb_client, "callback", _customer_number="+15550900106", tag="t1",
+                       _desired_time=clock_iso(cb_client, 10 * 3600))  # stays SCHEDULED
     r = await cb_client.delete(f"{BASE}/expiring/{cid}", headers=CLIENT)  # right id, wrong service
     assert r.status == 404
     r = await cb_client.get(f"{BASE}?_customer_number=%2B15550900106", headers=CLIENT)
     assert [c["_id"] for c in await r.json()] == [cid]
     r = await cb_client.get(f"{BASE}/callback?tag=t1&_callback_state=!COMPLETED", headers=CLIENT)
-    assert [c["_id"] for c in await r.json()] in ([cid], [])
+    assert [c["_id"] for c in await r.json()] == [cid]
+    r = await cb_client.get(f"{BASE}/callback?tag=t1&_callback_state=!SCHEDULED", headers=CLIENT)
+    assert await r.json() == []
+    r = await cb_client.get(f"{BASE}?tag=!t1&_customer_number=%2B15550900106", headers=CLIENT)
+    assert await r.json() == []
     r = await cb_client.get(BASE, headers=CLIENT)
     assert r.status == 400
     r = await cb_client.get(f"{BASE}/callback/availability?start=soon", headers=CLIENT)

@@ -54,7 +54,8 @@ async def test_default_set_reports_every_event_with_the_seeds_attributes(make_en
 
 async def test_the_seeds_gms_events_list_applies(make_engine, receiver) -> None:
     cfg = seed_events_cfg()
-    client = await make_engine({"listed": svc(receiver, _callback_events_list="GMS_Events")})
+    client = await make_engine({"listed": svc(receiver, _callback_events_list="GMS_Events",
+                                              _vq_for_outbound_calls="Outbound_VQ")})
     r = await client.put("/admin/transaction-lists/GMS_Events", data=cfg, headers=ADMIN)
     body = await r.json()
     assert r.status == 200 and body["warnings"] == [] and sorted(body["events"]) == sorted(FLOW_EVENTS)
@@ -71,7 +72,7 @@ async def test_the_seeds_gms_events_list_applies(make_engine, receiver) -> None:
     assert set(route) == HEADER_KEYS | {"_customer_number", "_urs_virtual_queue", "c_agent_id",
                                         "c_agent_extension", "name1", "name2"}
     queued = next(m for m in msgs if m["event_id"] == "_cbe_on_customer_queued")
-    assert queued["_vq_for_outbound_calls"] == "Callback_Outbound_VQ" or "_vq_for_outbound_calls" in queued
+    assert queued["_vq_for_outbound_calls"] == "Outbound_VQ" and queued["c_dialed_number"] == "+15550800002"
 
 
 async def test_precedence_request_over_service_over_list(make_engine, receiver) -> None:
