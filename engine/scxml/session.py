@@ -270,8 +270,20 @@ class Session:
                 self.store["_event"] = event
                 enabled = self._select(event.name)
                 if not enabled:
+                    # An event nothing takes is still a step: a document whose eventless
+                    # conditions keep raising errors must not spin here for ever.
+                    self._count_step(f"event {event.name!r} that no transition takes")
                     continue
             self._microstep(enabled)
+
+    def _count_step(self, last: Transition | str) -> None:
+        self._microsteps += 1
+        if self._microsteps > self.host.limits.max_microsteps:
+            what = last if isinstance(last, str) else f"transition from {last.source.id!r} at line {last.line}"
+            raise SessionLimitError(
+                f"more than {self.host.limits.max_microsteps} steps in one macrostep (an endless loop of "
+                f"eventless transitions or raised events?); last: {what}"
+            )
 
     # ------------------------------------------------------------------ selection
     def _atomic_states(self) -> list[StateNode]:
@@ -350,14 +362,7 @@ class Session:
 
     # ------------------------------------------------------------------ microstep
     def _microstep(self, enabled: list[Transition]) -> None:
-        self._microsteps += 1
-        if self._microsteps > self.host.limits.max_microsteps:
-            t = enabled[0]
-            raise SessionLimitError(
-                f"more than {self.host.limits.max_microsteps} microsteps in one macrostep "
-                f"(an endless loop of eventless transitions or raised events?); last transition "
-                f"from {t.source.id!r} at line {t.line}"
-            )
+        self._count_step(enabled[0])
         self._exit_states(enabled)
         for t in enabled:
             if t.actions:

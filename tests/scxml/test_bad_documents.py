@@ -77,15 +77,23 @@ async def test_endless_eventless_loop_fails_the_session_clearly() -> None:
     doc = scxml('<state id="a"><transition target="b"/></state><state id="b"><transition target="a"/></state>')
     outcome = await run_to_completion(doc, timeout=5, limits=Limits(max_microsteps=500), http=False)
     assert outcome.status == FAILED and not outcome.timed_out
-    assert "more than 500 microsteps" in outcome.error
+    assert "more than 500 steps in one macrostep" in outcome.error
     assert outcome.exit_code == 2
+
+
+async def test_eventless_condition_that_keeps_failing_fails_the_session_clearly() -> None:
+    # Each evaluation raises error.execution, which nothing takes: no microstep ever happens.
+    doc = scxml('<state id="a"><transition cond="1 +" target="b"/></state><state id="b"/>')
+    outcome = await run_to_completion(doc, timeout=5, limits=Limits(max_microsteps=300), http=False)
+    assert outcome.status == FAILED and not outcome.timed_out
+    assert "more than 300 steps" in outcome.error and "error.execution" in outcome.error
 
 
 async def test_endless_raise_loop_fails_the_session_clearly() -> None:
     doc = scxml('<state id="a"><onentry><raise event="again"/></onentry>'
                 '<transition event="again" target="a"/></state>')
     outcome = await run_to_completion(doc, timeout=5, http=False)
-    assert outcome.status == FAILED and "microsteps" in outcome.error
+    assert outcome.status == FAILED and "steps in one macrostep" in outcome.error
 
 
 async def test_self_invoking_document_hits_the_depth_limit(tmp_path) -> None:
