@@ -7,6 +7,7 @@ lets the macrostep in progress finish (macrosteps never yield to the loop), flus
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -56,6 +57,7 @@ class Engine:
         self.lists = TransactionLists(settings.config_dir)
         self.callback_settings = CallbackSettings(settings.config_dir)
         self.push: PushService | None = None
+        self._retention: asyncio.Task | None = None
         self.started_at = 0.0
 
     async def open(self, app: web.Application | None = None) -> None:
@@ -95,11 +97,32 @@ class Engine:
         await self.notifications.open()
         await self.callbacks.open()
         self.started_at = time.time()
+        if self.store is not None and s.retention_days > 0:
+            self._retention = asyncio.get_running_loop().create_task(self._purge_loop())
         log.info("engine ready: %d flows, %d sessions restored, persistence %s",
                  len(self.flows.current), len(self.manager.sessions),
                  "on (" + s.db_url.split("://")[0] + ")" if self.store else "off")
 
+    async def purge(self) -> dict[str, int]:
+        """Forget what ended more than ``retention_days`` ago (hourly, and on demand)."""
+        assert self.store is not None
+        cutoff = time.time() - self.settings.retention_days * 86400
+        counts = await self.store.purge_older_than(cutoff)
+        if any(counts.values()):
+            log.info("retention: removed %s", counts)
+        return counts
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except Exception:
+                log.exception("retention purge failed; will try again")
+            await asyncio.sleep(3600)
+
     async def close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
         if self.callbacks is not None:
             await self.callbacks.close()
         if self.manager is not None:

@@ -35,6 +35,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # or "json"
     shutdown_timeout: float = 10.0
+    retention_days: float = 30.0  # ended sessions, completed callbacks, dead letters; 0 keeps all
     fcm_base_url: str = "https://fcm.googleapis.com"  # local fakes in tests
     fcm_token_uri: str = "https://oauth2.googleapis.com/token"
     admin_key: str | None = field(default=None, repr=False)

@@ -247,6 +247,19 @@ class Store:
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
 
+    # -- retention -----------------------------------------------------------------------
+    async def purge_older_than(self, cutoff: float) -> dict[str, int]:
+        """Delete what ended before ``cutoff`` (epoch seconds): ended sessions, completed callbacks
+        with their recorded events, dead letters. Live work is never touched."""
+        s, c, e, d = schema.sessions, schema.callbacks, schema.callback_events, schema.deliveries
+        async with self.engine.begin() as conn:
+            done = (c.c.state == "COMPLETED", c.c.updated_at < cutoff)
+            events = (await conn.execute(delete(e).where(e.c.callback_id.in_(select(c.c.id).where(*done))))).rowcount
+            callbacks = (await conn.execute(delete(c).where(*done))).rowcount
+            sessions = (await conn.execute(delete(s).where(s.c.status != "running", s.c.updated_at < cutoff))).rowcount
+            dead = (await conn.execute(delete(d).where(d.c.status == "dead", d.c.updated_at < cutoff))).rowcount
+        return {"sessions": sessions, "callbacks": callbacks, "callback_events": events, "dead_letters": dead}
+
     # -- engine values -------------------------------------------------------------------
     async def get_value(self, key: str) -> str | None:
         t = schema.engine_values
