@@ -8,6 +8,7 @@ lets the macrostep in progress finish (macrosteps never yield to the loop), flus
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
@@ -44,8 +45,9 @@ VERSION = "0.1.0"
 class Engine:
     """The parts of a running engine, opened and closed together."""
 
-    def __init__(self, settings: Settings, registry: Registry | None = None):
+    def __init__(self, settings: Settings, registry: Registry | None = None, freeze_gc: bool = False):
         self.settings = settings
+        self.freeze_gc = freeze_gc  # process-wide, so only for the engine process itself (serve)
         self.registry = registry or engine_registry()
         self.store: Store | None = None
         self.flows: FlowRegistry | None = None
@@ -57,7 +59,8 @@ class Engine:
         self.lists = TransactionLists(settings.config_dir)
         self.callback_settings = CallbackSettings(settings.config_dir)
         self.push: PushService | None = None
-        self._retention: asyncio.Task | None = None
+        self._maintenance: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
         self.started_at = 0.0
 
     async def open(self, app: web.Application | None = None) -> None:
@@ -97,8 +100,7 @@ class Engine:
         await self.notifications.open()
         await self.callbacks.open()
         self.started_at = time.time()
-        if self.store is not None and s.retention_days > 0:
-            self._retention = asyncio.get_running_loop().create_task(self._purge_loop())
+        self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
         log.info("engine ready: %d flows, %d sessions restored, persistence %s",
                  len(self.flows.current), len(self.manager.sessions),
                  "on (" + s.db_url.split("://")[0] + ")" if self.store else "off")
@@ -112,17 +114,33 @@ class Engine:
             log.info("retention: removed %s", counts)
         return counts
 
-    async def _purge_loop(self) -> None:
-        while True:
-            try:
-                await self.purge()
-            except Exception:
-                log.exception("retention purge failed; will try again")
-            await asyncio.sleep(3600)
+    async def _maintain(self) -> None:
+        """Housekeeping: retention once an hour; every few minutes, move what has settled out of
+        the garbage collector's way. Sessions hold no reference cycles, so a frozen one that ends
+        is still freed at once; without this, every full collection would walk every live
+        session (hundreds of milliseconds with tens of thousands of them)."""
+        ticks = 0
+        while not self._stopping.is_set():
+            try:  # the first round waits: start-up has enough to do
+                await asyncio.wait_for(self._stopping.wait(), 60 if ticks == 0 else 300)
+                return
+            except TimeoutError:
+                pass
+            if self.freeze_gc:
+                gc.collect()
+                gc.freeze()
+            if ticks % 12 == 0 and self.store is not None and self.settings.retention_days > 0:
+                try:
+                    await self.purge()
+                except Exception:
+                    log.exception("retention purge failed; will try again")
+            ticks += 1
 
     async def close(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
+        if self._maintenance is not None:
+            self._stopping.set()  # a signal, not only a cancel: a cancel can get lost in a driver
+            self._maintenance.cancel()
+            await asyncio.wait([self._maintenance], timeout=5)
         if self.callbacks is not None:
             await self.callbacks.close()
         if self.manager is not None:
@@ -161,9 +179,10 @@ def engine_registry() -> Registry:
     return registry
 
 
-def create_app(settings: Settings | None = None, registry: Registry | None = None) -> web.Application:
+def create_app(settings: Settings | None = None, registry: Registry | None = None,
+               freeze_gc: bool = False) -> web.Application:
     settings = settings or Settings.load()
-    engine = Engine(settings, registry)
+    engine = Engine(settings, registry, freeze_gc=freeze_gc)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, require_key])
     keys, generated = load_keys(settings)
     app[SETTINGS] = settings

@@ -81,7 +81,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     setup_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc=True)
     if app[KEYS_GENERATED]:
         print(f"API keys were generated and stored in {key_file(settings)} (mode 0600).\n"
               f"Show them with: python run_engine.py keys --data {settings.data_dir}", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,14 +41,17 @@ class IOProcessorTable(Mapping):
 
     def __init__(self, host: SessionHost, session: Session):
         self._host = host
-        self._session = session
+        self._session = weakref.ref(session)  # weak: the session's store holds this table
 
     def _entries(self) -> dict[str, Any]:
         from .events import AttrDict
 
         out: dict[str, Any] = {}
+        session = self._session()
+        if session is None:
+            return out
         for type_uri, processor in self._host.active_processors().items():
-            location = processor.location(self._session)
+            location = processor.location(session)
             if location is None:
                 continue
             entry = AttrDict(location=location)

@@ -10,6 +10,7 @@ sender never waits for its receiver.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -85,11 +86,13 @@ class Session:
         self.parent = parent
         self.invokeid = invokeid
         self.depth = 0 if parent is None else parent.depth + 1
+        # The store refers back to the session only weakly, so a session is not a reference cycle:
+        # once it ends and nothing holds it, it is freed at once, without the garbage collector.
         self.store = self.dm.new_store({
             "_sessionid": session_id,
             "_name": doc.name,
             "_ioprocessors": host.ioprocessors_for(self),
-            "In": self.in_state,
+            "In": InPredicate(self),
         })
         self.configuration: set[StateNode] = set()
         self.status = RUNNING
@@ -793,6 +796,19 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.status} {self.active_state_ids()}>"
+
+
+class InPredicate:
+    """``In('state')`` for the datamodel, holding its session weakly."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session):
+        self._session = weakref.ref(session)
+
+    def __call__(self, state_id: str) -> bool:
+        session = self._session()
+        return session is not None and session.in_state(state_id)
 
 
 def _error_event(name: str, message: str, sendid: str | None = None) -> Event:

@@ -131,3 +131,29 @@ async def test_many_waiting_sessions_cost_nothing_until_due() -> None:
     assert time.process_time() - cpu < 0.2
     assert all(s.is_running and len(s.pending_sends()) == 1 for s in sessions)
     await host.close()
+
+
+async def test_an_ended_session_is_freed_without_the_garbage_collector() -> None:
+    import gc
+    import weakref
+
+    parent_doc = scxml(
+        '<datamodel><data id="x" expr="[1, {}]"/></datamodel>'
+        '<state id="s"><onentry><send event="later" delay="60s"/></onentry>'
+        '<invoke id="kid"><content><scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python">'
+        '<state id="k"/></scxml></content></invoke>'
+        '<transition event="stop" target="end"/></state><final id="end"/>'
+    )
+    host = SessionHost()
+    gc.collect()
+    gc.disable()
+    try:
+        session = host.start_session(parent_doc)
+        [child] = [s for s in host.sessions.values() if s is not session]
+        refs = [weakref.ref(session), weakref.ref(child)]
+        assert session.datamodel["In"]("s") and session.datamodel["_ioprocessors"]["scxml"]["location"]
+        session.send("stop")
+        del session, child
+        assert [r() for r in refs] == [None, None]  # no reference cycle kept them
+    finally:
+        gc.enable()
