@@ -67,7 +67,7 @@ async def put_queue_settings(request: web.Request) -> web.Response:
 @routes.post("/genesys/1/service/callback/{service}/{id}/call-in")
 async def call_in(request: web.Request) -> web.Response:
     callbacks = request.app[CALLBACKS]
-    record = await guarded(callbacks._owned(request.match_info["service"], request.match_info["id"]))
+    record = await guarded(callbacks.owned(request.match_info["service"], request.match_info["id"]))
     try:
         details = push(request).call_in_details(record)
     except BadRequest as e:

@@ -149,7 +149,7 @@ class CallbackService:
         else:
             self._arm(record)
             self._submit(record)
-        self._mark(record)
+        self.mark(record)
         await self.manager.commit()
         return record
 
@@ -183,18 +183,18 @@ class CallbackService:
         return [r for r in found if (service is None or r["_service_name"] == service) and matches(r, filters)]
 
     async def cancel(self, service_name: str, cid: str) -> dict[str, Any]:
-        record = await self._owned(service_name, cid)
+        record = await self.owned(service_name, cid)
         if record["_callback_state"] == "COMPLETED":
             raise BadRequest(f"callback {cid} is already COMPLETED ({record.get('_callback_reason')}); "
                              f"only callbacks not yet completed can be cancelled")
         self._lifecycle(record).apply("cancel")
         self._end_flow(record, "CANCELLED")
-        self._mark(record)
+        self.mark(record)
         await self.manager.commit()
         return record
 
     async def reschedule(self, service_name: str, cid: str, params: dict[str, Any]) -> dict[str, Any]:
-        record = await self._owned(service_name, cid)
+        record = await self.owned(service_name, cid)
         options = self.service(service_name)
         if record["_callback_state"] == "COMPLETED":
             raise BadRequest(f"callback {cid} is COMPLETED and cannot be changed")
@@ -230,7 +230,7 @@ class CallbackService:
             session = self.manager.sessions.get(record.get("_ors_session_id") or "")
             if session is not None and session.is_running:
                 session.deliver(Event("cb.updated", AttrDict(keys)))
-        self._mark(record)
+        self.mark(record)
         await self.manager.commit()
         return record
 
@@ -270,7 +270,7 @@ class CallbackService:
                 "ewt": ewt, "_eta": format_time(now + ewt) if ewt >= 0 else None, "_callback_state": state}
 
     async def events_of(self, service_name: str, cid: str) -> list[dict[str, Any]]:
-        await self._owned(service_name, cid)
+        await self.owned(service_name, cid)
         pending = [e for e in self._new_events if e["callback_id"] == cid]
         rows = self.events.get(cid, []) if self.store is None else await self.store.callback_events_of(cid) + pending
         return [json.loads(r["data"]) for r in rows]
@@ -315,7 +315,7 @@ class CallbackService:
             raise LimitReached(f"{service_name} already has {waiting} queued callbacks "
                                f"(_max_queued_callbacks_per_service); try again later")
 
-    async def _owned(self, service_name: str, cid: str) -> dict[str, Any]:
+    async def owned(self, service_name: str, cid: str) -> dict[str, Any]:
         self.service(service_name)
         record = await self.get(cid)
         if record["_service_name"] != service_name:
@@ -358,7 +358,7 @@ class CallbackService:
         if record is None or record["_callback_state"] != "SCHEDULED":
             return
         self._submit(record)
-        self._mark(record)
+        self.mark(record)
 
     async def _run_purge(self, cid: str) -> None:
         record = self.records.get(cid)
@@ -424,7 +424,7 @@ class CallbackService:
             lifecycle.processing_failed(notify_failure)
         lifecycle.apply("complete", reason=reason)
         self._end_flow(record, reason)
-        self._mark(record)
+        self.mark(record)
 
     def _session_ended(self, session: Session) -> None:
         cid = self.by_session.pop(session.id, None)
@@ -483,7 +483,7 @@ class CallbackService:
             if event is None:
                 raise IllegalTransition(f"a flow cannot move a callback from {record['_callback_state']} to {state}")
             self._lifecycle(record).apply(event)
-        self._mark(record)
+        self.mark(record)
 
     # -- recording ----------------------------------------------------------------------------
     def _lifecycle(self, record: dict[str, Any]) -> Lifecycle:
@@ -528,7 +528,7 @@ class CallbackService:
             self._new_events.append(row)
             self.manager.request_write()
 
-    def _mark(self, record: dict[str, Any]) -> None:
+    def mark(self, record: dict[str, Any]) -> None:
         record["_updated_time"] = format_time(self.clock.now())
         self._dirty[record["_id"]] = record
         self.manager.request_write()

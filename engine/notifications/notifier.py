@@ -96,7 +96,7 @@ class StatusNotifier:
         self.dispatcher = dispatcher
         self.clock = clock
         self.config = config
-        self._new_id = new_id
+        self.new_id = new_id  # ids of stored deliveries (the store's sequence)
         self.new_deliveries: list[Delivery] = []  # written with the next batch, then dispatched
 
     # -- settings -----------------------------------------------------------------------
@@ -187,7 +187,7 @@ class StatusNotifier:
                 body = {"token": sub.device_id, "data": {k: v if isinstance(v, str) else json.dumps(v)
                                                          for k, v in message.items()}}
             self.new_deliveries.append(Delivery(
-                id=self._new_id(), key=f"{sub.type}|{sub.target}|{tag}", type=sub.type, target=sub.target,
+                id=self.new_id(), key=f"{sub.type}|{sub.target}|{tag}", type=sub.type, target=sub.target,
                 device_id=sub.device_id, message=body, webhook_id=f"msg_{uuid.uuid4().hex}",
                 max_attempts=sub.max_attempts or max_attempts or self.config.max_attempts,
                 created_at=time.time(), secret=secret,

@@ -226,12 +226,12 @@ class PushService:
         message = {"token": token, "data": data, "notification": {"title": title, "body": body}}
         notifier = self.notifications.notifier
         notifier.new_deliveries.append(Delivery(
-            id=notifier._new_id(), key=f"fcm|{record['_id']}", type="fcm", target=token, device_id=token,
+            id=notifier.new_id(), key=f"fcm|{record['_id']}", type="fcm", target=token, device_id=token,
             message=message, webhook_id=f"push_{uuid.uuid4().hex}", max_attempts=notifier.config.max_attempts,
             created_at=time.time()))
         self.pushed.append((record["_id"], event))
         self.notifications.flush()
-        self.callbacks._mark(record)
+        self.callbacks.mark(record)
 
     async def _deliver(self, d: Delivery) -> None:
         try:
@@ -252,7 +252,7 @@ class PushService:
             log.info("callback %s: FCM token dropped (%s)", cid, "unregistered or invalid")
             record.pop("_device_notification_id", None)
             record["_device_token_dropped"] = "true"
-            self.callbacks._mark(record)
+            self.callbacks.mark(record)
 
 
 def _wants_push(record: dict[str, Any]) -> bool:

@@ -18,7 +18,7 @@ from lxml import etree
 
 from .events import AttrDict, Event
 from .executable import SendRequest
-from .session import RUNNING, Session
+from .session import RUNNING, InPredicate, Session
 
 if TYPE_CHECKING:
     from .host import SessionHost
@@ -208,7 +208,7 @@ def _recover_lost(session: Session, names: list[str]) -> dict[str, Any]:
         log.warning("session %s: values of %s could not be stored and are gone", session.id, names)
         return {n: None for n in names}
     scratch = Session(session.host, session.doc, session.id)
-    scratch.store = session.dm.new_store({"In": session.in_state, "_sessionid": session.id,
+    scratch.store = session.dm.new_store({"In": InPredicate(session), "_sessionid": session.id,
                                           "_name": session.doc.name, "_ioprocessors": {}})
     scratch._busy = True
     scratch._run_block(session.doc.script)
