@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from .. import bounded_json
 from .appkeys import SETTINGS
 from .errors import ApiError
 
@@ -21,10 +21,7 @@ async def read_params(request: web.Request, *, allow_empty: bool = True) -> dict
         return {}
     ctype = request.content_type
     if ctype == "application/json":
-        try:
-            params = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"the body is not valid JSON: {e}") from None
+        params = parse_json(raw, limits.max_json_depth)
         if not isinstance(params, dict):
             raise ApiError(400, "the JSON body must be an object of parameters")
     elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
@@ -69,10 +66,17 @@ def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """A JSON object body (admin and notification APIs); anything else is a 400."""
-    try:
-        body = await request.json()
-    except ValueError as e:
-        raise ApiError(400, f"the body is not valid JSON: {e}") from None
+    body = parse_json(await request.read(), request.app[SETTINGS].max_json_depth)
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
+
+
+def parse_json(raw: bytes | str, max_depth: int) -> Any:
+    """Any JSON body: invalid or too deeply nested is a 400 that says which."""
+    try:
+        return bounded_json.loads(raw, max_depth)
+    except bounded_json.TooDeep as e:
+        raise ApiError(400, f"the body is nested too deeply: {e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"the body is not valid JSON: {e}") from None

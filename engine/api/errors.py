@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..storage import StorageUnavailable
 from .appkeys import SETTINGS
 
 log = logging.getLogger("engine.api")
@@ -41,6 +42,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as e:
         return web.json_response(e.body_json, status=e.status_code)
+    except StorageUnavailable as e:
+        return error_response(503, str(e))
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return error_response(413, f"request body larger than {limit} bytes")

@@ -103,3 +103,7 @@ class Platform(Protocol):
 
     def add_listener(self, fn: QueueListener) -> None:
         """Call ``fn(queue)`` whenever a queue changes."""
+
+    def health(self) -> tuple[bool, str]:
+        """Whether the platform can take requests now, and a one-line reason (readiness check)."""
+        ...

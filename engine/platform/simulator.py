@@ -177,6 +177,7 @@ class Simulator:
         self._buffering = False
         self._outbox: list[tuple[str, str, dict[str, Any]]] = []
         self._flush_handle: Any = None
+        self._closed = False
         self._handlers: dict[str, Callable[[str, dict[str, Any]], None]] = {
             "vixn.create": self._vixn_create,
             "vixn.cancel": self._vixn_cancel,
@@ -321,8 +322,17 @@ class Simulator:
             "config": self.config.to_dict(),
         }
 
+    def health(self) -> tuple[bool, str]:
+        """The simulator runs in this process: ready while it is open and has a queue."""
+        if self._closed:
+            return False, "the simulator is stopped"
+        if not self._queues:
+            return False, "the simulator has no virtual queue configured"
+        return True, f"simulator: {len(self._queues)} queues, {len(self._agents)} agents"
+
     def close(self) -> None:
         """Cancel every timer (engine shutdown, end of a test)."""
+        self._closed = True
         for timers in self._timers.values():
             for handle in timers.values():
                 handle.cancel()

@@ -158,6 +158,19 @@ def snapshot(session: Session) -> dict[str, Any]:
     }
 
 
+def bare_snapshot(session: Session) -> dict[str, Any]:
+    """The snapshot of a session whose own state could not be encoded (it has been failed for
+    that): its status, error and final states, without data, queues or timers."""
+    return {
+        "format": FORMAT, "status": session.status, "configuration": [], "data": {}, "lost": [],
+        "history": {}, "internal": [], "external": [], "pending": [], "invocations": [],
+        "late_done": [], "sendseq": session._sendseq,
+        "parent": session.parent.id if session.parent is not None else None,
+        "invokeid": session.invokeid, "final_ids": session.final_ids, "done_data": None,
+        "error": session.error, "cancel_requested": session.cancel_requested,
+    }
+
+
 def _safe(value: Any) -> Any:
     try:
         return encode_value(value)

@@ -15,12 +15,19 @@ sender's new state, so a crash can never keep one without the other:
 
 While one batch is being written the next one accumulates, so the commit rate follows the
 load (group commit). Callers that must answer only once their work is durable (the HTTP API)
-await ``commit()``.
+await ``commit()``, which gives up after ``durability_timeout`` seconds with
+``StorageUnavailable`` (the API answers 503) instead of hanging while the database is down.
+
+The writer must never die: a session whose state cannot be encoded (nested too deeply, say)
+is failed with the cause and stored without its data; a contributor that raises is logged and
+the batch goes on; a write that fails is retried with backoff, everything kept in memory,
+while ``writer_status()`` tells the readiness check what is wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import time
@@ -33,8 +40,8 @@ from ..jsonable import jsonable
 from ..scxml import Event, Limits, Registry, Session, SessionHost
 from ..scxml.clock import Clock
 from ..scxml.datamodel import SYSTEM_NAMES
-from ..scxml.snapshot import decode_event, encode_event, link_children, restore, resume, snapshot
-from ..storage import Batch, Store
+from ..scxml.snapshot import bare_snapshot, decode_event, encode_event, link_children, restore, resume, snapshot
+from ..storage import Batch, StorageUnavailable, Store
 from ..storage.store import dumps
 
 log = logging.getLogger("engine.sessions")
@@ -60,10 +67,11 @@ class SessionManager(SessionHost):
     """A ``SessionHost`` that persists sessions and restores them on start."""
 
     def __init__(self, flows: FlowRegistry, store: Store | None, *, registry: Registry | None = None,
-                 clock: Clock | None = None, limits: Limits | None = None):
+                 clock: Clock | None = None, limits: Limits | None = None, durability_timeout: float = 10.0):
         super().__init__(registry=registry or flows.registry, clock=clock, limits=limits)
         self.flows = flows
         self.store = store
+        self.durability_timeout = durability_timeout
         self.info: dict[str, SessionInfo] = {}
         self.ended: dict[str, dict[str, Any]] = {}  # recently ended, for queries without the DB
         self._dirty: dict[str, Session] = {}
@@ -84,6 +92,12 @@ class SessionManager(SessionHost):
         self.after_commit: list[Callable[[], None]] = []
         self._writer: asyncio.Task | None = None
         self.commits = 0
+        # What the readiness check reports: since when changes wait to be written, and why not.
+        self._unwritten_since: float | None = None  # monotonic time of the oldest change not yet written
+        self._in_flight_since: float | None = None  # ...of the oldest change in the batch being written
+        self._write_error: str | None = None
+        self._failing_since: float | None = None
+        self.disk_full = False
 
     @property
     def persistent(self) -> bool:
@@ -97,9 +111,13 @@ class SessionManager(SessionHost):
             await self._restore_all()
 
     async def close(self) -> None:
-        """Flush what is dirty, stop the writer and every timer."""
+        """Flush what is dirty, stop the writer and every timer. Bounded: with the database gone
+        the changes not yet written are reported and left (the process must still stop)."""
         if self._writer is not None:
-            await self.commit()
+            try:
+                await self.commit()
+            except StorageUnavailable as e:
+                log.error("stopping with changes not stored: %s", e)
             self._writer.cancel()
             try:
                 await self._writer
@@ -111,13 +129,26 @@ class SessionManager(SessionHost):
     # -- sessions ----------------------------------------------------------------------------
     def start_flow(self, name: str, data: dict[str, Any] | None = None, *,
                    persistent: bool = True) -> Session:
-        """Start a session of a flow's current version; parameters become its data."""
+        """Start a session of a flow's current version; parameters become its data.
+
+        A parameter matching a ``<data>`` id replaces its initial value; others become variables
+        too (ORS semantics), except in a python-datamodel flow one named like a Python builtin
+        (``str``, ``len``...): it would replace that builtin for every expression of the flow, so
+        it is refused unless the flow itself declares the name.
+        """
+        import builtins  # only this method may change here; the check needs the builtin names
+
         fv = self.flows.get(name)
         data = dict(data or {})
         bad = [k for k in data if k in SYSTEM_NAMES or k.startswith("__")]
         if bad:
             raise BadStartData(f"parameter names reserved by the datamodel: {', '.join(sorted(bad))}")
         declared = {d.id for d in fv.doc.root.data}
+        if fv.doc.datamodel.name == "python":
+            shadowing = sorted(k for k in data if k not in declared and hasattr(builtins, k))
+            if shadowing:
+                raise BadStartData(f"parameter names that would shadow Python builtins in flow {name!r}: "
+                                   f"{', '.join(shadowing)} (rename them, or declare them as <data>)")
         session = self._create(fv, data={k: v for k, v in data.items() if k in declared},
                                persistent=persistent)
         session.store.update({k: v for k, v in data.items() if k not in declared})
@@ -176,7 +207,7 @@ class SessionManager(SessionHost):
         self._new_inbox.append({"id": row_id, "session_id": target.id,
                                 "event": dumps(encode_event(event)), "created_at": time.time()})
         self._held_events.append((row_id, target, event))
-        self._wake.set()
+        self._changed()
 
     def emit(self, session: Session, kind: str, payload: dict[str, Any]) -> None:
         if not self._durable(session):
@@ -186,16 +217,16 @@ class SessionManager(SessionHost):
         self._new_outbox.append({"id": row_id, "session_id": session.id, "kind": kind,
                                  "payload": dumps(payload), "created_at": time.time()})
         self._held_effects.append((row_id, session.id, kind, payload))
-        self._wake.set()
+        self._changed()
 
     def request_write(self) -> None:
         """Something a batch contributor holds has changed; write it with the next batch."""
-        self._wake.set()
+        self._changed()
 
     def session_changed(self, session: Session) -> None:
         if self._durable(session):
             self._dirty[session.id] = session
-            self._wake.set()
+            self._changed()
 
     def session_ended(self, session: Session) -> None:
         if session.id in self.sessions:
@@ -207,35 +238,78 @@ class SessionManager(SessionHost):
             self.info.pop(session.id, None)
 
     # -- committing ----------------------------------------------------------------------------
-    async def commit(self) -> None:
-        """Return once everything that happened before the call is durable."""
+    def _changed(self) -> None:
+        if self._unwritten_since is None:
+            self._unwritten_since = time.monotonic()
+        self._wake.set()
+
+    async def commit(self, timeout: float | None = None) -> None:
+        """Return once everything that happened before the call is durable; raise
+        ``StorageUnavailable`` when that takes longer than ``timeout`` (default: the manager's)."""
         if self._writer is None:
             return
+        if self._writer.done():
+            raise StorageUnavailable("the storage writer has stopped; see the engine log")
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         self._wake.set()
-        await future
+        limit = self.durability_timeout if timeout is None else timeout
+        try:
+            await asyncio.wait_for(asyncio.shield(future), limit)
+        except TimeoutError:
+            reason = self._write_error or "the storage writer is behind"
+            raise StorageUnavailable(f"the change was not stored within {limit:g} s ({reason}); "
+                                     "it is kept and will be stored when storage recovers") from None
+
+    def check_writer(self) -> None:
+        """Refuse new work at once (``StorageUnavailable``) while storage is known to be failing,
+        so a request that cannot be made durable changes nothing instead of waiting."""
+        if self._writer is not None and self._writer.done():
+            raise StorageUnavailable("the storage writer has stopped; see the engine log")
+        if self._write_error is not None:
+            raise StorageUnavailable(f"storage is failing: {self._write_error}")
+
+    def writer_status(self) -> dict[str, Any]:
+        """For the readiness check: is the writer alive, how old is the oldest unwritten change,
+        and what is the last storage error."""
+        now = time.monotonic()
+        oldest = min((t for t in (self._unwritten_since, self._in_flight_since) if t is not None), default=None)
+        return {
+            "persistent": self.store is not None,
+            "alive": self.store is None or (self._writer is not None and not self._writer.done()),
+            "backlog_age": round(now - oldest, 3) if oldest is not None else 0.0,
+            "error": self._write_error,
+            "failing_for": round(now - self._failing_since, 3) if self._failing_since is not None else 0.0,
+            "disk_full": self.disk_full,
+            "commits": self.commits,
+        }
 
     def _build(self) -> tuple[Batch, list, list, list]:
         now = time.time()
         batch = Batch(inbox=self._new_inbox, outbox=self._new_outbox, flows=self._new_flows,
                       inbox_done=self._inbox_done, outbox_done=self._outbox_done)
-        for sid, session in self._dirty.items():
-            info = self.info.get(sid)
-            if info is None:
-                continue
-            batch.sessions.append({
-                "id": sid, "flow": info.flow, "flow_hash": info.hash, "flow_version": info.version,
-                "status": session.status, "parent_id": info.parent_id, "created_at": info.created_at,
-                "updated_at": now, "snapshot": dumps(snapshot(session)),
-            })
-            batch.inbox_done.extend(self._delivered.pop(sid, ()))
-            if session.status != "running":
-                self.info.pop(sid, None)
+        while self._dirty:  # failing a session that cannot be stored may touch others (its parent)
+            dirty, self._dirty = self._dirty, {}
+            for sid, session in dirty.items():
+                info = self.info.get(sid)
+                if info is None:
+                    continue
+                encoded = self._encode(session)  # first: a session that cannot be encoded is failed
+                batch.sessions.append({
+                    "id": sid, "flow": info.flow, "flow_hash": info.hash, "flow_version": info.version,
+                    "status": session.status, "parent_id": info.parent_id, "created_at": info.created_at,
+                    "updated_at": now, "snapshot": encoded,
+                })
+                batch.inbox_done.extend(self._delivered.pop(sid, ()))
+                if session.status != "running":
+                    self.info.pop(sid, None)
         if batch and getattr(self.clock, "scale", 1.0) != 1.0:
             batch.values["clock"] = repr(self.clock.now())  # so a restart resumes simulated time
         for contribute in self.batch_contributors:
-            contribute(batch)
+            try:
+                contribute(batch)
+            except Exception:
+                log.exception("a storage batch contributor failed; the batch goes on without its rows")
         events, effects, waiters = self._held_events, self._held_effects, self._waiters
         self._dirty = {}
         self._new_inbox, self._new_outbox, self._new_flows = [], [], []
@@ -243,20 +317,48 @@ class SessionManager(SessionHost):
         self._held_events, self._held_effects, self._waiters = [], [], []
         return batch, events, effects, waiters
 
+    def _encode(self, session: Session) -> str:
+        """The session's snapshot as JSON; a session whose state cannot be encoded is failed with
+        the cause (its callback completes with FAIL_ERROR) and stored without its data."""
+        try:
+            return dumps(snapshot(session))
+        except Exception as e:  # RecursionError on data nested too deeply, a value JSON refuses...
+            cause = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            log.error("session %s: its state cannot be stored (%s); the session is failed", session.id, cause)
+            session.fail(f"its state cannot be stored: {cause}")
+            self._dirty.pop(session.id, None)  # it is written now, in this batch
+            return dumps(bare_snapshot(session))
+
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            try:
+                await self._write_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not stop every later commit: log it loudly and go on
+                log.exception("storage writer error; the writer goes on")
+                await asyncio.sleep(0.05)
+                self._wake.set()
+
+    async def _write_once(self) -> None:
+        self._in_flight_since, self._unwritten_since = self._unwritten_since, None
+        try:
             batch, events, effects, waiters = self._build()
             if batch:
                 await self._write(batch)
                 self.commits += 1
-            for hook in self.after_commit:
-                try:
-                    hook()
-                except Exception:
-                    log.exception("after-commit hook failed")
+        finally:
+            self._in_flight_since = None
+        for hook in self.after_commit:
+            try:
+                hook()
+            except Exception:
+                log.exception("after-commit hook failed")
+        try:
             self._release(events, effects)
+        finally:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
@@ -266,12 +368,22 @@ class SessionManager(SessionHost):
         while True:
             try:
                 await self.store.write_batch(batch)  # type: ignore[union-attr]
-                return
-            except Exception:
+            except Exception as e:
                 # Keep everything in memory and try again: nothing is released before it is stored.
-                log.exception("storage write failed; retrying in %.2f s", delay)
+                self._write_error = f"{type(e).__name__}: {e}"[:500]
+                self.disk_full = _is_disk_full(e)
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                    log.exception("storage write failed; retrying in %.2f s", delay)
+                else:
+                    log.error("storage write failed again (%s); retrying in %.2f s", self._write_error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            if self._failing_since is not None:
+                log.warning("storage writes succeed again after %.1f s", time.monotonic() - self._failing_since)
+            self._write_error, self._failing_since, self.disk_full = None, None, False
+            return
 
     def _release(self, events: list, effects: list) -> None:
         for row_id, target, event in events:
@@ -349,3 +461,16 @@ class SessionManager(SessionHost):
         log.info("restored %d sessions, %d events in flight, %d pending effects",
                  len(restored), len(inbox), len(outbox))
         self._wake.set()
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    """SQLite says "database or disk is full"; PostgreSQL and the OS give ENOSPC / DiskFull."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        text = str(seen).lower()
+        if "disk is full" in text or "no space left" in text or "diskfull" in type(seen).__name__.lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

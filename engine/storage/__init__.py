@@ -1,5 +1,5 @@
 """Durable storage: SQLAlchemy 2 (SQLite with aiosqlite by default, PostgreSQL with asyncpg)."""
 
-from .store import Batch, Store
+from .store import Batch, StorageUnavailable, Store
 
-__all__ = ["Batch", "Store"]
+__all__ = ["Batch", "StorageUnavailable", "Store"]

@@ -18,6 +18,11 @@ from .migrations import migrate
 log = logging.getLogger("engine.storage")
 
 
+class StorageUnavailable(RuntimeError):
+    """A change could not be made durable in time (the database is down, the disk is full):
+    the API answers 503 with this message instead of waiting for ever."""
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=True)
 

@@ -1,0 +1,204 @@
+"""Issue 9 items 1 and 2: the storage writer cannot die, every JSON input has a depth limit,
+a change that cannot be made durable answers 503 instead of hanging, SIGTERM always stops the
+process, and ``/health/ready`` tells the truth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, ClientTimeout
+
+from engine.api.appkeys import MANAGER
+from engine.app import create_app
+from engine.settings import Settings
+from tests.api.conftest import ADMIN, CLIENT
+from tests.conftest import REPO
+from tests.support.engine_process import CLIENT_KEY, EngineProcess, free_port
+
+# A flow whose own data nests deeper than any encoder can walk: its snapshot cannot be stored.
+DEEP_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python"
+       name="deep" initial="wait">
+  <datamodel><data id="nest" expr="None"/></datamodel>
+  <state id="wait">
+    <transition event="dig">
+      <script>
+top = []
+cur = top
+for _ in range(int(_event.data['levels'])):
+    cur.append([])
+    cur = cur[0]
+nest = top
+      </script>
+    </transition>
+  </state>
+</scxml>
+"""
+
+
+def deep_json(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def make_settings(tmp_path: Path, **kw) -> Settings:
+    flows = tmp_path / "flows"
+    if not flows.exists():
+        flows.mkdir()
+        shutil.copy(REPO / "scxml" / "hello.scxml", flows)
+        (flows / "deep.scxml").write_text(DEEP_FLOW)
+    return Settings.load(config_dir=tmp_path / "config", env={}, data_dir=tmp_path / "data", flows_dir=flows,
+                         admin_key="admin-key", client_key="client-key", flow_watch_interval=0.05, **kw)
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):
+    port = free_port()
+    return await aiohttp_client(create_app(make_settings(tmp_path, port=port, durability_timeout=1.0)),
+                                server_kwargs={"port": port})
+
+
+async def start(client, src: str, **params) -> dict:
+    r = await client.post("/scxml/session/start", data={"src": src, **params}, headers=CLIENT)
+    body = await r.json()
+    assert r.status == 200, body
+    return body
+
+
+JSON_ENDPOINTS = [
+    ("POST", "/scxml/session/start", CLIENT),
+    ("POST", "/genesys/1/service/callback/callback", CLIENT),
+    ("POST", "/genesys/1/notification/subscription", CLIENT),
+    ("POST", "/genesys/1/notification/publish", CLIENT),
+    ("PUT", "/admin/services/x", ADMIN),
+    ("PUT", "/admin/business-hours/x", ADMIN),
+    ("PUT", "/admin/callback-settings/Callback_VQ", ADMIN),
+    ("PUT", "/admin/push/credentials", ADMIN),
+]
+
+
+@pytest.mark.parametrize("levels", [33, 800, 100_000])
+async def test_deeply_nested_json_is_refused_at_every_json_endpoint(client, levels):
+    sid = (await start(client, "deep"))["sessionid"]
+    endpoints = [*JSON_ENDPOINTS, ("POST", f"/scxml/session/{sid}/event/dig", CLIENT)]
+    body = deep_json(levels) if levels > 33 else json.dumps({"a": json.loads(deep_json(32))})
+    for method, path, headers in endpoints:
+        r = await client.request(method, path, data=body,
+                                 headers={**headers, "Content-Type": "application/json"})
+        answer = await r.json()
+        assert r.status == 400, (path, r.status, answer)
+        assert "nested too deeply" in answer["message"], (path, answer)
+    # 32 levels is still fine
+    r = await client.post(f"/scxml/session/{sid}/event/ping", data=json.dumps({"a": json.loads(deep_json(31))}),
+                          headers={**CLIENT, "Content-Type": "application/json"})
+    assert r.status == 200, await r.text()
+
+
+async def test_a_session_that_cannot_be_stored_fails_alone_and_the_writer_goes_on(client):
+    victim = (await start(client, "deep"))["sessionid"]
+    bystander = (await start(client, "deep"))["sessionid"]
+    # The flow builds data 5,000 levels deep itself: the snapshot encoder cannot walk it.
+    r = await client.post(f"/scxml/session/{victim}/event/dig", data={"levels": "5000"}, headers=CLIENT)
+    assert r.status == 200, await r.text()
+    r = await client.get(f"/scxml/session/{victim}/query", headers=CLIENT)
+    found = await r.json()
+    assert found["status"] == "failed", found
+    assert "cannot be stored" in found["error"], found
+    # The writer is alive: other sessions still change and are stored; new ones start.
+    r = await client.post(f"/scxml/session/{bystander}/event/dig", data={"levels": "3"}, headers=CLIENT)
+    assert r.status == 200
+    hello = await start(client, "hello", greeting="hi")
+    manager = client.app[MANAGER]
+    assert manager.writer_status()["alive"]
+    row = await manager.store.get_session(victim)
+    assert row["status"] == "failed" and "cannot be stored" in json.loads(row["snapshot"])["error"]
+    row = await manager.store.get_session(bystander)
+    assert json.loads(row["snapshot"])["data"]["nest"] == [[[[]]]]
+    assert (await manager.store.get_session(hello["sessionid"])) is not None
+    r = await client.get("/health/ready")
+    assert r.status == 200, await r.text()
+
+
+async def test_failing_storage_answers_503_then_recovers_without_loss(client, monkeypatch):
+    manager = client.app[MANAGER]
+    store = manager.store
+    real_write = store.write_batch
+
+    async def disk_full(batch):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write_batch", disk_full)
+    t0 = time.monotonic()
+    r = await client.post("/scxml/session/start", data={"src": "deep"}, headers=CLIENT)
+    waited = time.monotonic() - t0
+    body = await r.json()
+    assert r.status == 503, body
+    assert "not stored within 1 s" in body["message"] and "No space left" in body["message"], body
+    assert waited < 5, waited
+    # Now storage is known to fail: a new change is refused at once and changes nothing.
+    sessions_before = len(manager.sessions)
+    t0 = time.monotonic()
+    r = await client.post("/scxml/session/start", data={"src": "hello"}, headers=CLIENT)
+    assert r.status == 503 and time.monotonic() - t0 < 0.5
+    assert "storage is failing" in (await r.json())["message"]
+    assert len(manager.sessions) == sessions_before
+    r = await client.get("/health/ready")
+    ready = await r.json()
+    assert r.status == 503, ready
+    assert "the disk is full" in ready["reasons"], ready
+    assert ready["checks"]["storage"]["disk_full"] is True
+    r = await client.get("/health/live")
+    assert r.status == 200
+    # Storage comes back: what was accepted in memory is written, readiness returns.
+    monkeypatch.setattr(store, "write_batch", real_write)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        r = await client.get("/health/ready")
+        if r.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status == 200, await r.text()
+    rows = await store.list_sessions(flow="deep")
+    assert len(rows) == 1  # the session whose answer was 503 was kept and stored once storage recovered
+
+
+async def test_sigterm_stops_the_engine_while_its_database_is_gone(tmp_path):
+    from tests.support.postgres import TempPostgres
+
+    pg = TempPostgres().start()
+    try:  # the server is stopped with -m immediate below: the database vanishes under a running engine
+        flows = tmp_path / "flows"
+        flows.mkdir()
+        shutil.copy(REPO / "scxml" / "hello.scxml", flows)
+        engine = EngineProcess(tmp_path / "data", flows, database_url=pg.new_database(),
+                               durability_timeout="1.5")
+        await engine.start()
+        headers = {"x-api-key": CLIENT_KEY}
+        async with ClientSession(timeout=ClientTimeout(total=20)) as http:
+            async with http.post(engine.url + "/scxml/session/start", data={"src": "hello"}, headers=headers) as r:
+                assert r.status == 200, await r.text()
+            pg._run(f"{pg.bindir}/pg_ctl", "-D", str(Path(pg.dir) / "data"), "-m", "immediate", "stop")
+            t0 = time.monotonic()
+            async with http.post(engine.url + "/scxml/session/start", data={"src": "hello"}, headers=headers) as r:
+                assert r.status == 503, await r.text()
+            assert time.monotonic() - t0 < 8
+            async with http.get(engine.url + "/health/ready") as r:
+                ready = await r.json()
+                assert r.status == 503 and any("storage" in reason for reason in ready["reasons"]), ready
+            async with http.get(engine.url + "/health/live") as r:
+                assert r.status == 200
+        t0 = time.monotonic()
+        code = engine.stop(timeout=15)
+        stopped_in = time.monotonic() - t0
+        print(f"SIGTERM with the database gone: exit {code} after {stopped_in:.2f} s")
+        assert code == 0, engine.log()
+        assert stopped_in < 10
+        assert "stopping with changes not stored" in engine.log()
+    finally:
+        try:
+            pg.stop()
+        except Exception:  # already stopped above; pg.stop removed its folder anyway
+            pass
