@@ -55,19 +55,25 @@ class Engine:
         self.simulator: Simulator | None = None
         self.callbacks: CallbackService | None = None
         self.notifications: NotificationService | None = None
-        self.services = ServiceRegistry(settings.config_dir)
         self.lists = TransactionLists(settings.config_dir)
+        # A service may name only lists and virtual queues that exist (checked on PUT, logged on load).
+        self.services = ServiceRegistry(settings.config_dir, references={
+            "_callback_events_list": ("transaction list", self.lists.names),
+            "_urs_virtual_queue": ("virtual queue", self._queue_names),
+        })
         self.callback_settings = CallbackSettings(settings.config_dir)
         self.push: PushService | None = None
         self._maintenance: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self.started_at = 0.0
 
+    def _queue_names(self) -> list[str]:
+        return self.simulator.queues if self.simulator is not None else []
+
     async def open(self, app: web.Application | None = None) -> None:
         s = self.settings
         sim_path = s.config_dir / "simulator.toml"
         sim_config = load_simulator_config(sim_path) if sim_path.is_file() else SimulatorConfig()
-        self.services.load()
         self.lists.load()
         for problem in self.callback_settings.load():
             log.error("CALLBACK_SETTINGS refused: %s", problem)
@@ -87,6 +93,7 @@ class Engine:
         if isinstance(basic, BasicHttpProcessor):
             basic.base_url = s.base_url
         self.simulator = Simulator(sim_config, clock, platform_io.host_deliverer(self.manager))
+        self.services.load()  # after the lists and the simulator: it checks the names they define
         self.manager.platform = self.simulator  # type: ignore[attr-defined]
         self.notifications = NotificationService(self.manager, self.services, self.lists, notification_config)
         self.callbacks = CallbackService(self.manager, self.services, self.simulator, self.notifications)
@@ -183,7 +190,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                freeze_gc: bool = False) -> web.Application:
     settings = settings or Settings.load()
     engine = Engine(settings, registry, freeze_gc=freeze_gc)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, require_key])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, require_key,
+                                                                                     admin.unsaved_is_503])
     keys, generated = load_keys(settings)
     app[SETTINGS] = settings
     app[ENGINE] = engine

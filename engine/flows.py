@@ -14,12 +14,12 @@ import asyncio
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic_file import SaveError, save, write_atomic
 from .scxml import Document, DocumentError, Problem, Registry, compile_document
 from .storage import Store
 
@@ -122,7 +122,11 @@ class FlowRegistry:
 
     # -- changing ------------------------------------------------------------------------------
     async def add(self, name: str, text: str | bytes, *, write_file: bool = False) -> FlowVersion:
-        """Validate and register a version; raises ``DocumentError`` and changes nothing then."""
+        """Validate and register a version; raises ``DocumentError`` and changes nothing then.
+
+        ``write_file`` (an upload): the document is saved durably in the folder before it is
+        served (``SaveError`` if it cannot be, and nothing changes); a refused upload is noted
+        only on a flow that exists, so it never creates an entry without a file."""
         if not FLOW_NAME.match(name):
             raise FlowError(f"flow name {name!r} must be letters, digits, '.', '_' or '-' (at most 100)")
         raw = text.encode("utf-8") if isinstance(text, str) else text
@@ -132,25 +136,35 @@ class FlowRegistry:
                 doc = compile_document(raw, source=str(path), base_dir=str(self.folder),
                                        strict=True, registry=self.registry)
             except DocumentError as e:
-                self.refused[name] = e.problems
+                if not write_file or name in self.current:  # never an entry for a flow that has no file
+                    self.refused[name] = e.problems
                 log.warning("flow %s refused:\n%s", name, e)
                 raise
-            self.refused.pop(name, None)
-            existing = self.by_hash.get(doc.content_hash)
-            if existing is not None and existing.kind == "flow" and existing.name == name:
-                fv = existing
-            else:
-                versions = self.versions.setdefault(name, [])
-                fv = FlowVersion(name, (versions[-1].version + 1) if versions else 1,
-                                 doc.content_hash, doc, time.time())
-                if self.store is not None:
-                    await self.store.save_flow_version(self.row(fv, raw.decode("utf-8")))
-                versions.append(fv)
-                self.by_hash[fv.hash] = fv
-                log.info("flow %s version %d registered (%s)", name, fv.version, fv.hash[:12])
-            self.current[name] = fv
             if write_file:
-                self._write_file(path, raw)
+                previous = await self._write_file(path, raw)
+                try:
+                    return await self._register(name, doc, raw)
+                except BaseException:
+                    await self._undo_write(path, previous)
+                    raise
+            return await self._register(name, doc, raw)
+
+    async def _register(self, name: str, doc: Document, raw: bytes) -> FlowVersion:
+        """Make a compiled document the flow's current version (stored first when new)."""
+        existing = self.by_hash.get(doc.content_hash)
+        if existing is not None and existing.kind == "flow" and existing.name == name:
+            fv = existing
+        else:
+            versions = self.versions.get(name, [])
+            fv = FlowVersion(name, (versions[-1].version + 1) if versions else 1,
+                             doc.content_hash, doc, time.time())
+            if self.store is not None:
+                await self.store.save_flow_version(self.row(fv, raw.decode("utf-8")))
+            self.versions.setdefault(name, []).append(fv)
+            self.by_hash[fv.hash] = fv
+            log.info("flow %s version %d registered (%s)", name, fv.version, fv.hash[:12])
+        self.refused.pop(name, None)
+        self.current[name] = fv
         return fv
 
     def row(self, fv: FlowVersion, text: str | None = None) -> dict[str, Any]:
@@ -168,15 +182,36 @@ class FlowRegistry:
         self.by_hash[fv.hash] = fv
         return fv, True
 
-    def _write_file(self, path: Path, raw: bytes) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".upload-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        st = path.stat()
+    async def _write_file(self, path: Path, raw: bytes) -> bytes | None:
+        """Save an upload durably (off the event loop: fsync can take a while); the bytes it
+        replaced, so a registration that then fails can put them back."""
+        try:
+            previous: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            previous = None
+        except OSError as e:
+            raise SaveError(f"flow {path.stem!r}", e) from e
+        await asyncio.to_thread(save, path, raw, f"flow {path.stem!r}")
+        self._remember(path)
+        return previous
+
+    async def _undo_write(self, path: Path, previous: bytes | None) -> None:
+        try:
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                await asyncio.to_thread(write_atomic, path, previous)
+            self._remember(path)
+        except OSError as e:
+            log.error("could not restore %s after a failed upload: %s", path, e)
+
+    def _remember(self, path: Path) -> None:
+        """Mark the file as seen so the watcher does not load what we just wrote a second time."""
+        try:
+            st = path.stat()
+        except OSError:
+            self._seen.pop(str(path), None)
+            return
         self._seen[str(path)] = (st.st_mtime, st.st_size)
 
     async def scan(self) -> dict[str, str]:
@@ -184,6 +219,8 @@ class FlowRegistry:
         report: dict[str, str] = {}
         paths = sorted(self.folder.glob("*.scxml")) if self.folder.is_dir() else []
         on_disk = {p.stem for p in paths}
+        for name in [n for n in self.refused if n not in on_disk]:
+            del self.refused[name]  # a refusal describes a file; gone with it
         for name in [n for n in self.current if n not in on_disk]:
             # A removed file stops new sessions; running ones keep their stored version.
             del self.current[name]

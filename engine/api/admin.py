@@ -1,18 +1,40 @@
-"""The admin API for flows (SPEC 9): list, read, upload a version, reload the folder."""
+"""The admin API (SPEC 9): flows, callback services, business hours, the simulator.
+
+Every write here is durable before it is live: the file is written atomically and fsynced
+(``engine.atomic_file``), and only then does the engine serve the new value. A write that
+cannot be saved answers 503 with the reason and changes nothing (``unsaved_is_503``, which
+also covers the admin writes routed elsewhere: transaction lists, CALLBACK_SETTINGS).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from pathlib import Path
+
 from aiohttp import web
 
+from ..atomic_file import SaveError, write_atomic
 from ..callbacks.services import ServiceRegistry
 from ..flows import FlowError, FlowRegistry
-from ..platform.config import SimulatorConfig
+from ..platform.config import SimulatorConfig, save_simulator_config
 from ..scxml import DocumentError
-from .appkeys import ENGINE, FLOWS, MANAGER
+from .appkeys import ENGINE, FLOWS, MANAGER, SETTINGS
 from .body import read_json_object
-from .errors import ApiError
+from .errors import ApiError, Handler
 
+log = logging.getLogger("engine.api")
 routes = web.RouteTableDef()
+
+
+@web.middleware
+async def unsaved_is_503(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A configuration write that did not reach the disk: 503 with the reason, nothing changed."""
+    try:
+        return await handler(request)
+    except SaveError as e:
+        log.error("%s %s: %s", request.method, request.path, e)
+        raise ApiError(503, str(e)) from None
 
 
 def flows(request: web.Request) -> FlowRegistry:
@@ -134,8 +156,32 @@ async def put_simulator(request: web.Request) -> web.Response:
     if config.time_scale != engine.simulator.config.time_scale:
         raise ApiError(400, "time_scale is read when the engine starts; change config/simulator.toml "
                             "and restart (every timer of the engine reads that clock)")
-    engine.simulator.reconfigure(config)
+    path = request.app[SETTINGS].config_dir / "simulator.toml"
+    try:
+        previous: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        previous = None
+    except OSError as e:
+        raise SaveError("the simulator settings", e) from e
+    save_simulator_config(path, config)  # durable first ...
+    try:
+        engine.simulator.reconfigure(config)  # ... then live; refused (a queue in use): undo the file
+    except ValueError as e:
+        _restore(path, previous)
+        raise ApiError(400, f"simulator settings refused: {e}") from None
     return web.json_response({"config": config.to_dict(), "state": engine.simulator.snapshot()})
+
+
+def _restore(path: Path, previous: bytes | None) -> None:
+    """Put back the file a refused change replaced (or remove the one it created)."""
+    try:
+        if previous is None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        else:
+            write_atomic(path, previous)
+    except OSError as e:
+        log.error("could not restore %s after a refused change: %s", path, e)
 
 
 @routes.post("/admin/simulator/call-in")

@@ -2,25 +2,27 @@
 
 ``config/services/<name>.json`` holds a service's options (Genesys names; unknown ones are kept
 for the flow); ``config/business-hours/<name>.json`` a weekly calendar with exceptions. The admin
-API reads and replaces them; a replacement is validated first and written atomically, so a bad
-one changes nothing.
+API reads and replaces them. A replacement is validated first (including the transaction list
+and virtual queue it names), then written durably, and only then made live: a write that fails
+changes nothing, so what the API shows is what a restart will load.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic_file import save
 from .business_hours import BusinessHours
 from .options import with_defaults
 
 log = logging.getLogger("engine.callbacks")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+Known = Callable[[], Collection[str]]
 
 
 class ServiceError(ValueError):
@@ -28,26 +30,39 @@ class ServiceError(ValueError):
 
 
 class ServiceRegistry:
-    def __init__(self, config_dir: Path):
+    def __init__(self, config_dir: Path, references: Mapping[str, tuple[str, Known]] | None = None):
+        """``references``: option -> (what it names, the names that exist now), e.g.
+        ``{"_urs_virtual_queue": ("virtual queue", lambda: queues)}``; built by the engine so this
+        layer need not know the platform or the notification lists."""
         self.services_dir = Path(config_dir) / "services"
         self.hours_dir = Path(config_dir) / "business-hours"
+        self.references = dict(references or {})
         self.raw: dict[str, dict[str, Any]] = {}
         self.options: dict[str, dict[str, Any]] = {}
         self.hours: dict[str, BusinessHours] = {}
         self.raw_hours: dict[str, dict[str, Any]] = {}
 
     def load(self) -> None:
-        """Read every file; a broken one is logged and skipped, the others serve."""
+        """Read every file; a broken one is logged and skipped, the others serve. A service that
+        names a missing list or queue still serves (its callbacks must stay reachable), loudly."""
         for path in sorted(self.hours_dir.glob("*.json")) if self.hours_dir.is_dir() else []:
             try:
-                self._set_hours(path.stem, _read_json(path))
+                raw = _read_json(path)
+                hours = self._check_hours(path.stem, raw)
             except (ValueError, OSError) as e:
                 log.error("business hours %s refused: %s", path, e)
+                continue
+            self.hours[path.stem], self.raw_hours[path.stem] = hours, dict(raw)
         for path in sorted(self.services_dir.glob("*.json")) if self.services_dir.is_dir() else []:
             try:
-                self._set_service(path.stem, _read_json(path))
+                raw = _read_json(path)
+                options = self._check_service(path.stem, raw)
             except (ValueError, OSError) as e:
                 log.error("service %s refused: %s", path, e)
+                continue
+            for problem in self.unknown_references(raw):
+                log.error("service %s: %s; callbacks of this service that need it will fail", path, problem)
+            self.raw[path.stem], self.options[path.stem] = dict(raw), options
 
     # -- services ------------------------------------------------------------------------
     def get(self, name: str) -> dict[str, Any]:
@@ -56,7 +71,8 @@ class ServiceRegistry:
             raise KeyError(name)
         return options
 
-    def _set_service(self, name: str, raw: Any) -> dict[str, Any]:
+    def _check_service(self, name: str, raw: Any) -> dict[str, Any]:
+        """The effective options of a definition, or ``ServiceError``; changes nothing."""
         if not NAME.match(name):
             raise ServiceError(f"service name {name!r} must be letters, digits, '.', '_' or '-'")
         if not isinstance(raw, dict):
@@ -65,14 +81,32 @@ class ServiceRegistry:
         hours = options["_business_hours_service"]
         if hours and hours not in self.hours:
             raise ServiceError(f"_business_hours_service {hours!r} is not defined in {self.hours_dir}")
-        self.raw[name] = dict(raw)
-        self.options[name] = options
         return options
 
+    def unknown_references(self, raw: dict[str, Any]) -> list[str]:
+        """What the options set in ``raw`` name that does not exist (a list, a virtual queue)."""
+        problems = []
+        for option, (kind, known) in self.references.items():
+            value = raw.get(option)
+            if value in (None, ""):
+                continue
+            names = set(known())
+            if not isinstance(value, str) or value not in names:
+                have = ", ".join(sorted(names)) or "none"
+                problems.append(f"{option} {value!r} is not a known {kind} (known: {have})")
+        return problems
+
     def put(self, name: str, raw: Any) -> dict[str, Any]:
-        """Validate, then write ``config/services/<name>.json``; raises ``ServiceError``/``ValueError``."""
-        options = self._set_service(name, raw)
-        _write_json(self.services_dir / f"{name}.json", raw)
+        """Validate, write ``config/services/<name>.json`` durably, then serve it.
+
+        Raises ``ServiceError`` (bad definition) or ``SaveError`` (not written; nothing changed)."""
+        options = self._check_service(name, raw)
+        problems = self.unknown_references(raw)
+        if problems:
+            raise ServiceError("; ".join(problems))
+        save(self.services_dir / f"{name}.json", _json_bytes(raw), f"service {name!r}")
+        self.raw[name] = dict(raw)
+        self.options[name] = options
         return options
 
     def business_hours(self, service: dict[str, Any]) -> BusinessHours | None:
@@ -80,19 +114,19 @@ class ServiceRegistry:
         return self.hours.get(name) if name else None
 
     # -- business hours --------------------------------------------------------------------
-    def _set_hours(self, name: str, raw: Any) -> BusinessHours:
+    def _check_hours(self, name: str, raw: Any) -> BusinessHours:
         if not NAME.match(name):
             raise ServiceError(f"business hours name {name!r} must be letters, digits, '.', '_' or '-'")
         if not isinstance(raw, dict):
             raise ServiceError("business hours are a JSON object")
-        hours = BusinessHours.from_dict(raw)
-        self.hours[name] = hours
-        self.raw_hours[name] = dict(raw)
-        return hours
+        return BusinessHours.from_dict(raw)
 
     def put_hours(self, name: str, raw: Any) -> BusinessHours:
-        hours = self._set_hours(name, raw)
-        _write_json(self.hours_dir / f"{name}.json", raw)
+        """Like ``put``: validate, write durably, then serve."""
+        hours = self._check_hours(name, raw)
+        save(self.hours_dir / f"{name}.json", _json_bytes(raw), f"business hours {name!r}")
+        self.hours[name] = hours
+        self.raw_hours[name] = dict(raw)
         return hours
 
 
@@ -103,10 +137,5 @@ def _read_json(path: Path) -> Any:
         raise ServiceError(f"{path}: line {e.lineno} column {e.colno}: {e.msg}") from None
 
 
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8")

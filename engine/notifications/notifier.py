@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic_file import save
 from ..callbacks.event_catalog import ALL_EVENTS
 from ..callbacks.services import NAME, ServiceRegistry
 from ..scxml.clock import Clock
@@ -74,15 +73,15 @@ class TransactionLists:
             except (ValueError, OSError) as e:
                 log.error("transaction list %s refused: %s", path, e)
 
+    def names(self) -> list[str]:
+        return list(self.lists)
+
     def put(self, name: str, text: str) -> TransactionList:
+        """Parse, write durably, then serve; ``SaveError`` when not written (nothing changed)."""
         if not NAME.match(name):
             raise ValueError(f"list name {name!r} must be letters, digits, '.', '_' or '-'")
         parsed = parse(text, name)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".cfg")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, self.folder / f"{name}.cfg")
+        save(self.folder / f"{name}.cfg", text.encode("utf-8"), f"transaction list {name!r}")
         self.lists[name] = parsed
         return parsed
 

@@ -8,6 +8,7 @@ engine's one clock runs. Validation errors are ``ValueError`` naming the bad fie
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..atomic_file import save
 from .adapter import ANSWER, BUSY, NO_ANSWER, OUTCOMES
 
 
@@ -251,3 +253,44 @@ def load_simulator_config(path: str | Path) -> SimulatorConfig:
         return SimulatorConfig.from_dict(table)
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def to_toml(config: SimulatorConfig) -> str:
+    """The settings as a TOML document that ``load_simulator_config`` reads back unchanged."""
+    data = config.to_dict()
+    lines = ["# Written by PUT /admin/simulator; every setting is optional (see the shipped example).", ""]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in data.items()
+              if key not in ("queues", "dial_rules")]
+    for name, queue in data["queues"].items():
+        lines += ["", f"[queues.{_toml_string(name)}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in queue.items()]
+    for rule in data["dial_rules"]:
+        lines += ["", "[[dial_rules]]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in rule.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_string(text: str) -> str:
+    # A JSON string with ASCII escapes (\uXXXX, \n, \", \\) is a valid TOML basic string.
+    return json.dumps(text, ensure_ascii=True)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # finite: validation refuses inf and nan
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_string(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise ValueError(f"cannot write {value!r} as TOML")
+
+
+def save_simulator_config(path: str | Path, config: SimulatorConfig) -> None:
+    """Write ``config/simulator.toml`` durably; ``SaveError`` when not written (file unchanged)."""
+    save(Path(path), to_toml(config).encode("utf-8"), "the simulator settings")

@@ -9,12 +9,11 @@ ends a callback that has waited that long (reason PURGED).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic_file import save
 from ..callbacks.services import NAME
 
 FIELDS = {"push_threshold_minutes": float, "max_dial_attempts": int, "retry_interval_seconds": int,
@@ -74,10 +73,8 @@ class CallbackSettings:
         if not NAME.match(queue):
             raise ValueError(f"virtual queue name {queue!r} must be letters, digits, '.', '_' or '-'")
         row = QueueSettings.from_dict(raw)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(row.to_dict(), f, indent=2)
-        os.replace(tmp, self.folder / f"{queue}.json")
+        # Durable first, then live: a failed write (SaveError) changes nothing.
+        save(self.folder / f"{queue}.json", (json.dumps(row.to_dict(), indent=2) + "\n").encode(),
+             f"CALLBACK_SETTINGS for {queue!r}")
         self.rows[queue] = row
         return row
