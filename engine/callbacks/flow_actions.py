@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from ..scxml.compiler import Compiler
 
 NS = "urn:callback-engine:callback"
+# Events the callback service raises in its flows (``cb.cancel``, ``cb.updated``); reserved to it.
+EVENT_PREFIXES = ("cb.",)
 STATES = ("QUEUED", "ROUTING", "PROCESSING", "PAUSED")
 REASONS = ("AGENT_CONNECTED", "CANCELLED", "FAIL_TIMEOUT_TTL", "FAIL_CALL_TO_CUSTOMER",
            "FAIL_TARGET_NOT_FOUND", "FAIL_USER_NO_CONFIRM", "FAIL_ERROR", "PURGED")

@@ -53,6 +53,12 @@ REQUESTS: tuple[str, ...] = (
     "callin.register",
 )
 
+# The namespaces of the events a platform raises in flows (``dial.result``, ``target.found``...).
+# Only the platform may raise them: from a client they would forge a call's outcome.
+EVENT_PREFIXES: tuple[str, ...] = (
+    "platform.", "vixn.", "target.", "dial.", "treatment.", "route.", "call.", "callin.", "agent.",
+)
+
 UNKNOWN_EWT = -1.0
 
 

@@ -47,16 +47,26 @@ def value_factory(text: str | None, element: etree._Element | None) -> Callable[
 
 
 def resolve_src(src: str, base_dir: str | None) -> str:
-    """A local path for a ``src`` URI; only ``file:`` and plain relative paths are allowed."""
+    """A local path for a ``src`` URI: only ``file:`` and plain paths, and only inside the
+    document's own folder (the flows folder in the engine), symbolic links followed first. A
+    flow is trusted code, but its ``src`` must not turn into a way to read the engine's keys or
+    any other file of the host."""
     parsed = urlparse(src)
     if parsed.scheme not in ("", "file") or (parsed.scheme == "" and re.match(r"^[a-zA-Z]:", src)):
         raise ExecutionError(f"cannot fetch {src!r}: only local files are allowed")
+    if base_dir is None:
+        raise ExecutionError(f"cannot read {src!r}: the document has no folder to read from")
     path = unquote(parsed.path if parsed.scheme == "file" else src)
     if parsed.scheme == "file" and parsed.netloc:
         path = parsed.netloc + path
     if not os.path.isabs(path):
-        path = os.path.join(base_dir or os.getcwd(), path)
-    return os.path.normpath(path)
+        path = os.path.join(base_dir, path)
+    path = os.path.normpath(path)
+    root = os.path.realpath(base_dir)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise ExecutionError(f"cannot read {src!r}: it is outside the document's folder {base_dir}")
+    return path
 
 
 def load_src(src: str, base_dir: str | None) -> Callable[[], Any]:
