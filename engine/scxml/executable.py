@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .datamodel import Code
@@ -111,7 +112,18 @@ class Foreach(Action):
                 f"line {self.line}: foreach array {self.array.text!r} is not a sequence "
                 f"({type(collection).__name__})"
             )
-        items = list(collection)  # a shallow copy: the block may change the original
+        # Sized before it is copied, so a huge collection is refused without being walked.
+        try:
+            size = len(collection)
+        except (TypeError, OverflowError):  # unsized, or too big for an int (range(10**30))
+            size = None
+        if size is not None:
+            s.reserve_iterations(size, self.line)
+            items = list(collection)  # a shallow copy: the block may change the original
+        else:
+            room = s.foreach_room()
+            items = list(islice(collection, room + 1))
+            s.reserve_iterations(len(items), self.line, exact=len(items) <= room)
         for i, item in enumerate(items):
             s.dm.set_variable(s.store, self.item, item)
             if self.index is not None:

@@ -11,7 +11,7 @@ import os
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .clock import Clock
@@ -28,10 +28,27 @@ log = logging.getLogger("engine.scxml")
 
 @dataclass
 class Limits:
-    """Guards against runaway documents; hitting one fails the session with a clear error."""
+    """Guards against runaway documents and for fairness between sessions.
+
+    ``max_microsteps`` and ``max_invoke_depth`` fail the session at once. The fairness budgets
+    are explained in ``session.py``: a turn ends (the session yields to the event loop) after
+    ``macrosteps_per_turn`` macrosteps or ``turn_seconds``; ``max_foreach_items`` and
+    ``max_sends_per_second`` refuse the work with ``error.execution`` and fail a session that
+    goes over one of them again within a second.
+    """
 
     max_microsteps: int = 10_000
     max_invoke_depth: int = 16
+    macrosteps_per_turn: int = 100
+    turn_seconds: float = 0.02
+    max_foreach_items: int = 100_000
+    max_sends_per_second: int = 1_000
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"limit {f.name} must be a positive number, not {value!r}")
 
 
 class IOProcessorTable(Mapping):
@@ -132,6 +149,12 @@ class SessionHost:
             log.error("no handler for effect %r of session %s", kind, session_id)
             return None
         return handler(session_id, payload)
+
+    def refuses_external(self, name: str) -> str | None:
+        """Why an event of this name may not come from outside the engine (the Basic HTTP
+        receiver, an API client), or None. The bare interpreter reserves nothing; an engine
+        reserves the names its own platform and services raise in flows."""
+        return None
 
     def session_changed(self, session: Session) -> None:
         """Called after every burst of processing of a session (a macrostep, a fired timer)."""

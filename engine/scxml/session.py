@@ -5,15 +5,40 @@ delayed sends, invocations); everything about the document lives in the shared `
 Processing is synchronous: ``send`` runs macrosteps until the session waits again, and events
 from other sessions or timers are queued and drained on the next turn of the event loop, so a
 sender never waits for its receiver.
+
+Fairness. Every session shares one event loop with the HTTP server, the storage writer and
+every other session, so none may keep it for long:
+
+* A *turn* (one call of ``start``/``send``/a scheduled drain) ends after
+  ``Limits.macrosteps_per_turn`` macrosteps or ``Limits.turn_seconds`` of processing, whichever
+  comes first. The session then yields: it schedules its continuation with ``call_soon`` and
+  returns. It yields only where it would otherwise take the next external event, so its queues
+  are untouched and W3C semantics (one event at a time, in order) hold; to the document a yield
+  looks like the next event arriving a little later.
+* One macrostep cannot be cut, so what one macrostep may do is bounded: ``max_microsteps``
+  steps, and ``max_foreach_items`` ``<foreach>`` iterations in all (one loop, nested loops and
+  repeated loops together; a loop is checked before its first iteration, so nothing of a
+  refused loop runs and a huge collection is never copied).
+* A session may dispatch at most ``max_sends_per_second`` ``<send>`` events (any type and
+  target, delayed or not) in any one-second window; a send over it is not sent.
+
+Escalation, the same for the foreach and send budgets: going over one refuses the work with
+``error.execution`` naming the limit, and the session may handle that and go on. Going over a
+budget again within one second (``NOTICE_SECONDS``) of that error fails the session with the
+cause in ``error``, the way ``max_microsteps`` does. So a self-send loop is stopped after a
+second's worth of events, and one that keeps sending from its error handler ends.
+What a python expression or script computes (``range(10**9)`` in a ``<script>``) is the flow
+author's code: flows are trusted and these budgets do not reach inside it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import CommunicationError, ExecutionError, SessionLimitError
 from .events import AttrDict, Event
@@ -29,6 +54,10 @@ flow_log = logging.getLogger("engine.scxml.log")
 
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
 
+# After an error.execution for a budget, going over one again this soon fails the session.
+NOTICE_SECONDS = 1.0
+SEND_WINDOW_SECONDS = 1.0
+
 
 def _by_order(s: StateNode) -> int:
     return s.order
@@ -42,15 +71,19 @@ class Session:
         "_atomic",
         "_busy",
         "_external",
+        "_foreach_used",
         "_history",
         "_initial_data",
         "_internal",
         "_invocations",
         "_late_done",
+        "_limit_notice",
         "_microsteps",
         "_pending",
         "_restore",
         "_scheduled",
+        "_send_count",
+        "_send_window",
         "_sendseq",
         "_to_invoke",
         "cancel_requested",
@@ -113,6 +146,10 @@ class Session:
         self._late_done: set[str] | None = None
         self._atomic: list[StateNode] | None = None
         self._microsteps = 0
+        self._foreach_used = 0  # <foreach> iterations in the current macrostep
+        self._send_window = 0.0  # monotonic start of the current one-second send window
+        self._send_count = 0
+        self._limit_notice = 0.0  # monotonic time of the last error.execution for a budget
         self._initial_data = data
         self._restore: dict[str, Any] | None = None  # snapshot parts waiting for resume()
 
@@ -149,7 +186,7 @@ class Session:
     def _begin(self) -> None:
         self._init_datamodel()
         self._run_block(self.doc.script)
-        self._microsteps = 0
+        self._microsteps = self._foreach_used = 0
         self._enter_states([self.doc.root.initial])  # type: ignore[list-item]
         self._run()
 
@@ -214,6 +251,7 @@ class Session:
             self._drain()
 
     def _drain(self) -> None:
+        self._foreach_used = 0  # whatever is processed now is a new macrostep
         self._process(self._run)
 
     def _process(self, step: Callable[[], None]) -> None:
@@ -235,7 +273,11 @@ class Session:
 
     # ------------------------------------------------------------------ main loop
     def _run(self) -> None:
-        """W3C mainEventLoop, returning when the session must wait for an external event."""
+        """W3C mainEventLoop, returning when the session must wait for an external event or
+        has used up its turn (then it goes on from the same place on a later loop turn)."""
+        limits = self.host.limits
+        macrosteps = 0
+        turn_ends = time.perf_counter() + limits.turn_seconds
         while self.status == RUNNING:
             self._macrostep()
             if self.status != RUNNING:
@@ -250,8 +292,13 @@ class Session:
             ext = self._external
             if not ext:
                 return
+            # Every turn takes at least one external event, so a synchronous send is processed.
+            if macrosteps and (macrosteps >= limits.macrosteps_per_turn or time.perf_counter() >= turn_ends):
+                self._yield_turn()
+                return
+            macrosteps += 1
             event = ext.popleft()
-            self._microsteps = 0
+            self._microsteps = self._foreach_used = 0
             self.store["_event"] = event
             if self._invocations:
                 self._finalize_and_forward(event)
@@ -260,6 +307,12 @@ class Session:
                 self._microstep(enabled)
         if self.status == FINISHED:
             self._exit_interpreter(FINISHED)
+
+    def _yield_turn(self) -> None:
+        """Let the loop run everything else, then go on: the queues keep their order."""
+        if not self._scheduled:
+            self._scheduled = True
+            self.host.clock.call_soon(self._drain_scheduled)
 
     def _macrostep(self) -> None:
         """Eventless transitions and internal events until the configuration is stable."""
@@ -634,6 +687,7 @@ class Session:
             err = ExecutionError(f"line {req.line}: unknown send type {req.type!r}")
             err.sendid = req.sendid  # type: ignore[attr-defined]
             raise err
+        self._count_send(req)
         try:
             processor.check(self, req)
         except CommunicationError as e:
@@ -651,6 +705,41 @@ class Session:
             self._pending[req.sendid] = (req, handle)
             return
         self._deliver_send(processor, req)
+
+    def _count_send(self, req: SendRequest) -> None:
+        """The send-rate budget: a fixed one-second window that opens with its first send."""
+        now = time.monotonic()
+        if now - self._send_window >= SEND_WINDOW_SECONDS:
+            self._send_window = now
+            self._send_count = 0
+        self._send_count += 1
+        limit = self.host.limits.max_sends_per_second
+        if self._send_count > limit:
+            self.over_budget(f"line {req.line}: event {req.name!r} not sent: the session sent more than "
+                             f"{limit} events within one second (limit max_sends_per_second)")
+
+    def reserve_iterations(self, count: int, line: int, exact: bool = True) -> None:
+        """The foreach budget: ``count`` more iterations in this macrostep, or a refusal."""
+        limit = self.host.limits.max_foreach_items
+        if self._foreach_used + count > limit:
+            size = f"{count}" if exact else f"more than {count - 1}"
+            self.over_budget(f"line {line}: foreach over {size} items refused: more than {limit} foreach "
+                             f"iterations in one macrostep (limit max_foreach_items); none of it ran")
+        self._foreach_used += count
+
+    def foreach_room(self) -> int:
+        """Iterations this macrostep may still run (to size a collection without copying it)."""
+        return max(0, self.host.limits.max_foreach_items - self._foreach_used)
+
+    def over_budget(self, message: str) -> NoReturn:
+        """error.execution the first time; failing the session if it happens again too soon."""
+        now = time.monotonic()
+        if self._limit_notice and now - self._limit_notice < NOTICE_SECONDS:
+            raise SessionLimitError(f"{message}; again within {NOTICE_SECONDS:g} s of an error.execution "
+                                    f"for a budget")
+        self._limit_notice = now
+        log.warning("session %s over budget: %s", self.id, message)
+        raise ExecutionError(message)
 
     def _deliver_send(self, processor: Any, req: SendRequest) -> None:
         try:
@@ -788,6 +877,15 @@ class Session:
         self._clear_timers()
         if self.parent is not None and self.parent.status == RUNNING:
             self.parent.child_failed(self, message)
+
+    def fail(self, message: str) -> None:
+        """End the session from outside (its host cannot store its state, say); the host is told
+        as for any other end, so whatever depends on the session learns why."""
+        if self.status != RUNNING:
+            return
+        self._fail(message)
+        if not self._busy:
+            self._after_processing()
 
     def child_failed(self, child: Session, message: str) -> None:
         self._fail(f"invoked session {child.invokeid!r} failed: {message}")
