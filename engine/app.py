@@ -14,15 +14,15 @@ import time
 
 from aiohttp import web
 
-from .api import admin, gms, notifications, ors, push
-from .api.appkeys import CALLBACKS, ENGINE, FLOWS, KEYS, KEYS_GENERATED, MANAGER, NOTIFICATIONS, SETTINGS
+from .api import admin, gms, keys, notifications, ors, push
+from .api.appkeys import CALLBACKS, ENGINE, FLOWS, INITIAL_KEY, KEYS, MANAGER, NOTIFICATIONS, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
 from .callbacks import flow_actions
 from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
 from .flows import FlowRegistry
-from .keys import load_keys
+from .keys import open_keys, scrub_environment
 from .notifications.notifier import NotificationConfig, TransactionLists
 from .notifications.service import NotificationService
 from .platform import ioprocessor as platform_io
@@ -192,17 +192,19 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     engine = Engine(settings, registry, freeze_gc=freeze_gc)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, require_key,
                                                                                      admin.unsaved_is_503])
-    keys, generated = load_keys(settings)
+    key_store = open_keys(settings)
+    scrub_environment()  # the keys are read; subprocesses and flows must not see them
     app[SETTINGS] = settings
     app[ENGINE] = engine
-    app[KEYS] = keys
-    app[KEYS_GENERATED] = generated
+    app[KEYS] = key_store
+    app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
     app.router.add_get("/health", health)
     app.router.add_routes(ors.routes)
     app.router.add_routes(gms.routes)
     app.router.add_routes(notifications.routes)
     app.router.add_routes(push.routes)
     app.router.add_routes(admin.routes)
+    app.router.add_routes(keys.routes)
 
     async def on_startup(app: web.Application) -> None:
         await engine.open(app)

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .api.appkeys import KEYS_GENERATED
+from .api.appkeys import INITIAL_KEY
 from .scxml import DocumentError, load_document
 from .scxml.runner import run_to_completion
 
@@ -72,7 +72,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .app import create_app
-    from .keys import key_file
     from .logs import setup_logging
 
     try:
@@ -82,9 +81,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     setup_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
     app = create_app(settings, freeze_gc=True)
-    if app[KEYS_GENERATED]:
-        print(f"API keys were generated and stored in {key_file(settings)} (mode 0600).\n"
-              f"Show them with: python run_engine.py keys --data {settings.data_dir}", flush=True)
+    if app[INITIAL_KEY] is not None:
+        print(f"An administrator key was generated; its secret is in {app[INITIAL_KEY]} (mode 0600): "
+              f"read it, then delete the file.\n"
+              f"More keys: python run_engine.py keys create --role client --name NAME", flush=True)
     print(f"callback engine on {settings.base_url} (data: {settings.data_dir}, flows: {settings.flows_dir})",
           flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None,
@@ -93,13 +93,43 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from .keys import load_keys
+    """List, create, rotate or revoke keys in the data folder; works while the engine runs (it
+    reloads the file). A new secret is printed alone on stdout, once; it is not kept."""
+    from .keys import KeyRequestError, check_request, open_keys
 
-    settings = _settings(args)
-    keys, _ = load_keys(settings)
-    for key, role in keys.items():
-        print(f"{role}: {key}")
+    try:
+        store = open_keys(_settings(args))
+        action = args.action or "list"
+        if action == "list":
+            for k in store.listing():
+                scope = ",".join(k["services"]) if k["services"] else "-"
+                print(f"{k['name']}\t{k['role']}\t{k['prefix'] or '-'}...\tservices: {scope}\tsource: {k['source']}")
+            return 0
+        if action == "create":
+            name, role, services = check_request(args.name, args.role, args.services)
+            _, secret = store.create(name, role, services)
+        elif action == "rotate":
+            _, secret = store.rotate(args.name)
+        else:
+            store.revoke(args.name)
+            print(f"revoked {args.name}", file=sys.stderr)
+            return 0
+    except (KeyRequestError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(secret)
     return 0
+
+
+def _keys_parser(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action")
+    actions.add_parser("list", help="names, roles and prefixes (the default)")
+    create = actions.add_parser("create", help="make a key and print its secret (shown only now)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, help="administrator, supervisor, monitor, developer or client")
+    create.add_argument("--services", help="client keys: comma-separated services the key is limited to")
+    for name, text in (("rotate", "give a key a new secret and print it"), ("revoke", "delete a key")):
+        actions.add_parser(name, help=text).add_argument("name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,13 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=_cmd_validate)
     for name, func, text in (("serve", _cmd_serve, "start the engine (the default command)"),
-                             ("keys", _cmd_keys, "show the API keys")):
+                             ("keys", _cmd_keys, "list, create, rotate or revoke API keys")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", help="settings folder (default: config/)")
         p.add_argument("--data", help="data folder (default: data/)")
         if name == "serve":
             p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
             p.add_argument("--port", type=int, help="port (default 8080)")
+        else:
+            _keys_parser(p)
         p.set_defaults(func=func)
     return parser
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -10,16 +11,18 @@ if TYPE_CHECKING:
     from ..app import Engine
     from ..callbacks.service import CallbackService
     from ..flows import FlowRegistry
+    from ..keys import ApiKey, KeyStore
     from ..notifications.service import NotificationService
     from ..sessions.manager import SessionManager
     from ..settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
-KEYS: web.AppKey[dict[str, str]] = web.AppKey("keys")
-KEYS_GENERATED: web.AppKey[bool] = web.AppKey("keys_generated")
+KEYS: web.AppKey[KeyStore] = web.AppKey("keys")
+INITIAL_KEY: web.AppKey[Path | None] = web.AppKey("initial_key")  # where a first key's secret was written
 MANAGER: web.AppKey[SessionManager] = web.AppKey("manager")
 FLOWS: web.AppKey[FlowRegistry] = web.AppKey("flows")
 CALLBACKS: web.AppKey[CallbackService] = web.AppKey("callbacks")
 NOTIFICATIONS: web.AppKey[NotificationService] = web.AppKey("notifications")
-ROLE: web.RequestKey[Any] = web.RequestKey("role")
+ROLE: web.RequestKey[str] = web.RequestKey("role")
+API_KEY: web.RequestKey[ApiKey] = web.RequestKey("api_key")

@@ -15,6 +15,7 @@ from ..callbacks.lifecycle import IllegalTransition
 from ..callbacks.records import BadRequest
 from ..callbacks.service import CallbackService, LimitReached, NotFound
 from .appkeys import CALLBACKS
+from .auth import in_scope, scope_of
 from .body import read_params
 from .errors import ApiError
 
@@ -52,7 +53,11 @@ async def query_all(request: web.Request) -> web.Response:
     if not filters:
         raise ApiError(400, "give at least one key to search by, e.g. ?_id=... or ?_customer_number=...",
                        _EXCEPTIONS[BadRequest][1])
-    return web.json_response(await guarded(service(request).query(filters)))
+    found = await guarded(service(request).query(filters))
+    scope = scope_of(request)  # a key scoped to services sees only their callbacks
+    if scope is not None:
+        found = [r for r in found if r.get("_service_name") in scope]
+    return web.json_response(found)
 
 
 @routes.post(BASE + "/{service}")
@@ -116,5 +121,10 @@ async def events(request: web.Request) -> web.Response:
 
 @routes.get("/genesys/1/service/{id}/check-queue-position")
 async def queue_position(request: web.Request) -> web.Response:
-    return web.json_response(await guarded(service(request).position(request.match_info["id"])))
+    svc, cid = service(request), request.match_info["id"]
+    if scope_of(request) is not None:
+        record = await guarded(svc.get(cid))
+        if not in_scope(request, record["_service_name"]):
+            raise ApiError(404, f"no callback {cid!r}", _EXCEPTIONS[NotFound][1])
+    return web.json_response(await guarded(svc.position(cid)))
 

@@ -10,6 +10,7 @@ from ..notifications.service import NotificationService
 from ..notifications.subscriptions import parse_request
 from ..notifications.transaction_list import TransactionListError
 from .appkeys import MANAGER, NOTIFICATIONS
+from .auth import scope_of
 from .body import query_int, read_json_object
 from .errors import ApiError
 
@@ -30,10 +31,21 @@ async def subscribe(request: web.Request) -> web.Response:
         sub = parse_request(await read_json_object(request), svc.manager.clock.now(), svc.config.allowed_targets)
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
+    _check_scope(request, sub.filter)
     svc.subscriptions.add(sub)
     svc.flush()
     await request.app[MANAGER].commit()
     return web.json_response({"id": sub.id, **sub.public()})
+
+
+def _check_scope(request: web.Request, pattern: str) -> None:
+    """A key scoped to services may only listen to their callbacks: ``callback/<service>/...``
+    with the service spelled out (service names hold no wildcard characters)."""
+    scope = scope_of(request)
+    parts = pattern.split("/")
+    if scope is not None and not (len(parts) >= 3 and parts[0] == "callback" and parts[1] in scope):
+        raise ApiError(403, f"this key is scoped to the services {', '.join(scope)}; a filter must start "
+                            f"with callback/<one of them>/")
 
 
 @routes.delete(BASE + "/subscription/{id}")

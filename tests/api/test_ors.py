@@ -66,7 +66,7 @@ async def test_error_answers_are_json_with_a_clear_message(engine_client) -> Non
         (client.post("/scxml/session/missing/terminate", headers=CLIENT), 404, "no session"),
         (client.get("/scxml/sessions?limit=0", headers=CLIENT), 400, "between 1 and 1000"),
         (client.get("/scxml/sessions?status=odd", headers=CLIENT), 400, "status must be"),
-        (client.get("/scxml/sessions"), 401, "API key is required"),
+        (client.get("/scxml/sessions"), 401, "API key required"),
         (client.get("/admin/flows", headers=CLIENT), 403, "administrator key"),
         (client.get("/nowhere", headers=CLIENT), 404, "Not Found"),
     ]

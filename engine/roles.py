@@ -1,0 +1,76 @@
+"""The role table (SPEC 8): which role may call which part of the HTTP API, as data in one place.
+
+A request is allowed when one grant of its key's role names an area holding the request's path
+and the request's method. What no grant names is refused (403), so an endpoint added later is
+the administrator's until a grant here says otherwise. Areas are path prefixes matched on segment
+boundaries (``/admin/flows`` holds ``/admin/flows/hello`` but not ``/admin/flowsx``).
+
+Roles follow the Genesys Callback UI: the administrator does everything; a supervisor works
+callbacks (create, cancel, reschedule any of them) and reads everything callback-related; a
+monitor only reads; a developer manages flows, services, transaction lists, CALLBACK_SETTINGS and
+push credentials and reads the callback, notification and session APIs; a client uses the
+callback, notification and session APIs, and a client key may be scoped to named services.
+Managing keys (``/admin/keys``) is the administrator's alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ADMINISTRATOR = "administrator"
+SUPERVISOR = "supervisor"
+MONITOR = "monitor"
+DEVELOPER = "developer"
+CLIENT = "client"
+
+READ = frozenset({"GET", "HEAD"})
+
+# Areas of the API.
+CALLBACK_API = ("/genesys/1/service",)  # callbacks, queue position, call-in
+NOTIFICATION_API = ("/genesys/1/notification",)
+SESSION_API = ("/scxml/session", "/scxml/sessions")
+DEVELOPER_CONFIG = ("/admin/flows", "/admin/services", "/admin/transaction-lists",
+                    "/admin/callback-settings", "/admin/push")
+ADMIN_READS = (*DEVELOPER_CONFIG, "/admin/business-hours", "/admin/simulator", "/admin/dead-letters")
+EVERYTHING = ("/",)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Some areas, with the methods allowed there (``None``: every method)."""
+
+    areas: tuple[str, ...]
+    methods: frozenset[str] | None = None
+
+    def allows(self, method: str, path: str) -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        return any(in_area(path, area) for area in self.areas)
+
+
+ROLES: dict[str, tuple[Grant, ...]] = {
+    ADMINISTRATOR: (Grant(EVERYTHING),),
+    SUPERVISOR: (Grant(CALLBACK_API), Grant(NOTIFICATION_API + SESSION_API + ADMIN_READS, READ)),
+    MONITOR: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + ADMIN_READS, READ),),
+    DEVELOPER: (Grant(DEVELOPER_CONFIG), Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API, READ)),
+    CLIENT: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API),),
+}
+
+# A client key scoped to services reaches only these areas: the session API would reach the
+# sessions (and the data) of every service's callbacks.
+SCOPED_CLIENT_AREAS = CALLBACK_API + NOTIFICATION_API
+
+
+def in_area(path: str, area: str) -> bool:
+    if area == "/":
+        return True
+    return path == area or path.startswith(area + "/")
+
+
+def allowed(role: str, method: str, path: str) -> bool:
+    return any(g.allows(method, path) for g in ROLES.get(role, ()))
+
+
+def roles_allowing(method: str, path: str) -> list[str]:
+    """The roles that could make this request; for the 403 message."""
+    return [role for role in ROLES if allowed(role, method, path)]
