@@ -1,10 +1,12 @@
-"""Command line: ``run`` one document to completion, ``validate`` documents."""
+"""Command line: ``serve`` the engine, ``run`` one document to completion, ``validate`` documents."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -69,27 +71,58 @@ def _settings(args: argparse.Namespace):
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    """Start the engine. Before anything touches storage: the data folder is made private and
+    locked (one engine per folder) and the port is bound, so a second engine fails fast with
+    one line and leaves the first one's database alone."""
     from aiohttp import web
 
     from .app import create_app
+    from .datadir import DataFolderBusy, DataFolderLock, make_private
     from .logs import setup_logging
 
+    os.umask(0o077)  # every file the engine creates (engine.db, its -wal/-shm, keys) is 0600
     try:
         settings = _settings(args)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     setup_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
-    app = create_app(settings, freeze_gc=True)
-    if app[INITIAL_KEY] is not None:
-        print(f"An administrator key was generated; its secret is in {app[INITIAL_KEY]} (mode 0600): "
-              f"read it, then delete the file.\n"
-              f"More keys: python run_engine.py keys create --role client --name NAME", flush=True)
-    print(f"callback engine on {settings.base_url} (data: {settings.data_dir}, flows: {settings.flows_dir})",
-          flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    lock = DataFolderLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DataFolderBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: cannot use data folder {settings.data_dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    make_private(settings.data_dir)
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as e:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    settings.port = sock.getsockname()[1]  # the real one when asked for port 0
+    try:
+        app = create_app(settings, freeze_gc=True)
+        if app[INITIAL_KEY] is not None:
+            print(f"An administrator key was generated; its secret is in {app[INITIAL_KEY]} (mode 0600): "
+                  f"read it, then delete the file.\n"
+                  f"More keys: python run_engine.py keys create --role client --name NAME", flush=True)
+        print(f"callback engine on {settings.base_url} (data: {settings.data_dir}, flows: {settings.flows_dir})",
+              flush=True)
+        web.run_app(app, sock=sock, print=None, shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    finally:
+        sock.close()
+        lock.release()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket for the engine (IPv4 or IPv6, whichever ``host`` resolves to first)."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]
+    return socket.create_server(address, family=family, backlog=128)
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:

@@ -4,7 +4,8 @@ The format is the seed's ``GMS_Events.cfg``: a ``[properties]`` section with the
 ``_status_notification_*`` and ``_enable_status_notification`` options, then one section per
 event with ``notify_params`` (a comma-separated list that may continue on the following lines)
 and an optional ``notify_custom`` JSON object merged into each message. A malformed list is
-refused with its section and line; event names that are not status events are reported.
+refused with its section and line (an unclosed ``[header`` with its line); event names that are
+not status events are reported.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def parse(text: str, name: str = "list") -> TransactionList:
         if not line or line.startswith(("#", ";")):
             continue
         m = _SECTION.match(line)
+        if not m and line.startswith("["):  # never read as a value of the section above
+            problem = "is not closed with ']'" if "]" not in line else "must be '[name]' alone on its line"
+            raise TransactionListError(f"section header {line[:40]!r} {problem}", None, number)
         if m:
             current = m.group(1)
             if current in sections:
