@@ -6,6 +6,8 @@ is generated once into the data folder (mode 0600). The database alone never rev
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -17,6 +19,12 @@ ENV = "CALLBACK_ENGINE_SECRET_KEY"
 class SecretBox:
     def __init__(self, key: bytes):
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for another use (e.g. Basic HTTP capabilities), bound to ``purpose``, so one data
+        key serves several uses without any of them revealing it."""
+        return hmac.new(self._key, b"callback-engine:" + purpose.encode("utf-8"), hashlib.sha256).digest()
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, env: dict[str, str] | None = None) -> SecretBox:

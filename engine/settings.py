@@ -30,14 +30,23 @@ class Settings:
     max_keys: int = 200
     max_key_length: int = 200
     max_value_length: int = 64 * 1024
+    max_json_depth: int = 32  # objects/arrays nested deeper in any JSON input: 400
+    durability_timeout: float = 10.0  # a change not stored within this answers 503
+    ready_max_backlog_age: float = 5.0  # /health/ready fails when changes wait longer to be stored
     max_microsteps: int = 10_000
     max_invoke_depth: int = 16
+    macrosteps_per_turn: int = 100  # then a session yields to the event loop (fairness)
+    turn_seconds: float = 0.02  # ...or after this long, whichever comes first
+    max_foreach_items: int = 100_000  # <foreach> iterations in one macrostep
+    max_sends_per_second: int = 1_000  # <send> events one session may dispatch per second
     log_level: str = "INFO"
     log_format: str = "text"  # or "json"
     shutdown_timeout: float = 10.0
     retention_days: float = 30.0  # ended sessions, completed callbacks, dead letters; 0 keeps all
     fcm_base_url: str = "https://fcm.googleapis.com"  # local fakes in tests
     fcm_token_uri: str = "https://oauth2.googleapis.com/token"
+    basichttp_max_attempts: int = 4  # tries of one Basic HTTP send while failures are transient
+    basichttp_retry_seconds: float = 5.0  # ...and never retrying past this long after the first
     admin_key: str | None = field(default=None, repr=False)
     client_key: str | None = field(default=None, repr=False)
     developer_key: str | None = field(default=None, repr=False)

@@ -20,13 +20,15 @@ from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout
+from aiohttp import ClientError
 
 from ..scxml import AttrDict, Event
+from ..urlpolicy import GuardedClient, UrlPolicy, UrlRefused, describe_error, printable, refusal
 from . import webhooks
 
 if TYPE_CHECKING:
     from ..scxml.clock import Clock
+    from ..secretbox import SecretBox
     from ..sessions.manager import SessionManager
 
 log = logging.getLogger("engine.notifications")
@@ -48,7 +50,7 @@ class Delivery:
     webhook_id: str
     max_attempts: int
     created_at: float
-    secret: str | None = None
+    secret: str | None = None  # sealed with the engine's data key; opened only to sign
     attempts: int = 0
     next_at: float = 0.0
     status: str = PENDING
@@ -74,10 +76,14 @@ class Failure(Exception):
 class Dispatcher:
     """Carries deliveries out; one in flight per ordering key."""
 
-    def __init__(self, clock: Clock, manager: SessionManager, timeout: float = 10.0,
-                 base_backoff: float = 1.0):
+    def __init__(self, clock: Clock, manager: SessionManager, policy: UrlPolicy, box: SecretBox,
+                 timeout: float = 10.0, base_backoff: float = 1.0):
+        """``policy``: where HTTP deliveries may go (checked again at every attempt, on the
+        address connected to); ``box`` opens the sealed webhook secrets."""
         self.clock = clock
         self.manager = manager
+        self.policy = policy
+        self.box = box
         self.timeout = timeout
         self.base_backoff = base_backoff
         self.queues: dict[str, deque[Delivery]] = {}
@@ -86,7 +92,7 @@ class Dispatcher:
         self.changed: dict[int, Delivery] = {}
         self.done: list[int] = []
         self.delivered = 0
-        self._client: ClientSession | None = None
+        self._client: GuardedClient | None = None
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, Any] = {}
         self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
@@ -162,28 +168,43 @@ class Dispatcher:
             session = self.manager.sessions.get(d.target)
             if session is None or not session.is_running:
                 raise Failure(f"no running session {d.target!r} for orscb", retry=False)
-            event = Event(str(d.message.get("event_id", "notification")), AttrDict(d.message))
+            name = str(d.message.get("event_id", "notification"))
+            reason = self.manager.refuses_external(name)
+            if reason is not None:  # a published message must not steer a flow as if from the engine
+                raise Failure(f"event {name!r} not raised in session {d.target!r}: {reason}", retry=False)
+            event = Event(name, AttrDict(d.message))
             self.manager.route_event(None, session, event)
             return
         body_obj = d.message if d.type == "customhttp" else {"deviceId": d.device_id, "message": d.message}
         body = json.dumps(body_obj).encode()
         headers = {"Content-Type": "application/json"}
         if d.secret:
-            headers.update(webhooks.headers(d.secret, d.webhook_id, int(time.time()), body))
+            try:
+                secret = self.box.open(d.secret)
+            except ValueError as e:
+                raise Failure(str(e), retry=False) from None
+            headers.update(webhooks.headers(secret, d.webhook_id, int(time.time()), body))
         else:
             headers["webhook-id"] = d.webhook_id
         if self._client is None:
-            self._client = ClientSession(timeout=ClientTimeout(total=self.timeout))
+            self._client = self.policy.client(self.timeout)
         try:
             async with self._client.post(d.target, data=body, headers=headers) as resp:
                 await resp.read()
                 if 200 <= resp.status < 300:
                     return
+                if 300 <= resp.status < 400:
+                    raise Failure(f"HTTP {resp.status} (redirects are not followed)", retry=False)
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
                 raise Failure(f"HTTP {resp.status}", retry=resp.status in RETRYABLE_STATUS,
                               retry_after=retry_after)
+        except UrlRefused as e:
+            raise Failure(f"refused by the outbound URL policy: {e}", retry=False) from None
         except (ClientError, TimeoutError, OSError) as e:
-            raise Failure(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, retry=True) from e
+            reason = refusal(e)
+            if reason is not None:
+                raise Failure(f"refused by the outbound URL policy: {reason}", retry=False) from None
+            raise Failure(describe_error(e), retry=True) from e
 
     def _succeeded(self, d: Delivery) -> None:
         self._pop(d)
@@ -209,13 +230,15 @@ class Dispatcher:
             d.status = DEAD
             self._pop(d)
             self.dead[d.id] = d
-            log.warning("delivery %s to %s dead after %d attempts: %s", d.id, d.target, d.attempts, f)
+            log.warning("delivery %s to %s dead after %d attempts: %s", d.id, printable(d.target), d.attempts,
+                        printable(f))
         else:
             backoff = min(self.base_backoff * 2 ** (d.attempts - 1), MAX_BACKOFF) * random.uniform(0.8, 1.2)
             # Retry-After is the receiver's wall-clock time; our clock may run faster (simulator).
             delay = max(backoff, (f.retry_after or 0.0) * getattr(self.clock, "scale", 1.0))
             d.next_at = self.clock.now() + delay
-            log.info("delivery %s to %s failed (%s); attempt %d in %.1f s", d.id, d.target, f, d.attempts + 1, delay)
+            log.info("delivery %s to %s failed (%s); attempt %d in %.1f s", d.id, printable(d.target), printable(f),
+                     d.attempts + 1, delay)
         self._persist(d)
 
     def _pop(self, d: Delivery) -> None:

@@ -17,14 +17,18 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..atomic_file import save
 from ..callbacks.event_catalog import ALL_EVENTS
+from ..callbacks.records import BadRequest
 from ..callbacks.services import NAME, ServiceRegistry
 from ..scxml.clock import Clock
+from ..secretbox import SecretBox
+from ..urlpolicy import UrlPolicy, UrlRefused
 from .delivery import Delivery, Dispatcher
 from .subscriptions import Subscription, SubscriptionRegistry, callback_tag
 from .transaction_list import PROPERTY_KEYS, TransactionList, parse
@@ -36,27 +40,56 @@ DEFAULT_MAX_ATTEMPTS = 8
 
 @dataclass
 class NotificationConfig:
-    """``config/notifications.json``: target allow list and per-target secrets."""
+    """``config/notifications.json``: the engine's outbound URL policy (``allowed_targets``, a
+    list of origins, empty = any origin with public addresses; ``allowed_networks``, CIDR ranges
+    that may be reached although private), per-target secrets and the attempts per delivery.
+    ``box`` seals the webhook secrets the engine stores."""
 
-    allowed_targets: list[str] = field(default_factory=list)
+    box: SecretBox
+    policy: UrlPolicy = field(default_factory=UrlPolicy)
     secrets: dict[str, str] = field(default_factory=dict)  # URL prefix -> Standard Webhooks secret
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
+    @property
+    def allowed_targets(self) -> UrlPolicy:
+        """What the notification API hands to ``parse_request``: the policy targets must pass."""
+        return self.policy
+
     @classmethod
-    def load(cls, path: Path) -> NotificationConfig:
+    def load(cls, path: Path, box: SecretBox) -> NotificationConfig:
         if not path.is_file():
-            return cls()
-        raw = json.loads(path.read_text())
-        cfg = cls(allowed_targets=list(raw.get("allowed_targets", [])),
-                  secrets=dict(raw.get("secrets", {})),
-                  max_attempts=int(raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
-        if cfg.max_attempts < 1:
-            raise ValueError(f"{path}: max_attempts must be at least 1")
-        return cfg
+            return cls(box)
+        try:
+            raw = json.loads(path.read_text())
+        except ValueError as e:
+            raise ValueError(f"{path}: not valid JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: must be a JSON object")
+        secrets = raw.get("secrets", {})
+        if not isinstance(secrets, dict) or not all(isinstance(v, str) and v for v in secrets.values()):
+            raise ValueError(f"{path}: secrets must map URL prefixes to secret strings")
+        max_attempts = raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
+            raise ValueError(f"{path}: max_attempts must be a whole number, at least 1")
+        return cls(box, UrlPolicy.from_config(raw, str(path)), dict(secrets), max_attempts)
 
     def secret_for(self, url: str) -> str | None:
         best = max((p for p in self.secrets if url.startswith(p)), key=len, default=None)
         return self.secrets[best] if best else None
+
+
+def target_problems(options: Mapping[str, Any], policy: UrlPolicy) -> list[str]:
+    """Why the status notification target set in ``options`` (a create request, a service, a
+    transaction list's ``[properties]``) cannot be used; empty when it can or none is set."""
+    target = options.get("_status_notification_target")
+    kind = str(options.get("_status_notification_type") or "httpcb").strip()
+    if target in (None, "") or kind != "httpcb":
+        return []
+    try:
+        policy.check(str(target).strip() if isinstance(target, str) else target)
+    except UrlRefused as e:
+        return [f"_status_notification_target: {e}"]
+    return []
 
 
 class TransactionLists:
@@ -117,6 +150,14 @@ class StatusNotifier:
         out["_status_notification_target"] = str(out.get("_status_notification_target", "")).strip()
         out["_status_notification_debug"] = str(out.get("_status_notification_debug", "false")).lower() == "true"
         return out
+
+    def check_request(self, service_name: str, keys: dict[str, Any]) -> None:
+        """Refuse a create whose effective notification target (request > service > list) the
+        outbound URL policy does not allow: ``BadRequest`` naming the field and the reason."""
+        problems = target_problems(self.settings_for({**keys, "_service_name": service_name, "_id": "(new)"}),
+                                   self.config.policy)
+        if problems:
+            raise BadRequest("; ".join(problems))
 
     # -- callback lifecycle hooks ----------------------------------------------------------------
     def callback_created(self, record: dict[str, Any]) -> None:
@@ -180,7 +221,8 @@ class StatusNotifier:
         count = 0
         for sub in self.subscriptions.matching(tag, now):
             http = sub.type in ("httpcb", "customhttp")
-            secret = sub.secret or (self.config.secret_for(sub.target) if http else None)
+            # Stored with the delivery, so sealed: only the dispatcher opens it, to sign.
+            secret = sub.sealed_secret or (self._sealed(self.config.secret_for(sub.target)) if http else None)
             body = message
             if sub.type == "fcm":  # an FCM data message: string values only
                 body = {"token": sub.device_id, "data": {k: v if isinstance(v, str) else json.dumps(v)
@@ -193,3 +235,6 @@ class StatusNotifier:
             ))
             count += 1
         return count
+
+    def _sealed(self, secret: str | None) -> str | None:
+        return self.config.box.seal(secret) if secret else None

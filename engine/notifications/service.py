@@ -27,8 +27,8 @@ class NotificationService:
         self.manager = manager
         self.config = config
         self.lists = lists
-        self.subscriptions = SubscriptionRegistry()
-        self.dispatcher = Dispatcher(manager.clock, manager)
+        self.subscriptions = SubscriptionRegistry(config.box)
+        self.dispatcher = Dispatcher(manager.clock, manager, config.policy, config.box)
         self._ids = 0
         self.notifier = StatusNotifier(services, lists, self.subscriptions, self.dispatcher, manager.clock,
                                        config, self._new_id)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..callbacks.records import BadRequest
+from ..secretbox import SecretBox
+from ..urlpolicy import UrlPolicy, UrlRefused
 
 TYPES = ("httpcb", "customhttp", "orscb", "fcm")
 MIN_EXPIRE = 30
+MAX_EXPIRE = 10 * 366 * 86400  # ten years: far enough for anyone, and a finite time
 
 
 def callback_tag(service: str, callback_id: str) -> str:
@@ -35,22 +39,20 @@ class Subscription:
     created_at: float
     callback_id: str | None = None
     max_attempts: int | None = None
+    sealed_secret: str | None = None  # properties.secret, encrypted with the engine's data key
 
     @property
     def target(self) -> str:
         """The URL (httpcb, customhttp) or session id (orscb) deliveries go to."""
         return str(self.properties.get("url") or self.device_id)
 
-    @property
-    def secret(self) -> str | None:
-        value = self.properties.get("secret")
-        return str(value) if value else None
-
     def matches(self, tag: str, now: float) -> bool:
         return now < self.expires_at and fnmatch.fnmatchcase(tag, self.filter)
 
     def public(self) -> dict[str, Any]:
-        props = {k: ("***" if k == "secret" else v) for k, v in self.properties.items()}
+        props = dict(self.properties)
+        if self.sealed_secret or "secret" in props:
+            props["secret"] = "***"
         return {"id": self.id, "subscriberId": self.subscriber_id, "providerName": self.provider,
                 "notificationDetails": {"deviceId": self.device_id, "type": self.type, "properties": props},
                 "filter": self.filter, "expires": self.expires_at}
@@ -61,8 +63,11 @@ class Subscription:
 
 @dataclass
 class SubscriptionRegistry:
-    """Live subscriptions; changes reach storage through the session manager's batches."""
+    """Live subscriptions; changes reach storage through the session manager's batches. A
+    subscription's secret is sealed with ``box`` as it is added: neither memory dumps of the
+    records nor the database hold it in clear."""
 
+    box: SecretBox
     items: dict[str, Subscription] = field(default_factory=dict)
     changed: dict[str, Subscription] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
@@ -71,11 +76,20 @@ class SubscriptionRegistry:
         for row in rows:
             sub = Subscription(**json.loads(row["record"]))
             self.items[sub.id] = sub
+            if "secret" in sub.properties:  # stored in clear by an older version: seal it now
+                self._seal(sub)
+                self.changed[sub.id] = sub
 
     def add(self, sub: Subscription) -> Subscription:
+        self._seal(sub)
         self.items[sub.id] = sub
         self.changed[sub.id] = sub
         return sub
+
+    def _seal(self, sub: Subscription) -> None:
+        secret = sub.properties.pop("secret", None)
+        if secret:
+            sub.sealed_secret = self.box.seal(str(secret))
 
     def remove(self, sub_id: str) -> Subscription | None:
         sub = self.items.pop(sub_id, None)
@@ -94,8 +108,9 @@ class SubscriptionRegistry:
         return [s for s in self.items.values() if s.callback_id == callback_id]
 
 
-def parse_request(body: dict[str, Any], now: float, allowed: list[str]) -> Subscription:
-    """A subscription from the API body; ``BadRequest`` says what is wrong."""
+def parse_request(body: dict[str, Any], now: float, allowed: UrlPolicy) -> Subscription:
+    """A subscription from the API body; ``BadRequest`` says what is wrong. ``allowed``: the
+    outbound URL policy an httpcb or customhttp target must pass."""
     details = body.get("notificationDetails")
     if not isinstance(details, dict):
         raise BadRequest("notificationDetails (an object with deviceId, type, properties) is required")
@@ -111,24 +126,37 @@ def parse_request(body: dict[str, Any], now: float, allowed: list[str]) -> Subsc
     filt = body.get("filter")
     if not isinstance(filt, str) or not filt:
         raise BadRequest("filter is required: the tag (or a pattern such as callback/myservice/*) to receive")
-    try:
-        expire = int(body.get("expire", 3600))
-    except (TypeError, ValueError):
-        raise BadRequest("expire must be a number of seconds") from None
-    if expire < MIN_EXPIRE:
-        raise BadRequest(f"expire must be at least {MIN_EXPIRE} seconds")
+    expire = _expire(body.get("expire", 3600))
+    secret = props.get("secret")
+    if secret is not None and (not isinstance(secret, str) or not secret or len(secret) > 1024):
+        raise BadRequest("notificationDetails.properties.secret must be a non-empty string (at most 1024 characters)")
     sub = Subscription(
         id=uuid.uuid4().hex, subscriber_id=str(body.get("subscriberId") or ""),
         provider=str(body.get("providerName") or "default"), type=kind, device_id=device,
         properties=props, filter=filt, expires_at=now + expire, created_at=now,
     )
-    check_target(sub.type, sub.target, allowed)
+    check_target(sub.type, sub.target, allowed, "properties.url" if props.get("url") else "deviceId")
     return sub
 
 
-def check_target(kind: str, target: str, allowed: list[str]) -> None:
+def _expire(value: Any) -> float:
+    """Seconds a subscription lives: a finite number between the bounds (1e400, NaN and
+    negative numbers are refused, not overflowed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadRequest("expire must be a number of seconds")
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        raise BadRequest("expire must be a number of seconds") from None
+    if not math.isfinite(seconds) or not MIN_EXPIRE <= seconds <= MAX_EXPIRE:
+        raise BadRequest(f"expire must be at least {MIN_EXPIRE} and at most {MAX_EXPIRE} seconds")
+    return seconds
+
+
+def check_target(kind: str, target: str, allowed: UrlPolicy, field_name: str = "deviceId") -> None:
+    """httpcb and customhttp targets must pass the outbound URL policy."""
     if kind in ("httpcb", "customhttp"):
-        if not target.startswith(("http://", "https://")):
-            raise BadRequest(f"{kind} needs an http(s) URL as deviceId or properties.url, not {target[:60]!r}")
-        if allowed and not any(target.startswith(prefix) for prefix in allowed):
-            raise BadRequest(f"{target[:60]!r} is not in the allow list of notification targets")
+        try:
+            allowed.check(target)
+        except UrlRefused as e:
+            raise BadRequest(f"notificationDetails.{field_name} ({kind} target): {e}") from None

@@ -10,7 +10,7 @@ import pytest
 
 from engine.app import create_app
 from engine.settings import Settings
-from tests.callbacks.conftest import write_config
+from tests.callbacks.conftest import LOOPBACK_ALLOWED, write_config
 from tests.conftest import REPO, SHARED
 from tests.support.engine_process import free_port
 from tests.support.receiver import Receiver
@@ -44,7 +44,7 @@ def make_engine(aiohttp_client, tmp_path):
         for name, text in (lists or {}).items():
             (config / "transaction-lists" / f"{name}.cfg").write_text(text)
         if notifications:
-            (config / "notifications.json").write_text(json.dumps(notifications))
+            (config / "notifications.json").write_text(json.dumps({**LOOPBACK_ALLOWED, **notifications}))
         port = free_port()
         settings = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data",
                                  flows_dir=_flows(tmp_path), admin_key="admin-key", client_key="client-key",

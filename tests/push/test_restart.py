@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from tests.callbacks.conftest import BASE, write_config
+from tests.callbacks.conftest import BASE, LOOPBACK_ALLOWED, write_config
 from tests.conftest import REPO
 from tests.push.conftest import credentials_body
 from tests.push.test_rules import SIMULATOR, device
@@ -33,7 +33,7 @@ async def test_pushes_pending_at_a_crash_are_delivered_after_restart(tmp_path: P
     (config / "simulator.toml").write_text(SIMULATOR)
     (config / "services" / "dialling.json").write_text(json.dumps({"_service": "callback", "_dial_retry_timeout": 30}))
     # The outage below outlasts the default retry budget at this time scale; this test is about the crash.
-    (config / "notifications.json").write_text(json.dumps({"max_attempts": 10_000}))
+    (config / "notifications.json").write_text(json.dumps({**LOOPBACK_ALLOWED, "max_attempts": 10_000}))
     engine = EngineProcess(tmp_path / "data", REPO / "scxml", config_dir=str(config),
                            fcm_base_url=google.base, fcm_token_uri=google.token_uri)
     await engine.start()

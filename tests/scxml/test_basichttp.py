@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from aiohttp import ClientSession, web
 
-from engine.scxml import SessionHost
+from engine.scxml import BASIC_HTTP, DEFAULT_REGISTRY, BasicHttpProcessor, SessionHost
+from engine.scxml.basichttp import RetryBudget
+from engine.urlpolicy import UrlPolicy
 from tests.scxml.documents import scxml
+
+
+def loopback_host(**options) -> SessionHost:
+    """A host whose Basic HTTP sends may reach loopback peers: allowed explicitly, as a
+    deployment would have to (the default policy refuses them)."""
+    registry = DEFAULT_REGISTRY.copy()
+    policy = UrlPolicy(networks=["127.0.0.0/8"])
+    registry.register_processor(BASIC_HTTP, partial(BasicHttpProcessor, policy=policy, **options), "basichttp")
+    return SessionHost(registry=registry)
 
 
 async def test_send_posts_a_form_to_a_real_receiver() -> None:
@@ -30,7 +42,7 @@ async def test_send_posts_a_form_to_a_real_receiver() -> None:
             f'<state id="s"><onentry><send event="hello" namelist="who" target="http://127.0.0.1:{port}/hook" '
             'type="http://www.w3.org/TR/scxml/#BasicHTTPEventProcessor"/></onentry></state>'
         )
-        host = SessionHost()
+        host = loopback_host()
         await host.start()
         host.start_session(doc)
         for _ in range(50):
@@ -48,10 +60,10 @@ async def test_unreachable_target_raises_error_communication() -> None:
         '<state id="s"><onentry><send event="x" target="http://127.0.0.1:9/nothing" type="basichttp"/>'
         '</onentry><transition event="error.communication" target="ok"/></state><final id="ok"/>'
     )
-    host = SessionHost()
+    host = loopback_host(retry=RetryBudget(attempts=3, seconds=1.0, first_delay=0.05))
     await host.start()
     session = host.start_session(doc)
-    for _ in range(100):
+    for _ in range(500):
         if not session.is_running:
             break
         await asyncio.sleep(0.02)

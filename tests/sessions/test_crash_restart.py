@@ -7,6 +7,7 @@ Real processes, a real SQLite file, a real loopback HTTP sink: nothing is mocked
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import shutil
@@ -17,6 +18,7 @@ import pytest
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from engine.scxml import SessionHost, load_document
+from tests.conftest import REPO
 from tests.support.engine_process import CLIENT_KEY, EngineProcess
 
 FLOWS = Path(__file__).parent / "flows"
@@ -129,7 +131,10 @@ async def test_kill_9_loses_nothing_and_applies_nothing_twice(tmp_path: Path, da
     sink = Sink()
     await sink.start()
     db = {} if database == "sqlite" else {"database_url": request.getfixturevalue("postgres").new_database()}
-    engine = EngineProcess(tmp_path / "data", flows, **db)
+    config = tmp_path / "config"  # the shipped config, plus the loopback sink allowed explicitly
+    shutil.copytree(REPO / "config", config)
+    (config / "notifications.json").write_text(json.dumps({"allowed_networks": ["127.0.0.0/8"]}))
+    engine = EngineProcess(tmp_path / "data", flows, config_dir=str(config), **db)
     await engine.start()
     acked: dict[str, list[int]] = {}
     tried: dict[str, list[int]] = {}

@@ -1,0 +1,238 @@
+"""The one outbound URL policy: which URLs the engine may send to, and which addresses it may reach.
+
+Every outbound HTTP request (status notifications, notification-API subscriptions, Basic HTTP
+sends from flows, FCM) goes through ``GuardedClient``, which enforces three things:
+
+- the URL: http or https, a host, no userinfo, no control characters; when the allow list of
+  origins is not empty, the parsed (scheme, host, port) must equal one of its entries (a prefix
+  match would let ``http://allowed@other/`` or ``http://allowed.evil/`` through);
+- the address actually connected to: the aiohttp resolver is wrapped so that every address a name
+  resolves to is checked before a socket is opened (a DNS answer that changes between a check and
+  the connect cannot slip through). Loopback, private, link-local, unique-local, multicast,
+  unspecified, reserved and cloud-metadata addresses are refused unless a listed network contains
+  them, or the URL's host is that very IP literal and its origin is listed;
+- redirects are never followed: a 3xx is an answer like any other, and callers treat it as failure.
+
+Nothing here imports the engine, so the SCXML interpreter can receive a policy as a plain
+constructor argument.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_URL_LENGTH = 2048
+# Explicitly named although is_global already excludes them: the addresses an SSRF aims for first.
+METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
+
+
+class UrlRefused(ValueError):
+    """A URL or address the policy does not allow; the message says why (safe to show a client)."""
+
+
+class AddressRefused(OSError):
+    """Raised from the resolver: the name resolved only to addresses the policy refuses."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def _printable(text: str, limit: int = 120) -> str:
+    """A client's text quoted for an error message or a log line (control characters escaped)."""
+    shown = text if len(text) <= limit else text[:limit] + "…"
+    return repr(shown)
+
+
+def printable(text: Any) -> str:
+    """``text`` with control characters escaped, so a client's value cannot forge a log line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def parse_url(text: Any) -> tuple[URL, Origin]:
+    """The URL as aiohttp will use it and its origin; ``UrlRefused`` when it is not an absolute
+    http(s) URL without userinfo."""
+    if not isinstance(text, str) or not text:
+        raise UrlRefused("must be an http(s) URL")
+    if len(text) > MAX_URL_LENGTH:
+        raise UrlRefused(f"is longer than {MAX_URL_LENGTH} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise UrlRefused(f"{_printable(text)} contains spaces or control characters")
+    try:
+        url = URL(text)
+        scheme, host, port = url.scheme.lower(), url.raw_host, url.port
+    except (ValueError, TypeError) as e:
+        raise UrlRefused(f"{_printable(text)} is not a valid URL: {e}") from None
+    if scheme not in DEFAULT_PORTS:
+        raise UrlRefused(f"{_printable(text)} is not an http(s) URL")
+    if url.raw_user is not None or url.raw_password is not None:
+        raise UrlRefused(f"{_printable(text)} carries userinfo (user@host), which is refused")
+    if not host:
+        raise UrlRefused(f"{_printable(text)} has no host")
+    host = host.lower().rstrip(".")
+    return url, Origin(scheme, host, port or DEFAULT_PORTS[scheme])
+
+
+def parse_origin(text: str) -> Origin:
+    """An allow-list entry: ``scheme://host[:port]`` with no path, query or userinfo."""
+    url, origin = parse_url(text)
+    if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
+        raise UrlRefused(f"{_printable(text)} is not an origin (scheme://host[:port], without a path)")
+    return origin
+
+
+def _ip(host: str) -> IPAddress | None:
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return ip
+
+
+def is_public(ip: IPAddress) -> bool:
+    """Globally routable unicast, and not a cloud metadata address."""
+    return ip.is_global and not ip.is_multicast and not ip.is_unspecified and ip not in METADATA
+
+
+class UrlPolicy:
+    """``origins``: the allow list (empty = any origin, public addresses only); ``networks``:
+    ranges that may be reached although they are private (e.g. ``10.0.0.0/8``, ``127.0.0.1/32``)."""
+
+    def __init__(self, origins: Iterable[str] = (), networks: Iterable[str] = ()):
+        self.origins = frozenset(parse_origin(o) for o in origins)
+        nets: list[Network] = []
+        for text in networks:
+            try:
+                nets.append(ipaddress.ip_network(str(text), strict=False))
+            except ValueError as e:
+                raise UrlRefused(f"allowed network {_printable(str(text))} is not an IP network: {e}") from None
+        self.networks = tuple(nets)
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], where: str) -> UrlPolicy:
+        """From ``allowed_targets`` (origins) and ``allowed_networks`` (CIDR ranges) of a config."""
+        origins, networks = raw.get("allowed_targets", []), raw.get("allowed_networks", [])
+        for key, value in (("allowed_targets", origins), ("allowed_networks", networks)):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{where}: {key} must be a list of strings")
+        try:
+            return cls(origins, networks)
+        except UrlRefused as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {"allowed_targets": sorted(str(o) for o in self.origins) or "any origin, public addresses only",
+                "allowed_networks": [str(n) for n in self.networks]}
+
+    # -- checks ----------------------------------------------------------------------------
+    def check(self, text: Any) -> URL:
+        """The URL to request, when the policy allows it; ``UrlRefused`` with the reason otherwise.
+        An IP-literal host is checked here (no resolver runs for it); a name is checked when
+        it is resolved, on the addresses the socket will use."""
+        url, origin = parse_url(text)
+        if self.origins and origin not in self.origins:
+            raise UrlRefused(f"{origin} is not in the allow list of outbound targets")
+        ip = _ip(origin.host)
+        if ip is not None and not self.address_allowed(ip) and origin not in self.origins:
+            raise UrlRefused(f"{origin}: address {ip} is loopback, private, link-local or otherwise "
+                             "not public, and no allowed network contains it")
+        return url
+
+    def address_allowed(self, ip: IPAddress | str) -> bool:
+        if isinstance(ip, str):
+            parsed = _ip(ip)
+            if parsed is None:
+                return False
+            ip = parsed
+        return any(ip in net for net in self.networks) or is_public(ip)
+
+    # -- the connect-time side ------------------------------------------------------------------
+    def resolver(self) -> AbstractResolver:
+        return GuardedResolver(self)
+
+    def client(self, timeout: float) -> GuardedClient:
+        return GuardedClient(self, timeout)
+
+
+class GuardedResolver(AbstractResolver):
+    """The default resolver, keeping only the addresses the policy allows."""
+
+    def __init__(self, policy: UrlPolicy):
+        self.policy = policy
+        self.inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self.inner.resolve(host, port, family)
+        allowed = [r for r in results if self.policy.address_allowed(r["host"])]
+        if not allowed:
+            shown = ", ".join(sorted({r["host"] for r in results})) or "nothing"
+            raise AddressRefused(f"{host} resolves to {shown}, which the outbound URL policy refuses "
+                                 "(not public, and no allowed network contains it)")
+        return allowed
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class GuardedClient:
+    """POSTs through the policy: URL checked, addresses filtered, redirects not followed."""
+
+    def __init__(self, policy: UrlPolicy, timeout: float):
+        self.policy = policy
+        self.timeout = timeout
+        self._session: ClientSession | None = None
+
+    def post(self, target: str, **kwargs: Any) -> Any:
+        """``async with client.post(url, data=..., headers=...) as response``; raises ``UrlRefused``."""
+        url = self.policy.check(target)
+        if self._session is None:  # created lazily: a ClientSession belongs to a running loop
+            connector = TCPConnector(resolver=self.policy.resolver())
+            self._session = ClientSession(connector=connector, timeout=ClientTimeout(total=self.timeout))
+        return self._session.post(url, allow_redirects=False, **kwargs)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def refusal(error: BaseException) -> str | None:
+    """The policy's reason when ``error`` (or what caused it) is a refusal, else None; aiohttp
+    wraps the resolver's ``AddressRefused`` in its own connector errors."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (UrlRefused, AddressRefused)):
+            return str(current)
+        nested = getattr(current, "os_error", None)
+        current = nested if isinstance(nested, BaseException) and id(nested) not in seen else current.__cause__
+    return None
+
+
+def describe_error(error: BaseException) -> str:
+    """A failure's cause for a log line: the class, and the message when there is one."""
+    text = printable(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
