@@ -12,8 +12,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from .options import OPTIONS, REQUEST_OPTIONS, request_option
+
 PHONE = re.compile(r"^\+?[0-9]{3,20}$")
-USER_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+USER_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
+UNDERSCORE_KEY = re.compile(r"_[A-Za-z0-9_.-]{1,99}")
 # Keys the service owns; a client may not set them on create or update.
 SYSTEM_KEYS = frozenset({
     "_id", "_service_name", "_service_id", "_callback_state", "_callback_reason", "_expiration_time",
@@ -22,6 +25,14 @@ SYSTEM_KEYS = frozenset({
 })
 # Request keys that are parameters of the call, not data to keep.
 REQUEST_KEYS = frozenset({"_customer_number", "_desired_time", "_new_desired_time"})
+PUSH_FIELDS = frozenset({"_device_os", "_device_notification_id"})
+# Options a record must always carry: a request may change them, never remove them.
+_KEPT_OPTIONS = frozenset({"_call_direction", "_urs_virtual_queue"})
+# Record keys that are the service's, not the client's: the flow gets them as variables.
+SERVICE_FIELDS = SYSTEM_KEYS | REQUEST_KEYS | PUSH_FIELDS | frozenset(REQUEST_OPTIONS)
+# Times are kept between the epoch and well before year 9999, so adding a TTL or a day to one
+# never leaves what ``datetime`` can represent; services refuse anything near either end anyway.
+MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
 
 
 class BadRequest(ValueError):
@@ -47,7 +58,17 @@ def parse_time(value: Any, field: str) -> float:
             f"{field} {value!r} is not an ISO 8601 time such as 2026-05-01T14:30:00.000Z") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    epoch = dt.timestamp()
+    if not 0 <= epoch <= MAX_TIME:
+        raise BadRequest(f"{field} {value!r} is out of range (1970 to 8999)")
+    return epoch
+
+
+def check_horizon(when: float, now: float, days: int, field: str) -> None:
+    """Refuse a time further ahead than a service accepts (``_desired_time_horizon_days``)."""
+    if when > now + days * 86400:
+        raise BadRequest(f"{field} {format_time(when)} is more than {days} days ahead "
+                         f"(the service's _desired_time_horizon_days)")
 
 
 def check_phone(value: Any) -> str:
@@ -62,22 +83,45 @@ def check_phone(value: Any) -> str:
     return number
 
 
-def user_keys(params: dict[str, Any], *, allow_empty: bool) -> dict[str, Any]:
-    """The client's own keys of a request; underscore keys are ours except known request ones."""
+def request_keys(params: dict[str, Any], service: dict[str, Any], *, allow_empty: bool) -> dict[str, Any]:
+    """What a create or update request sets on the record: the options a request may set (checked
+    against ``service``), push fields and the client's own keys. Service-only options and the
+    service's own keys are refused naming them; with ``allow_empty`` an empty value removes a key."""
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key in REQUEST_KEYS:
             continue
         if key in SYSTEM_KEYS:
             raise BadRequest(f"{key} is set by the service and cannot be given")
-        if not key.startswith("_") and not USER_KEY.match(key):
-            raise BadRequest(f"key {key[:40]!r} must start with a letter and use letters, digits, '_', '.', '-'")
-        if value == "" and not allow_empty:
+        if not isinstance(key, str) or not (USER_KEY.fullmatch(key) or UNDERSCORE_KEY.fullmatch(key)):
+            raise BadRequest(f"key {str(key)[:40]!r} must start with a letter (or '_' for the documented "
+                             f"options) and use letters, digits, '_', '.', '-' (at most 100)")
+        if value == "" or value is None:
+            if key in _KEPT_OPTIONS and allow_empty:
+                raise BadRequest(f"{key} cannot be removed; give one of its values instead")
+            if allow_empty:
+                out[key] = ""
             continue
         if isinstance(value, dict | list):
             raise BadRequest(f"key {key!r}: values are strings, numbers or booleans")
+        if key in OPTIONS:
+            try:
+                value = request_option(key, value, service)
+            except ValueError as e:
+                raise BadRequest(str(e)) from None
         out[key] = value
     return out
+
+
+def client_data(record: dict[str, Any]) -> dict[str, Any]:
+    """The client's own keys of a record (what a flow reads as ``_data``)."""
+    return {k: v for k, v in record.items() if k not in SERVICE_FIELDS and k not in OPTIONS}
+
+
+def service_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The service's keys of a record; a service-only option an older record still holds is left
+    out, so the service's own value is what the flow sees."""
+    return {k: v for k, v in record.items() if k in SERVICE_FIELDS}
 
 
 def matches(record: dict[str, Any], filters: dict[str, str]) -> bool:

@@ -28,7 +28,17 @@ from ..storage.store import dumps
 from .business_hours import time_slots
 from .event_catalog import FLOW_EVENTS, SERVICE_EVENTS
 from .lifecycle import IllegalTransition, Lifecycle, event_between
-from .records import BadRequest, check_phone, format_time, matches, parse_time, user_keys
+from .records import (
+    BadRequest,
+    check_horizon,
+    check_phone,
+    client_data,
+    format_time,
+    matches,
+    parse_time,
+    request_keys,
+    service_fields,
+)
 from .services import ServiceRegistry
 
 log = logging.getLogger("engine.callbacks")
@@ -112,13 +122,11 @@ class CallbackService:
             desired = parse_time(params["_desired_time"], "_desired_time")
             if desired < now - 60:
                 raise BadRequest(f"_desired_time {format_time(desired)} is in the past (now {format_time(now)})")
+            check_horizon(desired, now, options["_desired_time_horizon_days"], "_desired_time")
             desired = max(desired, now)
         else:
             desired = now
-        keys = user_keys(params, allow_empty=False)
-        for name in ("_call_direction", "_urs_virtual_queue"):
-            if name in keys:
-                keys[name] = _checked_option(name, keys[name])
+        keys = request_keys(params, options, allow_empty=False)
         self._check_hours(options, desired)
         scheduled = desired - options["_request_execution_time_buffer"] > now
         if scheduled:
@@ -199,7 +207,7 @@ class CallbackService:
         if record["_callback_state"] == "COMPLETED":
             raise BadRequest(f"callback {cid} is COMPLETED and cannot be changed")
         new_time = params.get("_new_desired_time")
-        keys = user_keys(params, allow_empty=True)
+        keys = request_keys(params, options, allow_empty=True)
         if new_time in (None, "") and not keys:
             raise BadRequest("nothing to change: give _new_desired_time and/or keys to update")
         if new_time not in (None, ""):
@@ -210,12 +218,10 @@ class CallbackService:
             desired = parse_time(new_time, "_new_desired_time")
             if desired < now - 60:
                 raise BadRequest(f"_new_desired_time {format_time(desired)} is in the past")
+            check_horizon(desired, now, options["_desired_time_horizon_days"], "_new_desired_time")
             desired = max(desired, now)
             self._check_hours(options, desired)
             self._check_capacity(service_name, options, desired, exclude=cid)
-        for key in ("_call_direction", "_urs_virtual_queue"):
-            if key in keys and keys[key] != "":
-                keys[key] = _checked_option(key, keys[key])
         for key, value in keys.items():
             if value == "":
                 record.pop(key, None)
@@ -229,7 +235,8 @@ class CallbackService:
         elif keys:
             session = self.manager.sessions.get(record.get("_ors_session_id") or "")
             if session is not None and session.is_running:
-                session.deliver(Event("cb.updated", AttrDict(keys)))
+                # what changed, and the client's keys as they are now (the flow's _data)
+                session.deliver(Event("cb.updated", AttrDict(keys=dict(keys), _data=client_data(record))))
         self.mark(record)
         await self.manager.commit()
         return record
@@ -239,6 +246,7 @@ class CallbackService:
         options = self.service(service_name)
         now = self.clock.now()
         t0 = parse_time(start, "start") if start else now
+        check_horizon(t0, now, options["_desired_time_horizon_days"], "start")
         n_days = _int_param(days, "number-of-days", 1, 1, 31)
         t1 = parse_time(end, "end") if end else t0 + n_days * 86400
         if t1 <= t0:
@@ -378,8 +386,10 @@ class CallbackService:
     def _submit(self, record: dict[str, Any]) -> None:
         options = self.services.get(record["_service_name"])
         extra = self.push.start_data(record) if self.push is not None else {}
-        data = {**options, **record, **extra, "_service_id": record["_id"],
-                "_desired_time": record["_desired_time"]}
+        # The client's keys reach the flow only as the dict _data: never as variables of their own,
+        # which could shadow a builtin, a system name or a service option the flow relies on.
+        data = {**options, **service_fields(record), **extra, "_service_id": record["_id"],
+                "_desired_time": record["_desired_time"], "_data": client_data(record)}
         data.pop("_callback_state", None)
         lifecycle = self._lifecycle(record)
         if record["_callback_state"] == "SCHEDULED":
@@ -566,13 +576,3 @@ def _int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> in
     if not lo <= value <= hi:
         raise BadRequest(f"{name} must be between {lo} and {hi}")
     return value
-
-
-def _checked_option(name: str, value: Any) -> Any:
-    from .options import coerce
-
-    try:
-        return coerce(name, value)
-    except ValueError as e:
-        raise BadRequest(str(e)) from None
-

@@ -186,7 +186,8 @@ async def test_languages_fall_back_to_english(push_engine, google) -> None:
 
 
 async def test_fcm_errors(push_engine, google) -> None:
-    client = await push_engine({"dialling": {"_service": "callback", "_dial_retry_timeout": 30}}, None, SIMULATOR)
+    client = await push_engine({"dialling": {"_service": "callback", "_dial_retry_timeout": 30},
+                                "once": {"_service": "callback", "_max_dial_attempts": 1}}, None, SIMULATOR)
     # UNREGISTERED: final, the token is dropped and nothing more is pushed to it
     google.by_device[device(1)] = (404, fcm_error(404, "UNREGISTERED", "NOT_FOUND"))
     cid = await create_push(client, "dialling", 1, number="+15550020003")
@@ -199,7 +200,7 @@ async def test_fcm_errors(push_engine, google) -> None:
     google.answers = [(429, fcm_error(429, "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED"), {"Retry-After": "1"}),
                       (401, fcm_error(401, "THIRD_PARTY_AUTH_ERROR", "UNAUTHENTICATED"), {})]
     started = asyncio.get_running_loop().time()
-    cid = await create_push(client, "dialling", 2, number="+15550020004", _max_dial_attempts=1)
+    cid = await create_push(client, "once", 2, number="+15550020004")  # dialling options are the service's
     await wait_events(google, 2, 1)
     assert asyncio.get_running_loop().time() - started >= 0.95
     shown = await (await client.get("/admin/push/credentials", headers=ADMIN)).json()
