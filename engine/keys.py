@@ -105,7 +105,7 @@ def check_request(name: Any, role: Any, services: Any) -> tuple[str, str, tuple[
                                    "starting with a letter or digit")
     if name.startswith("env-"):
         raise KeyRequestError(400, "names starting with 'env-' are reserved for keys from the environment")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise KeyRequestError(400, f"role must be one of {', '.join(ROLES)}")
     if services is None:
         return name, role, None
@@ -129,8 +129,10 @@ class KeyStore:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.bootstrap = tuple(bootstrap)
         self.stored: tuple[ApiKey, ...] = ()
+        self._digests: tuple[tuple[bytes, ApiKey], ...] = ()  # what a request is checked against
         self.last_used: dict[str, float] = {}
         self._seen: tuple[int, int, int] | None = None
+        self._unreadable: tuple[int, int, int] | None = None  # a changed file that failed to load
         self.legacy = False  # the file is still in the old plain-text form
         self._checked = 0.0
         self._mutex = threading.Lock()  # writers may run in a worker thread
@@ -160,8 +162,8 @@ class KeyStore:
     def _match(self, presented: str) -> ApiKey | None:
         wanted = digest(presented)
         found = None
-        for key in self.keys:  # no early exit: the time taken does not depend on which key matched
-            if hmac.compare_digest(bytes.fromhex(key.sha256), wanted):
+        for known, key in self._digests:  # no early exit: the time does not depend on which matched
+            if hmac.compare_digest(known, wanted):
                 found = key
         return found
 
@@ -180,11 +182,13 @@ class KeyStore:
             return False  # a writer is at work and will leave the new state in place
         try:
             self._checked = now
-            if self._stat() == self._seen:
+            seen = self._stat()
+            if seen in (self._seen, self._unreadable):
                 return False
             try:
                 self._load()
             except (OSError, ValueError) as e:
+                self._unreadable = seen  # said once, not on every request
                 log.error("%s changed but cannot be read (%s); keeping the keys in use", self.path, e)
                 return False
             return True
@@ -198,11 +202,15 @@ class KeyStore:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
+    def _set_stored(self, stored: tuple[ApiKey, ...]) -> None:
+        self.stored = stored
+        self._digests = tuple((bytes.fromhex(k.sha256), k) for k in self.bootstrap + stored)
+
     def _load(self) -> None:
         seen = self._stat()
         stored, self.legacy = parse_file(self.path.read_bytes()) if seen is not None else ([], False)
         taken = {k.name for k in self.bootstrap}
-        self.stored = tuple(k for k in stored if k.name not in taken)
+        self._set_stored(tuple(k for k in stored if k.name not in taken))
         self._seen = seen
 
     # -- changing ------------------------------------------------------------------------------
@@ -281,7 +289,7 @@ class KeyStore:
             except OSError as e:
                 reason = e.strerror or type(e).__name__
                 raise KeyRequestError(503, f"the keys could not be saved ({reason}); nothing changed") from e
-            self.stored = tuple(keys)
+            self._set_stored(tuple(keys))
             self._seen = self._stat()
             return result
 

@@ -248,6 +248,9 @@ async def test_keys_are_created_listed_rotated_and_revoked(client) -> None:
     cases = [
         ("POST", "/admin/keys", {"name": "b", "role": "monitor"}, 409, "exists"),
         ("POST", "/admin/keys", {"name": "c", "role": "king"}, 400, "role must be one of"),
+        ("POST", "/admin/keys", {"name": "c", "role": ["client"]}, 400, "role must be one of"),
+        ("POST", "/admin/keys", {"name": {"x": 1}, "role": "client"}, 400, "name must be"),
+        ("POST", "/admin/keys", {"name": "c", "role": "client", "services": [["x"]]}, 400, "is not a service"),
         ("POST", "/admin/keys", {"name": "bad name", "role": "client"}, 400, "name must be"),
         ("POST", "/admin/keys", {"name": "env-x", "role": "client"}, 400, "reserved"),
         ("POST", "/admin/keys", {"name": "c", "role": "monitor", "services": ["nowait"]}, 400, "only client"),
@@ -331,6 +334,19 @@ async def test_a_key_change_that_cannot_be_saved_changes_nothing(client, tmp_pat
     assert [{**k, "last_used": 0} for k in after] == [{**k, "last_used": 0} for k in before]
     assert path.read_bytes() == before_file
     assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+async def test_a_keys_file_broken_by_hand_keeps_the_keys_in_use(client, tmp_path, caplog) -> None:
+    kept = await new_key(client, "kept", "client")
+    path = tmp_path / "data" / "keys.json"
+    path.write_text("{not json")
+    for _ in range(3):
+        assert (await client.get("/scxml/sessions", headers={"x-api-key": "wrong"})).status == 401
+    assert (await client.get("/scxml/sessions", headers=kept)).status == 200
+    assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
+    r = await client.post("/admin/keys", json={"name": "more", "role": "client"}, headers=ADMIN)
+    assert r.status == 503 and "cannot be read" in (await r.json())["message"]
+    assert path.read_text() == "{not json"
 
 
 async def test_plain_text_keys_of_older_versions_keep_working_but_are_hashed(aiohttp_client, tmp_path) -> None:
