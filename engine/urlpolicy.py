@@ -121,6 +121,7 @@ class UrlPolicy:
 
     def __init__(self, origins: Iterable[str] = (), networks: Iterable[str] = ()):
         self.origins = frozenset(parse_origin(o) for o in origins)
+        self.exempt: frozenset[Origin] = frozenset()
         nets: list[Network] = []
         for text in networks:
             try:
@@ -141,6 +142,14 @@ class UrlPolicy:
         except UrlRefused as e:
             raise ValueError(f"{where}: {e}") from None
 
+    def exempting(self, *urls: str) -> UrlPolicy:
+        """The same policy, except that these URLs' origins pass the allow list of origins: for
+        endpoints an administrator names in settings (FCM). Their addresses are still checked."""
+        other = UrlPolicy()
+        other.origins, other.networks = self.origins, self.networks
+        other.exempt = self.exempt | {parse_url(u)[1] for u in urls}
+        return other
+
     def describe(self) -> dict[str, Any]:
         return {"allowed_targets": sorted(str(o) for o in self.origins) or "any origin, public addresses only",
                 "allowed_networks": [str(n) for n in self.networks]}
@@ -151,7 +160,7 @@ class UrlPolicy:
         An IP-literal host is checked here (no resolver runs for it); a name is checked when
         it is resolved, on the addresses the socket will use."""
         url, origin = parse_url(text)
-        if self.origins and origin not in self.origins:
+        if self.origins and origin not in self.origins and origin not in self.exempt:
             raise UrlRefused(f"{origin} is not in the allow list of outbound targets")
         ip = _ip(origin.host)
         if ip is not None and not self.address_allowed(ip) and origin not in self.origins:

@@ -127,6 +127,8 @@ class CallbackService:
         else:
             desired = now
         keys = request_keys(params, options, allow_empty=False)
+        if self.notifications is not None:  # the effective target must pass the outbound URL policy
+            self.notifications.notifier.check_request(service_name, keys)
         self._check_hours(options, desired)
         scheduled = desired - options["_request_execution_time_buffer"] > now
         if scheduled:

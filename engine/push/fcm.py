@@ -57,13 +57,16 @@ class PushFailure(Failure):
 class FcmClient:
     def __init__(self, base_url: str = DEFAULT_BASE, token_uri: str = DEFAULT_TOKEN_URI, timeout: float = 10.0,
                  *, policy: UrlPolicy | None = None):
-        """``ValueError`` when the outbound URL policy refuses either URL (they are settings)."""
-        self.policy = policy or UrlPolicy()
+        """``ValueError`` when the outbound URL policy refuses either URL. Both are settings an
+        administrator names, so the allow list of origins does not apply to them; the rest of
+        the policy does (http(s), no userinfo, no redirects, public addresses unless allowed)."""
+        given = policy or UrlPolicy()
         for name, url in (("fcm_base_url", base_url), ("fcm_token_uri", token_uri)):
             try:
-                self.policy.check(url)
+                given.exempting(url).check(url)
             except UrlRefused as e:
                 raise ValueError(f"setting {name}: {e}") from None
+        self.policy = given.exempting(base_url, token_uri)
         self.base_url = base_url.rstrip("/")
         self.token_uri = token_uri
         self.timeout = timeout
