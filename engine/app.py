@@ -11,10 +11,11 @@ import asyncio
 import gc
 import logging
 import time
+from functools import partial
 
 from aiohttp import web
 
-from .api import admin, gms, keys, notifications, ors, push
+from .api import admin, gms, health, keys, notifications, ors, push
 from .api.appkeys import CALLBACKS, ENGINE, FLOWS, INITIAL_KEY, KEYS, MANAGER, NOTIFICATIONS, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
@@ -23,15 +24,17 @@ from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
 from .flows import FlowRegistry
 from .keys import open_keys, scrub_environment
-from .notifications.notifier import NotificationConfig, TransactionLists
+from .notifications.notifier import NotificationConfig, TransactionLists, target_problems
 from .notifications.service import NotificationService
+from .platform import adapter as platform_adapter
 from .platform import ioprocessor as platform_io
 from .platform.config import SimulatorConfig, load_simulator_config
 from .platform.simulator import Simulator
 from .push.callback_settings import CallbackSettings
 from .push.fcm import FcmClient
 from .push.service import PushService
-from .scxml import DEFAULT_REGISTRY, BasicHttpProcessor, Limits, Registry
+from .scxml import BASIC_HTTP, DEFAULT_REGISTRY, BasicHttpProcessor, Limits, Registry
+from .scxml.basichttp import RetryBudget
 from .scxml.clock import Clock, ScaledClock
 from .secretbox import SecretBox
 from .sessions.manager import SessionManager
@@ -39,7 +42,6 @@ from .settings import Settings
 from .storage import Store
 
 log = logging.getLogger("engine")
-VERSION = "0.1.0"
 
 
 class Engine:
@@ -55,12 +57,12 @@ class Engine:
         self.simulator: Simulator | None = None
         self.callbacks: CallbackService | None = None
         self.notifications: NotificationService | None = None
-        self.lists = TransactionLists(settings.config_dir)
+        self.lists = TransactionLists(settings.config_dir, check=self._target_problems)
         # A service may name only lists and virtual queues that exist (checked on PUT, logged on load).
         self.services = ServiceRegistry(settings.config_dir, references={
             "_callback_events_list": ("transaction list", self.lists.names),
             "_urs_virtual_queue": ("virtual queue", self._queue_names),
-        })
+        }, checks=[self._target_problems])
         self.callback_settings = CallbackSettings(settings.config_dir)
         self.push: PushService | None = None
         self._maintenance: asyncio.Task | None = None
@@ -70,6 +72,10 @@ class Engine:
     def _queue_names(self) -> list[str]:
         return self.simulator.queues if self.simulator is not None else []
 
+    def _target_problems(self, options: dict) -> list[str]:
+        """A replacement service's or list's notification target under the outbound URL policy."""
+        return target_problems(options, self.notifications.config.policy) if self.notifications else []
+
     async def open(self, app: web.Application | None = None) -> None:
         s = self.settings
         sim_path = s.config_dir / "simulator.toml"
@@ -77,7 +83,16 @@ class Engine:
         self.lists.load()
         for problem in self.callback_settings.load():
             log.error("CALLBACK_SETTINGS refused: %s", problem)
-        notification_config = NotificationConfig.load(s.config_dir / "notifications.json")
+        box = SecretBox.for_data_dir(s.data_dir)
+        notification_config = NotificationConfig.load(s.config_dir / "notifications.json", box)
+        # One outbound URL policy (notifications.json) for every target: notifications, Basic HTTP
+        # sends of flows, FCM (its URLs are checked here, before anything else opens).
+        self.fcm = FcmClient(s.fcm_base_url, s.fcm_token_uri, policy=notification_config.policy)
+        self.registry = self.registry.copy()
+        self.registry.register_processor(BASIC_HTTP, partial(
+            BasicHttpProcessor, base_url=s.base_url, key=box.derive("basichttp-capability"),
+            policy=notification_config.policy,
+            retry=RetryBudget(s.basichttp_max_attempts, s.basichttp_retry_seconds)), "basichttp")
         if s.persistence:
             self.store = await Store.open(s.db_url)
         # One clock for every timer; the simulator mode may run it faster than the wall clock.
@@ -87,20 +102,20 @@ class Engine:
             clock = ScaledClock(sim_config.time_scale, start=float(stored) if stored else None)
         self.flows = FlowRegistry(s.flows_dir, self.registry, self.store, s.flow_watch_interval)
         await self.flows.start()
-        limits = Limits(max_microsteps=s.max_microsteps, max_invoke_depth=s.max_invoke_depth)
-        self.manager = SessionManager(self.flows, self.store, registry=self.registry, limits=limits, clock=clock)
-        basic = self.manager.processor_for("basichttp")
-        if isinstance(basic, BasicHttpProcessor):
-            basic.base_url = s.base_url
+        limits = Limits(max_microsteps=s.max_microsteps, max_invoke_depth=s.max_invoke_depth,
+                        macrosteps_per_turn=s.macrosteps_per_turn, turn_seconds=s.turn_seconds,
+                        max_foreach_items=s.max_foreach_items, max_sends_per_second=s.max_sends_per_second)
+        self.manager = SessionManager(self.flows, self.store, registry=self.registry, limits=limits, clock=clock,
+                                      durability_timeout=s.durability_timeout,
+                                      reserved_events=reserved_events())
         self.simulator = Simulator(sim_config, clock, platform_io.host_deliverer(self.manager))
         self.services.load()  # after the lists and the simulator: it checks the names they define
         self.manager.platform = self.simulator  # type: ignore[attr-defined]
         self.notifications = NotificationService(self.manager, self.services, self.lists, notification_config)
         self.callbacks = CallbackService(self.manager, self.services, self.simulator, self.notifications)
         self.manager.callbacks = self.callbacks  # type: ignore[attr-defined]
-        self.fcm = FcmClient(s.fcm_base_url, s.fcm_token_uri)
         self.push = PushService(self.callbacks, self.notifications, self.callback_settings, self.fcm,
-                                SecretBox.for_data_dir(s.data_dir), self.simulator)
+                                box, self.simulator)
         self.callbacks.push = self.push
         await self.push.open()
         await self.manager.open()
@@ -163,19 +178,10 @@ class Engine:
         log.info("engine stopped")
 
 
-async def health(request: web.Request) -> web.Response:
-    engine: Engine = request.app[ENGINE]
-    mgr = engine.manager
-    return web.json_response({
-        "status": "ok", "version": VERSION,
-        "sessions": len(mgr.sessions) if mgr else 0,
-        "flows": len(engine.flows.current) if engine.flows else 0,
-        "persistence": engine.store is not None,
-        "uptime": round(time.time() - engine.started_at, 3),
-        # The engine's clock: ahead of the wall clock when the simulator runs time faster.
-        "clock": mgr.clock.now() if mgr else time.time(),
-        "time_scale": getattr(mgr.clock, "scale", 1.0) if mgr else 1.0,
-    })
+def reserved_events() -> dict[str, str]:
+    """Event namespaces only the engine's own parts raise in flows; clients are refused them."""
+    return {**{p: "the contact-center platform" for p in platform_adapter.EVENT_PREFIXES},
+            **{p: "the callback service" for p in flow_actions.EVENT_PREFIXES}}
 
 
 def engine_registry() -> Registry:
@@ -190,15 +196,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                freeze_gc: bool = False) -> web.Application:
     settings = settings or Settings.load()
     engine = Engine(settings, registry, freeze_gc=freeze_gc)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, require_key,
-                                                                                     admin.unsaved_is_503])
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[json_errors, require_key, health.storage_gate,
+                                       admin.unsaved_is_503])
     key_store = open_keys(settings)
     scrub_environment()  # the keys are read; subprocesses and flows must not see them
     app[SETTINGS] = settings
     app[ENGINE] = engine
     app[KEYS] = key_store
     app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
-    app.router.add_get("/health", health)
+    app.router.add_routes(health.routes)
     app.router.add_routes(ors.routes)
     app.router.add_routes(gms.routes)
     app.router.add_routes(notifications.routes)
@@ -213,7 +220,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         app[CALLBACKS] = engine.callbacks
         app[NOTIFICATIONS] = engine.notifications
         basic = engine.manager.processor_for("basichttp")  # type: ignore[union-attr]
-        app.router.add_post("/basichttp/{sid}", basic.handle)
+        app.router.add_post("/basichttp/{sid}", basic.handle)  # no capability: 404, like a wrong one
+        app.router.add_post("/basichttp/{sid}/{cap}", basic.handle)
 
     async def on_cleanup(app: web.Application) -> None:
         await engine.close()

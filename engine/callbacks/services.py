@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,16 @@ class ServiceError(ValueError):
 
 
 class ServiceRegistry:
-    def __init__(self, config_dir: Path, references: Mapping[str, tuple[str, Known]] | None = None):
+    def __init__(self, config_dir: Path, references: Mapping[str, tuple[str, Known]] | None = None,
+                 checks: Sequence[Callable[[dict[str, Any]], list[str]]] = ()):
         """``references``: option -> (what it names, the names that exist now), e.g.
         ``{"_urs_virtual_queue": ("virtual queue", lambda: queues)}``; built by the engine so this
-        layer need not know the platform or the notification lists."""
+        layer need not know the platform or the notification lists. ``checks``: more problems a
+        replacement may have (e.g. a notification target the outbound URL policy refuses)."""
         self.services_dir = Path(config_dir) / "services"
         self.hours_dir = Path(config_dir) / "business-hours"
         self.references = dict(references or {})
+        self.checks = tuple(checks)
         self.raw: dict[str, dict[str, Any]] = {}
         self.options: dict[str, dict[str, Any]] = {}
         self.hours: dict[str, BusinessHours] = {}
@@ -101,7 +104,7 @@ class ServiceRegistry:
 
         Raises ``ServiceError`` (bad definition) or ``SaveError`` (not written; nothing changed)."""
         options = self._check_service(name, raw)
-        problems = self.unknown_references(raw)
+        problems = self.unknown_references(raw) + [p for check in self.checks for p in check(raw)]
         if problems:
             raise ServiceError("; ".join(problems))
         save(self.services_dir / f"{name}.json", _json_bytes(raw), f"service {name!r}")

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,9 +95,11 @@ def target_problems(options: Mapping[str, Any], policy: UrlPolicy) -> list[str]:
 class TransactionLists:
     """``config/transaction-lists/<name>.cfg``, read at start and replaced through the admin API."""
 
-    def __init__(self, config_dir: Path):
+    def __init__(self, config_dir: Path, check: Callable[[dict[str, Any]], list[str]] | None = None):
+        """``check``: problems of a replacement's ``[properties]`` (the outbound URL policy)."""
         self.folder = Path(config_dir) / "transaction-lists"
         self.lists: dict[str, TransactionList] = {}
+        self.check = check
 
     def load(self) -> None:
         for path in sorted(self.folder.glob("*.cfg")) if self.folder.is_dir() else []:
@@ -114,6 +116,9 @@ class TransactionLists:
         if not NAME.match(name):
             raise ValueError(f"list name {name!r} must be letters, digits, '.', '_' or '-'")
         parsed = parse(text, name)
+        problems = self.check(parsed.properties) if self.check else []
+        if problems:
+            raise ValueError(f"transaction list {name!r} [properties]: {'; '.join(problems)}")
         save(self.folder / f"{name}.cfg", text.encode("utf-8"), f"transaction list {name!r}")
         self.lists[name] = parsed
         return parsed

@@ -250,3 +250,24 @@ async def test_fcm_urls_are_checked_at_start_and_token_requests_on_connect(peers
     allowed = guarded_requests_session(UrlPolicy(networks=["127.0.0.0/8"]))
     r = await asyncio.to_thread(allowed.post, peer.url("/token", host="localhost"), data=b"x", timeout=5)
     assert r.status_code == 200 and len(peer.requests) == 1
+
+
+async def test_service_and_list_replacements_check_the_target(aiohttp_client, tmp_path, peers) -> None:
+    allowed, other = await peers(), await peers()
+    client = await start_engine(aiohttp_client, engine_settings(tmp_path, {"allowed_targets": [allowed.origin]}))
+    for target in (other.url(), f"http://127.0.0.1:{allowed.port}@127.0.0.1:{other.port}/", "gopher://x/"):
+        r = await client.put("/admin/services/notifying", headers=ADMIN, json={
+            "_service": "callback", "_enable_status_notification": "notify",
+            "_status_notification_type": "httpcb", "_status_notification_target": target})
+        body = await r.json()
+        assert r.status == 400 and "_status_notification_target" in body["message"], body
+        text = f"[properties]\n_status_notification_type = httpcb\n_status_notification_target = {target}\n"
+        r = await client.put("/admin/transaction-lists/Mine", headers=ADMIN, data=text)
+        body = await r.json()
+        assert r.status == 400 and "_status_notification_target" in body["message"], body
+    assert (await client.get("/admin/services/notifying", headers=ADMIN)).status == 404  # nothing changed
+    assert (await client.get("/admin/transaction-lists/Mine", headers=ADMIN)).status == 404
+    assert not (tmp_path / "config" / "services" / "notifying.json").exists()
+    r = await client.put("/admin/services/notifying", headers=ADMIN, json={
+        "_service": "callback", "_status_notification_type": "httpcb", "_status_notification_target": allowed.url()})
+    assert r.status == 200, await r.text()
