@@ -18,7 +18,7 @@ import pytest
 from engine.api.appkeys import ENGINE, FLOWS
 from engine.app import create_app
 from engine.settings import Settings
-from tests.callbacks.conftest import ADMIN, write_config
+from tests.callbacks.conftest import ADMIN, wait_state, write_config
 from tests.conftest import REPO
 from tests.support.engine_process import free_port
 
@@ -193,3 +193,22 @@ async def test_saved_files_are_whole_and_private(aiohttp_client, tmp_path):
     status, _ = await _send(client, "PUT", "/admin/flows/fresh", FLOW)
     assert status == 200 and (tmp_path / "flows" / "fresh.scxml").read_text() == FLOW
     assert client.app[FLOWS].current["fresh"].version == 1
+
+
+async def test_a_simulator_change_the_simulator_refuses_leaves_the_file_alone(aiohttp_client, tmp_path):
+    """Saved first, then applied: when applying is refused (a queue still in use), the saved file
+    is put back, so a restart does not bring in what the live engine refused."""
+    s = settings(tmp_path)
+    client = await aiohttp_client(create_app(s), server_kwargs={"port": s.port})
+    r = await client.post("/genesys/1/service/callback/tiny", json={"_customer_number": "+15551230000"},
+                          headers={"x-api-key": "client-key"})
+    assert r.status == 200, await r.text()
+    await wait_state(client, (await r.json())["_id"], "QUEUED")  # it waits in Empty_VQ, which has no agents
+    before = (tmp_path / "config" / "simulator.toml").read_bytes()
+    config = (await _get(client, "/admin/simulator"))[1]
+    del config["queues"]["Empty_VQ"]
+    status, answer = await _send(client, "PUT", "/admin/simulator", config)
+    assert status == 400 and "cannot remove a queue" in answer["message"], answer
+    assert (tmp_path / "config" / "simulator.toml").read_bytes() == before
+    assert "Empty_VQ" in (await _get(client, "/admin/simulator"))[1]["queues"]
+    assert temp_files(tmp_path) == []
