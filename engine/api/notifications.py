@@ -66,6 +66,13 @@ async def publish(request: web.Request) -> web.Response:
         raise ApiError(400, "tag is required")
     if message is None:
         raise ApiError(400, "message is required")
+    if tag.split("/", 1)[0] == "callback":
+        raise ApiError(403, "the callback/ tag space is the engine's: status events of callbacks are published "
+                            "only by the callback service")
+    event_id = message.get("event_id") if isinstance(message, dict) else None
+    reason = request.app[MANAGER].refuses_external(str(event_id)) if event_id is not None else None
+    if reason is not None:
+        raise ApiError(403, f"event_id {event_id!r} refused: {reason}")
     svc = service(request)
     count = svc.notifier.publish(tag, message if isinstance(message, dict) else {"message": message})
     svc.flush()

@@ -70,6 +70,9 @@ async def event(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if not EVENT_NAME.match(name):
         raise ApiError(400, f"{name!r} is not a valid event name")
+    reason = manager(request).refuses_external(name)
+    if reason is not None:
+        raise ApiError(403, f"event {name!r} refused: {reason}")
     session = await _live_session(request)
     params = await read_params(request)
     session.send(name, params or None, type="external")

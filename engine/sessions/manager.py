@@ -45,6 +45,7 @@ from ..storage import Batch, StorageUnavailable, Store
 from ..storage.store import dumps
 
 log = logging.getLogger("engine.sessions")
+SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}
 
 
 @dataclass
@@ -67,11 +68,14 @@ class SessionManager(SessionHost):
     """A ``SessionHost`` that persists sessions and restores them on start."""
 
     def __init__(self, flows: FlowRegistry, store: Store | None, *, registry: Registry | None = None,
-                 clock: Clock | None = None, limits: Limits | None = None, durability_timeout: float = 10.0):
+                 clock: Clock | None = None, limits: Limits | None = None, durability_timeout: float = 10.0,
+                 reserved_events: dict[str, str] | None = None):
         super().__init__(registry=registry or flows.registry, clock=clock, limits=limits)
         self.flows = flows
         self.store = store
         self.durability_timeout = durability_timeout
+        # name prefix -> who alone may raise such events; system events are the interpreter's
+        self.reserved_events = {**SYSTEM_EVENTS, **(reserved_events or {})}
         self.info: dict[str, SessionInfo] = {}
         self.ended: dict[str, dict[str, Any]] = {}  # recently ended, for queries without the DB
         self._dirty: dict[str, Session] = {}
@@ -218,6 +222,12 @@ class SessionManager(SessionHost):
                                  "payload": dumps(payload), "created_at": time.time()})
         self._held_effects.append((row_id, session.id, kind, payload))
         self._changed()
+
+    def refuses_external(self, name: str) -> str | None:
+        for prefix, owner in self.reserved_events.items():
+            if name.startswith(prefix):
+                return f"event names starting {prefix!r} are reserved: only {owner} raises them"
+        return None
 
     def request_write(self) -> None:
         """Something a batch contributor holds has changed; write it with the next batch."""
