@@ -21,6 +21,7 @@ from .events import Event
 from .model import Document
 from .registry import DEFAULT_REGISTRY, Registry
 from .session import Session
+from .turns import TurnQueue
 from .values import resolve_src
 
 log = logging.getLogger("engine.scxml")
@@ -41,7 +42,7 @@ class Limits:
     max_invoke_depth: int = 16
     macrosteps_per_turn: int = 100
     turn_seconds: float = 0.02
-    max_foreach_items: int = 100_000
+    max_foreach_items: int = 10_000
     max_sends_per_second: int = 1_000
 
     def __post_init__(self) -> None:
@@ -103,6 +104,7 @@ class SessionHost:
         self.registry = registry or DEFAULT_REGISTRY
         self.clock = clock or Clock()
         self.limits = limits or Limits()
+        self.turns = TurnQueue(self.clock, self.limits.turn_seconds)
         self.sessions: dict[str, Session] = {}
         self._processors: dict[str, Any] = {}
         self._invokers: dict[str, Any] = {}

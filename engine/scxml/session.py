@@ -11,14 +11,19 @@ every other session, so none may keep it for long:
 
 * A *turn* (one call of ``start``/``send``/a scheduled drain) ends after
   ``Limits.macrosteps_per_turn`` macrosteps or ``Limits.turn_seconds`` of processing, whichever
-  comes first. The session then yields: it schedules its continuation with ``call_soon`` and
-  returns. It yields only where it would otherwise take the next external event, so its queues
-  are untouched and W3C semantics (one event at a time, in order) hold; to the document a yield
-  looks like the next event arriving a little later.
-* One macrostep cannot be cut, so what one macrostep may do is bounded: ``max_microsteps``
-  steps, and ``max_foreach_items`` ``<foreach>`` iterations in all (one loop, nested loops and
-  repeated loops together; a loop is checked before its first iteration, so nothing of a
-  refused loop runs and a huge collection is never copied).
+  comes first. The session then yields: it puts itself in the host's ``TurnQueue`` (round-robin
+  slices with pauses between them, see ``turns.py``) and returns. A turn ends only between two
+  microsteps or before the next external event is taken, where the state is whole
+  (configuration, datamodel, queues), and nothing else is taken from the external queue until
+  the macrostep is complete: events are still processed one at a time, in order (W3C). What an
+  observer may see is a configuration between two microsteps of a macrostep that ran longer
+  than ``turn_seconds``. Every turn makes progress: at least the external event a synchronous
+  ``send`` queued, and one microstep.
+* What cannot be cut is one microstep's executable content, so it is bounded:
+  ``max_foreach_items`` ``<foreach>`` iterations in one macrostep in all (one loop, nested loops
+  and repeated loops together; a loop is checked before its first iteration, so nothing of a
+  refused loop runs and a huge collection is never copied). ``max_microsteps`` still fails a
+  macrostep that never ends.
 * A session may dispatch at most ``max_sends_per_second`` ``<send>`` events (any type and
   target, delayed or not) in any one-second window; a send over it is not sent.
 
@@ -250,8 +255,13 @@ class Session:
         if not self._busy:
             self._drain()
 
+    def continue_turn(self, until: float) -> None:
+        """The host's turn queue gives this session a turn that ends by ``until`` at the latest."""
+        self._scheduled = False
+        if self.status == RUNNING and not self._busy:
+            self._process(lambda: self._run(until))
+
     def _drain(self) -> None:
-        self._foreach_used = 0  # whatever is processed now is a new macrostep
         self._process(self._run)
 
     def _process(self, step: Callable[[], None]) -> None:
@@ -272,14 +282,18 @@ class Session:
             self.host.session_ended(self)
 
     # ------------------------------------------------------------------ main loop
-    def _run(self) -> None:
+    def _run(self, until: float | None = None) -> None:
         """W3C mainEventLoop, returning when the session must wait for an external event or
         has used up its turn (then it goes on from the same place on a later loop turn)."""
         limits = self.host.limits
         macrosteps = 0
         turn_ends = time.perf_counter() + limits.turn_seconds
+        if until is not None:
+            turn_ends = min(turn_ends, until)
         while self.status == RUNNING:
-            self._macrostep()
+            if not self._macrostep(turn_ends):
+                self._yield_turn()
+                return
             if self.status != RUNNING:
                 break
             if self.cancel_requested:
@@ -312,16 +326,17 @@ class Session:
         """Let the loop run everything else, then go on: the queues keep their order."""
         if not self._scheduled:
             self._scheduled = True
-            self.host.clock.call_soon(self._drain_scheduled)
+            self.host.turns.add(self)
 
-    def _macrostep(self) -> None:
-        """Eventless transitions and internal events until the configuration is stable."""
+    def _macrostep(self, turn_ends: float = float("inf")) -> bool:
+        """Eventless transitions and internal events until the configuration is stable (True),
+        or until the turn is over (False: the rest of the macrostep runs on the next turn)."""
         internal = self._internal
         while self.status == RUNNING:
             enabled = self._select_eventless()
             if not enabled:
                 if not internal:
-                    return
+                    return True
                 event = internal.pop(0)
                 self.store["_event"] = event
                 enabled = self._select(event.name)
@@ -331,6 +346,9 @@ class Session:
                     self._count_step(f"event {event.name!r} that no transition takes")
                     continue
             self._microstep(enabled)
+            if time.perf_counter() >= turn_ends:
+                return self.status != RUNNING
+        return True
 
     def _count_step(self, last: Transition | str) -> None:
         self._microsteps += 1
