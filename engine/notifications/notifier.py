@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from .transaction_list import PROPERTY_KEYS, TransactionList, parse
 
 log = logging.getLogger("engine.notifications")
 ENABLED = ("notify", "subscribe_notify")
+PLACEHOLDER = re.compile(r"^<[^<>\x00-\x1f]*>$")
 DEFAULT_MAX_ATTEMPTS = 8
 
 
@@ -85,6 +87,8 @@ def target_problems(options: Mapping[str, Any], policy: UrlPolicy) -> list[str]:
     kind = str(options.get("_status_notification_type") or "httpcb").strip()
     if target in (None, "") or kind != "httpcb":
         return []
+    if isinstance(target, str) and PLACEHOLDER.match(target.strip()):
+        return []  # the seed's sample list says "<your URL>": a template, refused only if ever used
     try:
         policy.check(str(target).strip() if isinstance(target, str) else target)
     except UrlRefused as e:
