@@ -12,13 +12,14 @@ every other session, so none may keep it for long:
 * A *turn* (one call of ``start``/``send``/a scheduled drain) ends after
   ``Limits.macrosteps_per_turn`` macrosteps or ``Limits.turn_seconds`` of processing, whichever
   comes first. The session then yields: it puts itself in the host's ``TurnQueue`` (round-robin
-  slices with pauses between them, see ``turns.py``) and returns. A turn ends only between two
-  microsteps or before the next external event is taken, where the state is whole
-  (configuration, datamodel, queues), and nothing else is taken from the external queue until
-  the macrostep is complete: events are still processed one at a time, in order (W3C). What an
-  observer may see is a configuration between two microsteps of a macrostep that ran longer
-  than ``turn_seconds``. Every turn makes progress: at least the external event a synchronous
-  ``send`` queued, and one microstep.
+  slices with pauses between them, see ``turns.py``) and returns. A turn ends before the next
+  external event is taken, or between two microsteps while raised events wait (and no
+  invocation waits to start), where a snapshot holds all that is left to do; nothing else is
+  taken from the external queue until the macrostep is complete, so events are still processed
+  one at a time, in order (W3C). What an observer may see is a configuration between two
+  microsteps of a macrostep that ran longer than ``turn_seconds``. Every turn makes progress:
+  at least the external event a synchronous ``send`` queued, and one microstep. A chain of
+  eventless transitions is not cut (``max_microsteps`` bounds it).
 * What cannot be cut is one microstep's executable content, so it is bounded:
   ``max_foreach_items`` ``<foreach>`` iterations in one macrostep in all (one loop, nested loops
   and repeated loops together; a loop is checked before its first iteration, so nothing of a
@@ -346,7 +347,9 @@ class Session:
                     self._count_step(f"event {event.name!r} that no transition takes")
                     continue
             self._microstep(enabled)
-            if time.perf_counter() >= turn_ends:
+            # Cut only where a snapshot holds all that is left to do: raised events waiting (a
+            # restored session is drained again) and no invocation waiting to start.
+            if internal and not self._to_invoke and time.perf_counter() >= turn_ends:
                 return self.status != RUNNING
         return True
 

@@ -118,6 +118,23 @@ async def test_a_long_macrostep_is_cut_between_microsteps_but_no_event_overtakes
     assert session.datamodel["log"] == [1] * 3000 + ["ext"]
 
 
+async def test_a_macrostep_cut_mid_way_is_finished_from_its_snapshot() -> None:
+    doc = scxml(
+        '<datamodel><data id="n" expr="0"/></datamodel>'
+        '<state id="s"><onentry><foreach array="range(3000)" item="i"><raise event="step"/></foreach></onentry>'
+        '<transition event="step" cond="n + 1 &lt; 3000"><assign location="n" expr="n + 1"/></transition>'
+        '<transition event="step" target="done"/></state><final id="done"/>'
+    )
+    session = SessionHost(limits=Limits(turn_seconds=0.001)).start_session(doc)
+    assert session.status == RUNNING and session.datamodel["n"] < 2999
+    other = SessionHost()  # as after a crash: only the snapshot survives
+    copy = restore(other, doc, session.id, snapshot(session))
+    other.sessions[copy.id] = copy
+    resume(copy)
+    await settle(copy)
+    assert copy.status == FINISHED and copy.datamodel["n"] == 2999
+
+
 async def test_an_endless_macrostep_still_fails_across_turns() -> None:
     doc = scxml('<state id="s"><onentry><raise event="e"/></onentry>'
                 '<transition event="e"><raise event="e"/></transition></state>')
