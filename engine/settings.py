@@ -37,7 +37,7 @@ class Settings:
     max_invoke_depth: int = 16
     macrosteps_per_turn: int = 100  # then a session yields to the event loop (fairness)
     turn_seconds: float = 0.02  # ...or after this long, whichever comes first
-    max_foreach_items: int = 100_000  # <foreach> iterations in one macrostep
+    max_foreach_items: int = 10_000  # <foreach> iterations in one macrostep
     max_sends_per_second: int = 1_000  # <send> events one session may dispatch per second
     log_level: str = "INFO"
     log_format: str = "text"  # or "json"
