@@ -58,7 +58,8 @@ async def test_the_seeds_gms_events_list_applies(make_engine, receiver) -> None:
                                               _vq_for_outbound_calls="Outbound_VQ")})
     r = await client.put("/admin/transaction-lists/GMS_Events", data=cfg, headers=ADMIN)
     body = await r.json()
-    assert r.status == 200 and body["warnings"] == [] and sorted(body["events"]) == sorted(FLOW_EVENTS)
+    assert r.status == 200, body
+    assert body["warnings"] == [] and sorted(body["events"]) == sorted(FLOW_EVENTS)
     cid = await create(client, "listed", _customer_number="+15550800002")
     await wait_state(client, cid, "COMPLETED")
     msgs = await receiver.wait_for(9)
@@ -115,15 +116,24 @@ async def test_notify_publishes_only_to_client_subscriptions(make_engine, receiv
     [msg] = await receiver.wait_for(1, "/mine")
     assert msg["_customer_number"] == "+15550800008"
     assert receiver.received[0].body["deviceId"] == "phone-42"
-    # publish through the API reaches the same subscription; unsubscribing stops it
+    # the callback/ tag space is the engine's; clients publish under tags of their own
     r = await client.post("/genesys/1/notification/publish", headers=CLIENT,
                           json={"tag": "callback/pub/anything", "message": {"hello": "world"}})
+    assert r.status == 403
+    r = await client.post("/genesys/1/notification/subscription", headers=CLIENT, json={
+        "subscriberId": "app-1", "providerName": "default", "filter": "apps/pub/*", "expire": 60,
+        "notificationDetails": {"deviceId": "phone-42", "type": "httpcb",
+                                "properties": {"url": receiver.url("/mine")}}})
+    own = await r.json()
+    # publish through the API reaches that subscription; unsubscribing stops it
+    r = await client.post("/genesys/1/notification/publish", headers=CLIENT,
+                          json={"tag": "apps/pub/anything", "message": {"hello": "world"}})
     assert (await r.json())["deliveries"] == 1
     await receiver.wait_for(2, "/mine")
-    r = await client.delete(f"/genesys/1/notification/subscription/{sub['id']}", headers=CLIENT)
+    r = await client.delete(f"/genesys/1/notification/subscription/{own['id']}", headers=CLIENT)
     assert r.status == 200
     r = await client.post("/genesys/1/notification/publish", headers=CLIENT,
-                          json={"tag": "callback/pub/anything", "message": {"hello": "again"}})
+                          json={"tag": "apps/pub/anything", "message": {"hello": "again"}})
     assert (await r.json())["deliveries"] == 0
 
 
