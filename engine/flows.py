@@ -25,6 +25,23 @@ from .storage import Store
 
 log = logging.getLogger("engine.flows")
 FLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+SCXML_NS = "http://www.w3.org/2005/07/scxml"
+SANDBOXED_DATAMODELS = frozenset({"null", "ecmascript"})
+
+
+def runs_host_code(raw: bytes) -> bool:
+    """Whether a document (or a document inlined in it for ``<invoke>``) uses a datamodel whose
+    expressions are host code: ``python``, the default. Such a flow can do anything the engine's
+    process can, so uploading one is the administrator's decision. Unparseable text is left to the
+    validation that follows, which refuses it with its line and column."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return False
+    return any(el.get("datamodel", "python") not in SANDBOXED_DATAMODELS
+               for el in root.iter(f"{{{SCXML_NS}}}scxml"))
 
 
 @dataclass

@@ -41,7 +41,7 @@ def escape_controls(text: str) -> str:
 class TextFormatter(logging.Formatter):
     """One line per message, whatever the message holds; a traceback still follows on its own lines."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
 

@@ -31,6 +31,7 @@ class Settings:
     max_key_length: int = 200
     max_value_length: int = 64 * 1024
     max_json_depth: int = 32  # objects/arrays nested deeper in any JSON input: 400
+    developers_upload_python_flows: bool = False  # python flows run as engine code: administrator only
     durability_timeout: float = 10.0  # a change not stored within this answers 503
     ready_max_backlog_age: float = 5.0  # /health/ready fails when changes wait longer to be stored
     max_microsteps: int = 10_000

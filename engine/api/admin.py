@@ -16,10 +16,11 @@ from aiohttp import web
 
 from ..atomic_file import SaveError, write_atomic
 from ..callbacks.services import ServiceRegistry
-from ..flows import FlowError, FlowRegistry
+from ..flows import FlowError, FlowRegistry, runs_host_code
 from ..platform.config import SimulatorConfig, save_simulator_config
+from ..roles import ADMINISTRATOR
 from ..scxml import DocumentError
-from .appkeys import ENGINE, FLOWS, MANAGER, SETTINGS
+from .appkeys import ENGINE, FLOWS, MANAGER, ROLE, SETTINGS
 from .body import read_json_object
 from .errors import ApiError, Handler
 
@@ -71,6 +72,10 @@ async def put_flow(request: web.Request) -> web.Response:
     if not text.strip():
         raise ApiError(400, "the body must be the SCXML document")
     name = request.match_info["name"]
+    if request.get(ROLE) != ADMINISTRATOR and not request.app[SETTINGS].developers_upload_python_flows \
+            and runs_host_code(text):
+        raise ApiError(403, f"flow {name!r} uses the python datamodel, whose expressions run as engine code: "
+                            "only the administrator may upload it (or set developers_upload_python_flows)")
     try:
         fv = await flows(request).add(name, text, write_file=True)
     except FlowError as e:

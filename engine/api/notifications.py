@@ -28,7 +28,7 @@ def service(request: web.Request) -> NotificationService:
 async def subscribe(request: web.Request) -> web.Response:
     svc = service(request)
     try:
-        sub = parse_request(await read_json_object(request), svc.manager.clock.now(), svc.config.allowed_targets)
+        sub = parse_request(await read_json_object(request), svc.manager.clock.now(), svc.config.policy)
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
     _check_scope(request, sub.filter)

@@ -52,11 +52,6 @@ class NotificationConfig:
     secrets: dict[str, str] = field(default_factory=dict)  # URL prefix -> Standard Webhooks secret
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
-    @property
-    def allowed_targets(self) -> UrlPolicy:
-        """What the notification API hands to ``parse_request``: the policy targets must pass."""
-        return self.policy
-
     @classmethod
     def load(cls, path: Path, box: SecretBox) -> NotificationConfig:
         if not path.is_file():

@@ -217,6 +217,10 @@ class BasicHttpProcessor:
                 fields[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
             else:
                 fields[key] = value
+        reason = self.host.refuses_external(name)
+        if reason is not None:  # from outside, a session may not be told what only the engine says
+            return web.json_response({"exception": "Forbidden", "message": f"event {name!r} refused: {reason}"},
+                                     status=403)
         if data is None and fields:
             data = fields
         head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())

@@ -65,3 +65,24 @@ async def test_orscb_publish_cannot_raise_engine_events_in_a_callback_session(cb
     assert "reserved" in body["message"]
     after = await record(cb_client, cid)
     assert after["_callback_state"] != "COMPLETED"
+
+
+async def test_basic_http_cannot_raise_engine_events_even_with_the_capability(cb_client):  # noqa: F811
+    from engine.api.appkeys import MANAGER
+
+    cid = await create(cb_client, "tiny", _customer_number="+15551230003")
+    sid = (await record(cb_client, cid))["_ors_session_id"]
+    manager = cb_client.app[MANAGER]
+    location = manager.processor_for("basichttp").location(manager.sessions[sid])
+    path = location.split("://", 1)[1].split("/", 1)[1]
+    # the bare session id, as the finding used it, grants nothing
+    r = await cb_client.post(f"/basichttp/{sid}", data={"_scxmleventname": "cb.cancel", "reason": "AGENT_CONNECTED"})
+    assert r.status == 404
+    for name in ("cb.cancel", "dial.result", "error.execution"):
+        r = await cb_client.post("/" + path, data={"_scxmleventname": name, "reason": "AGENT_CONNECTED"})
+        body = await r.json()
+        assert r.status == 403 and "reserved" in body["message"], body
+    r = await cb_client.post("/" + path, data={"_scxmleventname": "customer.note"})
+    assert r.status == 200
+    after = await record(cb_client, cid)
+    assert after["_callback_state"] != "COMPLETED" and "_callback_reason" not in after
