@@ -202,3 +202,42 @@ async def test_sigterm_stops_the_engine_while_its_database_is_gone(tmp_path):
             pg.stop()
         except Exception:  # already stopped above; pg.stop removed its folder anyway
             pass
+
+
+DEEP_CALLBACK_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python"
+       name="deepcb" initial="s">
+  <datamodel><data id="nest" expr="None"/></datamodel>
+  <state id="s">
+    <onentry>
+      <script>
+top = []
+cur = top
+for _ in range(5000):
+    cur.append([])
+    cur = cur[0]
+nest = top
+      </script>
+    </onentry>
+  </state>
+</scxml>
+"""
+
+
+async def test_a_callback_whose_session_cannot_be_stored_completes_with_fail_error(aiohttp_client, tmp_path):
+    from tests.callbacks.conftest import create, wait_state, write_config
+
+    config = write_config(tmp_path)
+    (config / "services" / "deep.json").write_text(json.dumps({"_service": "deepcb"}))
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "scxml", flows)
+    (flows / "deepcb.scxml").write_text(DEEP_CALLBACK_FLOW)
+    port = free_port()
+    settings = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=flows,
+                             admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port)
+    client = await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+    cid = await create(client, "deep", _customer_number="+15551239999")
+    done = await wait_state(client, cid, "COMPLETED", timeout=10)
+    assert done["_callback_reason"] == "FAIL_ERROR", done
+    # ...and the engine goes on: an ordinary callback still completes
+    other = await create(client, "callback", _customer_number="+15551238888")
+    assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
