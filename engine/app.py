@@ -122,6 +122,9 @@ class Engine:
         await self.notifications.open()
         await self.callbacks.open()
         self.started_at = time.time()
+        if self.freeze_gc:  # what start-up built (restored sessions, flows) stays out of full collections
+            gc.collect()
+            gc.freeze()
         self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
         log.info("engine ready: %d flows, %d sessions restored, persistence %s",
                  len(self.flows.current), len(self.manager.sessions),
