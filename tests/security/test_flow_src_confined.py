@@ -30,12 +30,15 @@ ESCAPES = ["../data/keys.json", "file:../data/keys.json", "link.json", "file://{
            "{outside}/keys.json", "sub/../../data/keys.json"]
 
 
+ELEMENTS = {"data": '<datamodel><data id="k" src="{src}"/></datamodel>', "script": '<script src="{src}"/>'}
+
+
+@pytest.mark.parametrize("element", sorted(ELEMENTS))
 @pytest.mark.parametrize("src", ESCAPES)
-def test_data_src_outside_the_flows_folder_is_refused(folders, src):
+def test_src_outside_the_flows_folder_is_refused(folders, element, src):
     flows, outside = folders
-    src = src.format(outside=outside)
     doc = flows / "leak.scxml"
-    doc.write_text(f'{HEAD}<datamodel><data id="k" src="{src}"/></datamodel><state id="s"/></scxml>')
+    doc.write_text(HEAD + ELEMENTS[element].format(src=src.format(outside=outside)) + '<state id="s"/></scxml>')
     with pytest.raises(DocumentError) as e:
         load_document(str(doc), strict=True)  # as the engine's flow registry loads flows
     assert "outside the document's folder" in str(e.value)
@@ -49,17 +52,6 @@ async def test_data_src_refused_at_run_time_too_when_not_strict(folders):
         <final id="refused"/></scxml>''')
     outcome = await run_to_completion(load_document(str(doc)), timeout=5)
     assert outcome.final_state == "refused"
-
-
-@pytest.mark.parametrize("src", ESCAPES)
-def test_script_src_outside_the_flows_folder_is_refused(folders, src):
-    flows, outside = folders
-    src = src.format(outside=outside)
-    doc = flows / "leak.scxml"
-    doc.write_text(f'{HEAD}<script src="{src}"/><state id="s"/></scxml>')
-    with pytest.raises(DocumentError) as e:
-        load_document(str(doc), strict=True)  # as the engine's flow registry loads flows
-    assert "outside the document's folder" in str(e.value)
 
 
 async def test_invoke_srcexpr_outside_the_flows_folder_fails_at_run_time(folders):

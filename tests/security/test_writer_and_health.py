@@ -204,23 +204,10 @@ async def test_sigterm_stops_the_engine_while_its_database_is_gone(tmp_path):
             pass
 
 
-DEEP_CALLBACK_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python"
-       name="deepcb" initial="s">
-  <datamodel><data id="nest" expr="None"/></datamodel>
-  <state id="s">
-    <onentry>
-      <script>
-top = []
-cur = top
-for _ in range(5000):
-    cur.append([])
-    cur = cur[0]
-nest = top
-      </script>
-    </onentry>
-  </state>
-</scxml>
-"""
+# The same flow as a callback's flow, digging by itself as soon as it starts.
+DEEP_CALLBACK_FLOW = DEEP_FLOW.replace('name="deep"', 'name="deepcb"').replace(
+    '<state id="wait">', '<state id="wait"><onentry><send event="dig"><param name="levels" expr="5000"/></send>'
+    '</onentry>')
 
 
 async def test_a_callback_whose_session_cannot_be_stored_completes_with_fail_error(aiohttp_client, tmp_path):
