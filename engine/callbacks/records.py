@@ -8,10 +8,12 @@ Times travel as ISO 8601 UTC ``yyyy-MM-ddTHH:mm:ss.SSSZ``.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ..bounded_json import MAX_DEPTH, nesting_exceeds
 from .options import OPTIONS, REQUEST_OPTIONS, request_option
 
 PHONE = re.compile(r"^\+?[0-9]{3,20}$")
@@ -37,6 +39,17 @@ MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
 
 class BadRequest(ValueError):
     """Bad client input; the message says what and where."""
+
+
+def check_storable(value: Any, what: str) -> None:
+    """A value a flow puts into a record must be plain JSON of modest depth: the record is
+    written with every batch, so one that cannot be encoded would stop all of them."""
+    if nesting_exceeds(value, MAX_DEPTH):
+        raise ValueError(f"{what} nests deeper than {MAX_DEPTH} levels")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} cannot be stored as JSON: {e}") from None
 
 
 def format_time(epoch: float) -> str:

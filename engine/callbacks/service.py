@@ -32,6 +32,7 @@ from .records import (
     BadRequest,
     check_horizon,
     check_phone,
+    check_storable,
     client_data,
     format_time,
     matches,
@@ -480,6 +481,8 @@ class CallbackService:
         record = self.record_for(session)
         if record is None:
             raise IllegalTransition(f"session {session.id} runs no callback")
+        for key, value in keys.items():
+            check_storable(value, f"record key {key!r}")
         for key, value in keys.items():
             record[key] = value
         if keys and self.push is not None:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import bounded_json
 from ..callbacks.event_catalog import ALL_EVENTS
 
 PROPERTY_KEYS = frozenset({
@@ -126,7 +127,9 @@ def _event(section: str, entries: dict[str, tuple[str, int]]) -> EventSpec:
     if "notify_custom" in entries:
         value, number = entries["notify_custom"]
         try:
-            custom = json.loads(value)
+            custom = bounded_json.loads(value)
+        except bounded_json.TooDeep as e:
+            raise TransactionListError(f"notify_custom: {e}", section, number) from None
         except json.JSONDecodeError as e:
             raise TransactionListError(f"notify_custom is not valid JSON: {e.msg}", section, number) from None
         if not isinstance(custom, dict):

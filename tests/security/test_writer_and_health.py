@@ -228,3 +228,54 @@ async def test_a_callback_whose_session_cannot_be_stored_completes_with_fail_err
     # ...and the engine goes on: an ordinary callback still completes
     other = await create(client, "callback", _customer_number="+15551238888")
     assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+
+
+UPDATE_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:cb="urn:callback-engine:callback"
+       version="1.0" datamodel="python" name="updater" initial="s">
+  <datamodel><data id="outcome" expr="''"/></datamodel>
+  <state id="s">
+    <onentry>
+      <script>
+deep = []
+cur = deep
+for _ in range(40):
+    cur.append([])
+    cur = cur[0]
+      </script>
+      <cb:update><param name="bad" expr="deep"/></cb:update>
+    </onentry>
+    <transition event="error.execution" target="go">
+      <assign location="outcome" expr="_event.data"/>
+    </transition>
+  </state>
+  <state id="go"><onentry><cb:update><param name="outcome" expr="str(outcome)[:300]"/></cb:update>
+    <cb:complete reason="FAIL_ERROR"/></onentry></state>
+</scxml>
+"""
+
+
+async def test_a_flow_cannot_put_unstorable_values_into_a_record(aiohttp_client, tmp_path):
+    """A record is written with every batch: a value that cannot be encoded must be refused where
+    the flow sets it (error.execution), never reach the writer."""
+    from tests.callbacks.conftest import ADMIN as CB_ADMIN
+    from tests.callbacks.conftest import create, wait_state, write_config
+
+    config = write_config(tmp_path)
+    (config / "services" / "upd.json").write_text(json.dumps({"_service": "updater"}))
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "scxml", flows)
+    (flows / "updater.scxml").write_text(UPDATE_FLOW)
+    port = free_port()
+    settings = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=flows,
+                             admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port)
+    client = await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+    cid = await create(client, "upd", _customer_number="+15551237777")
+    done = await wait_state(client, cid, "COMPLETED", timeout=10)
+    assert "bad" not in done and "nests deeper than 32" in done["outcome"], done
+    other = await create(client, "callback", _customer_number="+15551236666")
+    assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+    # and a transaction list cannot smuggle deep JSON in either
+    text = "[_cbe_on_service_create]\nnotify_custom = " + "{\"a\":" * 40 + "1" + "}" * 40 + "\n"
+    r = await client.put("/admin/transaction-lists/deep", data=text, headers=CB_ADMIN)
+    body = await r.json()
+    assert r.status == 400 and "nested deeper" in body["message"], body
