@@ -145,6 +145,9 @@ async def test_failing_storage_answers_503_then_recovers_without_loss(client, mo
     assert r.status == 503 and time.monotonic() - t0 < 0.5
     assert "storage is failing" in (await r.json())["message"]
     assert len(manager.sessions) == sessions_before
+    r = await client.post("/genesys/1/service/callback/callback", json={"_customer_number": "+15551230000"},
+                          headers=CLIENT)  # a create no longer hangs on a full disk
+    assert r.status == 503 and "No space left" in (await r.json())["message"]
     r = await client.get("/health/ready")
     ready = await r.json()
     assert r.status == 503, ready
