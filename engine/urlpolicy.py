@@ -20,6 +20,7 @@ constructor argument.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -100,18 +101,36 @@ def parse_origin(text: str) -> Origin:
     return origin
 
 
+# Host names the C library reads as IPv4 although ipaddress does not: 2130706433, 127.1, 0x7f.1, 0.
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
+# IPv6 ranges that carry an IPv4 address inside (IPv4-compatible, IPv4-translated, NAT64, 6to4,
+# Teredo): through a translator they reach that IPv4 address, private or not, so they are never
+# taken for public.
+EMBEDDING_IPV4 = tuple(ipaddress.ip_network(n) for n in (
+    "::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32"))
+
+
 def _ip(host: str) -> IPAddress | None:
+    host = host.split("%", 1)[0]
     try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        return None
+        if not _NUMERIC_HOST.match(host):
+            return None
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+        except OSError:
+            return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
     return ip
 
 
 def is_public(ip: IPAddress) -> bool:
-    """Globally routable unicast, and not a cloud metadata address."""
+    """Globally routable unicast, not a cloud metadata address, and not an IPv6 address that
+    embeds an IPv4 one."""
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in net for net in EMBEDDING_IPV4):
+        return False
     return ip.is_global and not ip.is_multicast and not ip.is_unspecified and ip not in METADATA
 
 
