@@ -25,23 +25,42 @@ from .storage import Store
 
 log = logging.getLogger("engine.flows")
 FLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-SCXML_NS = "http://www.w3.org/2005/07/scxml"
 SANDBOXED_DATAMODELS = frozenset({"null", "ecmascript"})
 
 
 def runs_host_code(raw: bytes) -> bool:
-    """Whether a document (or a document inlined in it for ``<invoke>``) uses a datamodel whose
-    expressions are host code: ``python``, the default. Such a flow can do anything the engine's
-    process can, so uploading one is the administrator's decision. Unparseable text is left to the
-    validation that follows, which refuses it with its line and column."""
+    """Whether a document uses a datamodel whose expressions are host code (``python``, also the
+    default when no ``datamodel`` is given), in its root or in any document inlined in it for
+    ``<invoke>``, as markup or as text (CDATA). Such a flow can do anything the engine's process
+    can, so uploading one is the administrator's decision; documents built at run time are
+    refused the same way by the interpreter. Unparseable text is left to the validation that
+    follows, which refuses it with its line and column."""
     from lxml import etree
 
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+
+    def uses_host_code(root: etree._Element, depth: int) -> bool:
+        if depth > 8:
+            return True  # documents nested this deep inside each other: assume the worst
+        for el in root.iter():
+            if not isinstance(el.tag, str):
+                continue  # comments, processing instructions
+            local = etree.QName(el).localname
+            if local == "scxml" and el.get("datamodel", "python") not in SANDBOXED_DATAMODELS:
+                return True
+            if local == "content" and el.text and "<" in el.text:
+                try:
+                    inner = etree.fromstring(el.text.strip().encode("utf-8"), parser)
+                except (etree.XMLSyntaxError, ValueError):
+                    continue
+                if uses_host_code(inner, depth + 1):
+                    return True
+        return False
+
     try:
-        root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
+        return uses_host_code(etree.fromstring(raw, parser), 0)
     except etree.XMLSyntaxError:
         return False
-    return any(el.get("datamodel", "python") not in SANDBOXED_DATAMODELS
-               for el in root.iter(f"{{{SCXML_NS}}}scxml"))
 
 
 @dataclass

@@ -9,7 +9,7 @@ from ..callbacks.records import BadRequest
 from ..notifications.service import NotificationService
 from ..notifications.subscriptions import parse_request
 from ..notifications.transaction_list import TransactionListError
-from .appkeys import MANAGER, NOTIFICATIONS
+from .appkeys import CALLBACKS, MANAGER, NOTIFICATIONS
 from .auth import scope_of
 from .body import query_int, read_json_object
 from .errors import ApiError
@@ -32,6 +32,9 @@ async def subscribe(request: web.Request) -> web.Response:
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
     _check_scope(request, sub.filter)
+    if sub.type == "orscb" and sub.target in request.app[CALLBACKS].by_session:
+        raise ApiError(403, "an orscb subscription cannot target the session of a callback: only the engine "
+                            "raises events in callback flows")
     svc.subscriptions.add(sub)
     svc.flush()
     await request.app[MANAGER].commit()
@@ -95,7 +98,10 @@ async def get_list(request: web.Request) -> web.Response:
 
 @routes.put("/admin/transaction-lists/{name}")
 async def put_list(request: web.Request) -> web.Response:
-    text = await request.text()
+    try:
+        text = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"the list must be UTF-8 text: byte {e.start} is not") from None
     if not text.strip():
         raise ApiError(400, "the body must be the list in the GMS_Events.cfg format (text/plain)")
     try:

@@ -15,7 +15,7 @@ from ..flows import FlowError
 from ..jsonable import jsonable
 from ..scxml.snapshot import decode_value
 from ..sessions.manager import BadStartData, SessionManager
-from .appkeys import MANAGER
+from .appkeys import ENGINE, MANAGER
 from .body import query_int, read_params
 from .errors import ApiError
 
@@ -33,6 +33,9 @@ async def start(request: web.Request) -> web.Response:
     src = params.pop("src", None)
     if not isinstance(src, str) or not src:
         raise ApiError(400, "the 'src' parameter (the flow name) is required")
+    if src in request.app[ENGINE].services.flows_in_use():
+        raise ApiError(403, f"flow {src!r} runs callbacks: the callback service starts it for each callback "
+                            "(create a callback instead)")
     persistent = request.query.get("persistent", "true").lower() not in ("false", "0", "no")
     mgr = manager(request)
     try:

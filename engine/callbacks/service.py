@@ -130,6 +130,9 @@ class CallbackService:
         keys = request_keys(params, options, allow_empty=False)
         if self.notifications is not None:  # the effective target must pass the outbound URL policy
             self.notifications.notifier.check_request(service_name, keys)
+        if keys.get("_status_notification_target") in self.by_session:
+            raise BadRequest("_status_notification_target names the session of a callback: events cannot be "
+                             "sent into another callback's flow")
         self._check_hours(options, desired)
         scheduled = desired - options["_request_execution_time_buffer"] > now
         if scheduled:
@@ -397,8 +400,11 @@ class CallbackService:
         lifecycle = self._lifecycle(record)
         if record["_callback_state"] == "SCHEDULED":
             lifecycle.apply("submit")  # submitted (and queued) before the flow reports anything
+        def owned(started: Session) -> None:  # mapped before its first macrostep reports anything
+            self.by_session[started.id] = record["_id"]
+
         try:
-            session = self.manager.start_flow(options["_service"], data)
+            session = self.manager.start_flow(options["_service"], data, before_start=owned)
         except (FlowError, ValueError) as e:
             log.error("callback %s: cannot start flow %r: %s", record["_id"], options["_service"], e)
             lifecycle.submit_failed(str(e))
@@ -460,9 +466,11 @@ class CallbackService:
 
     # -- what flows call (custom actions) -----------------------------------------------------
     def record_for(self, session: Session) -> dict[str, Any] | None:
-        # During its first macrostep a session is not mapped yet; its start data names the callback.
-        cid = self.by_session.get(session.id) or session.store.get("_id")
-        record = self.records.get(cid) if isinstance(cid, str) else None
+        """The record of a session this service started (or of its invoking parent); never one a
+        session merely names in its data, or a session started through the session API could
+        write any callback's record."""
+        cid = self.by_session.get(session.id)
+        record = self.records.get(cid) if cid is not None else None
         if record is None and session.parent is not None:
             return self.record_for(session.parent)
         return record

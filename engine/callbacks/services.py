@@ -68,6 +68,10 @@ class ServiceRegistry:
             self.raw[path.stem], self.options[path.stem] = dict(raw), options
 
     # -- services ------------------------------------------------------------------------
+    def flows_in_use(self) -> set[str]:
+        """The flows that run callbacks: only the callback service starts them, with a record."""
+        return {str(options["_service"]) for options in self.options.values() if options.get("_service")}
+
     def get(self, name: str) -> dict[str, Any]:
         options = self.options.get(name)
         if options is None:

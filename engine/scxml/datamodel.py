@@ -41,6 +41,8 @@ class DataModel:
     """The interface every datamodel implements."""
 
     name = ""
+    # Whether expressions run as code of the host process (python) rather than in a sandbox.
+    host_code = False
 
     def compile_expr(self, text: str, line: int, column: int) -> Code:
         raise NotImplementedError
@@ -82,6 +84,7 @@ class PythonDataModel(DataModel):
     """Expressions and scripts are Python, run in one global namespace per session."""
 
     name = "python"
+    host_code = True
 
     def compile_expr(self, text: str, line: int, column: int) -> Code:
         c = Code(text, line, column)

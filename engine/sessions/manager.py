@@ -132,7 +132,7 @@ class SessionManager(SessionHost):
 
     # -- sessions ----------------------------------------------------------------------------
     def start_flow(self, name: str, data: dict[str, Any] | None = None, *,
-                   persistent: bool = True) -> Session:
+                   persistent: bool = True, before_start: Callable[[Session], None] | None = None) -> Session:
         """Start a session of a flow's current version; parameters become its data.
 
         A parameter matching a ``<data>`` id replaces its initial value; others become variables
@@ -156,6 +156,8 @@ class SessionManager(SessionHost):
         session = self._create(fv, data={k: v for k, v in data.items() if k in declared},
                                persistent=persistent)
         session.store.update({k: v for k, v in data.items() if k not in declared})
+        if before_start is not None:  # e.g. the callback service maps the session to its record
+            before_start(session)
         return session.start()
 
     def _create(self, fv: FlowVersion, *, data: dict[str, Any] | None, persistent: bool,
