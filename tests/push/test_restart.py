@@ -28,6 +28,12 @@ async def failed_attempts(client: ClientSession, url: str, cid: str) -> list[str
             for d in dials]
 
 
+async def completed(client: ClientSession, url: str, cid: str) -> bool:
+    async with client.get(f"{url}{BASE}?_id={cid}", headers={"x-api-key": CLIENT_KEY}) as r:
+        [found] = await r.json()
+    return found["_callback_state"] == "COMPLETED"
+
+
 async def test_pushes_pending_at_a_crash_are_delivered_after_restart(tmp_path: Path, google, key_pair) -> None:
     config = write_config(tmp_path)
     (config / "simulator.toml").write_text(SIMULATOR)
@@ -57,10 +63,12 @@ async def test_pushes_pending_at_a_crash_are_delivered_after_restart(tmp_path: P
             await engine.start()
             # Each callback gets one push per failed attempt its flow recorded, the last one FINAL.
             # (A dial in flight at the crash has no result: it counts as used, but nothing is pushed.)
+            # Compare only once every callback has ended: before that, a match can be momentary.
             deadline = asyncio.get_running_loop().time() + 60
             while True:
+                ended = [await completed(client, engine.url, cid) for cid in ids]
                 expected = {n: await failed_attempts(client, engine.url, ids[n]) for n in range(CALLBACKS)}
-                if all(attempt_pushes(google, n) == expected[n] for n in range(CALLBACKS)):
+                if all(ended) and all(attempt_pushes(google, n) == expected[n] for n in range(CALLBACKS)):
                     break
                 if asyncio.get_running_loop().time() > deadline:
                     raise AssertionError(f"{expected} != {[attempt_pushes(google, n) for n in range(CALLBACKS)]}")
