@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ from engine.app import create_app
 from engine.settings import Settings
 from tests.conftest import REPO
 from tests.support.engine_process import free_port
+from tests.support.eventually import eventually
 
 CLIENT = {"x-api-key": "client-key"}
 ADMIN = {"x-api-key": "admin-key"}
@@ -94,18 +94,19 @@ async def record(client, cid: str) -> dict:
 
 
 async def wait_state(client, cid: str, state: str, timeout: float = 15.0) -> dict:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    seen = []
-    while loop.time() < deadline:
+    """The record once it is in ``state``; ``_seen`` holds the states it was polled in on the way."""
+    seen: list[str] = []
+
+    async def probe() -> dict:
         rec = await record(client, cid)
         if not seen or seen[-1] != rec["_callback_state"]:
             seen.append(rec["_callback_state"])
-        if rec["_callback_state"] == state:
-            rec["_seen"] = seen
-            return rec
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"callback {cid} never reached {state}; went through {seen}")
+        return rec
+
+    rec = await eventually(probe, lambda rec: rec["_callback_state"] == state, timeout=timeout,
+                           expected=f"callback {cid} in {state}", seen=lambda _: f"went through {seen}")
+    rec["_seen"] = seen
+    return rec
 
 
 async def events(client, service: str, cid: str) -> list[dict]:

@@ -14,6 +14,7 @@ from aiohttp import ClientSession
 from tests.callbacks.conftest import BASE, write_config
 from tests.conftest import REPO
 from tests.support.engine_process import CLIENT_KEY, EngineProcess
+from tests.support.eventually import eventually
 
 HEADERS = {"x-api-key": CLIENT_KEY}
 IMMEDIATE, SCHEDULED = 16, 16
@@ -44,7 +45,7 @@ async def test_restart_loses_no_callback_and_runs_none_twice(tmp_path: Path) -> 
                                        headers=HEADERS) as r:
                     assert r.status == 200, await r.text()
                     ids.append((await r.json())["_id"])
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # let callbacks get under way (and some SCHEDULED) before the kill
             states_before = Counter()
             for cid in ids:
                 async with client.get(f"{engine.url}{BASE}?_id={cid}", headers=HEADERS) as r:
@@ -52,18 +53,19 @@ async def test_restart_loses_no_callback_and_runs_none_twice(tmp_path: Path) -> 
             assert states_before["SCHEDULED"] >= SCHEDULED // 2 and states_before["COMPLETED"] < len(ids)
             engine.kill()
             await engine.start()
-            deadline = asyncio.get_running_loop().time() + 60
-            while True:
+
+            async def all_records() -> list[dict]:
                 records = []
                 for cid in ids:
                     async with client.get(f"{engine.url}{BASE}?_id={cid}", headers=HEADERS) as r:
                         found = await r.json()
                         assert len(found) == 1, f"callback {cid} lost"
                         records.append(found[0])
-                if all(r["_callback_state"] == "COMPLETED" for r in records):
-                    break
-                assert asyncio.get_running_loop().time() < deadline, Counter(r["_callback_state"] for r in records)
-                await asyncio.sleep(0.2)
+                return records
+
+            records = await eventually(all_records, lambda got: all(r["_callback_state"] == "COMPLETED" for r in got),
+                                       timeout=60, interval=0.2, expected="every callback COMPLETED",
+                                       seen=lambda got: Counter(r["_callback_state"] for r in got))
             for rec in records:
                 assert rec["_callback_reason"] == "AGENT_CONNECTED", rec
                 async with client.get(f"{engine.url}{BASE}/callback/{rec['_id']}/events", headers=HEADERS) as r:

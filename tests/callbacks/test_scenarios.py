@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from engine.api.appkeys import ENGINE
 from engine.callbacks.event_catalog import FLOW_EVENTS
 from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, events, record, wait_state
+from tests.support.eventually import eventually
 
 
 def names(evts: list[dict]) -> list[str]:
@@ -86,11 +86,9 @@ async def test_cancel_while_queued(cb_client) -> None:
     assert r.status == 200 and (await r.json())["_callback_reason"] == "CANCELLED"
     rec = await record(cb_client, cid)
     assert rec["_callback_state"] == "COMPLETED" and rec["_callback_reason"] == "CANCELLED"
-    for _ in range(50):
-        evts = names(await events(cb_client, "expiring", cid))
-        if "_cbe_on_service_exit" in evts:
-            break
-        await asyncio.sleep(0.02)
+    evts = names(await eventually(lambda: events(cb_client, "expiring", cid),
+                                  lambda got: "_cbe_on_service_exit" in names(got), timeout=2,
+                                  expected="_cbe_on_service_exit among the events"))
     assert "_cbe_on_callback_cancelled" in evts and "_cbe_on_service_exit" in evts
     r = await cb_client.delete(f"{BASE}/expiring/{cid}", headers=CLIENT)
     assert r.status == 400 and "already COMPLETED" in (await r.json())["message"]
@@ -140,23 +138,17 @@ async def test_ttl_expiry(cb_client) -> None:
     cid = await create(cb_client, "expiring", _customer_number="+15550900005")
     done = await wait_state(cb_client, cid, "COMPLETED")
     assert done["_callback_reason"] == "FAIL_TIMEOUT_TTL"
-    for _ in range(50):
-        evts = await events(cb_client, "expiring", cid)
-        if "_cbe_on_service_exit" in names(evts):
-            break
-        await asyncio.sleep(0.02)
+    evts = await eventually(lambda: events(cb_client, "expiring", cid),
+                            lambda got: "_cbe_on_service_exit" in names(got), timeout=2,
+                            expected="_cbe_on_service_exit among the events")
     exit_event = next(e for e in evts if e["event_id"] == "_cbe_on_service_exit")
     assert exit_event["c_termination_type"] == "COMPLETED.FAIL_TIMEOUT_TTL"
 
 
 async def test_click_to_call_in(cb_client) -> None:
     cid = await create(cb_client, "callin", _customer_number="+15550900006")
-    rec = None
-    for _ in range(300):
-        rec = await record(cb_client, cid)
-        if rec.get("_access_code"):
-            break
-        await asyncio.sleep(0.02)
+    rec = await eventually(lambda: record(cb_client, cid), lambda rec: rec.get("_access_code"), timeout=8,
+                           expected="an _access_code on the record")
     assert rec["_access_code"] and rec["_access_number"] and rec["_access_expires"]
     r = await cb_client.post("/admin/simulator/call-in", json={"number": "+15550900006", "access_code": "000000"},
                              headers=ADMIN)
@@ -173,12 +165,11 @@ async def test_click_to_call_in(cb_client) -> None:
 async def test_queue_position(cb_client) -> None:
     first = await create(cb_client, "expiring", _customer_number="+15550900007")
     second = await create(cb_client, "expiring", _customer_number="+15550900008")
-    for _ in range(100):
+    async def position() -> dict:
         r = await cb_client.get(f"/genesys/1/service/{second}/check-queue-position", headers=CLIENT)
-        pos = await r.json()
-        if pos.get("_position", 0) == 2:
-            break
-        await asyncio.sleep(0.02)
+        return await r.json()
+
+    pos = await eventually(position, lambda pos: pos.get("_position", 0) == 2, timeout=3, expected="position 2")
     assert pos["_position"] == 2 and pos["_total_waiting"] >= 2
     assert pos["ewt"] == -1  # Empty_VQ has no agents: unknown
     r = await cb_client.get("/genesys/1/service/nope/check-queue-position", headers=CLIENT)
