@@ -1,13 +1,16 @@
-"""The callback record's lifecycle (GMS ``_callback_state``) as a python-statemachine chart.
+"""The callback record's lifecycle (GMS ``_callback_state``): a python-statemachine chart, run as a table.
 
 Only legal state changes are possible: the callback service changes ``_callback_state`` solely
-through :class:`Lifecycle`, whose chart (:class:`CallbackChart`) holds the transitions, checks
-the completion reason with a validator, and reports each change through listener hooks as the
-seed's ``_cbe_on_callback_*`` service events.
+through :class:`Lifecycle`. :class:`CallbackChart` declares the states, the transitions, the
+validators of the completion reason and how the reason is set; :class:`ChartAnnouncer` is the
+chart's listener that turns its hooks into the seed's ``_cbe_on_callback_*`` service events.
 
-Cost: building a python-statemachine instance takes about 0.4 ms and 70 KB (measured on 3.2.2),
-too much to keep one per loaded record. :class:`Lifecycle` therefore holds just the state
-string and reason, builds a chart only when asked to change it, and drops it afterwards.
+Cost: a python-statemachine instance takes about a millisecond to build and more to run, and a
+record changes state several times in its life. So the chart is not run on the hot path: at import
+its transitions are read into a table (:data:`STEPS`, state x event -> target, validators, what
+is announced), and :class:`Lifecycle` executes that table. The chart stays the declaration and the
+reference: :func:`run_on_chart` drives a real chart instance, and the tests prove the table gives
+the same state, reason, announcements and refusals on every state x event pair.
 
 Transitions (event: from -> to)::
 
@@ -20,58 +23,42 @@ Transitions (event: from -> to)::
     requeue     ROUTING -> QUEUED            (agent lost: back to the queue)
     complete    any but COMPLETED -> COMPLETED, with a reason
     cancel      any but COMPLETED -> COMPLETED, reason CANCELLED
+
+What a change announces, in order: ``submitted`` (before leaving SCHEDULED), ``status_updated``
+(on entering a different state, so it already carries a completion reason), then the event's own
+outcome (``queued``, ``rescheduled``) and ``cancelled`` when it completed with reason CANCELLED.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
+from .vocabulary import CallbackState, CompletionReason
+
 __all__ = [
     "EVENTS",
+    "STEPS",
     "CallbackChart",
     "CallbackState",
+    "ChartAnnouncer",
     "CompletionReason",
     "IllegalTransition",
     "InvalidReason",
     "Lifecycle",
     "LifecycleError",
     "LifecycleListener",
+    "Step",
     "allowed_events",
     "event_between",
+    "run_on_chart",
 ]
 
 log = logging.getLogger("engine.callbacks.lifecycle")
-
-
-class CallbackState(StrEnum):
-    """GMS ``_callback_state`` values."""
-
-    SCHEDULED = "SCHEDULED"
-    QUEUED = "QUEUED"
-    ROUTING = "ROUTING"  # customer reached, waiting for an agent
-    PROCESSING = "PROCESSING"  # with an agent
-    PAUSED = "PAUSED"
-    COMPLETED = "COMPLETED"
-
-
-class CompletionReason(StrEnum):
-    """``_callback_reason`` values of a COMPLETED callback (PURGED is ours)."""
-
-    AGENT_CONNECTED = "AGENT_CONNECTED"
-    CANCELLED = "CANCELLED"
-    FAIL_TIMEOUT_TTL = "FAIL_TIMEOUT_TTL"
-    FAIL_CALL_TO_CUSTOMER = "FAIL_CALL_TO_CUSTOMER"
-    FAIL_TARGET_NOT_FOUND = "FAIL_TARGET_NOT_FOUND"
-    FAIL_USER_NO_CONFIRM = "FAIL_USER_NO_CONFIRM"
-    FAIL_ERROR = "FAIL_ERROR"
-    PURGED = "PURGED"
-
 
 _REASONS = frozenset(reason.value for reason in CompletionReason)
 _STATES = frozenset(state.value for state in CallbackState)
@@ -103,8 +90,37 @@ SUBMIT_FAILED_EVENT = "_cbe_on_callback_submit_failed"
 PROCESSING_FAILED_EVENT = "_cbe_on_callback_processing_failed"
 QUEUED_EVENT = "_cbe_on_callback_queued"
 
+# What the chart announces besides status_updated, read by its listener and by the table alike.
+ANNOUNCED_ON_CREATE: Mapping[str, str] = {CallbackState.SCHEDULED: SCHEDULED_EVENT}
+"""A record created in this state announces the event (the chart's initial-state entry)."""
+ANNOUNCED_BEFORE: Mapping[str, str] = {"submit": SUBMITTED_EVENT}
+"""Announced by the event before it leaves its source state."""
+ANNOUNCED_AFTER: Mapping[str, str] = {"submit": QUEUED_EVENT, "reschedule": RESCHEDULED_EVENT}
+"""Announced by the event once it is in its target state."""
+
 _INITIAL = "__initial__"
 """The event python-statemachine reports while activating the initial state."""
+
+
+def _require_completion_reason(reason: str | None = None) -> None:
+    """Validator of ``complete``: a COMPLETED record must say why, with a known reason."""
+    if reason is None or reason == "":
+        raise InvalidReason(f"complete needs a reason, one of {', '.join(sorted(_REASONS))}")
+    if reason not in _REASONS:
+        raise InvalidReason(
+            f"unknown completion reason {reason!r}; expected one of {', '.join(sorted(_REASONS))}"
+        )
+
+
+def _refuse_other_reason(reason: str | None = None) -> None:
+    """Validator of ``cancel``: its reason is always CANCELLED."""
+    if reason not in (None, CompletionReason.CANCELLED):
+        raise InvalidReason(f"cancel always completes with reason CANCELLED, not {reason!r}")
+
+
+def _completion_reason(event: str, reason: str | None) -> str:
+    """The ``_callback_reason`` an event that completes a record leaves on it."""
+    return CompletionReason.CANCELLED.value if event == "cancel" else str(reason)
 
 
 class _Record:
@@ -118,18 +134,17 @@ class _Record:
 
 
 class CallbackChart(StateMachine):
-    """The lifecycle chart; its model is a ``_Record`` (``state``, ``reason``).
+    """The lifecycle chart, the declaration the table is read from; its model is a ``_Record``.
 
-    Built per change by :class:`Lifecycle`; the chart itself only guards and records the
-    reason, the notifications come from the ``_Notifier`` listener.
+    The chart guards and records the reason; the announcements come from :class:`ChartAnnouncer`.
     """
 
-    scheduled = State("SCHEDULED", value="SCHEDULED", initial=True)
-    queued = State("QUEUED", value="QUEUED")
-    routing = State("ROUTING", value="ROUTING")
-    processing = State("PROCESSING", value="PROCESSING")
-    paused = State("PAUSED", value="PAUSED")
-    completed = State("COMPLETED", value="COMPLETED", final=True)
+    scheduled = State(CallbackState.SCHEDULED.value, value=CallbackState.SCHEDULED.value, initial=True)
+    queued = State(CallbackState.QUEUED.value, value=CallbackState.QUEUED.value)
+    routing = State(CallbackState.ROUTING.value, value=CallbackState.ROUTING.value)
+    processing = State(CallbackState.PROCESSING.value, value=CallbackState.PROCESSING.value)
+    paused = State(CallbackState.PAUSED.value, value=CallbackState.PAUSED.value)
+    completed = State(CallbackState.COMPLETED.value, value=CallbackState.COMPLETED.value, final=True)
 
     submit = scheduled.to(queued)
     reschedule = scheduled.to.itself()
@@ -141,48 +156,98 @@ class CallbackChart(StateMachine):
     complete = completed.from_.any(validators="require_completion_reason")
     cancel = completed.from_.any(validators="refuse_other_reason")
 
-    def require_completion_reason(self, reason: str | None = None) -> None:
-        """Validator of ``complete``: a COMPLETED record must say why, with a known reason."""
-        if reason is None or reason == "":
-            raise InvalidReason(
-                f"complete needs a reason, one of {', '.join(sorted(_REASONS))}"
-            )
-        if reason not in _REASONS:
-            raise InvalidReason(
-                f"unknown completion reason {reason!r}; expected one of {', '.join(sorted(_REASONS))}"
-            )
+    require_completion_reason = staticmethod(_require_completion_reason)
+    refuse_other_reason = staticmethod(_refuse_other_reason)
 
-    def refuse_other_reason(self, reason: str | None = None) -> None:
-        """Validator of ``cancel``: its reason is always CANCELLED."""
-        if reason not in (None, CompletionReason.CANCELLED):
-            raise InvalidReason(f"cancel always completes with reason CANCELLED, not {reason!r}")
-
-    def on_complete(self, reason: str) -> None:
-        """Record why, before the state is entered, so every hook sees the reason."""
-        self.model.reason = str(reason)
-
-    def on_cancel(self) -> None:
-        self.model.reason = CompletionReason.CANCELLED.value
+    def on_transition(self, event: Any, target: State, reason: str | None = None) -> None:
+        """Record why a record completes, before the state is entered, so every hook sees it."""
+        if target.final:
+            self.model.reason = _completion_reason(str(event), reason)
 
 
-def _build_tables() -> tuple[dict[str, tuple[str, ...]], dict[tuple[str, str], str]]:
-    """Legal source states per event and the event per (from, to), read off the chart."""
-    sources: dict[str, list[str]] = {}
-    between: dict[tuple[str, str], str] = {}
+class ChartAnnouncer:
+    """The chart's listener: turns transition hooks into ``_cbe_on_callback_*`` announcements.
+
+    A listener that raises is logged and does not undo or half-apply the change: the chart has
+    already moved.
+    """
+
+    def __init__(self, listener: LifecycleListener, extra: Mapping[str, Any]) -> None:
+        self._listener = listener
+        self._extra = dict(extra)
+
+    def emit(self, name: str, from_state: str | None, to_state: str | None, reason: str | None) -> None:
+        details: dict[str, Any] = {**self._extra, "from_state": from_state, "to_state": to_state, "reason": reason}
+        try:
+            self._listener(name, details)
+        except Exception:
+            log.exception("callback lifecycle listener failed on %s %s", name, details)
+
+    # -- python-statemachine hooks (resolved by name) ------------------------------------------
+
+    def before_transition(self, event: Any, source: State, target: State) -> None:
+        name = ANNOUNCED_BEFORE.get(str(event))
+        if name is not None:
+            self.emit(name, source.value, target.value, None)
+
+    def on_enter_state(self, event: Any, source: State, target: State, model: _Record) -> None:
+        if event == _INITIAL:
+            name = ANNOUNCED_ON_CREATE.get(target.value)
+            if name is not None:
+                self.emit(name, None, target.value, None)
+            return
+        if source.value != target.value:  # reschedule re-enters SCHEDULED: not a state change
+            self.emit(STATUS_UPDATED_EVENT, source.value, target.value, model.reason)
+
+    def after_transition(self, event: Any, source: State, target: State, model: _Record) -> None:
+        name = ANNOUNCED_AFTER.get(str(event))
+        if name is not None:
+            self.emit(name, source.value, target.value, None)
+        if target.final and model.reason == CompletionReason.CANCELLED:  # completing as CANCELLED is a cancel
+            self.emit(CANCELLED_EVENT, source.value, target.value, model.reason)
+
+
+class Step(NamedTuple):
+    """One transition of the chart, ready to execute without building it."""
+
+    source: str
+    event: str
+    target: str
+    validators: tuple[Callable[..., None], ...]
+    completes: bool  # enters the final state: sets the reason
+    before: str | None  # announced before leaving the source
+    changes_state: bool  # announces status_updated on entering the target
+    after: str | None  # announced once in the target
+
+
+def _read_steps() -> dict[tuple[str, str], Step]:
+    """The chart's transitions as (state, event) -> :class:`Step`; read once, at import."""
+    steps: dict[tuple[str, str], Step] = {}
     for state in CallbackChart.states_map.values():
         for transition in state.transitions:
             target = transition.target
-            for event in transition.events:
-                name = str(event)
-                sources.setdefault(name, [])
-                if state.value not in sources[name]:
-                    sources[name].append(state.value)
-                if target is not None and name != "cancel":
-                    between.setdefault((state.value, target.value), name)
-    return {name: tuple(states) for name, states in sources.items()}, between
+            if target is None or list(transition.cond):
+                raise TypeError(f"{state.value}: the lifecycle table knows targets, not guards")
+            validators = tuple(getattr(CallbackChart, spec.func) for spec in transition.validators)
+            for event in (str(e) for e in transition.events):
+                steps.setdefault((state.value, event), Step(
+                    state.value, event, target.value, validators, bool(target.final),
+                    ANNOUNCED_BEFORE.get(event), state.value != target.value, ANNOUNCED_AFTER.get(event),
+                ))
+    return steps
 
 
-_LEGAL_SOURCES, _EVENT_BETWEEN = _build_tables()
+STEPS: Mapping[tuple[str, str], Step] = _read_steps()
+"""Every legal (state, event) of :class:`CallbackChart`; a pair not in it is illegal."""
+
+_LEGAL_SOURCES: dict[str, tuple[str, ...]] = {}
+for _step in STEPS.values():
+    _LEGAL_SOURCES[_step.event] = (*_LEGAL_SOURCES.get(_step.event, ()), _step.source)
+_EVENT_BETWEEN: dict[tuple[str, str], str] = {}
+for _step in STEPS.values():
+    if _step.event != "cancel":
+        _EVENT_BETWEEN.setdefault((_step.source, _step.target), _step.event)
+_TAKES_REASON = frozenset(step.event for step in STEPS.values() if step.completes)
 
 EVENTS: tuple[str, ...] = tuple(_LEGAL_SOURCES)
 """Every lifecycle event name :meth:`Lifecycle.apply` accepts."""
@@ -198,11 +263,10 @@ _PARTICIPLES = {
     "complete": "completed",
     "cancel": "cancelled",
 }
-_TAKES_REASON = frozenset({"complete", "cancel"})
 
 
 def allowed_events(state: str) -> list[str]:
-    """The events legal in ``state`` (without building a chart)."""
+    """The events legal in ``state``."""
     return [event for event, sources in _LEGAL_SOURCES.items() if state in sources]
 
 
@@ -225,82 +289,40 @@ def _illegal_message(event: str, state: str) -> str:
     )
 
 
-class _Notifier:
-    """Listener attached to each chart: turns transition hooks into ``_cbe_on_callback_*``.
-
-    Order per change: ``submitted`` (before leaving SCHEDULED), ``status_updated`` (on entering
-    the new state, so it already carries a completion reason), then the event's own outcome
-    (``queued``, ``rescheduled``, ``cancelled``). A listener that raises is logged and does not
-    undo or half-apply the change: the chart has already moved.
-    """
-
-    def __init__(self, listener: LifecycleListener, extra: Mapping[str, Any]) -> None:
-        self._listener = listener
-        self._extra = dict(extra)
-
-    def _emit(self, name: str, from_state: str | None, to_state: str | None, reason: str | None) -> None:
-        details: dict[str, Any] = {**self._extra, "from_state": from_state, "to_state": to_state, "reason": reason}
-        try:
-            self._listener(name, details)
-        except Exception:
-            log.exception("callback lifecycle listener failed on %s %s", name, details)
-
-    # -- python-statemachine hooks (resolved by name) ------------------------------------------
-
-    def before_submit(self, source: State, target: State) -> None:
-        self._emit(SUBMITTED_EVENT, source.value, target.value, None)
-
-    def on_enter_state(self, event: Any, source: State, target: State, model: _Record) -> None:
-        if event == _INITIAL:
-            if target.value == CallbackState.SCHEDULED:
-                self._emit(SCHEDULED_EVENT, None, target.value, None)
-            return
-        if source.value != target.value:  # reschedule re-enters SCHEDULED: not a state change
-            self._emit(STATUS_UPDATED_EVENT, source.value, target.value, model.reason)
-
-    def after_submit(self, source: State, target: State) -> None:
-        self._emit(QUEUED_EVENT, source.value, target.value, None)
-
-    def after_reschedule(self, source: State, target: State) -> None:
-        self._emit(RESCHEDULED_EVENT, source.value, target.value, None)
-
-    def after_cancel(self, source: State, target: State, model: _Record) -> None:
-        self._emit(CANCELLED_EVENT, source.value, target.value, model.reason)
-
-    def after_complete(self, source: State, target: State, model: _Record) -> None:
-        if model.reason == CompletionReason.CANCELLED:  # completing as CANCELLED is a cancel
-            self._emit(CANCELLED_EVENT, source.value, target.value, model.reason)
-
-
 def _ignore(_event_name: str, _details: dict[str, Any]) -> None:
     """The listener when none is given."""
 
 
-# Building a chart costs about a millisecond, and records change state often; a chart resting in
-# a state serves the next record in that state (its model and listener are rebound per use).
-# A chart in use is out of the pool, so a listener that changes another record gets its own.
-_Pooled = tuple["CallbackChart", _Record, _Notifier]
-_POOL: dict[str, list[_Pooled]] = {}
-_POOL_SIZE = 8
+def run_on_chart(
+    state: str,
+    event: str | None,
+    listener: LifecycleListener,
+    reason: str | None = None,
+    observe: Callable[[_Record], None] | None = None,
+    **extra: Any,
+) -> tuple[str, str | None]:
+    """Run a real :class:`CallbackChart` from ``state``: the slow reference the table must equal.
 
+    ``event`` None activates the chart in ``state`` (what :meth:`Lifecycle.created` announces).
+    ``observe(record)`` is called as each announcement is made, so a test can see the state the
+    chart was in at that moment. Returns (state, reason); refusals raise like
+    :meth:`Lifecycle.apply`. Not used by the engine.
+    """
+    model = _Record(None if event is None else state, None)
 
-def _borrow(state: str) -> _Pooled:
-    free = _POOL.get(state)
-    if free:
-        return free.pop()
-    model = _Record(None, None)
-    notifier = _Notifier(_ignore, {})
-    chart = CallbackChart(model=model, listeners=[notifier], start_value=state)
-    return chart, model, notifier
+    def told(name: str, details: dict[str, Any]) -> None:
+        if observe is not None:
+            observe(model)
+        listener(name, details)
 
-
-def _give_back(chart: CallbackChart, model: _Record, notifier: _Notifier) -> None:
-    state = model.state
-    if state is None or state == CallbackState.COMPLETED:
-        return  # a final chart cannot move again
-    free = _POOL.setdefault(state, [])
-    if len(free) < _POOL_SIZE:
-        free.append((chart, model, notifier))
+    chart = CallbackChart(model=model, listeners=[ChartAnnouncer(told, extra)], start_value=state)
+    if event is not None:
+        try:
+            chart.send(event, reason=reason)
+        except TransitionNotAllowed as err:
+            raise IllegalTransition(_illegal_message(event, state)) from err
+    assert model.state is not None
+    return model.state, model.reason
 
 
 class Lifecycle:
@@ -312,7 +334,7 @@ class Lifecycle:
     ``extra`` keywords given to the call. A reason passed for a non-COMPLETED state is dropped.
     """
 
-    __slots__ = ("_listener", "_record")
+    __slots__ = ("_listener", "_reason", "_state")
 
     def __init__(
         self,
@@ -330,7 +352,8 @@ class Lifecycle:
             raise InvalidReason(
                 f"_callback_reason: unknown reason {reason!r}; expected one of {', '.join(sorted(_REASONS))}"
             )
-        self._record = _Record(state, reason if state == CallbackState.COMPLETED else None)
+        self._state = state
+        self._reason = reason if state == CallbackState.COMPLETED else None
         self._listener: LifecycleListener = listener or _ignore
 
     def __repr__(self) -> str:
@@ -339,33 +362,37 @@ class Lifecycle:
     @property
     def state(self) -> str:
         """The current ``_callback_state``."""
-        assert self._record.state is not None
-        return self._record.state
+        return self._state
 
     @property
     def reason(self) -> str | None:
         """The ``_callback_reason`` once COMPLETED (None before, or if storage had none)."""
-        return self._record.reason
+        return self._reason
 
     @property
     def is_final(self) -> bool:
-        return self.state == CallbackState.COMPLETED
+        return self._state == CallbackState.COMPLETED
 
     @property
     def allowed_events(self) -> list[str]:
-        return allowed_events(self.state)
+        return allowed_events(self._state)
 
-    def _chart(self, record: _Record, extra: Mapping[str, Any], **kwargs: Any) -> CallbackChart:
-        return CallbackChart(model=record, listeners=[_Notifier(self._listener, extra)], **kwargs)
+    def _emit(self, name: str, from_state: str | None, to_state: str | None, reason: str | None,
+              extra: Mapping[str, Any]) -> None:
+        details: dict[str, Any] = {**extra, "from_state": from_state, "to_state": to_state, "reason": reason}
+        try:
+            self._listener(name, details)
+        except Exception:
+            log.exception("callback lifecycle listener failed on %s %s", name, details)
 
     def created(self, **extra: Any) -> None:
         """Announce a new record: ``_cbe_on_callback_scheduled`` if it starts SCHEDULED.
 
-        Activates a fresh chart in the record's state, so the announcement is the chart's own
-        initial-state entry hook; a record created in another state announces nothing.
+        The chart's initial-state entry; a record created in another state announces nothing.
         """
-        fresh = _Record(None, self._record.reason)
-        self._chart(fresh, extra, start_value=self.state)
+        name = ANNOUNCED_ON_CREATE.get(self._state)
+        if name is not None:
+            self._emit(name, None, self._state, None, extra)
 
     def apply(self, event: str, reason: str | None = None, **extra: Any) -> str:
         """Fire ``event`` (one of :data:`EVENTS`); returns the new state.
@@ -379,20 +406,25 @@ class Lifecycle:
             )
         if reason is not None and event not in _TAKES_REASON:
             raise InvalidReason(f"{event} takes no reason (got {reason!r})")
-        # Refusals (no transition, a validator) happen before the chart touches the record.
-        chart, model, notifier = _borrow(self.state)
-        model.reason = self._record.reason
-        notifier._listener, notifier._extra = self._listener, dict(extra)
-        self._record = model  # the listener reads this lifecycle's new state while it is told
-        try:
-            chart.send(event, reason=reason)
-        except TransitionNotAllowed as err:
-            raise IllegalTransition(_illegal_message(event, str(model.state))) from err
-        finally:
-            self._record = _Record(model.state, model.reason)
-            notifier._listener, notifier._extra = _ignore, {}
-            _give_back(chart, model, notifier)
-        return self.state
+        source = self._state
+        step = STEPS.get((source, event))
+        if step is None:
+            raise IllegalTransition(_illegal_message(event, source))
+        for validate in step.validators:  # refusals happen before anything changes
+            validate(reason)
+        target = step.target
+        if step.before is not None:
+            self._emit(step.before, source, target, None, extra)
+        # The listener reads this lifecycle's new state while it is told of the change.
+        self._state = target
+        self._reason = _completion_reason(event, reason) if step.completes else None
+        if step.changes_state:
+            self._emit(STATUS_UPDATED_EVENT, source, target, self._reason, extra)
+        if step.after is not None:
+            self._emit(step.after, source, target, None, extra)
+        if step.completes and self._reason == CompletionReason.CANCELLED:
+            self._emit(CANCELLED_EVENT, source, target, self._reason, extra)
+        return target
 
     # -- one method per event, for readable call sites ----------------------------------------
 
@@ -425,17 +457,14 @@ class Lifecycle:
 
     # -- notifications that are not state changes ------------------------------------------------
 
-    def _notify(self, name: str, reason: str | None, extra: Mapping[str, Any]) -> None:
-        _Notifier(self._listener, extra)._emit(name, self.state, self.state, reason)
-
     def resubmitted(self, **extra: Any) -> None:
         """``_cbe_on_callback_resubmitted``: the callback was handed to a flow again."""
-        self._notify(RESUBMITTED_EVENT, None, extra)
+        self._emit(RESUBMITTED_EVENT, self._state, self._state, None, extra)
 
     def submit_failed(self, reason: str, **extra: Any) -> None:
         """``_cbe_on_callback_submit_failed``: starting its flow failed (reason: why)."""
-        self._notify(SUBMIT_FAILED_EVENT, reason, extra)
+        self._emit(SUBMIT_FAILED_EVENT, self._state, self._state, reason, extra)
 
     def processing_failed(self, reason: str, **extra: Any) -> None:
         """``_cbe_on_callback_processing_failed``: its flow failed (reason: why)."""
-        self._notify(PROCESSING_FAILED_EVENT, reason, extra)
+        self._emit(PROCESSING_FAILED_EVENT, self._state, self._state, reason, extra)
