@@ -33,7 +33,7 @@ from .executable import (
     Script,
     Send,
 )
-from .model import FINAL, HISTORY, PARALLEL, ROOT, STATE, DataDecl, Document, StateNode, Transition
+from .model import FINAL, HISTORY, PARALLEL, ROOT, STATE, DataDecl, Document, StateNode, Transition, transition_domain
 from .registry import DEFAULT_REGISTRY, Registry
 from .values import load_src, parse_delay, value_factory
 
@@ -617,19 +617,6 @@ def _prepare_transition(t: Transition) -> None:
     t.history_free = all(s.kind != HISTORY for s in t.targets)
     if t.history_free and t.targets:
         t.static_domain = transition_domain(t, t.targets)
-
-
-def transition_domain(t: Transition, targets: tuple[StateNode, ...] | list[StateNode]) -> StateNode | None:
-    """W3C getTransitionDomain for known effective targets."""
-    if not targets:
-        return None
-    src = t.source
-    if t.internal and src.is_compound and all(src in s.ancestor_set for s in targets):
-        return src
-    for anc in src.ancestors:
-        if anc.is_compound and all(anc in s.ancestor_set for s in targets):
-            return anc
-    return src.ancestors[-1] if src.ancestors else src
 
 
 def index_columns(root: etree._Element, text: str) -> dict[etree._Element, int]:

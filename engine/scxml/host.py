@@ -21,6 +21,7 @@ from .events import Event
 from .model import Document
 from .registry import DEFAULT_REGISTRY, Registry
 from .session import Session
+from .transition_cache import TransitionCache
 from .turns import TurnQueue
 from .values import resolve_src
 
@@ -109,6 +110,7 @@ class SessionHost:
         self._processors: dict[str, Any] = {}
         self._invokers: dict[str, Any] = {}
         self._child_docs: dict[tuple[str, float], Document] = {}
+        self._transition_caches: weakref.WeakKeyDictionary[Document, TransitionCache] = weakref.WeakKeyDictionary()
         self.on_session_end: list[Callable[[Session], None]] = []
         self.effect_handlers: dict[str, Callable[[str, dict[str, Any]], Any]] = {}
 
@@ -133,6 +135,13 @@ class SessionHost:
                       session_id: str | None = None) -> Session:
         """Create a top-level session and run its first macrostep."""
         return self.create_session(doc, data=data, session_id=session_id).start()
+
+    def transition_cache(self, doc: Document) -> TransitionCache:
+        """The run-time lookups shared by this host's sessions of ``doc``; they go with the document."""
+        cache = self._transition_caches.get(doc)
+        if cache is None:
+            cache = self._transition_caches[doc] = TransitionCache(doc)
+        return cache
 
     # -- seams a persisting host overrides ---------------------------------------------------
     def route_event(self, sender: Session | None, target: Session, event: Event) -> None:
@@ -232,7 +241,7 @@ class SessionHost:
 
     async def close(self) -> None:
         for session in list(self.sessions.values()):
-            session._clear_timers()
+            session.cancel_timers()
         for processor in list(self._processors.values()):
             stopper = getattr(processor, "close", None)
             if stopper is not None:

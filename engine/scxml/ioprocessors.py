@@ -45,8 +45,7 @@ class ScxmlProcessor:
         elif target == "#_internal":
             event.type = "internal"
             event.origin = event.origintype = None
-            session.raise_internal(event)
-            session._schedule()
+            session.post_internal(event)
         elif target == "#_parent":
             parent = session.parent
             if session.cancel_requested:

@@ -1,8 +1,10 @@
 """The compiled, immutable form of an SCXML document, shared by all of its sessions.
 
 Everything that can be worked out once per document is worked out here: document order,
-ancestors, each transition's domain when it does not depend on history, and a per-state cache
-of which transitions an event name can trigger. Sessions hold only their own state.
+ancestors, each state's eventless transitions and each transition's domain when it does not
+depend on history. Nothing here is written once compilation is done: what sessions learn at
+run time (which transitions an event name triggers, entry sets) lives in a ``TransitionCache``
+their host owns (``transition_cache.py``). Sessions hold only their own state.
 """
 
 from __future__ import annotations
@@ -10,16 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .events import descriptors_match
-
 if TYPE_CHECKING:
     from .datamodel import DataModel
     from .errors import Problem
 
 STATE, PARALLEL, FINAL, HISTORY, ROOT = "state", "parallel", "final", "history", "scxml"
-
-# An event name cache per state is bounded so documents fed arbitrary event names stay small.
-_EVENT_CACHE_LIMIT = 512
 
 
 class Transition:
@@ -29,7 +26,6 @@ class Transition:
         "actions",
         "column",
         "cond",
-        "entry",
         "events",
         "history_free",
         "internal",
@@ -63,7 +59,6 @@ class Transition:
         self.column = column
         self.static_domain: StateNode | None = None
         self.history_free = True
-        self.entry: tuple | None = None  # cached entry set when no history is involved
 
     def __repr__(self) -> str:
         return (
@@ -76,8 +71,6 @@ class StateNode:
     """A state, parallel, final, history or the ``<scxml>`` root."""
 
     __slots__ = (
-        "_event_cache",
-        "_eventless",
         "ancestor_set",
         "ancestors",
         "children",
@@ -85,6 +78,7 @@ class StateNode:
         "data",
         "depth",
         "donedata",
+        "eventless",
         "history",
         "history_deep",
         "id",
@@ -123,8 +117,7 @@ class StateNode:
         self.column = column
         self.is_atomic = False
         self.is_compound = False
-        self._event_cache: dict[str, tuple[Transition, ...]] = {}
-        self._eventless: tuple[Transition, ...] = ()
+        self.eventless: tuple[Transition, ...] = ()
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.id}>"
@@ -141,27 +134,9 @@ class StateNode:
         self.ancestors = tuple(chain)
         self.ancestor_set = frozenset(chain)
         # Eventless transitions of this state then its ancestors, innermost first.
-        self._eventless = tuple(
+        self.eventless = tuple(
             t for s in (self, *chain) for t in s.transitions if t.events is None
         )
-
-    def candidates(self, name: str) -> tuple[Transition, ...]:
-        """Transitions of this state then its ancestors whose event descriptors match ``name``.
-
-        Candidates are grouped per state (innermost first, document order inside a state);
-        the caller takes the first whose condition holds.
-        """
-        found = self._event_cache.get(name)
-        if found is None:
-            found = tuple(
-                t
-                for s in (self, *self.ancestors)
-                for t in s.transitions
-                if t.events is not None and descriptors_match(t.events, name)
-            )
-            if len(self._event_cache) < _EVENT_CACHE_LIMIT:
-                self._event_cache[name] = found
-        return found
 
 
 @dataclass(slots=True)
@@ -176,9 +151,10 @@ class DataDecl:
     column: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class Document:
-    """A compiled SCXML document."""
+    """A compiled SCXML document. Compared by identity, so a host can key per-document run-time
+    caches on it (weakly: a document nobody uses any more is freed with its cache)."""
 
     name: str | None
     source: str
@@ -197,3 +173,17 @@ class Document:
 
     def __repr__(self) -> str:
         return f"<Document {self.name or self.source} {len(self.states)} states>"
+
+
+def transition_domain(t: Transition, targets: tuple[StateNode, ...] | list[StateNode]) -> StateNode | None:
+    """W3C getTransitionDomain for known effective targets: a fact of the tree, which the compiler
+    works out once for transitions without history targets and the algorithm for the others."""
+    if not targets:
+        return None
+    src = t.source
+    if t.internal and src.is_compound and all(src in s.ancestor_set for s in targets):
+        return src
+    for anc in src.ancestors:
+        if anc.is_compound and all(anc in s.ancestor_set for s in targets):
+            return anc
+    return src.ancestors[-1] if src.ancestors else src

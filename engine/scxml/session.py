@@ -43,13 +43,16 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import algorithm
+from .algorithm import by_order as _by_order
 from .errors import CommunicationError, ExecutionError, SessionLimitError
 from .events import AttrDict, Event
 from .executable import SCXML_PROCESSOR, Action, DoneData, SendRequest, build_data
-from .model import FINAL, HISTORY, PARALLEL, ROOT, Document, StateNode, Transition
+from .model import FINAL, PARALLEL, ROOT, Document, StateNode, Transition
+from .session_state import InvocationState, SessionState
 
 if TYPE_CHECKING:
     from .host import SessionHost
@@ -65,10 +68,6 @@ NOTICE_SECONDS = 1.0
 SEND_WINDOW_SECONDS = 1.0
 
 
-def _by_order(s: StateNode) -> int:
-    return s.order
-
-
 class Session:
     """A session of one document; create it through ``SessionHost``."""
 
@@ -76,6 +75,7 @@ class Session:
         "__weakref__",
         "_atomic",
         "_busy",
+        "_cache",
         "_external",
         "_foreach_used",
         "_history",
@@ -86,7 +86,6 @@ class Session:
         "_limit_notice",
         "_microsteps",
         "_pending",
-        "_restore",
         "_scheduled",
         "_send_count",
         "_send_window",
@@ -120,6 +119,7 @@ class Session:
     ):
         self.host = host
         self.doc = doc
+        self._cache = host.transition_cache(doc)
         self.dm = doc.datamodel
         self.id = session_id
         self.parent = parent
@@ -157,12 +157,16 @@ class Session:
         self._send_count = 0
         self._limit_notice = 0.0  # monotonic time of the last error.execution for a budget
         self._initial_data = data
-        self._restore: dict[str, Any] | None = None  # snapshot parts waiting for resume()
 
     # ------------------------------------------------------------------ public API
     @property
     def is_running(self) -> bool:
         return self.status == RUNNING
+
+    @property
+    def has_queued_events(self) -> bool:
+        """Whether events wait in the internal or external queue (the session has work left)."""
+        return bool(self._internal or self._external)
 
     @property
     def datamodel(self) -> dict[str, Any]:
@@ -201,7 +205,7 @@ class Session:
         event = Event(name, data, **fields)
         if self.status != RUNNING:
             return
-        self._queue_external(event)
+        self.queue(event)
         if not self._busy:
             self._drain()
 
@@ -209,7 +213,7 @@ class Session:
         """Queue an external event from elsewhere; it is processed on a later loop turn."""
         if self.status != RUNNING:
             return
-        self._queue_external(event)
+        self.queue(event)
         self._schedule()
 
     def cancel(self) -> None:
@@ -230,20 +234,139 @@ class Session:
         node = self.doc.by_id.get(state_id)
         return node is not None and node in self.configuration
 
+    # ------------------------------------------------------------------ state as a value
+    def to_state(self) -> SessionState:
+        """This session as a value (taken between macrosteps, or between the microsteps of a
+        macrostep cut by fairness); ``from_state`` makes it a session again."""
+        invocations = []
+        for inv in (self._invocations or {}).values():
+            handle = inv.handle
+            child = handle.id if isinstance(handle, Session) else None
+            invocations.append(InvocationState(
+                inv.invokeid, inv.state.id, inv.state.invokes.index(inv.definition), child,
+                None if child is not None else _invoker_state(inv), inv.finished,
+            ))
+        return SessionState(
+            status=self.status,
+            configuration=[s.id for s in self.configuration],
+            data=self.dm.user_data(self.store),
+            history={k: [s.id for s in v] for k, v in (self._history or {}).items()},
+            internal=list(self._internal),
+            external=list(self._external or ()),
+            pending=self.pending_sends(),
+            invocations=invocations,
+            late_done=sorted(self._late_done or ()),
+            sendseq=self._sendseq,
+            parent=self.parent.id if self.parent is not None else None,
+            invokeid=self.invokeid,
+            final_ids=list(self.final_ids),
+            done_data=self.done_data,
+            error=self.error,
+            cancel_requested=self.cancel_requested,
+        )
+
+    @classmethod
+    def from_state(cls, host: SessionHost, doc: Document, session_id: str, state: SessionState, *,
+                   parent: Session | None = None) -> Session:
+        """A session rebuilt from ``state``, idle: its invocations are attached by
+        ``link_invocations`` once every session of the host is rebuilt, its delayed sends re-armed
+        and its queues drained by ``resume``."""
+        session = cls(host, doc, session_id, parent=parent, invokeid=state.invokeid)
+        session.status = state.status
+        by_id = doc.by_id
+        session.configuration = {by_id[s] for s in state.configuration}
+        data = dict(state.data)
+        if state.lost:
+            data.update(session._recover_lost(state.lost))
+        session.store.update(data)
+        if state.history:
+            session._history = {k: [by_id[s] for s in v] for k, v in state.history.items()}
+        session._internal = list(state.internal)
+        if state.external:
+            session._external = deque(state.external)
+        session._late_done = set(state.late_done) or None
+        session._sendseq = state.sendseq
+        session.final_ids = list(state.final_ids)
+        session.done_data = state.done_data
+        session.error = state.error
+        session.cancel_requested = state.cancel_requested
+        return session
+
+    def _recover_lost(self, names: list[str]) -> dict[str, Any]:
+        """Functions and classes come back by running the top-level scripts in a scratch store."""
+        if not self.doc.script:
+            log.warning("session %s: values of %s could not be stored and are gone", self.id, names)
+            return {n: None for n in names}
+        scratch = Session(self.host, self.doc, self.id)
+        scratch.store = self.dm.new_store({"In": InPredicate(self), "_sessionid": self.id,
+                                           "_name": self.doc.name, "_ioprocessors": {}})
+        scratch._busy = True
+        scratch._run_block(self.doc.script)
+        out = {}
+        for name in names:
+            if name in scratch.store:
+                out[name] = scratch.store[name]
+            else:
+                log.warning("session %s: value of %s could not be stored and is gone", self.id, name)
+                out[name] = None
+        return out
+
+    def link_invocations(self, records: Iterable[InvocationState], sessions: Mapping[str, Session]) -> None:
+        """Re-attach a rebuilt session's invocations to their rebuilt child sessions (or custom
+        invokers); a child that is gone counts as finished."""
+        from .invokers import SCXML_INVOKE_TYPE, Invocation
+
+        registry = self.host.registry
+        for rec in records:
+            state = self.doc.by_id[rec.state]
+            definition = state.invokes[rec.index]
+            canonical = registry.invoker_type(definition.type or SCXML_INVOKE_TYPE) or SCXML_INVOKE_TYPE
+            invocation = Invocation(rec.invokeid, state, definition, self.host.invoker_for(canonical))
+            invocation.finished = rec.finished
+            if rec.child is not None:
+                invocation.handle = sessions.get(rec.child)
+                if invocation.handle is None:
+                    invocation.finished = True
+            else:
+                restorer = getattr(invocation.invoker, "restore", None)
+                if restorer is not None:
+                    restorer(invocation, rec.handle)
+            self.add_invocation(invocation)
+
+    def resume(self, pending: Iterable[SendRequest] = ()) -> None:
+        """Re-arm a rebuilt session's delayed sends at their due times (overdue ones fire at once)
+        and process, on a later loop turn, whatever was queued when its state was taken."""
+        clock = self.host.clock
+        for req in pending:
+            handle = clock.call_at(req.due, self._fire_delayed, req.sendid)
+            if self._pending is None:
+                self._pending = {}
+            self._pending[req.sendid] = (req, handle)
+        if self.status == RUNNING and (self._internal or self._external or self.cancel_requested):
+            self._schedule()
+
     # ------------------------------------------------------------------ queues
-    def _queue_external(self, event: Event) -> None:
+    def queue(self, event: Event) -> None:
+        """Put an external event on the queue without processing it: for a rebuilt session,
+        before ``resume`` (which processes it)."""
         q = self._external
         if q is None:
             q = self._external = deque()
         q.append(event)
 
     def raise_internal(self, event: Event) -> None:
+        """An internal event raised during a macrostep (``<raise>``, ``#_internal``)."""
         self._internal.append(event)
+
+    def post_internal(self, event: Event) -> None:
+        """An internal event from outside a macrostep (a delayed ``#_internal`` send): queued,
+        and processed on a later loop turn."""
+        self._internal.append(event)
+        self._schedule()
 
     def post_error(self, name: str, message: str, sendid: str | None = None) -> None:
         """An error found outside a macrostep (a timer's dispatch, an HTTP reply)."""
-        self._internal.append(_error_event(name, message, sendid))
-        self._schedule()
+        self.post_internal(_error_event(name, message, sendid))
 
     def _schedule(self) -> None:
         if self._busy or self._scheduled or self.status != RUNNING:
@@ -372,36 +495,13 @@ class Session:
         return atomic
 
     def _select(self, name: str) -> list[Transition]:
-        atomic = self._atomic_states()
-        if len(atomic) == 1:
-            for t in atomic[0].candidates(name):
-                if t.cond is None or self._cond(t):
-                    return [t]
-            return []
-        enabled: list[Transition] = []
-        for state in atomic:
-            for t in state.candidates(name):
-                if t.cond is None or self._cond(t):
-                    if t not in enabled:
-                        enabled.append(t)
-                    break
-        return self._remove_conflicts(enabled) if len(enabled) > 1 else enabled
+        cache = self._cache
+        return algorithm.select([cache.candidates(s, name) for s in self._atomic_states()], self._cond,
+                                self.configuration, self._history)
 
     def _select_eventless(self) -> list[Transition]:
-        atomic = self._atomic_states()
-        if len(atomic) == 1:
-            for t in atomic[0]._eventless:
-                if t.cond is None or self._cond(t):
-                    return [t]
-            return []
-        enabled: list[Transition] = []
-        for state in atomic:
-            for t in state._eventless:
-                if t.cond is None or self._cond(t):
-                    if t not in enabled:
-                        enabled.append(t)
-                    break
-        return self._remove_conflicts(enabled) if len(enabled) > 1 else enabled
+        return algorithm.select([s.eventless for s in self._atomic_states()], self._cond,
+                                self.configuration, self._history)
 
     def _cond(self, t: Transition) -> bool:
         try:
@@ -409,33 +509,6 @@ class Session:
         except ExecutionError as e:
             self._internal.append(_error_event("error.execution", str(e)))
             return False
-
-    def _remove_conflicts(self, enabled: list[Transition]) -> list[Transition]:
-        filtered: list[Transition] = []
-        exit_sets: dict[int, set[StateNode]] = {}
-
-        def exits(t: Transition) -> set[StateNode]:
-            key = id(t)
-            found = exit_sets.get(key)
-            if found is None:
-                found = exit_sets[key] = self._exit_set((t,))
-            return found
-
-        for t1 in enabled:
-            preempted = False
-            to_remove = []
-            for t2 in filtered:
-                if exits(t1) & exits(t2):
-                    if t2.source in t1.source.ancestor_set:
-                        to_remove.append(t2)
-                    else:
-                        preempted = True
-                        break
-            if not preempted:
-                for t3 in to_remove:
-                    filtered.remove(t3)
-                filtered.append(t1)
-        return filtered
 
     # ------------------------------------------------------------------ microstep
     def _microstep(self, enabled: list[Transition]) -> None:
@@ -447,54 +520,19 @@ class Session:
         self._enter_states(enabled)
         self._atomic = None
 
-    def _domain(self, t: Transition) -> StateNode | None:
-        if t.history_free:
-            return t.static_domain
-        from .compiler import transition_domain
-
-        return transition_domain(t, self._effective_targets(t))
-
-    def _effective_targets(self, t: Transition) -> list[StateNode]:
-        targets: list[StateNode] = []
-        for s in t.targets:
-            if s.kind == HISTORY:
-                stored = self._history.get(s.id) if self._history else None
-                if stored:
-                    targets.extend(x for x in stored if x not in targets)
-                else:
-                    targets.extend(x for x in self._effective_targets(s.transitions[0]) if x not in targets)
-            elif s not in targets:
-                targets.append(s)
-        return targets
-
-    def _exit_set(self, transitions: Iterable[Transition]) -> set[StateNode]:
-        out: set[StateNode] = set()
-        for t in transitions:
-            if t.targets:
-                domain = self._domain(t)
-                for s in self.configuration:
-                    if domain in s.ancestor_set:
-                        out.add(s)
-        return out
-
     def _exit_states(self, enabled: list[Transition]) -> None:
-        exit_set = self._exit_set(enabled)
+        exit_set = algorithm.exit_set(enabled, self.configuration, self._history)
         if not exit_set:
             return
-        to_exit = sorted(exit_set, key=_by_order, reverse=True)
+        to_exit = algorithm.exit_order(exit_set)
         if self._to_invoke:
             self._to_invoke.difference_update(exit_set)
         if self.doc.has_history:
-            for s in to_exit:
-                for h in s.history:
-                    if self._history is None:
-                        self._history = {}
-                    if h.history_deep:
-                        self._history[h.id] = [
-                            x for x in self.configuration if x.is_atomic and s in x.ancestor_set
-                        ]
-                    else:
-                        self._history[h.id] = [x for x in self.configuration if x.parent is s]
+            recorded = algorithm.history_to_record(to_exit, self.configuration)
+            if recorded:
+                if self._history is None:
+                    self._history = {}
+                self._history.update(recorded)
         for s in to_exit:
             self._exit_one(s)
 
@@ -508,12 +546,9 @@ class Session:
 
     def _enter_states(self, enabled: list[Transition]) -> None:
         if len(enabled) == 1 and enabled[0].history_free:
-            cached = enabled[0].entry
-            if cached is None:
-                cached = self._compute_entry(enabled, cacheable=True)
-            to_enter, default_entry, history_content = cached
+            to_enter, default_entry, history_content = self._cache.entry_set(enabled[0], self._history)
         else:
-            to_enter, default_entry, history_content = self._compute_entry(enabled, cacheable=False)
+            to_enter, default_entry, history_content = algorithm.entry_set(enabled, self._history)[0]
         config = self.configuration
         late = self.doc.uses_late_data
         for s in to_enter:
@@ -542,76 +577,8 @@ class Session:
                         Event("done.state." + parent.id, self._donedata(s.donedata), type="internal")  # type: ignore[union-attr]
                     )
                     grand = parent.parent  # type: ignore[union-attr]
-                    if grand.kind == PARALLEL and all(self._in_final(c) for c in grand.children):
+                    if grand.kind == PARALLEL and all(algorithm.in_final(c, config) for c in grand.children):
                         self._internal.append(Event("done.state." + grand.id, type="internal"))
-
-    def _compute_entry(
-        self, enabled: list[Transition], cacheable: bool
-    ) -> tuple[tuple[StateNode, ...], frozenset[StateNode], dict[str, tuple[Action, ...]]]:
-        to_enter: set[StateNode] = set()
-        default_entry: set[StateNode] = set()
-        history_content: dict[str, tuple[Action, ...]] = {}
-        used_history = [False]
-        for t in enabled:
-            for s in t.targets:
-                self._add_descendants(s, to_enter, default_entry, history_content, used_history)
-            ancestor = self._domain(t)
-            for s in self._effective_targets(t) if not t.history_free else t.targets:
-                self._add_ancestors(s, ancestor, to_enter, default_entry, history_content, used_history)
-        result = (tuple(sorted(to_enter, key=_by_order)), frozenset(default_entry), history_content)
-        if cacheable and not used_history[0]:
-            enabled[0].entry = result  # depends on the document only, so sessions share it
-        return result
-
-    def _add_descendants(self, state, to_enter, default_entry, history_content, used_history) -> None:
-        if state.kind == HISTORY:
-            used_history[0] = True
-            stored = self._history.get(state.id) if self._history else None
-            if stored:
-                for s in stored:
-                    self._add_descendants(s, to_enter, default_entry, history_content, used_history)
-                for s in stored:
-                    self._add_ancestors(s, state.parent, to_enter, default_entry, history_content, used_history)
-            else:
-                t = state.transitions[0]
-                if t.actions:
-                    history_content[state.parent.id] = t.actions
-                for s in t.targets:
-                    self._add_descendants(s, to_enter, default_entry, history_content, used_history)
-                for s in t.targets:
-                    self._add_ancestors(s, state.parent, to_enter, default_entry, history_content, used_history)
-            return
-        to_enter.add(state)
-        if state.is_compound:
-            default_entry.add(state)
-            targets = state.initial.targets
-            for s in targets:
-                self._add_descendants(s, to_enter, default_entry, history_content, used_history)
-            for s in targets:
-                self._add_ancestors(s, state, to_enter, default_entry, history_content, used_history)
-        elif state.kind == PARALLEL:
-            for child in state.children:
-                if not any(child in s.ancestor_set for s in to_enter):
-                    self._add_descendants(child, to_enter, default_entry, history_content, used_history)
-
-    def _add_ancestors(self, state, ancestor, to_enter, default_entry, history_content, used_history) -> None:
-        for anc in state.ancestors:
-            if anc is ancestor:
-                return
-            if anc.kind == ROOT:
-                return
-            to_enter.add(anc)
-            if anc.kind == PARALLEL:
-                for child in anc.children:
-                    if not any(child in s.ancestor_set for s in to_enter):
-                        self._add_descendants(child, to_enter, default_entry, history_content, used_history)
-
-    def _in_final(self, s: StateNode) -> bool:
-        if s.is_compound:
-            return any(c.kind == FINAL and c in self.configuration for c in s.children)
-        if s.kind == PARALLEL:
-            return all(self._in_final(c) for c in s.children)
-        return False
 
     # ------------------------------------------------------------------ executable content
     def _run_block(self, block: tuple[Action, ...]) -> None:
@@ -865,7 +832,7 @@ class Session:
             for invocation in list(self._invocations.values()):
                 invocation.cancel()
             self._invocations = None
-        self._clear_timers()
+        self.cancel_timers()
         if final_state is not None and status == FINISHED:
             self.done_data = self._donedata(final_state.donedata)
         if self.parent is not None and status == FINISHED and not self.cancel_requested:
@@ -876,7 +843,8 @@ class Session:
         if self.parent is not None:
             self.parent.invocation_finished(self.invokeid)  # type: ignore[arg-type]
 
-    def _clear_timers(self) -> None:
+    def cancel_timers(self) -> None:
+        """Drop every delayed send not yet sent (the session ended, or its host closes)."""
         if self._pending:
             for _, handle in self._pending.values():
                 handle.cancel()
@@ -895,7 +863,7 @@ class Session:
             for invocation in list(self._invocations.values()):
                 invocation.cancel()
             self._invocations = None
-        self._clear_timers()
+        self.cancel_timers()
         if self.parent is not None and self.parent.status == RUNNING:
             self.parent.child_failed(self, message)
 
@@ -928,6 +896,12 @@ class InPredicate:
     def __call__(self, state_id: str) -> bool:
         session = self._session()
         return session is not None and session.in_state(state_id)
+
+
+def _invoker_state(inv: Invocation) -> Any:
+    """What a custom invoker saves of its invocation (an invoker may have nothing to save)."""
+    saver = getattr(inv.invoker, "save", None)
+    return saver(inv) if saver is not None else None
 
 
 def _error_event(name: str, message: str, sendid: str | None = None) -> Event:

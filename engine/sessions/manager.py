@@ -40,7 +40,8 @@ from ..jsonable import jsonable
 from ..scxml import Event, Limits, Registry, Session, SessionHost
 from ..scxml.clock import Clock
 from ..scxml.datamodel import SYSTEM_NAMES
-from ..scxml.snapshot import bare_snapshot, decode_event, encode_event, link_children, restore, resume, snapshot
+from ..scxml.session_state import SessionState
+from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state
 from ..storage import Batch, StorageUnavailable, Store
 from ..storage.store import dumps
 
@@ -333,13 +334,13 @@ class SessionManager(SessionHost):
         """The session's snapshot as JSON; a session whose state cannot be encoded is failed with
         the cause (its callback completes with FAIL_ERROR) and stored without its data."""
         try:
-            return dumps(snapshot(session))
+            return dumps(encode_state(session.to_state()))
         except Exception as e:  # RecursionError on data nested too deeply, a value JSON refuses...
             cause = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             log.error("session %s: its state cannot be stored (%s); the session is failed", session.id, cause)
             session.fail(f"its state cannot be stored: {cause}")
             self._dirty.pop(session.id, None)  # it is written now, in this batch
-            return dumps(bare_snapshot(session))
+            return dumps(encode_state(session.to_state().bare()))
 
     async def _write_loop(self) -> None:
         while True:
@@ -438,7 +439,7 @@ class SessionManager(SessionHost):
                 d += 1
             return d
 
-        restored: list[Session] = []
+        restored: list[tuple[Session, SessionState]] = []
         for row in sorted(rows, key=depth):
             fv = self.flows.by_hash.get(row["flow_hash"])
             if fv is None:
@@ -446,27 +447,28 @@ class SessionManager(SessionHost):
                 continue
             parent = self.sessions.get(row["parent_id"]) if row["parent_id"] else None
             try:
-                session = restore(self, fv.doc, row["id"], json.loads(row["snapshot"]), parent=parent)
+                state = decode_state(json.loads(row["snapshot"]))
+                session = Session.from_state(self, fv.doc, row["id"], state, parent=parent)
             except Exception:
                 log.exception("session %s could not be restored", row["id"])
                 continue
             self.sessions[session.id] = session
             self.info[session.id] = SessionInfo(row["flow"], row["flow_version"], row["flow_hash"],
                                                 row["created_at"], True, row["parent_id"])
-            restored.append(session)
-        for session in restored:
-            link_children(session, self.sessions)
+            restored.append((session, state))
+        for session, state in restored:
+            session.link_invocations(state.invocations, self.sessions)
         inbox = await self.store.load_inbox()
         for row in inbox:
             target = self.sessions.get(row["session_id"])
             if target is None or not target.is_running:
                 self._inbox_done.append(row["id"])
                 continue
-            target._queue_external(decode_event(json.loads(row["event"])))
+            target.queue(decode_event(json.loads(row["event"])))
             self._delivered.setdefault(target.id, []).append(row["id"])
             self._dirty[target.id] = target
-        for session in restored:
-            resume(session)
+        for session, state in restored:
+            session.resume(state.pending)
         outbox = await self.store.load_outbox()
         for row in outbox:
             self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))

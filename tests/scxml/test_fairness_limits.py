@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from engine.scxml import FAILED, FINISHED, RUNNING, Document, Event, Limits, SessionHost
+from engine.scxml import FAILED, FINISHED, RUNNING, Document, Event, Limits, Session, SessionHost
 from engine.scxml import session as session_module
-from engine.scxml.snapshot import restore, resume, snapshot
+from engine.scxml.snapshot import decode_state, encode_state
 from tests.scxml.documents import scxml
 
 # Twelve events sent to itself at start, each recorded in arrival order.
@@ -39,7 +39,7 @@ LOOP = scxml(
 async def settle(*sessions, timeout: float = 10.0) -> None:
     """Until no session has work left (yielded sessions wait for slices of the loop)."""
     deadline = time.monotonic() + timeout
-    while any(s.is_running and (s._external or s._internal) for s in sessions):
+    while any(s.is_running and s.has_queued_events for s in sessions):
         assert time.monotonic() < deadline, "sessions did not settle"
         await asyncio.sleep(0.002)
 
@@ -57,7 +57,7 @@ async def test_a_session_yields_after_its_macrosteps_per_turn_and_keeps_the_orde
     host = SessionHost(limits=Limits(macrosteps_per_turn=5, turn_seconds=0.2))
     session = host.start_session(TICKS)
     assert session.datamodel["seen"] == [0, 1, 2, 3, 4]  # the rest waits for the next turn
-    assert [e.name for e in session._external] == ["tick"] * 7
+    assert [e.name for e in session.to_state().external] == ["tick"] * 7
     session.deliver(Event("late"))
     await settle(session)
     assert session.datamodel["seen"] == [*range(12), "late"]  # the late event still comes last
@@ -128,9 +128,10 @@ async def test_a_macrostep_cut_mid_way_is_finished_from_its_snapshot() -> None:
     session = SessionHost(limits=Limits(turn_seconds=0.001)).start_session(doc)
     assert session.status == RUNNING and session.datamodel["n"] < 2999
     other = SessionHost()  # as after a crash: only the snapshot survives
-    copy = restore(other, doc, session.id, snapshot(session))
+    state = decode_state(encode_state(session.to_state()))
+    copy = Session.from_state(other, doc, session.id, state)
     other.sessions[copy.id] = copy
-    resume(copy)
+    copy.resume(state.pending)
     await settle(copy)
     assert copy.status == FINISHED and copy.datamodel["n"] == 2999
 
@@ -148,11 +149,11 @@ async def test_an_endless_macrostep_still_fails_across_turns() -> None:
 async def test_a_yielded_session_snapshot_holds_the_rest_of_its_queue() -> None:
     host = SessionHost(limits=Limits(macrosteps_per_turn=5, turn_seconds=0.2))
     session = host.start_session(TICKS)
-    snap = snapshot(session)
+    state = decode_state(encode_state(session.to_state()))
     other = SessionHost()
-    copy = restore(other, TICKS, session.id, snap)
+    copy = Session.from_state(other, TICKS, session.id, state)
     other.sessions[copy.id] = copy
-    resume(copy)
+    copy.resume(state.pending)
     await settle(copy)
     assert copy.datamodel["seen"] == list(range(12))
 
