@@ -8,6 +8,7 @@ import stat
 
 from engine.api.appkeys import ENGINE
 from tests.push.conftest import ADMIN, CLIENT, DEVELOPER, DEVICE, credentials_body, data_dir
+from tests.support.eventually import eventually
 from tests.support.fake_google import EMAIL, PROJECT, fcm_error
 
 TEST_FIELDS = {"app_id": "1:123456789012:web:0a1b2c3d4e5f6a7b", "api_key": "AIza" + "B" * 35,
@@ -107,9 +108,5 @@ async def test_fcm_subscriptions_of_the_notification_api(push_engine, google) ->
     r = await client.post("/genesys/1/notification/publish", headers=CLIENT,
                           json={"tag": "news/today", "message": {"headline": "hello", "count": 3}})
     assert (await r.json())["deliveries"] == 1
-    for _ in range(100):
-        if google.messages:
-            break
-        await asyncio.sleep(0.02)
-    [sent] = google.messages
+    [sent] = await eventually(lambda: list(google.messages), timeout=3, expected="a message at FCM")
     assert sent["message"] == {"token": DEVICE, "data": {"headline": "hello", "count": "3"}}

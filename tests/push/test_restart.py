@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from tests.conftest import REPO
 from tests.push.conftest import credentials_body
 from tests.push.test_rules import SIMULATOR, device
 from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, EngineProcess
+from tests.support.eventually import eventually, stays_false
 
 CALLBACKS = 6
 
@@ -56,23 +56,23 @@ async def test_pushes_pending_at_a_crash_are_delivered_after_restart(tmp_path: P
                     "_device_notification_id": device(n)})
                 assert r.status == 200
                 ids.append((await r.json())["_id"])
-            await asyncio.sleep(1.5)
-            assert google.events() == []  # FCM is down: all pending
+            # callbacks run and their pushes pile up: FCM is down, so all stay pending
+            await stays_false(google.events, 1.5, what="a push while FCM is down")
             engine.kill()
             google.fail_all = None
             await engine.start()
             # Each callback gets one push per failed attempt its flow recorded, the last one FINAL.
             # (A dial in flight at the crash has no result: it counts as used, but nothing is pushed.)
             # Compare only once every callback has ended: before that, a match can be momentary.
-            deadline = asyncio.get_running_loop().time() + 60
-            while True:
+            async def progress() -> tuple[list[bool], dict[int, list[str]], dict[int, list[str]]]:
                 ended = [await completed(client, engine.url, cid) for cid in ids]
                 expected = {n: await failed_attempts(client, engine.url, ids[n]) for n in range(CALLBACKS)}
-                if all(ended) and all(attempt_pushes(google, n) == expected[n] for n in range(CALLBACKS)):
-                    break
-                if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"{expected} != {[attempt_pushes(google, n) for n in range(CALLBACKS)]}")
-                await asyncio.sleep(0.2)
+                return ended, expected, {n: attempt_pushes(google, n) for n in range(CALLBACKS)}
+
+            _, expected, _ = await eventually(
+                progress, lambda got: all(got[0]) and got[1] == got[2], timeout=60, interval=0.2,
+                expected="every callback ended with one push per failed attempt",
+                seen=lambda got: f"ended {got[0]}, failed attempts {got[1]}, pushes {got[2]}")
             assert all(e and e[-1] == "CALLBACK_FINAL_ATTEMPT_FAILED" for e in expected.values())
         assert "notifications:" in engine.log_path.read_text()  # the restart resumed stored pushes
     finally:

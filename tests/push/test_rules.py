@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine.api.appkeys import ENGINE
 from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, record, wait_state
+from tests.support.eventually import eventually, stays_false
 from tests.support.fake_google import fcm_error
 
 # One agent, 240 s calls: EWT = 240 s x position. The push threshold is 5 minutes.
@@ -43,26 +44,18 @@ async def create_push(client, service: str, n: int, number: str | None = None, *
 
 
 async def wait_events(google, n: int, count: int, timeout: float = 20.0) -> list[str]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        got = google.events(device(n))
-        if len(got) >= count:
-            return got
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"device {n}: expected {count} pushes, got {google.events(device(n))}")
+    return await eventually(lambda: google.events(device(n)), lambda got: len(got) >= count, timeout=timeout,
+                            interval=0.05, expected=f"{count} pushes to device {n}")
 
 
 async def wait_event(client, service: str, cid: str, name: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
+    async def fired() -> list[str]:
         r = await client.get(f"{BASE}/{service}/{cid}/events", headers=CLIENT)
-        if name in [e["event_id"] for e in await r.json()]:
-            await asyncio.sleep(0.1)  # and the platform request that followed it is carried out
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{cid} never fired {name}")
+        return [e["event_id"] for e in await r.json()]
+
+    await eventually(fired, lambda got: name in got, timeout=timeout, expected=f"{cid} to have fired {name}")
+    # The platform request that followed the event has no outward sign of its own: give it a moment.
+    await asyncio.sleep(0.1)
 
 
 async def test_upcoming_once_and_never_when_already_close_at_creation(push_engine, google) -> None:
@@ -74,11 +67,15 @@ async def test_upcoming_once_and_never_when_already_close_at_creation(push_engin
         await wait_event(client, "pushy", ids[-1], settled)  # the queue holds it before the next arrives
     for cid in ids:
         await wait_state(client, cid, "COMPLETED", timeout=40)
-    await asyncio.sleep(0.3)
-    upcoming = {n: google.events(device(n)).count("CALLBACK_UPCOMING") for n in range(4)}
+
+    def upcoming() -> dict[int, int]:
+        return {n: google.events(device(n)).count("CALLBACK_UPCOMING") for n in range(4)}
+
     # 0 takes the agent and 1 is next: both under 5 minutes at creation, so never pushed;
     # 2 (480 s) and 3 (720 s) cross the threshold later: pushed exactly once each.
-    assert upcoming == {0: 0, 1: 0, 2: 1, 3: 1}
+    expected = {0: 0, 1: 0, 2: 1, 3: 1}
+    await eventually(upcoming, lambda got: got == expected, timeout=5, expected=f"CALLBACK_UPCOMING pushes {expected}")
+    await stays_false(lambda: upcoming() != expected and upcoming(), 0.3, what="a further CALLBACK_UPCOMING push")
     assert (await record(client, ids[1]))["_push_upcoming"] == "suppressed"
     message = next(m["message"] for m in google.messages if m["message"]["token"] == device(2))
     assert message["data"]["event"] == "CALLBACK_UPCOMING" and message["data"]["_id"] == ids[2]
