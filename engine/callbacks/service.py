@@ -18,8 +18,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from ..flows import FlowError
 from ..scxml import AttrDict, Event, Session
 from ..sessions.manager import SessionManager
@@ -41,6 +39,7 @@ from .records import (
     service_fields,
 )
 from .services import ServiceRegistry
+from .timers import Timers
 
 log = logging.getLogger("engine.callbacks")
 
@@ -72,15 +71,13 @@ class CallbackService:
         self._dirty: dict[str, dict[str, Any]] = {}
         self._new_events: list[dict[str, Any]] = []
         self._event_ids = 0
-        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
-            "misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+        self.timers = Timers(self.clock)
         manager.batch_contributors.append(self._contribute)
         manager.on_session_end.append(self._session_ended)
 
     # -- lifecycle of the service itself -------------------------------------------------------
     async def open(self) -> None:
-        """Load open callbacks, re-arm their schedule, and start the scheduler."""
-        self.scheduler.start()
+        """Load open callbacks and re-arm their schedule."""
         if self.store is None:
             return
         for row in await self.store.load_open_callbacks():
@@ -103,8 +100,7 @@ class CallbackService:
         log.info("callback service: %d open callbacks restored", len(self.records))
 
     async def close(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        self.timers.cancel_all()
 
     # -- the REST operations --------------------------------------------------------------
     def service(self, name: str) -> dict[str, Any]:
@@ -337,11 +333,6 @@ class CallbackService:
         return record
 
     # -- scheduling -----------------------------------------------------------------------------
-    def _real_time(self, due: float) -> datetime:
-        """APScheduler runs on wall time; our clock may run faster (simulator time scale)."""
-        scale = getattr(self.clock, "scale", 1.0)
-        return _dt(time.time() + (due - self.clock.now()) / scale)
-
     def _arm(self, record: dict[str, Any]) -> None:
         cid = record["_id"]
         options = self.services.options.get(record["_service_name"])
@@ -349,39 +340,33 @@ class CallbackService:
             return
         if record["_callback_state"] == "SCHEDULED":
             due = parse_time(record["_desired_time"], "") - options["_request_execution_time_buffer"]
-            self.scheduler.add_job(self._run_submit, "date", run_date=self._real_time(due), args=[cid],
-                                   id=f"submit:{cid}", replace_existing=True)
+            self.timers.arm(f"submit:{cid}", due, self._run_submit, cid)
         purge = self.push.purge_seconds(record) if self.push is not None else None
         if purge and record.get("_submitted_time") and record["_callback_state"] != "SCHEDULED":
             due = parse_time(record["_submitted_time"], "") + purge
-            self.scheduler.add_job(self._run_purge, "date", run_date=self._real_time(due), args=[cid],
-                                   id=f"purge:{cid}", replace_existing=True)
+            self.timers.arm(f"purge:{cid}", due, self._run_purge, cid)
         expiry = parse_time(record["_expiration_time"], "")
-        self.scheduler.add_job(self._run_ttl, "date", run_date=self._real_time(expiry), args=[cid],
-                               id=f"ttl:{cid}", replace_existing=True)
+        self.timers.arm(f"ttl:{cid}", expiry, self._run_ttl, cid)
 
     def _disarm(self, cid: str) -> None:
-        for job in (f"submit:{cid}", f"ttl:{cid}", f"purge:{cid}"):
-            try:
-                self.scheduler.remove_job(job)
-            except Exception:  # already ran, or never armed
-                pass
+        for name in (f"submit:{cid}", f"ttl:{cid}", f"purge:{cid}"):
+            self.timers.cancel(name)
 
-    async def _run_submit(self, cid: str) -> None:
+    def _run_submit(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] != "SCHEDULED":
             return
         self._submit(record)
         self.mark(record)
 
-    async def _run_purge(self, cid: str) -> None:
+    def _run_purge(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] in ("COMPLETED", "SCHEDULED"):
             return
         log.info("callback %s purged after waiting its queue's purge time", cid)
         self._complete(record, "PURGED")
 
-    async def _run_ttl(self, cid: str) -> None:
+    def _run_ttl(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] == "COMPLETED":
             return
@@ -415,8 +400,7 @@ class CallbackService:
         self.by_session[session.id] = record["_id"]
         purge = self.push.purge_seconds(record) if self.push is not None else None
         if purge:
-            self.scheduler.add_job(self._run_purge, "date", run_date=self._real_time(self.clock.now() + purge),
-                                   args=[record["_id"]], id=f"purge:{record['_id']}", replace_existing=True)
+            self.timers.arm(f"purge:{record['_id']}", self.clock.now() + purge, self._run_purge, record["_id"])
         if not session.is_running and record["_callback_state"] != "COMPLETED":
             self._session_ended(session)
 
@@ -481,7 +465,7 @@ class CallbackService:
             log.warning("session %s fired %s but runs no callback", session.id, name)
             return
         attrs = FLOW_EVENTS.get(name, ())
-        values = {**record, **session.dm.user_data(session.store), **(extra or {})}
+        values = {**record, **session.variables, **(extra or {})}
         self._record_event(record, name, attrs, values)
 
     def flow_update(self, session: Session, state: str | None, reason: str | None,
