@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.support.eventually import eventually, stays_false
+from tests.support.eventually import eventually, settled, stays_false
 
 
 async def test_returns_the_value_that_held_from_a_sync_probe() -> None:
@@ -74,3 +74,17 @@ async def test_stays_false_watches_the_whole_window() -> None:
     with pytest.raises(AssertionError, match=r"a push happened within the 0\.5 s window"):
         await stays_false(lambda: loop.time() > flips and "push", 0.5, what="a push")
     assert loop.time() - started < 0.5
+
+
+async def test_settled_waits_for_the_burst_to_end() -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    arrivals = [started + 0.05 * i for i in range(1, 5)]
+
+    def arrived() -> int:
+        return sum(at <= loop.time() for at in arrivals)
+
+    assert await settled(arrived, 0.1) == 4
+    assert loop.time() - started >= 0.3
+    with pytest.raises(AssertionError, match="still changing"):
+        await settled(loop.time, 0.1, timeout=0.2, what="the clock")

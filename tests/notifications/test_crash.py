@@ -13,6 +13,7 @@ from aiohttp import ClientSession
 from tests.callbacks.conftest import BASE, write_config
 from tests.notifications.conftest import _flows
 from tests.support.engine_process import CLIENT_KEY, EngineProcess
+from tests.support.eventually import eventually
 from tests.support.receiver import Receiver
 
 HEADERS = {"x-api-key": CLIENT_KEY}
@@ -50,8 +51,8 @@ async def test_kill_9_with_deliveries_pending(tmp_path: Path) -> None:
             engine.kill()
             receiver.default_status = 200
             await engine.start()
-            deadline = asyncio.get_running_loop().time() + 60
-            while True:  # every callback ends, then everything it recorded arrives
+
+            async def progress() -> tuple[bool, dict[str, list[str]], dict[str, list[str]]]:
                 expected = {}
                 done = True
                 for cid in ids:
@@ -59,10 +60,13 @@ async def test_kill_9_with_deliveries_pending(tmp_path: Path) -> None:
                         done = done and (await r.json())[0]["_callback_state"] == "COMPLETED"
                     async with client.get(f"{engine.url}{BASE}/notified/{cid}/events", headers=HEADERS) as r:
                         expected[cid] = [e["event_id"] for e in await r.json()]
-                if done and first_arrivals(receiver) == expected:
-                    break
-                assert asyncio.get_running_loop().time() < deadline, "deliveries did not all arrive"
-                await asyncio.sleep(0.2)
+                return done, expected, first_arrivals(receiver)
+
+            # every callback ends, then everything it recorded arrives
+            _, expected, _ = await eventually(
+                progress, lambda got: got[0] and got[2] == got[1], timeout=60, interval=0.2,
+                expected="every callback ended and all it recorded delivered",
+                seen=lambda got: f"ended {got[0]}, recorded {got[1]}, first arrivals {got[2]}")
             assert sum(len(v) for v in expected.values()) >= CALLBACKS * 10
         # duplicates only with the same webhook-id: same id, same message
         seen: dict[str, dict] = {}

@@ -9,6 +9,7 @@ from engine.callbacks.event_catalog import ALL_EVENTS, FLOW_EVENTS
 from engine.notifications import webhooks
 from tests.callbacks.conftest import ADMIN, CLIENT, create, wait_state
 from tests.notifications.conftest import seed_events_cfg
+from tests.support.eventually import eventually, settled, stays_false
 
 HEADER_KEYS = {"event_id", "timestamp", "_service_id", "_service_name", "_callback_state"}
 
@@ -22,9 +23,8 @@ async def test_default_set_reports_every_event_with_the_seeds_attributes(make_en
     client = await make_engine({"notified": svc(receiver)})
     cid = await create(client, "notified", _customer_number="+15550800001")
     await wait_state(client, cid, "COMPLETED")
-    msgs = await receiver.wait_for(15)
-    await asyncio.sleep(0.2)
-    msgs = receiver.messages()
+    await receiver.wait_for(15)
+    msgs = await settled(receiver.messages, 0.2, what="the messages at /hook")
     ids = [m["event_id"] for m in msgs]
     assert [i for i in ids if i in FLOW_EVENTS] == [
         "_cbe_on_service_create", "_cbe_on_virtual_ixn_create", "_cbe_on_target_found", "_cbe_on_dial_init",
@@ -62,9 +62,8 @@ async def test_the_seeds_gms_events_list_applies(make_engine, receiver) -> None:
     assert body["warnings"] == [] and sorted(body["events"]) == sorted(FLOW_EVENTS)
     cid = await create(client, "listed", _customer_number="+15550800002")
     await wait_state(client, cid, "COMPLETED")
-    msgs = await receiver.wait_for(9)
-    await asyncio.sleep(0.2)
-    msgs = receiver.messages()
+    await receiver.wait_for(9)
+    msgs = await settled(receiver.messages, 0.2, what="the messages at /hook")
     assert [m["event_id"] for m in msgs] == list(FLOW_EVENTS)  # only its events: no _cbe_on_callback_*
     for m in msgs:
         assert m["name1"] == "value1" and m["name2"] == "value2"  # notify_custom
@@ -94,9 +93,14 @@ async def test_precedence_request_over_service_over_list(make_engine, receiver) 
     await receiver.wait_for(1, "/list")
     await receiver.wait_for(1, "/service")
     await receiver.wait_for(1, "/request")
-    await asyncio.sleep(0.3)
-    by_path = {p: [m["_customer_number"] for m in receiver.messages(p)] for p in ("/list", "/service", "/request")}
-    assert by_path == {"/list": ["+15550800003"], "/service": ["+15550800004"], "/request": ["+15550800005"]}
+
+    def by_path() -> dict[str, list[str]]:
+        return {p: [m["_customer_number"] for m in receiver.messages(p)] for p in ("/list", "/service", "/request")}
+
+    # one each, and nothing from the callback that switched notifications off
+    expected = {"/list": ["+15550800003"], "/service": ["+15550800004"], "/request": ["+15550800005"]}
+    assert by_path() == expected
+    await stays_false(lambda: by_path() != expected and by_path(), 0.3, what="another delivery")
 
 
 async def test_notify_publishes_only_to_client_subscriptions(make_engine, receiver) -> None:
@@ -104,8 +108,7 @@ async def test_notify_publishes_only_to_client_subscriptions(make_engine, receiv
                                         "_callback_events_list": "one"}},
                                lists={"one": "[_cbe_on_service_create]\nnotify_params = _customer_number\n"})
     await create(client, "pub", _customer_number="+15550800007")
-    await asyncio.sleep(0.5)
-    assert receiver.received == []  # nobody subscribed
+    await stays_false(lambda: receiver.received, 0.5, what="a delivery with nobody subscribed")
     r = await client.post("/genesys/1/notification/subscription", headers=CLIENT, json={
         "subscriberId": "app-1", "providerName": "default", "filter": "callback/pub/*", "expire": 60,
         "notificationDetails": {"deviceId": "phone-42", "type": "httpcb",
@@ -147,12 +150,14 @@ async def test_orscb_raises_the_event_in_a_monitoring_session(make_engine, recei
     assert r.status == 200
     cid = await create(client, "watched", _customer_number="+15550800009")
     await wait_state(client, cid, "COMPLETED")
-    for _ in range(100):
+
+    async def monitor_saw() -> list[dict]:
         q = await (await client.get(f"/scxml/session/{monitor}/query", headers=CLIENT)).json()
-        seen = q["datamodel"]["seen"]
-        if any(m["event_id"] == "_cbe_on_service_exit" for m in seen):
-            break
-        await asyncio.sleep(0.03)
+        return q["datamodel"]["seen"]
+
+    seen = await eventually(monitor_saw, lambda seen: any(m["event_id"] == "_cbe_on_service_exit" for m in seen),
+                            timeout=5, expected="_cbe_on_service_exit seen by the monitor",
+                            seen=lambda seen: [m["event_id"] for m in seen])
     flow = [m["event_id"] for m in seen if m["event_id"] in FLOW_EVENTS]
     assert flow == list(FLOW_EVENTS) and all(m["_service_id"] == cid for m in seen)
 
@@ -182,12 +187,11 @@ async def test_dead_letter_then_replay(make_engine, receiver) -> None:
     client = await make_engine({"doomed": svc(receiver, _callback_events_list="one", _max_notify_delivery_attempts=3)},
                                lists={"one": "[_cbe_on_service_create]\nnotify_params=_customer_number\n"})
     await create(client, "doomed", _customer_number="+15550800012")
-    for _ in range(300):
-        dead = (await (await client.get("/admin/dead-letters", headers=ADMIN)).json())["dead_letters"]
-        if dead:
-            break
-        await asyncio.sleep(0.02)
-    [letter] = dead
+
+    async def dead_letters() -> list[dict]:
+        return (await (await client.get("/admin/dead-letters", headers=ADMIN)).json())["dead_letters"]
+
+    [letter] = await eventually(dead_letters, timeout=8, expected="a dead letter")
     assert letter["attempts"] == 3 and letter["last_error"] == "HTTP 500" and "secret" not in letter
     assert letter["message"]["event_id"] == "_cbe_on_service_create"
     receiver.default_status = 200

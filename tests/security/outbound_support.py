@@ -3,9 +3,7 @@ loopback peer that counts what reaches it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -65,13 +63,3 @@ class Peer:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
-
-
-async def eventually(check: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")

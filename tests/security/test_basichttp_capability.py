@@ -6,13 +6,12 @@ in listings, queries or outgoing headers, and the receiver refuses JSON nested t
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import ClientSession
 
 from engine.api.appkeys import MANAGER
 from engine.app import create_app
-from tests.security.outbound_support import CLIENT, Peer, engine_settings, eventually, start_engine
+from tests.security.outbound_support import CLIENT, Peer, engine_settings, start_engine
+from tests.support.eventually import eventually, stays_false
 
 WAITER = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python" initial="waiting">
 <datamodel><data id="got" expr="None"/><data id="sink" expr="''"/></datamodel>
@@ -42,11 +41,17 @@ def location(client, sid: str) -> str:
     """What the flow sees in ``_ioprocessors['basichttp']['location']`` (tests read it in-process;
     nothing the engine serves shows it)."""
     session = client.server.app[MANAGER].sessions[sid]
-    return session.datamodel["_ioprocessors"]["basichttp"]["location"]
+    return session.datamodel.variable("_ioprocessors")["basichttp"]["location"]
 
 
 async def query(client, sid: str) -> dict:
     return await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
+
+
+async def poked(client, sid: str) -> dict:
+    """The session's state once the poke has reached it."""
+    return await eventually(lambda: query(client, sid), lambda state: "poked" in state["active_states"], timeout=6,
+                            expected="the session in 'poked'")
 
 
 async def test_a_session_id_alone_gets_404_and_changes_nothing(aiohttp_client, tmp_path) -> None:
@@ -66,17 +71,16 @@ async def test_a_session_id_alone_gets_404_and_changes_nothing(aiohttp_client, t
         assert answers[0][0] == 404 and answers[0] == answers[1], (shape, answers)
     r = await client.post(f"/basichttp/{unknown}/{cap}", data={"_scxmleventname": "poke"})
     assert r.status == 404  # a capability is bound to its session
-    await asyncio.sleep(0.1)
-    state = await query(client, sid)
-    assert state["status"] == "running" and "waiting" in state["active_states"], state
+
+    async def moved_on() -> dict | None:
+        state = await query(client, sid)
+        return None if state["status"] == "running" and "waiting" in state["active_states"] else state
+
+    await stays_false(moved_on, 0.1, what="the session leaving 'waiting'")
     # the real access URI works
     async with ClientSession() as http, http.post(loc, data={"_scxmleventname": "poke", "n": "1"}) as r:
         assert r.status == 200
-    for _ in range(200):
-        state = await query(client, sid)
-        if "poked" in state["active_states"]:
-            break
-        await asyncio.sleep(0.02)
+    state = await poked(client, sid)
     assert "poked" in state["active_states"] and state["datamodel"]["got"] == {"n": 1}
 
 
@@ -87,7 +91,7 @@ async def test_capability_is_not_shown_anywhere_and_not_sent(aiohttp_client, tmp
         client = await start_engine(aiohttp_client, settings)
         sid = await start_waiter(client, sink=peer.url())
         capability = location(client, sid).rsplit("/", 1)[1]
-        await eventually(lambda: peer.requests, 10, "the flow's send")
+        await eventually(lambda: peer.requests, timeout=10, expected="the flow's send")
         shown = [await (await client.get(path, headers=CLIENT)).text()
                  for path in (f"/scxml/session/{sid}/query", "/scxml/sessions", "/scxml/sessions?flow=waiter")]
         assert all(sid in text for text in shown[:2])
@@ -111,11 +115,7 @@ async def test_the_capability_survives_a_restart(aiohttp_client, tmp_path) -> No
     assert location(again, sid).replace(str(again.make_url("")), "") == loc
     r = await again.post(loc, data={"_scxmleventname": "poke", "n": "2"})
     assert r.status == 200
-    for _ in range(200):
-        state = await query(again, sid)
-        if "poked" in state["active_states"]:
-            break
-        await asyncio.sleep(0.02)
+    state = await poked(again, sid)
     assert state["datamodel"]["got"] == {"n": 2}
 
 
@@ -134,11 +134,7 @@ async def test_deep_json_at_the_receiver_is_400_and_changes_nothing(aiohttp_clie
         async with http.post(loc + "?_scxmleventname=poke", data=ok,
                              headers={"Content-Type": "application/json"}) as r:
             assert r.status == 200
-    for _ in range(200):
-        state = await query(client, sid)
-        if "poked" in state["active_states"]:
-            break
-        await asyncio.sleep(0.02)
+    state = await poked(client, sid)
     assert "poked" in state["active_states"]  # only the accepted one arrived
     r = await client.get("/health", headers=CLIENT)
     assert r.status == 200

@@ -12,8 +12,9 @@ from engine.scxml import BASIC_HTTP, DEFAULT_REGISTRY, BasicHttpProcessor, Sessi
 from engine.scxml.basichttp import RetryBudget
 from engine.urlpolicy import UrlPolicy
 from tests.scxml.documents import scxml
-from tests.security.outbound_support import Peer, eventually
+from tests.security.outbound_support import Peer
 from tests.support.engine_process import free_port
+from tests.support.eventually import eventually
 
 LOG = "engine.scxml.basichttp"
 
@@ -42,8 +43,8 @@ async def test_transient_answers_are_retried_until_delivered(caplog) -> None:
     try:
         await host.start()
         session = host.start_session(sender(peer.url()))
-        await eventually(lambda: len(peer.requests) == 3, 10, "three attempts")
-        await eventually(lambda: not host._processors[BASIC_HTTP]._tasks, 5, "the send to finish")
+        await eventually(lambda: len(peer.requests) == 3, timeout=10, expected="three attempts")
+        await eventually(lambda: not host._processors[BASIC_HTTP]._tasks, timeout=5, expected="the send to finish")
         assert session.is_running and "s" in session.active_state_ids()  # no error.communication
         assert len(peer.requests) == 3
         logged = [r.getMessage() for r in caplog.records if r.name == LOG]
@@ -61,7 +62,7 @@ async def test_refused_connections_are_retried_within_budget_then_error(caplog) 
     try:
         await host.start()
         session = host.start_session(sender(f"http://127.0.0.1:{port}/x"))
-        await eventually(lambda: not session.is_running, 10, "error.communication")
+        await eventually(lambda: not session.is_running, timeout=10, expected="error.communication")
         assert session.final_state == "failed"
         logged = [r.getMessage() for r in caplog.records if r.name == LOG]
         assert sum("failed (" in m and "retrying in" in m for m in logged) == 2, logged
@@ -83,7 +84,7 @@ async def test_reset_connections_are_retried_and_the_budget_bounds_them(caplog) 
     try:
         await host.start()
         session = host.start_session(sender(peer.url()))
-        await eventually(lambda: not session.is_running, 10, "error.communication")
+        await eventually(lambda: not session.is_running, timeout=10, expected="error.communication")
         assert session.final_state == "failed"
         assert 2 <= len(peer.requests) <= 3  # 0.2 s then 0.4 s: the third wait would pass 0.5 s
         final = [r.getMessage() for r in caplog.records if "failed after" in r.getMessage()]
@@ -106,7 +107,7 @@ async def test_answers_retrying_cannot_fix_fail_at_once(caplog) -> None:
             caplog.set_level(logging.INFO, logger=LOG)
             before = len(peer.requests)
             session = host.start_session(sender(peer.url(path)))
-            await eventually(lambda s=session: not s.is_running, 10, "error.communication")
+            await eventually(lambda s=session: not s.is_running, timeout=10, expected="error.communication")
             assert session.final_state == "failed"
             assert len(peer.requests) == before + 1  # one attempt, the redirect not followed
             assert any(cause in r.getMessage() and "after 1 attempt" in r.getMessage() for r in caplog.records)
@@ -124,7 +125,7 @@ async def test_a_control_character_in_a_target_cannot_forge_a_log_line(caplog) -
                     'targetexpr="\'http://example.com/a\\nFORGED entry\'"/></onentry>'
                     '<transition event="error.communication" target="failed"/></state><final id="failed"/>')
         session = host.start_session(doc)
-        await eventually(lambda: not session.is_running, 10, "error.communication")
+        await eventually(lambda: not session.is_running, timeout=10, expected="error.communication")
         assert session.final_state == "failed"
         messages = [r.getMessage() for r in caplog.records if r.name == LOG]
         assert messages and all("\n" not in m for m in messages), messages

@@ -15,6 +15,7 @@ from aiohttp import ClientSession
 
 from tests.conftest import REPO
 from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, DEVELOPER_KEY, EngineProcess, free_port
+from tests.support.eventually import eventually
 
 KEYS_ENV = {"CALLBACK_ENGINE_ADMIN_KEY": ADMIN_KEY, "CALLBACK_ENGINE_CLIENT_KEY": CLIENT_KEY,
             "CALLBACK_ENGINE_DEVELOPER_KEY": DEVELOPER_KEY}
@@ -100,16 +101,13 @@ async def test_every_file_in_the_data_folder_is_private(tmp_path: Path) -> None:
                                  "--port", str(engine.port)], cwd=REPO, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        async def up() -> bool:
             assert proc.poll() is None, engine.log_path.read_text()
-            try:
-                if await healthy(engine.url):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, engine.log_path.read_text()
-            await asyncio.sleep(0.05)
+            return await healthy(engine.url)
+
+        await eventually(up, timeout=30, interval=0.05, ignoring=(OSError,), expected="healthy",
+                         seen=lambda last: f"{last!r}; log:\n{engine.log_path.read_text()}")
         async with ClientSession(headers={"x-api-key": CLIENT_KEY}) as client:
             for _ in range(5):  # something to write: the WAL and its index exist while the engine runs
                 async with client.post(engine.url + "/scxml/session/start", data={"src": "hello"}) as r:

@@ -4,14 +4,12 @@ services, the two 401 answers, keys from the environment removed from it."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from engine.settings import Settings
 from tests.callbacks.conftest import write_config
 from tests.conftest import REPO
 from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, EngineProcess, free_port
+from tests.support.eventually import eventually
 
 ADMIN = {"x-api-key": "admin-key"}
 CB = "/genesys/1/service/callback"
@@ -427,16 +426,15 @@ async def test_first_start_and_the_keys_command(tmp_path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         async with ClientSession() as http:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "engine.log").read_text()
-                try:
-                    async with http.get(url + "/health") as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                await asyncio.sleep(0.05)
+
+            async def health() -> int:
+                assert proc.poll() is None, (tmp_path / "engine.log").read_text()
+                async with http.get(url + "/health") as r:
+                    return r.status
+
+            await eventually(health, lambda status: status == 200, timeout=30, interval=0.05, ignoring=(OSError,),
+                             expected="healthy",
+                             seen=lambda last: f"{last!r}; log:\n{(tmp_path / 'engine.log').read_text()}")
             assert "initial-admin-key" in (tmp_path / "engine.log").read_text()
             initial = data / "initial-admin-key"
             assert stat.S_IMODE(initial.stat().st_mode) == 0o600
@@ -454,9 +452,14 @@ async def test_first_start_and_the_keys_command(tmp_path) -> None:
             assert secret not in (data / "keys.json").read_text()
             revoked = run_keys(data, "revoke", "walkthrough")
             assert revoked.returncode == 0, revoked.stderr
-            await asyncio.sleep(1.2)  # the engine rechecks the file at most once a second
-            async with http.get(url + "/scxml/sessions", headers={"x-api-key": secret}) as r:
-                assert r.status == 401
+
+            async def sessions_status() -> int:
+                async with http.get(url + "/scxml/sessions", headers={"x-api-key": secret}) as r:
+                    return r.status
+
+            # the engine rechecks the file at most once a second
+            await eventually(sessions_status, lambda status: status == 401, timeout=1.2,
+                             expected="401 for the revoked key")
             bad = run_keys(data, "create", "--role", "king", "--name", "x")
             assert bad.returncode == 2 and "role must be one of" in bad.stderr
     finally:

@@ -7,7 +7,6 @@ service's; user keys reach the flow only under ``_data``; far-future times answe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from engine.settings import Settings
 from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, events, record, wait_state, write_config
 from tests.conftest import REPO
 from tests.support.engine_process import free_port
+from tests.support.eventually import eventually
 
 ECHO_FLOW = """<?xml version="1.0" encoding="UTF-8"?>
 <scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:cb="urn:callback-engine:callback"
@@ -197,23 +197,23 @@ async def test_the_default_flow_keeps_data_in_step_with_updates(client) -> None:
     assert before["_data"] == HOSTILE_KEYS and not {"str", "len", "order"} & set(before)
     r = await client.put(f"{BASE}/stuck/{cid}", json={"order": "B-2", "str": ""}, headers=CLIENT)
     assert r.status == 200
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
     want = {"len": "y", "In": "z", "_event": "w", "order": "B-2"}
-    while (now := (await datamodel())["_data"]) != want:
-        assert loop.time() < deadline, now
-        await asyncio.sleep(0.02)
+    await eventually(datamodel, lambda dm: dm["_data"] == want, timeout=10, expected=f"_data == {want}",
+                     seen=lambda dm: dm["_data"])
     r = await client.delete(f"{BASE}/stuck/{cid}", headers=CLIENT)
     assert r.status == 200
 
 
 async def test_the_flow_reads_user_keys_under_data(client) -> None:
     cid = await create(client, "echo", _customer_number="+15550970000", **HOSTILE_KEYS)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 15
-    while "seen" not in (rec := await record(client, cid)):
-        assert rec["_callback_state"] != "COMPLETED" and loop.time() < deadline, rec
-        await asyncio.sleep(0.02)
+
+    async def still_running_or_seen() -> dict:
+        rec = await record(client, cid)
+        assert "seen" in rec or rec["_callback_state"] != "COMPLETED", rec
+        return rec
+
+    rec = await eventually(still_running_or_seen, lambda rec: "seen" in rec, timeout=15,
+                           expected="'seen' on the record")
     assert rec["seen"] == "x|y|z|w" and rec["builtins_intact"] == "3True"
     r = await client.put(f"{BASE}/echo/{cid}", json={"order": "B-2", "str": ""}, headers=CLIENT)
     assert r.status == 200, await r.text()

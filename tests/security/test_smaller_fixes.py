@@ -4,7 +4,6 @@ naming an unknown transaction list or virtual queue is refused naming the option
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -18,6 +17,7 @@ from tests.api.conftest import engine_client  # noqa: F401 - fixture
 from tests.callbacks.conftest import ADMIN, cb_client, write_config  # noqa: F401 - fixture
 from tests.conftest import REPO
 from tests.support.engine_process import free_port
+from tests.support.eventually import eventually
 
 LIST = "[properties]\n_enable_status_notification = notify\n{header}\nnotify_params = _id\n"
 
@@ -99,14 +99,12 @@ async def test_a_refused_flow_upload_leaves_no_entry_and_no_file(engine_client):
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
     # a broken file in the folder is listed while it is there, and not after it is gone
     (folder / "dropped.scxml").write_text(BAD_FLOW)
-    for _ in range(200):
-        if "dropped" in (await (await client.get("/admin/flows", headers=API_ADMIN)).json())["flows"]:
-            break
-        await asyncio.sleep(0.02)
+
+    async def listed() -> list[str]:
+        return (await (await client.get("/admin/flows", headers=API_ADMIN)).json())["flows"]
+
+    await eventually(listed, lambda flows: "dropped" in flows, timeout=6, expected="'dropped' listed")
     assert (await (await client.get("/admin/flows/dropped", headers=API_ADMIN)).json())["refused"]
     (folder / "dropped.scxml").unlink()
-    for _ in range(200):
-        if "dropped" not in (await (await client.get("/admin/flows", headers=API_ADMIN)).json())["flows"]:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(listed, lambda flows: "dropped" not in flows, timeout=6, expected="'dropped' gone")
     assert "dropped" not in (await (await client.get("/admin/flows", headers=API_ADMIN)).json())["flows"]

@@ -19,7 +19,8 @@ from engine.urlpolicy import UrlPolicy, UrlRefused
 from tests.callbacks.conftest import BASE
 from tests.conftest import REPO
 from tests.scxml.documents import scxml
-from tests.security.outbound_support import ADMIN, CLIENT, Peer, engine_settings, eventually, start_engine
+from tests.security.outbound_support import ADMIN, CLIENT, Peer, engine_settings, start_engine
+from tests.support.eventually import eventually
 
 SUBSCRIBE = "/genesys/1/notification/subscription"
 PUBLISH = "/genesys/1/notification/publish"
@@ -51,13 +52,8 @@ async def dead_letters(client) -> list[dict]:
 
 
 async def wait_dead(client, count: int) -> list[dict]:
-    letters: list[dict] = []
-    for _ in range(500):
-        letters = await dead_letters(client)
-        if len(letters) >= count:
-            return letters
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"expected {count} dead letters, got {letters}")
+    return await eventually(lambda: dead_letters(client), lambda letters: len(letters) >= count, timeout=12,
+                            expected=f"{count} dead letters")
 
 
 # -- the parsed URL ----------------------------------------------------------------------------
@@ -189,7 +185,8 @@ async def test_basic_http_sends_go_through_the_policy(peers) -> None:
             doc = scxml(f'<state id="s"><onentry><send event="x" type="basichttp" target="{target}"/></onentry>'
                         '<transition event="error.communication" target="refused"/></state><final id="refused"/>')
             session = host.start_session(doc)
-            await eventually(lambda s=session: not s.is_running, 10, f"error.communication for {target}")
+            await eventually(lambda s=session: not s.is_running, timeout=10,
+                             expected=f"error.communication for {target}")
             assert session.final_state == "refused"
         assert peer.requests == []
     finally:
@@ -221,11 +218,11 @@ async def test_engine_flows_reach_only_what_the_config_allows(aiohttp_client, tm
         async def status(session_id: str, client=client) -> dict:
             return await (await client.get(f"/scxml/session/{session_id}/query", headers=CLIENT)).json()
 
-        for _ in range(300):
+        async def both_over(sid=sid, hello=hello, before=before, reached=reached, status=status) -> bool:
             done = len(peer.requests) > before if reached else (await status(sid))["status"] == "finished"
-            if done and (await status(hello))["status"] == "finished":
-                break
-            await asyncio.sleep(0.02)
+            return done and (await status(hello))["status"] == "finished"
+
+        await eventually(both_over, timeout=8, expected="the poster's send over and hello finished")
         assert (await status(hello)).get("answer") or (await status(hello))["status"] == "finished"
         assert (len(peer.requests) > before) == reached
         if not reached:

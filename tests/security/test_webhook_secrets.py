@@ -9,7 +9,8 @@ from aiohttp import web
 
 from engine.api.appkeys import MANAGER
 from engine.notifications import webhooks
-from tests.security.outbound_support import ADMIN, CLIENT, Peer, engine_settings, eventually, start_engine
+from tests.security.outbound_support import ADMIN, CLIENT, Peer, engine_settings, start_engine
+from tests.support.eventually import eventually
 
 SUBSCRIBE = "/genesys/1/notification/subscription"
 SUB_SECRET = "sub-secret-Zq8xV1mN4kLp"
@@ -42,7 +43,8 @@ async def test_secrets_are_sealed_in_the_database(aiohttp_client, tmp_path) -> N
         r = await client.post("/genesys/1/notification/publish", headers=CLIENT,
                               json={"tag": "orders/7", "message": {"n": 7}})
         assert r.status == 200, await r.text()
-        await eventually(lambda: {p for p, _, _ in peer.requests} >= {"/own", "/configured"}, 10, "attempts")
+        await eventually(lambda: {p for p, _, _ in peer.requests} >= {"/own", "/configured"}, timeout=10,
+                         expected="attempts")
         await client.server.app[MANAGER].commit()
         stored = database_bytes(settings.data_dir)
         assert b"orders/*" in stored  # the subscriptions and deliveries are there...
@@ -52,7 +54,7 @@ async def test_secrets_are_sealed_in_the_database(aiohttp_client, tmp_path) -> N
         for path, secret in (("/own", SUB_SECRET), ("/configured", CONFIG_SECRET)):
             def signed(path: str = path) -> list:
                 return [(h, b) for p, h, b in peer.requests if p == path and "webhook-signature" in h]
-            await eventually(signed, 15, f"a signed delivery to {path}")
+            await eventually(signed, timeout=15, expected=f"a signed delivery to {path}")
             headers, body = signed()[-1]
             assert webhooks.verify(secret, headers["webhook-id"], headers["webhook-timestamp"], body,
                                    headers["webhook-signature"])

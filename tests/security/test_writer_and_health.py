@@ -4,7 +4,6 @@ process, and ``/health/ready`` tells the truth."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import time
@@ -19,6 +18,7 @@ from engine.settings import Settings
 from tests.api.conftest import ADMIN, CLIENT
 from tests.conftest import REPO
 from tests.support.engine_process import CLIENT_KEY, EngineProcess, free_port
+from tests.support.eventually import eventually
 
 # A flow whose own data nests deeper than any encoder can walk: its snapshot cannot be stored.
 DEEP_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python"
@@ -157,13 +157,12 @@ async def test_failing_storage_answers_503_then_recovers_without_loss(client, mo
     assert r.status == 200
     # Storage comes back: what was accepted in memory is written, readiness returns.
     monkeypatch.setattr(store, "write_batch", real_write)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    async def readiness() -> tuple[int, str]:
         r = await client.get("/health/ready")
-        if r.status == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert r.status == 200, await r.text()
+        return r.status, await r.text()
+
+    await eventually(readiness, lambda got: got[0] == 200, timeout=10, interval=0.1, expected="ready again")
     rows = await store.list_sessions(flow="deep")
     assert len(rows) == 1  # the session whose answer was 503 was kept and stored once storage recovered
 

@@ -3,13 +3,13 @@ told (fail a few times, 429 with Retry-After, always fail)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.support.eventually import eventually
 from tests.support.loopback import serve
 
 
@@ -54,11 +54,6 @@ class Receiver:
         return [r.body.get("message", r.body) for r in self.received if r.path == path]
 
     async def wait_for(self, count: int, path: str = "/hook", timeout: float = 15.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.messages(path)
-            if len(got) >= count:
-                return got
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"expected {count} messages at {path}, got {len(self.messages(path))}: "
-                             f"{[m.get('event_id') for m in self.messages(path)]}")
+        return await eventually(lambda: self.messages(path), lambda got: len(got) >= count, timeout=timeout,
+                                expected=f"{count} messages at {path}",
+                                seen=lambda got: f"{len(got)}: {[m.get('event_id') for m in got]}")
