@@ -3,10 +3,9 @@ the folder is watched."""
 
 from __future__ import annotations
 
-import asyncio
-
 from engine.api.appkeys import FLOWS
 from tests.api.conftest import ADMIN, CLIENT
+from tests.support.eventually import eventually
 
 FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" initial="idle">
 <datamodel><data id="count" expr="0"/></datamodel>
@@ -65,29 +64,26 @@ async def test_the_folder_is_watched(engine_client) -> None:
     client = await engine_client()
     folder = client.app[FLOWS].folder
     (folder / "dropped.scxml").write_text(FLOW.format(step=3))
-    for _ in range(100):
-        if "dropped" in (await (await client.get("/admin/flows", headers=ADMIN)).json())["flows"]:
-            break
-        await asyncio.sleep(0.02)
+
+    async def listed() -> dict:
+        return (await (await client.get("/admin/flows", headers=ADMIN)).json())["flows"]
+
+    await eventually(listed, lambda flows: "dropped" in flows, timeout=3, expected="'dropped' listed")
     sid = await start(client, "dropped")
     assert (await bump(client, sid))["datamodel"]["count"] == 3
     # A broken file dropped over it is refused; version 1 keeps serving.
     (folder / "dropped.scxml").write_text("<scxml><state id='a'><transition target='b'/></state></scxml>")
-    for _ in range(100):
-        flows = (await (await client.get("/admin/flows", headers=ADMIN)).json())["flows"]
-        if flows["dropped"]["refused"]:
-            break
-        await asyncio.sleep(0.02)
+    flows = await eventually(listed, lambda flows: flows["dropped"]["refused"], timeout=3,
+                             expected="the broken file refused")
     assert flows["dropped"]["current"] == 1
     assert "does not exist" in flows["dropped"]["refused"][0]
     # Removing the file stops new sessions; the running one goes on.
     (folder / "dropped.scxml").unlink()
-    for _ in range(100):
-        r = await client.post("/scxml/session/start", json={"src": "dropped"}, headers=CLIENT)
-        if r.status == 404:
-            break
-        await asyncio.sleep(0.02)
-    assert r.status == 404
+
+    async def start_status() -> int:
+        return (await client.post("/scxml/session/start", json={"src": "dropped"}, headers=CLIENT)).status
+
+    await eventually(start_status, lambda status: status == 404, timeout=3, expected="404 for the removed flow")
     assert (await bump(client, sid))["datamodel"]["count"] == 6
     r = await client.post("/admin/flows/reload", headers=ADMIN)
     assert r.status == 200 and "reloaded" in await r.json()

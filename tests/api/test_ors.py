@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from engine.api.appkeys import MANAGER
 from tests.api.conftest import ADMIN, CLIENT
+from tests.support.eventually import eventually
 
 WAIT_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" initial="idle">
 <datamodel><data id="count" expr="0"/><data id="last"/></datamodel>
@@ -110,9 +109,9 @@ async def test_engine_without_persistence_serves_the_same_api(engine_client) -> 
     client = await engine_client(persistence=False)
     r = await client.post("/scxml/session/start", json={"src": "hello"}, headers=CLIENT)
     sid = (await r.json())["sessionid"]
-    for _ in range(100):
-        q = await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
-        if q["status"] != "running":
-            break
-        await asyncio.sleep(0.02)
+
+    async def query() -> dict:
+        return await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
+
+    q = await eventually(query, lambda q: q["status"] != "running", timeout=3, expected="the session over")
     assert q["status"] == "finished" and q["final_state"] == "pass"
