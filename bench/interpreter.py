@@ -114,8 +114,8 @@ class Ours:
         return set(session.active_state_ids())
 
     def value(self, session: Session, name: str) -> object:
-        """Read our datamodel, which is a mapping."""
-        return session.datamodel[name]
+        """Read a variable through the session's datamodel."""
+        return session.datamodel.variable(name)
 
 
 #: Marker that :func:`_per_session_datamodel` sets in each machine's ``__dict__``.

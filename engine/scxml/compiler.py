@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from .datamodel import Code, DataModel, get_datamodel
+from .datamodel import Code, DataModelKind
 from .errors import DocumentError, ExecutionError, Problem
 from .events import parse_descriptors
 from .executable import (
@@ -83,7 +83,7 @@ class Compiler:
         self.registry = registry
         self.default_datamodel = default_datamodel
         self.problems: list[Problem] = []
-        self.datamodel: DataModel = get_datamodel(default_datamodel)  # type: ignore[assignment]
+        self.datamodel: DataModelKind = registry.datamodel(default_datamodel)  # type: ignore[assignment]
         self._states: list[StateNode] = []
         self._by_id: dict[str, StateNode] = {}
         self._pending_targets: list[tuple[Transition, str, etree._Element]] = []
@@ -142,7 +142,7 @@ class Compiler:
             self.problem(root, f"the root element must be <scxml>, not <{name}>")
             raise DocumentError(self.problems)
         dm_name = root.get("datamodel", self.default_datamodel)
-        dm = get_datamodel(dm_name)
+        dm = self.registry.datamodel(dm_name)
         if dm is None:
             self.problem(root, f"unknown datamodel {dm_name!r}")
             raise DocumentError(self.problems)

@@ -1,8 +1,11 @@
 """Datamodels: how expressions are compiled and evaluated, and where a session's data lives.
 
-A datamodel object is stateless and shared by every session of a document; each session owns
-only its ``store`` (for the python datamodel, the dict that expressions run in). New datamodels
-register under the name the ``datamodel`` attribute uses.
+Two ports. A ``DataModelKind`` (python, null; ECMAScript next) is what a document's
+``datamodel`` attribute names: stateless, shared by every session of the document, it compiles
+expressions and makes each session its ``DataModel``, the object that holds the session's
+variables and evaluates, assigns, declares and runs scripts against them. Sessions and their
+callers go through ``DataModel`` only: which datamodel a session uses, and how it keeps its
+variables, is known here alone. Kinds are chosen by name through the ``Registry``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import builtins
 import keyword
 import re
 import textwrap
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from .errors import ExecutionError
 
@@ -37,50 +40,156 @@ class Code:
         return ExecutionError(f"line {self.line}: {self.text.strip()!r}: {reason}")
 
 
-class DataModel:
-    """The interface every datamodel implements."""
+class DataModel(Protocol):
+    """The port between a session and its data: one object per session, holding the session's
+    variables however its datamodel keeps them (a dict for python; an ECMAScript datamodel keeps
+    them in its engine). Nothing outside this module sees that store."""
 
-    name = ""
-    # Whether expressions run as code of the host process (python) rather than in a sandbox.
-    host_code = False
+    def evaluate(self, expr: Code) -> Any:
+        """The value of a compiled expression; ``ExecutionError`` when it fails."""
 
-    def compile_expr(self, text: str, line: int, column: int) -> Code:
-        raise NotImplementedError
+    def test(self, expr: Code) -> bool:
+        """A condition's truth; ``ExecutionError`` when it fails or is not a boolean."""
 
-    def compile_location(self, text: str, line: int, column: int) -> Code:
-        raise NotImplementedError
+    def execute(self, script: Code) -> None:
+        """Run a ``<script>``."""
 
-    def compile_script(self, text: str, line: int, column: int) -> Code:
-        raise NotImplementedError
+    def assign(self, location: Code, value: Any) -> None:
+        """``<assign>`` (and ``idlocation``): system variables are read-only, names must exist."""
 
-    def new_store(self, system: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+    def declare(self, name: str, value: Any) -> None:
+        """Create (or set) a variable: ``<data>`` and start parameters."""
 
-    def evaluate(self, store: dict[str, Any], expr: Code) -> Any:
-        raise NotImplementedError
-
-    def test(self, store: dict[str, Any], expr: Code) -> bool:
-        raise NotImplementedError
-
-    def assign(self, store: dict[str, Any], location: Code, value: Any) -> None:
-        raise NotImplementedError
-
-    def declare(self, store: dict[str, Any], name: str, value: Any) -> None:
-        raise NotImplementedError
-
-    def execute(self, store: dict[str, Any], script: Code) -> None:
-        raise NotImplementedError
-
-    def set_variable(self, store: dict[str, Any], name: str, value: Any) -> None:
+    def set_variable(self, name: str, value: Any) -> None:
         """Bind a ``<foreach>`` item or index, which must be a plain variable name."""
-        raise NotImplementedError
 
-    def user_data(self, store: dict[str, Any]) -> dict[str, Any]:
-        """The author's variables, without system names (for queries and snapshots)."""
-        return {k: v for k, v in store.items() if k not in SYSTEM_NAMES and not k.startswith("__")}
+    def variable(self, name: str) -> Any:
+        """A variable's value, None when it is not set."""
+
+    def set_event(self, event: Any) -> None:
+        """The system variable ``_event``: the event being processed."""
+
+    def variables(self) -> dict[str, Any]:
+        """The author's variables, without system names: what queries show and snapshots keep."""
+
+    def restore(self, values: Mapping[str, Any]) -> None:
+        """Put back variables ``variables`` gave (after a restart)."""
+
+    @property
+    def can_hibernate(self) -> bool:
+        """Whether ``variables`` and ``restore`` give the session back after a restart."""
 
 
-class PythonDataModel(DataModel):
+class DataModelKind(Protocol):
+    """A datamodel as a document names it: compiles its expressions once, shared by every
+    session of the document, and makes each session its ``DataModel``."""
+
+    name: str
+    # Whether expressions run as code of the host process (python) rather than in a sandbox.
+    host_code: bool
+
+    def compile_expr(self, text: str, line: int, column: int) -> Code: ...
+
+    def compile_location(self, text: str, line: int, column: int) -> Code: ...
+
+    def compile_script(self, text: str, line: int, column: int) -> Code: ...
+
+    def new_session(self, system: Mapping[str, Any]) -> DataModel:
+        """The data of a new session, with its system variables (``_sessionid``, ``_name``,
+        ``_ioprocessors``, ``In``)."""
+        ...
+
+    def refused_names(self, names: Iterable[str]) -> list[str]:
+        """Of ``names``, those a variable given from outside (a start parameter) may not take."""
+        ...
+
+    def shadowing(self, names: Iterable[str]) -> list[str]:
+        """Of ``names``, those that as new variables would hide something every expression of a
+        document relies on (python: its builtins)."""
+        ...
+
+
+def _reserved(name: str) -> bool:
+    return name in SYSTEM_NAMES or name.startswith("__")
+
+
+class PythonData:
+    """A python-datamodel session's variables: one global namespace its expressions run in."""
+
+    __slots__ = ("_store",)
+    can_hibernate = True
+
+    def __init__(self, system: Mapping[str, Any]):
+        store = {"__builtins__": builtins, "_event": None}
+        store.update(system)
+        self._store = store
+
+    def evaluate(self, expr: Code) -> Any:
+        code = expr.code
+        if code is None:
+            raise expr.fail(expr.error or "cannot be evaluated")
+        try:
+            return eval(code, self._store)
+        except Exception as e:
+            raise expr.fail(f"{type(e).__name__}: {e}") from e
+
+    def test(self, expr: Code) -> bool:
+        value = self.evaluate(expr)
+        try:
+            return bool(value)
+        except Exception as e:
+            raise expr.fail(f"is not a boolean: {type(e).__name__}: {e}") from e
+
+    def assign(self, location: Code, value: Any) -> None:
+        store = self._store
+        name = location.target
+        if name is not None:
+            if name in SYSTEM_NAMES:
+                raise location.fail(f"{name} is a read-only system variable")
+            if name not in store:
+                raise location.fail(f"{name} is not declared")
+            store[name] = value
+            return
+        if location.code is None:
+            raise location.fail(location.error or "not assignable")
+        root = _root_name(location.text)
+        if root in SYSTEM_NAMES:
+            raise location.fail(f"{root} is a read-only system variable")
+        try:
+            exec(location.code, store, {"__scxml_value__": value})
+        except Exception as e:
+            raise location.fail(f"{type(e).__name__}: {e}") from e
+
+    def declare(self, name: str, value: Any) -> None:
+        self._store[name] = value
+
+    def execute(self, script: Code) -> None:
+        if script.code is None:
+            raise script.fail(script.error or "cannot run")
+        try:
+            exec(script.code, self._store)
+        except Exception as e:
+            raise script.fail(f"{type(e).__name__}: {e}") from e
+
+    def set_variable(self, name: str, value: Any) -> None:
+        if not name.isidentifier() or keyword.iskeyword(name) or name in SYSTEM_NAMES:
+            raise ExecutionError(f"{name!r} is not a legal variable name")
+        self._store[name] = value
+
+    def variable(self, name: str) -> Any:
+        return self._store.get(name)
+
+    def set_event(self, event: Any) -> None:
+        self._store["_event"] = event
+
+    def variables(self) -> dict[str, Any]:
+        return {k: v for k, v in self._store.items() if not _reserved(k)}
+
+    def restore(self, values: Mapping[str, Any]) -> None:
+        self._store.update(values)
+
+
+class PythonDataModel:
     """Expressions and scripts are Python, run in one global namespace per session."""
 
     name = "python"
@@ -126,70 +235,24 @@ class PythonDataModel(DataModel):
             c.error = f"script does not compile: {e.msg} (script line {e.lineno})"
         return c
 
-    def new_store(self, system: dict[str, Any]) -> dict[str, Any]:
-        store = {"__builtins__": builtins, "_event": None}
-        store.update(system)
-        return store
+    def new_session(self, system: Mapping[str, Any]) -> DataModel:
+        return PythonData(system)
 
-    def evaluate(self, store: dict[str, Any], expr: Code) -> Any:
-        code = expr.code
-        if code is None:
-            raise expr.fail(expr.error or "cannot be evaluated")
-        try:
-            return eval(code, store)
-        except Exception as e:
-            raise expr.fail(f"{type(e).__name__}: {e}") from e
+    def refused_names(self, names: Iterable[str]) -> list[str]:
+        return [n for n in names if _reserved(n)]
 
-    def test(self, store: dict[str, Any], expr: Code) -> bool:
-        value = self.evaluate(store, expr)
-        try:
-            return bool(value)
-        except Exception as e:
-            raise expr.fail(f"is not a boolean: {type(e).__name__}: {e}") from e
-
-    def assign(self, store: dict[str, Any], location: Code, value: Any) -> None:
-        name = location.target
-        if name is not None:
-            if name in SYSTEM_NAMES:
-                raise location.fail(f"{name} is a read-only system variable")
-            if name not in store:
-                raise location.fail(f"{name} is not declared")
-            store[name] = value
-            return
-        if location.code is None:
-            raise location.fail(location.error or "not assignable")
-        root = _root_name(location.text)
-        if root in SYSTEM_NAMES:
-            raise location.fail(f"{root} is a read-only system variable")
-        try:
-            exec(location.code, store, {"__scxml_value__": value})
-        except Exception as e:
-            raise location.fail(f"{type(e).__name__}: {e}") from e
-
-    def declare(self, store: dict[str, Any], name: str, value: Any) -> None:
-        store[name] = value
-
-    def execute(self, store: dict[str, Any], script: Code) -> None:
-        if script.code is None:
-            raise script.fail(script.error or "cannot run")
-        try:
-            exec(script.code, store)
-        except Exception as e:
-            raise script.fail(f"{type(e).__name__}: {e}") from e
-
-    def set_variable(self, store: dict[str, Any], name: str, value: Any) -> None:
-        if not name.isidentifier() or keyword.iskeyword(name) or name in SYSTEM_NAMES:
-            raise ExecutionError(f"{name!r} is not a legal variable name")
-        store[name] = value
+    def shadowing(self, names: Iterable[str]) -> list[str]:
+        return [n for n in names if hasattr(builtins, n)]
 
 
 _IN_CALL = re.compile(r"""^\s*In\(\s*(['"])([^'"]+)\1\s*\)\s*$""")
 
 
-class NullDataModel(DataModel):
+class NullDataModel:
     """No data at all; the only expression is ``In('state')`` in conditions (W3C B.1)."""
 
     name = "null"
+    host_code = False
 
     def compile_expr(self, text: str, line: int, column: int) -> Code:
         c = Code(text, line, column)
@@ -211,31 +274,56 @@ class NullDataModel(DataModel):
         c.error = "the null datamodel has no scripts"
         return c
 
-    def new_store(self, system: dict[str, Any]) -> dict[str, Any]:
-        return {"In": system["In"]}
+    def new_session(self, system: Mapping[str, Any]) -> DataModel:
+        return NullData(system["In"])
 
-    def evaluate(self, store: dict[str, Any], expr: Code) -> Any:
+    def refused_names(self, names: Iterable[str]) -> list[str]:
+        return [n for n in names if _reserved(n)]
+
+    def shadowing(self, names: Iterable[str]) -> list[str]:
+        return []
+
+
+class NullData:
+    """A null-datamodel session: no variables; conditions may ask ``In('state')`` only."""
+
+    __slots__ = ("_in",)
+    can_hibernate = True
+
+    def __init__(self, in_state: Callable[[str], bool]):
+        self._in = in_state
+
+    def evaluate(self, expr: Code) -> Any:
         if expr.code is None:
             raise expr.fail(expr.error or "cannot be evaluated")
-        return store["In"](expr.target)
+        return self._in(expr.target)  # type: ignore[arg-type]
 
-    def test(self, store: dict[str, Any], expr: Code) -> bool:
-        return bool(self.evaluate(store, expr))
+    def test(self, expr: Code) -> bool:
+        return bool(self.evaluate(expr))
 
-    def assign(self, store: dict[str, Any], location: Code, value: Any) -> None:
+    def assign(self, location: Code, value: Any) -> None:
         raise location.fail("the null datamodel has no locations")
 
-    def declare(self, store: dict[str, Any], name: str, value: Any) -> None:
+    def declare(self, name: str, value: Any) -> None:
         return None
 
-    def execute(self, store: dict[str, Any], script: Code) -> None:
+    def execute(self, script: Code) -> None:
         raise script.fail("the null datamodel has no scripts")
 
-    def set_variable(self, store: dict[str, Any], name: str, value: Any) -> None:
+    def set_variable(self, name: str, value: Any) -> None:
         raise ExecutionError("the null datamodel has no variables")
 
-    def user_data(self, store: dict[str, Any]) -> dict[str, Any]:
+    def variable(self, name: str) -> Any:
+        return None
+
+    def set_event(self, event: Any) -> None:
+        return None
+
+    def variables(self) -> dict[str, Any]:
         return {}
+
+    def restore(self, values: Mapping[str, Any]) -> None:
+        return None
 
 
 def _root_name(text: str) -> str:
@@ -243,24 +331,7 @@ def _root_name(text: str) -> str:
     return m.group(1) if m else ""
 
 
-DATAMODELS: dict[str, Callable[[], DataModel]] = {
+BUILTIN_DATAMODELS: dict[str, Callable[[], DataModelKind]] = {
     "python": PythonDataModel,
     "null": NullDataModel,
 }
-_shared: dict[str, DataModel] = {}
-
-
-def register_datamodel(name: str, factory: Callable[[], DataModel]) -> None:
-    DATAMODELS[name] = factory
-    _shared.pop(name, None)
-
-
-def get_datamodel(name: str) -> DataModel | None:
-    """The shared datamodel object for ``name``, or None when nobody registered it."""
-    dm = _shared.get(name)
-    if dm is None:
-        factory = DATAMODELS.get(name)
-        if factory is None:
-            return None
-        dm = _shared[name] = factory()
-    return dm

@@ -77,7 +77,7 @@ class Assign(Action):
             value = self.factory()
         else:
             value = None
-        s.dm.assign(s.store, self.location, value)
+        s.datamodel.assign(self.location, value)
 
 
 class If(Action):
@@ -89,7 +89,7 @@ class If(Action):
 
     def execute(self, s: Session) -> None:
         for cond, block in self.branches:
-            if cond is None or s.dm.test(s.store, cond):
+            if cond is None or s.datamodel.test(cond):
                 for action in block:
                     action.execute(s)
                 return
@@ -125,14 +125,14 @@ class Foreach(Action):
             items = list(islice(collection, room + 1))
             s.reserve_iterations(len(items), self.line, exact=len(items) <= room)
         for i, item in enumerate(items):
-            s.dm.set_variable(s.store, self.item, item)
+            s.datamodel.set_variable(self.item, item)
             if self.index is not None:
-                s.dm.set_variable(s.store, self.index, i)
+                s.datamodel.set_variable(self.index, i)
             for action in self.block:
                 action.execute(s)
         if not items:
             # Still check the names so a bad item is reported even on an empty array.
-            s.dm.set_variable(s.store, self.item, s.store.get(self.item))
+            s.datamodel.set_variable(self.item, s.datamodel.variable(self.item))
 
 
 class Script(Action):
@@ -143,7 +143,7 @@ class Script(Action):
         self.line = line
 
     def execute(self, s: Session) -> None:
-        s.dm.execute(s.store, self.code)
+        s.datamodel.execute(self.code)
 
 
 @dataclass(slots=True)
@@ -251,7 +251,7 @@ class Send(Action):
         if sendid is None:
             sendid = s.new_sendid()
             if self.idlocation is not None:
-                s.dm.assign(s.store, self.idlocation, sendid)
+                s.datamodel.assign(self.idlocation, sendid)
         try:
             self._send(s, sendid)
         except ExecutionError as e:

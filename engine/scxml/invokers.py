@@ -55,7 +55,7 @@ def start_invocation(parent: Session, state: StateNode, inv: InvokeDef) -> Invoc
     if invokeid is None:
         invokeid = f"{state.id}.{parent.next_serial()}"
         if inv.idlocation is not None:
-            parent.dm.assign(parent.store, inv.idlocation, invokeid)
+            parent.datamodel.assign(inv.idlocation, invokeid)
     src = inv.src if inv.srcexpr is None else parent.evaluate(inv.srcexpr)
     content: Any = None
     if inv.content is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .datamodel import DataModel
+    from .datamodel import DataModelKind
     from .errors import Problem
 
 STATE, PARALLEL, FINAL, HISTORY, ROOT = "state", "parallel", "final", "history", "scxml"
@@ -159,7 +159,7 @@ class Document:
     name: str | None
     source: str
     base_dir: str | None
-    datamodel: DataModel
+    datamodel: DataModelKind
     binding: str
     root: StateNode
     states: list[StateNode]

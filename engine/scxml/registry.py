@@ -1,4 +1,5 @@
-"""Extension registries: custom executable content, event I/O processors and invoke types.
+"""Extension registries: datamodels, custom executable content, event I/O processors and invoke
+types.
 
 A document is checked against a registry when it is compiled (so an unknown element or type is
 a load error with its line), and a session host asks the same registry for the objects that
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .datamodel import BUILTIN_DATAMODELS, DataModelKind
+
 if TYPE_CHECKING:
     from lxml import etree
 
@@ -20,9 +23,12 @@ ActionFactory = Callable[["etree._Element", "Compiler"], "Action"]
 
 
 class Registry:
-    """What a document may use beyond the core SCXML vocabulary."""
+    """What a document may use beyond the core SCXML vocabulary (the python and null
+    datamodels are there from the start)."""
 
     def __init__(self) -> None:
+        self.datamodels: dict[str, Callable[[], DataModelKind]] = dict(BUILTIN_DATAMODELS)
+        self._datamodel_instances: dict[str, DataModelKind] = {}
         self.actions: dict[tuple[str, str], ActionFactory] = {}
         self.processors: dict[str, Callable[[Any], Any]] = {}
         self.processor_aliases: dict[str, str] = {}
@@ -31,12 +37,28 @@ class Registry:
 
     def copy(self) -> Registry:
         other = Registry()
+        other.datamodels = dict(self.datamodels)
         other.actions = dict(self.actions)
         other.processors = dict(self.processors)
         other.processor_aliases = dict(self.processor_aliases)
         other.invokers = dict(self.invokers)
         other.invoker_aliases = dict(self.invoker_aliases)
         return other
+
+    def register_datamodel(self, name: str, factory: Callable[[], DataModelKind]) -> None:
+        """A datamodel documents name with ``datamodel="name"``; ``factory()`` builds it once."""
+        self.datamodels[name] = factory
+        self._datamodel_instances.pop(name, None)
+
+    def datamodel(self, name: str) -> DataModelKind | None:
+        """The datamodel named ``name`` (one instance per registry), None when unknown."""
+        kind = self._datamodel_instances.get(name)
+        if kind is None:
+            factory = self.datamodels.get(name)
+            if factory is None:
+                return None
+            kind = self._datamodel_instances[name] = factory()
+        return kind
 
     def register_action(self, namespace: str, name: str, factory: ActionFactory) -> None:
         """Custom executable content: ``<ns:name>`` compiles through ``factory``."""

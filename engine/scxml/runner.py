@@ -67,7 +67,7 @@ async def run_to_completion(
             configuration=session.active_state_ids(),
             error=session.error or (f"timed out after {timeout:.1f} s" if timed_out else None),
             timed_out=timed_out,
-            data=session.dm.user_data(session.store),
+            data=session.variables,
         )
     finally:
         await host.close()

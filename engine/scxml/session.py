@@ -93,8 +93,8 @@ class Session:
         "_to_invoke",
         "cancel_requested",
         "configuration",
+        "datamodel",
         "depth",
-        "dm",
         "doc",
         "done_data",
         "error",
@@ -104,7 +104,6 @@ class Session:
         "invokeid",
         "parent",
         "status",
-        "store",
     )
 
     def __init__(
@@ -120,14 +119,13 @@ class Session:
         self.host = host
         self.doc = doc
         self._cache = host.transition_cache(doc)
-        self.dm = doc.datamodel
         self.id = session_id
         self.parent = parent
         self.invokeid = invokeid
         self.depth = 0 if parent is None else parent.depth + 1
         # The store refers back to the session only weakly, so a session is not a reference cycle:
         # once it ends and nothing holds it, it is freed at once, without the garbage collector.
-        self.store = self.dm.new_store({
+        self.datamodel = doc.datamodel.new_session({
             "_sessionid": session_id,
             "_name": doc.name,
             "_ioprocessors": host.ioprocessors_for(self),
@@ -169,8 +167,9 @@ class Session:
         return bool(self._internal or self._external)
 
     @property
-    def datamodel(self) -> dict[str, Any]:
-        return self.store
+    def variables(self) -> dict[str, Any]:
+        """The author's variables (a copy, for queries and tests; the datamodel holds them)."""
+        return self.datamodel.variables()
 
     @property
     def final_state(self) -> str | None:
@@ -237,7 +236,10 @@ class Session:
     # ------------------------------------------------------------------ state as a value
     def to_state(self) -> SessionState:
         """This session as a value (taken between macrosteps, or between the microsteps of a
-        macrostep cut by fairness); ``from_state`` makes it a session again."""
+        macrostep cut by fairness); ``from_state`` makes it a session again. ``ValueError`` when
+        its datamodel cannot be hibernated."""
+        if not self.datamodel.can_hibernate:
+            raise ValueError(f"the {self.doc.datamodel.name} datamodel of this session cannot be stored")
         invocations = []
         for inv in (self._invocations or {}).values():
             handle = inv.handle
@@ -249,7 +251,7 @@ class Session:
         return SessionState(
             status=self.status,
             configuration=[s.id for s in self.configuration],
-            data=self.dm.user_data(self.store),
+            data=self.datamodel.variables(),
             history={k: [s.id for s in v] for k, v in (self._history or {}).items()},
             internal=list(self._internal),
             external=list(self._external or ()),
@@ -262,6 +264,15 @@ class Session:
             final_ids=list(self.final_ids),
             done_data=self.done_data,
             error=self.error,
+            cancel_requested=self.cancel_requested,
+        )
+
+    def to_bare_state(self) -> SessionState:
+        """What is kept of a session whose own state cannot be stored (it has been failed for
+        that): how it ended, without data, queues, timers or invocations."""
+        return SessionState(
+            status=self.status, sendseq=self._sendseq, parent=self.parent.id if self.parent is not None else None,
+            invokeid=self.invokeid, final_ids=list(self.final_ids), error=self.error,
             cancel_requested=self.cancel_requested,
         )
 
@@ -278,7 +289,7 @@ class Session:
         data = dict(state.data)
         if state.lost:
             data.update(session._recover_lost(state.lost))
-        session.store.update(data)
+        session.datamodel.restore(data)
         if state.history:
             session._history = {k: [by_id[s] for s in v] for k, v in state.history.items()}
         session._internal = list(state.internal)
@@ -298,14 +309,15 @@ class Session:
             log.warning("session %s: values of %s could not be stored and are gone", self.id, names)
             return {n: None for n in names}
         scratch = Session(self.host, self.doc, self.id)
-        scratch.store = self.dm.new_store({"In": InPredicate(self), "_sessionid": self.id,
-                                           "_name": self.doc.name, "_ioprocessors": {}})
+        scratch.datamodel = self.doc.datamodel.new_session({"In": InPredicate(self), "_sessionid": self.id,
+                                                            "_name": self.doc.name, "_ioprocessors": {}})
         scratch._busy = True
         scratch._run_block(self.doc.script)
+        made = scratch.datamodel.variables()
         out = {}
         for name in names:
-            if name in scratch.store:
-                out[name] = scratch.store[name]
+            if name in made:
+                out[name] = made[name]
             else:
                 log.warning("session %s: value of %s could not be stored and is gone", self.id, name)
                 out[name] = None
@@ -437,7 +449,7 @@ class Session:
             macrosteps += 1
             event = ext.popleft()
             self._microsteps = self._foreach_used = 0
-            self.store["_event"] = event
+            self.datamodel.set_event(event)
             if self._invocations:
                 self._finalize_and_forward(event)
             enabled = self._select(event.name)
@@ -462,7 +474,7 @@ class Session:
                 if not internal:
                     return True
                 event = internal.pop(0)
-                self.store["_event"] = event
+                self.datamodel.set_event(event)
                 enabled = self._select(event.name)
                 if not enabled:
                     # An event nothing takes is still a step: a document whose eventless
@@ -505,7 +517,7 @@ class Session:
 
     def _cond(self, t: Transition) -> bool:
         try:
-            return self.dm.test(self.store, t.cond)
+            return self.datamodel.test(t.cond)
         except ExecutionError as e:
             self._internal.append(_error_event("error.execution", str(e)))
             return False
@@ -596,7 +608,7 @@ class Session:
             self._internal.append(_error_event("error.execution", f"{type(e).__name__}: {e}"))
 
     def evaluate(self, expr: Any) -> Any:
-        return self.dm.evaluate(self.store, expr)
+        return self.datamodel.evaluate(expr)
 
     def log_message(self, label: str | None, value: Any, has_value: bool = True) -> None:
         if label and has_value:
@@ -628,7 +640,7 @@ class Session:
         else:
             for s in doc.states:
                 for decl in s.data:
-                    self.dm.declare(self.store, decl.id, None)
+                    self.datamodel.declare(decl.id, None)
             self._declare(doc.root.data)
         self._initial_data = None
 
@@ -644,13 +656,13 @@ class Session:
         given = self._initial_data
         for decl in decls:
             if given is not None and decl.id in given:
-                self.dm.declare(self.store, decl.id, given[decl.id])
+                self.datamodel.declare(decl.id, given[decl.id])
                 continue
             try:
                 if decl.error is not None:
                     raise ExecutionError(decl.error)
                 if decl.expr is not None:
-                    value = self.dm.evaluate(self.store, decl.expr)
+                    value = self.datamodel.evaluate(decl.expr)
                 elif decl.value_factory is not None:
                     value = decl.value_factory()
                 else:
@@ -658,7 +670,7 @@ class Session:
             except ExecutionError as e:
                 self._internal.append(_error_event("error.execution", str(e)))
                 value = None
-            self.dm.declare(self.store, decl.id, value)
+            self.datamodel.declare(decl.id, value)
 
     # ------------------------------------------------------------------ sends
     def next_serial(self) -> int:

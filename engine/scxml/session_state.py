@@ -7,7 +7,7 @@ restoring it is the session's own, so nothing outside ``Session`` touches its in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .events import Event
@@ -50,9 +50,3 @@ class SessionState:
     done_data: Any = None
     error: str | None = None
     cancel_requested: bool = False
-
-    def bare(self) -> SessionState:
-        """This state without data, queues, timers or invocations: what is kept of a session
-        whose own state could not be stored (it has been failed for that)."""
-        return replace(self, configuration=[], data={}, lost=[], history={}, internal=[], external=[],
-                       pending=[], invocations=[], late_done=[], done_data=None)

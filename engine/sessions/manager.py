@@ -39,7 +39,6 @@ from ..flows import FlowRegistry, FlowVersion
 from ..jsonable import jsonable
 from ..scxml import Event, Limits, Registry, Session, SessionHost
 from ..scxml.clock import Clock
-from ..scxml.datamodel import SYSTEM_NAMES
 from ..scxml.session_state import SessionState
 from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state
 from ..storage import Batch, StorageUnavailable, Store
@@ -137,26 +136,26 @@ class SessionManager(SessionHost):
         """Start a session of a flow's current version; parameters become its data.
 
         A parameter matching a ``<data>`` id replaces its initial value; others become variables
-        too (ORS semantics), except in a python-datamodel flow one named like a Python builtin
-        (``str``, ``len``...): it would replace that builtin for every expression of the flow, so
-        it is refused unless the flow itself declares the name.
+        too (ORS semantics), except one the datamodel refuses (system variables) or one that would
+        hide what every expression of the flow relies on (in a python flow a builtin such as
+        ``str``): that is refused unless the flow itself declares the name.
         """
-        import builtins  # only this method may change here; the check needs the builtin names
-
         fv = self.flows.get(name)
         data = dict(data or {})
-        bad = [k for k in data if k in SYSTEM_NAMES or k.startswith("__")]
+        datamodel = fv.doc.datamodel
+        bad = datamodel.refused_names(data)
         if bad:
             raise BadStartData(f"parameter names reserved by the datamodel: {', '.join(sorted(bad))}")
         declared = {d.id for d in fv.doc.root.data}
-        if fv.doc.datamodel.name == "python":
-            shadowing = sorted(k for k in data if k not in declared and hasattr(builtins, k))
-            if shadowing:
-                raise BadStartData(f"parameter names that would shadow Python builtins in flow {name!r}: "
-                                   f"{', '.join(shadowing)} (rename them, or declare them as <data>)")
+        shadowing = sorted(datamodel.shadowing(k for k in data if k not in declared))
+        if shadowing:
+            raise BadStartData(f"parameter names that would shadow Python builtins in flow {name!r}: "
+                               f"{', '.join(shadowing)} (rename them, or declare them as <data>)")
         session = self._create(fv, data={k: v for k, v in data.items() if k in declared},
                                persistent=persistent)
-        session.store.update({k: v for k, v in data.items() if k not in declared})
+        for key, value in data.items():
+            if key not in declared:
+                session.datamodel.declare(key, value)
         if before_start is not None:  # e.g. the callback service maps the session to its record
             before_start(session)
         return session.start()
@@ -194,7 +193,7 @@ class SessionManager(SessionHost):
             "status": session.status,
             "active_states": session.active_state_ids(),
             "final_state": session.final_state,
-            "datamodel": jsonable(session.dm.user_data(session.store)),
+            "datamodel": jsonable(session.variables),
             "error": session.error,
             "parent": info.parent_id if info else None,
             "persistent": info.persistent if info else False,
@@ -340,7 +339,7 @@ class SessionManager(SessionHost):
             log.error("session %s: its state cannot be stored (%s); the session is failed", session.id, cause)
             session.fail(f"its state cannot be stored: {cause}")
             self._dirty.pop(session.id, None)  # it is written now, in this batch
-            return dumps(encode_state(session.to_state().bare()))
+            return dumps(encode_state(session.to_bare_state()))
 
     async def _write_loop(self) -> None:
         while True:

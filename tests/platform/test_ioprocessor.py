@@ -64,7 +64,7 @@ async def test_a_flow_dials_through_the_platform_and_retries_on_busy() -> None:
     host, sim = platform_host(reg, dial_rules=[{"pattern": r"^\+1555001", "sequence": ["busy", "answer"]}])
     session = await run(flow(DIAL_UNTIL_ANSWER, reg), host)
     assert session.final_state == "pass"
-    assert session.datamodel["results"] == [(1, "busy", 1), (2, "answer", 0)]
+    assert session.datamodel.variable("results") == [(1, "busy", 1), (2, "answer", 0)]
     sim.close()
     await host.close()
 
@@ -98,8 +98,8 @@ async def test_a_flow_queues_finds_an_agent_and_routes() -> None:
     host, sim = platform_host(reg)
     session = await run(flow(CALLBACK, reg), host)
     assert session.final_state == "pass"
-    assert session.datamodel["agent"] == "Q.agent1" and session.datamodel["target"] == "7001"
-    assert session.datamodel["handled"] == 100.0
+    assert session.datamodel.variable("agent") == "Q.agent1" and session.datamodel.variable("target") == "7001"
+    assert session.datamodel.variable("handled") == 100.0
     assert sim.queue_stats("Q").avg_handle_seconds == 100.0
     sim.close()
     await host.close()
@@ -137,8 +137,9 @@ async def test_platform_errors_come_back_as_events_and_no_ioprocessors_entry() -
 </state>
 <final id="pass"/>""", reg)
     session = await run(doc, host)
-    assert session.datamodel["reason"] == "unknown queue 'Nope'"
-    assert "platform" not in session.datamodel["procs"] and PLATFORM_PROCESSOR not in session.datamodel["procs"]
+    assert session.datamodel.variable("reason") == "unknown queue 'Nope'"
+    procs = session.datamodel.variable("procs")
+    assert "platform" not in procs and PLATFORM_PROCESSOR not in procs
     sim.close()
     await host.close()
 

@@ -78,7 +78,7 @@ async def test_external_post_becomes_an_event_and_unknown_session_is_404() -> No
     host = SessionHost()
     await host.start()
     session = host.start_session(doc)
-    location = session.datamodel["_ioprocessors"]["basichttp"]["location"]
+    location = session.datamodel.variable("_ioprocessors")["basichttp"]["location"]
     async with ClientSession() as client:
         async with client.post(location, data={"_scxmleventname": "order.placed", "qty": "3", "sku": "A1"}) as r:
             assert r.status == 200
@@ -89,5 +89,5 @@ async def test_external_post_becomes_an_event_and_unknown_session_is_404() -> No
             break
         await asyncio.sleep(0.01)
     assert session.final_state == "done"
-    assert session.datamodel["got"] == {"qty": 3, "sku": "A1"}
+    assert session.datamodel.variable("got") == {"qty": 3, "sku": "A1"}
     await host.close()

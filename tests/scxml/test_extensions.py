@@ -30,7 +30,7 @@ class Stamp(Action):
         self.value = compiler.expr(el, "value")
 
     def execute(self, s) -> None:
-        s.dm.assign(s.store, self.into, s.evaluate(self.value))
+        s.datamodel.assign(self.into, s.evaluate(self.value))
 
 
 class Recorder:
@@ -94,7 +94,7 @@ def doc(body: str, registry):
 
 async def test_custom_action_runs(registry) -> None:
     d = doc('<state id="s"><onentry><x:stamp into="v" value="6 * 7"/></onentry></state>', registry)
-    assert SessionHost(registry=registry).start_session(d).datamodel["v"] == 42
+    assert SessionHost(registry=registry).start_session(d).datamodel.variable("v") == 42
 
 
 def test_custom_action_errors_and_unregistered_elements_are_load_errors(registry) -> None:
@@ -113,7 +113,7 @@ async def test_custom_processor_receives_sends(registry) -> None:
     host = SessionHost(registry=registry)
     session = host.start_session(d)
     assert Recorder.sent == [("hello", "somewhere", {"n": 1})]
-    assert session.datamodel["_ioprocessors"]["recorder"]["location"] == f"recorder://{session.id}"
+    assert session.datamodel.variable("_ioprocessors")["recorder"]["location"] == f"recorder://{session.id}"
     import asyncio
 
     await asyncio.sleep(0.01)

@@ -56,20 +56,20 @@ def longest_run(items: list) -> int:
 async def test_a_session_yields_after_its_macrosteps_per_turn_and_keeps_the_order() -> None:
     host = SessionHost(limits=Limits(macrosteps_per_turn=5, turn_seconds=0.2))
     session = host.start_session(TICKS)
-    assert session.datamodel["seen"] == [0, 1, 2, 3, 4]  # the rest waits for the next turn
+    assert session.datamodel.variable("seen") == [0, 1, 2, 3, 4]  # the rest waits for the next turn
     assert [e.name for e in session.to_state().external] == ["tick"] * 7
     session.deliver(Event("late"))
     await settle(session)
-    assert session.datamodel["seen"] == [*range(12), "late"]  # the late event still comes last
+    assert session.datamodel.variable("seen") == [*range(12), "late"]  # the late event still comes last
 
 
 async def test_a_synchronous_send_is_processed_even_with_a_budget_of_one() -> None:
     host = SessionHost(limits=Limits(macrosteps_per_turn=1, turn_seconds=0.2))
     session = host.start_session(TICKS)
-    assert session.datamodel["seen"] == [0]
+    assert session.datamodel.variable("seen") == [0]
     await settle(session)
     session.send("late")
-    assert session.datamodel["seen"][-1] == "late"
+    assert session.datamodel.variable("seen")[-1] == "late"
 
 
 async def test_two_runaway_sessions_take_turns() -> None:
@@ -93,12 +93,12 @@ async def test_a_turn_also_ends_after_turn_seconds() -> None:
     )
     host = SessionHost(limits=Limits(macrosteps_per_turn=1000, turn_seconds=0.001))
     session = host.start_session(heavy)
-    assert 1 <= session.datamodel["n"] < 10  # each macrostep takes longer than a millisecond
+    assert 1 <= session.datamodel.variable("n") < 10  # each macrostep takes longer than a millisecond
     # The loop runs other callbacks before the session is done: it gets slices, not the loop.
     seen_between: list[int] = []
-    asyncio.get_running_loop().call_soon(lambda: seen_between.append(session.datamodel["n"]))
+    asyncio.get_running_loop().call_soon(lambda: seen_between.append(session.datamodel.variable("n")))
     await settle(session)
-    assert session.datamodel["n"] == 10
+    assert session.datamodel.variable("n") == 10
     assert len(seen_between) == 1 and seen_between[0] < 10, seen_between
 
 
@@ -112,10 +112,10 @@ async def test_a_long_macrostep_is_cut_between_microsteps_but_no_event_overtakes
     )
     host = SessionHost(limits=Limits(turn_seconds=0.001))
     session = host.start_session(doc)
-    assert session.status == RUNNING and len(session.datamodel["log"]) < 3000  # cut mid-way
+    assert session.status == RUNNING and len(session.datamodel.variable("log")) < 3000  # cut mid-way
     session.send("ext")  # a synchronous event in the middle of the macrostep waits for its end
     await settle(session)
-    assert session.datamodel["log"] == [1] * 3000 + ["ext"]
+    assert session.datamodel.variable("log") == [1] * 3000 + ["ext"]
 
 
 async def test_a_macrostep_cut_mid_way_is_finished_from_its_snapshot() -> None:
@@ -126,14 +126,14 @@ async def test_a_macrostep_cut_mid_way_is_finished_from_its_snapshot() -> None:
         '<transition event="step" target="done"/></state><final id="done"/>'
     )
     session = SessionHost(limits=Limits(turn_seconds=0.001)).start_session(doc)
-    assert session.status == RUNNING and session.datamodel["n"] < 2999
+    assert session.status == RUNNING and session.datamodel.variable("n") < 2999
     other = SessionHost()  # as after a crash: only the snapshot survives
     state = decode_state(encode_state(session.to_state()))
     copy = Session.from_state(other, doc, session.id, state)
     other.sessions[copy.id] = copy
     copy.resume(state.pending)
     await settle(copy)
-    assert copy.status == FINISHED and copy.datamodel["n"] == 2999
+    assert copy.status == FINISHED and copy.datamodel.variable("n") == 2999
 
 
 async def test_an_endless_macrostep_still_fails_across_turns() -> None:
@@ -155,7 +155,7 @@ async def test_a_yielded_session_snapshot_holds_the_rest_of_its_queue() -> None:
     other.sessions[copy.id] = copy
     copy.resume(state.pending)
     await settle(copy)
-    assert copy.datamodel["seen"] == list(range(12))
+    assert copy.datamodel.variable("seen") == list(range(12))
 
 
 # ---------------------------------------------------------------- foreach
@@ -171,7 +171,8 @@ def counting(array: str, then: str = '<transition event="error.execution" target
 
 async def test_a_foreach_within_the_cap_runs() -> None:
     session = SessionHost(limits=Limits(max_foreach_items=100)).start_session(counting("range(100)"))
-    assert session.status == RUNNING and session.datamodel["count"] == 100 and session.datamodel["errors"] == []
+    assert session.status == RUNNING
+    assert session.datamodel.variable("count") == 100 and session.datamodel.variable("errors") == []
 
 
 @pytest.mark.parametrize("array, size", [
@@ -181,8 +182,8 @@ async def test_a_foreach_within_the_cap_runs() -> None:
 ])
 async def test_a_foreach_over_the_cap_is_refused_before_it_runs(array: str, size: str) -> None:
     session = SessionHost(limits=Limits(max_foreach_items=100)).start_session(counting(array, ""))
-    assert session.status == RUNNING and session.datamodel["count"] == 0
-    [message] = session.datamodel["errors"]
+    assert session.status == RUNNING and session.datamodel.variable("count") == 0
+    [message] = session.datamodel.variable("errors")
     assert f"foreach over {size} items" in message and "max_foreach_items" in message, message
 
 
@@ -198,11 +199,11 @@ async def test_nested_foreach_loops_share_the_budget_of_their_macrostep() -> Non
     )
     session = SessionHost(limits=Limits(max_foreach_items=100)).start_session(doc)
     # 20 for the outer loop, then 20 per inner loop: the fifth inner loop would make 120.
-    assert session.datamodel["count"] == 4 * 20
-    assert len(session.datamodel["errors"]) == 1
+    assert session.datamodel.variable("count") == 4 * 20
+    assert len(session.datamodel.variable("errors")) == 1
     session.send("again")
     session.send("again")  # a new macrostep each time: 60 + 60 > 100 is fine
-    assert session.datamodel["count"] == 80 + 120 and len(session.datamodel["errors"]) == 1
+    assert session.datamodel.variable("count") == 80 + 120 and len(session.datamodel.variable("errors")) == 1
 
 
 async def test_a_session_that_goes_over_the_foreach_cap_again_fails() -> None:
@@ -216,7 +217,7 @@ async def test_a_session_that_goes_over_the_foreach_cap_again_fails() -> None:
         '<transition event="error.execution" target="pass"/></state><final id="pass"/>'
     )
     session = SessionHost(limits=Limits(max_foreach_items=100)).start_session(doc)
-    assert session.status == FAILED and session.datamodel["count"] == 0
+    assert session.status == FAILED and session.datamodel.variable("count") == 0
     assert "max_foreach_items" in session.error and "again within 1 s" in session.error, session.error
 
 
@@ -232,7 +233,7 @@ async def test_after_a_quiet_second_a_refusal_is_only_an_error_again(monkeypatch
     session.send("big")
     await asyncio.sleep(0.1)
     session.send("big")
-    assert session.status == RUNNING and len(session.datamodel["errors"]) == 2
+    assert session.status == RUNNING and len(session.datamodel.variable("errors")) == 2
     session.send("big")
     assert session.status == FAILED and "max_foreach_items" in session.error
 
@@ -249,8 +250,8 @@ async def test_sends_over_the_rate_are_refused_with_an_error() -> None:
     )
     session = SessionHost(limits=Limits(max_sends_per_second=10)).start_session(doc)
     await settle(session)
-    assert session.status == RUNNING and session.datamodel["seen"] == list(range(10))
-    [message] = session.datamodel["errors"]
+    assert session.status == RUNNING and session.datamodel.variable("seen") == list(range(10))
+    [message] = session.datamodel.variable("errors")
     assert "'tick' not sent" in message and "max_sends_per_second" in message, message
 
 
@@ -270,8 +271,8 @@ async def test_a_self_send_loop_is_stopped_by_the_rate(target: str) -> None:
     session = host.start_session(doc, data=data)
     await settle(session, sink)
     assert session.status == RUNNING
-    assert session.datamodel["n"] <= 11  # was 5000: every round sent its event
-    [message] = session.datamodel["errors"]
+    assert session.datamodel.variable("n") <= 11  # was 5000: every round sent its event
+    [message] = session.datamodel.variable("errors")
     assert "max_sends_per_second" in message
 
 
@@ -308,7 +309,8 @@ async def test_the_send_window_reopens(monkeypatch) -> None:
     await asyncio.sleep(0.1)
     session.send("burst")
     await settle(session)
-    assert session.status == RUNNING and session.datamodel["n"] == 20 and session.datamodel["errors"] == []
+    assert session.status == RUNNING
+    assert session.datamodel.variable("n") == 20 and session.datamodel.variable("errors") == []
 
 
 def test_limits_must_be_positive() -> None:

@@ -77,7 +77,7 @@ async def test_a_state_survives_json_and_makes_the_same_session_again() -> None:
         if not copy.has_queued_events:
             break
         await asyncio.sleep(0.01)
-    assert copy.datamodel["got"] == [8]  # the queued event, with the recovered function
+    assert copy.datamodel.variable("got") == [8]  # the queued event, with the recovered function
     copy.send("resume")
     assert copy.active_state_ids() == ["work", "w2"]  # the restored history
     assert child.status == "cancelled"  # the linked invocation was cancelled with its state
@@ -89,7 +89,7 @@ def test_a_bare_state_keeps_only_how_the_session_ended() -> None:
     host = SessionHost()
     session = paused_session(host)
     session.fail("its state cannot be stored: test")
-    bare = through_json(session.to_state().bare())
+    bare = through_json(session.to_bare_state())
     assert bare.status == "failed" and bare.error == "its state cannot be stored: test"
     assert bare.final_ids == ["paused"]  # what was active when it failed
     assert (bare.configuration, bare.data, bare.pending, bare.invocations, bare.external) == ([], {}, [], [], [])

@@ -22,7 +22,7 @@ async def test_sessions_share_the_document_but_not_their_data() -> None:
     assert a.doc is b.doc
     a.send("flip")
     assert a.active_state_ids() == ["on"] and b.active_state_ids() == ["off"]
-    assert a.datamodel["items"] == [1] and b.datamodel["items"] == []
+    assert a.datamodel.variable("items") == [1] and b.datamodel.variable("items") == []
 
 
 async def test_delayed_send_does_not_block_and_fires_at_its_due_time() -> None:
@@ -85,14 +85,14 @@ async def test_cancelling_a_session_runs_its_exit_handlers() -> None:
     host.on_session_end.append(ended.append)
     session = host.start_session(doc)
     session.cancel()
-    assert session.status == CANCELLED and session.datamodel["log"] == ["inner", "outer"]
+    assert session.status == CANCELLED and session.datamodel.variable("log") == ["inner", "outer"]
     assert ended == [session] and session.id not in host.sessions
 
 
 async def test_start_data_replaces_initial_values() -> None:
     doc = scxml('<datamodel><data id="n" expr="1"/><data id="m" expr="n + 1"/></datamodel><state id="s"/>')
     session = SessionHost().create_session(doc, data={"n": 41}).start()
-    assert session.datamodel["n"] == 41 and session.datamodel["m"] == 42
+    assert session.datamodel.variable("n") == 41 and session.datamodel.variable("m") == 42
 
 
 async def test_ioprocessors_are_visible_to_the_flow() -> None:
@@ -101,7 +101,7 @@ async def test_ioprocessors_are_visible_to_the_flow() -> None:
         '<state id="s"><onentry><assign location="loc" expr="_ioprocessors[\'scxml\'].location"/></onentry></state>'
     )
     session = SessionHost().start_session(doc)
-    assert session.datamodel["loc"] == "#_scxml_" + session.id
+    assert session.datamodel.variable("loc") == "#_scxml_" + session.id
 
 
 async def test_null_datamodel_supports_in_only() -> None:
@@ -151,9 +151,10 @@ async def test_an_ended_session_is_freed_without_the_garbage_collector() -> None
         session = host.start_session(parent_doc)
         [child] = [s for s in host.sessions.values() if s is not session]
         refs = [weakref.ref(session), weakref.ref(child)]
-        assert session.datamodel["In"]("s") and session.datamodel["_ioprocessors"]["scxml"]["location"]
+        data = session.datamodel
+        assert data.variable("In")("s") and data.variable("_ioprocessors")["scxml"]["location"]
         session.send("stop")
-        del session, child
+        del session, child, data
         assert [r() for r in refs] == [None, None]  # no reference cycle kept them
     finally:
         gc.enable()

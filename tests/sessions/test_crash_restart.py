@@ -41,7 +41,7 @@ async def reference_outcome() -> dict:
         await asyncio.sleep(0.02)
     outcomes = []
     for s in (a, b):
-        data = s.dm.user_data(s.store)
+        data = s.variables
         outcomes.append({"final": s.final_state, "ticks": data["ticks"], "pings": data["pings"],
                          "errors": data["errors"], "notes": data["notes"]})
     assert outcomes[0] == outcomes[1]

@@ -61,10 +61,10 @@ async def test_timers_resume_at_their_original_due_times(tmp_path: Path) -> None
         restored = engine.manager.sessions[sid]
         assert restored.active_state_ids() == ["s"]
         await asyncio.sleep(0.05)
-        assert restored.datamodel["fired"] == ["soon"]  # overdue: fired at once on restart
+        assert restored.datamodel.variable("fired") == ["soon"]  # overdue: fired at once on restart
         await asyncio.sleep(1.2)
-        assert restored.datamodel["fired"] == ["soon", "later"]
-        assert abs(restored.datamodel["stamp"]["later"] - (started + 1.5)) < 0.15
+        assert restored.datamodel.variable("fired") == ["soon", "later"]
+        assert abs(restored.datamodel.variable("stamp")["later"] - (started + 1.5)) < 0.15
     finally:
         await engine.close()
 
@@ -87,9 +87,9 @@ async def test_invoked_child_is_restored_and_linked(tmp_path: Path) -> None:
         parent.send("go")
         for _ in range(50):
             await asyncio.sleep(0.01)
-            if parent.datamodel["got"]:
+            if parent.datamodel.variable("got"):
                 break
-        assert parent.datamodel["got"] == ["poked"]
+        assert parent.datamodel.variable("got") == ["poked"]
         parent.send("end")
         for _ in range(50):
             await asyncio.sleep(0.01)
