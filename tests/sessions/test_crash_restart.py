@@ -20,6 +20,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from engine.scxml import SessionHost, load_document
 from tests.conftest import REPO
 from tests.support.engine_process import CLIENT_KEY, EngineProcess
+from tests.support.eventually import eventually
 
 FLOWS = Path(__file__).parent / "flows"
 PAIRS = 100
@@ -35,10 +36,7 @@ async def reference_outcome() -> dict:
     a.start()
     b = host.create_session(doc, data={"partner": a.id})
     b.start()
-    for _ in range(200):
-        if not a.is_running and not b.is_running:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: not a.is_running and not b.is_running, timeout=6, expected="both sessions finished")
     outcomes = []
     for s in (a, b):
         data = s.variables
@@ -110,15 +108,12 @@ async def send_notes(client: ClientSession, url: str, sid: str, acked: dict[str,
 
 
 async def wait_all_ended(client: ClientSession, url: str, timeout: float = 90.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
+    async def running() -> list[dict]:
         async with client.get(url + "/scxml/sessions?status=running&limit=1000", headers=HEADERS) as r:
-            running = (await r.json())["sessions"]
-        if not running:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{len(running)} sessions still running after {timeout} s")
+            return (await r.json())["sessions"]
+
+    await eventually(running, lambda sessions: not sessions, timeout=timeout, interval=0.2,
+                     expected="no session running", seen=lambda sessions: f"{len(sessions)} running")
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -194,12 +189,9 @@ async def test_kill_9_loses_nothing_and_applies_nothing_twice(tmp_path: Path, da
                 assert set(notes_seen) <= set(tried[sid]), where
 
             # Every session reported its end over HTTP at least once (effects survive a crash).
-            for _ in range(100):
-                if all(sink.reports[sid] >= 1 for sid in ids):
-                    break
-                await asyncio.sleep(0.05)
-            missing = [sid for sid in ids if sink.reports[sid] == 0]
-            assert not missing, f"{len(missing)} sessions never reported (seed {seed})"
+            await eventually(lambda: [sid for sid in ids if sink.reports[sid] == 0], lambda missing: not missing,
+                             timeout=5, interval=0.05, expected=f"a report from every session (seed {seed})",
+                             seen=lambda missing: f"{len(missing)} sessions never reported")
         assert sum(len(v) for v in acked.values()) > 0, "the test sent no note before the kill"
     finally:
         engine.stop()

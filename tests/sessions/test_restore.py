@@ -12,6 +12,7 @@ from aiohttp import ClientSession
 from engine.app import Engine
 from engine.settings import Settings
 from tests.support.engine_process import CLIENT_KEY, EngineProcess
+from tests.support.eventually import eventually
 
 TIMERS = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" initial="s">
 <datamodel><data id="fired" expr="[]"/><data id="stamp" expr="{}"/></datamodel>
@@ -73,8 +74,7 @@ async def test_invoked_child_is_restored_and_linked(tmp_path: Path) -> None:
     engine = Engine(settings(tmp_path))
     await engine.open()
     parent = engine.manager.start_flow("parent")
-    await asyncio.sleep(0.01)
-    assert len(engine.manager.sessions) == 2
+    await eventually(lambda: len(engine.manager.sessions) == 2, timeout=1, expected="the child invoked")
     pid = parent.id
     await engine.manager.commit()
     await engine.close()
@@ -85,16 +85,10 @@ async def test_invoked_child_is_restored_and_linked(tmp_path: Path) -> None:
         parent = mgr.sessions[pid]
         [child] = [s for s in mgr.sessions.values() if s.parent is parent]
         parent.send("go")
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-            if parent.datamodel.variable("got"):
-                break
-        assert parent.datamodel.variable("got") == ["poked"]
+        got = await eventually(lambda: parent.datamodel.variable("got"), timeout=1, expected="the child's answer")
+        assert got == ["poked"]
         parent.send("end")
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-            if not parent.is_running:
-                break
+        await eventually(lambda: not parent.is_running, timeout=1, expected="the parent finished")
         assert parent.final_state == "done" and not child.is_running
     finally:
         await engine.close()
