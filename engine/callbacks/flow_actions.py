@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..scxml import Action, ExecutionError, Registry
 from ..scxml.compiler import is_scxml, local_name
 from .event_catalog import ALL_EVENTS
+from .vocabulary import FLOW_STATES, CompletionReason
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -29,9 +30,8 @@ if TYPE_CHECKING:
 NS = "urn:callback-engine:callback"
 # Events the callback service raises in its flows (``cb.cancel``, ``cb.updated``); reserved to it.
 EVENT_PREFIXES = ("cb.",)
-STATES = ("QUEUED", "ROUTING", "PROCESSING", "PAUSED")
-REASONS = ("AGENT_CONNECTED", "CANCELLED", "FAIL_TIMEOUT_TTL", "FAIL_CALL_TO_CUSTOMER",
-           "FAIL_TARGET_NOT_FOUND", "FAIL_USER_NO_CONFIRM", "FAIL_ERROR", "PURGED")
+STATES = FLOW_STATES  # what <cb:update> may set
+REASONS = tuple(CompletionReason)  # what <cb:complete> may give
 
 
 def _service(s: Session) -> Any:

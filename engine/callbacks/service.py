@@ -40,10 +40,11 @@ from .records import (
 )
 from .services import ServiceRegistry
 from .timers import Timers
+from .vocabulary import CallbackState, CompletionReason
 
 log = logging.getLogger("engine.callbacks")
 
-WAITING_STATES = ("QUEUED",)
+WAITING_STATES = (CallbackState.QUEUED,)
 MAX_EVENTS_PER_CALLBACK = 1000
 
 
@@ -88,10 +89,10 @@ class CallbackService:
                 self.by_session[sid] = record["_id"]
             self._arm(record)
         orphans = [r for r in self.records.values()
-                   if r["_callback_state"] not in ("SCHEDULED", "COMPLETED")
+                   if r["_callback_state"] not in (CallbackState.SCHEDULED, CallbackState.COMPLETED)
                    and r.get("_ors_session_id") not in self.manager.sessions]
         for record in orphans:  # its session ended while we were down, or never got stored
-            self._complete(record, "FAIL_ERROR", notify_failure="the callback's session is gone")
+            self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone")
         for sid, cid in list(self.by_session.items()):
             session = self.manager.sessions.get(sid)
             if session is not None and session.is_running:
@@ -141,7 +142,7 @@ class CallbackService:
             "_id": cid,
             "_service_name": service_name,
             "_customer_number": number,
-            "_callback_state": "SCHEDULED",
+            "_callback_state": CallbackState.SCHEDULED.value,  # records hold plain strings
             "_desired_time": format_time(desired),
             "_expiration_time": format_time(desired + options["_ttl"]),
             "_created_time": format_time(now),
@@ -194,11 +195,11 @@ class CallbackService:
 
     async def cancel(self, service_name: str, cid: str) -> dict[str, Any]:
         record = await self.owned(service_name, cid)
-        if record["_callback_state"] == "COMPLETED":
+        if record["_callback_state"] == CallbackState.COMPLETED:
             raise BadRequest(f"callback {cid} is already COMPLETED ({record.get('_callback_reason')}); "
                              f"only callbacks not yet completed can be cancelled")
-        self._lifecycle(record).apply("cancel")
-        self._end_flow(record, "CANCELLED")
+        self._lifecycle(record).cancel()
+        self._end_flow(record, CompletionReason.CANCELLED)
         self.mark(record)
         await self.manager.commit()
         return record
@@ -206,14 +207,14 @@ class CallbackService:
     async def reschedule(self, service_name: str, cid: str, params: dict[str, Any]) -> dict[str, Any]:
         record = await self.owned(service_name, cid)
         options = self.service(service_name)
-        if record["_callback_state"] == "COMPLETED":
+        if record["_callback_state"] == CallbackState.COMPLETED:
             raise BadRequest(f"callback {cid} is COMPLETED and cannot be changed")
         new_time = params.get("_new_desired_time")
         keys = request_keys(params, options, allow_empty=True)
         if new_time in (None, "") and not keys:
             raise BadRequest("nothing to change: give _new_desired_time and/or keys to update")
         if new_time not in (None, ""):
-            if record["_callback_state"] != "SCHEDULED":
+            if record["_callback_state"] != CallbackState.SCHEDULED:
                 raise BadRequest(f"callback {cid} is {record['_callback_state']}; "
                                  f"only SCHEDULED callbacks can be rescheduled")
             now = self.clock.now()
@@ -232,7 +233,7 @@ class CallbackService:
         if new_time not in (None, ""):
             record["_desired_time"] = format_time(desired)
             record["_expiration_time"] = format_time(desired + options["_ttl"])
-            self._lifecycle(record).apply("reschedule")
+            self._lifecycle(record).reschedule()
             self._arm(record)
         elif keys:
             session = self.manager.sessions.get(record.get("_ors_session_id") or "")
@@ -268,7 +269,7 @@ class CallbackService:
     async def position(self, cid: str) -> dict[str, Any]:
         record = await self.get(cid)
         state = record["_callback_state"]
-        if state in ("SCHEDULED", "COMPLETED"):
+        if state in (CallbackState.SCHEDULED, CallbackState.COMPLETED):
             raise BadRequest(f"callback {cid} is {state}; it is not waiting in a queue")
         found = self.platform.position(record.get("_ors_session_id")) if self.platform else None
         now = self.clock.now()
@@ -301,7 +302,7 @@ class CallbackService:
         size = bucket_minutes * 60
         counts: dict[int, int] = {}
         for r in self.records.values():
-            if r["_service_name"] == service_name and r["_callback_state"] == "SCHEDULED":
+            if r["_service_name"] == service_name and r["_callback_state"] == CallbackState.SCHEDULED:
                 start = int(parse_time(r["_desired_time"], "_desired_time") // size * size)
                 counts[start] = counts.get(start, 0) + 1
         return counts
@@ -311,7 +312,7 @@ class CallbackService:
         size = options["_request_time_bucket"] * 60
         start = int(desired // size * size)
         taken = sum(1 for r in self.records.values()
-                    if r["_service_name"] == service_name and r["_callback_state"] == "SCHEDULED"
+                    if r["_service_name"] == service_name and r["_callback_state"] == CallbackState.SCHEDULED
                     and r["_id"] != exclude
                     and int(parse_time(r["_desired_time"], "") // size * size) == start)
         if taken >= options["_max_request_by_time_bucket"]:
@@ -336,13 +337,13 @@ class CallbackService:
     def _arm(self, record: dict[str, Any]) -> None:
         cid = record["_id"]
         options = self.services.options.get(record["_service_name"])
-        if options is None or record["_callback_state"] == "COMPLETED":
+        if options is None or record["_callback_state"] == CallbackState.COMPLETED:
             return
-        if record["_callback_state"] == "SCHEDULED":
+        if record["_callback_state"] == CallbackState.SCHEDULED:
             due = parse_time(record["_desired_time"], "") - options["_request_execution_time_buffer"]
             self.timers.arm(f"submit:{cid}", due, self._run_submit, cid)
         purge = self.push.purge_seconds(record) if self.push is not None else None
-        if purge and record.get("_submitted_time") and record["_callback_state"] != "SCHEDULED":
+        if purge and record.get("_submitted_time") and record["_callback_state"] != CallbackState.SCHEDULED:
             due = parse_time(record["_submitted_time"], "") + purge
             self.timers.arm(f"purge:{cid}", due, self._run_purge, cid)
         expiry = parse_time(record["_expiration_time"], "")
@@ -354,24 +355,24 @@ class CallbackService:
 
     def _run_submit(self, cid: str) -> None:
         record = self.records.get(cid)
-        if record is None or record["_callback_state"] != "SCHEDULED":
+        if record is None or record["_callback_state"] != CallbackState.SCHEDULED:
             return
         self._submit(record)
         self.mark(record)
 
     def _run_purge(self, cid: str) -> None:
         record = self.records.get(cid)
-        if record is None or record["_callback_state"] in ("COMPLETED", "SCHEDULED"):
+        if record is None or record["_callback_state"] in (CallbackState.COMPLETED, CallbackState.SCHEDULED):
             return
         log.info("callback %s purged after waiting its queue's purge time", cid)
-        self._complete(record, "PURGED")
+        self._complete(record, CompletionReason.PURGED)
 
     def _run_ttl(self, cid: str) -> None:
         record = self.records.get(cid)
-        if record is None or record["_callback_state"] == "COMPLETED":
+        if record is None or record["_callback_state"] == CallbackState.COMPLETED:
             return
         log.info("callback %s expired (TTL)", cid)
-        self._complete(record, "FAIL_TIMEOUT_TTL")
+        self._complete(record, CompletionReason.FAIL_TIMEOUT_TTL)
 
     # -- the flow session -----------------------------------------------------------------------
     def _submit(self, record: dict[str, Any]) -> None:
@@ -383,8 +384,8 @@ class CallbackService:
                 "_desired_time": record["_desired_time"], "_data": client_data(record)}
         data.pop("_callback_state", None)
         lifecycle = self._lifecycle(record)
-        if record["_callback_state"] == "SCHEDULED":
-            lifecycle.apply("submit")  # submitted (and queued) before the flow reports anything
+        if record["_callback_state"] == CallbackState.SCHEDULED:
+            lifecycle.submit()  # submitted (and queued) before the flow reports anything
         def owned(started: Session) -> None:  # mapped before its first macrostep reports anything
             self.by_session[started.id] = record["_id"]
 
@@ -393,7 +394,7 @@ class CallbackService:
         except (FlowError, ValueError) as e:
             log.error("callback %s: cannot start flow %r: %s", record["_id"], options["_service"], e)
             lifecycle.submit_failed(str(e))
-            self._complete(record, "FAIL_ERROR")
+            self._complete(record, CompletionReason.FAIL_ERROR)
             return
         record["_ors_session_id"] = session.id
         record["_submitted_time"] = format_time(self.clock.now())
@@ -401,7 +402,7 @@ class CallbackService:
         purge = self.push.purge_seconds(record) if self.push is not None else None
         if purge:
             self.timers.arm(f"purge:{record['_id']}", self.clock.now() + purge, self._run_purge, record["_id"])
-        if not session.is_running and record["_callback_state"] != "COMPLETED":
+        if not session.is_running and record["_callback_state"] != CallbackState.COMPLETED:
             self._session_ended(session)
 
     def _end_flow(self, record: dict[str, Any], reason: str) -> None:
@@ -409,7 +410,7 @@ class CallbackService:
         self._disarm(record["_id"])
         session = self.manager.sessions.get(record.get("_ors_session_id") or "")
         if session is not None and session.is_running:
-            session.deliver(Event("cb.cancel", AttrDict(reason=reason)))
+            session.deliver(Event("cb.cancel", AttrDict(reason=str(reason))))
         else:
             self._ended(record)
 
@@ -420,12 +421,12 @@ class CallbackService:
             self.notifications.flush()
 
     def _complete(self, record: dict[str, Any], reason: str, notify_failure: str | None = None) -> None:
-        if record["_callback_state"] == "COMPLETED":
+        if record["_callback_state"] == CallbackState.COMPLETED:
             return
         lifecycle = self._lifecycle(record)
         if notify_failure:
             lifecycle.processing_failed(notify_failure)
-        lifecycle.apply("complete", reason=reason)
+        lifecycle.complete(reason)
         self._end_flow(record, reason)
         self.mark(record)
 
@@ -439,14 +440,14 @@ class CallbackService:
         record = self.records.get(cid) if cid else None
         if record is None:
             return
-        if record["_callback_state"] == "COMPLETED":
+        if record["_callback_state"] == CallbackState.COMPLETED:
             self._ended(record)
             if self.store is not None:
                 self.records.pop(record["_id"], None)
             return
         why = session.error or f"the flow ended in {session.final_state!r} without completing the callback"
         log.warning("callback %s: %s", cid, why)
-        self._complete(record, "FAIL_ERROR", notify_failure=why)
+        self._complete(record, CompletionReason.FAIL_ERROR, notify_failure=why)
 
     # -- what flows call (custom actions) -----------------------------------------------------
     def record_for(self, session: Session) -> dict[str, Any] | None:
@@ -480,11 +481,11 @@ class CallbackService:
         if keys and self.push is not None:
             self.push.record_updated(record, keys)
         if reason is not None:
-            if record["_callback_state"] != "COMPLETED":
-                self._lifecycle(record).apply("complete", reason=reason)
+            if record["_callback_state"] != CallbackState.COMPLETED:
+                self._lifecycle(record).complete(reason)
                 self._disarm(record["_id"])
         elif state is not None and state != record["_callback_state"]:
-            if record["_callback_state"] == "COMPLETED":
+            if record["_callback_state"] == CallbackState.COMPLETED:
                 return  # cancelled or expired meanwhile: the flow is winding down
             event = event_between(record["_callback_state"], state)
             if event is None:
@@ -498,7 +499,7 @@ class CallbackService:
             to_state = details.get("to_state")
             if to_state:
                 record["_callback_state"] = to_state
-                if to_state == "COMPLETED":
+                if to_state == CallbackState.COMPLETED:
                     record["_callback_reason"] = details.get("reason")
                     record["_completed_time"] = format_time(self.clock.now())
             values = {**record, "_v_queue": record.get("_urs_virtual_queue")}
@@ -552,7 +553,8 @@ class CallbackService:
                 "updated_at": time.time(), "record": dumps(record),
             })
             # A completed record leaves memory once its flow has wound down (it may still report).
-            if record["_callback_state"] == "COMPLETED" and record.get("_ors_session_id") not in self.by_session:
+            if (record["_callback_state"] == CallbackState.COMPLETED
+                    and record.get("_ors_session_id") not in self.by_session):
                 self.records.pop(cid, None)
         batch.callback_events.extend(self._new_events)
         self._dirty = {}

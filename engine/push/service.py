@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..callbacks.records import BadRequest, format_time, parse_time
+from ..callbacks.vocabulary import CallbackState, CompletionReason
 from ..notifications.delivery import Delivery
 from .callback_settings import CallbackSettings
 from .credentials import Credentials, check_test_fields, seal, unseal, validate
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from ..secretbox import SecretBox
 
 log = logging.getLogger("engine.push")
+# States in which a callback waits for an agent, so its estimated wait time is pushed.
+_WAITING = (CallbackState.QUEUED, CallbackState.ROUTING)
 CREDENTIALS_KEY = "fcm_credentials"
 UPCOMING_SENT, UPCOMING_SUPPRESSED = "sent", "suppressed"
 FAILED_DIAL = "_cbe_on_dial_done"
@@ -147,8 +150,8 @@ class PushService:
             last = int(values.get("_max_dial_attempts") or 1)
             event = "CALLBACK_ATTEMPT_FAILED" if attempt < last else "CALLBACK_FINAL_ATTEMPT_FAILED"
             self._push(record, event, {"attempt": attempt, "max_attempts": last})
-        elif name == "_cbe_on_callback_status_updated" and record["_callback_state"] == "COMPLETED" \
-                and record.get("_callback_reason") in ("PURGED", "FAIL_TIMEOUT_TTL"):
+        elif name == "_cbe_on_callback_status_updated" and record["_callback_state"] == CallbackState.COMPLETED \
+                and record.get("_callback_reason") in (CompletionReason.PURGED, CompletionReason.FAIL_TIMEOUT_TTL):
             self._push(record, "CALLBACK_PURGED", {"reason": record["_callback_reason"]})
 
     def record_updated(self, record: dict[str, Any], keys: dict[str, Any]) -> None:
@@ -158,7 +161,7 @@ class PushService:
 
     def call_in_details(self, record: dict[str, Any]) -> dict[str, Any]:
         """What the app gets from ``POST .../{id}/call-in``; also pushed as CALLBACK_CALL_IN_DETAILS."""
-        if record["_callback_state"] == "COMPLETED":
+        if record["_callback_state"] == CallbackState.COMPLETED:
             raise BadRequest(f"callback {record['_id']} is COMPLETED")
         if record.get("_call_direction") != "USERORIGINATED":
             raise BadRequest(f"callback {record['_id']} is not a click-to-call-in callback")
@@ -175,7 +178,7 @@ class PushService:
     # -- EWT ----------------------------------------------------------------------------------
     def queue_changed(self, queue: str) -> None:
         for record in list(self.callbacks.records.values()):
-            if record.get("_urs_virtual_queue") == queue and record["_callback_state"] in ("QUEUED", "ROUTING") \
+            if record.get("_urs_virtual_queue") == queue and record["_callback_state"] in _WAITING \
                     and _wants_push(record) and not record.get("_push_upcoming"):
                 self._evaluate(record)
 
