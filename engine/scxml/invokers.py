@@ -36,7 +36,8 @@ class Invocation:
         self.handle: Any = None
         self.finished = False  # the child ended; the record lives until its state exits
 
-    def send(self, event: Event) -> None:
+    def forward(self, event: Event) -> None:
+        """An event into the invoked child (``#_<invokeid>`` targets, autoforward)."""
         self.invoker.forward(self, event)
 
     def cancel(self) -> None:

@@ -63,4 +63,4 @@ class ScxmlProcessor:
             invocation = session.invocation(target[2:])
             if invocation is None:
                 raise CommunicationError(f"no active invocation {target[2:]!r}")
-            invocation.send(event)
+            invocation.forward(event)

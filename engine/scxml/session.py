@@ -823,7 +823,7 @@ class Session:
                 self._run_block(invocation.definition.finalize)
             if invocation.definition.autoforward and not invocation.finished:
                 try:
-                    invocation.send(event.copy())
+                    invocation.forward(event.copy())
                 except (CommunicationError, ExecutionError) as e:
                     self._internal.append(_error_event("error.communication", str(e)))
 
