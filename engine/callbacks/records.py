@@ -53,8 +53,9 @@ def check_storable(value: Any, what: str) -> None:
 
 
 def format_time(epoch: float) -> str:
-    dt = datetime.fromtimestamp(epoch, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """``yyyy-MM-ddTHH:mm:ss.SSSZ``, milliseconds truncated; isoformat is twice as fast as strftime,
+    and every record change writes a time."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(value: Any, field: str) -> float:

@@ -1,0 +1,33 @@
+"""Record times: ``yyyy-MM-ddTHH:mm:ss.SSSZ`` in UTC, milliseconds truncated, read back exactly."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from engine.callbacks.records import MAX_TIME, format_time, parse_time
+
+
+@pytest.mark.parametrize(
+    ("epoch", "text"),
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (0.0009, "1970-01-01T00:00:00.000Z"),
+        (1.9999, "1970-01-01T00:00:01.999Z"),
+        (1777645800.5, "2026-05-01T14:30:00.500Z"),
+        (MAX_TIME, "9000-01-01T00:00:00.000Z"),
+    ],
+)
+def test_format_time(epoch: float, text: str) -> None:
+    assert format_time(epoch) == text
+
+
+def test_format_time_agrees_with_the_strftime_spelling_over_the_whole_range() -> None:
+    rng = random.Random(10)
+    for _ in range(20_000):
+        epoch = rng.uniform(0, MAX_TIME)
+        dt = datetime.fromtimestamp(epoch, UTC)
+        assert format_time(epoch) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+        assert 0 <= epoch - parse_time(format_time(epoch), "t") < 0.0011  # truncated, float noise
