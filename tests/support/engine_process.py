@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from aiohttp import ClientSession
 
 from tests.conftest import REPO
+from tests.support.eventually import eventually
 
 ADMIN_KEY = "test-admin-key"
 CLIENT_KEY = "test-client-key"
@@ -56,19 +55,17 @@ class EngineProcess:
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + timeout
         async with ClientSession() as client:
-            while time.monotonic() < deadline:
+
+            async def health() -> int:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
-                try:
-                    async with client.get(self.url + "/health") as r:
-                        if r.status == 200:
-                            return
-                except OSError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError(f"engine did not come up in {timeout} s:\n{self.log()}")
+                async with client.get(self.url + "/health") as r:
+                    return r.status
+
+            await eventually(health, lambda status: status == 200, timeout=timeout, interval=0.05,
+                             ignoring=(OSError,), expected="the engine up",
+                             seen=lambda last: f"{last!r}; log:\n{self.log()}")
 
     def kill(self) -> None:
         """kill -9: no chance to flush anything."""
