@@ -5,15 +5,12 @@ Every answer that reports a change is sent only once the change is durable.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 
 from ..flows import FlowError
-from ..jsonable import jsonable
-from ..scxml.snapshot import decode_value
 from ..sessions.manager import BadStartData, SessionManager
 from .appkeys import ENGINE, MANAGER
 from .body import query_int, read_params
@@ -94,27 +91,11 @@ async def terminate(request: web.Request) -> web.Response:
 
 @routes.get("/scxml/session/{sid}/query")
 async def query(request: web.Request) -> web.Response:
-    mgr = manager(request)
     sid = request.match_info["sid"]
-    found = mgr.describe(sid)
-    if found is None and mgr.store is not None:
-        row = await mgr.store.get_session(sid)
-        if row is not None:
-            found = _from_row(row)
+    found = await manager(request).find(sid)
     if found is None:
         raise ApiError(404, f"no session {sid!r}")
     return web.json_response(found)
-
-
-def _from_row(row: dict[str, Any]) -> dict[str, Any]:
-    snap = json.loads(row["snapshot"])
-    data = {k: decode_value(v) for k, v in snap["data"].items()}
-    return {
-        "sessionid": row["id"], "flow": row["flow"], "version": row["flow_version"],
-        "status": row["status"], "active_states": snap.get("final_ids") or snap["configuration"],
-        "final_state": None, "datamodel": jsonable(data), "error": snap.get("error"),
-        "parent": row["parent_id"], "persistent": True, "created_at": row["created_at"],
-    }
 
 
 @routes.get("/scxml/sessions")

@@ -184,6 +184,16 @@ class SessionManager(SessionHost):
             return self.ended.get(session_id)
         return self._describe(session)
 
+    async def find(self, session_id: str) -> dict[str, Any] | None:
+        """Status of a live, recently ended or stored session (the last read from its stored
+        state, which only this manager decodes)."""
+        found = self.describe(session_id)
+        if found is None and self.store is not None:
+            row = await self.store.get_session(session_id)
+            if row is not None:
+                found = _describe_row(row)
+        return found
+
     def _describe(self, session: Session) -> dict[str, Any]:
         info = self.info.get(session.id)
         return {
@@ -474,6 +484,17 @@ class SessionManager(SessionHost):
         log.info("restored %d sessions, %d events in flight, %d pending effects",
                  len(restored), len(inbox), len(outbox))
         self._wake.set()
+
+
+def _describe_row(row: dict[str, Any]) -> dict[str, Any]:
+    """What ``describe`` says, for a session known only by its stored row."""
+    state = decode_state(json.loads(row["snapshot"]))
+    return {
+        "sessionid": row["id"], "flow": row["flow"], "version": row["flow_version"],
+        "status": row["status"], "active_states": state.final_ids or state.configuration,
+        "final_state": None, "datamodel": jsonable(state.data), "error": state.error,
+        "parent": row["parent_id"], "persistent": True, "created_at": row["created_at"],
+    }
 
 
 def _is_disk_full(error: BaseException) -> bool:
