@@ -1,7 +1,11 @@
-"""One running SCXML session: the W3C SCXML 1.0 algorithm (Appendix D).
+"""One running SCXML session: the W3C SCXML 1.0 event loop (Appendix D) around the algorithm.
 
-The session owns only its own state (configuration, datamodel store, queues, history, pending
-delayed sends, invocations); everything about the document lives in the shared ``Document``.
+``algorithm.py`` decides (which transitions an event enables, what a microstep exits and
+enters); the session carries it out: it owns its configuration, its ``DataModel``, the queues,
+history, pending delayed sends and invocations, runs executable content and fails when a guard
+trips. Everything about the document lives in the shared ``Document``; what sessions of it learn
+at run time, in the host's ``TransitionCache``. ``to_state``/``from_state`` turn a session into
+a ``SessionState`` value and back.
 Processing is synchronous: ``send`` runs macrosteps until the session waits again, and events
 from other sessions or timers are queued and drained on the next turn of the event loop, so a
 sender never waits for its receiver.
