@@ -23,8 +23,13 @@ class StorageUnavailable(RuntimeError):
     the API answers 503 with this message instead of waiting for ever."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+    """Compact JSON. One prepared encoder: ``json.dumps`` with options builds a new one per call,
+    which is half the cost of a small recorded event, and every snapshot and event is dumped."""
+    return _ENCODER.encode(value)
 
 
 @dataclass
