@@ -10,7 +10,7 @@ condition callback. Nothing here runs executable content, touches queues or know
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from .model import FINAL, HISTORY, PARALLEL, ROOT, StateNode, Transition, transition_domain
 
@@ -21,24 +21,26 @@ History = Mapping[str, list[StateNode]] | None
 Holds = Callable[[Transition], bool]
 
 
-class EntrySet(NamedTuple):
-    """What a microstep enters: the states in entry order, the compound states entered by their
-    initial transition, and the content of history defaults to run (by the history's parent id)."""
-
-    states: tuple[StateNode, ...]
-    default_entry: frozenset[StateNode]
-    history_content: dict[str, tuple[Action, ...]]
+# What a microstep enters: the states in entry order, the compound states entered by their
+# initial transition, and the content of history defaults to run (by the history's parent id).
+# A plain tuple: it is built on the hot path.
+EntrySet = tuple[tuple[StateNode, ...], frozenset[StateNode], "dict[str, tuple[Action, ...]]"]
 
 
 def by_order(s: StateNode) -> int:
     return s.order
 
 
-def select(groups: Iterable[Sequence[Transition]], holds: Holds, configuration: Collection[StateNode],
+def select(groups: Sequence[Sequence[Transition]], holds: Holds, configuration: Collection[StateNode],
            history: History) -> list[Transition]:
     """W3C selectTransitions / selectEventlessTransitions: ``groups`` holds, per atomic state in
     document order, its candidate transitions (its own first, then its ancestors'); the first
     whose condition ``holds`` is taken from each, and conflicts are resolved."""
+    if len(groups) == 1:  # one atomic state (most configurations): nothing can conflict
+        for t in groups[0]:
+            if t.cond is None or holds(t):
+                return [t]
+        return []
     enabled: list[Transition] = []
     for group in groups:
         for t in group:
@@ -108,7 +110,7 @@ def exit_set(transitions: Iterable[Transition], configuration: Collection[StateN
     out: set[StateNode] = set()
     for t in transitions:
         if t.targets:
-            d = domain(t, history)
+            d = t.static_domain if t.history_free else domain(t, history)
             for s in configuration:
                 if d in s.ancestor_set:
                     out.add(s)
@@ -143,8 +145,8 @@ def entry_set(enabled: Iterable[Transition], history: History) -> tuple[EntrySet
         ancestor = domain(t, history)
         for s in effective_targets(t, history) if not t.history_free else t.targets:
             builder.add_ancestors(s, ancestor)
-    result = EntrySet(tuple(sorted(builder.to_enter, key=by_order)), frozenset(builder.default_entry),
-                      builder.history_content)
+    result = (tuple(sorted(builder.to_enter, key=by_order)), frozenset(builder.default_entry),
+              builder.history_content)
     return result, builder.used_history
 
 

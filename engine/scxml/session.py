@@ -47,11 +47,12 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import algorithm
 from .algorithm import by_order as _by_order
+from .algorithm import exit_set, history_to_record, in_final
+from .algorithm import select as select_transitions
 from .errors import CommunicationError, ExecutionError, SessionLimitError
 from .events import AttrDict, Event
 from .executable import SCXML_PROCESSOR, Action, DoneData, SendRequest, build_data
@@ -80,6 +81,7 @@ class Session:
         "_atomic",
         "_busy",
         "_cache",
+        "_eventless",
         "_external",
         "_foreach_used",
         "_history",
@@ -153,6 +155,8 @@ class Session:
         self._sendseq = 0
         self._late_done: set[str] | None = None
         self._atomic: list[StateNode] | None = None
+        # Eventless candidates of the atomic states (only those that have some), per configuration.
+        self._eventless: list[tuple[Transition, ...]] | None = None
         self._microsteps = 0
         self._foreach_used = 0  # <foreach> iterations in the current macrostep
         self._send_window = 0.0  # monotonic start of the current one-second send window
@@ -505,19 +509,27 @@ class Session:
     def _atomic_states(self) -> list[StateNode]:
         atomic = self._atomic
         if atomic is None:
-            atomic = self._atomic = sorted(
-                (s for s in self.configuration if s.is_atomic), key=_by_order
-            )
+            atomic = self._atomic = [s for s in self.configuration if s.is_atomic]
+            if len(atomic) > 1:
+                atomic.sort(key=_by_order)
         return atomic
 
     def _select(self, name: str) -> list[Transition]:
+        atomic = self._atomic_states()
         cache = self._cache
-        return algorithm.select([cache.candidates(s, name) for s in self._atomic_states()], self._cond,
-                                self.configuration, self._history)
+        if len(atomic) == 1:
+            groups: Sequence[tuple[Transition, ...]] = (cache.candidates(atomic[0], name),)
+        else:
+            groups = [cache.candidates(s, name) for s in atomic]
+        return select_transitions(groups, self._cond, self.configuration, self._history)
 
     def _select_eventless(self) -> list[Transition]:
-        return algorithm.select([s.eventless for s in self._atomic_states()], self._cond,
-                                self.configuration, self._history)
+        groups = self._eventless
+        if groups is None:
+            groups = self._eventless = [s.eventless for s in self._atomic_states() if s.eventless]
+        if not groups:
+            return []
+        return select_transitions(groups, self._cond, self.configuration, self._history)
 
     def _cond(self, t: Transition) -> bool:
         try:
@@ -534,17 +546,18 @@ class Session:
             if t.actions:
                 self._run_block(t.actions)
         self._enter_states(enabled)
-        self._atomic = None
+        self._atomic = self._eventless = None
 
     def _exit_states(self, enabled: list[Transition]) -> None:
-        exit_set = algorithm.exit_set(enabled, self.configuration, self._history)
-        if not exit_set:
+        leaving = exit_set(enabled, self.configuration, self._history)
+        if not leaving:
             return
-        to_exit = algorithm.exit_order(exit_set)
+        # as algorithm.exit_order; one state (the common case) needs no sorting
+        to_exit = sorted(leaving, key=_by_order, reverse=True) if len(leaving) > 1 else list(leaving)
         if self._to_invoke:
-            self._to_invoke.difference_update(exit_set)
+            self._to_invoke.difference_update(leaving)
         if self.doc.has_history:
-            recorded = algorithm.history_to_record(to_exit, self.configuration)
+            recorded = history_to_record(to_exit, self.configuration)
             if recorded:
                 if self._history is None:
                     self._history = {}
@@ -561,10 +574,10 @@ class Session:
         self.configuration.discard(s)
 
     def _enter_states(self, enabled: list[Transition]) -> None:
-        if len(enabled) == 1 and enabled[0].history_free:
-            to_enter, default_entry, history_content = self._cache.entry_set(enabled[0], self._history)
-        else:
-            to_enter, default_entry, history_content = algorithm.entry_set(enabled, self._history)[0]
+        cached = self._cache.entries.get(enabled[0]) if len(enabled) == 1 else None
+        if cached is None:
+            cached = self._cache.entry_set(enabled, self._history)
+        to_enter, default_entry, history_content = cached
         config = self.configuration
         late = self.doc.uses_late_data
         for s in to_enter:
@@ -593,7 +606,7 @@ class Session:
                         Event("done.state." + parent.id, self._donedata(s.donedata), type="internal")  # type: ignore[union-attr]
                     )
                     grand = parent.parent  # type: ignore[union-attr]
-                    if grand.kind == PARALLEL and all(algorithm.in_final(c, config) for c in grand.children):
+                    if grand.kind == PARALLEL and all(in_final(c, config) for c in grand.children):
                         self._internal.append(Event("done.state." + grand.id, type="internal"))
 
     # ------------------------------------------------------------------ executable content
@@ -843,7 +856,7 @@ class Session:
             self._exit_one(s)
             if s.kind == FINAL and s.parent.kind == ROOT:  # type: ignore[union-attr]
                 final_state = s
-        self._atomic = None
+        self._atomic = self._eventless = None
         if self._invocations:
             for invocation in list(self._invocations.values()):
                 invocation.cancel()

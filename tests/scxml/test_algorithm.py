@@ -50,7 +50,7 @@ def test_parallel_regions_each_take_their_transition() -> None:
     assert [(t.source.id, t.targets[0].id) for t in enabled] == [("a1", "a2"), ("b1", "b2")]
     assert ids(algorithm.exit_set(enabled, ACTIVE, None)) == ["a1", "b1"]
     entry, used_history = algorithm.entry_set(enabled, None)
-    assert [s.id for s in entry.states] == ["a2", "b2"] and not used_history
+    assert [s.id for s in entry[0]] == ["a2", "b2"] and not used_history
 
 
 def test_conflicting_transitions_keep_the_first_in_document_order() -> None:
@@ -81,8 +81,8 @@ def test_a_condition_callback_decides_and_sees_only_guarded_transitions() -> Non
     assert asked == ["c"]
     enabled = algorithm.select([DOC.by_id["c"].eventless], always, active, None)
     entry, _ = algorithm.entry_set(enabled, None)
-    assert [s.id for s in entry.states] == ["p", "a", "a1", "b", "b1"]  # the parallel around b too
-    assert ids(entry.default_entry) == ["a", "b"]
+    assert [s.id for s in entry[0]] == ["p", "a", "a1", "b", "b1"]  # the parallel around b too
+    assert ids(entry[1]) == ["a", "b"]
 
 
 def test_history_targets_use_what_was_recorded_or_the_default() -> None:
@@ -93,7 +93,7 @@ def test_history_targets_use_what_was_recorded_or_the_default() -> None:
     assert {k: [s.id for s in v] for k, v in recorded.items()} == {"ha": ["a1"]}
     assert [s.id for s in algorithm.effective_targets(back, recorded)] == ["a1"]
     entry, used_history = algorithm.entry_set([back], recorded)
-    assert used_history and [s.id for s in entry.states] == ["p", "a", "a1", "b", "b1"]
+    assert used_history and [s.id for s in entry[0]] == ["p", "a", "a1", "b", "b1"]
     assert algorithm.domain(back, recorded) is DOC.root
     assert ids(algorithm.exit_set([back], active, recorded)) == ["c"]
 
@@ -119,5 +119,5 @@ def test_the_transition_cache_leaves_the_document_model_alone() -> None:
         assert len(cache.candidates(s, f"n{i}")) == 1
     assert len(cache._events[s.order]) == EVENT_NAMES_PER_STATE
     t = s.transitions[0]
-    assert cache.entry_set(t, None) is cache.entry_set(t, None)  # computed once, shared
+    assert cache.entry_set([t], None) is cache.entry_set([t], None)  # computed once, shared
     assert {name: getattr(s, name) for name in type(s).__slots__} == before
