@@ -156,7 +156,7 @@ class Session:
         self._late_done: set[str] | None = None
         self._atomic: list[StateNode] | None = None
         # Eventless candidates of the atomic states (only those that have some), per configuration.
-        self._eventless: list[tuple[Transition, ...]] | None = None
+        self._eventless: tuple[tuple[Transition, ...], ...] | None = None
         self._microsteps = 0
         self._foreach_used = 0  # <foreach> iterations in the current macrostep
         self._send_window = 0.0  # monotonic start of the current one-second send window
@@ -526,7 +526,8 @@ class Session:
     def _select_eventless(self) -> list[Transition]:
         groups = self._eventless
         if groups is None:
-            groups = self._eventless = [s.eventless for s in self._atomic_states() if s.eventless]
+            # A tuple: when empty (the common case) it is the shared empty tuple, so idle sessions stay small.
+            groups = self._eventless = tuple(s.eventless for s in self._atomic_states() if s.eventless)
         if not groups:
             return []
         return select_transitions(groups, self._cond, self.configuration, self._history)
