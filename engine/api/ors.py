@@ -73,10 +73,15 @@ async def event(request: web.Request) -> web.Response:
     reason = manager(request).refuses_external(name)
     if reason is not None:
         raise ApiError(403, f"event {name!r} refused: {reason}")
-    session = await _live_session(request)
     params = await read_params(request)
-    session.send(name, params or None, type="external")
+    # The body first: between the check that the session runs and the send nothing may wait, or a
+    # session ending meanwhile would answer 200 for an event it never took.
+    session = await _live_session(request)
+    ticket = session.send(name, params or None, type="external")
     await manager(request).commit()
+    if not session.took(ticket):
+        raise ApiError(409, f"session {session.id!r} ended ({session.status}) before it took the event",
+                       session_status=session.status)
     return web.json_response({"sessionid": session.id, "status": session.status,
                               "active_states": session.active_state_ids()})
 

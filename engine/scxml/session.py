@@ -96,6 +96,7 @@ class Session:
         "_send_count",
         "_send_window",
         "_sendseq",
+        "_taken",
         "_to_invoke",
         "cancel_requested",
         "configuration",
@@ -146,6 +147,7 @@ class Session:
         # A list, not a deque: internal queues stay tiny and an idle session stays small.
         self._internal: list[Event] = []
         self._external: deque[Event] | None = None
+        self._taken = 0  # external events taken from the queue so far (tells send what became of its event)
         self._history: dict[str, list[StateNode]] | None = None
         self._to_invoke: set[StateNode] | None = None
         self._pending: dict[str, tuple[SendRequest, Any]] | None = None
@@ -207,14 +209,24 @@ class Session:
         self._enter_states([self.doc.root.initial])  # type: ignore[list-item]
         self._run()
 
-    def send(self, name: str, data: Any = None, **fields: Any) -> None:
-        """Queue an external event and process it now (the synchronous entry point)."""
+    def send(self, name: str, data: Any = None, **fields: Any) -> int:
+        """Queue an external event and process it now (the synchronous entry point). Returns a
+        ticket for ``took``: a session may end (reach a final state with events still queued, or
+        be cancelled) before it takes the event, which is then gone, and a caller that answers a
+        client must not say it was delivered."""
         event = Event(name, data, **fields)
         if self.status != RUNNING:
-            return
+            return -1
+        ticket = self._taken + (len(self._external) if self._external else 0) + 1
         self.queue(event)
         if not self._busy:
             self._drain()
+        return ticket
+
+    def took(self, ticket: int) -> bool:
+        """Whether the event ``send`` gave this ticket for was taken, or still waits in a running
+        session's queue (so it is in the session's state and will be taken)."""
+        return ticket > 0 and (self._taken >= ticket or self.status == RUNNING)
 
     def deliver(self, event: Event) -> None:
         """Queue an external event from elsewhere; it is processed on a later loop turn."""
@@ -456,6 +468,7 @@ class Session:
                 return
             macrosteps += 1
             event = ext.popleft()
+            self._taken += 1
             self._microsteps = self._foreach_used = 0
             self.datamodel.set_event(event)
             if self._invocations:

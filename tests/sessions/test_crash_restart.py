@@ -185,7 +185,8 @@ async def test_kill_9_loses_nothing_and_applies_nothing_twice(tmp_path: Path, da
                 assert data["errors"] == expected["errors"], where
                 notes_seen = data["notes"]
                 assert notes_seen == sorted(set(notes_seen)), f"{where}: notes repeated or reordered {notes_seen}"
-                assert set(acked[sid]) <= set(notes_seen), f"{where}: acknowledged notes lost"
+                lost = sorted(set(acked[sid]) - set(notes_seen))
+                assert not lost, f"{where}: acknowledged notes lost: {lost} (seen {notes_seen})"
                 assert set(notes_seen) <= set(tried[sid]), where
 
             # Every session reported its end over HTTP at least once (effects survive a crash).
