@@ -212,18 +212,25 @@ DEEP_CALLBACK_FLOW = DEEP_FLOW.replace('name="deep"', 'name="deepcb"').replace(
     '</onentry>')
 
 
-async def test_a_callback_whose_session_cannot_be_stored_completes_with_fail_error(aiohttp_client, tmp_path):
-    from tests.callbacks.conftest import create, wait_state, write_config
+async def callback_engine(aiohttp_client, tmp_path: Path, service: str, flow: str, text: str):
+    """The callback tests' engine, plus one service running a flow of this test's own."""
+    from tests.callbacks.conftest import write_config
 
     config = write_config(tmp_path)
-    (config / "services" / "deep.json").write_text(json.dumps({"_service": "deepcb"}))
+    (config / "services" / f"{service}.json").write_text(json.dumps({"_service": flow}))
     flows = tmp_path / "flows"
     shutil.copytree(REPO / "scxml", flows)
-    (flows / "deepcb.scxml").write_text(DEEP_CALLBACK_FLOW)
+    (flows / f"{flow}.scxml").write_text(text)
     port = free_port()
     settings = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=flows,
                              admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port)
-    client = await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+    return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+
+
+async def test_a_callback_whose_session_cannot_be_stored_completes_with_fail_error(aiohttp_client, tmp_path):
+    from tests.callbacks.conftest import create, wait_state
+
+    client = await callback_engine(aiohttp_client, tmp_path, "deep", "deepcb", DEEP_CALLBACK_FLOW)
     cid = await create(client, "deep", _customer_number="+15551239999")
     done = await wait_state(client, cid, "COMPLETED", timeout=10)
     assert done["_callback_reason"] == "FAIL_ERROR", done
@@ -260,17 +267,9 @@ async def test_a_flow_cannot_put_unstorable_values_into_a_record(aiohttp_client,
     """A record is written with every batch: a value that cannot be encoded must be refused where
     the flow sets it (error.execution), never reach the writer."""
     from tests.callbacks.conftest import ADMIN as CB_ADMIN
-    from tests.callbacks.conftest import create, wait_state, write_config
+    from tests.callbacks.conftest import create, wait_state
 
-    config = write_config(tmp_path)
-    (config / "services" / "upd.json").write_text(json.dumps({"_service": "updater"}))
-    flows = tmp_path / "flows"
-    shutil.copytree(REPO / "scxml", flows)
-    (flows / "updater.scxml").write_text(UPDATE_FLOW)
-    port = free_port()
-    settings = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=flows,
-                             admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port)
-    client = await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+    client = await callback_engine(aiohttp_client, tmp_path, "upd", "updater", UPDATE_FLOW)
     cid = await create(client, "upd", _customer_number="+15551237777")
     done = await wait_state(client, cid, "COMPLETED", timeout=10)
     assert "bad" not in done and "nests deeper than 32" in done["outcome"], done
