@@ -25,6 +25,9 @@ from tests.support.eventually import eventually
 FLOWS = Path(__file__).parent / "flows"
 PAIRS = 100
 NOTES = 8
+# Ticks per session: long enough that sessions still run when the first kill comes, even when the
+# 200 starts are slow on a loaded machine (with 20, the first pairs could end before any note).
+ROUNDS = 40
 HEADERS = {"x-api-key": CLIENT_KEY}
 
 
@@ -32,9 +35,9 @@ async def reference_outcome() -> dict:
     """The same flow run in memory without any interruption: what every session must end with."""
     doc = load_document(str(FLOWS / "relay.scxml"))
     host = SessionHost()
-    a = host.create_session(doc)
+    a = host.create_session(doc, data={"rounds": ROUNDS})
     a.start()
-    b = host.create_session(doc, data={"partner": a.id})
+    b = host.create_session(doc, data={"partner": a.id, "rounds": ROUNDS})
     b.start()
     await eventually(lambda: not a.is_running and not b.is_running, timeout=6, expected="both sessions finished")
     outcomes = []
@@ -85,9 +88,10 @@ async def start_pairs(client: ClientSession, url: str, sink: str) -> list[str]:
     def period(i: int) -> str:
         return f"{25 + (i * 7) % 30}ms"
 
-    firsts = await asyncio.gather(*(start({"src": "relay", "sink": sink, "period": period(i)})
+    firsts = await asyncio.gather(*(start({"src": "relay", "sink": sink, "period": period(i), "rounds": ROUNDS})
                                     for i in range(PAIRS)))
-    seconds = await asyncio.gather(*(start({"src": "relay", "sink": sink, "partner": a, "period": period(i + 3)})
+    seconds = await asyncio.gather(*(start({"src": "relay", "sink": sink, "partner": a, "period": period(i + 3),
+                                            "rounds": ROUNDS})
                                      for i, a in enumerate(firsts)))
     return [*firsts, *seconds]
 
