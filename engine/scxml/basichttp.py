@@ -39,6 +39,7 @@ from aiohttp import ClientConnectorDNSError, ClientError, ClientSession, ClientT
 from lxml import etree
 from yarl import URL
 
+from .. import bounded_json
 from ..urlpolicy import GuardedClient, UrlPolicy, UrlRefused, describe_error, printable, refusal
 from .errors import CommunicationError
 from .events import AttrDict, Event
@@ -52,7 +53,6 @@ BASIC_HTTP = "http://www.w3.org/TR/scxml/#BasicHTTPEventProcessor"
 EFFECT_KIND = "basichttp"
 EVENT_PARAM = "_scxmleventname"
 log = logging.getLogger("engine.scxml.basichttp")
-MAX_JSON_DEPTH = 32
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 OWN_PATH = re.compile(r"^/basichttp/[^/]+/[^/]+$")
 
@@ -70,29 +70,6 @@ def capability(key: bytes, session_id: str) -> str:
     """The unguessable part of a session's access URI (192 bits, URL-safe)."""
     digest = hmac.new(key, b"basichttp\0" + session_id.encode("utf-8"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
-
-
-def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when arrays and objects nest deeper than ``limit``: checked on the text, before any
-    parser recurses into it."""
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif ch in "]}":
-            depth -= 1
-    return False
 
 
 class _SendFailed(Exception):
@@ -191,12 +168,12 @@ class BasicHttpProcessor:
         data: Any = None
         ctype = request.content_type
         if ctype == "application/json" and text.strip():
-            if json_depth_exceeds(text):
-                return web.json_response({"exception": "BadRequest", "message":
-                                          f"JSON body nests deeper than {MAX_JSON_DEPTH} levels"}, status=400)
             try:
-                data = json.loads(text)
-            except (ValueError, RecursionError):
+                data = bounded_json.loads(text)
+            except bounded_json.TooDeep as e:
+                return web.json_response({"exception": "BadRequest", "message": f"the body is nested too deeply: {e}"},
+                                         status=400)
+            except ValueError:
                 return web.json_response({"exception": "BadRequest", "message": "body is not valid JSON"},
                                          status=400)
         elif ctype in ("application/x-www-form-urlencoded", "") and text:
