@@ -80,15 +80,15 @@ async def cb_client(aiohttp_client, tmp_path):
     return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
 
 
-async def create(client, service: str, **params) -> str:
-    r = await client.post(f"{BASE}/{service}", json=params, headers=CLIENT)
+async def create(client, service: str, headers: dict[str, str] = CLIENT, **params) -> str:
+    r = await client.post(f"{BASE}/{service}", json=params, headers=headers)
     body = await r.json()
     assert r.status == 200, body
     return body["_id"]
 
 
-async def record(client, cid: str) -> dict:
-    r = await client.get(f"{BASE}?_id={cid}", headers=CLIENT)
+async def record(client, cid: str, headers: dict[str, str] = CLIENT) -> dict:
+    r = await client.get(f"{BASE}?_id={cid}", headers=headers)
     [found] = await r.json()
     return found
 

@@ -17,7 +17,7 @@ from aiohttp import ClientSession
 
 from engine.app import create_app
 from engine.settings import Settings
-from tests.callbacks.conftest import write_config
+from tests.callbacks.conftest import create, record, write_config
 from tests.conftest import REPO
 from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, EngineProcess, free_port
 from tests.support.eventually import eventually
@@ -61,16 +61,11 @@ async def new_key(client, name: str, role: str, services: list[str] | None = Non
 
 
 async def create_callback(client, service: str, number: str, headers=ADMIN) -> str:
-    r = await client.post(f"{CB}/{service}", json={"_customer_number": number}, headers=headers)
-    body = await r.json()
-    assert r.status == 200, body
-    return body["_id"]
+    return await create(client, service, headers=headers, _customer_number=number)
 
 
 async def state_of(client, cid: str) -> str:
-    r = await client.get(f"{CB}?_id={cid}", headers=ADMIN)
-    [record] = await r.json()
-    return record["_callback_state"]
+    return (await record(client, cid, headers=ADMIN))["_callback_state"]
 
 
 async def test_missing_and_wrong_keys_answer_distinct_401s(client) -> None:
