@@ -7,7 +7,12 @@ Where things live: ``model`` (the immutable compiled document), ``compiler``, ``
 W3C selection, conflict and exit/entry-set functions over plain inputs), ``transition_cache``
 (what sessions of a document learn at run time), ``datamodel`` (the ``DataModel`` port, python
 and null), ``session`` (queues, sends, timers, invocations; runs what the algorithm decides),
-``session_state`` / ``snapshot`` (a session as a value, and as JSON), ``host``.
+``session_state`` / ``snapshot`` (a session as a value, and as JSON), ``host``. Below the
+session and the host, executable content, event I/O processors and invokers see them only through
+the Protocols of ``ports`` (``RunningSession``, ``ProcessorHost``, ``InvokerHost``, ...), which
+is also what a ``registry`` checks a processor (``EventProcessor``) or an invoker (``Invoker``)
+against. ``standard_registry()`` builds a registry of the standard processors and invoker;
+importing this package registers nothing anywhere (``DEFAULT_REGISTRY`` is one such registry).
 
 How events move, one verb each:
 
@@ -38,14 +43,10 @@ from .host import Limits, SessionHost
 from .invokers import SCXML_INVOKE_TYPE, Invocation, ScxmlInvoker
 from .ioprocessors import ScxmlProcessor
 from .model import Document
-from .registry import DEFAULT_REGISTRY, Registry
+from .ports import EventProcessor, Invoker
+from .registry import Registry
 from .session import CANCELLED, FAILED, FINISHED, RUNNING, Session
-
-DEFAULT_REGISTRY.register_processor(SCXML_PROCESSOR, ScxmlProcessor, "scxml")
-DEFAULT_REGISTRY.register_processor(BASIC_HTTP, BasicHttpProcessor, "basichttp")
-DEFAULT_REGISTRY.register_invoker(
-    SCXML_INVOKE_TYPE, ScxmlInvoker, "scxml", "http://www.w3.org/TR/scxml"
-)
+from .standard import DEFAULT_REGISTRY, standard_registry
 
 __all__ = [
     "BASIC_HTTP",
@@ -63,8 +64,10 @@ __all__ = [
     "Document",
     "DocumentError",
     "Event",
+    "EventProcessor",
     "ExecutionError",
     "Invocation",
+    "Invoker",
     "Limits",
     "Problem",
     "Registry",
@@ -75,4 +78,5 @@ __all__ = [
     "SessionLimitError",
     "compile_document",
     "load_document",
+    "standard_registry",
 ]

@@ -46,8 +46,7 @@ from .events import AttrDict, Event
 from .executable import SendRequest
 
 if TYPE_CHECKING:
-    from .host import SessionHost
-    from .session import Session
+    from .ports import AddressedSession, ProcessorHost
 
 BASIC_HTTP = "http://www.w3.org/TR/scxml/#BasicHTTPEventProcessor"
 EFFECT_KIND = "basichttp"
@@ -102,7 +101,7 @@ class BasicHttpProcessor:
     type = BASIC_HTTP
     effect_kind = EFFECT_KIND
 
-    def __init__(self, host: SessionHost, timeout: float = 10.0, *, key: bytes | None = None,
+    def __init__(self, host: ProcessorHost, timeout: float = 10.0, *, key: bytes | None = None,
                  policy: UrlPolicy | None = None, retry: RetryBudget | None = None,
                  base_url: str | None = None):
         self.host = host
@@ -117,7 +116,7 @@ class BasicHttpProcessor:
         self._tasks: set[asyncio.Task] = set()
 
     # -- addresses -----------------------------------------------------------------------
-    def location(self, session: Session) -> str | None:
+    def location(self, session: AddressedSession) -> str | None:
         if self.base_url is None:
             return None
         return f"{self.base_url}/basichttp/{session.id}/{capability(self._key, session.id)}"
@@ -209,7 +208,7 @@ class BasicHttpProcessor:
         return web.Response(status=200, text="ok")
 
     # -- sending -------------------------------------------------------------------------
-    def check(self, session: Session, req: SendRequest) -> None:
+    def check(self, session: AddressedSession, req: SendRequest) -> None:
         if not req.target:
             raise CommunicationError(f"line {req.line}: a Basic HTTP send needs a target URL")
         if urlsplit(req.target).scheme not in ("http", "https"):
@@ -221,7 +220,7 @@ class BasicHttpProcessor:
                 log.warning("basic http send of session %s refused by the outbound URL policy: %s", session.id, e)
                 raise CommunicationError(f"line {req.line}: target refused by the outbound URL policy: {e}") from None
 
-    def send(self, session: Session, req: SendRequest) -> None:
+    def send(self, session: AddressedSession, req: SendRequest) -> None:
         url, body, headers = self._encode(session, req)
         payload = {"url": url, "body": body.decode("utf-8"), "headers": headers, "sendid": req.sendid}
         self.host.emit(session, EFFECT_KIND, payload)
@@ -245,7 +244,7 @@ class BasicHttpProcessor:
         return (url.scheme, url.raw_host, url.port) == (own.scheme, own.raw_host, own.port) \
             and url.raw_user is None and bool(OWN_PATH.match(url.raw_path))
 
-    def _encode(self, session: Session, req: SendRequest) -> tuple[str, bytes, dict[str, str]]:
+    def _encode(self, session: AddressedSession, req: SendRequest) -> tuple[str, bytes, dict[str, str]]:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         data = req.data
         url = req.target  # type: ignore[assignment]

@@ -15,6 +15,9 @@ from typing import Any
 class Clock:
     """Wall-clock time with asyncio timers: a waiting timer costs no CPU."""
 
+    scale: float = 1.0
+    """How many seconds of this clock pass in one real second (timeouts are divided by it)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
         self._loop = loop
 

@@ -34,7 +34,8 @@ from .executable import (
     Send,
 )
 from .model import FINAL, HISTORY, PARALLEL, ROOT, STATE, DataDecl, Document, StateNode, Transition, transition_domain
-from .registry import DEFAULT_REGISTRY, Registry
+from .registry import Registry
+from .standard import DEFAULT_REGISTRY
 from .values import load_src, parse_delay, value_factory
 
 SCXML_NS = "http://www.w3.org/2005/07/scxml"

@@ -33,7 +33,10 @@ class DocumentError(Exception):
 
 
 class ExecutionError(Exception):
-    """Raised inside executable content; becomes an ``error.execution`` event."""
+    """Raised inside executable content; becomes an ``error.execution`` event, carrying the id of
+    the ``<send>`` that failed when a send did (W3C 5.10.1: ``_event.sendid``)."""
+
+    sendid: str | None = None
 
 
 class CommunicationError(Exception):

@@ -1,7 +1,8 @@
 """Executable content, compiled once per document; each action runs against one session.
 
 An action raises ``ExecutionError`` when it fails; the session then stops the enclosing block
-and queues ``error.execution`` (W3C 4.9).
+and queues ``error.execution`` (W3C 4.9). Actions see their session as a ``ports.RunningSession``
+(custom actions too), never as the concrete ``Session`` above them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .values import parse_delay
 
 if TYPE_CHECKING:
     from .model import Document
-    from .session import Session
+    from .ports import Evaluates, RunningSession
 
 log = logging.getLogger("engine.scxml.log")
 
@@ -31,7 +32,7 @@ class Action:
 
     __slots__ = ("line",)
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         raise NotImplementedError
 
 
@@ -42,7 +43,7 @@ class Raise(Action):
         self.event = event
         self.line = line
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         s.raise_internal(Event(self.event, type="internal"))
 
 
@@ -54,7 +55,7 @@ class Log(Action):
         self.expr = expr
         self.line = line
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         if self.expr is None:
             s.log_message(self.label, None, has_value=False)
         else:
@@ -70,7 +71,7 @@ class Assign(Action):
         self.factory = factory
         self.line = line
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         if self.expr is not None:
             value = s.evaluate(self.expr)
         elif self.factory is not None:
@@ -87,7 +88,7 @@ class If(Action):
         self.branches = branches
         self.line = line
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         for cond, block in self.branches:
             if cond is None or s.datamodel.test(cond):
                 for action in block:
@@ -105,7 +106,7 @@ class Foreach(Action):
         self.block = block
         self.line = line
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         collection = s.evaluate(self.array)
         if isinstance(collection, (str, bytes, dict)) or not hasattr(collection, "__iter__"):
             raise ExecutionError(
@@ -142,7 +143,7 @@ class Script(Action):
         self.code = code
         self.line = line
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         s.datamodel.execute(self.code)
 
 
@@ -161,7 +162,7 @@ class Content:
     factory: Callable[[], Any] | None = None
     document: Document | None = None
 
-    def value(self, s: Session) -> Any:
+    def value(self, s: Evaluates) -> Any:
         if self.expr is not None:
             return s.evaluate(self.expr)
         if self.factory is not None:
@@ -181,7 +182,7 @@ def _put(data: AttrDict, key: str, value: Any, repeated: set[str]) -> None:
 
 
 def build_data(
-    s: Session,
+    s: Evaluates,
     namelist: tuple[Code, ...],
     params: tuple[Param, ...],
     content: Content | None,
@@ -246,7 +247,7 @@ class Send(Action):
             setattr(self, k, kw.get(k))
         self.line = kw["line"]
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         sendid = self.id
         if sendid is None:
             sendid = s.new_sendid()
@@ -255,10 +256,10 @@ class Send(Action):
         try:
             self._send(s, sendid)
         except ExecutionError as e:
-            e.sendid = sendid  # type: ignore[attr-defined]
+            e.sendid = sendid
             raise
 
-    def _send(self, s: Session, sendid: str) -> None:
+    def _send(self, s: RunningSession, sendid: str) -> None:
         name = self.event if self.eventexpr is None else s.evaluate(self.eventexpr)
         target = self.target if self.targetexpr is None else s.evaluate(self.targetexpr)
         typ = self.type if self.typeexpr is None else s.evaluate(self.typeexpr)
@@ -280,7 +281,7 @@ class Cancel(Action):
         self.sendidexpr = sendidexpr
         self.line = line
 
-    def execute(self, s: Session) -> None:
+    def execute(self, s: RunningSession) -> None:
         sendid = self.sendid if self.sendidexpr is None else s.evaluate(self.sendidexpr)
         s.cancel_send(str(sendid))
 

@@ -11,46 +11,23 @@ import os
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
 from .clock import Clock
 from .compiler import compile_document, load_document
 from .errors import ExecutionError
 from .events import Event
+from .limits import Limits
 from .model import Document
-from .registry import DEFAULT_REGISTRY, Registry
+from .ports import EventProcessor, Invoker, PerformsEffects, require
+from .registry import Registry
 from .session import Session
+from .standard import DEFAULT_REGISTRY
 from .transition_cache import TransitionCache
 from .turns import TurnQueue
 from .values import resolve_src
 
 log = logging.getLogger("engine.scxml")
-
-
-@dataclass
-class Limits:
-    """Guards against runaway documents and for fairness between sessions.
-
-    ``max_microsteps`` and ``max_invoke_depth`` fail the session at once. The fairness budgets
-    are explained in ``session.py``: a turn ends (the session yields to the event loop) after
-    ``macrosteps_per_turn`` macrosteps or ``turn_seconds``; ``max_foreach_items`` and
-    ``max_sends_per_second`` refuse the work with ``error.execution`` and fail a session that
-    goes over one of them again within a second.
-    """
-
-    max_microsteps: int = 10_000
-    max_invoke_depth: int = 16
-    macrosteps_per_turn: int = 100
-    turn_seconds: float = 0.02
-    max_foreach_items: int = 10_000
-    max_sends_per_second: int = 1_000
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"limit {f.name} must be a positive number, not {value!r}")
 
 
 class IOProcessorTable(Mapping):
@@ -107,8 +84,8 @@ class SessionHost:
         self.limits = limits or Limits()
         self.turns = TurnQueue(self.clock, self.limits.turn_seconds)
         self.sessions: dict[str, Session] = {}
-        self._processors: dict[str, Any] = {}
-        self._invokers: dict[str, Any] = {}
+        self._processors: dict[str, EventProcessor] = {}
+        self._invokers: dict[str, Invoker] = {}
         self._child_docs: dict[tuple[str, float], Document] = {}
         self._transition_caches: weakref.WeakKeyDictionary[Document, TransitionCache] = weakref.WeakKeyDictionary()
         self.on_session_end: list[Callable[[Session], None]] = []
@@ -180,27 +157,44 @@ class SessionHost:
                 log.exception("session-end listener failed for %s", session.id)
 
     # -- processors and invokers -----------------------------------------------------------
-    def processor_for(self, type_name: str) -> Any:
+    def processor_for(self, type_name: str) -> EventProcessor | None:
+        """The processor of a send type (URI or alias), built on first use; None when unknown."""
         canonical = self.registry.processor_type(type_name)
         if canonical is None:
             return None
         processor = self._processors.get(canonical)
         if processor is None:
-            processor = self._processors[canonical] = self.registry.processors[canonical](self)
-            kind = getattr(processor, "effect_kind", None)
-            if kind:
-                self.effect_handlers[kind] = processor.perform
+            processor = self._build_processor(canonical)
         return processor
 
-    def active_processors(self) -> dict[str, Any]:
+    def _build_processor(self, type_uri: str) -> EventProcessor:
+        """A factory that is no class was not checked when it was registered: its product is, here."""
+        processor = self.registry.processors[type_uri](self)
+        require(processor, EventProcessor, "event I/O processor")
+        kind = processor.effect_kind
+        if kind:
+            if not isinstance(processor, PerformsEffects):
+                raise TypeError(f"event I/O processor {type(processor).__qualname__} has effects of kind "
+                                f"{kind!r} but no perform(session_id, payload) to carry them out")
+            self.effect_handlers[kind] = processor.perform
+        self._processors[type_uri] = processor
+        return processor
+
+    def active_processors(self) -> dict[str, EventProcessor]:
         for type_uri in self.registry.processors:
             self.processor_for(type_uri)
         return self._processors
 
-    def invoker_for(self, type_uri: str) -> Any:
-        invoker = self._invokers.get(type_uri)
+    def invoker_for(self, type_name: str) -> Invoker | None:
+        """The invoker of an invoke type (URI or alias), built on first use; None when unknown."""
+        canonical = self.registry.invoker_type(type_name)
+        if canonical is None:
+            return None
+        invoker = self._invokers.get(canonical)
         if invoker is None:
-            invoker = self._invokers[type_uri] = self.registry.invokers[type_uri](self)
+            invoker = self.registry.invokers[canonical](self)
+            require(invoker, Invoker, "invoker")
+            self._invokers[canonical] = invoker
         return invoker
 
     def ioprocessors_for(self, session: Session) -> IOProcessorTable:
@@ -235,14 +229,10 @@ class SessionHost:
     async def start(self) -> None:
         """Start processors that listen (Basic HTTP)."""
         for processor in self.active_processors().values():
-            starter = getattr(processor, "start", None)
-            if starter is not None:
-                await starter()
+            await processor.start()
 
     async def close(self) -> None:
         for session in list(self.sessions.values()):
             session.cancel_timers()
         for processor in list(self._processors.values()):
-            stopper = getattr(processor, "close", None)
-            if stopper is not None:
-                await stopper()
+            await processor.close()

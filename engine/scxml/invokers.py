@@ -1,12 +1,14 @@
 """``<invoke>``: evaluating an invoke element and the built-in SCXML invoker.
 
-An invoker is registered per type URI (see ``registry``). It receives an ``Invocation`` to fill
-in, forwards events into it (``#_<invokeid>`` and autoforward) and cancels it when its state is
-exited. The SCXML invoker runs the child as another session of the same host.
+An invoker is registered per type URI (see ``registry``; it implements ``ports.Invoker``). It
+receives an ``Invocation`` to fill in, forwards events into it (``#_<invokeid>`` and autoforward)
+and cancels it when its state is exited. The SCXML invoker runs the child as another session of
+the same host. Sessions and hosts are seen through ``ports`` (``InvokingSession``, ``InvokerHost``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -17,8 +19,8 @@ from .executable import InvokeDef, build_data
 from .model import Document, StateNode
 
 if TYPE_CHECKING:
-    from .host import SessionHost
-    from .session import Session
+    from .ports import ChildSession, InvokerHost, InvokingSession
+    from .ports import Invoker as InvokerPort
 
 SCXML_INVOKE_TYPE = "http://www.w3.org/TR/scxml/"
 
@@ -28,7 +30,7 @@ class Invocation:
 
     __slots__ = ("definition", "finished", "handle", "invokeid", "invoker", "state")
 
-    def __init__(self, invokeid: str, state: StateNode, definition: InvokeDef, invoker: Any):
+    def __init__(self, invokeid: str, state: StateNode, definition: InvokeDef, invoker: InvokerPort):
         self.invokeid = invokeid
         self.state = state
         self.definition = definition
@@ -45,12 +47,13 @@ class Invocation:
             self.invoker.cancel(self)
 
 
-def start_invocation(parent: Session, state: StateNode, inv: InvokeDef) -> Invocation:
-    """Evaluate an invoke element and start it (W3C 6.4); errors become error.execution."""
+def start_invocation(parent: InvokingSession, state: StateNode, inv: InvokeDef,
+                     invoker_for: Callable[[str], InvokerPort | None]) -> Invocation:
+    """Evaluate an invoke element and start it (W3C 6.4); errors become error.execution.
+    ``invoker_for`` gives the invoker of a type name or alias (None when unknown)."""
     typ = inv.type if inv.typeexpr is None else parent.evaluate(inv.typeexpr)
-    host = parent.host
-    canonical = host.registry.invoker_type(typ or SCXML_INVOKE_TYPE)
-    if canonical is None:
+    invoker = invoker_for(typ or SCXML_INVOKE_TYPE)
+    if invoker is None:
         raise ExecutionError(f"line {inv.line}: unknown invoke type {typ!r}")
     invokeid = inv.id
     if invokeid is None:
@@ -62,7 +65,7 @@ def start_invocation(parent: Session, state: StateNode, inv: InvokeDef) -> Invoc
     if inv.content is not None:
         content = inv.content.document or inv.content.value(parent)
     data = build_data(parent, inv.namelist, inv.params, None)
-    invocation = Invocation(invokeid, state, inv, host.invoker_for(canonical))
+    invocation = Invocation(invokeid, state, inv, invoker)
     parent.add_invocation(invocation)
     try:
         invocation.invoker.start(parent, invocation, src=src, content=content, data=data)
@@ -75,10 +78,11 @@ def start_invocation(parent: Session, state: StateNode, inv: InvokeDef) -> Invoc
 class ScxmlInvoker:
     """Runs an SCXML child document as a session of the same host."""
 
-    def __init__(self, host: SessionHost):
+    def __init__(self, host: InvokerHost):
         self.host = host
 
-    def start(self, parent: Session, invocation: Invocation, *, src: Any, content: Any, data: Any) -> None:
+    def start(self, parent: InvokingSession, invocation: Invocation, *, src: Any, content: Any,
+              data: Any) -> None:
         doc = self._document(parent, src, content, invocation.definition)
         limit = self.host.limits.max_invoke_depth
         if parent.depth + 1 > limit:
@@ -92,7 +96,7 @@ class ScxmlInvoker:
         invocation.handle = child
         child.start()
 
-    def _document(self, parent: Session, src: Any, content: Any, inv: InvokeDef) -> Document:
+    def _document(self, parent: InvokingSession, src: Any, content: Any, inv: InvokeDef) -> Document:
         if isinstance(content, Document):
             return content
         try:
@@ -114,6 +118,13 @@ class ScxmlInvoker:
             self.host.route_event(None, child, event)
 
     def cancel(self, invocation: Invocation) -> None:
-        child = invocation.handle
+        child: ChildSession | None = invocation.handle
         if child is not None:
             child.cancel()
+
+    def save(self, invocation: Invocation) -> None:
+        """Nothing: the child is stored as a session of its own and found again by its id."""
+        return None
+
+    def restore(self, invocation: Invocation, saved: Any) -> None:
+        """Nothing to take back (see ``save``): the rebuilt session links the rebuilt child."""

@@ -9,8 +9,7 @@ from .events import Event
 from .executable import SCXML_PROCESSOR, SendRequest
 
 if TYPE_CHECKING:
-    from .host import SessionHost
-    from .session import Session
+    from .ports import AddressedSession, ProcessorHost
 
 
 class ScxmlProcessor:
@@ -18,14 +17,21 @@ class ScxmlProcessor:
     ``#_<invokeid>``."""
 
     type = SCXML_PROCESSOR
+    effect_kind = None  # its events stay inside the engine: nothing for the host to record
 
-    def __init__(self, host: SessionHost):
+    def __init__(self, host: ProcessorHost):
         self.host = host
 
-    def location(self, session: Session) -> str:
+    async def start(self) -> None:
+        """Nothing to listen on: its events go from session to session through the host."""
+
+    async def close(self) -> None:
+        """Nothing to release (see ``start``)."""
+
+    def location(self, session: AddressedSession) -> str:
         return "#_scxml_" + session.id
 
-    def check(self, session: Session, req: SendRequest) -> None:
+    def check(self, session: AddressedSession, req: SendRequest) -> None:
         """Refuse a malformed target when the send executes, even for a delayed send."""
         target = req.target
         if target is not None and not target.startswith("#_"):
@@ -33,7 +39,7 @@ class ScxmlProcessor:
         if req.name is None:
             raise ExecutionError(f"line {req.line}: the SCXML processor needs an event name")
 
-    def send(self, session: Session, req: SendRequest) -> None:
+    def send(self, session: AddressedSession, req: SendRequest) -> None:
         target = req.target
         event = Event(
             req.name, req.data, type="external",  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .datamodel import BUILTIN_DATAMODELS, DataModelKind
+from .ports import EventProcessor, Invoker, factory_class, require
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from .executable import Action
 
 ActionFactory = Callable[["etree._Element", "Compiler"], "Action"]
+# ``factory(host)``: the host passes itself; what the product may use of it is ``ports.ProcessorHost``
+# (processors) or ``ports.InvokerHost`` (invokers).
+ProcessorFactory = Callable[[Any], EventProcessor]
+InvokerFactory = Callable[[Any], Invoker]
 
 
 class Registry:
@@ -30,9 +35,9 @@ class Registry:
         self.datamodels: dict[str, Callable[[], DataModelKind]] = dict(BUILTIN_DATAMODELS)
         self._datamodel_instances: dict[str, DataModelKind] = {}
         self.actions: dict[tuple[str, str], ActionFactory] = {}
-        self.processors: dict[str, Callable[[Any], Any]] = {}
+        self.processors: dict[str, ProcessorFactory] = {}
         self.processor_aliases: dict[str, str] = {}
-        self.invokers: dict[str, Callable[[Any], Any]] = {}
+        self.invokers: dict[str, InvokerFactory] = {}
         self.invoker_aliases: dict[str, str] = {}
 
     def copy(self) -> Registry:
@@ -64,14 +69,22 @@ class Registry:
         """Custom executable content: ``<ns:name>`` compiles through ``factory``."""
         self.actions[(namespace, name)] = factory
 
-    def register_processor(self, type_uri: str, factory: Callable[[Any], Any], *aliases: str) -> None:
-        """An event I/O processor; ``factory(host)`` builds the instance a host uses."""
+    def register_processor(self, type_uri: str, factory: ProcessorFactory, *aliases: str) -> None:
+        """An event I/O processor; ``factory(host)`` builds the instance a host uses. A class that
+        does not implement ``ports.EventProcessor`` is refused here (``TypeError``)."""
+        cls = factory_class(factory)
+        if cls is not None:
+            require(cls, EventProcessor, "event I/O processor")
         self.processors[type_uri] = factory
         for alias in aliases:
             self.processor_aliases[alias] = type_uri
 
-    def register_invoker(self, type_uri: str, factory: Callable[[Any], Any], *aliases: str) -> None:
-        """An ``<invoke type>``; ``factory(host)`` builds the instance a host uses."""
+    def register_invoker(self, type_uri: str, factory: InvokerFactory, *aliases: str) -> None:
+        """An ``<invoke type>``; ``factory(host)`` builds the instance a host uses. A class that
+        does not implement ``ports.Invoker`` is refused here (``TypeError``)."""
+        cls = factory_class(factory)
+        if cls is not None:
+            require(cls, Invoker, "invoker")
         self.invokers[type_uri] = factory
         for alias in aliases:
             self.invoker_aliases[alias] = type_uri
@@ -86,6 +99,3 @@ class Registry:
         if name in self.invokers:
             return name
         return self.invoker_aliases.get(name)
-
-
-DEFAULT_REGISTRY = Registry()

@@ -48,20 +48,23 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .algorithm import by_order as _by_order
 from .algorithm import exit_set, history_to_record, in_final
 from .algorithm import select as select_transitions
 from .errors import CommunicationError, ExecutionError, SessionLimitError
 from .events import AttrDict, Event
-from .executable import SCXML_PROCESSOR, Action, DoneData, SendRequest, build_data
+from .executable import SCXML_PROCESSOR, Action, DoneData, InvokeDef, SendRequest, build_data
+from .invokers import SCXML_INVOKE_TYPE, Invocation, start_invocation
 from .model import FINAL, PARALLEL, ROOT, Document, StateNode, Transition
 from .session_state import InvocationState, SessionState
 
 if TYPE_CHECKING:
-    from .host import SessionHost
-    from .invokers import Invocation
+    from .clock import Clock
+    from .limits import Limits
+    from .ports import EventProcessor, Invoker
+    from .transition_cache import TransitionCache
 
 log = logging.getLogger("engine.scxml")
 flow_log = logging.getLogger("engine.scxml.log")
@@ -71,6 +74,36 @@ RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "fail
 # After an error.execution for a budget, going over one again this soon fails the session.
 NOTICE_SECONDS = 1.0
 SEND_WINDOW_SECONDS = 1.0
+
+
+class SessionHostPort(Protocol):
+    """What a session needs of its host (``SessionHost`` is the one we have; a session may not
+    import it, being the layer below). It lives here rather than in ``ports`` because it names the
+    ``TransitionCache``, which the layers below the session must not reach."""
+
+    clock: Clock
+    limits: Limits
+
+    @property
+    def turns(self) -> _TurnScheduler: ...
+
+    def transition_cache(self, doc: Document) -> TransitionCache: ...
+
+    def ioprocessors_for(self, session: Session) -> Mapping[str, Any]: ...
+
+    def processor_for(self, type_name: str) -> EventProcessor | None: ...
+
+    def invoker_for(self, type_name: str) -> Invoker | None: ...
+
+    def route_event(self, sender: Session | None, target: Session, event: Event) -> None: ...
+
+    def session_changed(self, session: Session) -> None: ...
+
+    def session_ended(self, session: Session) -> None: ...
+
+
+class _TurnScheduler(Protocol):
+    def add(self, session: Session) -> None: ...
 
 
 class Session:
@@ -115,7 +148,7 @@ class Session:
 
     def __init__(
         self,
-        host: SessionHost,
+        host: SessionHostPort,
         doc: Document,
         session_id: str,
         *,
@@ -266,7 +299,7 @@ class Session:
             child = handle.id if isinstance(handle, Session) else None
             invocations.append(InvocationState(
                 inv.invokeid, inv.state.id, inv.state.invokes.index(inv.definition), child,
-                None if child is not None else _invoker_state(inv), inv.finished,
+                None if child is not None else inv.invoker.save(inv), inv.finished,
             ))
         return SessionState(
             status=self.status,
@@ -297,7 +330,7 @@ class Session:
         )
 
     @classmethod
-    def from_state(cls, host: SessionHost, doc: Document, session_id: str, state: SessionState, *,
+    def from_state(cls, host: SessionHostPort, doc: Document, session_id: str, state: SessionState, *,
                    parent: Session | None = None) -> Session:
         """A session rebuilt from ``state``, idle: its invocations are attached by
         ``link_invocations`` once every session of the host is rebuilt, its delayed sends re-armed
@@ -346,23 +379,21 @@ class Session:
     def link_invocations(self, records: Iterable[InvocationState], sessions: Mapping[str, Session]) -> None:
         """Re-attach a rebuilt session's invocations to their rebuilt child sessions (or custom
         invokers); a child that is gone counts as finished."""
-        from .invokers import SCXML_INVOKE_TYPE, Invocation
-
-        registry = self.host.registry
+        invoker_for = self.host.invoker_for
         for rec in records:
             state = self.doc.by_id[rec.state]
             definition = state.invokes[rec.index]
-            canonical = registry.invoker_type(definition.type or SCXML_INVOKE_TYPE) or SCXML_INVOKE_TYPE
-            invocation = Invocation(rec.invokeid, state, definition, self.host.invoker_for(canonical))
+            invoker = invoker_for(definition.type or SCXML_INVOKE_TYPE) or invoker_for(SCXML_INVOKE_TYPE)
+            if invoker is None:
+                raise ValueError(f"session {self.id}: no invoker for the invocation {rec.invokeid!r}")
+            invocation = Invocation(rec.invokeid, state, definition, invoker)
             invocation.finished = rec.finished
             if rec.child is not None:
                 invocation.handle = sessions.get(rec.child)
                 if invocation.handle is None:
                     invocation.finished = True
             else:
-                restorer = getattr(invocation.invoker, "restore", None)
-                if restorer is not None:
-                    restorer(invocation, rec.handle)
+                invoker.restore(invocation, rec.handle)
             self.add_invocation(invocation)
 
     def resume(self, pending: Iterable[SendRequest] = ()) -> None:
@@ -631,7 +662,7 @@ class Session:
                 action.execute(self)
         except ExecutionError as e:
             log.debug("error.execution in %s: %s", self.id, e)
-            self._internal.append(_error_event("error.execution", str(e), getattr(e, "sendid", None)))
+            self._internal.append(_error_event("error.execution", str(e), e.sendid))
         except SessionLimitError:
             raise
         except Exception as e:  # a custom action's own bug must not kill the engine
@@ -716,7 +747,7 @@ class Session:
         processor = self.host.processor_for(req.type)
         if processor is None:
             err = ExecutionError(f"line {req.line}: unknown send type {req.type!r}")
-            err.sendid = req.sendid  # type: ignore[attr-defined]
+            err.sendid = req.sendid
             raise err
         self._count_send(req)
         try:
@@ -725,7 +756,7 @@ class Session:
             self._internal.append(_error_event("error.communication", str(e), req.sendid))
             return
         except ExecutionError as e:
-            e.sendid = req.sendid  # type: ignore[attr-defined]
+            e.sendid = req.sendid
             raise
         if req.delay > 0:
             clock = self.host.clock
@@ -772,13 +803,13 @@ class Session:
         log.warning("session %s over budget: %s", self.id, message)
         raise ExecutionError(message)
 
-    def _deliver_send(self, processor: Any, req: SendRequest) -> None:
+    def _deliver_send(self, processor: EventProcessor, req: SendRequest) -> None:
         try:
             processor.send(self, req)
         except CommunicationError as e:
             self._internal.append(_error_event("error.communication", str(e), req.sendid))
         except ExecutionError as e:
-            e.sendid = req.sendid  # type: ignore[attr-defined]
+            e.sendid = req.sendid
             raise
 
     def _fire_delayed(self, sendid: str) -> None:
@@ -788,6 +819,8 @@ class Session:
         req = pending[0]
         processor = self.host.processor_for(req.type)
         try:
+            if processor is None:  # a rebuilt session's send, in a host that no longer has its type
+                raise ExecutionError(f"line {req.line}: unknown send type {req.type!r}")
             processor.send(self, req)
         except CommunicationError as e:
             self.post_error("error.communication", str(e), req.sendid)
@@ -812,11 +845,9 @@ class Session:
             for inv in s.invokes:
                 self._invoke(s, inv)
 
-    def _invoke(self, state: StateNode, inv: Any) -> None:
-        from .invokers import start_invocation
-
+    def _invoke(self, state: StateNode, inv: InvokeDef) -> None:
         try:
-            start_invocation(self, state, inv)
+            start_invocation(self, state, inv, self.host.invoker_for)
         except ExecutionError as e:
             self._internal.append(_error_event("error.execution", str(e)))
 
@@ -939,12 +970,6 @@ class InPredicate:
     def __call__(self, state_id: str) -> bool:
         session = self._session()
         return session is not None and session.in_state(state_id)
-
-
-def _invoker_state(inv: Invocation) -> Any:
-    """What a custom invoker saves of its invocation (an invoker may have nothing to save)."""
-    saver = getattr(inv.invoker, "save", None)
-    return saver(inv) if saver is not None else None
 
 
 def _error_event(name: str, message: str, sendid: str | None = None) -> Event:

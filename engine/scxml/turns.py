@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .clock import Clock
 
-if TYPE_CHECKING:
-    from .session import Session
+
+class TakesTurns(Protocol):
+    """A session as the turn queue sees it (the queue sits below the session it runs)."""
+
+    def continue_turn(self, until: float) -> None: ...
 
 
 class TurnQueue:
@@ -27,13 +30,13 @@ class TurnQueue:
     def __init__(self, clock: Clock, slice_seconds: float):
         self._clock = clock
         self._slice = slice_seconds
-        self._waiting: deque[Session] = deque()
+        self._waiting: deque[TakesTurns] = deque()
         self._armed = False
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, session: Session) -> None:
+    def add(self, session: TakesTurns) -> None:
         """Run ``session`` again in a coming slice (it goes to the back of the queue)."""
         self._waiting.append(session)
         if not self._armed:

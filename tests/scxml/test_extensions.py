@@ -37,9 +37,16 @@ class Recorder:
     """A custom event I/O processor that records what it is asked to send."""
 
     sent: list = []
+    effect_kind = None
 
     def __init__(self, host):
         self.host = host
+
+    async def start(self):
+        pass
+
+    async def close(self):
+        pass
 
     def location(self, session):
         return f"recorder://{session.id}"
@@ -71,6 +78,12 @@ class EchoInvoker:
 
     def cancel(self, invocation):
         EchoInvoker.cancelled.append(invocation.invokeid)
+
+    def save(self, invocation):
+        return None
+
+    def restore(self, invocation, saved):
+        pass
 
 
 @pytest.fixture
