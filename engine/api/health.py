@@ -37,7 +37,7 @@ def _basics(request: web.Request) -> dict[str, Any]:
         "uptime": round(time.time() - engine.started_at, 3) if engine.started_at else 0.0,
         # The engine's clock: ahead of the wall clock when the simulator runs time faster.
         "clock": mgr.clock.now() if mgr else time.time(),
-        "time_scale": getattr(mgr.clock, "scale", 1.0) if mgr else 1.0,
+        "time_scale": mgr.clock.scale if mgr else 1.0,
     }
 
 

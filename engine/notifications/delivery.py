@@ -235,7 +235,7 @@ class Dispatcher:
         else:
             backoff = min(self.base_backoff * 2 ** (d.attempts - 1), MAX_BACKOFF) * random.uniform(0.8, 1.2)
             # Retry-After is the receiver's wall-clock time; our clock may run faster (simulator).
-            delay = max(backoff, (f.retry_after or 0.0) * getattr(self.clock, "scale", 1.0))
+            delay = max(backoff, (f.retry_after or 0.0) * self.clock.scale)
             d.next_at = self.clock.now() + delay
             log.info("delivery %s to %s failed (%s); attempt %d in %.1f s", d.id, printable(d.target), printable(f),
                      d.attempts + 1, delay)

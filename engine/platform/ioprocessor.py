@@ -52,6 +52,12 @@ class PlatformProcessor:
     def __init__(self, host: SessionHost):
         self.host = host
 
+    async def start(self) -> None:
+        """Nothing to listen on: the platform delivers its events through the host."""
+
+    async def close(self) -> None:
+        """Nothing to release: the platform belongs to the composition root, not to the processor."""
+
     def location(self, session: Session) -> str | None:
         """Nothing outside can address a session through the platform, so no ``_ioprocessors`` entry."""
         return None

@@ -325,7 +325,7 @@ class SessionManager(SessionHost):
                 batch.inbox_done.extend(self._delivered.pop(sid, ()))
                 if session.status != "running":
                     self.info.pop(sid, None)
-        if batch and getattr(self.clock, "scale", 1.0) != 1.0:
+        if batch and self.clock.scale != 1.0:
             batch.values["clock"] = repr(self.clock.now())  # so a restart resumes simulated time
         for contribute in self.batch_contributors:
             try:
