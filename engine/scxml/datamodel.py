@@ -16,6 +16,7 @@ import keyword
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from .errors import ExecutionError
@@ -331,7 +332,8 @@ def _root_name(text: str) -> str:
     return m.group(1) if m else ""
 
 
-BUILTIN_DATAMODELS: dict[str, Callable[[], DataModelKind]] = {
+# Read-only: every Registry starts from a copy of it and owns its kinds (one instance per registry).
+BUILTIN_DATAMODELS: Mapping[str, Callable[[], DataModelKind]] = MappingProxyType({
     "python": PythonDataModel,
     "null": NullDataModel,
-}
+})

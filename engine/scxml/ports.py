@@ -98,7 +98,8 @@ class EventProcessor(Protocol):
     the host to record and carry out (None: its sends never leave the engine); a processor with
     one also ``PerformsEffects``. ``start``/``close`` bracket the host's life (Basic HTTP listens)."""
 
-    effect_kind: str | None
+    @property
+    def effect_kind(self) -> str | None: ...
 
     def location(self, session: AddressedSession) -> str | None: ...
 

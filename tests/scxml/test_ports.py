@@ -269,3 +269,13 @@ async def test_a_delayed_send_whose_type_is_gone_becomes_error_execution() -> No
         await asyncio.sleep(0.01)
     assert copy.final_state == "end"
     assert "unknown send type 'quiet'" in copy.variables["why"]
+
+
+def test_the_builtin_datamodel_table_is_read_only_and_each_registry_owns_its_kinds() -> None:
+    from engine.scxml.datamodel import BUILTIN_DATAMODELS
+
+    with pytest.raises(TypeError):
+        BUILTIN_DATAMODELS["other"] = BUILTIN_DATAMODELS["null"]  # type: ignore[index]
+    first, second = standard_registry(), standard_registry()
+    assert first.datamodel("python") is first.datamodel("python")
+    assert first.datamodel("python") is not second.datamodel("python")
