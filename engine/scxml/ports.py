@@ -3,7 +3,9 @@
 Executable content, event I/O processors and invokers sit below the session and the host, yet act
 on a running session and on the host that carries its events. They see them only through the
 Protocols here, so they import neither ``session`` nor ``host`` (the ``scxml-layers`` contract in
-``.importlinter``); ``Session`` and ``SessionHost`` satisfy them structurally.
+``.importlinter``); ``Session`` and ``SessionHost`` satisfy them structurally. (What the session
+itself needs of its host is ``session.SessionHostPort``: it names the transition cache, which
+nothing below the session may reach.)
 
 ``EventProcessor`` and ``Invoker`` are also what a registry accepts: a factory whose product lacks
 one of their members is refused when it is registered (or, for a factory that is not a class, when
