@@ -15,6 +15,7 @@ from functools import partial
 
 from aiohttp import web
 
+from . import persistence
 from .api import admin, gms, health, keys, notifications, ors, push
 from .api.appkeys import CALLBACKS, ENGINE, FLOWS, INITIAL_KEY, KEYS, MANAGER, NOTIFICATIONS, SETTINGS
 from .api.auth import require_key
@@ -94,7 +95,7 @@ class Engine:
             policy=notification_config.policy,
             retry=RetryBudget(s.basichttp_max_attempts, s.basichttp_retry_seconds)), "basichttp")
         if s.persistence:
-            self.store = await Store.open(s.db_url)
+            self.store = await persistence.open_store(s.db_url)
         # One clock for every timer; the simulator mode may run it faster than the wall clock.
         clock: Clock = Clock()
         if sim_config.time_scale != 1:
@@ -134,7 +135,7 @@ class Engine:
         """Forget what ended more than ``retention_days`` ago (hourly, and on demand)."""
         assert self.store is not None
         cutoff = time.time() - self.settings.retention_days * 86400
-        counts = await self.store.purge_older_than(cutoff)
+        counts = await persistence.purge(self.store, cutoff)
         if any(counts.values()):
             log.info("retention: removed %s", counts)
         return counts

@@ -21,6 +21,7 @@ from typing import Any
 
 from .atomic_file import SaveError, save, write_atomic
 from .scxml import Document, DocumentError, Problem, Registry, compile_document
+from .sessions import rows as session_rows
 from .storage import Store
 
 log = logging.getLogger("engine.flows")
@@ -100,7 +101,7 @@ class FlowRegistry:
     async def start(self) -> None:
         """Load every stored version, then the folder; then watch it."""
         if self.store is not None:
-            for row in await self.store.load_flow_versions():
+            for row in await session_rows.load_flow_versions(self.store):
                 self._adopt_row(row)
         await self.scan()
         if self.watch_interval > 0:
@@ -195,7 +196,7 @@ class FlowRegistry:
             fv = FlowVersion(name, (versions[-1].version + 1) if versions else 1,
                              doc.content_hash, doc, time.time())
             if self.store is not None:
-                await self.store.save_flow_version(self.row(fv, raw.decode("utf-8")))
+                await session_rows.save_flow_version(self.store, self.row(fv, raw.decode("utf-8")))
             self.versions.setdefault(name, []).append(fv)
             self.by_hash[fv.hash] = fv
             log.info("flow %s version %d registered (%s)", name, fv.version, fv.hash[:12])

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..flows import FlowError
+from ..sessions import rows as session_rows
 from ..sessions.manager import BadStartData, SessionManager
 from .appkeys import ENGINE, MANAGER
 from .body import query_int, read_params
@@ -58,8 +59,8 @@ async def _live_session(request: web.Request) -> Any:
         return session
     ended = mgr.describe(sid)
     if ended is None and mgr.store is not None:
-        row = await mgr.store.get_session(sid)
-        ended = row and {"status": row["status"]}
+        status = await session_rows.stored_status(mgr.store, sid)
+        ended = {"status": status} if status is not None else None
     if ended is None:
         raise ApiError(404, f"no session {sid!r}")
     raise ApiError(409, f"session {sid!r} has ended ({ended['status']})", session_status=ended["status"])
@@ -113,11 +114,8 @@ async def list_sessions(request: web.Request) -> web.Response:
     if status is not None and status not in ("running", "finished", "cancelled", "failed"):
         raise ApiError(400, "status must be running, finished, cancelled or failed")
     if mgr.store is not None:
-        rows = await mgr.store.list_sessions(flow=flow, status=status, parent=request.query.get("parent"),
-                                             limit=limit, offset=offset)
-        items = [{"sessionid": r["id"], "flow": r["flow"], "version": r["flow_version"],
-                  "status": r["status"], "parent": r["parent_id"], "created_at": r["created_at"],
-                  "updated_at": r["updated_at"]} for r in rows]
+        items = await session_rows.list_sessions(mgr.store, flow=flow, status=status,
+                                                 parent=request.query.get("parent"), limit=limit, offset=offset)
         # Non-persistent live sessions are not in the store; show them too.
         for sid, info in mgr.info.items():
             if not info.persistent and sid in mgr.sessions and (flow is None or info.flow == flow) \

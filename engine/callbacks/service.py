@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +20,8 @@ from typing import Any
 from ..flows import FlowError
 from ..scxml import AttrDict, Event, Session
 from ..sessions.manager import SessionManager
-from ..storage import Batch
-from ..storage.store import dumps
+from ..storage import UnitOfWork, dumps
+from . import rows as callback_rows
 from .business_hours import time_slots
 from .event_catalog import FLOW_EVENTS, SERVICE_EVENTS
 from .lifecycle import IllegalTransition, Lifecycle, event_between
@@ -81,8 +80,7 @@ class CallbackService:
         """Load open callbacks and re-arm their schedule."""
         if self.store is None:
             return
-        for row in await self.store.load_open_callbacks():
-            record = json.loads(row["record"])
+        for record in await callback_rows.load_open(self.store):
             self.records[record["_id"]] = record
             sid = record.get("_ors_session_id")
             if sid:
@@ -167,8 +165,7 @@ class CallbackService:
     async def get(self, cid: str) -> dict[str, Any]:
         record = self.records.get(cid)
         if record is None and self.store is not None:
-            row = await self.store.get_callback(cid)
-            record = json.loads(row["record"]) if row else None
+            record = await callback_rows.get_record(self.store, cid)
         if record is None:
             raise NotFound(f"no callback {cid!r}")
         return record
@@ -181,8 +178,8 @@ class CallbackService:
                 return []
         elif self.store is not None:
             state = filters.get("_callback_state")
-            rows = await self.store.find_callbacks(
-                service=service,
+            rows = await callback_rows.find(
+                self.store, service=service,
                 states=[state] if state and not state.startswith("!") else None,
                 not_state=state[1:] if state and state.startswith("!") else None,
                 customer_number=filters.get("_customer_number") if not
@@ -283,7 +280,10 @@ class CallbackService:
     async def events_of(self, service_name: str, cid: str) -> list[dict[str, Any]]:
         await self.owned(service_name, cid)
         pending = [e for e in self._new_events if e["callback_id"] == cid]
-        rows = self.events.get(cid, []) if self.store is None else await self.store.callback_events_of(cid) + pending
+        if self.store is None:
+            rows = self.events.get(cid, [])
+        else:
+            rows = await callback_rows.events_of(self.store, cid) + pending
         return [json.loads(r["data"]) for r in rows]
 
     # -- checks ---------------------------------------------------------------------------
@@ -541,22 +541,15 @@ class CallbackService:
         self._dirty[record["_id"]] = record
         self.manager.request_write()
 
-    def _contribute(self, batch: Batch) -> None:
+    def _contribute(self, batch: UnitOfWork) -> None:
+        records = batch.rows(callback_rows.CALLBACKS)
         for cid, record in self._dirty.items():
-            batch.callbacks.append({
-                "id": cid, "service": record["_service_name"], "state": record["_callback_state"],
-                "customer_number": record["_customer_number"],
-                "desired_time": parse_time(record["_desired_time"], ""),
-                "expiration_time": parse_time(record["_expiration_time"], ""),
-                "session_id": record.get("_ors_session_id"),
-                "created_at": parse_time(record["_created_time"], ""),
-                "updated_at": time.time(), "record": dumps(record),
-            })
+            records.append(callback_rows.record_row(record))
             # A completed record leaves memory once its flow has wound down (it may still report).
             if (record["_callback_state"] == CallbackState.COMPLETED
                     and record.get("_ors_session_id") not in self.by_session):
                 self.records.pop(cid, None)
-        batch.callback_events.extend(self._new_events)
+        batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
         self._dirty = {}
         self._new_events = []
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..callbacks.services import ServiceRegistry
 from ..sessions.manager import SessionManager
-from ..storage import Batch
+from ..storage import UnitOfWork
+from . import rows as notification_rows
 from .delivery import DEAD, Delivery, Dispatcher
 from .notifier import NotificationConfig, StatusNotifier, TransactionLists
 from .subscriptions import SubscriptionRegistry
@@ -47,8 +48,8 @@ class NotificationService:
         store = self.manager.store
         if store is None:
             return
-        self.subscriptions.load(await store.load_subscriptions())
-        rows = await store.load_deliveries()
+        self.subscriptions.load(await notification_rows.load_subscriptions(store))
+        rows = await notification_rows.load_deliveries(store)
         for row in rows:
             self.dispatcher.submit(Delivery(**json.loads(row["record"])))
         if rows:
@@ -67,15 +68,16 @@ class NotificationService:
         else:
             self.manager.request_write()
 
-    def _contribute(self, batch: Batch) -> None:
+    def _contribute(self, batch: UnitOfWork) -> None:
         subs, dispatcher, notifier = self.subscriptions, self.dispatcher, self.notifier
-        batch.subscriptions.extend(sub.row() for sub in subs.changed.values())
-        batch.subscriptions_done.extend(subs.removed)
+        batch.add(notification_rows.SUBSCRIPTIONS, [sub.row() for sub in subs.changed.values()])
+        batch.delete(notification_rows.SUBSCRIPTIONS, subs.removed)
         subs.changed, subs.removed = {}, []
         new, notifier.new_deliveries = notifier.new_deliveries, []
-        batch.deliveries.extend(d.row() for d in new)
-        batch.deliveries.extend(d.row() for d in dispatcher.changed.values())
-        batch.deliveries_done.extend(dispatcher.done)
+        deliveries = batch.rows(notification_rows.DELIVERIES)
+        deliveries.extend(d.row() for d in new)
+        deliveries.extend(d.row() for d in dispatcher.changed.values())
+        batch.delete(notification_rows.DELIVERIES, dispatcher.done)
         dispatcher.changed, dispatcher.done = {}, []
         self._released.extend(new)
 

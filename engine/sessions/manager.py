@@ -41,8 +41,8 @@ from ..scxml import Event, Limits, Registry, Session, SessionHost
 from ..scxml.clock import Clock
 from ..scxml.session_state import SessionState
 from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state
-from ..storage import Batch, StorageUnavailable, Store
-from ..storage.store import dumps
+from ..storage import StorageUnavailable, Store, UnitOfWork, dumps
+from . import rows
 
 log = logging.getLogger("engine.sessions")
 SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}
@@ -91,7 +91,7 @@ class SessionManager(SessionHost):
         self._wake = asyncio.Event()
         # Other layers (the callback service) add their rows to each batch, so their changes
         # commit in the same transaction as the session snapshots they go with.
-        self.batch_contributors: list[Callable[[Batch], None]] = []
+        self.batch_contributors: list[Callable[[UnitOfWork], None]] = []
         # ...and are told once that batch is committed (to release what waited for it).
         self.after_commit: list[Callable[[], None]] = []
         self._writer: asyncio.Task | None = None
@@ -189,9 +189,7 @@ class SessionManager(SessionHost):
         state, which only this manager decodes)."""
         found = self.describe(session_id)
         if found is None and self.store is not None:
-            row = await self.store.get_session(session_id)
-            if row is not None:
-                found = _describe_row(row)
+            found = await rows.describe_stored(self.store, session_id)
         return found
 
     def _describe(self, session: Session) -> dict[str, Any]:
@@ -306,10 +304,16 @@ class SessionManager(SessionHost):
             "commits": self.commits,
         }
 
-    def _build(self) -> tuple[Batch, list, list, list]:
+    def _build(self) -> tuple[UnitOfWork, list, list, list]:
         now = time.time()
-        batch = Batch(inbox=self._new_inbox, outbox=self._new_outbox, flows=self._new_flows,
-                      inbox_done=self._inbox_done, outbox_done=self._outbox_done)
+        batch = UnitOfWork()  # keeps these lists: rows added to them while building go in too
+        batch.add(rows.FLOW_VERSIONS, self._new_flows)
+        snapshots = batch.rows(rows.SESSIONS)
+        batch.add(rows.INBOX, self._new_inbox)
+        batch.add(rows.OUTBOX, self._new_outbox)
+        inbox_done = self._inbox_done
+        batch.delete(rows.INBOX, inbox_done)
+        batch.delete(rows.OUTBOX, self._outbox_done)
         while self._dirty:  # failing a session that cannot be stored may touch others (its parent)
             dirty, self._dirty = self._dirty, {}
             for sid, session in dirty.items():
@@ -317,12 +321,12 @@ class SessionManager(SessionHost):
                 if info is None:
                     continue
                 encoded = self._encode(session)  # first: a session that cannot be encoded is failed
-                batch.sessions.append({
+                snapshots.append({
                     "id": sid, "flow": info.flow, "flow_hash": info.hash, "flow_version": info.version,
                     "status": session.status, "parent_id": info.parent_id, "created_at": info.created_at,
                     "updated_at": now, "snapshot": encoded,
                 })
-                batch.inbox_done.extend(self._delivered.pop(sid, ()))
+                inbox_done.extend(self._delivered.pop(sid, ()))
                 if session.status != "running":
                     self.info.pop(sid, None)
         if batch and self.clock.scale != 1.0:
@@ -385,11 +389,11 @@ class SessionManager(SessionHost):
                 if not future.done():
                     future.set_result(None)
 
-    async def _write(self, batch: Batch) -> None:
+    async def _write(self, batch: UnitOfWork) -> None:
         delay = 0.05
         while True:
             try:
-                await self.store.write_batch(batch)  # type: ignore[union-attr]
+                await self.store.write(batch)  # type: ignore[union-attr]
             except Exception as e:
                 # Keep everything in memory and try again: nothing is released before it is stored.
                 self._write_error = f"{type(e).__name__}: {e}"[:500]
@@ -437,8 +441,8 @@ class SessionManager(SessionHost):
     # -- restoring -------------------------------------------------------------------------------
     async def _restore_all(self) -> None:
         assert self.store is not None
-        rows = await self.store.load_running()
-        by_id = {r["id"]: r for r in rows}
+        running = await rows.load_running(self.store)
+        by_id = {r["id"]: r for r in running}
 
         def depth(row: dict[str, Any]) -> int:
             d, seen = 0, set()
@@ -449,7 +453,7 @@ class SessionManager(SessionHost):
             return d
 
         restored: list[tuple[Session, SessionState]] = []
-        for row in sorted(rows, key=depth):
+        for row in sorted(running, key=depth):
             fv = self.flows.by_hash.get(row["flow_hash"])
             if fv is None:
                 log.error("session %s: flow version %s is not stored; cannot restore", row["id"], row["flow_hash"])
@@ -467,7 +471,7 @@ class SessionManager(SessionHost):
             restored.append((session, state))
         for session, state in restored:
             session.link_invocations(state.invocations, self.sessions)
-        inbox = await self.store.load_inbox()
+        inbox = await rows.load_inbox(self.store)
         for row in inbox:
             target = self.sessions.get(row["session_id"])
             if target is None or not target.is_running:
@@ -478,23 +482,12 @@ class SessionManager(SessionHost):
             self._dirty[target.id] = target
         for session, state in restored:
             session.resume(state.pending)
-        outbox = await self.store.load_outbox()
+        outbox = await rows.load_outbox(self.store)
         for row in outbox:
             self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))
         log.info("restored %d sessions, %d events in flight, %d pending effects",
                  len(restored), len(inbox), len(outbox))
         self._wake.set()
-
-
-def _describe_row(row: dict[str, Any]) -> dict[str, Any]:
-    """What ``describe`` says, for a session known only by its stored row."""
-    state = decode_state(json.loads(row["snapshot"]))
-    return {
-        "sessionid": row["id"], "flow": row["flow"], "version": row["flow_version"],
-        "status": row["status"], "active_states": state.final_ids or state.configuration,
-        "final_state": None, "datamodel": jsonable(state.data), "error": state.error,
-        "parent": row["parent_id"], "persistent": True, "created_at": row["created_at"],
-    }
 
 
 def _is_disk_full(error: BaseException) -> bool:

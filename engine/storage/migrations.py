@@ -1,56 +1,79 @@
-"""Versioned schema migrations, applied in order and recorded in ``schema_migrations``."""
+"""Versioned schema migrations, applied in order and recorded in ``schema_migrations``.
+
+Storage cannot import the domains, so each domain hands its migrations down (a ``Schema``) and
+the caller of ``Store.open`` passes them all. Versions are one sequence over every domain (a
+database records only numbers): versions 1 to 4 are the ones every existing database has, and a
+new migration of any domain takes the next free number.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, Table, inspect, select
 
 from . import schema
+from .unit import TableWrite
 
 log = logging.getLogger("engine.storage")
 
 
-def _v1(conn: Connection) -> None:
-    for table in (schema.flow_versions, schema.sessions, schema.inbox, schema.outbox):
-        table.create(conn)
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
 
 
-def _v2(conn: Connection) -> None:
-    for table in (schema.callbacks, schema.callback_events):
-        table.create(conn)
+@dataclass(frozen=True)
+class Schema:
+    """What one domain hands down to storage: the migrations that build its tables, and how its
+    tables are written (the store seeds the id sequence from the ``sequenced`` ones)."""
+
+    name: str
+    migrations: tuple[Migration, ...]
+    writes: tuple[TableWrite, ...] = ()
 
 
-def _v3(conn: Connection) -> None:
-    for table in (schema.subscriptions, schema.deliveries):
-        table.create(conn)
+def creates(*tables: Table) -> Callable[[Connection], None]:
+    """A migration step that creates ``tables`` (with their indexes)."""
+    def step(conn: Connection) -> None:
+        for table in tables:
+            table.create(conn)
+    return step
 
 
-def _v4(conn: Connection) -> None:
-    schema.engine_values.create(conn)
+# Storage's own table: the generic key/value store (version 4 since the first databases).
+STORAGE = Schema("storage", (Migration(4, "engine values (sealed push credentials)", creates(schema.engine_values)),))
 
 
-MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
-    (1, "flow versions, sessions, inbox, outbox", _v1),
-    (2, "callback records and their status events", _v2),
-    (3, "notification subscriptions and deliveries", _v3),
-    (4, "engine values (sealed push credentials)", _v4),
-]
+def ordered(schemas: Iterable[Schema]) -> list[Migration]:
+    """Every migration of ``schemas`` and storage's own, by version; two claiming one version
+    is a programming error caught at start-up, not a silently skipped table."""
+    by_version: dict[int, tuple[str, Migration]] = {}
+    for sch in (STORAGE, *schemas):
+        for migration in sch.migrations:
+            if migration.version in by_version and by_version[migration.version][1] is not migration:
+                raise ValueError(f"schema migration {migration.version} is claimed by both "
+                                 f"{by_version[migration.version][0]} and {sch.name}")
+            by_version[migration.version] = (sch.name, migration)
+    return [by_version[v][1] for v in sorted(by_version)]
 
 
-def migrate(conn: Connection) -> list[int]:
+def migrate(conn: Connection, migrations: list[Migration]) -> list[int]:
     """Bring the schema up to date; returns the versions applied now."""
     if not inspect(conn).has_table("schema_migrations"):
         schema.schema_migrations.create(conn)
     done = set(conn.execute(select(schema.schema_migrations.c.version)).scalars())
     applied = []
-    for version, description, step in MIGRATIONS:
-        if version in done:
+    for migration in migrations:
+        if migration.version in done:
             continue
-        log.info("applying schema migration %d: %s", version, description)
-        step(conn)
-        conn.execute(schema.schema_migrations.insert().values(version=version, applied_at=time.time()))
-        applied.append(version)
+        log.info("applying schema migration %d: %s", migration.version, migration.description)
+        migration.apply(conn)
+        conn.execute(schema.schema_migrations.insert().values(version=migration.version, applied_at=time.time()))
+        applied.append(migration.version)
     return applied

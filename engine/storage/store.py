@@ -1,4 +1,8 @@
-"""The store: one transaction per batch of session snapshots and the effects that left them."""
+"""The store: one transaction per unit of work, and the small query helpers every domain uses.
+
+It knows no domain: the tables, their migrations and how they are written come from the
+domains' ``Schema`` objects handed to ``Store.open`` (``engine/persistence.py`` gathers them).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,23 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, event, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Executable, Select, delete, event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import schema
-from .migrations import migrate
+from .migrations import Schema, migrate, ordered
+from .unit import TableWrite, UnitOfWork
 
 log = logging.getLogger("engine.storage")
+
+#: A domain's retention step: delete what ended before the cutoff (epoch seconds) in the given
+#: transaction, and say how many rows of each kind went.
+Purger = Callable[[AsyncConnection, float], Awaitable[dict[str, int]]]
+
+_VALUES = TableWrite(schema.engine_values, replace=("value", "updated_at"))
 
 
 class StorageUnavailable(RuntimeError):
@@ -32,31 +43,6 @@ def dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-@dataclass
-class Batch:
-    """What one commit writes; built between macrosteps so it is a consistent cut."""
-
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-    inbox: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-    inbox_done: list[int] = field(default_factory=list)
-    outbox_done: list[int] = field(default_factory=list)
-    flows: list[dict[str, Any]] = field(default_factory=list)
-    callbacks: list[dict[str, Any]] = field(default_factory=list)
-    callback_events: list[dict[str, Any]] = field(default_factory=list)
-    subscriptions: list[dict[str, Any]] = field(default_factory=list)
-    subscriptions_done: list[str] = field(default_factory=list)
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    deliveries_done: list[int] = field(default_factory=list)
-    values: dict[str, str] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.sessions or self.inbox or self.outbox or self.inbox_done
-                    or self.outbox_done or self.flows or self.callbacks or self.callback_events
-                    or self.subscriptions or self.subscriptions_done or self.deliveries
-                    or self.deliveries_done)
-
-
 class Store:
     """Async access to the database; every method is one transaction."""
 
@@ -64,10 +50,13 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._next_id = 1
+        self._statements: dict[TableWrite, Executable] = {}  # built once per table, not per commit
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Connect, tune SQLite (WAL), apply migrations and seed the id counter."""
+    async def open(cls, url: str, schemas: Sequence[Schema] = ()) -> Store:
+        """Connect, tune SQLite (WAL), apply the migrations of ``schemas`` (and storage's own)
+        and seed the id sequence past the largest key of every sequenced table."""
+        migrations = ordered(schemas)
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -84,11 +73,13 @@ class Store:
                 cur.close()
 
         store = cls(engine)
+        sequenced = [w.table for sch in schemas for w in sch.writes if w.sequenced]
         async with engine.begin() as conn:
-            applied = await conn.run_sync(migrate)
+            applied = await conn.run_sync(migrate, migrations)
             top = 0
-            for table in (schema.inbox, schema.outbox, schema.callback_events, schema.deliveries):
-                top = max(top, (await conn.execute(select(func.max(table.c.id)))).scalar() or 0)
+            for table in sequenced:
+                key = table.primary_key.columns.values()[0]
+                top = max(top, (await conn.execute(select(func.max(key)))).scalar() or 0)
         store._next_id = top + 1
         if applied:
             log.info("schema migrated to version %d", applied[-1])
@@ -102,182 +93,72 @@ class Store:
         self._next_id += 1
         return value
 
-    def _insert(self, table: Any) -> Any:
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+    # -- writing ---------------------------------------------------------------------------
+    def _statement(self, target: TableWrite) -> Executable:
+        stmt = self._statements.get(target)
+        if stmt is None:
+            if target.replace is None and not target.keep_existing:
+                stmt = target.table.insert()
+            else:
+                if self.dialect == "postgresql":
+                    from sqlalchemy.dialects.postgresql import insert
+                else:
+                    from sqlalchemy.dialects.sqlite import insert
+                ins = insert(target.table)
+                if target.keep_existing:
+                    stmt = ins.on_conflict_do_nothing(index_elements=[target.key])
+                else:
+                    stmt = ins.on_conflict_do_update(index_elements=[target.key],
+                                                     set_={c: ins.excluded[c] for c in target.replace or ()})
+            self._statements[target] = stmt
+        return stmt
 
-    def _upsert(self, table: Any, columns: tuple[str, ...]) -> Any:
-        ins = self._insert(table)
-        key = [c.name for c in table.primary_key.columns]
-        return ins.on_conflict_do_update(index_elements=key, set_={c: ins.excluded[c] for c in columns})
-
-    async def write_batch(self, batch: Batch) -> None:
-        """Write snapshots, new inbox/outbox rows and deletions atomically."""
+    async def write(self, unit: UnitOfWork) -> None:
+        """Write ``unit`` atomically: every table's rows, then engine values, then deletions."""
         async with self.engine.begin() as conn:
-            if batch.flows:
-                stmt = self._insert(schema.flow_versions).on_conflict_do_nothing(index_elements=["hash"])
-                await conn.execute(stmt, batch.flows)
-            if batch.sessions:
-                ins = self._insert(schema.sessions)
-                stmt = ins.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={"status": ins.excluded.status, "updated_at": ins.excluded.updated_at,
-                          "snapshot": ins.excluded.snapshot},
-                )
-                await conn.execute(stmt, batch.sessions)
-            if batch.inbox:
-                await conn.execute(schema.inbox.insert(), batch.inbox)
-            if batch.outbox:
-                await conn.execute(schema.outbox.insert(), batch.outbox)
-            if batch.callbacks:
-                ins = self._insert(schema.callbacks)
-                stmt = ins.on_conflict_do_update(index_elements=["id"], set_={
-                    c: ins.excluded[c] for c in ("state", "desired_time", "expiration_time", "session_id",
-                                                 "updated_at", "record")})
-                await conn.execute(stmt, batch.callbacks)
-            if batch.callback_events:
-                await conn.execute(schema.callback_events.insert(), batch.callback_events)
-            if batch.subscriptions:
-                await conn.execute(self._upsert(schema.subscriptions, ("record", "expires_at")), batch.subscriptions)
-            if batch.subscriptions_done:
-                await conn.execute(delete(schema.subscriptions).where(
-                    schema.subscriptions.c.id.in_(batch.subscriptions_done)))
-            if batch.deliveries:
-                await conn.execute(self._upsert(schema.deliveries, ("status", "attempts", "next_at", "record",
-                                                                    "updated_at")), batch.deliveries)
-            if batch.deliveries_done:
-                await conn.execute(delete(schema.deliveries).where(schema.deliveries.c.id.in_(batch.deliveries_done)))
-            if batch.values:
-                await conn.execute(self._upsert(schema.engine_values, ("value", "updated_at")), [
-                    {"key": k, "value": v, "updated_at": time.time()} for k, v in batch.values.items()])
-            if batch.inbox_done:
-                await conn.execute(delete(schema.inbox).where(schema.inbox.c.id.in_(batch.inbox_done)))
-            if batch.outbox_done:
-                await conn.execute(delete(schema.outbox).where(schema.outbox.c.id.in_(batch.outbox_done)))
+            for target, rows in unit.upserts.items():
+                if rows:
+                    await conn.execute(self._statement(target), rows)
+            if unit.values:
+                now = time.time()
+                await conn.execute(self._statement(_VALUES), [
+                    {"key": k, "value": v, "updated_at": now} for k, v in unit.values.items()])
+            for target, keys in unit.deletes.items():
+                if keys:
+                    table = target.table
+                    await conn.execute(delete(table).where(table.c[target.key].in_(keys)))
 
-    # -- flows -------------------------------------------------------------------------
-    async def load_flow_versions(self) -> list[dict[str, Any]]:
+    # -- reading ---------------------------------------------------------------------------
+    async def fetch_all(self, query: Select) -> list[dict[str, Any]]:
+        """Every row of ``query`` as a dict (column name -> value)."""
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(schema.flow_versions).order_by(
-                schema.flow_versions.c.name, schema.flow_versions.c.version))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in await conn.execute(query)]
 
-    async def save_flow_version(self, row: dict[str, Any]) -> None:
-        await self.write_batch(Batch(flows=[row]))
-
-    # -- sessions ----------------------------------------------------------------------
-    async def load_running(self) -> list[dict[str, Any]]:
+    async def fetch_one(self, query: Select) -> dict[str, Any] | None:
+        """The first row of ``query`` as a dict, or None."""
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(schema.sessions).where(schema.sessions.c.status == "running"))
-            return [dict(r._mapping) for r in rows]
-
-    async def load_inbox(self) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(schema.inbox).order_by(schema.inbox.c.id))
-            return [dict(r._mapping) for r in rows]
-
-    async def load_outbox(self) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(schema.outbox).order_by(schema.outbox.c.id))
-            return [dict(r._mapping) for r in rows]
-
-    async def get_session(self, session_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(
-                select(schema.sessions).where(schema.sessions.c.id == session_id))).first()
+            row = (await conn.execute(query)).first()
             return dict(row._mapping) if row is not None else None
 
-    async def list_sessions(self, *, flow: str | None = None, status: str | None = None,
-                            parent: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        t = schema.sessions
-        query = select(t.c.id, t.c.flow, t.c.flow_version, t.c.status, t.c.parent_id,
-                       t.c.created_at, t.c.updated_at)
-        if flow is not None:
-            query = query.where(t.c.flow == flow)
-        if status is not None:
-            query = query.where(t.c.status == status)
-        if parent is not None:
-            query = query.where(t.c.parent_id == parent)
-        query = query.order_by(t.c.created_at, t.c.id).limit(limit).offset(offset)
-        async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+    async def rows_where(self, table: Any, *where: Any, order_by: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """``SELECT * FROM table WHERE ... ORDER BY ...`` as dicts."""
+        return await self.fetch_all(select(table).where(*where).order_by(*order_by))
 
-    # -- callbacks -----------------------------------------------------------------------
-    async def load_open_callbacks(self) -> list[dict[str, Any]]:
-        t = schema.callbacks
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(t).where(t.c.state != "COMPLETED"))
-            return [dict(r._mapping) for r in rows]
-
-    async def get_callback(self, callback_id: str) -> dict[str, Any] | None:
-        t = schema.callbacks
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(t).where(t.c.id == callback_id))).first()
-            return dict(row._mapping) if row is not None else None
-
-    async def find_callbacks(self, *, service: str | None = None, states: list[str] | None = None,
-                             not_state: str | None = None, customer_number: str | None = None,
-                             limit: int = 1000) -> list[dict[str, Any]]:
-        t = schema.callbacks
-        query = select(t)
-        if service is not None:
-            query = query.where(t.c.service == service)
-        if states:
-            query = query.where(t.c.state.in_(states))
-        if not_state is not None:
-            query = query.where(t.c.state != not_state)
-        if customer_number is not None:
-            query = query.where(t.c.customer_number == customer_number)
-        query = query.order_by(t.c.created_at).limit(limit)
-        async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
-
-    async def callback_events_of(self, callback_id: str) -> list[dict[str, Any]]:
-        t = schema.callback_events
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(t).where(t.c.callback_id == callback_id).order_by(t.c.id))
-            return [dict(r._mapping) for r in rows]
-
-    # -- notifications -------------------------------------------------------------------
-    async def load_subscriptions(self) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(select(schema.subscriptions))]
-
-    async def load_deliveries(self, status: str | None = None, limit: int | None = None,
-                              offset: int = 0) -> list[dict[str, Any]]:
-        t = schema.deliveries
-        query = select(t).order_by(t.c.id).offset(offset)
-        if status is not None:
-            query = query.where(t.c.status == status)
-        if limit is not None:
-            query = query.limit(limit)
-        async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
-
-    # -- retention -----------------------------------------------------------------------
-    async def purge_older_than(self, cutoff: float) -> dict[str, int]:
-        """Delete what ended before ``cutoff`` (epoch seconds): ended sessions, completed callbacks
-        with their recorded events, dead letters. Live work is never touched."""
-        s, c, e, d = schema.sessions, schema.callbacks, schema.callback_events, schema.deliveries
+    # -- retention -------------------------------------------------------------------------
+    async def purge(self, cutoff: float, purgers: Iterable[Purger]) -> dict[str, int]:
+        """Run every domain's retention step in one transaction; their counts merged."""
+        counts: dict[str, int] = {}
         async with self.engine.begin() as conn:
-            done = (c.c.state == "COMPLETED", c.c.updated_at < cutoff)
-            events = (await conn.execute(delete(e).where(e.c.callback_id.in_(select(c.c.id).where(*done))))).rowcount
-            callbacks = (await conn.execute(delete(c).where(*done))).rowcount
-            sessions = (await conn.execute(delete(s).where(s.c.status != "running", s.c.updated_at < cutoff))).rowcount
-            dead = (await conn.execute(delete(d).where(d.c.status == "dead", d.c.updated_at < cutoff))).rowcount
-        return {"sessions": sessions, "callbacks": callbacks, "callback_events": events, "dead_letters": dead}
+            for purger in purgers:
+                counts.update(await purger(conn, cutoff))
+        return counts
 
-    # -- engine values -------------------------------------------------------------------
+    # -- engine values ---------------------------------------------------------------------
     async def get_value(self, key: str) -> str | None:
         t = schema.engine_values
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(t.c.value).where(t.c.key == key))).first()
-            return row[0] if row else None
+        found = await self.fetch_one(select(t.c.value).where(t.c.key == key))
+        return found["value"] if found else None
 
     async def put_value(self, key: str, value: str, updated_at: float) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(self._upsert(schema.engine_values, ("value", "updated_at")),
-                               [{"key": key, "value": value, "updated_at": updated_at}])
+            await conn.execute(self._statement(_VALUES), [{"key": key, "value": value, "updated_at": updated_at}])

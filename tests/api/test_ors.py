@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.api.appkeys import MANAGER
+from engine.sessions import rows as session_rows
 from tests.api.conftest import ADMIN, CLIENT
 from tests.support.eventually import eventually
 
@@ -98,7 +99,7 @@ async def test_non_persistent_session_lives_in_memory_only(engine_client) -> Non
     r = await client.post("/scxml/session/start?persistent=false", json={"src": "counter"}, headers=CLIENT)
     sid = (await r.json())["sessionid"]
     store = client.app[MANAGER].store
-    assert await store.get_session(sid) is None
+    assert await session_rows.get_session(store, sid) is None
     q = await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
     assert q["persistent"] is False and q["status"] == "running"
     listed = await (await client.get("/scxml/sessions?status=running", headers=CLIENT)).json()

@@ -14,6 +14,7 @@ from aiohttp import ClientSession, ClientTimeout
 
 from engine.api.appkeys import MANAGER
 from engine.app import create_app
+from engine.sessions import rows as session_rows
 from engine.settings import Settings
 from tests.api.conftest import ADMIN, CLIENT
 from tests.conftest import REPO
@@ -113,11 +114,11 @@ async def test_a_session_that_cannot_be_stored_fails_alone_and_the_writer_goes_o
     hello = await start(client, "hello", greeting="hi")
     manager = client.app[MANAGER]
     assert manager.writer_status()["alive"]
-    row = await manager.store.get_session(victim)
+    row = await session_rows.get_session(manager.store, victim)
     assert row["status"] == "failed" and "cannot be stored" in json.loads(row["snapshot"])["error"]
-    row = await manager.store.get_session(bystander)
+    row = await session_rows.get_session(manager.store, bystander)
     assert json.loads(row["snapshot"])["data"]["nest"] == [[[[]]]]
-    assert (await manager.store.get_session(hello["sessionid"])) is not None
+    assert (await session_rows.get_session(manager.store, hello["sessionid"])) is not None
     r = await client.get("/health/ready")
     assert r.status == 200, await r.text()
 
@@ -125,12 +126,12 @@ async def test_a_session_that_cannot_be_stored_fails_alone_and_the_writer_goes_o
 async def test_failing_storage_answers_503_then_recovers_without_loss(client, monkeypatch):
     manager = client.app[MANAGER]
     store = manager.store
-    real_write = store.write_batch
+    real_write = store.write
 
-    async def disk_full(batch):
+    async def disk_full(unit):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "write_batch", disk_full)
+    monkeypatch.setattr(store, "write", disk_full)
     t0 = time.monotonic()
     r = await client.post("/scxml/session/start", data={"src": "deep"}, headers=CLIENT)
     waited = time.monotonic() - t0
@@ -156,14 +157,14 @@ async def test_failing_storage_answers_503_then_recovers_without_loss(client, mo
     r = await client.get("/health/live")
     assert r.status == 200
     # Storage comes back: what was accepted in memory is written, readiness returns.
-    monkeypatch.setattr(store, "write_batch", real_write)
+    monkeypatch.setattr(store, "write", real_write)
 
     async def readiness() -> tuple[int, str]:
         r = await client.get("/health/ready")
         return r.status, await r.text()
 
     await eventually(readiness, lambda got: got[0] == 200, timeout=10, interval=0.1, expected="ready again")
-    rows = await store.list_sessions(flow="deep")
+    rows = await session_rows.list_sessions(store, flow="deep")
     assert len(rows) == 1  # the session whose answer was 503 was kept and stored once storage recovered
 
 

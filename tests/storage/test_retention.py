@@ -1,20 +1,16 @@
-"""Retention: what ended long ago goes; what is live or recent stays."""
+"""Retention: each domain purges its own tables in one call; what is live or recent stays."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import pytest
+from sqlalchemy import update
 
-from engine.storage import Batch, Store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'engine.db'}"
-    return request.getfixturevalue("postgres").new_database()
+from engine import persistence
+from engine.callbacks import rows as callback_rows
+from engine.notifications import rows as notification_rows
+from engine.sessions import rows as session_rows
+from engine.storage import UnitOfWork
 
 
 def session(sid: str, status: str, updated: float) -> dict:
@@ -34,31 +30,32 @@ def delivery(did: int, status: str, updated: float) -> dict:
 
 
 async def test_purge_removes_only_what_ended_before_the_cutoff(db_url: str) -> None:
-    store = await Store.open(db_url)
+    store = await persistence.open_store(db_url)
     old, new = time.time() - 40 * 86400, time.time()
     try:
-        await store.write_batch(Batch(
-            sessions=[session("old-ended", "finished", old), session("old-live", "running", old),
-                      session("new-ended", "cancelled", new)],
-            callbacks=[callback("old-done", "COMPLETED", old), callback("old-open", "QUEUED", old),
-                       callback("new-done", "COMPLETED", new)],
-            callback_events=[{"id": 1, "callback_id": "old-done", "name": "e", "data": "{}", "created_at": old},
-                             {"id": 2, "callback_id": "new-done", "name": "e", "data": "{}", "created_at": new}],
-        ))
-        # deliveries keep their own updated_at from the row
-        await store.write_batch(Batch(deliveries=[delivery(10, "dead", old), delivery(11, "pending", old)]))
+        unit = UnitOfWork()
+        unit.add(session_rows.SESSIONS, [session("old-ended", "finished", old), session("old-live", "running", old),
+                                         session("new-ended", "cancelled", new)])
+        unit.add(callback_rows.CALLBACKS, [callback("old-done", "COMPLETED", old), callback("old-open", "QUEUED", old),
+                                           callback("new-done", "COMPLETED", new)])
+        unit.add(callback_rows.CALLBACK_EVENTS, [
+            {"id": 1, "callback_id": "old-done", "name": "e", "data": "{}", "created_at": old},
+            {"id": 2, "callback_id": "new-done", "name": "e", "data": "{}", "created_at": new}])
+        unit.add(notification_rows.DELIVERIES, [delivery(10, "dead", old), delivery(11, "pending", old)])
+        await store.write(unit)
         async with store.engine.begin() as conn:
-            from sqlalchemy import update
-
-            from engine.storage import schema
-
-            await conn.execute(update(schema.deliveries).values(updated_at=old))
-        counts = await store.purge_older_than(time.time() - 30 * 86400)
+            await conn.execute(update(notification_rows.deliveries).values(updated_at=old))
+        counts = await persistence.purge(store, time.time() - 30 * 86400)
         assert counts == {"sessions": 1, "callbacks": 1, "callback_events": 1, "dead_letters": 1}
-        assert await store.get_session("old-ended") is None
-        assert await store.get_session("old-live") is not None and await store.get_session("new-ended") is not None
-        assert await store.get_callback("old-done") is None and await store.get_callback("old-open") is not None
-        assert [e["callback_id"] for e in await store.callback_events_of("new-done")] == ["new-done"]
-        assert [d["id"] for d in await store.load_deliveries()] == [11]  # pending work is never purged
+        assert await session_rows.get_session(store, "old-ended") is None
+        assert await session_rows.get_session(store, "old-live") is not None
+        assert await session_rows.get_session(store, "new-ended") is not None
+        assert await callback_rows.get_record(store, "old-done") is None
+        assert await callback_rows.get_record(store, "old-open") is not None
+        assert [e["callback_id"] for e in await callback_rows.events_of(store, "new-done")] == ["new-done"]
+        assert await callback_rows.events_of(store, "old-done") == []
+        assert [d["id"] for d in await notification_rows.load_deliveries(store)] == [11]  # pending work stays
+        assert await persistence.purge(store, time.time() - 30 * 86400) == {
+            "sessions": 0, "callbacks": 0, "callback_events": 0, "dead_letters": 0}
     finally:
         await store.close()

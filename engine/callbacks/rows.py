@@ -1,0 +1,108 @@
+"""The callbacks domain's tables, row mapping and queries: records and their status events."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..storage import Migration, Schema, Store, TableWrite, creates, dumps, metadata
+from .records import parse_time
+from .vocabulary import CallbackState
+
+# Callback records (GMS format in ``record``; the columns are what queries filter on).
+callbacks = Table(
+    "callbacks", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("service", String(200), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("customer_number", String(32), nullable=False),
+    Column("desired_time", Float, nullable=False),
+    Column("expiration_time", Float, nullable=False),
+    Column("session_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("record", Text, nullable=False),
+)
+Index("ix_callbacks_service_state", callbacks.c.service, callbacks.c.state)
+Index("ix_callbacks_customer", callbacks.c.customer_number)
+Index("ix_callbacks_desired", callbacks.c.service, callbacks.c.desired_time)
+
+# Status events recorded per callback (flow events and service events).
+callback_events = Table(
+    "callback_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("callback_id", String(64), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_callback_events_callback", callback_events.c.callback_id, callback_events.c.id)
+
+# A record's service, number and creation time never change; the rest follows the record.
+CALLBACKS = TableWrite(callbacks, replace=("state", "desired_time", "expiration_time", "session_id",
+                                           "updated_at", "record"))
+CALLBACK_EVENTS = TableWrite(callback_events, sequenced=True)
+
+SCHEMA = Schema("callbacks", (Migration(2, "callback records and their status events",
+                                        creates(callbacks, callback_events)),),
+                (CALLBACKS, CALLBACK_EVENTS))
+
+
+def record_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The stored row of a record: the record as JSON, and the columns queries filter on."""
+    return {
+        "id": record["_id"], "service": record["_service_name"], "state": record["_callback_state"],
+        "customer_number": record["_customer_number"],
+        "desired_time": parse_time(record["_desired_time"], ""),
+        "expiration_time": parse_time(record["_expiration_time"], ""),
+        "session_id": record.get("_ors_session_id"),
+        "created_at": parse_time(record["_created_time"], ""),
+        "updated_at": time.time(), "record": dumps(record),
+    }
+
+
+async def load_open(store: Store) -> list[dict[str, Any]]:
+    """Every record not yet COMPLETED (decoded)."""
+    rows = await store.rows_where(callbacks, callbacks.c.state != CallbackState.COMPLETED)
+    return [json.loads(r["record"]) for r in rows]
+
+
+async def get_record(store: Store, callback_id: str) -> dict[str, Any] | None:
+    found = await store.fetch_one(select(callbacks.c.record).where(callbacks.c.id == callback_id))
+    return json.loads(found["record"]) if found else None
+
+
+async def find(store: Store, *, service: str | None = None, states: list[str] | None = None,
+               not_state: str | None = None, customer_number: str | None = None,
+               limit: int = 1000) -> list[dict[str, Any]]:
+    """Stored rows (oldest first) matching the columns given; ``record`` is still JSON text."""
+    t = callbacks
+    query = select(t)
+    if service is not None:
+        query = query.where(t.c.service == service)
+    if states:
+        query = query.where(t.c.state.in_(states))
+    if not_state is not None:
+        query = query.where(t.c.state != not_state)
+    if customer_number is not None:
+        query = query.where(t.c.customer_number == customer_number)
+    return await store.fetch_all(query.order_by(t.c.created_at).limit(limit))
+
+
+async def events_of(store: Store, callback_id: str) -> list[dict[str, Any]]:
+    """The recorded status event rows of a callback, oldest first."""
+    t = callback_events
+    return await store.rows_where(t, t.c.callback_id == callback_id, order_by=(t.c.id,))
+
+
+async def purge(conn: AsyncConnection, cutoff: float) -> dict[str, int]:
+    """Callbacks COMPLETED before ``cutoff``, with their recorded events; open ones stay."""
+    done = (callbacks.c.state == CallbackState.COMPLETED, callbacks.c.updated_at < cutoff)
+    events = await conn.execute(delete(callback_events).where(
+        callback_events.c.callback_id.in_(select(callbacks.c.id).where(*done))))
+    records = await conn.execute(delete(callbacks).where(*done))
+    return {"callbacks": records.rowcount, "callback_events": events.rowcount}
