@@ -17,7 +17,7 @@ from .scxml.runner import run_to_completion
 
 def _registry():
     """The engine's vocabulary: SCXML plus the platform processor and the ``cb:`` actions."""
-    from .app import engine_registry
+    from .runtime import engine_registry
 
     return engine_registry()
 

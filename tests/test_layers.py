@@ -1,5 +1,4 @@
-"""The import contracts in .importlinter: the ones that hold stay kept, the ones still broken break
-only by the imports we know of (so nothing new creeps in while items 3-5 of issue 10 are pending).
+"""The import contracts in .importlinter (the layers of the engine and of the interpreter) are kept.
 
 import-linter runs in a child process, rooted at a chosen folder, so the same check can be pointed
 at a scratch copy of the engine with a deliberately bad import (the test that this test can fail).
@@ -19,20 +18,8 @@ from tests.conftest import REPO
 CONFIG = ".importlinter"
 
 # Contracts that hold today: each must stay kept.
-KEPT = ("scxml-layers", "scxml-model-at-the-bottom", "engine-core-layers", "below-the-api", "app-below-cli",
-        "notifications-not-push")
-
-# Target contracts that do not hold yet, with every direct import that breaks them (as
-# "importer -> imported"). Remove an import here when it is gone; when a contract's set is empty,
-# move its id into KEPT.
-STILL_BROKEN: dict[str, set[str]] = {
-    "engine-layers": {
-        "engine.api.appkeys -> engine.app",
-        "engine.push.fcm -> engine.notifications.delivery",
-        "engine.push.service -> engine.notifications.delivery",
-        "engine.push.service -> engine.notifications.service",
-    },
-}
+KEPT = ("engine-layers", "scxml-layers", "scxml-model-at-the-bottom", "below-the-api",
+        "app-below-cli", "notifications-not-push", "ports-at-the-bottom", "push-not-notifications")
 
 # Runs in the child: check the named contracts, print {id: {"kept": bool, "imports": [...]}}.
 _CHECK = """
@@ -78,8 +65,7 @@ def contract_ids(root: Path) -> set[str]:
 
 
 def test_every_contract_is_either_kept_or_known_broken() -> None:
-    assert contract_ids(REPO) == set(KEPT) | set(STILL_BROKEN)
-    assert not set(KEPT) & set(STILL_BROKEN)
+    assert contract_ids(REPO) == set(KEPT)
 
 
 def test_contracts_that_hold_today_are_kept() -> None:
@@ -89,21 +75,11 @@ def test_contracts_that_hold_today_are_kept() -> None:
     assert not broken, f"imports against the layers: {broken}"
 
 
-def test_broken_contracts_break_only_by_the_known_imports() -> None:
-    result = check(REPO, tuple(STILL_BROKEN))
-    for cid, known in STILL_BROKEN.items():
-        found = set(result[cid]["imports"])
-        assert not found - known, f"{cid}: new imports against the layers: {sorted(found - known)}"
-        assert not known - found, (f"{cid}: these no longer break it, remove them from STILL_BROKEN "
-                                   f"(and move {cid} into KEPT when none are left): {sorted(known - found)}")
-        assert not result[cid]["kept"] or not known
-
-
 def test_a_bad_import_in_a_copy_of_the_engine_breaks_the_kept_layers(tmp_path: Path) -> None:
     shutil.copytree(REPO / "engine", tmp_path / "engine", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / CONFIG, tmp_path / CONFIG)
-    assert check(tmp_path, ("engine-core-layers",))["engine-core-layers"]["kept"]
+    assert check(tmp_path, ("engine-layers",))["engine-layers"]["kept"]
     store = tmp_path / "engine" / "storage" / "store.py"
     store.write_text(store.read_text() + "\nfrom ..callbacks import records  # noqa: E402,F401\n")
-    result = check(tmp_path, ("engine-core-layers",))["engine-core-layers"]
+    result = check(tmp_path, ("engine-layers",))["engine-layers"]
     assert not result["kept"] and "engine.storage.store -> engine.callbacks.records" in result["imports"]

@@ -20,7 +20,7 @@ from ..flows import FlowError, FlowRegistry, runs_host_code
 from ..platform.config import SimulatorConfig, save_simulator_config
 from ..roles import ADMINISTRATOR
 from ..scxml import DocumentError
-from .appkeys import ENGINE, FLOWS, MANAGER, ROLE, SETTINGS
+from .appkeys import FLOWS, MANAGER, ROLE, RUNTIME, SETTINGS
 from .body import read_json_object
 from .errors import ApiError, Handler
 
@@ -95,7 +95,7 @@ async def reload_flows(request: web.Request) -> web.Response:
 
 # -- callback services and business hours (SPEC 4, 9) -----------------------------------------
 def _services(request: web.Request) -> ServiceRegistry:
-    return request.app[ENGINE].services
+    return request.app[RUNTIME].services
 
 
 @routes.get("/admin/services")
@@ -146,13 +146,13 @@ async def put_hours(request: web.Request) -> web.Response:
 # -- the simulator (SPEC 5, 9) -----------------------------------------------------------------
 @routes.get("/admin/simulator")
 async def get_simulator(request: web.Request) -> web.Response:
-    sim = request.app[ENGINE].simulator
+    sim = request.app[RUNTIME].simulator
     return web.json_response({"config": sim.config.to_dict(), "state": sim.snapshot()})
 
 
 @routes.put("/admin/simulator")
 async def put_simulator(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    engine = request.app[RUNTIME]
     body = await read_json_object(request)
     try:
         config = SimulatorConfig.from_dict(body)
@@ -196,7 +196,7 @@ async def simulate_call_in(request: web.Request) -> web.Response:
     number, code = body.get("number"), body.get("access_code")
     if not isinstance(number, str) or not isinstance(code, str):
         raise ApiError(400, "give number and access_code as strings")
-    matched = request.app[ENGINE].simulator.call_in(number, code)
+    matched = request.app[RUNTIME].simulator.call_in(number, code)
     if matched is None:
         raise ApiError(404, "no callback waits for that access code (unknown or expired)")
     await request.app[MANAGER].commit()

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from ..app import Engine
     from ..callbacks.service import CallbackService
     from ..flows import FlowRegistry
     from ..keys import ApiKey, KeyStore
     from ..notifications.service import NotificationService
+    from ..runtime import Runtime
     from ..sessions.manager import SessionManager
     from ..settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-ENGINE: web.AppKey[Engine] = web.AppKey("engine")
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 KEYS: web.AppKey[KeyStore] = web.AppKey("keys")
 INITIAL_KEY: web.AppKey[Path | None] = web.AppKey("initial_key")  # where a first key's secret was written
 MANAGER: web.AppKey[SessionManager] = web.AppKey("manager")

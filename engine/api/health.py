@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ..storage import StorageUnavailable
-from .appkeys import ENGINE, SETTINGS
+from .appkeys import RUNTIME, SETTINGS
 from .errors import Handler, error_response
 
 VERSION = "0.1.0"
@@ -27,17 +27,20 @@ CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 
 
 def _basics(request: web.Request) -> dict[str, Any]:
-    engine = request.app[ENGINE]
-    mgr = engine.manager
+    runtime = request.app.get(RUNTIME)  # absent only while the engine starts or after it stopped
+    if runtime is None:
+        return {"version": VERSION, "sessions": 0, "flows": 0, "persistence": False, "uptime": 0.0,
+                "clock": time.time(), "time_scale": 1.0}
+    mgr = runtime.manager
     return {
         "version": VERSION,
-        "sessions": len(mgr.sessions) if mgr else 0,
-        "flows": len(engine.flows.current) if engine.flows else 0,
-        "persistence": engine.store is not None,
-        "uptime": round(time.time() - engine.started_at, 3) if engine.started_at else 0.0,
+        "sessions": len(mgr.sessions),
+        "flows": len(runtime.flows.current),
+        "persistence": runtime.store is not None,
+        "uptime": round(time.time() - runtime.started_at, 3) if runtime.started_at else 0.0,
         # The engine's clock: ahead of the wall clock when the simulator runs time faster.
-        "clock": mgr.clock.now() if mgr else time.time(),
-        "time_scale": mgr.clock.scale if mgr else 1.0,
+        "clock": mgr.clock.now(),
+        "time_scale": mgr.clock.scale,
     }
 
 
@@ -49,14 +52,14 @@ async def live(request: web.Request) -> web.Response:
 
 @routes.get("/health/ready")
 async def ready(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    runtime = request.app.get(RUNTIME)
     settings = request.app[SETTINGS]
     reasons: list[str] = []
     checks: dict[str, Any] = {}
-    if engine.manager is None or not engine.started_at:
+    if runtime is None or not runtime.started_at:
         reasons.append("the engine is starting")
     else:
-        storage = engine.manager.writer_status()
+        storage = runtime.manager.writer_status()
         checks["storage"] = storage
         if storage["persistent"]:
             if not storage["alive"]:
@@ -68,8 +71,8 @@ async def ready(request: web.Request) -> web.Response:
             if storage["backlog_age"] > settings.ready_max_backlog_age:
                 reasons.append(f"changes wait {storage['backlog_age']:.1f} s to be stored "
                                f"(more than {settings.ready_max_backlog_age:g} s)")
-    if engine.simulator is not None:
-        ok, detail = engine.simulator.health()
+    if runtime is not None:
+        ok, detail = runtime.simulator.health()
         checks["platform"] = {"ok": ok, "detail": detail}
         if not ok:
             reasons.append(f"platform: {detail}")
@@ -81,10 +84,10 @@ async def ready(request: web.Request) -> web.Response:
 @web.middleware
 async def storage_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method in CHANGING and not request.path.startswith("/health"):
-        manager = request.app[ENGINE].manager
-        if manager is not None:
+        runtime = request.app.get(RUNTIME)
+        if runtime is not None:
             try:
-                manager.check_writer()
+                runtime.manager.check_writer()
             except StorageUnavailable as e:
                 return error_response(503, str(e))
     return await handler(request)

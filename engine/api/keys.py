@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ..keys import ApiKey, KeyRequestError, KeyStore, check_request
-from .appkeys import ENGINE, KEYS
+from .appkeys import KEYS, RUNTIME
 from .body import read_json_object
 from .errors import ApiError
 
@@ -54,7 +54,7 @@ async def create_key(request: web.Request) -> web.Response:
     except KeyRequestError as e:
         raise ApiError(e.status, str(e)) from None
     if services is not None:
-        known = request.app[ENGINE].services.options
+        known = request.app[RUNTIME].services.options
         missing = [s for s in services if s not in known]
         if missing:
             raise ApiError(400, f"services: no service {', '.join(map(repr, missing))} "

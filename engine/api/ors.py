@@ -13,7 +13,7 @@ from aiohttp import web
 from ..flows import FlowError
 from ..sessions import rows as session_rows
 from ..sessions.manager import BadStartData, SessionManager
-from .appkeys import ENGINE, MANAGER
+from .appkeys import MANAGER, RUNTIME
 from .body import query_int, read_params
 from .errors import ApiError
 
@@ -31,7 +31,7 @@ async def start(request: web.Request) -> web.Response:
     src = params.pop("src", None)
     if not isinstance(src, str) or not src:
         raise ApiError(400, "the 'src' parameter (the flow name) is required")
-    if src in request.app[ENGINE].services.flows_in_use():
+    if src in request.app[RUNTIME].services.flows_in_use():
         raise ApiError(403, f"flow {src!r} runs callbacks: the callback service starts it for each callback "
                             "(create a callback instead)")
     persistent = request.query.get("persistent", "true").lower() not in ("false", "0", "no")

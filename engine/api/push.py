@@ -7,7 +7,7 @@ from aiohttp import web
 
 from ..callbacks.records import BadRequest
 from ..push.service import PushService
-from .appkeys import CALLBACKS, ENGINE, MANAGER
+from .appkeys import CALLBACKS, MANAGER, RUNTIME
 from .body import read_json_object
 from .errors import ApiError
 from .gms import guarded
@@ -16,7 +16,7 @@ routes = web.RouteTableDef()
 
 
 def push(request: web.Request) -> PushService:
-    return request.app[ENGINE].push
+    return request.app[RUNTIME].push
 
 
 @routes.get("/admin/push/credentials")

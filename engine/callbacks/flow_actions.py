@@ -10,11 +10,17 @@ Namespace ``urn:callback-engine:callback`` (prefix ``cb`` by convention):
 * ``<cb:complete reason="AGENT_CONNECTED"/>`` completes it (``reasonexpr`` too).
 
 Editing a flow changes which events fire and when, with no code change.
+
+The actions hand what they report to a ``ReportDesk``: it exists before the registry that
+compiles flows (so before the session manager), and the callback service, built after the
+manager, serves it when it is built. A flow run with no service behind the desk (a validation
+run, an engine without callbacks) gets ``error.execution``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..scxml import Action, ExecutionError, Registry
 from ..scxml.compiler import is_scxml, local_name
@@ -34,15 +40,37 @@ STATES = FLOW_STATES  # what <cb:update> may set
 REASONS = tuple(CompletionReason)  # what <cb:complete> may give
 
 
-def _service(s: Session) -> Any:
-    service = getattr(s.host, "callbacks", None)
-    if service is None:
-        raise ExecutionError("this engine has no callback service")
-    return service
+class FlowReports(Protocol):
+    """What the actions report to (the callback service)."""
+
+    def flow_event(self, session: Session, name: str, extra: dict[str, Any] | None = None) -> None: ...
+
+    def flow_update(self, session: Session, state: str | None, reason: str | None,
+                    keys: dict[str, Any]) -> None: ...
+
+
+class ReportDesk:
+    """Where the actions of one engine's flows report; served by one callback service."""
+
+    def __init__(self) -> None:
+        self._reports: FlowReports | None = None
+
+    def serve(self, reports: FlowReports) -> None:
+        if self._reports is not None:
+            raise RuntimeError("this report desk is already served by a callback service")
+        self._reports = reports
+
+    def reports(self) -> FlowReports:
+        if self._reports is None:
+            raise ExecutionError("this engine has no callback service")
+        return self._reports
 
 
 class _WithParams(Action):
-    __slots__ = ("params",)
+    __slots__ = ("desk", "params")
+
+    def __init__(self, el: etree._Element, compiler: Compiler, desk: ReportDesk):
+        self.desk = desk
 
     def _compile_params(self, el: etree._Element, compiler: Compiler) -> None:
         params = []
@@ -60,7 +88,8 @@ class _WithParams(Action):
 class Notify(_WithParams):
     __slots__ = ("event",)
 
-    def __init__(self, el: etree._Element, compiler: Compiler):
+    def __init__(self, el: etree._Element, compiler: Compiler, desk: ReportDesk):
+        super().__init__(el, compiler, desk)
         self.line = el.sourceline or 0
         self.event = el.get("event")
         if not self.event:
@@ -70,13 +99,14 @@ class Notify(_WithParams):
         self._compile_params(el, compiler)
 
     def execute(self, s: Session) -> None:
-        _service(s).flow_event(s, self.event, self._values(s))
+        self.desk.reports().flow_event(s, self.event, self._values(s))
 
 
 class Update(_WithParams):
     __slots__ = ("state", "stateexpr")
 
-    def __init__(self, el: etree._Element, compiler: Compiler):
+    def __init__(self, el: etree._Element, compiler: Compiler, desk: ReportDesk):
+        super().__init__(el, compiler, desk)
         self.line = el.sourceline or 0
         self.state = el.get("state")
         self.stateexpr = compiler.expr(el, "stateexpr")
@@ -91,15 +121,16 @@ class Update(_WithParams):
         if state is not None and state not in STATES:
             raise ExecutionError(f"line {self.line}: state {state!r} is not one of {', '.join(STATES)}")
         try:
-            _service(s).flow_update(s, state, None, self._values(s))
+            self.desk.reports().flow_update(s, state, None, self._values(s))
         except ValueError as e:
             raise ExecutionError(f"line {self.line}: {e}") from e
 
 
 class Complete(Action):
-    __slots__ = ("reason", "reasonexpr")
+    __slots__ = ("desk", "reason", "reasonexpr")
 
-    def __init__(self, el: etree._Element, compiler: Compiler):
+    def __init__(self, el: etree._Element, compiler: Compiler, desk: ReportDesk):
+        self.desk = desk
         self.line = el.sourceline or 0
         self.reason = el.get("reason")
         self.reasonexpr = compiler.expr(el, "reasonexpr")
@@ -113,12 +144,15 @@ class Complete(Action):
         if reason not in REASONS:
             raise ExecutionError(f"line {self.line}: reason {reason!r} is not one of {', '.join(REASONS)}")
         try:
-            _service(s).flow_update(s, None, reason, {})
+            self.desk.reports().flow_update(s, None, reason, {})
         except ValueError as e:
             raise ExecutionError(f"line {self.line}: {e}") from e
 
 
-def register(registry: Registry) -> None:
-    registry.register_action(NS, "notify", Notify)
-    registry.register_action(NS, "update", Update)
-    registry.register_action(NS, "complete", Complete)
+def register(registry: Registry, desk: ReportDesk | None = None) -> None:
+    """Make the ``cb:`` actions available to documents compiled with ``registry``; they report
+    to ``desk`` (a fresh, unserved one when none is given: enough to compile and validate)."""
+    desk = desk if desk is not None else ReportDesk()
+    registry.register_action(NS, "notify", partial(Notify, desk=desk))
+    registry.register_action(NS, "update", partial(Update, desk=desk))
+    registry.register_action(NS, "complete", partial(Complete, desk=desk))

@@ -97,6 +97,18 @@ def check_phone(value: Any) -> str:
     return number
 
 
+def check_device(params: dict[str, Any]) -> None:
+    """The push fields of a create request: ``_device_os`` must be fcm (the only push service) and
+    come with the device's FCM registration token."""
+    os_name, token = params.get("_device_os"), params.get("_device_notification_id")
+    if os_name in (None, "") and token in (None, ""):
+        return
+    if os_name != "fcm":
+        raise BadRequest(f"_device_os must be fcm (the only push service), not {os_name!r}")
+    if not isinstance(token, str) or not (20 <= len(token) <= 4096) or any(c.isspace() for c in token):
+        raise BadRequest("_device_notification_id must be the device's FCM registration token")
+
+
 def request_keys(params: dict[str, Any], service: dict[str, Any], *, allow_empty: bool) -> dict[str, Any]:
     """What a create or update request sets on the record: the options a request may set (checked
     against ``service``), push fields and the client's own keys. Service-only options and the

@@ -14,19 +14,25 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ..flows import FlowError
+from ..platform.adapter import Platform
 from ..scxml import AttrDict, Event, Session
 from ..sessions.manager import SessionManager
 from ..storage import UnitOfWork, dumps
 from . import rows as callback_rows
+from .bus import CallbackBus, CallbackCreated, CallbackEnded, RecordUpdated, StatusEvent, StatusValues
 from .business_hours import time_slots
+from .callback_settings import CallbackSettings
 from .event_catalog import FLOW_EVENTS, SERVICE_EVENTS
+from .flow_actions import ReportDesk
 from .lifecycle import IllegalTransition, Lifecycle, event_between
 from .records import (
     BadRequest,
+    check_device,
     check_horizon,
     check_phone,
     check_storable,
@@ -56,12 +62,12 @@ class LimitReached(RuntimeError):
 
 
 class CallbackService:
-    def __init__(self, manager: SessionManager, services: ServiceRegistry, platform: Any = None,
-                 notifications: Any = None):
+    def __init__(self, manager: SessionManager, services: ServiceRegistry, queue_settings: CallbackSettings,
+                 bus: CallbackBus, desk: ReportDesk, platform: Platform | None = None):
         self.manager = manager
-        self.push: Any = None  # push notifications (engine.push), optional; set by the engine
-        self.notifications = notifications  # status notifications (engine.notifications), optional
+        self.bus = bus  # what notifications and push learn of callbacks (they subscribe)
         self.services = services
+        self.queue_settings = queue_settings  # CALLBACK_SETTINGS: per queue dialling and purge rules
         self.platform = platform
         self.clock = manager.clock
         self.store = manager.store
@@ -74,6 +80,7 @@ class CallbackService:
         self.timers = Timers(self.clock)
         manager.batch_contributors.append(self._contribute)
         manager.on_session_end.append(self._session_ended)
+        desk.serve(self)  # what the flows' <cb:notify>, <cb:update>, <cb:complete> report
 
     # -- lifecycle of the service itself -------------------------------------------------------
     async def open(self) -> None:
@@ -111,8 +118,7 @@ class CallbackService:
     async def create(self, service_name: str, params: dict[str, Any]) -> dict[str, Any]:
         options = self.service(service_name)
         number = check_phone(params.get("_customer_number"))
-        if self.push is not None:
-            self.push.check_fields(params)
+        check_device(params)
         now = self.clock.now()
         if params.get("_desired_time") not in (None, ""):
             desired = parse_time(params["_desired_time"], "_desired_time")
@@ -123,8 +129,7 @@ class CallbackService:
         else:
             desired = now
         keys = request_keys(params, options, allow_empty=False)
-        if self.notifications is not None:  # the effective target must pass the outbound URL policy
-            self.notifications.notifier.check_request(service_name, keys)
+        self.bus.check_create(service_name, keys)  # e.g. the outbound URL policy on the target
         if keys.get("_status_notification_target") in self.by_session:
             raise BadRequest("_status_notification_target names the session of a callback: events cannot be "
                              "sent into another callback's flow")
@@ -148,10 +153,7 @@ class CallbackService:
             "_urs_virtual_queue": keys.get("_urs_virtual_queue", options["_urs_virtual_queue"]),
         }
         self.records[cid] = record
-        if self.notifications is not None:
-            self.notifications.notifier.callback_created(record)
-        if self.push is not None:
-            self.push.callback_created(record)
+        self.bus.publish(CallbackCreated(record))
         if scheduled:
             self._lifecycle(record).created()
             self._arm(record)
@@ -342,7 +344,7 @@ class CallbackService:
         if record["_callback_state"] == CallbackState.SCHEDULED:
             due = parse_time(record["_desired_time"], "") - options["_request_execution_time_buffer"]
             self.timers.arm(f"submit:{cid}", due, self._run_submit, cid)
-        purge = self.push.purge_seconds(record) if self.push is not None else None
+        purge = self.queue_settings.purge_seconds(record.get("_urs_virtual_queue", ""))
         if purge and record.get("_submitted_time") and record["_callback_state"] != CallbackState.SCHEDULED:
             due = parse_time(record["_submitted_time"], "") + purge
             self.timers.arm(f"purge:{cid}", due, self._run_purge, cid)
@@ -377,7 +379,7 @@ class CallbackService:
     # -- the flow session -----------------------------------------------------------------------
     def _submit(self, record: dict[str, Any]) -> None:
         options = self.services.get(record["_service_name"])
-        extra = self.push.start_data(record) if self.push is not None else {}
+        extra = self.queue_settings.dial_options(record.get("_urs_virtual_queue", ""))
         # The client's keys reach the flow only as the dict _data: never as variables of their own,
         # which could shadow a builtin, a system name or a service option the flow relies on.
         data = {**options, **service_fields(record), **extra, "_service_id": record["_id"],
@@ -399,7 +401,7 @@ class CallbackService:
         record["_ors_session_id"] = session.id
         record["_submitted_time"] = format_time(self.clock.now())
         self.by_session[session.id] = record["_id"]
-        purge = self.push.purge_seconds(record) if self.push is not None else None
+        purge = self.queue_settings.purge_seconds(record.get("_urs_virtual_queue", ""))
         if purge:
             self.timers.arm(f"purge:{record['_id']}", self.clock.now() + purge, self._run_purge, record["_id"])
         if not session.is_running and record["_callback_state"] != CallbackState.COMPLETED:
@@ -416,9 +418,7 @@ class CallbackService:
 
     def _ended(self, record: dict[str, Any]) -> None:
         """The callback and its flow are both over: what was subscribed for it goes."""
-        if self.notifications is not None:
-            self.notifications.notifier.callback_ended(record)
-            self.notifications.flush()
+        self.bus.publish(CallbackEnded(record))
 
     def _complete(self, record: dict[str, Any], reason: str, notify_failure: str | None = None) -> None:
         if record["_callback_state"] == CallbackState.COMPLETED:
@@ -466,7 +466,7 @@ class CallbackService:
             log.warning("session %s fired %s but runs no callback", session.id, name)
             return
         attrs = FLOW_EVENTS.get(name, ())
-        values = {**record, **session.variables, **(extra or {})}
+        values = StatusValues(extra or {}, session.datamodel, record)
         self._record_event(record, name, attrs, values)
 
     def flow_update(self, session: Session, state: str | None, reason: str | None,
@@ -478,8 +478,8 @@ class CallbackService:
             check_storable(value, f"record key {key!r}")
         for key, value in keys.items():
             record[key] = value
-        if keys and self.push is not None:
-            self.push.record_updated(record, keys)
+        if keys:
+            self.bus.publish(RecordUpdated(record, keys))
         if reason is not None:
             if record["_callback_state"] != CallbackState.COMPLETED:
                 self._lifecycle(record).complete(reason)
@@ -508,7 +508,7 @@ class CallbackService:
         return Lifecycle(record["_callback_state"], listener)
 
     def _record_event(self, record: dict[str, Any], name: str, attrs: tuple[str, ...],
-                      values: dict[str, Any]) -> None:
+                      values: Mapping[str, Any]) -> None:
         message: dict[str, Any] = {
             "event_id": name,
             "timestamp": str(int(self.clock.now())),
@@ -523,11 +523,7 @@ class CallbackService:
         row = {"id": self._event_ids if self.store is None else self.store.new_id(),
                "callback_id": record["_id"], "name": name, "data": dumps(message),
                "created_at": self.clock.now()}
-        if self.notifications is not None:
-            self.notifications.notifier.on_event(record, name, values, record.get("_ors_session_id"))
-            self.notifications.flush()
-        if self.push is not None:
-            self.push.on_event(record, name, values)
+        self.bus.publish(StatusEvent(record, name, values, record.get("_ors_session_id")))
         if self.store is None:
             bucket = self.events.setdefault(record["_id"], [])
             if len(bucket) < MAX_EVENTS_PER_CALLBACK:

@@ -17,11 +17,11 @@ import random
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientError
 
+from ..outbound import DeliveryFailure, Sender, retry_after_seconds
 from ..scxml import AttrDict, Event
 from ..urlpolicy import GuardedClient, UrlPolicy, UrlRefused, describe_error, printable, refusal
 from . import webhooks
@@ -35,7 +35,6 @@ log = logging.getLogger("engine.notifications")
 PENDING, DEAD = "pending", "dead"
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF = 300.0
-MAX_RETRY_AFTER = 3600.0
 FLUSH_DELAY = 0.5  # seconds a delivered row may wait for a batch before one is forced
 
 
@@ -66,13 +65,6 @@ class Delivery:
         return out
 
 
-class Failure(Exception):
-    def __init__(self, reason: str, retry: bool, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry = retry
-        self.retry_after = retry_after
-
-
 class Dispatcher:
     """Carries deliveries out; one in flight per ordering key."""
 
@@ -97,7 +89,7 @@ class Dispatcher:
         self._timers: dict[str, Any] = {}
         self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
         # Delivery types carried by other components (``fcm`` by the push service).
-        self.senders: dict[str, Any] = {}
+        self.senders: dict[str, Sender] = {}
         self.closed = False
         self._flush_timer: asyncio.TimerHandle | None = None
 
@@ -146,11 +138,11 @@ class Dispatcher:
     async def _attempt(self, d: Delivery) -> None:
         try:
             await self._send(d)
-        except Failure as f:
+        except DeliveryFailure as f:
             self._failed(d, f)
         except Exception as e:  # a bug must not stop the queue
             log.exception("delivery %s failed unexpectedly", d.id)
-            self._failed(d, Failure(f"{type(e).__name__}: {e}", retry=True))
+            self._failed(d, DeliveryFailure(f"{type(e).__name__}: {e}", retry=True))
         else:
             self._succeeded(d)
         finally:
@@ -163,15 +155,15 @@ class Dispatcher:
             await sender(d)
             return
         if d.type not in ("orscb", "httpcb", "customhttp"):
-            raise Failure(f"nothing delivers {d.type} notifications in this engine", retry=False)
+            raise DeliveryFailure(f"nothing delivers {d.type} notifications in this engine", retry=False)
         if d.type == "orscb":
             session = self.manager.sessions.get(d.target)
             if session is None or not session.is_running:
-                raise Failure(f"no running session {d.target!r} for orscb", retry=False)
+                raise DeliveryFailure(f"no running session {d.target!r} for orscb", retry=False)
             name = str(d.message.get("event_id", "notification"))
             reason = self.manager.refuses_external(name)
             if reason is not None:  # a published message must not steer a flow as if from the engine
-                raise Failure(f"event {name!r} not raised in session {d.target!r}: {reason}", retry=False)
+                raise DeliveryFailure(f"event {name!r} not raised in session {d.target!r}: {reason}", retry=False)
             event = Event(name, AttrDict(d.message))
             self.manager.route_event(None, session, event)
             return
@@ -182,7 +174,7 @@ class Dispatcher:
             try:
                 secret = self.box.open(d.secret)
             except ValueError as e:
-                raise Failure(str(e), retry=False) from None
+                raise DeliveryFailure(str(e), retry=False) from None
             headers.update(webhooks.headers(secret, d.webhook_id, int(time.time()), body))
         else:
             headers["webhook-id"] = d.webhook_id
@@ -194,17 +186,17 @@ class Dispatcher:
                 if 200 <= resp.status < 300:
                     return
                 if 300 <= resp.status < 400:
-                    raise Failure(f"HTTP {resp.status} (redirects are not followed)", retry=False)
+                    raise DeliveryFailure(f"HTTP {resp.status} (redirects are not followed)", retry=False)
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-                raise Failure(f"HTTP {resp.status}", retry=resp.status in RETRYABLE_STATUS,
+                raise DeliveryFailure(f"HTTP {resp.status}", retry=resp.status in RETRYABLE_STATUS,
                               retry_after=retry_after)
         except UrlRefused as e:
-            raise Failure(f"refused by the outbound URL policy: {e}", retry=False) from None
+            raise DeliveryFailure(f"refused by the outbound URL policy: {e}", retry=False) from None
         except (ClientError, TimeoutError, OSError) as e:
             reason = refusal(e)
             if reason is not None:
-                raise Failure(f"refused by the outbound URL policy: {reason}", retry=False) from None
-            raise Failure(describe_error(e), retry=True) from e
+                raise DeliveryFailure(f"refused by the outbound URL policy: {reason}", retry=False) from None
+            raise DeliveryFailure(describe_error(e), retry=True) from e
 
     def _succeeded(self, d: Delivery) -> None:
         self._pop(d)
@@ -223,7 +215,7 @@ class Dispatcher:
         if self.done:
             self.manager.request_write()
 
-    def _failed(self, d: Delivery, f: Failure) -> None:
+    def _failed(self, d: Delivery, f: DeliveryFailure) -> None:
         d.attempts += 1
         d.last_error = str(f)
         if not f.retry or d.attempts >= d.max_attempts:
@@ -260,17 +252,3 @@ class Dispatcher:
             task.cancel()
         if self._client is not None:
             await self._client.close()
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (a number or an HTTP date), capped at an hour."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, min(seconds, MAX_RETRY_AFTER))

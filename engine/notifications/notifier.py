@@ -186,7 +186,7 @@ class StatusNotifier:
         for sub in self.subscriptions.for_callback(record["_id"]):
             self.subscriptions.remove(sub.id)
 
-    def on_event(self, record: dict[str, Any], name: str, values: dict[str, Any],
+    def on_event(self, record: dict[str, Any], name: str, values: Mapping[str, Any],
                  session_id: str | None = None) -> None:
         cfg = self.settings_for(record)
         if cfg["_enable_status_notification"] not in ENABLED:

@@ -1,5 +1,8 @@
 """The notification service: subscriptions, the status notifier and the dispatcher, kept durable.
 
+It follows callbacks through the callback bus (created, status event, ended) and is the
+``Outbox`` other parts enqueue through (push's FCM messages), so nothing calls into it by name.
+
 New subscriptions, deliveries and their progress are written with the session manager's next
 batch, in the same transaction as the callback change that caused them; a new delivery is
 attempted only once that transaction is committed. Without storage they are dispatched at once.
@@ -9,9 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from typing import Any
 
+from ..callbacks.bus import CallbackBus, CallbackCreated, CallbackEnded, StatusEvent
 from ..callbacks.services import ServiceRegistry
+from ..outbound import Sender
 from ..sessions.manager import SessionManager
 from ..storage import UnitOfWork
 from . import rows as notification_rows
@@ -24,7 +31,7 @@ log = logging.getLogger("engine.notifications")
 
 class NotificationService:
     def __init__(self, manager: SessionManager, services: ServiceRegistry, lists: TransactionLists,
-                 config: NotificationConfig):
+                 config: NotificationConfig, bus: CallbackBus):
         self.manager = manager
         self.config = config
         self.lists = lists
@@ -37,6 +44,31 @@ class NotificationService:
         if manager.store is not None:
             manager.batch_contributors.append(self._contribute)
             manager.after_commit.append(self._after_commit)
+        bus.add_create_check(self.notifier.check_request)
+        bus.subscribe(CallbackCreated, lambda e: self.notifier.callback_created(e.record))
+        bus.subscribe(StatusEvent, self._status_event)
+        bus.subscribe(CallbackEnded, self._callback_ended)
+
+    # -- following callbacks (the bus) -----------------------------------------------------------
+    def _status_event(self, event: StatusEvent) -> None:
+        self.notifier.on_event(event.record, event.name, event.values, event.session_id)
+        self.flush()
+
+    def _callback_ended(self, event: CallbackEnded) -> None:
+        self.notifier.callback_ended(event.record)
+        self.flush()
+
+    # -- the Outbox port ------------------------------------------------------------------------
+    def enqueue(self, kind: str, key: str, target: str, message: dict[str, Any]) -> None:
+        self.notifier.new_deliveries.append(Delivery(
+            id=self._new_id(), key=key, type=kind, target=target, device_id=target, message=message,
+            webhook_id=f"{kind}_{uuid.uuid4().hex}", max_attempts=self.config.max_attempts, created_at=time.time()))
+        self.flush()
+
+    def add_sender(self, kind: str, sender: Sender) -> None:
+        if kind in self.dispatcher.senders:
+            raise ValueError(f"{kind} deliveries already have a sender")
+        self.dispatcher.senders[kind] = sender
 
     def _new_id(self) -> int:
         if self.manager.store is not None:

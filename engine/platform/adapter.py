@@ -2,8 +2,8 @@
 
 Flows talk to a platform only through events: a flow sends a *request* (``<send type="platform"
 event="dial">``), the engine hands it to ``Platform.handle`` after committing the macrostep, and the
-answer comes back later as an event delivered to the session through the ``deliver`` callable the
-platform was built with. Nothing in a flow depends on the simulator, so a real telephony adapter
+answer comes back later as an event delivered to the session through the ``deliver`` callable its
+session host attached. Nothing in a flow depends on the simulator, so a real telephony adapter
 can replace it by implementing this protocol.
 
 Requests and the events they produce (every event's data carries ``request_id`` when the request
@@ -88,6 +88,10 @@ class Position:
 @runtime_checkable
 class Platform(Protocol):
     """Queues, agents, target selection, an outbound dialer and call-in matching."""
+
+    def attach(self, deliver: Deliver) -> None:
+        """Raise the platform's events in sessions through ``deliver`` (each session host attaches
+        when it is built; events for a session a host does not run are ignored by that host)."""
 
     def handle(self, session_id: str, request: str, data: dict[str, Any]) -> None:
         """Accept a request from a flow; never raises for bad input, answers with events later."""

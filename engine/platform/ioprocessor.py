@@ -12,24 +12,23 @@ and later receives ``dial.result`` as an external event. The event name is the r
 persists it with the macrostep (``host.emit``) and calls ``perform`` after the commit, so a crash
 never loses or invents a platform request.
 
-The engine wires the platform in by setting an attribute on its session host::
-
-    host.platform = Simulator(config, host.clock, host_deliverer(host))
-
-``perform`` looks it up there on every request, so the platform can be built after the host
-(or replaced) without touching the processor. ``request_id`` defaults to the send's id, so a
-flow can match answers with ``<send idlocation="...">`` without passing an id of its own.
+The composition root registers the processor with the platform it serves
+(``register(registry, platform)``); each host's processor, when the host builds it, attaches the
+host to the platform as where its events go (``Platform.attach``). ``request_id`` defaults to the
+send's id, so a flow can match answers with ``<send idlocation="...">`` without passing an id of
+its own.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from engine.scxml.errors import ExecutionError
 from engine.scxml.events import AttrDict, Event
 
-from .adapter import Deliver
+from .adapter import Deliver, Platform
 
 if TYPE_CHECKING:
     from engine.scxml.executable import SendRequest
@@ -44,13 +43,16 @@ log = logging.getLogger("engine.platform")
 
 
 class PlatformProcessor:
-    """One per host; stateless apart from the host it serves."""
+    """One per host; stateless apart from the host and the platform it joins."""
 
     type = PLATFORM_PROCESSOR
     effect_kind = EFFECT_KIND
 
-    def __init__(self, host: SessionHost):
+    def __init__(self, host: SessionHost, platform: Platform | None = None):
         self.host = host
+        self.platform = platform
+        if platform is not None:
+            platform.attach(host_deliverer(host))
 
     async def start(self) -> None:
         """Nothing to listen on: the platform delivers its events through the host."""
@@ -74,8 +76,8 @@ class PlatformProcessor:
         self.host.emit(session, EFFECT_KIND, {"request": req.name, "data": data, "sendid": req.sendid})
 
     def perform(self, session_id: str, payload: dict[str, Any]) -> None:
-        """Hand one request to ``host.platform`` (the host calls this, after persisting it)."""
-        platform = getattr(self.host, "platform", None)
+        """Hand one request to the platform (the host calls this, after persisting it)."""
+        platform = self.platform
         request = payload.get("request")
         if platform is None:
             log.error("platform request %r of session %s dropped: no platform is configured", request, session_id)
@@ -96,9 +98,10 @@ class PlatformProcessor:
             session.post_error("error.communication", message, payload.get("sendid"))
 
 
-def register(registry: Registry) -> None:
-    """Make ``type="platform"`` (and the full URI) available to documents compiled with ``registry``."""
-    registry.register_processor(PLATFORM_PROCESSOR, PlatformProcessor, PLATFORM_ALIAS)
+def register(registry: Registry, platform: Platform | None = None) -> None:
+    """Make ``type="platform"`` (and the full URI) available to documents compiled with
+    ``registry``; sends reach ``platform`` (without one they fail with error.communication)."""
+    registry.register_processor(PLATFORM_PROCESSOR, partial(PlatformProcessor, platform=platform), PLATFORM_ALIAS)
 
 
 def event_data(value: Any) -> Any:

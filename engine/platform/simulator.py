@@ -152,13 +152,13 @@ class QueueState:
 class Simulator:
     """The embedded ``Platform``; one per engine process."""
 
-    def __init__(self, config: SimulatorConfig, clock: Clock, deliver: Deliver,
+    def __init__(self, config: SimulatorConfig, clock: Clock, deliver: Deliver | None = None,
                  rng: random.Random | None = None):
         config.validate()
         self.config = config
         self.clock = clock
         self.rng = rng if rng is not None else random.Random(config.seed)
-        self._deliver = deliver
+        self._sinks: list[Deliver] = [deliver] if deliver is not None else []  # where events go
         self._queues: dict[str, QueueState] = {}
         self._agents: dict[str, Agent] = {}
         self._extensions: dict[str, str] = {}
@@ -192,6 +192,14 @@ class Simulator:
             self._apply(config)
 
     # ------------------------------------------------------------------ Platform API
+    def attach(self, deliver: Deliver) -> None:
+        """Raise this platform's events through ``deliver`` too (a session host joining)."""
+        self._sinks.append(deliver)
+
+    def _deliver(self, sid: str, name: str, data: dict[str, Any]) -> None:
+        for sink in self._sinks:
+            sink(sid, name, data)
+
     def handle(self, session_id: str, request: str, data: dict[str, Any]) -> None:
         """Answers are delivered on a later loop turn, never inside the caller's own step."""
         with self._operation(buffer=True):

@@ -32,7 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ..notifications.delivery import Failure, retry_after_seconds
+from ..outbound import DeliveryFailure, retry_after_seconds
 from ..urlpolicy import GuardedClient, UrlPolicy, UrlRefused, describe_error, refusal
 from .credentials import Credentials
 
@@ -43,7 +43,7 @@ DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 DROP_TOKEN = {"UNREGISTERED", "INVALID_ARGUMENT"}
 
 
-class PushFailure(Failure):
+class PushFailure(DeliveryFailure):
     """A failed send; ``drop_token`` when the device token is no good, ``credentials`` when the
     service account was refused."""
 

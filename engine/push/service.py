@@ -10,30 +10,32 @@ A callback created with ``_device_os=fcm`` and ``_device_notification_id=<FCM to
 * ``CALLBACK_PURGED`` when it was purged (not rescheduled);
 * ``CALLBACK_ATTEMPT_FAILED`` / ``CALLBACK_FINAL_ATTEMPT_FAILED`` on failed outbound attempts.
 
-EWT is re-evaluated when the platform reports a queue change, never by polling. Pushes travel
-through the notification outbox (stored with the change that caused them, retried, dead-lettered),
-so none is lost on a restart.
+EWT is re-evaluated when the platform reports a queue change, never by polling. The service
+follows callbacks through the callback bus and hands its messages to an ``Outbox`` (the
+notification service's, stored with the change that caused them, retried, dead-lettered), so none
+is lost on a restart and push needs nothing of the notification package.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..callbacks.bus import CallbackBus, CallbackCreated, RecordUpdated, StatusEvent
+from ..callbacks.callback_settings import CallbackSettings
 from ..callbacks.records import BadRequest, format_time, parse_time
+from ..callbacks.service import CallbackService
 from ..callbacks.vocabulary import CallbackState, CompletionReason
-from ..notifications.delivery import Delivery
-from .callback_settings import CallbackSettings
+from ..outbound import OutboundMessage, Outbox
+from ..platform.adapter import Platform
 from .credentials import Credentials, check_test_fields, seal, unseal, validate
 from .fcm import FcmClient, PushFailure
 from .texts import localized
 
 if TYPE_CHECKING:
-    from ..callbacks.service import CallbackService
-    from ..notifications.service import NotificationService
     from ..secretbox import SecretBox
 
 log = logging.getLogger("engine.push")
@@ -45,10 +47,10 @@ FAILED_DIAL = "_cbe_on_dial_done"
 
 
 class PushService:
-    def __init__(self, callbacks: CallbackService, notifications: NotificationService, settings: CallbackSettings,
-                 fcm: FcmClient, box: SecretBox, platform: Any):
+    def __init__(self, callbacks: CallbackService, bus: CallbackBus, outbox: Outbox, settings: CallbackSettings,
+                 fcm: FcmClient, box: SecretBox, platform: Platform | None):
         self.callbacks = callbacks
-        self.notifications = notifications
+        self.outbox = outbox
         self.settings = settings
         self.fcm = fcm
         self.box = box
@@ -56,7 +58,10 @@ class PushService:
         self.clock = callbacks.clock
         self.store = callbacks.store
         self.pushed: list[tuple[str, str]] = []  # (callback id, event): what was queued, for tests
-        notifications.dispatcher.senders["fcm"] = self._deliver
+        outbox.add_sender("fcm", self._deliver)
+        bus.subscribe(CallbackCreated, lambda e: self.callback_created(e.record))
+        bus.subscribe(StatusEvent, lambda e: self.on_event(e.record, e.name, e.values))
+        bus.subscribe(RecordUpdated, lambda e: self.record_updated(e.record, e.keys))
         if platform is not None:
             platform.add_listener(self.queue_changed)
 
@@ -105,32 +110,7 @@ class PushService:
         return {"result": "successful configuration", "project_id": self.fcm.credentials.project_id,
                 "app_id": app_id, "sender_id": sender, "dry_run": bool(body.get("device_token"))}
 
-    # -- callback hooks (called by the callback service) -----------------------------------------
-    def check_fields(self, params: dict[str, Any]) -> None:
-        """Push fields of a create request: ``_device_os`` must be fcm and come with a token."""
-        os_name, token = params.get("_device_os"), params.get("_device_notification_id")
-        if os_name in (None, "") and token in (None, ""):
-            return
-        if os_name != "fcm":
-            raise BadRequest(f"_device_os must be fcm (the only push service), not {os_name!r}")
-        if not isinstance(token, str) or not (20 <= len(token) <= 4096) or any(c.isspace() for c in token):
-            raise BadRequest("_device_notification_id must be the device's FCM registration token")
-
-    def start_data(self, record: dict[str, Any]) -> dict[str, Any]:
-        """CALLBACK_SETTINGS of the callback's queue replace the service's dialling options."""
-        row = self.settings.rows.get(record.get("_urs_virtual_queue", ""))
-        out: dict[str, Any] = {}
-        if row is not None:
-            if row.max_dial_attempts is not None:
-                out["_max_dial_attempts"] = row.max_dial_attempts
-            if row.retry_interval_seconds is not None:
-                out["_dial_retry_timeout"] = row.retry_interval_seconds
-        return out
-
-    def purge_seconds(self, record: dict[str, Any]) -> float | None:
-        row = self.settings.rows.get(record.get("_urs_virtual_queue", ""))
-        return row.purge_minutes * 60 if row is not None and row.purge_minutes else None
-
+    # -- following callbacks (the bus) ------------------------------------------------------------
     def callback_created(self, record: dict[str, Any]) -> None:
         if not _wants_push(record) or self.platform is None:
             return
@@ -142,7 +122,7 @@ class PushService:
         if 0 <= ewt < threshold:
             record["_push_upcoming"] = UPCOMING_SUPPRESSED  # already close at creation: never sent
 
-    def on_event(self, record: dict[str, Any], name: str, values: dict[str, Any]) -> None:
+    def on_event(self, record: dict[str, Any], name: str, values: Mapping[str, Any]) -> None:
         if not _wants_push(record):
             return
         if name == FAILED_DIAL and values.get("c_call_result") not in (0, None):
@@ -202,7 +182,7 @@ class PushService:
 
     def _deadline(self, record: dict[str, Any], now: float) -> tuple[float, str]:
         candidates = [(parse_time(record["_expiration_time"], ""), "it expires")]
-        purge = self.purge_seconds(record)
+        purge = self.settings.purge_seconds(record.get("_urs_virtual_queue", ""))
         if purge and record.get("_submitted_time"):
             candidates.append((parse_time(record["_submitted_time"], "") + purge, "it is purged"))
         options = self.callbacks.services.options.get(record["_service_name"], {})
@@ -227,16 +207,11 @@ class PushService:
                 "_callback_state": record["_callback_state"], "ewt": str(int(ewt if ewt is not None else -1)),
                 "language": used, **{k: str(v) for k, v in extra.items()}}
         message = {"token": token, "data": data, "notification": {"title": title, "body": body}}
-        notifier = self.notifications.notifier
-        notifier.new_deliveries.append(Delivery(
-            id=notifier.new_id(), key=f"fcm|{record['_id']}", type="fcm", target=token, device_id=token,
-            message=message, webhook_id=f"push_{uuid.uuid4().hex}", max_attempts=notifier.config.max_attempts,
-            created_at=time.time()))
+        self.outbox.enqueue("fcm", f"fcm|{record['_id']}", token, message)
         self.pushed.append((record["_id"], event))
-        self.notifications.flush()
         self.callbacks.mark(record)
 
-    async def _deliver(self, d: Delivery) -> None:
+    async def _deliver(self, d: OutboundMessage) -> None:
         try:
             await self.fcm.send(d.message)
         except PushFailure as e:
@@ -248,7 +223,7 @@ class PushService:
         if self.fcm.credentials is not None and self.fcm.credentials.status != "ok":
             await self._flag("ok", "")
 
-    def _drop_token(self, d: Delivery) -> None:
+    def _drop_token(self, d: OutboundMessage) -> None:
         cid = str(d.message.get("data", {}).get("_id", ""))
         record = self.callbacks.records.get(cid)
         if record is not None and record.get("_device_notification_id") == d.target:

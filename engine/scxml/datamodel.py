@@ -67,6 +67,10 @@ class DataModel(Protocol):
     def variable(self, name: str) -> Any:
         """A variable's value, None when it is not set."""
 
+    def defines(self, name: str) -> bool:
+        """Whether ``name`` is one of the author's variables (``variables`` would hold it): a
+        lookup of one name without copying them all."""
+
     def set_event(self, event: Any) -> None:
         """The system variable ``_event``: the event being processed."""
 
@@ -180,11 +184,15 @@ class PythonData:
     def variable(self, name: str) -> Any:
         return self._store.get(name)
 
+    def defines(self, name: str) -> bool:
+        return name in self._store and not _reserved(name)
+
     def set_event(self, event: Any) -> None:
         self._store["_event"] = event
 
     def variables(self) -> dict[str, Any]:
-        return {k: v for k, v in self._store.items() if not _reserved(k)}
+        system = SYSTEM_NAMES
+        return {k: v for k, v in self._store.items() if k not in system and not k.startswith("__")}
 
     def restore(self, values: Mapping[str, Any]) -> None:
         self._store.update(values)
@@ -316,6 +324,9 @@ class NullData:
 
     def variable(self, name: str) -> Any:
         return None
+
+    def defines(self, name: str) -> bool:
+        return False
 
     def set_event(self, event: Any) -> None:
         return None

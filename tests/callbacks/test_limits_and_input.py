@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.api.appkeys import ENGINE
+from engine.api.appkeys import RUNTIME
 from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create
 
 
 def clock_iso(client, seconds_ahead: float) -> str:
-    now = client.app[ENGINE].manager.clock.now()
+    now = client.app[RUNTIME].manager.clock.now()
     return datetime.fromtimestamp(now + seconds_ahead, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engine.api.appkeys import ENGINE
+from engine.api.appkeys import RUNTIME
 from engine.callbacks.event_catalog import FLOW_EVENTS
 from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, events, record, wait_state
 from tests.support.eventually import eventually
@@ -96,7 +96,7 @@ async def test_cancel_while_queued(cb_client) -> None:
 
 def clock_iso(client, seconds_ahead: float) -> str:
     """A time on the engine's clock, which runs 200x faster than the wall clock here."""
-    now = client.app[ENGINE].manager.clock.now()
+    now = client.app[RUNTIME].manager.clock.now()
     return datetime.fromtimestamp(now + seconds_ahead, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

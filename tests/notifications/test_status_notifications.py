@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.api.appkeys import ENGINE
+from engine.api.appkeys import RUNTIME
 from engine.callbacks.event_catalog import ALL_EVENTS, FLOW_EVENTS
 from engine.notifications import webhooks
 from tests.callbacks.conftest import ADMIN, CLIENT, create, wait_state
@@ -48,7 +48,7 @@ async def test_default_set_reports_every_event_with_the_seeds_attributes(make_en
     assert set(first.body) == {"deviceId", "message"} and first.body["deviceId"] == receiver.url()
     assert first.headers["webhook-id"].startswith("msg_")
     # the subscription made on the client's behalf is gone once the callback ended
-    subs = client.app[ENGINE].notifications.subscriptions.items
+    subs = client.app[RUNTIME].notifications.subscriptions.items
     assert not [s for s in subs.values() if s.callback_id == cid]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.platform import PLATFORM_PROCESSOR, Simulator, host_deliverer, register
+from engine.platform import PLATFORM_PROCESSOR, Simulator, register
 from engine.scxml import DEFAULT_REGISTRY, Document, Registry, Session, SessionHost, compile_document
 from engine.scxml.clock import ScaledClock
 from tests.platform.helpers import config
@@ -12,9 +12,9 @@ from tests.platform.helpers import config
 NS = 'xmlns="http://www.w3.org/2005/07/scxml"'
 
 
-def registry() -> Registry:
+def registry(platform: Simulator | None = None) -> Registry:
     reg = DEFAULT_REGISTRY.copy()
-    register(reg)
+    register(reg, platform)
     return reg
 
 
@@ -30,11 +30,13 @@ async def run(doc: Document, host: SessionHost, timeout: float = 5.0) -> Session
     return await asyncio.wait_for(ended, timeout)
 
 
-def platform_host(reg: Registry, **settings) -> tuple[SessionHost, Simulator]:
-    host = SessionHost(registry=reg, clock=ScaledClock(1000))
-    sim = Simulator(config(**settings), host.clock, host_deliverer(host))
-    host.platform = sim  # type: ignore[attr-defined]
-    return host, sim
+def platform_host(**settings) -> tuple[SessionHost, Simulator, Registry]:
+    """A host whose sends reach a simulator: built as the engine builds them, platform first, the
+    host's platform processor attaching the host to it."""
+    clock = ScaledClock(1000)
+    sim = Simulator(config(**settings), clock)
+    reg = registry(sim)
+    return SessionHost(registry=reg, clock=clock), sim, reg
 
 
 DIAL_UNTIL_ANSWER = """
@@ -59,9 +61,8 @@ DIAL_UNTIL_ANSWER = """
 
 
 async def test_a_flow_dials_through_the_platform_and_retries_on_busy() -> None:
-    reg = registry()
     # The default example rule for +1555001: busy, then answer.
-    host, sim = platform_host(reg, dial_rules=[{"pattern": r"^\+1555001", "sequence": ["busy", "answer"]}])
+    host, sim, reg = platform_host(dial_rules=[{"pattern": r"^\+1555001", "sequence": ["busy", "answer"]}])
     session = await run(flow(DIAL_UNTIL_ANSWER, reg), host)
     assert session.final_state == "pass"
     assert session.datamodel.variable("results") == [(1, "busy", 1), (2, "answer", 0)]
@@ -94,8 +95,7 @@ CALLBACK = """
 
 
 async def test_a_flow_queues_finds_an_agent_and_routes() -> None:
-    reg = registry()
-    host, sim = platform_host(reg)
+    host, sim, reg = platform_host()
     session = await run(flow(CALLBACK, reg), host)
     assert session.final_state == "pass"
     assert session.datamodel.variable("agent") == "Q.agent1" and session.datamodel.variable("target") == "7001"
@@ -124,8 +124,7 @@ async def test_missing_event_name_is_an_execution_error_and_no_platform_a_commun
 
 
 async def test_platform_errors_come_back_as_events_and_no_ioprocessors_entry() -> None:
-    reg = registry()
-    host, sim = platform_host(reg)
+    host, sim, reg = platform_host()
     doc = flow("""
 <datamodel><data id="reason"/><data id="procs"/></datamodel>
 <state id="s">

@@ -6,7 +6,7 @@ import asyncio
 import os
 import stat
 
-from engine.api.appkeys import ENGINE
+from engine.api.appkeys import RUNTIME
 from tests.push.conftest import ADMIN, CLIENT, DEVELOPER, DEVICE, credentials_body, data_dir
 from tests.support.eventually import eventually
 from tests.support.fake_google import EMAIL, PROJECT, fcm_error
@@ -76,7 +76,7 @@ async def test_the_test_call(push_engine, google) -> None:
         assert r.status == 400 and text in (await r.json())["message"]
     # the token endpoint refusing the service account marks the credentials as failing
     google.reject_assertions = True
-    client.app[ENGINE].fcm.use(client.app[ENGINE].fcm.credentials)  # forget the cached token
+    client.app[RUNTIME].fcm.use(client.app[RUNTIME].fcm.credentials)  # forget the cached token
     r = await client.post("/admin/push/credentials/test", json=TEST_FIELDS, headers=ADMIN)
     body = await r.json()
     assert body["result"] == "failure" and "token endpoint refused" in body["reason"]
@@ -86,7 +86,7 @@ async def test_the_test_call(push_engine, google) -> None:
 
 async def test_the_token_is_minted_once_and_reused(push_engine, google) -> None:
     client = await push_engine()
-    fcm = client.app[ENGINE].fcm
+    fcm = client.app[RUNTIME].fcm
     for _ in range(5):
         await fcm.send({"token": DEVICE, "data": {"event": "X"}})
     assert google.mints == 1 and len(google.messages) == 5

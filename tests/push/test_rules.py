@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from engine.api.appkeys import ENGINE
+from engine.api.appkeys import RUNTIME
 from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, record, wait_state
 from tests.support.eventually import eventually, stays_false
 from tests.support.fake_google import fcm_error
@@ -97,7 +97,7 @@ async def test_no_upcoming_when_it_would_expire_first_then_purged(push_engine, g
 
 async def test_no_upcoming_when_the_business_closes_first(push_engine, google) -> None:
     client = await push_engine({"pushy": PUSHY}, QUEUE, SIMULATOR)
-    now = datetime.fromtimestamp(client.app[ENGINE].manager.clock.now(), UTC)
+    now = datetime.fromtimestamp(client.app[RUNTIME].manager.clock.now(), UTC)
     close = now + timedelta(minutes=6)
     today, end = now.date().isoformat(), close.strftime("%H:%M") if close.date() == now.date() else "24:00"
     hours = {"time_zone": "UTC", "weekly": {d: [] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},

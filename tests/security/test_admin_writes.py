@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.api.appkeys import ENGINE, FLOWS
+from engine.api.appkeys import FLOWS, RUNTIME
 from engine.app import create_app
 from engine.settings import Settings
 from tests.callbacks.conftest import ADMIN, wait_state, write_config
@@ -122,7 +122,7 @@ async def test_a_write_the_disk_refuses_changes_nothing(aiohttp_client, tmp_path
     method, path, make_body, get_path, what, live = WRITES[case]
     s = settings(tmp_path)
     client = await aiohttp_client(create_app(s), server_kwargs={"port": s.port})
-    engine = client.app[ENGINE]
+    engine = client.app[RUNTIME]
     if make_body is None:  # the simulator: the current settings with one more agent
         config = (await _get(client, "/admin/simulator"))[1]
         config["queues"]["Callback_VQ"]["agents"] += 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from engine.app import Engine
+from engine.runtime import Runtime
 from engine.settings import Settings
 from tests.support.engine_process import CLIENT_KEY, EngineProcess
 from tests.support.eventually import eventually
@@ -48,16 +48,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def test_timers_resume_at_their_original_due_times(tmp_path: Path) -> None:
-    engine = Engine(settings(tmp_path))
-    await engine.open()
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
     started = time.time()
     session = engine.manager.start_flow("timers")
     sid = session.id
     await engine.manager.commit()
     await engine.close()
     await asyncio.sleep(0.6)  # "soon" is now overdue; "later" is not
-    engine = Engine(settings(tmp_path))
-    await engine.open()
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
     try:
         restored = engine.manager.sessions[sid]
         assert restored.active_state_ids() == ["s"]
@@ -71,15 +71,15 @@ async def test_timers_resume_at_their_original_due_times(tmp_path: Path) -> None
 
 
 async def test_invoked_child_is_restored_and_linked(tmp_path: Path) -> None:
-    engine = Engine(settings(tmp_path))
-    await engine.open()
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
     parent = engine.manager.start_flow("parent")
     await eventually(lambda: len(engine.manager.sessions) == 2, timeout=1, expected="the child invoked")
     pid = parent.id
     await engine.manager.commit()
     await engine.close()
-    engine = Engine(settings(tmp_path))
-    await engine.open()
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
     try:
         mgr = engine.manager
         parent = mgr.sessions[pid]

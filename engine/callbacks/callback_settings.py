@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_file import save
-from ..callbacks.services import NAME
+from .services import NAME
 
 FIELDS = {"push_threshold_minutes": float, "max_dial_attempts": int, "retry_interval_seconds": int,
           "purge_minutes": float}
@@ -78,3 +78,20 @@ class CallbackSettings:
              f"CALLBACK_SETTINGS for {queue!r}")
         self.rows[queue] = row
         return row
+
+    def dial_options(self, queue: str) -> dict[str, Any]:
+        """The queue's dialling rules, replacing the service's ``_max_dial_attempts`` and
+        ``_dial_retry_timeout`` in the data a callback's flow starts with."""
+        row = self.rows.get(queue)
+        out: dict[str, Any] = {}
+        if row is not None:
+            if row.max_dial_attempts is not None:
+                out["_max_dial_attempts"] = row.max_dial_attempts
+            if row.retry_interval_seconds is not None:
+                out["_dial_retry_timeout"] = row.retry_interval_seconds
+        return out
+
+    def purge_seconds(self, queue: str) -> float | None:
+        """How long a callback may wait in the queue before it is purged (None: for ever)."""
+        row = self.rows.get(queue)
+        return row.purge_minutes * 60 if row is not None and row.purge_minutes else None

@@ -1,0 +1,116 @@
+"""The callback event bus: what the callback service tells the parts built on top of it.
+
+The callback service knows nothing of status notifications or push; it publishes typed events
+here and the parts above it (``engine.notifications``, ``engine.push``) subscribe when they are
+built. Handlers run synchronously, in subscription order, inside the change that raised the
+event, so whatever they queue (a delivery, a push) is written in the same transaction as the
+record change. An exception in a handler propagates to the change that published the event, as
+a direct call would: a bus that swallowed it would lose a notification without a trace.
+
+Besides events, parts may add *admission checks*: a create request that one of them refuses
+(an outbound target the URL policy forbids...) is answered 400 and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackCreated:
+    """A callback was accepted (before it is stored: a handler may still add keys to it)."""
+
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class RecordUpdated:
+    """The flow set record keys (``<cb:update>`` params), e.g. the call-in access code."""
+
+    record: Record
+    keys: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """A status event was recorded: one of the flow's (``<cb:notify>``) or of the lifecycle.
+    ``values`` are what its attributes are taken from (record, session data, params): read them
+    while handling the event, do not keep the mapping (it may look into the live session)."""
+
+    record: Record
+    name: str
+    values: Mapping[str, Any]
+    session_id: str | None
+
+
+class StatusValues(Mapping[str, Any]):
+    """What a flow's status event takes its attributes from: the action's params, else the
+    session's variables, else the record. Looked up name by name: an event names a handful of
+    attributes, and copying a session's variables (the service's options are among them) for
+    each of the ~15 events of a callback cost more than everything the event is then used for."""
+
+    __slots__ = ("_data", "_extra", "_record")
+
+    def __init__(self, extra: Mapping[str, Any], data: Any, record: Record):
+        self._extra, self._data, self._record = extra, data, record  # data: the session's DataModel
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        if self._data.defines(name):
+            return self._data.variable(name)
+        return self._record[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._extra or self._data.defines(name) or name in self._record)
+
+    def _merged(self) -> dict[str, Any]:
+        return {**self._record, **self._data.variables(), **self._extra}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._merged())
+
+    def __len__(self) -> int:
+        return len(self._merged())
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackEnded:
+    """The callback and its flow are both over."""
+
+    record: Record
+
+
+CallbackEvent = CallbackCreated | RecordUpdated | StatusEvent | CallbackEnded
+E = TypeVar("E", CallbackCreated, RecordUpdated, StatusEvent, CallbackEnded)
+CreateCheck = Callable[[str, dict[str, Any]], None]
+"""``check(service_name, keys)``: raise ``BadRequest`` to refuse a create request."""
+
+
+class CallbackBus:
+    """Typed publish/subscribe between the callback service and the parts above it."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type, list[Callable[[Any], None]]] = {
+            CallbackCreated: [], RecordUpdated: [], StatusEvent: [], CallbackEnded: []}
+        self._checks: list[CreateCheck] = []
+
+    def subscribe(self, kind: type[E], handler: Callable[[E], None]) -> None:
+        if kind not in self._handlers:
+            raise TypeError(f"{kind!r} is not a callback event")
+        self._handlers[kind].append(handler)
+
+    def publish(self, event: CallbackEvent) -> None:
+        for handler in self._handlers[type(event)]:
+            handler(event)
+
+    def add_create_check(self, check: CreateCheck) -> None:
+        self._checks.append(check)
+
+    def check_create(self, service_name: str, keys: dict[str, Any]) -> None:
+        for check in self._checks:
+            check(service_name, keys)

@@ -1,0 +1,217 @@
+"""The composition root: every part of a running engine, built once, each with what it needs.
+
+``Runtime.build`` is the only place that knows how the parts fit together. The order is that of
+the layers: storage and the clock, the platform, the interpreter's registry (with the platform
+processor, the ``cb:`` actions and Basic HTTP), flows and the session manager, then the callback
+service and what follows callbacks on the bus (status notifications, push). Two links run against
+that order and are made by subscription while a part is built, never by setting attributes
+afterwards: a session host's platform processor attaches the host to the platform (where its
+events go), and the callback service serves the report desk the ``cb:`` actions were compiled with.
+
+``start`` opens them (restores sessions, callbacks, deliveries) and starts housekeeping; ``close``
+stops them in the reverse order. The aiohttp app (``engine.app``) only builds one of these in its
+cleanup context; the API reaches the parts through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from . import persistence
+from .callbacks import flow_actions
+from .callbacks.bus import CallbackBus
+from .callbacks.callback_settings import CallbackSettings
+from .callbacks.flow_actions import ReportDesk
+from .callbacks.service import CallbackService
+from .callbacks.services import ServiceRegistry
+from .flows import FlowRegistry
+from .notifications.notifier import NotificationConfig, TransactionLists, target_problems
+from .notifications.service import NotificationService
+from .platform import adapter as platform_adapter
+from .platform import ioprocessor as platform_io
+from .platform.config import SimulatorConfig, load_simulator_config
+from .platform.simulator import Simulator
+from .push.fcm import FcmClient
+from .push.service import PushService
+from .scxml import BASIC_HTTP, BasicHttpProcessor, Limits, Registry, standard_registry
+from .scxml.basichttp import RetryBudget
+from .scxml.clock import Clock, ScaledClock
+from .secretbox import SecretBox
+from .sessions.manager import SessionManager
+from .settings import Settings
+from .storage import Store
+
+log = logging.getLogger("engine")
+
+
+@dataclass(eq=False)
+class Runtime:
+    """The parts of one engine. Build with ``Runtime.build``; every field is set from the start."""
+
+    settings: Settings
+    registry: Registry
+    box: SecretBox
+    store: Store | None
+    clock: Clock
+    simulator: Simulator
+    flows: FlowRegistry
+    manager: SessionManager
+    lists: TransactionLists
+    services: ServiceRegistry
+    queue_settings: CallbackSettings
+    bus: CallbackBus
+    notifications: NotificationService
+    callbacks: CallbackService
+    fcm: FcmClient
+    push: PushService
+    basichttp: BasicHttpProcessor
+    freeze_gc: bool = False
+    started_at: float = 0.0
+    _maintenance: asyncio.Task | None = field(default=None, repr=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @classmethod
+    async def build(cls, settings: Settings, registry: Registry | None = None, freeze_gc: bool = False) -> Runtime:
+        """``registry``: the interpreter's vocabulary to start from (tests add actions of their
+        own); the engine's processors and actions are added to a copy of it."""
+        s = settings
+        sim_path = s.config_dir / "simulator.toml"
+        sim_config = load_simulator_config(sim_path) if sim_path.is_file() else SimulatorConfig()
+        box = SecretBox.for_data_dir(s.data_dir)
+        # One outbound URL policy (notifications.json) for every target: notifications, Basic HTTP
+        # sends of flows, FCM (its URLs are checked here, before anything else opens).
+        notification_config = NotificationConfig.load(s.config_dir / "notifications.json", box)
+        policy = notification_config.policy
+        fcm = FcmClient(s.fcm_base_url, s.fcm_token_uri, policy=policy)
+
+        def target_check(options: dict) -> list[str]:
+            """A service's or list's notification target under the outbound URL policy."""
+            return target_problems(options, policy)
+
+        lists = TransactionLists(s.config_dir, check=target_check)
+        lists.load()
+        queue_settings = CallbackSettings(s.config_dir)
+        for problem in queue_settings.load():
+            log.error("CALLBACK_SETTINGS refused: %s", problem)
+
+        store = await persistence.open_store(s.db_url) if s.persistence else None
+        try:
+            # One clock for every timer; the simulator mode may run it faster than the wall clock.
+            clock: Clock = Clock()
+            if sim_config.time_scale != 1:
+                stored = await store.get_value("clock") if store else None
+                clock = ScaledClock(sim_config.time_scale, start=float(stored) if stored else None)
+            simulator = Simulator(sim_config, clock)
+            desk = ReportDesk()
+            registry = engine_registry(registry, platform=simulator, desk=desk)
+            registry.register_processor(BASIC_HTTP, partial(
+                BasicHttpProcessor, base_url=s.base_url, key=box.derive("basichttp-capability"),
+                policy=policy, retry=RetryBudget(s.basichttp_max_attempts, s.basichttp_retry_seconds)), "basichttp")
+            flows = FlowRegistry(s.flows_dir, registry, store, s.flow_watch_interval)
+            limits = Limits(max_microsteps=s.max_microsteps, max_invoke_depth=s.max_invoke_depth,
+                            macrosteps_per_turn=s.macrosteps_per_turn, turn_seconds=s.turn_seconds,
+                            max_foreach_items=s.max_foreach_items, max_sends_per_second=s.max_sends_per_second)
+            manager = SessionManager(flows, store, registry=registry, limits=limits, clock=clock,
+                                     durability_timeout=s.durability_timeout, reserved_events=reserved_events())
+            # A service may name only lists and virtual queues that exist (checked on PUT, logged on load).
+            services = ServiceRegistry(s.config_dir, references={
+                "_callback_events_list": ("transaction list", lists.names),
+                "_urs_virtual_queue": ("virtual queue", lambda: simulator.queues),
+            }, checks=[target_check])
+            services.load()
+            bus = CallbackBus()
+            notifications = NotificationService(manager, services, lists, notification_config, bus)
+            callbacks = CallbackService(manager, services, queue_settings, bus, desk, simulator)
+            push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, simulator)
+        except BaseException:
+            if store is not None:
+                await store.close()
+            raise
+        return cls(settings=s, registry=registry, box=box, store=store, clock=clock, simulator=simulator,
+                   flows=flows, manager=manager, lists=lists, services=services, queue_settings=queue_settings,
+                   bus=bus, notifications=notifications, callbacks=callbacks, fcm=fcm, push=push,
+                   basichttp=manager.processor_for("basichttp"), freeze_gc=freeze_gc)
+
+    async def start(self) -> None:
+        """Open every part: flows, credentials, sessions, deliveries, callbacks; then housekeeping."""
+        await self.flows.start()
+        await self.push.open()
+        await self.manager.open()
+        await self.notifications.open()
+        await self.callbacks.open()
+        self.started_at = time.time()
+        if self.freeze_gc:  # what start-up built (restored sessions, flows) stays out of full collections
+            gc.collect()
+            gc.freeze()
+        self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+        log.info("engine ready: %d flows, %d sessions restored, persistence %s",
+                 len(self.flows.current), len(self.manager.sessions),
+                 "on (" + self.settings.db_url.split("://")[0] + ")" if self.store else "off")
+
+    async def purge(self) -> dict[str, int]:
+        """Forget what ended more than ``retention_days`` ago (hourly, and on demand)."""
+        assert self.store is not None
+        cutoff = time.time() - self.settings.retention_days * 86400
+        counts = await persistence.purge(self.store, cutoff)
+        if any(counts.values()):
+            log.info("retention: removed %s", counts)
+        return counts
+
+    async def _maintain(self) -> None:
+        """Housekeeping: retention once an hour; every few minutes, move what has settled out of
+        the garbage collector's way. Sessions hold no reference cycles, so a frozen one that ends
+        is still freed at once; without this, every full collection would walk every live
+        session (hundreds of milliseconds with tens of thousands of them)."""
+        ticks = 0
+        while not self._stopping.is_set():
+            try:  # the first round waits: start-up has enough to do
+                await asyncio.wait_for(self._stopping.wait(), 60 if ticks == 0 else 300)
+                return
+            except TimeoutError:
+                pass
+            if self.freeze_gc:
+                gc.collect()
+                gc.freeze()
+            if ticks % 12 == 0 and self.store is not None and self.settings.retention_days > 0:
+                try:
+                    await self.purge()
+                except Exception:
+                    log.exception("retention purge failed; will try again")
+            ticks += 1
+
+    async def close(self) -> None:
+        """Stop in the reverse order of ``start``. Safe after a start that failed part way."""
+        if self._maintenance is not None:
+            self._stopping.set()  # a signal, not only a cancel: a cancel can get lost in a driver
+            self._maintenance.cancel()
+            await asyncio.wait([self._maintenance], timeout=5)
+        await self.callbacks.close()
+        await self.manager.close()  # the final flush; deliveries not yet done stay stored
+        await self.notifications.close()
+        await self.fcm.close()
+        await self.flows.close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("engine stopped")
+
+
+def reserved_events() -> dict[str, str]:
+    """Event namespaces only the engine's own parts raise in flows; clients are refused them."""
+    return {**{p: "the contact-center platform" for p in platform_adapter.EVENT_PREFIXES},
+            **{p: "the callback service" for p in flow_actions.EVENT_PREFIXES}}
+
+
+def engine_registry(base: Registry | None = None, *, platform: platform_adapter.Platform | None = None,
+                    desk: ReportDesk | None = None) -> Registry:
+    """The interpreter's vocabulary plus ours: the platform processor (sending to ``platform``)
+    and the ``cb:`` actions (reporting to ``desk``). Without them, flows still compile (the CLI
+    validates with this); run, their platform sends and ``cb:`` actions fail as errors."""
+    registry = base.copy() if base is not None else standard_registry()
+    platform_io.register(registry, platform)
+    flow_actions.register(registry, desk)
+    return registry

@@ -1,0 +1,87 @@
+"""The composition root builds every part with what it needs and closes them again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.callbacks.flow_actions import ReportDesk
+from engine.notifications.service import NotificationService
+from engine.runtime import Runtime, engine_registry
+from engine.scxml import ExecutionError, SessionHost, compile_document
+from engine.settings import Settings
+from tests.support.eventually import eventually
+
+
+def settings(tmp_path: Path, **kw) -> Settings:
+    return Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", **kw)
+
+
+@pytest.mark.parametrize("persistence", [True, False])
+async def test_every_part_is_there_from_the_start_and_closes(tmp_path: Path, persistence: bool) -> None:
+    runtime = await Runtime.build(settings(tmp_path, persistence=persistence))
+    try:
+        # Nothing is set afterwards: the parts built together share one clock and one platform.
+        assert runtime.callbacks.manager is runtime.manager and runtime.push.callbacks is runtime.callbacks
+        assert runtime.callbacks.platform is runtime.simulator and runtime.push.platform is runtime.simulator
+        assert runtime.callbacks.clock is runtime.clock is runtime.manager.clock
+        assert (runtime.store is not None) == persistence
+        assert runtime.push.outbox is runtime.notifications
+        assert not hasattr(runtime.callbacks, "push") and not hasattr(runtime.callbacks, "notifications")
+        await runtime.start()
+        assert runtime.started_at > 0
+    finally:
+        await runtime.close()
+
+
+async def test_the_report_desk_is_served_once() -> None:
+    desk = ReportDesk()
+    with pytest.raises(ExecutionError, match="no callback service"):
+        desk.reports()
+
+    class Reports:
+        def flow_event(self, session, name, extra=None) -> None: ...
+
+        def flow_update(self, session, state, reason, keys) -> None: ...
+
+    desk.serve(Reports())
+    with pytest.raises(RuntimeError, match="already served"):
+        desk.serve(Reports())
+
+
+async def test_without_a_service_or_platform_flows_compile_and_their_actions_fail_as_errors() -> None:
+    """What the CLI's validation builds: the vocabulary, nothing behind it."""
+    registry = engine_registry()
+    doc = compile_document(
+        '<scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:cb="urn:callback-engine:callback" '
+        'datamodel="python"><state id="s"><onentry><cb:notify event="_cbe_on_dial_init"/></onentry>'
+        '<transition event="error.execution" target="t"/></state>'
+        '<state id="t"><onentry><send type="platform" event="dial"/></onentry>'
+        '<transition event="error.communication" target="pass"/></state><final id="pass"/></scxml>',
+        registry=registry, strict=True)
+    host = SessionHost(registry=registry)
+    session = host.start_session(doc)
+    await eventually(lambda: not session.is_running, timeout=5, expected="the session finished")
+    assert session.final_state == "pass"
+    await host.close()
+
+
+async def test_the_outbox_carries_a_kind_through_its_one_sender(tmp_path: Path) -> None:
+    runtime = await Runtime.build(settings(tmp_path, persistence=False))
+    try:
+        outbox: NotificationService = runtime.notifications
+        with pytest.raises(ValueError, match="already have a sender"):
+            outbox.add_sender("fcm", runtime.push._deliver)  # push registered itself when built
+        got = []
+
+        async def sender(delivery) -> None:
+            got.append((delivery.target, delivery.message))
+
+        outbox.add_sender("test", sender)
+        await runtime.start()
+        outbox.enqueue("test", "k", "device-1", {"hello": "world"})
+        await eventually(lambda: got, timeout=5, expected="the message delivered")
+        assert got == [("device-1", {"hello": "world"})]
+    finally:
+        await runtime.close()
