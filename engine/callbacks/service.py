@@ -30,6 +30,7 @@ from .callback_settings import CallbackSettings
 from .event_catalog import FLOW_EVENTS, SERVICE_EVENTS
 from .flow_actions import ReportDesk
 from .lifecycle import IllegalTransition, Lifecycle, event_between
+from .record_index import RecordIndex, TimeIndex
 from .records import (
     BadRequest,
     check_device,
@@ -78,6 +79,10 @@ class CallbackService:
         self._new_events: list[dict[str, Any]] = []
         self._event_ids = 0
         self.timers = Timers(self.clock)
+        # The limits' counts, kept in step with every change instead of scanning the records.
+        self.waiting = RecordIndex(_waiting_in)  # records in WAITING_STATES, by service
+        self.scheduled = TimeIndex(_scheduled_at)  # SCHEDULED records, by service and desired time
+        self._indexes: list[RecordIndex | TimeIndex] = [self.waiting, self.scheduled]
         manager.batch_contributors.append(self._contribute)
         manager.on_session_end.append(self._session_ended)
         desk.serve(self)  # what the flows' <cb:notify>, <cb:update>, <cb:complete> report
@@ -89,6 +94,7 @@ class CallbackService:
             return
         for record in await callback_rows.load_open(self.store):
             self.records[record["_id"]] = record
+            self._track(record)
             sid = record.get("_ors_session_id")
             if sid:
                 self.by_session[sid] = record["_id"]
@@ -107,6 +113,17 @@ class CallbackService:
 
     async def close(self) -> None:
         self.timers.cancel_all()
+
+    def add_index(self, index: RecordIndex | TimeIndex) -> None:
+        """Keep ``index`` in step with every record change from now on (push groups its
+        waiting records by queue this way); the records already in memory are added at once."""
+        self._indexes.append(index)
+        for record in self.records.values():
+            index.track(record)
+
+    def _track(self, record: dict[str, Any]) -> None:
+        for index in self._indexes:
+            index.track(record)
 
     # -- the REST operations --------------------------------------------------------------
     def service(self, name: str) -> dict[str, Any]:
@@ -261,9 +278,12 @@ class CallbackService:
         size = bucket * 60
         first = max(t0, now) // size * size  # the bucket that holds the start counts too
         slots = time_slots(_dt(first), _dt(t1), bucket, hours)[:limit]
-        counts = self._bucket_counts(service_name, bucket)
         cap = options["_max_request_by_time_bucket"]
-        return {format_time(s.timestamp()): max(0, cap - counts.get(int(s.timestamp()), 0)) for s in slots}
+        free = {}
+        for slot in slots:
+            begins = int(slot.timestamp())
+            free[format_time(begins)] = max(0, cap - self.scheduled.count_between(service_name, begins, begins + size))
+        return free
 
     async def position(self, cid: str) -> dict[str, Any]:
         record = await self.get(cid)
@@ -300,30 +320,17 @@ class CallbackService:
             raise BadRequest(f"{format_time(desired)} is outside the business hours of "
                              f"{options['_business_hours_service']}{hint}")
 
-    def _bucket_counts(self, service_name: str, bucket_minutes: int) -> dict[int, int]:
-        size = bucket_minutes * 60
-        counts: dict[int, int] = {}
-        for r in self.records.values():
-            if r["_service_name"] == service_name and r["_callback_state"] == CallbackState.SCHEDULED:
-                start = int(parse_time(r["_desired_time"], "_desired_time") // size * size)
-                counts[start] = counts.get(start, 0) + 1
-        return counts
-
     def _check_capacity(self, service_name: str, options: dict[str, Any], desired: float,
                         exclude: str | None = None) -> None:
         size = options["_request_time_bucket"] * 60
         start = int(desired // size * size)
-        taken = sum(1 for r in self.records.values()
-                    if r["_service_name"] == service_name and r["_callback_state"] == CallbackState.SCHEDULED
-                    and r["_id"] != exclude
-                    and int(parse_time(r["_desired_time"], "") // size * size) == start)
+        taken = self.scheduled.count_between(service_name, start, start + size, exclude=exclude)
         if taken >= options["_max_request_by_time_bucket"]:
             raise LimitReached(f"the time slot {format_time(start)} of {service_name} is full "
                                f"({taken} of {options['_max_request_by_time_bucket']}); see availability")
 
     def _check_queue(self, service_name: str, options: dict[str, Any]) -> None:
-        waiting = sum(1 for r in self.records.values()
-                      if r["_service_name"] == service_name and r["_callback_state"] in WAITING_STATES)
+        waiting = self.waiting.count(service_name)
         if waiting >= options["_max_queued_callbacks_per_service"]:
             raise LimitReached(f"{service_name} already has {waiting} queued callbacks "
                                f"(_max_queued_callbacks_per_service); try again later")
@@ -502,6 +509,7 @@ class CallbackService:
                 if to_state == CallbackState.COMPLETED:
                     record["_callback_reason"] = details.get("reason")
                     record["_completed_time"] = format_time(self.clock.now())
+                self._track(record)
             values = {**record, "_v_queue": record.get("_urs_virtual_queue")}
             self._record_event(record, event_name, SERVICE_EVENTS.get(event_name, ()), values)
 
@@ -534,6 +542,7 @@ class CallbackService:
 
     def mark(self, record: dict[str, Any]) -> None:
         record["_updated_time"] = format_time(self.clock.now())
+        self._track(record)
         self._dirty[record["_id"]] = record
         self.manager.request_write()
 
@@ -548,6 +557,16 @@ class CallbackService:
         batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
         self._dirty = {}
         self._new_events = []
+
+
+def _waiting_in(record: dict[str, Any]) -> str | None:
+    return record["_service_name"] if record["_callback_state"] in WAITING_STATES else None
+
+
+def _scheduled_at(record: dict[str, Any]) -> tuple[str, float] | None:
+    if record["_callback_state"] != CallbackState.SCHEDULED:
+        return None
+    return record["_service_name"], parse_time(record["_desired_time"], "_desired_time")
 
 
 def _dt(epoch: float) -> datetime:
