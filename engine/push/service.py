@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..callbacks.bus import CallbackBus, CallbackCreated, RecordUpdated, StatusEvent
 from ..callbacks.callback_settings import CallbackSettings
+from ..callbacks.record_index import RecordIndex
 from ..callbacks.records import BadRequest, format_time, parse_time
 from ..callbacks.service import CallbackService
 from ..callbacks.vocabulary import CallbackState, CompletionReason
@@ -58,6 +59,9 @@ class PushService:
         self.clock = callbacks.clock
         self.store = callbacks.store
         self.pushed: list[tuple[str, str]] = []  # (callback id, event): what was queued, for tests
+        # What a queue change may concern: push-enabled waiting callbacks not yet told, by queue.
+        self.watched = RecordIndex(_watched_in)
+        callbacks.add_index(self.watched)
         outbox.add_sender("fcm", self._deliver)
         bus.subscribe(CallbackCreated, lambda e: self.callback_created(e.record))
         bus.subscribe(StatusEvent, lambda e: self.on_event(e.record, e.name, e.values))
@@ -157,9 +161,10 @@ class PushService:
 
     # -- EWT ----------------------------------------------------------------------------------
     def queue_changed(self, queue: str) -> None:
-        for record in list(self.callbacks.records.values()):
-            if record.get("_urs_virtual_queue") == queue and record["_callback_state"] in _WAITING \
-                    and _wants_push(record) and not record.get("_push_upcoming"):
+        records = self.callbacks.records
+        for cid in self.watched.ids(queue):
+            record = records.get(cid)
+            if record is not None and _watched_in(record) == queue:
                 self._evaluate(record)
 
     def _threshold(self, record: dict[str, Any]) -> float:
@@ -231,6 +236,13 @@ class PushService:
             record.pop("_device_notification_id", None)
             record["_device_token_dropped"] = "true"
             self.callbacks.mark(record)
+
+
+def _watched_in(record: dict[str, Any]) -> str | None:
+    """The queue whose changes may bring this record its CALLBACK_UPCOMING, if any."""
+    if record["_callback_state"] in _WAITING and _wants_push(record) and not record.get("_push_upcoming"):
+        return record.get("_urs_virtual_queue")
+    return None
 
 
 def _wants_push(record: dict[str, Any]) -> bool:
