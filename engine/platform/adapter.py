@@ -89,6 +89,13 @@ class Position:
 class Platform(Protocol):
     """Queues, agents, target selection, an outbound dialer and call-in matching."""
 
+    #: Whether the platform's requests and events outlive this process. When they do not (the
+    #: embedded simulator: its queues, agents and calls end with the process; after a restart the
+    #: flows get ``platform.restarted``), the engine stores neither: a request is still carried out
+    #: only after the macrostep that made it is stored, but no outbox row waits to redo it, and an
+    #: event goes to its session without an inbox row.
+    durable: bool
+
     def attach(self, deliver: Deliver) -> None:
         """Raise the platform's events in sessions through ``deliver`` (each session host attaches
         when it is built; events for a session a host does not run are ignored by that host)."""

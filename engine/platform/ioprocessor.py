@@ -51,8 +51,9 @@ class PlatformProcessor:
     def __init__(self, host: SessionHost, platform: Platform | None = None):
         self.host = host
         self.platform = platform
+        self.durable = platform.durable if platform is not None else True
         if platform is not None:
-            platform.attach(host_deliverer(host))
+            platform.attach(host_deliverer(host, durable=platform.durable))
 
     async def start(self) -> None:
         """Nothing to listen on: the platform delivers its events through the host."""
@@ -73,7 +74,8 @@ class PlatformProcessor:
 
     def send(self, session: Session, req: SendRequest) -> None:
         data = dict(req.data) if req.data else {}
-        self.host.emit(session, EFFECT_KIND, {"request": req.name, "data": data, "sendid": req.sendid})
+        self.host.emit(session, EFFECT_KIND, {"request": req.name, "data": data, "sendid": req.sendid},
+                       durable=self.durable)
 
     def perform(self, session_id: str, payload: dict[str, Any]) -> None:
         """Hand one request to the platform (the host calls this, after persisting it)."""
@@ -113,15 +115,20 @@ def event_data(value: Any) -> Any:
     return value
 
 
-def host_deliverer(host: SessionHost) -> Deliver:
+def host_deliverer(host: SessionHost, durable: bool = True) -> Deliver:
     """A ``deliver`` for a platform: raise its events in the host's sessions (through
-    ``route_event``, the seam a persisting host overrides). Ended sessions are skipped."""
+    ``route_event``, the seam a persisting host overrides, when the platform is durable; straight
+    into the session when it is not: nothing of it would survive a restart to redo them against).
+    Ended sessions are skipped."""
 
     def deliver(session_id: str, name: str, data: dict[str, Any]) -> None:
         session = host.sessions.get(session_id)
         if session is None or not session.is_running:
             return
         event = Event(name, event_data(data), type="external", origintype=PLATFORM_PROCESSOR)
-        host.route_event(None, session, event)
+        if durable:
+            host.route_event(None, session, event)
+        else:
+            session.deliver(event)
 
     return deliver

@@ -152,6 +152,7 @@ class QueueState:
 class Simulator:
     """The embedded ``Platform``; one per engine process."""
 
+    durable = False  # all of it lives in this process
     def __init__(self, config: SimulatorConfig, clock: Clock, deliver: Deliver | None = None,
                  rng: random.Random | None = None):
         config.validate()

@@ -125,8 +125,10 @@ class SessionHost:
         """An event leaving ``sender`` for another session of this host."""
         target.deliver(event)
 
-    def emit(self, session: Session, kind: str, payload: dict[str, Any]) -> None:
-        """An effect leaving the engine (an HTTP send, a notification); ``kind`` names its handler."""
+    def emit(self, session: Session, kind: str, payload: dict[str, Any], *, durable: bool = True) -> None:
+        """An effect leaving the engine (an HTTP send, a notification); ``kind`` names its handler.
+        ``durable=False``: it goes to a party that does not outlive this process (the in-process
+        platform simulator), so a persisting host need not record it to redo it after a restart."""
         self.perform_effect(session.id, kind, payload)
 
     def perform_effect(self, session_id: str, kind: str, payload: dict[str, Any]) -> Any:

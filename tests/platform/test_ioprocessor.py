@@ -149,8 +149,9 @@ async def test_the_processor_emits_an_effect_that_the_host_performs() -> None:
     effects: list[tuple[str, dict]] = []
 
     class RecordingHost(SessionHost):
-        def emit(self, session, kind, payload):  # type: ignore[override]
+        def emit(self, session, kind, payload, *, durable=True):  # type: ignore[override]
             effects.append((kind, payload))
+            assert durable  # no platform behind it: nothing says it would not outlive the process
 
     host = RecordingHost(registry=reg, clock=ScaledClock(1000))
     doc = flow('<state id="s"><onentry><send type="platform" event="treatment.play" id="t1">'
