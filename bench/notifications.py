@@ -220,6 +220,8 @@ def write_setup(root: Path, settings: Settings, receiver: str) -> tuple[Path, Pa
         folder.mkdir(parents=True, exist_ok=True)
     (config / "simulator.toml").write_text(simulator_toml(settings.time_scale, settings.agents))
     (config / "transaction-lists" / f"{EVENTS_LIST}.cfg").write_text(events_list())
+    # The receiver is on loopback, which the outbound URL policy refuses unless allowed.
+    (config / "notifications.json").write_text(json.dumps({"allowed_networks": ["127.0.0.0/8"]}))
     for phase in PHASES:
         options = {**SERVICE_OPTIONS, "_status_notification_target": f"{receiver}/hook/{phase}"}
         (config / "services" / f"bench_{phase}.json").write_text(json.dumps(options))

@@ -7,15 +7,19 @@ events are published under ``callback/<service>/<callback id>``.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import math
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..callbacks.records import BadRequest
 from ..secretbox import SecretBox
 from ..urlpolicy import UrlPolicy, UrlRefused
+from .expiry_heap import ExpiryHeap
+from .filter_index import FilterIndex
 
 TYPES = ("httpcb", "customhttp", "orscb", "fcm")
 MIN_EXPIRE = 30
@@ -65,26 +69,56 @@ class Subscription:
 class SubscriptionRegistry:
     """Live subscriptions; changes reach storage through the session manager's batches. A
     subscription's secret is sealed with ``box`` as it is added: neither memory dumps of the
-    records nor the database hold it in clear."""
+    records nor the database hold it in clear.
+
+    Filters are indexed (``FilterIndex``), expiries kept in a heap and subscriptions made for a
+    callback found by its id, so publishing, expiring and removing cost what they touch, not the
+    number of subscriptions. Matches come in the order the subscriptions were added."""
 
     box: SecretBox
     items: dict[str, Subscription] = field(default_factory=dict)
     changed: dict[str, Subscription] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    _filters: FilterIndex[Subscription] = field(default_factory=FilterIndex)
+    _expiries: ExpiryHeap = field(default_factory=ExpiryHeap)
+    _by_callback: dict[str, dict[str, Subscription]] = field(default_factory=dict)
+    _order: dict[str, int] = field(default_factory=dict)  # id -> when first added
+    _added: Iterator[int] = field(default_factory=itertools.count)
 
     def load(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             sub = Subscription(**json.loads(row["record"]))
-            self.items[sub.id] = sub
+            self._index(sub)
             if "secret" in sub.properties:  # stored in clear by an older version: seal it now
                 self._seal(sub)
                 self.changed[sub.id] = sub
 
     def add(self, sub: Subscription) -> Subscription:
         self._seal(sub)
-        self.items[sub.id] = sub
+        self._index(sub)
         self.changed[sub.id] = sub
         return sub
+
+    def _index(self, sub: Subscription) -> None:
+        old = self.items.pop(sub.id, None)
+        if old is not None:  # replaced: it counts as added now
+            self._unindex(old)
+        self._order[sub.id] = next(self._added)
+        self.items[sub.id] = sub
+        self._filters.add(sub.filter, sub.id, sub)
+        self._expiries.push(sub.id, sub.expires_at)
+        if sub.callback_id is not None:
+            self._by_callback.setdefault(sub.callback_id, {})[sub.id] = sub
+
+    def _unindex(self, sub: Subscription) -> None:
+        self._filters.remove(sub.filter, sub.id)
+        self._expiries.discard(sub.id)
+        if sub.callback_id is not None:
+            mine = self._by_callback.get(sub.callback_id)
+            if mine is not None:
+                mine.pop(sub.id, None)
+                if not mine:
+                    del self._by_callback[sub.callback_id]
 
     def _seal(self, sub: Subscription) -> None:
         secret = sub.properties.pop("secret", None)
@@ -94,18 +128,27 @@ class SubscriptionRegistry:
     def remove(self, sub_id: str) -> Subscription | None:
         sub = self.items.pop(sub_id, None)
         if sub is not None:
+            self._unindex(sub)
+            del self._order[sub_id]
             self.changed.pop(sub_id, None)
             self.removed.append(sub_id)
         return sub
 
-    def matching(self, tag: str, now: float) -> list[Subscription]:
-        expired = [s.id for s in self.items.values() if s.expires_at <= now]
-        for sub_id in expired:
+    def expire(self, now: float) -> None:
+        """Remove the subscriptions whose time is up (``expires_at <= now``)."""
+        for sub_id in self._expiries.pop_expired(now):
             self.remove(sub_id)
-        return [s for s in self.items.values() if s.matches(tag, now)]
+
+    def matching(self, tag: str, now: float) -> list[Subscription]:
+        self.expire(now)
+        groups = list(self._filters.matching(tag))
+        if len(groups) == 1:
+            return list(groups[0].values())
+        order = self._order
+        return sorted((sub for group in groups for sub in group.values()), key=lambda s: order[s.id])
 
     def for_callback(self, callback_id: str) -> list[Subscription]:
-        return [s for s in self.items.values() if s.callback_id == callback_id]
+        return list(self._by_callback.get(callback_id, {}).values())
 
 
 def parse_request(body: dict[str, Any], now: float, allowed: UrlPolicy) -> Subscription:
