@@ -20,6 +20,9 @@ from .session_state import InvocationState, SessionState
 
 TAG = "$t"
 FORMAT = 1
+# Exactly these types are their own JSON form: checked by ``type(value) in``, which is much
+# cheaper than ``isinstance`` against each, and most of a session's values are one of them.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 class Unencodable(ValueError):
@@ -28,13 +31,14 @@ class Unencodable(ValueError):
 
 def encode_value(value: Any) -> Any:
     """A JSON-ready form of a datamodel value; raises ``Unencodable``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if type(value) in _PLAIN or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, AttrDict):
         return {TAG: "attrdict", "v": {str(k): encode_value(v) for k, v in value.items()}}
     if isinstance(value, dict):
         if all(isinstance(k, str) for k in value) and TAG not in value:
-            return {k: encode_value(v) for k, v in value.items()}
+            plain = _PLAIN
+            return {k: v if type(v) in plain else encode_value(v) for k, v in value.items()}
         return {TAG: "dict", "v": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
     if isinstance(value, list):
         return [encode_value(v) for v in value]
@@ -103,7 +107,11 @@ def encode_state(state: SessionState) -> dict[str, Any]:
     be stored is listed as lost, a done data that cannot is dropped."""
     data: dict[str, Any] = {}
     lost = list(state.lost)
+    plain = _PLAIN
     for name, value in state.data.items():
+        if type(value) in plain:
+            data[name] = value
+            continue
         try:
             data[name] = encode_value(value)
         except Unencodable:
