@@ -1,4 +1,4 @@
-"""What the engine benchmarks (``sessions.py``, ``callbacks.py``, ``notifications.py``) share.
+"""What the engine benchmarks (``sessions.py``, ``callbacks.py``, ``notifications.py``, ``latency.py``) share.
 
 Server processes (the bare reference server, the engine) started and stopped around a
 measurement, the engine log read for alarms, the fast contact-center simulator, a few
@@ -131,12 +131,17 @@ def kind_notes(kinds: dict[str, int]) -> list[str]:
 
 # -- the contact-center simulator ------------------------------------------------------------
 
-def simulator_toml(time_scale: float, agents: int) -> str:
-    """A fast simulator: every dial answers, agents are plentiful, calls are short."""
-    return (f"time_scale = {time_scale}\nring_seconds = {RING}\ntreatment_seconds = {TREATMENT}\n"
-            f"route_seconds = {ROUTE}\ndefault_handle_seconds = {HANDLE}\ndefault_outcome = \"answer\"\n"
+def simulator_toml(time_scale: float, agents: int, shorten: float = 1.0) -> str:
+    """A fast simulator: every dial answers, agents are plentiful, calls are short.
+
+    ``shorten`` divides every call phase: at time scale 1 and ``shorten=S`` calls last as long in
+    real time as at time scale S, while every engine time stays a wall-clock time.
+    """
+    ring, treatment, route, handle = (seconds / shorten for seconds in (RING, TREATMENT, ROUTE, HANDLE))
+    return (f"time_scale = {time_scale}\nring_seconds = {ring}\ntreatment_seconds = {treatment}\n"
+            f"route_seconds = {route}\ndefault_handle_seconds = {handle}\ndefault_outcome = \"answer\"\n"
             f"seed = 7\ndial_rules = []\n"
-            f"[queues.{QUEUE}]\nagents = {agents}\nhandle_seconds = {HANDLE}\nhandle_jitter = 0.0\n")
+            f"[queues.{QUEUE}]\nagents = {agents}\nhandle_seconds = {handle}\nhandle_jitter = 0.0\n")
 
 
 # -- report ----------------------------------------------------------------------------------

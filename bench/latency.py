@@ -1,0 +1,659 @@
+"""Latency under load: create -> first status notification, and ``_desired_time`` -> first dial,
+at set shares of the engine's measured maximum rate, next to a bare aiohttp server at the same rates.
+
+Run from the repository root as ``python bench/latency.py`` (``--quick`` for a smoke run of seconds).
+In one run it
+
+* starts a loopback notification receiver (``bench/notifications.py --receiver``: its own process,
+  stamping each receipt with its own clock), the bare reference server (``bench/bare_server.py``)
+  and a real engine process (persistence on: SQLite in a fresh data folder) serving
+  ``callback_timed``: the default flow with the wall clock of each state's entry (``t_entry``) on
+  every status event, reported through the transaction list of ``bench/notifications.py``;
+* runs the engine clock at time scale 1 and shortens the simulated calls instead (``--shorten``,
+  default 2000: a call lasts as long in real time as in ``bench/callbacks.py``). ``_desired_time``,
+  ``t_entry``, the receiver's stamps and this process's send times are then readings of one and the
+  same wall clock, and every figure is real milliseconds with no scaled clock to convert;
+* warm-up: immediate and scheduled callbacks, to learn how many messages each kind sends;
+* maximum rate: ``--saturate`` immediate callbacks created closed-loop with ``--concurrency`` in
+  flight; max = callbacks / (first create sent -> last of their notifications received), the
+  method of ``bench/callbacks.py`` with the deliveries included;
+* for each share in ``--levels`` (default 50 % and 90 % of that maximum): the bare server under an
+  open-loop POST stream at that rate (the reference), then ``--seconds`` of open-loop creates at that
+  rate (create i is sent i / rate seconds in, whatever the answers before it did).
+  ``--scheduled-share`` of them are scheduled ``--lead`` seconds ahead (``_desired_time`` truncated
+  to the millisecond; the service's ``_request_execution_time_buffer`` is 0, so the session starts
+  at the desired time, not two minutes before). No scheduled create is made in the last ``--lead``
+  seconds, so every scheduled dial falls inside the loaded stretch.
+
+Figures per level (p50 / p99 / max, milliseconds):
+
+* create -> first status: an immediate create's request sent (this process) -> the first
+  notification of that callback received (the receiver), whichever event it is;
+* desired -> dial: the flow executes ``<send type="platform" event="dial">`` in the ``<onentry>``
+  that fires ``_cbe_on_dial_init``, whose ``t_entry`` is the lower figure. The platform gets the
+  request after that macrostep's commit, which nothing outside the engine can see, so an upper
+  figure per callback is given too: the earlier of the ``_cbe_on_dial_init`` notification's receipt
+  (released after the same commit) and ``_cbe_on_dial_done``'s ``t_entry`` minus the ring time (the
+  simulator answers a dial one ring after it got it). At every quantile the true figure lies
+  between the two; desired -> flow start (``_cbe_on_service_create``) shows how much of it is the
+  timer and the session start;
+* the reference: the bare server's request latency at the same arrival rate;
+* the create request's own latency; how late this client sent (open-loop slip: should be ~0);
+  each callback's lifetime (create or desired time -> its last message) and whether the engine kept
+  pace (the lifetimes of the last fifth of the stretch no longer than those of the middle fifth,
+  within 1.5x + 20 ms: a growing backlog makes them grow); the drain after the last create; the
+  longest silence at the receiver, a timeline and the slowest callbacks (to find stalls); the CPU
+  of engine, receiver, client and everyone else.
+
+Every callback must complete and send the warm-up's number of messages for its kind. The last line of
+output is one JSON object with every figure; the exit code is 1 when a check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import itertools
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.common import (  # noqa: E402
+    DISTURBED,
+    HEADERS,
+    QUEUE,
+    RING,
+    BenchFailed,
+    bare_server,
+    bench_main,
+    kind_notes,
+    managed_engine,
+    simulator_toml,
+)
+from bench.httpload import LoadResult, drive, paced, quantile, wait_machine_quiet, wait_quiet  # noqa: E402
+from bench.notifications import (  # noqa: E402
+    CID,
+    ENTRY,
+    EVENT,
+    EVENTS_LIST,
+    FLOW,
+    T,
+    Usage,
+    check_flow,
+    dump,
+    events_list,
+    first_receipts,
+    log_findings,
+    receiver_running,
+    timed_flow,
+    wait_completed,
+    wait_delivered,
+)
+from tests.support.engine_process import EngineProcess  # noqa: E402
+
+BASE = "/genesys/1/service/callback"
+NOW, SCHEDULED = "now", "scheduled"
+#: No limit may refuse a create and no TTL end a callback; every dial answers; a scheduled
+#: callback's session starts at its desired time.
+SERVICE_OPTIONS = {
+    "_service": FLOW, "_urs_virtual_queue": QUEUE, "_wait_for_agent": True, "_max_dial_attempts": 1,
+    "_max_queued_callbacks_per_service": 10_000_000, "_max_request_by_time_bucket": 10_000_000,
+    "_ttl": 10_000_000, "_request_execution_time_buffer": 0,
+    "_enable_status_notification": "subscribe_notify", "_status_notification_type": "httpcb",
+    "_callback_events_list": EVENTS_LIST,
+}
+FLOW_START, DIAL_INIT, DIAL_DONE = "_cbe_on_service_create", "_cbe_on_dial_init", "_cbe_on_dial_done"
+WAS_SCHEDULED = "_cbe_on_callback_scheduled"
+#: Slices of a phase's sending window in the timeline.
+SLICES = 10
+KEPT_UP = {True: "kept up", False: "FELL BEHIND (lifetimes grew)", None: "pace unknown (too few callbacks)"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Counts, rates and speeds of one run."""
+
+    quick: bool
+    saturate: int
+    concurrency: int
+    seconds: float
+    levels: tuple[float, ...]
+    scheduled_share: float
+    lead: float
+    reference_seconds: float
+    shorten: float
+    agents: int
+    warmup: int
+    stall: float
+    quiet_load: float
+    quiet_timeout: float
+    keep: bool
+
+    @property
+    def ring(self) -> float:
+        """Real seconds the simulator rings before it answers a dial."""
+        return RING / self.shorten
+
+
+def level_name(share: float) -> str:
+    """``load50`` for 0.5: the phase, its service and its receiver path."""
+    return f"load{round(100 * share)}"
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+def write_setup(root: Path, settings: Settings, receiver: str) -> tuple[Path, Path]:
+    """Config folder (clock at scale 1 with short calls, one service per phase, the list) and flows."""
+    config, flows = root / "config", root / "flows"
+    for folder in (config / "services", config / "business-hours", config / "transaction-lists", flows):
+        folder.mkdir(parents=True, exist_ok=True)
+    (config / "simulator.toml").write_text(simulator_toml(1.0, settings.agents, settings.shorten))
+    (config / "transaction-lists" / f"{EVENTS_LIST}.cfg").write_text(events_list())
+    # The outbound URL policy refuses loopback targets unless their network is allowed.
+    (config / "notifications.json").write_text(json.dumps({"allowed_networks": ["127.0.0.1/32"]}))
+    for phase in ("warm", "max", *map(level_name, settings.levels)):
+        options = {**SERVICE_OPTIONS, "_status_notification_target": f"{receiver}/hook/{phase}"}
+        (config / "services" / f"bench_{phase}.json").write_text(json.dumps(options))
+    (flows / f"{FLOW}.scxml").write_text(timed_flow((REPO / "scxml" / "callback.scxml").read_text()))
+    return config, flows
+
+
+# -- creating callbacks -----------------------------------------------------------------------
+
+def iso_ms(epoch: float) -> str:
+    """``epoch`` truncated to the millisecond as the engine writes times (so it stores it unchanged)."""
+    moment = datetime.fromtimestamp(math.floor(epoch * 1000) / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    """Epoch seconds of an ISO time ending in ``Z``."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def paced_kinds(count: int, rate: float, share: float, lead: float) -> list[str]:
+    """Which creates of an open-loop stream are scheduled: ``share`` of them, evenly spread,
+    none in the last ``lead`` seconds (their dials would come after the load has stopped)."""
+    last_scheduled = count / rate - lead
+    return [SCHEDULED if math.floor((i + 1) * share) > math.floor(i * share) and i / rate <= last_scheduled
+            else NOW for i in range(count)]
+
+
+@dataclass
+class Phase:
+    """One batch of creates, when each was sent, and what the receiver got for them."""
+
+    name: str
+    kinds: list[str]
+    ids: list[str]  # "" where the create failed
+    sent: list[float]  # wall clock when each create was sent
+    desired: list[float | None]  # the scheduled ones' desired time
+    creates: LoadResult
+    rate: float | None  # offered rate of an open-loop phase
+    wait: dict[str, Any]
+    cpu: dict[str, float]
+    rows: list[list[Any]]
+
+
+async def create_callbacks(client: aiohttp.ClientSession, engine_url: str, name: str, kinds: list[str],
+                           settings: Settings, lead: float, rate: float | None) -> tuple[
+                               LoadResult, list[str], list[float], list[float | None]]:
+    """Create one callback per kind, closed-loop or open-loop at ``rate``; ids, send times, desired times."""
+    count = len(kinds)
+    ids, sent, desired = [""] * count, [0.0] * count, [None] * count
+    failures: list[str] = []
+    url = f"{engine_url}{BASE}/bench_{name}"
+
+    async def one(index: int) -> int:
+        body: dict[str, Any] = {"_customer_number": f"+1555{9_000_000 + index:07d}"}
+        sent[index] = time.time()
+        if kinds[index] == SCHEDULED:
+            body["_desired_time"] = iso_ms(sent[index] + lead)
+            desired[index] = parse_iso(body["_desired_time"])
+        async with client.post(url, data=json.dumps(body).encode(), headers=HEADERS) as response:
+            raw = await response.read()
+            if response.status == 200:
+                ids[index] = json.loads(raw)["_id"]
+            else:
+                failures.append(f"{response.status}: {raw[:200].decode(errors='replace')}")
+            return response.status
+
+    result = await (paced(count, rate, one) if rate else drive(count, settings.concurrency, one))
+    result.failures.extend(failures)
+    return result, ids, sent, desired
+
+
+async def run_phase(client: aiohttp.ClientSession, engine: EngineProcess, receiver: tuple[str, int], name: str,
+                    kinds: list[str], settings: Settings, expected: dict[str, int] | None,
+                    lead: float, rate: float | None = None) -> Phase:
+    """Create the callbacks on an idle engine, then wait until their messages are in and none is open.
+
+    ``expected`` is the number of messages per kind; without it (the warm-up) the wait ends once
+    every callback completed and the receiver's count held still for a second.
+    """
+    assert engine.proc is not None
+    await wait_quiet(engine.proc.pid, timeout=60.0)
+    cpu = Usage({"engine": engine.proc.pid, "receiver": receiver[1]})
+    creates, ids, sent, desired = await create_callbacks(client, engine.url, name, kinds, settings, lead, rate)
+    path = f"/hook/{name}"
+    if expected is None:
+        await wait_completed(client, engine.url, name, timeout=60.0)
+        wait = await wait_delivered(client, receiver[0], path, None, settings.stall)
+    else:
+        total = sum(expected[kind] for kind, cid in zip(kinds, ids, strict=True) if cid)
+        wait = await wait_delivered(client, receiver[0], path, total, settings.stall)
+    figures = cpu.figures()
+    rows, _ = await dump(client, receiver[0], path)
+    return Phase(name, kinds, ids, sent, desired, creates, rate, wait, figures, rows)
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+def spread(values: list[float]) -> dict[str, Any]:
+    """Samples, p50, p90, p99, max and min of seconds, in milliseconds."""
+    ordered = sorted(values)
+
+    def at(q: float) -> float | None:
+        return round(1000 * quantile(ordered, q), 2) if ordered else None
+
+    return {"samples": len(ordered), "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99),
+            "max_ms": at(1.0), "min_ms": round(1000 * ordered[0], 2) if ordered else None}
+
+
+def timed(points: list[tuple[float, float]], window: float) -> dict[str, Any]:
+    """Latencies (offset in the sending window, seconds) as quantiles, a timeline and the slowest.
+
+    The timeline (p50 and p99 per tenth of the window) shows a backlog growing or a stall; the
+    slowest five say when they were sent.
+    """
+    slices: list[list[float]] = [[] for _ in range(SLICES)]
+    for offset, value in points:
+        slices[min(SLICES - 1, max(0, int(SLICES * offset / window))) if window > 0 else 0].append(value)
+    timeline = [[round(i * window / SLICES, 2), spread(s)["p50_ms"], spread(s)["p99_ms"], len(s)]
+                for i, s in enumerate(slices)]
+    slowest = sorted(points, key=lambda p: p[1], reverse=True)[:5]
+    return {**spread([value for _, value in points]),
+            "timeline_s_p50_p99_n": timeline,
+            "slowest_at_s_ms": [[round(offset, 2), round(1000 * value, 2)] for offset, value in slowest]}
+
+
+def learn_counts(phase: Phase, problems: list[str]) -> dict[str, int]:
+    """Messages one callback of each kind sends in this set-up (all of a kind take the same path)."""
+    if phase.creates.ok != phase.creates.requests:
+        raise BenchFailed(f"warm-up: {phase.creates.requests - phase.creates.ok} creates failed "
+                          f"{dict(phase.creates.statuses)}: {phase.creates.failures[:2]}")
+    per_cid = Counter(row[CID] for row in first_receipts(phase.rows))
+    learned: dict[str, int] = {}
+    for kind in (NOW, SCHEDULED):
+        counts = Counter(per_cid[cid] for cid, k in zip(phase.ids, phase.kinds, strict=True) if cid and k == kind)
+        if not counts or counts.most_common(1)[0][0] == 0:
+            raise BenchFailed(f"warm-up: no notification of a {kind} callback reached the receiver")
+        if len(counts) > 1:
+            problems.append(f"warm-up: {kind} callbacks sent different numbers of messages {dict(counts)}")
+        learned[kind] = counts.most_common(1)[0][0]
+    return learned
+
+
+def receipts_by_callback(rows: list[list[Any]]) -> dict[str, dict[str, list[Any]]]:
+    """Each callback's first receipt of each event (rows in arrival order, duplicates dropped)."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    for row in first_receipts(rows):
+        out.setdefault(row[CID], {}).setdefault(row[EVENT], row)
+    return out
+
+
+def entry_time(row: list[Any] | None) -> float | None:
+    """The engine's wall clock at the state's entry (``t_entry``), if the row has one."""
+    return row[ENTRY] if row is not None and isinstance(row[ENTRY], int | float) else None
+
+
+def silence(times: list[float], began: float) -> dict[str, float | None]:
+    """The longest stretch without a receipt between the first and the last one: a stall shows here."""
+    if len(times) < 2:
+        return {"longest_silence_ms": None, "longest_silence_at_s": None}
+    gap, at = max((later - earlier, earlier) for earlier, later in itertools.pairwise(times))
+    return {"longest_silence_ms": round(1000 * gap, 2), "longest_silence_at_s": round(at - began, 2)}
+
+
+def delivery_check(phase: Phase, expected: dict[str, int], problems: list[str]) -> dict[str, int]:
+    """Each callback got its kind's number of messages; counts missing, extra and duplicate receipts."""
+    per_cid = Counter(row[CID] for row in first_receipts(phase.rows))
+    ours = {cid: kind for cid, kind in zip(phase.ids, phase.kinds, strict=True) if cid}
+    missing = sum(max(0, expected[kind] - per_cid[cid]) for cid, kind in ours.items())
+    extra = sum(max(0, per_cid[cid] - expected[kind]) for cid, kind in ours.items())
+    strangers = sum(n for cid, n in per_cid.items() if cid not in ours)
+    duplicates = len(phase.rows) - sum(per_cid.values())
+    failed = phase.creates.requests - phase.creates.ok
+    figures = {"expected": sum(expected[kind] for kind in ours.values()), "missing": missing, "extra": extra,
+               "strangers": strangers, "duplicates": duplicates, "creates_failed": failed}
+    if missing or extra or strangers or failed:
+        problems.append(f"{phase.name}: {figures} (creates {dict(phase.creates.statuses)}: "
+                        f"{phase.creates.failures[:3]})")
+    return figures
+
+
+def scheduled_figures(phase: Phase, seen: dict[str, dict[str, list[Any]]], began: float, window: float,
+                      ring: float, problems: list[str]) -> dict[str, Any]:
+    """desired -> dial sent by the flow (lower), -> dial surely at the platform (upper), -> flow start."""
+    sent_at, upper, start = [], [], []
+    early = untimed = 0
+    for cid, kind, desired in zip(phase.ids, phase.kinds, phase.desired, strict=True):
+        if not cid or kind != SCHEDULED or desired is None:
+            continue
+        events = seen.get(cid, {})
+        if WAS_SCHEDULED not in events:
+            early += 1  # the create came later than the lead: it started at once
+            continue
+        init, done = events.get(DIAL_INIT), entry_time(events.get(DIAL_DONE))
+        dial, flow = entry_time(init), entry_time(events.get(FLOW_START))
+        if init is None or dial is None or flow is None:
+            untimed += 1
+            continue
+        offset = desired - began
+        sent_at.append((offset, dial - desired))
+        upper.append((offset, min(init[T], done - ring if done is not None else math.inf) - desired))
+        start.append((offset, flow - desired))
+    if early:
+        problems.append(f"{phase.name}: {early} scheduled callbacks started at once (their create took "
+                        f"longer than the lead); raise --lead")
+    if untimed:
+        problems.append(f"{phase.name}: {untimed} scheduled callbacks lack a timed flow start or dial")
+    return {"desired_to_dial_sent": timed(sent_at, window), "desired_to_dial_upper": timed(upper, window),
+            "desired_to_flow_start": spread([value for _, value in start]), "started_at_once": early}
+
+
+def kept_up(lifetimes: list[tuple[float, float]], window: float) -> bool | None:
+    """Whether the engine kept pace: the median callback lifetime (start -> last message) of the last
+    fifth of the stretch is at most 1.5 times that of the middle fifth, plus 20 ms.
+
+    An engine that falls behind builds a backlog that grows all the time, and every callback waits
+    for it, so its lifetimes keep growing; one that keeps up shows the same lifetimes throughout.
+    """
+    middle = sorted(value for offset, value in lifetimes if 0.4 * window <= offset < 0.6 * window)
+    last = sorted(value for offset, value in lifetimes if offset >= 0.8 * window)
+    if not middle or not last:
+        return None
+    return quantile(last, 0.5) <= 1.5 * quantile(middle, 0.5) + 0.020
+
+
+def phase_figures(phase: Phase, expected: dict[str, int], ring: float, problems: list[str]) -> dict[str, Any]:
+    """Latencies, lifetimes, drain, silences, client slip and CPU of one phase."""
+    sent = [s for s, cid in zip(phase.sent, phase.ids, strict=True) if cid]
+    if not sent:
+        raise BenchFailed(f"{phase.name}: no create succeeded: {phase.creates.failures[:3]}")
+    began, last_sent = min(sent), max(sent)
+    window = max(last_sent - began, 1e-9)
+    seen = receipts_by_callback(phase.rows)
+    receipts = sorted(row[T] for row in first_receipts(phase.rows))
+    first_status, lifetimes = [], []
+    for cid, kind, at, desired in zip(phase.ids, phase.kinds, phase.sent, phase.desired, strict=True):
+        if not cid or cid not in seen:
+            continue
+        times = [row[T] for row in seen[cid].values()]
+        if kind == NOW:
+            first_status.append((at - began, min(times) - at))
+        start = at if desired is None else desired
+        lifetimes.append((start - began, max(times) - start))
+    last = receipts[-1] if receipts else began
+    callbacks = len(sent)
+    figures: dict[str, Any] = {
+        "callbacks": callbacks, "scheduled": sum(1 for k, cid in zip(phase.kinds, phase.ids, strict=True)
+                                                 if cid and k == SCHEDULED),
+        "sending_seconds": round(window, 3), "offered_per_second": None if phase.rate is None else round(phase.rate, 1),
+        "sent_per_second": round(callbacks / window, 1) if callbacks > 1 else None,
+        "achieved_per_second": round(callbacks / (last - began), 1) if last > began else None,
+        "drain_seconds": round(last - last_sent, 3),
+        "create_to_first_status": timed(first_status, window),
+        "start_to_last_message": timed(lifetimes, window),
+        "create": phase.creates.summary(), "wait": phase.wait, "cpu": phase.cpu,
+        "engine_cpu_ms_per_callback": round(1000 * phase.cpu["engine_cpu_seconds"] / callbacks, 3),
+        "disturbed": max(phase.cpu["foreign_cpu_share"], phase.cpu["steal_share"]) > DISTURBED,
+        **silence(receipts, began), "delivery": delivery_check(phase, expected, problems),
+    }
+    if phase.rate:
+        ordered = sorted(phase.sent)
+        figures["client_slip"] = spread([ordered[i] - ordered[0] - i / phase.rate for i in range(len(ordered))])
+        figures["kept_up"] = kept_up(lifetimes, window)
+    if any(kind == SCHEDULED for kind in phase.kinds):
+        figures.update(scheduled_figures(phase, seen, began, window, ring, problems))
+    return figures
+
+
+# -- the reference ----------------------------------------------------------------------------
+
+async def reference_round(client: aiohttp.ClientSession, ref: tuple[str, int], rate: float, seconds: float,
+                          problems: list[str]) -> dict[str, Any]:
+    """The bare server under the same open-loop arrival rate, with bodies shaped like the creates."""
+    base, pid = ref
+    count = max(2, round(rate * seconds))
+
+    async def one(index: int) -> int:
+        body = json.dumps({"_customer_number": f"+1555{9_000_000 + index:07d}"}).encode()
+        async with client.post(f"{base}/echo", data=body, headers=HEADERS) as response:
+            await response.read()
+            return response.status
+
+    cpu = Usage({"bare": pid})
+    result = await paced(count, rate, one)
+    figures = cpu.figures()
+    if result.ok != result.requests:
+        problems.append(f"reference at {rate:.1f}/s: {result.requests - result.ok} of {result.requests} failed "
+                        f"{dict(result.statuses)}: {result.failures[:3]}")
+    return {"rate": round(rate, 1), **result.summary(), "latency": spread(result.latencies), "cpu": figures,
+            "disturbed": max(figures["foreign_cpu_share"], figures["steal_share"]) > DISTURBED}
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+async def measure(client: aiohttp.ClientSession, engine: EngineProcess, receiver: tuple[str, int],
+                  ref: tuple[str, int], settings: Settings, problems: list[str]) -> dict[str, Any]:
+    """Warm-up, the maximum rate, then each level: reference, then the engine at that rate."""
+    await check_flow(client, engine)
+    await drive(200, 8, lambda i: reference_round_warm(client, ref[0], i))
+    warm = await run_phase(client, engine, receiver, "warm", [NOW, SCHEDULED] * settings.warmup, settings,
+                           None, lead=1.0)
+    expected = learn_counts(warm, problems)
+    saturated = await run_phase(client, engine, receiver, "max", [NOW] * settings.saturate, settings, expected,
+                                lead=settings.lead)
+    sat = phase_figures(saturated, expected, settings.ring, problems)
+    maximum = sat["achieved_per_second"]
+    if not maximum:
+        raise BenchFailed("the maximum rate could not be measured")
+    levels: dict[str, Any] = {}
+    for share in settings.levels:
+        rate = share * maximum
+        count = max(2, round(rate * settings.seconds))
+        reference = await reference_round(client, ref, rate, settings.reference_seconds, problems)
+        kinds = paced_kinds(count, rate, settings.scheduled_share, settings.lead)
+        phase = await run_phase(client, engine, receiver, level_name(share), kinds, settings, expected,
+                                lead=settings.lead, rate=rate)
+        levels[level_name(share)] = {"share": share, "reference": reference,
+                                     **phase_figures(phase, expected, settings.ring, problems)}
+        await wait_completed(client, engine.url, level_name(share), timeout=30.0)
+    return {"messages_per_callback": expected, "warmup": phase_figures(warm, expected, settings.ring, problems),
+            "maximum": sat, "levels": levels}
+
+
+async def reference_round_warm(client: aiohttp.ClientSession, base: str, index: int) -> int:
+    """One untimed request to the bare server: its connections and code paths warm before it is timed."""
+    async with client.post(f"{base}/echo", data=b'{"warm": 1}', headers=HEADERS) as response:
+        await response.read()
+        return response.status
+
+
+def headline(figures: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
+    """The figures a reader wants first, flat: ``..._at_50`` is at 50 % of the maximum rate."""
+    sat = figures.get("maximum", {})
+    out: dict[str, Any] = {"max_callbacks_per_second": sat.get("achieved_per_second"),
+                           "max_engine_cpu_ms_per_callback": sat.get("engine_cpu_ms_per_callback")}
+    disturbed = ["maximum"] if sat.get("disturbed") else []
+    for name, level in figures.get("levels", {}).items():
+        at = name.removeprefix("load")
+        first, ref = level["create_to_first_status"], level["reference"]["latency"]
+        low, high = level.get("desired_to_dial_sent", {}), level.get("desired_to_dial_upper", {})
+        out.update({
+            f"rate_at_{at}": level["offered_per_second"], f"kept_up_at_{at}": level.get("kept_up"),
+            f"create_to_first_status_ms_p50_at_{at}": first["p50_ms"],
+            f"create_to_first_status_ms_p99_at_{at}": first["p99_ms"],
+            f"desired_to_dial_ms_p50_at_{at}": low.get("p50_ms"), f"desired_to_dial_ms_p99_at_{at}": low.get("p99_ms"),
+            f"desired_to_dial_upper_ms_p50_at_{at}": high.get("p50_ms"),
+            f"desired_to_dial_upper_ms_p99_at_{at}": high.get("p99_ms"),
+            f"reference_ms_p50_at_{at}": ref["p50_ms"], f"reference_ms_p99_at_{at}": ref["p99_ms"],
+        })
+        disturbed += [name] if level.get("disturbed") else []
+        disturbed += [f"reference {name}"] if level["reference"]["disturbed"] else []
+    out["machine_busy"] = not quiet.get("quiet_at_start", False) or bool(disturbed)
+    out["disturbed_parts"] = disturbed
+    return out
+
+
+async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
+    """Quiet machine, then receiver, bare server and engine side by side; a failed check ends the phases."""
+    problems: list[str] = []
+    quiet = await wait_machine_quiet(settings.quiet_load, settings.quiet_timeout)
+    began = time.perf_counter()
+    record: dict[str, Any] = {}
+    figures: dict[str, Any] = {}
+    # Open loop: a request never waits for a free connection, so the pool is far larger than the load needs.
+    connector = aiohttp.TCPConnector(limit=1024)
+    try:
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)))
+            receiver = await stack.enter_async_context(receiver_running(client, workdir))
+            ref = await stack.enter_async_context(bare_server(client, workdir))
+            config, flows = write_setup(workdir, settings, receiver[0])
+            engine = EngineProcess(workdir / "data", flows, config_dir=str(config), persistence="true")
+            await stack.enter_async_context(managed_engine(engine, record, log_findings))
+            figures = await measure(client, engine, receiver, ref, settings, problems)
+    except RuntimeError as exc:  # BenchFailed, or a process that did not come up
+        problems.append(f"{type(exc).__name__}: {exc}")
+    if record.get("exit_code") != 0:
+        problems.append(f"engine exited with {record.get('exit_code')} on SIGTERM")
+    return {
+        "headline": headline(figures, quiet), **figures, "engine_process": record, "machine": quiet,
+        "settings": asdict(settings), "duration_seconds": round(time.perf_counter() - began, 1),
+        "python": platform.python_version(), "aiohttp": aiohttp.__version__, "cpus": os.cpu_count(),
+        "problems": problems, "ok": not problems,
+    }
+
+
+# -- report and CLI ---------------------------------------------------------------------------
+
+def quantile_text(part: dict[str, Any]) -> str:
+    """``p50 / p99 / max (n)`` of a spread."""
+    return (f"p50 {part.get('p50_ms')} ms, p99 {part.get('p99_ms')} ms, max {part.get('max_ms')} ms "
+            f"({part.get('samples')})")
+
+
+def print_report(result: dict[str, Any]) -> None:
+    """A readable summary before the JSON line."""
+    s, h = result["settings"], result["headline"]
+    print(f"latency benchmark: engine clock at scale 1, calls shortened {s['shorten']:g}x (ring "
+          f"{1000 * RING / s['shorten']:g} ms), persistence on, Python {result['python']}, {result['cpus']} CPUs"
+          f"{'  [quick]' if s['quick'] else ''}")
+    if "maximum" not in result:
+        return
+    sat = result["maximum"]
+    print(f"  maximum: {h['max_callbacks_per_second']} callbacks/s create -> last notification ({sat['callbacks']} "
+          f"callbacks, {s['concurrency']} in flight; engine {sat['engine_cpu_ms_per_callback']} ms CPU each; "
+          f"messages per callback {result['messages_per_callback']})")
+    for level in result["levels"].values():
+        ref, cpu = level["reference"], level["cpu"]
+        print(f"  {round(100 * level['share'])} % = {level['offered_per_second']} callbacks/s offered, open loop: "
+              f"{level['callbacks']} callbacks ({level['scheduled']} scheduled) in {level['sending_seconds']} s; "
+              f"{KEPT_UP[level['kept_up']]} (achieved {level['achieved_per_second']}/s, "
+              f"drain {level['drain_seconds']} s)")
+        print(f"    start -> last message      : {quantile_text(level['start_to_last_message'])}")
+        print(f"    create -> first status     : {quantile_text(level['create_to_first_status'])}")
+        print(f"    desired -> dial sent       : {quantile_text(level.get('desired_to_dial_sent', {}))}")
+        print(f"    desired -> dial, upper     : {quantile_text(level.get('desired_to_dial_upper', {}))}")
+        print(f"    desired -> flow start      : {quantile_text(level.get('desired_to_flow_start', {}))}")
+        print(f"    create answered            : p50 {level['create']['latency_ms_p50']} ms, "
+              f"p99 {level['create']['latency_ms_p99']} ms, max {level['create']['latency_ms_max']} ms")
+        print(f"    bare server, same rate     : {quantile_text(ref['latency'])}")
+        print(f"    client slip p99 {level['client_slip']['p99_ms']} ms; longest silence at the receiver "
+              f"{level['longest_silence_ms']} ms at {level['longest_silence_at_s']} s; engine "
+              f"{cpu['engine_cpu_share']} of a core ({level['engine_cpu_ms_per_callback']} ms/callback), receiver "
+              f"{cpu['receiver_cpu_share']}, client {cpu['client_cpu_share']}, others {cpu['foreign_cpu_share']}, "
+              f"steal {cpu['steal_share']}")
+        print("    p50/p99 create -> first status by tenth of the stretch: "
+              + ", ".join(f"{p50}/{p99}" for _, p50, p99, _ in level["create_to_first_status"]["timeline_s_p50_p99_n"]))
+    rec = result["engine_process"]
+    print(f"  engine stop: exit {rec.get('exit_code')} in {rec.get('stop_seconds')} s; log {rec.get('log_lines')} "
+          f"lines {rec.get('log_levels')}, {rec.get('log_unusual_count')} beyond start/stop")
+    if h["machine_busy"]:
+        print(f"WARNING: the machine was busy (start quiet: {result['machine']['quiet_at_start']}; disturbed: "
+              f"{h['disturbed_parts']}); the latencies are high")
+
+
+def settings_from(argv: list[str] | None) -> Settings:
+    """Parse the CLI; ``--quick`` shrinks every count and time not given explicitly."""
+    parser = argparse.ArgumentParser(description="latency under load: create -> first status, desired -> dial")
+    parser.add_argument("--quick", action="store_true", help="smoke run: small counts, seconds")
+    parser.add_argument("--saturate", type=int, help="callbacks of the maximum-rate phase (default 3000, quick 150)")
+    parser.add_argument("--concurrency", type=int, default=32, help="creates in flight at the maximum (default 32)")
+    parser.add_argument("--seconds", type=float, help="seconds of open-loop load per level (default 25, quick 4)")
+    parser.add_argument("--levels", default="0.5,0.9", help="shares of the maximum rate (default 0.5,0.9)")
+    parser.add_argument("--scheduled-share", type=float, default=0.5,
+                        help="share of the open-loop creates that are scheduled (default 0.5)")
+    parser.add_argument("--lead", type=float, help="seconds a scheduled create's desired time lies ahead "
+                                                   "(default 2, quick 1.5)")
+    parser.add_argument("--reference-seconds", type=float,
+                        help="seconds of the bare-server stream per level (default 10, quick 2)")
+    parser.add_argument("--shorten", type=float, default=2000.0,
+                        help="simulated call phases divided by this, the engine clock at scale 1 (default 2000)")
+    parser.add_argument("--agents", type=int, default=300, help=f"agents in {QUEUE} (default 300)")
+    parser.add_argument("--warmup", type=int, help="warm-up callbacks of each kind (default 10, quick 4)")
+    parser.add_argument("--stall", type=float, help="seconds without a new message before giving up "
+                                                    "(default 20, quick 10)")
+    parser.add_argument("--quiet-load", type=float, default=1.0, help="1-minute load average counted as quiet")
+    parser.add_argument("--quiet-timeout", type=float,
+                        help="seconds to wait for a quiet machine (default 60, quick 0: just note it)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (engine log, database)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+
+    def pick(value: float | None, full: float, small: float) -> float:
+        return value if value is not None else (small if quick else full)
+
+    levels = tuple(sorted({float(text) for text in args.levels.split(",") if text.strip()}))
+    if not levels or not all(0 < share <= 1.5 for share in levels):
+        parser.error("--levels: shares between 0 and 1.5, e.g. 0.5,0.9")
+    seconds, lead = max(0.5, pick(args.seconds, 25.0, 4.0)), max(0.1, pick(args.lead, 2.0, 1.5))
+    if lead >= seconds:
+        parser.error("--lead must be shorter than --seconds: scheduled dials must fall inside the load")
+    return Settings(
+        quick=quick, saturate=max(10, int(pick(args.saturate, 3000, 150))), concurrency=max(1, args.concurrency),
+        seconds=seconds, levels=levels, scheduled_share=min(1.0, max(0.0, args.scheduled_share)), lead=lead,
+        reference_seconds=max(0.5, pick(args.reference_seconds, 10.0, 2.0)), shorten=max(1.0, args.shorten),
+        agents=max(1, args.agents), warmup=max(1, int(pick(args.warmup, 10, 4))),
+        stall=max(1.0, pick(args.stall, 20.0, 10.0)), quiet_load=args.quiet_load,
+        quiet_timeout=max(0.0, pick(args.quiet_timeout, 60.0, 0.0)), keep=args.keep,
+    )
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Run, print the summary, log findings and problems on stderr, and the JSON line last; 1 on any problem."""
+    settings = settings_from(argv)
+    return await bench_main("bench-latency-", settings.keep, functools.partial(run, settings), print_report,
+                            lambda result: kind_notes(result["engine_process"].get("log_unusual_kinds", {})))
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

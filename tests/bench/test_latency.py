@@ -1,0 +1,44 @@
+"""``bench/latency.py --quick`` end to end: a real engine, receiver and bare server, every check passed.
+
+No timing is asserted (the machine is shared); what must hold is that the run completes, every
+callback was measured and the JSON line carries every figure the report promises.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+LEVELS = ("50", "90")
+FIGURES = ("create_to_first_status_ms_p50", "create_to_first_status_ms_p99", "desired_to_dial_ms_p50",
+           "desired_to_dial_ms_p99", "desired_to_dial_upper_ms_p50", "desired_to_dial_upper_ms_p99",
+           "reference_ms_p50", "reference_ms_p99")
+
+
+def test_quick_run_measures_every_callback_and_prints_every_figure() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "latency.py"), "--quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["ok"] is True and result["problems"] == []
+
+    headline = result["headline"]
+    assert isinstance(headline["max_callbacks_per_second"], float)
+    for at in LEVELS:
+        assert isinstance(headline[f"rate_at_{at}"], float)
+        for figure in FIGURES:
+            assert isinstance(headline[f"{figure}_at_{at}"], float), f"{figure}_at_{at}"
+        # the dial is handed to the platform after the flow sent it: the upper figure cannot be lower
+        assert headline[f"desired_to_dial_upper_ms_p50_at_{at}"] >= headline[f"desired_to_dial_ms_p50_at_{at}"]
+        assert headline[f"desired_to_dial_upper_ms_p99_at_{at}"] >= headline[f"desired_to_dial_ms_p99_at_{at}"]
+
+        level = result["levels"][f"load{at}"]
+        immediate = level["callbacks"] - level["scheduled"]
+        assert level["scheduled"] > 0 and immediate > 0
+        assert level["create_to_first_status"]["samples"] == immediate
+        assert level["desired_to_dial_sent"]["samples"] == level["scheduled"]
+        assert level["desired_to_dial_upper"]["samples"] == level["scheduled"]
+        assert level["reference"]["ok"] == level["reference"]["requests"]
