@@ -114,6 +114,10 @@ class DataModelKind(Protocol):
         ...
 
 
+# What a python expression finds without defining it (checked for each start parameter).
+_BUILTIN_NAMES = frozenset(dir(builtins))
+
+
 def _reserved(name: str) -> bool:
     return name in SYSTEM_NAMES or name.startswith("__")
 
@@ -251,7 +255,7 @@ class PythonDataModel:
         return [n for n in names if _reserved(n)]
 
     def shadowing(self, names: Iterable[str]) -> list[str]:
-        return [n for n in names if hasattr(builtins, n)]
+        return [n for n in names if n in _BUILTIN_NAMES]
 
 
 _IN_CALL = re.compile(r"""^\s*In\(\s*(['"])([^'"]+)\1\s*\)\s*$""")

@@ -10,6 +10,7 @@ encode (a function defined by a script, say) is marked lost and, on restore
 from __future__ import annotations
 
 import base64
+from math import isfinite
 from typing import Any
 
 from lxml import etree
@@ -22,7 +23,8 @@ TAG = "$t"
 FORMAT = 1
 # Exactly these types are their own JSON form: checked by ``type(value) in``, which is much
 # cheaper than ``isinstance`` against each, and most of a session's values are one of them.
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+# Floats are not among them: NaN and the infinities have no JSON form and are tagged.
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 class Unencodable(ValueError):
@@ -31,8 +33,10 @@ class Unencodable(ValueError):
 
 def encode_value(value: Any) -> Any:
     """A JSON-ready form of a datamodel value; raises ``Unencodable``."""
-    if type(value) in _PLAIN or isinstance(value, (bool, int, float, str)):
+    if type(value) in _PLAIN or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, float):
+        return value if isfinite(value) else {TAG: "float", "v": repr(value)}
     if isinstance(value, AttrDict):
         return {TAG: "attrdict", "v": {str(k): encode_value(v) for k, v in value.items()}}
     if isinstance(value, dict):
@@ -72,6 +76,8 @@ def decode_value(value: Any) -> Any:
         return tuple(decode_value(x) for x in v)
     if tag == "set":
         return {_hashable(decode_value(x)) for x in v}
+    if tag == "float":
+        return float(v)
     if tag == "bytes":
         return base64.b64decode(v)
     if tag == "xml":

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Executable, Select, bindparam, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -34,13 +35,19 @@ class StorageUnavailable(RuntimeError):
     the API answers 503 with this message instead of waiting for ever."""
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+_FALLBACK = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON. One prepared encoder: ``json.dumps`` with options builds a new one per call,
-    which is half the cost of a small recorded event, and every snapshot and event is dumped."""
-    return _ENCODER.encode(value)
+    """Compact JSON, by orjson: a tenth of the standard encoder's cost, and every snapshot, record
+    and recorded event is dumped. Where orjson refuses (an integer beyond 64 bits, a key that is
+    not a string) the standard encoder writes the value as it always did. A NaN or infinity
+    becomes null, as ECMAScript's ``JSON.stringify`` has it; records refuse them
+    (``check_storable``) and snapshots tag them first (``encode_value``), so no state loses one."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _FALLBACK.encode(value)
 
 
 class Store:

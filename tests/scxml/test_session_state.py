@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 from engine.scxml import FINISHED, RUNNING, Event, Session, SessionHost
 from engine.scxml.session_state import SessionState
-from engine.scxml.snapshot import decode_state, encode_state
+from engine.scxml.snapshot import decode_state, decode_value, encode_state, encode_value
+from engine.storage.store import dumps
 from tests.scxml.documents import scxml
 
 # History recorded, a delayed send pending, a child invoked, a function only a script can make.
@@ -113,3 +115,14 @@ def test_an_unknown_snapshot_format_is_refused() -> None:
         assert "99" in str(e)
     else:
         raise AssertionError("format 99 was read")
+
+
+def test_non_finite_floats_survive_a_snapshot_as_tagged_values() -> None:
+    """JSON has no NaN or infinity; a snapshot tags them so a restored session has them back."""
+    values = [float("nan"), float("inf"), float("-inf"), -0.0, 1.5, {"x": [float("inf")]}]
+    encoded = encode_value(values)
+    text = dumps(encoded)
+    assert "NaN" not in text and "Infinity" not in text and "null" not in text
+    back = decode_value(json.loads(text))
+    assert math.isnan(back[0]) and back[1] == math.inf and back[2] == -math.inf
+    assert math.copysign(1, back[3]) == -1 and back[4] == 1.5 and back[5] == {"x": [math.inf]}

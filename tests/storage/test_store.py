@@ -117,3 +117,14 @@ def test_a_table_write_checks_its_declaration() -> None:
     pair = Table("pair", MetaData(), Column("a", Integer, primary_key=True), Column("b", Integer, primary_key=True))
     with pytest.raises(ValueError, match="one-column key"):
         TableWrite(pair)
+
+
+def test_dumps_writes_what_the_fast_encoder_refuses_as_the_standard_one_does() -> None:
+    import json
+
+    from engine.storage.store import dumps
+
+    value = {"big": 2**70, "nested": {1: "int key"}, "s": "é\u2028"}
+    assert json.loads(dumps(value)) == json.loads(json.dumps(value))
+    assert dumps({"a": [1, 2.5, None, True]}) == '{"a":[1,2.5,null,true]}'
+    assert dumps([float("nan")]) == "[null]"  # as JSON.stringify has it; states tag them first
