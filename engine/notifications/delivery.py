@@ -11,6 +11,7 @@ replays. A retried message keeps its ``webhook-id``, so receivers can drop dupli
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -36,6 +37,7 @@ PENDING, DEAD = "pending", "dead"
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF = 300.0
 FLUSH_DELAY = 0.5  # seconds a delivered row may wait for a batch before one is forced
+BURST = 32  # attempts of one ordering key in a row before the dispatcher lets others run
 
 
 @dataclass
@@ -55,9 +57,31 @@ class Delivery:
     status: str = PENDING
     last_error: str = ""
 
+    @functools.cached_property
+    def message_json(self) -> str:
+        """The message as JSON, encoded once for the stored row and every attempt's body (the
+        message is never changed once the delivery exists)."""
+        return json.dumps(self.message)
+
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "ordering_key": self.key, "status": self.status, "attempts": self.attempts,
-                "next_at": self.next_at, "record": json.dumps(asdict(self)), "updated_at": time.time()}
+                "next_at": self.next_at, "record": self.record(), "updated_at": time.time()}
+
+    def record(self) -> str:
+        """Every field as one JSON object; the message spliced in as already encoded (what
+        ``asdict`` and one ``json.dumps`` wrote, at a fraction of the cost)."""
+        head = json.dumps({"id": self.id, "key": self.key, "type": self.type, "target": self.target,
+                           "device_id": self.device_id, "webhook_id": self.webhook_id,
+                           "max_attempts": self.max_attempts, "created_at": self.created_at, "secret": self.secret,
+                           "attempts": self.attempts, "next_at": self.next_at, "status": self.status,
+                           "last_error": self.last_error})
+        return f'{head[:-1]}, "message": {self.message_json}}}'
+
+    def body(self) -> bytes:
+        """What an httpcb (``{"deviceId", "message"}``) or customhttp (the message) target receives."""
+        if self.type == "customhttp":
+            return self.message_json.encode()
+        return f'{{"deviceId": {json.dumps(self.device_id)}, "message": {self.message_json}}}'.encode()
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
@@ -113,7 +137,8 @@ class Dispatcher:
         return sum(len(q) for q in self.queues.values())
 
     def _kick(self, key: str) -> None:
-        if key in self.busy:
+        """Start carrying out ``key``'s queue, or arm a timer for its head's next attempt."""
+        if key in self.busy or self.closed:
             return
         queue = self.queues.get(key)
         if not queue:
@@ -126,12 +151,25 @@ class Dispatcher:
                 self._timers[key] = self.clock.call_at(head.next_at, self._timer_fired, key)
             return
         self.busy.add(key)
-        task = asyncio.get_running_loop().create_task(self._attempt(head))
+        task = asyncio.get_running_loop().create_task(self._drain(key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _timer_fired(self, key: str) -> None:
         self._timers.pop(key, None)
+        self._kick(key)
+
+    async def _drain(self, key: str) -> None:
+        """Attempt ``key``'s due deliveries one after the other: one task per burst, not per delivery."""
+        attempts = 0
+        try:
+            while (queue := self.queues.get(key)) and queue[0].next_at <= self.clock.now():
+                await self._attempt(queue[0])
+                attempts += 1
+                if attempts % BURST == 0:  # attempts that never wait (orscb) must not hold the loop
+                    await asyncio.sleep(0)
+        finally:
+            self.busy.discard(key)
         self._kick(key)
 
     # -- one attempt ---------------------------------------------------------------------
@@ -145,9 +183,6 @@ class Dispatcher:
             self._failed(d, DeliveryFailure(f"{type(e).__name__}: {e}", retry=True))
         else:
             self._succeeded(d)
-        finally:
-            self.busy.discard(d.key)
-            self._kick(d.key)
 
     async def _send(self, d: Delivery) -> None:
         sender = self.senders.get(d.type)
@@ -167,8 +202,7 @@ class Dispatcher:
             event = Event(name, AttrDict(d.message))
             self.manager.route_event(None, session, event)
             return
-        body_obj = d.message if d.type == "customhttp" else {"deviceId": d.device_id, "message": d.message}
-        body = json.dumps(body_obj).encode()
+        body = d.body()
         headers = {"Content-Type": "application/json"}
         if d.secret:
             try:

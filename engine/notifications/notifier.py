@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -233,7 +234,7 @@ class StatusNotifier:
                                                          for k, v in message.items()}}
             self.new_deliveries.append(Delivery(
                 id=self.new_id(), key=f"{sub.type}|{sub.target}|{tag}", type=sub.type, target=sub.target,
-                device_id=sub.device_id, message=body, webhook_id=f"msg_{uuid.uuid4().hex}",
+                device_id=sub.device_id, message=body, webhook_id=f"msg_{secrets.token_hex(16)}",
                 max_attempts=sub.max_attempts or max_attempts or self.config.max_attempts,
                 created_at=time.time(), secret=secret,
             ))

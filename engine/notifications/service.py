@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
-import uuid
 from typing import Any
 
 from ..callbacks.bus import CallbackBus, CallbackCreated, CallbackEnded, StatusEvent
@@ -62,7 +62,8 @@ class NotificationService:
     def enqueue(self, kind: str, key: str, target: str, message: dict[str, Any]) -> None:
         self.notifier.new_deliveries.append(Delivery(
             id=self._new_id(), key=key, type=kind, target=target, device_id=target, message=message,
-            webhook_id=f"{kind}_{uuid.uuid4().hex}", max_attempts=self.config.max_attempts, created_at=time.time()))
+            webhook_id=f"{kind}_{secrets.token_hex(16)}", max_attempts=self.config.max_attempts,
+            created_at=time.time()))
         self.flush()
 
     def add_sender(self, kind: str, sender: Sender) -> None:
