@@ -3,7 +3,8 @@
 ``Runtime.build`` is the only place that knows how the parts fit together. The order is that of
 the layers: storage and the clock, the platform, the interpreter's registry (with the platform
 processor, the ``cb:`` actions and Basic HTTP), flows and the session manager, then the callback
-service and what follows callbacks on the bus (status notifications, push). Two links run against
+bus and its parts: status notifications, the callback service, push. Notifications subscribe to
+the bus before push, so a callback's status notification is queued before its push. Two links run against
 that order and are made by subscription while a part is built, never by setting attributes
 afterwards: a session host's platform processor attaches the host to the platform (where its
 events go), and the callback service serves the report desk the ``cb:`` actions were compiled with.
@@ -29,7 +30,6 @@ from .callbacks.callback_settings import CallbackSettings
 from .callbacks.flow_actions import ReportDesk
 from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
-from .flows import FlowRegistry
 from .notifications.notifier import NotificationConfig, TransactionLists, target_problems
 from .notifications.service import NotificationService
 from .platform import adapter as platform_adapter
@@ -42,6 +42,7 @@ from .scxml import BASIC_HTTP, BasicHttpProcessor, Limits, Registry, standard_re
 from .scxml.basichttp import RetryBudget
 from .scxml.clock import Clock, ScaledClock
 from .secretbox import SecretBox
+from .sessions.flows import FlowRegistry
 from .sessions.manager import SessionManager
 from .settings import Settings
 from .storage import Store
@@ -118,6 +119,7 @@ class Runtime:
                             max_foreach_items=s.max_foreach_items, max_sends_per_second=s.max_sends_per_second)
             manager = SessionManager(flows, store, registry=registry, limits=limits, clock=clock,
                                      durability_timeout=s.durability_timeout, reserved_events=reserved_events())
+            manager.active_processors()  # built now: the platform processor attaches the host to the platform
             # A service may name only lists and virtual queues that exist (checked on PUT, logged on load).
             services = ServiceRegistry(s.config_dir, references={
                 "_callback_events_list": ("transaction list", lists.names),
@@ -128,14 +130,18 @@ class Runtime:
             notifications = NotificationService(manager, services, lists, notification_config, bus)
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, simulator)
             push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, simulator)
+            basichttp = manager.processor_for(BASIC_HTTP)
+            if not isinstance(basichttp, BasicHttpProcessor):
+                raise TypeError(f"the Basic HTTP processor of this registry is a {type(basichttp).__name__}")
         except BaseException:
+            await fcm.close()
             if store is not None:
                 await store.close()
             raise
         return cls(settings=s, registry=registry, box=box, store=store, clock=clock, simulator=simulator,
                    flows=flows, manager=manager, lists=lists, services=services, queue_settings=queue_settings,
                    bus=bus, notifications=notifications, callbacks=callbacks, fcm=fcm, push=push,
-                   basichttp=manager.processor_for("basichttp"), freeze_gc=freeze_gc)
+                   basichttp=basichttp, freeze_gc=freeze_gc)
 
     async def start(self) -> None:
         """Open every part: flows, credentials, sessions, deliveries, callbacks; then housekeeping."""
@@ -185,13 +191,16 @@ class Runtime:
             ticks += 1
 
     async def close(self) -> None:
-        """Stop in the reverse order of ``start``. Safe after a start that failed part way."""
+        """Stop what starts work first (housekeeping, the platform's timers, callback timers), then
+        the manager (its final flush: deliveries not yet done stay stored), then the rest. Safe
+        after a start that failed part way."""
+        self.simulator.close()
         if self._maintenance is not None:
             self._stopping.set()  # a signal, not only a cancel: a cancel can get lost in a driver
             self._maintenance.cancel()
             await asyncio.wait([self._maintenance], timeout=5)
         await self.callbacks.close()
-        await self.manager.close()  # the final flush; deliveries not yet done stay stored
+        await self.manager.close()
         await self.notifications.close()
         await self.fcm.close()
         await self.flows.close()

@@ -16,10 +16,10 @@ from aiohttp import web
 
 from ..atomic_file import SaveError, write_atomic
 from ..callbacks.services import ServiceRegistry
-from ..flows import FlowError, FlowRegistry, runs_host_code
 from ..platform.config import SimulatorConfig, save_simulator_config
 from ..roles import ADMINISTRATOR
 from ..scxml import DocumentError
+from ..sessions.flows import FlowError, FlowRegistry, runs_host_code
 from .appkeys import FLOWS, MANAGER, ROLE, RUNTIME, SETTINGS
 from .body import read_json_object
 from .errors import ApiError, Handler
@@ -73,7 +73,7 @@ async def put_flow(request: web.Request) -> web.Response:
         raise ApiError(400, "the body must be the SCXML document")
     name = request.match_info["name"]
     if request.get(ROLE) != ADMINISTRATOR and not request.app[SETTINGS].developers_upload_python_flows \
-            and runs_host_code(text):
+            and runs_host_code(text, flows(request).registry):
         raise ApiError(403, f"flow {name!r} uses the python datamodel, whose expressions run as engine code: "
                             "only the administrator may upload it (or set developers_upload_python_flows)")
     try:

@@ -9,10 +9,10 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from ..callbacks.service import CallbackService
-    from ..flows import FlowRegistry
     from ..keys import ApiKey, KeyStore
     from ..notifications.service import NotificationService
     from ..runtime import Runtime
+    from ..sessions.flows import FlowRegistry
     from ..sessions.manager import SessionManager
     from ..settings import Settings
 

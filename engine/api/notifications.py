@@ -32,7 +32,7 @@ async def subscribe(request: web.Request) -> web.Response:
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
     _check_scope(request, sub.filter)
-    if sub.type == "orscb" and sub.target in request.app[CALLBACKS].by_session:
+    if sub.type == "orscb" and request.app[CALLBACKS].runs_session(sub.target):
         raise ApiError(403, "an orscb subscription cannot target the session of a callback: only the engine "
                             "raises events in callback flows")
     svc.subscriptions.add(sub)

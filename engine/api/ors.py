@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..flows import FlowError
 from ..sessions import rows as session_rows
+from ..sessions.flows import FlowError
 from ..sessions.manager import BadStartData, SessionManager
 from .appkeys import MANAGER, RUNTIME
 from .body import query_int, read_params

@@ -47,7 +47,7 @@ async def test_credentials(request: web.Request) -> web.Response:
 
 @routes.get("/admin/callback-settings/{queue}")
 async def get_queue_settings(request: web.Request) -> web.Response:
-    settings = push(request).settings
+    settings = request.app[RUNTIME].queue_settings
     queue = request.match_info["queue"]
     if queue not in settings.rows:
         raise ApiError(404, f"no CALLBACK_SETTINGS row for virtual queue {queue!r}")
@@ -58,7 +58,7 @@ async def get_queue_settings(request: web.Request) -> web.Response:
 async def put_queue_settings(request: web.Request) -> web.Response:
     queue = request.match_info["queue"]
     try:
-        row = push(request).settings.put(queue, await read_json_object(request))
+        row = request.app[RUNTIME].queue_settings.put(queue, await read_json_object(request))
     except ValueError as e:
         raise ApiError(400, f"CALLBACK_SETTINGS refused: {e}") from None
     return web.json_response({"virtual_queue": queue, **row.to_dict()})

@@ -79,14 +79,32 @@ class StatusValues(Mapping[str, Any]):
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    """An outbound attempt of the callback failed (the flow's ``_cbe_on_dial_done`` with a
+    result other than answered); ``attempt`` of ``max_attempts``."""
+
+    record: Record
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackCompleted:
+    """The record reached COMPLETED with ``reason`` (its flow may still be winding down)."""
+
+    record: Record
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackEnded:
     """The callback and its flow are both over."""
 
     record: Record
 
 
-CallbackEvent = CallbackCreated | RecordUpdated | StatusEvent | CallbackEnded
-E = TypeVar("E", CallbackCreated, RecordUpdated, StatusEvent, CallbackEnded)
+CallbackEvent = CallbackCreated | RecordUpdated | StatusEvent | AttemptFailed | CallbackCompleted | CallbackEnded
+E = TypeVar("E", CallbackCreated, RecordUpdated, StatusEvent, AttemptFailed, CallbackCompleted, CallbackEnded)
 CreateCheck = Callable[[str, dict[str, Any]], None]
 """``check(service_name, keys)``: raise ``BadRequest`` to refuse a create request."""
 
@@ -96,7 +114,8 @@ class CallbackBus:
 
     def __init__(self) -> None:
         self._handlers: dict[type, list[Callable[[Any], None]]] = {
-            CallbackCreated: [], RecordUpdated: [], StatusEvent: [], CallbackEnded: []}
+            kind: [] for kind in (CallbackCreated, RecordUpdated, StatusEvent, AttemptFailed, CallbackCompleted,
+                                  CallbackEnded)}
         self._checks: list[CreateCheck] = []
 
     def subscribe(self, kind: type[E], handler: Callable[[E], None]) -> None:

@@ -21,6 +21,7 @@ FLOW_EVENTS: dict[str, tuple[str, ...]] = {
     "_cbe_on_service_exit": ("_service_id", "_service_name", "c_dialed_number", "c_termination_type"),
 }
 
+DIAL_DONE = "_cbe_on_dial_done"  # the flow's report of one outbound attempt (c_call_result 0: answered)
 _SERVICE_ATTRS = ("_service_id", "_service_name", "_desired_time", "_customer_number", "_v_queue")
 SERVICE_EVENTS: dict[str, tuple[str, ...]] = {
     name: _SERVICE_ATTRS for name in (

@@ -18,18 +18,27 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..flows import FlowError
 from ..platform.adapter import Platform
 from ..scxml import AttrDict, Event, Session
+from ..sessions.flows import FlowError
 from ..sessions.manager import SessionManager
 from ..storage import UnitOfWork, dumps
 from . import rows as callback_rows
-from .bus import CallbackBus, CallbackCreated, CallbackEnded, RecordUpdated, StatusEvent, StatusValues
+from .bus import (
+    AttemptFailed,
+    CallbackBus,
+    CallbackCompleted,
+    CallbackCreated,
+    CallbackEnded,
+    RecordUpdated,
+    StatusEvent,
+    StatusValues,
+)
 from .business_hours import time_slots
 from .callback_settings import CallbackSettings
-from .event_catalog import FLOW_EVENTS, SERVICE_EVENTS
+from .event_catalog import DIAL_DONE, FLOW_EVENTS, SERVICE_EVENTS
 from .flow_actions import ReportDesk
-from .lifecycle import IllegalTransition, Lifecycle, event_between
+from .lifecycle import STATUS_UPDATED_EVENT, IllegalTransition, Lifecycle, event_between
 from .record_index import RecordIndex, TimeIndex
 from .records import (
     BadRequest,
@@ -147,7 +156,7 @@ class CallbackService:
             desired = now
         keys = request_keys(params, options, allow_empty=False)
         self.bus.check_create(service_name, keys)  # e.g. the outbound URL policy on the target
-        if keys.get("_status_notification_target") in self.by_session:
+        if self.runs_session(keys.get("_status_notification_target")):
             raise BadRequest("_status_notification_target names the session of a callback: events cannot be "
                              "sent into another callback's flow")
         self._check_hours(options, desired)
@@ -456,6 +465,11 @@ class CallbackService:
         log.warning("callback %s: %s", cid, why)
         self._complete(record, CompletionReason.FAIL_ERROR, notify_failure=why)
 
+    def runs_session(self, session_id: Any) -> bool:
+        """Whether ``session_id`` is the session of a callback: events from outside (a status
+        notification target, a subscription) must not be sent into another callback's flow."""
+        return session_id in self.by_session
+
     # -- what flows call (custom actions) -----------------------------------------------------
     def record_for(self, session: Session) -> dict[str, Any] | None:
         """The record of a session this service started (or of its invoking parent); never one a
@@ -475,6 +489,9 @@ class CallbackService:
         attrs = FLOW_EVENTS.get(name, ())
         values = StatusValues(extra or {}, session.datamodel, record)
         self._record_event(record, name, attrs, values)
+        if name == DIAL_DONE and values.get("c_call_result") not in (0, None):
+            self.bus.publish(AttemptFailed(record, int(values.get("c_call_num_attempt") or 0),
+                                           int(values.get("_max_dial_attempts") or 1)))
 
     def flow_update(self, session: Session, state: str | None, reason: str | None,
                     keys: dict[str, Any]) -> None:
@@ -512,6 +529,8 @@ class CallbackService:
                 self._track(record)
             values = {**record, "_v_queue": record.get("_urs_virtual_queue")}
             self._record_event(record, event_name, SERVICE_EVENTS.get(event_name, ()), values)
+            if to_state == CallbackState.COMPLETED and event_name == STATUS_UPDATED_EVENT:
+                self.bus.publish(CallbackCompleted(record, record["_callback_reason"]))
 
         return Lifecycle(record["_callback_state"], listener)
 

@@ -96,9 +96,11 @@ class Platform(Protocol):
     #: event goes to its session without an inbox row.
     durable: bool
 
-    def attach(self, deliver: Deliver) -> None:
+    def attach(self, deliver: Deliver) -> Callable[[], None]:
         """Raise the platform's events in sessions through ``deliver`` (each session host attaches
-        when it is built; events for a session a host does not run are ignored by that host)."""
+        when it builds its processors; events for a session a host does not run are ignored by
+        that host). Returns the callable that detaches it (when the host closes)."""
+        ...
 
     def handle(self, session_id: str, request: str, data: dict[str, Any]) -> None:
         """Accept a request from a flow; never raises for bad input, answers with events later."""

@@ -52,14 +52,17 @@ class PlatformProcessor:
         self.host = host
         self.platform = platform
         self.durable = platform.durable if platform is not None else True
-        if platform is not None:
-            platform.attach(host_deliverer(host, durable=platform.durable))
+        self._detach = platform.attach(host_deliverer(host, durable=platform.durable)) if platform else None
 
     async def start(self) -> None:
         """Nothing to listen on: the platform delivers its events through the host."""
 
     async def close(self) -> None:
-        """Nothing to release: the platform belongs to the composition root, not to the processor."""
+        """The host closes: its sessions take no more platform events (the platform itself
+        belongs to the composition root, which closes it)."""
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
 
     def location(self, session: Session) -> str | None:
         """Nothing outside can address a session through the platform, so no ``_ioprocessors`` entry."""

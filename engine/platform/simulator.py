@@ -193,11 +193,20 @@ class Simulator:
             self._apply(config)
 
     # ------------------------------------------------------------------ Platform API
-    def attach(self, deliver: Deliver) -> None:
-        """Raise this platform's events through ``deliver`` too (a session host joining)."""
+    def attach(self, deliver: Deliver) -> Callable[[], None]:
+        """Raise this platform's events through ``deliver`` too (a session host joining); the
+        callable returned detaches it again."""
         self._sinks.append(deliver)
 
+        def detach() -> None:
+            if deliver in self._sinks:
+                self._sinks.remove(deliver)
+
+        return detach
+
     def _deliver(self, sid: str, name: str, data: dict[str, Any]) -> None:
+        if not self._sinks:
+            log.warning("platform event %s for session %s dropped: no session host is attached", name, sid)
         for sink in self._sinks:
             sink(sid, name, data)
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..callbacks.bus import CallbackBus, CallbackCreated, RecordUpdated, StatusEvent
+from ..callbacks.bus import AttemptFailed, CallbackBus, CallbackCompleted, CallbackCreated, RecordUpdated
 from ..callbacks.callback_settings import CallbackSettings
 from ..callbacks.record_index import RecordIndex
 from ..callbacks.records import BadRequest, format_time, parse_time
@@ -44,7 +43,6 @@ log = logging.getLogger("engine.push")
 _WAITING = (CallbackState.QUEUED, CallbackState.ROUTING)
 CREDENTIALS_KEY = "fcm_credentials"
 UPCOMING_SENT, UPCOMING_SUPPRESSED = "sent", "suppressed"
-FAILED_DIAL = "_cbe_on_dial_done"
 
 
 class PushService:
@@ -64,7 +62,8 @@ class PushService:
         callbacks.add_index(self.watched)
         outbox.add_sender("fcm", self._deliver)
         bus.subscribe(CallbackCreated, lambda e: self.callback_created(e.record))
-        bus.subscribe(StatusEvent, lambda e: self.on_event(e.record, e.name, e.values))
+        bus.subscribe(AttemptFailed, self.attempt_failed)
+        bus.subscribe(CallbackCompleted, self.completed)
         bus.subscribe(RecordUpdated, lambda e: self.record_updated(e.record, e.keys))
         if platform is not None:
             platform.add_listener(self.queue_changed)
@@ -126,17 +125,14 @@ class PushService:
         if 0 <= ewt < threshold:
             record["_push_upcoming"] = UPCOMING_SUPPRESSED  # already close at creation: never sent
 
-    def on_event(self, record: dict[str, Any], name: str, values: Mapping[str, Any]) -> None:
-        if not _wants_push(record):
-            return
-        if name == FAILED_DIAL and values.get("c_call_result") not in (0, None):
-            attempt = int(values.get("c_call_num_attempt") or 0)
-            last = int(values.get("_max_dial_attempts") or 1)
-            event = "CALLBACK_ATTEMPT_FAILED" if attempt < last else "CALLBACK_FINAL_ATTEMPT_FAILED"
-            self._push(record, event, {"attempt": attempt, "max_attempts": last})
-        elif name == "_cbe_on_callback_status_updated" and record["_callback_state"] == CallbackState.COMPLETED \
-                and record.get("_callback_reason") in (CompletionReason.PURGED, CompletionReason.FAIL_TIMEOUT_TTL):
-            self._push(record, "CALLBACK_PURGED", {"reason": record["_callback_reason"]})
+    def attempt_failed(self, event: AttemptFailed) -> None:
+        if _wants_push(event.record):
+            kind = "CALLBACK_ATTEMPT_FAILED" if event.attempt < event.max_attempts else "CALLBACK_FINAL_ATTEMPT_FAILED"
+            self._push(event.record, kind, {"attempt": event.attempt, "max_attempts": event.max_attempts})
+
+    def completed(self, event: CallbackCompleted) -> None:
+        if _wants_push(event.record) and event.reason in (CompletionReason.PURGED, CompletionReason.FAIL_TIMEOUT_TTL):
+            self._push(event.record, "CALLBACK_PURGED", {"reason": event.reason})
 
     def record_updated(self, record: dict[str, Any], keys: dict[str, Any]) -> None:
         """The flow registered the call-in (its turn came): CALLBACK_READY."""

@@ -26,8 +26,9 @@ How events move, one verb each:
 * ``Invocation.forward`` - an event into an invoked child (``#_<invokeid>``, autoforward).
 * ``SessionHost.route_event`` - an event leaving one session for another session of the host
   (a persisting host holds it until the sender's new state is durable).
-* ``SessionHost.emit`` - an effect leaving the engine (an HTTP send, a notification), recorded
-  by a persisting host; ``SessionHost.perform_effect`` - carrying such an effect out.
+* ``SessionHost.emit`` - an effect leaving the engine (a Basic HTTP send, a platform request),
+  recorded by a persisting host unless it goes to a party that does not outlive the process;
+  ``SessionHost.perform_effect`` - carrying such an effect out.
 
 A session's data: ``Session.datamodel`` is its ``DataModel`` (the only way to its variables);
 ``Session.variables`` a copy of the author's variables; ``Document.datamodel`` the

@@ -126,7 +126,7 @@ class SessionHost:
         target.deliver(event)
 
     def emit(self, session: Session, kind: str, payload: dict[str, Any], *, durable: bool = True) -> None:
-        """An effect leaving the engine (an HTTP send, a notification); ``kind`` names its handler.
+        """An effect leaving the engine (a Basic HTTP send, a platform request); ``kind`` names its handler.
         ``durable=False``: it goes to a party that does not outlive this process (the in-process
         platform simulator), so a persisting host need not record it to redo it after a restart."""
         self.perform_effect(session.id, kind, payload)

@@ -35,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..flows import FlowRegistry, FlowVersion
 from ..jsonable import jsonable
 from ..scxml import Event, Limits, Registry, Session, SessionHost
 from ..scxml.clock import Clock
@@ -43,6 +42,7 @@ from ..scxml.session_state import SessionState
 from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state
 from ..storage import StorageUnavailable, Store, UnitOfWork, dumps
 from . import rows
+from .flows import FlowRegistry, FlowVersion
 
 log = logging.getLogger("engine.sessions")
 SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 
 from aiohttp import ClientSession, web
@@ -11,6 +10,7 @@ from engine.scxml import BASIC_HTTP, DEFAULT_REGISTRY, BasicHttpProcessor, Sessi
 from engine.scxml.basichttp import RetryBudget
 from engine.urlpolicy import UrlPolicy
 from tests.scxml.documents import scxml
+from tests.support.eventually import eventually
 
 
 def loopback_host(**options) -> SessionHost:
@@ -45,10 +45,7 @@ async def test_send_posts_a_form_to_a_real_receiver() -> None:
         host = loopback_host()
         await host.start()
         host.start_session(doc)
-        for _ in range(50):
-            if received:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: received, timeout=5, expected="the POST received")
         assert received == [("application/x-www-form-urlencoded", {"_scxmleventname": "hello", "who": "ann"})]
         await host.close()
     finally:
@@ -63,10 +60,7 @@ async def test_unreachable_target_raises_error_communication() -> None:
     host = loopback_host(retry=RetryBudget(attempts=3, seconds=1.0, first_delay=0.05))
     await host.start()
     session = host.start_session(doc)
-    for _ in range(500):
-        if not session.is_running:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: not session.is_running, timeout=15, expected="the session finished")
     assert session.final_state == "ok"
     await host.close()
 
@@ -84,10 +78,7 @@ async def test_external_post_becomes_an_event_and_unknown_session_is_404() -> No
             assert r.status == 200
         async with client.post(location.rsplit("/", 1)[0] + "/nobody", data={}) as r:
             assert r.status == 404
-    for _ in range(20):
-        if not session.is_running:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not session.is_running, timeout=5, expected="the session finished")
     assert session.final_state == "done"
     assert session.datamodel.variable("got") == {"qty": 3, "sku": "A1"}
     await host.close()

@@ -4,7 +4,6 @@ send-rate cap, each with its escalation (error.execution first, failing if it go
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from engine.scxml import FAILED, FINISHED, RUNNING, Document, Event, Limits, Ses
 from engine.scxml import session as session_module
 from engine.scxml.snapshot import decode_state, encode_state
 from tests.scxml.documents import scxml
+from tests.support.eventually import eventually
 
 # Twelve events sent to itself at start, each recorded in arrival order.
 TICKS = scxml(
@@ -38,10 +38,8 @@ LOOP = scxml(
 
 async def settle(*sessions, timeout: float = 10.0) -> None:
     """Until no session has work left (yielded sessions wait for slices of the loop)."""
-    deadline = time.monotonic() + timeout
-    while any(s.is_running and s.has_queued_events for s in sessions):
-        assert time.monotonic() < deadline, "sessions did not settle"
-        await asyncio.sleep(0.002)
+    await eventually(lambda: not any(s.is_running and s.has_queued_events for s in sessions),
+                     timeout=timeout, expected="the sessions settled")
 
 
 def longest_run(items: list) -> int:

@@ -3,7 +3,6 @@ the standard registry built on request, and the concrete session and host fillin
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 
 import pytest
@@ -32,6 +31,7 @@ from engine.scxml.ports import (
 )
 from engine.scxml.session import SessionHostPort
 from tests.scxml.documents import NS, scxml
+from tests.support.eventually import eventually
 
 
 class Quiet:
@@ -263,10 +263,7 @@ async def test_a_delayed_send_whose_type_is_gone_becomes_error_execution() -> No
     copy = Session.from_state(other, doc, "rebuilt", state)
     other.sessions[copy.id] = copy
     copy.resume(state.pending)
-    for _ in range(50):
-        if copy.final_state:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: copy.final_state, timeout=5, expected="the rebuilt session finished")
     assert copy.final_state == "end"
     assert "unknown send type 'quiet'" in copy.variables["why"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 
@@ -11,6 +10,7 @@ from engine.scxml.session_state import SessionState
 from engine.scxml.snapshot import decode_state, decode_value, encode_state, encode_value
 from engine.storage.store import dumps
 from tests.scxml.documents import scxml
+from tests.support.eventually import eventually
 
 # History recorded, a delayed send pending, a child invoked, a function only a script can make.
 DOC = scxml(
@@ -75,10 +75,7 @@ async def test_a_state_survives_json_and_makes_the_same_session_again() -> None:
 
     copy.resume(copy_state.pending)
     assert [r.sendid for r in copy.pending_sends()] == ["late1"]
-    for _ in range(100):
-        if not copy.has_queued_events:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not copy.has_queued_events, timeout=5, expected="the queued event taken")
     assert copy.datamodel.variable("got") == [8]  # the queued event, with the recovered function
     copy.send("resume")
     assert copy.active_state_ids() == ["work", "w2"]  # the restored history

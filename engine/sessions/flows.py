@@ -19,19 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic_file import SaveError, save, write_atomic
-from .scxml import Document, DocumentError, Problem, Registry, compile_document
-from .sessions import rows as session_rows
-from .storage import Store
+from ..atomic_file import SaveError, save, write_atomic
+from ..scxml import Document, DocumentError, Problem, Registry, compile_document
+from ..storage import Store
+from . import rows as session_rows
 
 log = logging.getLogger("engine.flows")
 FLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-SANDBOXED_DATAMODELS = frozenset({"null", "ecmascript"})
-
-
-def runs_host_code(raw: bytes) -> bool:
-    """Whether a document uses a datamodel whose expressions are host code (``python``, also the
-    default when no ``datamodel`` is given), in its root or in any document inlined in it for
+def runs_host_code(raw: bytes, registry: Registry) -> bool:
+    """Whether a document uses a datamodel whose expressions are host code (as ``registry`` knows
+    its datamodels: ``python``, also the default when no ``datamodel`` is given; a name the
+    registry does not know counts as host code too), in its root or in any document inlined in it for
     ``<invoke>``, as markup or as text (CDATA). Such a flow can do anything the engine's process
     can, so uploading one is the administrator's decision; documents built at run time are
     refused the same way by the interpreter. Unparseable text is left to the validation that
@@ -47,8 +45,10 @@ def runs_host_code(raw: bytes) -> bool:
             if not isinstance(el.tag, str):
                 continue  # comments, processing instructions
             local = etree.QName(el).localname
-            if local == "scxml" and el.get("datamodel", "python") not in SANDBOXED_DATAMODELS:
-                return True
+            if local == "scxml":
+                kind = registry.datamodel(el.get("datamodel", "python"))
+                if kind is None or kind.host_code:
+                    return True
             if local == "content" and el.text and "<" in el.text:
                 try:
                     inner = etree.fromstring(el.text.strip().encode("utf-8"), parser)
