@@ -16,7 +16,8 @@ In one run it
 * warm-up: immediate and scheduled callbacks, to learn how many messages each kind sends;
 * maximum rate: ``--saturate`` immediate callbacks created closed-loop with ``--concurrency`` in
   flight; max = callbacks / (first create sent -> last of their notifications received), the
-  method of ``bench/callbacks.py`` with the deliveries included;
+  method of ``bench/callbacks.py`` with the deliveries included (``--max-rate`` gives it instead,
+  so that two versions can be compared at the same rates);
 * for each share in ``--levels`` (default 50 % and 90 % of that maximum): the bare server under an
   open-loop POST stream at that rate (the reference), then ``--seconds`` of open-loop creates at that
   rate (create i is sent i / rate seconds in, whatever the answers before it did).
@@ -40,8 +41,8 @@ Figures per level (p50 / p99 / max, milliseconds):
 * the reference: the bare server's request latency at the same arrival rate;
 * the create request's own latency; how late this client sent (open-loop slip: should be ~0);
   each callback's lifetime (create or desired time -> its last message) and whether the engine kept
-  pace (the lifetimes of the last fifth of the stretch no longer than those of the middle fifth,
-  within 1.5x + 20 ms: a growing backlog makes them grow); the drain after the last create; the
+  pace (``kept_up``: it finished callbacks at 90 % of the rate they came at or more, and the lifetimes
+  did not keep growing over the stretch); the drain after the last create; the
   longest silence at the receiver, a timeline and the slowest callbacks (to find stalls); the CPU
   of engine, receiver, client and everyone else.
 
@@ -121,7 +122,7 @@ FLOW_START, DIAL_INIT, DIAL_DONE = "_cbe_on_service_create", "_cbe_on_dial_init"
 WAS_SCHEDULED = "_cbe_on_callback_scheduled"
 #: Slices of a phase's sending window in the timeline.
 SLICES = 10
-KEPT_UP = {True: "kept up", False: "FELL BEHIND (lifetimes grew)", None: "pace unknown (too few callbacks)"}
+KEPT_UP = {True: "kept up", False: "FELL BEHIND", None: "pace unknown (too few callbacks)"}
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class Settings:
 
     quick: bool
     saturate: int
+    max_rate: float | None  # given: no maximum-rate phase
     concurrency: int
     seconds: float
     levels: tuple[float, ...]
@@ -377,18 +379,20 @@ def scheduled_figures(phase: Phase, seen: dict[str, dict[str, list[Any]]], began
             "desired_to_flow_start": spread([value for _, value in start]), "started_at_once": early}
 
 
-def kept_up(lifetimes: list[tuple[float, float]], window: float) -> bool | None:
-    """Whether the engine kept pace: the median callback lifetime (start -> last message) of the last
-    fifth of the stretch is at most 1.5 times that of the middle fifth, plus 20 ms.
+def kept_up(lifetimes: list[tuple[float, float]], window: float, callbacks: int, finished: float) -> bool | None:
+    """Whether the engine kept pace with the arrivals, by two signs of a growing backlog.
 
-    An engine that falls behind builds a backlog that grows all the time, and every callback waits
-    for it, so its lifetimes keep growing; one that keeps up shows the same lifetimes throughout.
+    Its rate: callbacks / (first create -> last message) is at least 90 % of callbacks / sending
+    window (a normal drain costs a few per cent of a 25 s stretch). Its trend: the median lifetime
+    (start -> last message) of the last fifth of the stretch is at most 1.5 times that of the
+    middle fifth, plus 20 ms; a backlog that keeps growing makes every later callback wait longer.
     """
     middle = sorted(value for offset, value in lifetimes if 0.4 * window <= offset < 0.6 * window)
     last = sorted(value for offset, value in lifetimes if offset >= 0.8 * window)
-    if not middle or not last:
+    if not middle or not last or finished <= 0:
         return None
-    return quantile(last, 0.5) <= 1.5 * quantile(middle, 0.5) + 0.020
+    pace = callbacks / finished >= 0.9 * callbacks / window
+    return pace and quantile(last, 0.5) <= 1.5 * quantile(middle, 0.5) + 0.020
 
 
 def phase_figures(phase: Phase, expected: dict[str, int], ring: float, problems: list[str]) -> dict[str, Any]:
@@ -428,7 +432,7 @@ def phase_figures(phase: Phase, expected: dict[str, int], ring: float, problems:
     if phase.rate:
         ordered = sorted(phase.sent)
         figures["client_slip"] = spread([ordered[i] - ordered[0] - i / phase.rate for i in range(len(ordered))])
-        figures["kept_up"] = kept_up(lifetimes, window)
+        figures["kept_up"] = kept_up(lifetimes, window, callbacks, last - began)
     if any(kind == SCHEDULED for kind in phase.kinds):
         figures.update(scheduled_figures(phase, seen, began, window, ring, problems))
     return figures
@@ -468,10 +472,14 @@ async def measure(client: aiohttp.ClientSession, engine: EngineProcess, receiver
     warm = await run_phase(client, engine, receiver, "warm", [NOW, SCHEDULED] * settings.warmup, settings,
                            None, lead=1.0)
     expected = learn_counts(warm, problems)
-    saturated = await run_phase(client, engine, receiver, "max", [NOW] * settings.saturate, settings, expected,
-                                lead=settings.lead)
-    sat = phase_figures(saturated, expected, settings.ring, problems)
-    maximum = sat["achieved_per_second"]
+    if settings.max_rate:
+        sat: dict[str, Any] = {"given": settings.max_rate}
+        maximum: float | None = settings.max_rate
+    else:
+        saturated = await run_phase(client, engine, receiver, "max", [NOW] * settings.saturate, settings, expected,
+                                    lead=settings.lead)
+        sat = phase_figures(saturated, expected, settings.ring, problems)
+        maximum = sat["achieved_per_second"]
     if not maximum:
         raise BenchFailed("the maximum rate could not be measured")
     levels: dict[str, Any] = {}
@@ -486,7 +494,7 @@ async def measure(client: aiohttp.ClientSession, engine: EngineProcess, receiver
                                      **phase_figures(phase, expected, settings.ring, problems)}
         await wait_completed(client, engine.url, level_name(share), timeout=30.0)
     return {"messages_per_callback": expected, "warmup": phase_figures(warm, expected, settings.ring, problems),
-            "maximum": sat, "levels": levels}
+            "maximum": sat, "max_rate_used": maximum, "levels": levels}
 
 
 async def reference_round_warm(client: aiohttp.ClientSession, base: str, index: int) -> int:
@@ -499,7 +507,8 @@ async def reference_round_warm(client: aiohttp.ClientSession, base: str, index: 
 def headline(figures: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
     """The figures a reader wants first, flat: ``..._at_50`` is at 50 % of the maximum rate."""
     sat = figures.get("maximum", {})
-    out: dict[str, Any] = {"max_callbacks_per_second": sat.get("achieved_per_second"),
+    out: dict[str, Any] = {"max_callbacks_per_second": figures.get("max_rate_used"),
+                           "max_rate_measured": "given" not in sat,
                            "max_engine_cpu_ms_per_callback": sat.get("engine_cpu_ms_per_callback")}
     disturbed = ["maximum"] if sat.get("disturbed") else []
     for name, level in figures.get("levels", {}).items():
@@ -570,9 +579,12 @@ def print_report(result: dict[str, Any]) -> None:
     if "maximum" not in result:
         return
     sat = result["maximum"]
-    print(f"  maximum: {h['max_callbacks_per_second']} callbacks/s create -> last notification ({sat['callbacks']} "
-          f"callbacks, {s['concurrency']} in flight; engine {sat['engine_cpu_ms_per_callback']} ms CPU each; "
-          f"messages per callback {result['messages_per_callback']})")
+    if "given" in sat:
+        print(f"  maximum: {sat['given']} callbacks/s, given (--max-rate), not measured")
+    else:
+        print(f"  maximum: {h['max_callbacks_per_second']} callbacks/s create -> last notification ({sat['callbacks']} "
+              f"callbacks, {s['concurrency']} in flight; engine {sat['engine_cpu_ms_per_callback']} ms CPU each; "
+              f"messages per callback {result['messages_per_callback']})")
     for level in result["levels"].values():
         ref, cpu = level["reference"], level["cpu"]
         print(f"  {round(100 * level['share'])} % = {level['offered_per_second']} callbacks/s offered, open loop: "
@@ -607,6 +619,8 @@ def settings_from(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description="latency under load: create -> first status, desired -> dial")
     parser.add_argument("--quick", action="store_true", help="smoke run: small counts, seconds")
     parser.add_argument("--saturate", type=int, help="callbacks of the maximum-rate phase (default 3000, quick 150)")
+    parser.add_argument("--max-rate", type=float,
+                        help="take this as the maximum callbacks/s instead of measuring it (A/B runs at equal rates)")
     parser.add_argument("--concurrency", type=int, default=32, help="creates in flight at the maximum (default 32)")
     parser.add_argument("--seconds", type=float, help="seconds of open-loop load per level (default 25, quick 4)")
     parser.add_argument("--levels", default="0.5,0.9", help="shares of the maximum rate (default 0.5,0.9)")
@@ -639,7 +653,8 @@ def settings_from(argv: list[str] | None) -> Settings:
     if lead >= seconds:
         parser.error("--lead must be shorter than --seconds: scheduled dials must fall inside the load")
     return Settings(
-        quick=quick, saturate=max(10, int(pick(args.saturate, 3000, 150))), concurrency=max(1, args.concurrency),
+        quick=quick, saturate=max(10, int(pick(args.saturate, 3000, 150))),
+        max_rate=args.max_rate if args.max_rate and args.max_rate > 0 else None, concurrency=max(1, args.concurrency),
         seconds=seconds, levels=levels, scheduled_share=min(1.0, max(0.0, args.scheduled_share)), lead=lead,
         reference_seconds=max(0.5, pick(args.reference_seconds, 10.0, 2.0)), shorten=max(1.0, args.shorten),
         agents=max(1, args.agents), warmup=max(1, int(pick(args.warmup, 10, 4))),
