@@ -184,8 +184,8 @@ class CallbackService:
             self._lifecycle(record).created()
             self._arm(record)
         else:
-            self._arm(record)
             self._submit(record)
+            self._arm(record)
         self.mark(record)
         await self.manager.commit()
         return record
@@ -358,8 +358,12 @@ class CallbackService:
         if options is None or record["_callback_state"] == CallbackState.COMPLETED:
             return
         if record["_callback_state"] == CallbackState.SCHEDULED:
+            # One timer while it waits (tens of thousands may): its TTL runs out only after its
+            # submit time, so the TTL is armed when it is submitted (``_run_submit``).
             due = parse_time(record["_desired_time"], "") - options["_request_execution_time_buffer"]
             self.timers.arm(f"submit:{cid}", due, self._run_submit, cid)
+            self.timers.cancel(f"ttl:{cid}")
+            return
         purge = self.queue_settings.purge_seconds(record.get("_urs_virtual_queue", ""))
         if purge and record.get("_submitted_time") and record["_callback_state"] != CallbackState.SCHEDULED:
             due = parse_time(record["_submitted_time"], "") + purge
@@ -376,6 +380,7 @@ class CallbackService:
         if record is None or record["_callback_state"] != CallbackState.SCHEDULED:
             return
         self._submit(record)
+        self._arm(record)  # its TTL (and purge) from now on
         self.mark(record)
 
     def _run_purge(self, cid: str) -> None:
