@@ -45,6 +45,8 @@ from . import rows
 from .flows import FlowRegistry, FlowVersion
 
 log = logging.getLogger("engine.sessions")
+#: Ended-session descriptions kept in memory, without and with a store.
+ENDED_KEPT = {False: 10_000, True: 1_000}
 SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}
 
 
@@ -255,7 +257,9 @@ class SessionManager(SessionHost):
     def session_ended(self, session: Session) -> None:
         if session.id in self.sessions:
             self.ended[session.id] = self._describe(session)
-            if len(self.ended) > 10_000:
+            # Each description holds the session's datamodel (~3.5 KB): with a store, the stored
+            # row answers for older ones, so only the latest few are kept (ENDED_KEPT).
+            if len(self.ended) > ENDED_KEPT[self.store is not None]:
                 self.ended.pop(next(iter(self.ended)))
         super().session_ended(session)
         if not self._durable(session):
