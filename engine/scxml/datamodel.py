@@ -195,8 +195,14 @@ class PythonData:
         self._store["_event"] = event
 
     def variables(self) -> dict[str, Any]:
-        system = SYSTEM_NAMES
-        return {k: v for k, v in self._store.items() if k not in system and not k.startswith("__")}
+        # A copy made in C, then the few names that are not the author's taken out: a third of
+        # the cost of filtering each name, and every snapshot takes this copy.
+        out = self._store.copy()
+        for name in SYSTEM_NAMES:
+            out.pop(name, None)
+        for name in [k for k in out if k[:2] == "__"]:
+            del out[name]
+        return out
 
     def restore(self, values: Mapping[str, Any]) -> None:
         self._store.update(values)

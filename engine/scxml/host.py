@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
+import secrets
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -101,7 +101,7 @@ class SessionHost:
         invokeid: str | None = None,
         session_id: str | None = None,
     ) -> Session:
-        sid = session_id or uuid.uuid4().hex
+        sid = session_id or secrets.token_hex(16)
         if sid in self.sessions:
             raise ValueError(f"session {sid!r} already exists")
         session = Session(self, doc, sid, parent=parent, invokeid=invokeid, data=data)

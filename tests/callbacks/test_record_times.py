@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.callbacks.records import MAX_TIME, format_time, parse_time
 
@@ -31,3 +33,15 @@ def test_format_time_agrees_with_the_strftime_spelling_over_the_whole_range() ->
         dt = datetime.fromtimestamp(epoch, UTC)
         assert format_time(epoch) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
         assert 0 <= epoch - parse_time(format_time(epoch), "t") < 0.0011  # truncated, float noise
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.floats(min_value=-2e9, max_value=4e9, allow_nan=False),
+                 st.integers(min_value=0, max_value=4_000_000_000).map(float),
+                 st.tuples(st.integers(min_value=0, max_value=4_000_000_000),
+                           st.sampled_from([0.0005, 0.9995, 0.9999995, 0.0000005, 0.9994999, 0.5]))
+                 .map(lambda t: t[0] + t[1])))
+def test_format_time_formats_as_datetime_does(epoch: float) -> None:
+    """The per-second cache gives exactly what ``datetime`` gives, carries and rounding included."""
+    expected = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    assert format_time(epoch) == expected
