@@ -183,7 +183,9 @@ class SessionManager(SessionHost):
         """Status of a live or recently ended session, from memory."""
         session = self.sessions.get(session_id)
         if session is None:
-            return self.ended.get(session_id)
+            found = self.ended.get(session_id)
+            # Made JSON-ready when asked for, not for every session that ends.
+            return {**found, "datamodel": jsonable(found["datamodel"])} if found is not None else None
         return self._describe(session)
 
     async def find(self, session_id: str) -> dict[str, Any] | None:
@@ -194,7 +196,9 @@ class SessionManager(SessionHost):
             found = await rows.describe_stored(self.store, session_id)
         return found
 
-    def _describe(self, session: Session) -> dict[str, Any]:
+    def _describe(self, session: Session, ready: bool = True) -> dict[str, Any]:
+        """``ready=False``: the datamodel as the session's own values (an ended session's, which
+        no longer change), to be made JSON-ready only if somebody asks (``describe``)."""
         info = self.info.get(session.id)
         return {
             "sessionid": session.id,
@@ -203,7 +207,7 @@ class SessionManager(SessionHost):
             "status": session.status,
             "active_states": session.active_state_ids(),
             "final_state": session.final_state,
-            "datamodel": jsonable(session.variables),
+            "datamodel": jsonable(session.variables) if ready else session.variables,
             "error": session.error,
             "parent": info.parent_id if info else None,
             "persistent": info.persistent if info else False,
@@ -256,7 +260,7 @@ class SessionManager(SessionHost):
 
     def session_ended(self, session: Session) -> None:
         if session.id in self.sessions:
-            self.ended[session.id] = self._describe(session)
+            self.ended[session.id] = self._describe(session, ready=False)
             # Each description holds the session's datamodel (~3.5 KB): with a store, the stored
             # row answers for older ones, so only the latest few are kept (ENDED_KEPT).
             if len(self.ended) > ENDED_KEPT[self.store is not None]:
