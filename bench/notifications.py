@@ -27,6 +27,8 @@ In one run it
   timeout, default connector, ``json.dumps`` per request, a ``webhook-id`` header), at the
   concurrency the engine's dispatcher reached (the connections it used in the saturated phase,
   unless ``--ref-concurrency``); once after each engine phase;
+* engine CPU per delivered message next to the bare loop's CPU per request (this process's CPU
+  over a reference round; the best round) and their ratio;
 * checks that every status event each callback recorded (``GET .../events``) arrived exactly once
   per ``webhook-id``, in order, with ``t_entry`` on flow events; any shortfall, stranger or
   duplicate fails the run, and duplicates are counted on their own.
@@ -463,6 +465,7 @@ async def reference_round(receiver: tuple[str, int], path: str, bodies: list[dic
         result = await drive(count, concurrency, one)
         figures = cpu.figures()
     return {"concurrency": concurrency, **result.summary(), "cpu": figures,
+            "cpu_ms_per_message": round(1000 * figures["client_cpu_seconds"] / max(1, result.requests), 3),
             "disturbed": max(figures["foreign_cpu_share"], figures["steal_share"]) > DISTURBED}
 
 
@@ -585,6 +588,7 @@ def headline(figures: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
     sat, paced_f = figures.get("saturated", {}), figures.get("paced", {})
     rates = [r["rate"] for r in figures.get("reference_rounds", [])]
     reference = max(rates) if rates else None
+    ref_cpu = min((r["cpu_ms_per_message"] for r in figures.get("reference_rounds", [])), default=None)
     checks = figures.get("delivery_checks", {}).values()
     disturbed = [name for name, part in (("saturated", sat), ("paced", paced_f)) if part.get("disturbed")]
     disturbed += [f"reference {i + 1}" for i, r in enumerate(figures.get("reference_rounds", [])) if r["disturbed"]]
@@ -601,6 +605,8 @@ def headline(figures: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
         "paced_notifications_per_second": paced_f.get("notifications_per_second"),
         "engine_cpu_ms_per_message_saturated": sat.get("engine_cpu_ms_per_message"),
         "engine_cpu_ms_per_message_paced": paced_f.get("engine_cpu_ms_per_message"),
+        "reference_cpu_ms_per_message": ref_cpu,
+        "cpu_ratio_saturated_vs_reference": ratio(sat.get("engine_cpu_ms_per_message"), ref_cpu, 2),
         "messages_checked": sum(c["expected"] for c in checks),
         "missing": sum(c["missing"] for c in checks), "duplicates": sum(c["duplicates"] for c in checks),
         "engine_connections_used": sat.get("engine_connections_used"),
@@ -655,6 +661,9 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"  bare aiohttp POST loop       : {h['reference_rate']}/s (rounds {h['reference_rates']}, concurrency "
           f"{h['reference_concurrency']}; the engine's client used {h['engine_connections_used']} connections)")
     print(f"  ours / bare                  : {h['ratio_vs_reference']} (steady {h['ratio_steady_vs_reference']})")
+    print(f"  CPU per message              : engine {h['engine_cpu_ms_per_message_saturated']} ms (saturated), "
+          f"bare POST loop {h['reference_cpu_ms_per_message']} ms; engine / bare "
+          f"{h['cpu_ratio_saturated_vs_reference']}")
     for label, part in (("saturated", sat), ("paced", paced_f)):
         lat = part["latency_from_state_entry"]
         print(f"  state entry -> receiver ({label:9}): p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, "
