@@ -24,7 +24,7 @@ In one run it
   saturated callback rate: the latency at a defined load rather than behind a growing backlog;
 * reference: a bare aiohttp POST loop to the same receiver with the warm-up's real bodies (so the
   same payload sizes), configured like the engine's dispatcher (one ``ClientSession``, 10 s total
-  timeout, default connector, ``json.dumps`` per request, a ``webhook-id`` header), at the
+  timeout, default connector, compact JSON by orjson per request, a ``webhook-id`` header), at the
   concurrency the engine's dispatcher reached (the connections it used in the saturated phase,
   unless ``--ref-concurrency``); once after each engine phase;
 * engine CPU per delivered message next to the bare loop's CPU per request (this process's CPU
@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parent.parent
@@ -447,14 +448,14 @@ async def reference_round(receiver: tuple[str, int], path: str, bodies: list[dic
     """A bare POST loop doing what the engine's dispatcher does per delivery, minus the storage.
 
     Same client settings as ``engine.notifications.delivery.Dispatcher`` (one session, 10 s total
-    timeout, default connector), the same serialisation and headers, the warm-up's real bodies.
+    timeout, default connector), the same serialisation (orjson) and headers, the warm-up's real bodies.
     Connections are opened by an untimed first batch: the engine's were warm too.
     """
     url = f"{receiver[0]}{path}"
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10.0)) as session:
         async def one(index: int) -> int:
-            body = json.dumps(bodies[index % len(bodies)]).encode()
+            body = orjson.dumps(bodies[index % len(bodies)])
             headers = {"Content-Type": "application/json", "webhook-id": f"msg_{uuid.uuid4().hex}"}
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()

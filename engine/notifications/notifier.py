@@ -72,6 +72,8 @@ class NotificationConfig:
         return cls(box, UrlPolicy.from_config(raw, str(path)), dict(secrets), max_attempts)
 
     def secret_for(self, url: str) -> str | None:
+        if not self.secrets:
+            return None
         best = max((p for p in self.secrets if url.startswith(p)), key=len, default=None)
         return self.secrets[best] if best else None
 
