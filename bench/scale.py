@@ -17,7 +17,9 @@ are built beforehand with bulk inserts, so a run takes minutes, not the hours th
   (target <= 1.5). The retention purge query (nothing to purge) is timed on both databases;
 * **start-up and memory**: the seconds from starting the process to ``/health`` answering with
   50k scheduled callbacks waiting (target < 10 s), and the RSS per live callback (the RSS of the
-  50k engine minus that of the 1k engine, over the 49k callbacks between: target <= 4 KiB).
+  50k engine minus that of the 1k engine, over the 49k callbacks between: target <= 4 KiB). The
+  RSS per QUEUED callback, whose flow session runs, is reported too (5,000 immediate creates on
+  the 1k engine; no target: most of it is the session).
 
 A subscription-publish section lives in ``bench/scale_subscriptions.py`` when that file exists:
 it must offer ``async def run(workdir: Path, quick: bool) -> dict`` returning its figures, with a
@@ -79,6 +81,7 @@ class Sizes:
         self.completed = 5000 if quick else 200_000
         self.events = 25_000 if quick else 1_000_000
         self.history_live = 50  # the same live set over an empty and a long history
+        self.queued = 300 if quick else 5000  # immediate callbacks whose RSS is measured (flow running)
         self.rounds = 4 if quick else 10  # interleaved rounds of creates or queries per engine
         self.per_round = 5 if quick else 30  # creates of each kind, or queries of each kind, per round
 
@@ -260,6 +263,7 @@ async def live_load(workdir: Path, sizes: Sizes, config: Path, client: aiohttp.C
                 await probe.timed("create_immediate", sizes.per_round, lambda _i, p=probe: p.create(False))
         for live, probe in zip(sizes.live, probes, strict=True):
             result["sizes"][str(live)].update(probe.summary())
+        result["rss_per_queued_callback_bytes"] = await rss_per_queued(probes[0], sizes.queued)
     for live in sizes.live:
         result["sizes"][str(live)]["log"] = found = notes.get(f"live{live}", {})
         if found.get("restored") != live:
@@ -277,6 +281,22 @@ async def live_load(workdir: Path, sizes: Sizes, config: Path, client: aiohttp.C
     result["rss_per_live_callback_bytes"] = round(
         (large["rss_bytes"] - small["rss_bytes"]) / (sizes.live[-1] - sizes.live[0]))
     return result
+
+
+async def rss_per_queued(probe: Probe, count: int) -> int:
+    """RSS per QUEUED callback, its flow session running (waiting for an agent): ``count``
+    immediate creates, 8 at a time, between two readings of a quiet engine."""
+    await wait_quiet(probe.pid, timeout=120)
+    before = memory_bytes(probe.pid)["VmRSS"]
+    pending = iter(range(count))
+
+    async def worker() -> None:
+        for _ in pending:
+            await probe.create(False)
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    await wait_quiet(probe.pid, timeout=120)
+    return round((memory_bytes(probe.pid)["VmRSS"] - before) / count)
 
 
 async def history(workdir: Path, sizes: Sizes, config: Path, client: aiohttp.ClientSession,
@@ -396,6 +416,7 @@ async def run(workdir: Path, quick: bool) -> dict[str, Any]:
         **{f"subscriptions_{k}": v for k, v in ((result.get("subscriptions") or {}).get("ratios") or {}).items()},
         "startup_s_at_max_live": result["live"]["startup_s_at_max_live"],
         "rss_per_live_callback_bytes": result["live"]["rss_per_live_callback_bytes"],
+        "rss_per_queued_callback_bytes": result["live"]["rss_per_queued_callback_bytes"],
     }
     result["seconds"] = round(time.perf_counter() - began, 1)
     result["problems"] = list(problems)
@@ -414,7 +435,8 @@ def report(result: dict[str, Any]) -> None:
     for name, value in live["ratios"].items():
         print(f"  ratio {name}: {value}")
     print(f"  start-up with {list(live['sizes'])[-1]} scheduled: {live['startup_s_at_max_live']:.2f} s; "
-          f"RSS per live callback {live['rss_per_live_callback_bytes']} B")
+          f"RSS per live (scheduled) callback {live['rss_per_live_callback_bytes']} B; "
+          f"per queued callback with its flow running {live['rss_per_queued_callback_bytes']} B")
     print(f"history ({hist['completed']} completed, {hist['events']} events) against an empty database")
     for kind in hist["empty"]:
         print(f"  {kind}: empty p50 {hist['empty'][kind]['p50_ms']:.2f} ms, history p50 "
