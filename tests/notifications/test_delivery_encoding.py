@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from engine.notifications.delivery import DEAD, Delivery
 
+finite = st.floats(allow_nan=False, allow_infinity=False)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(),
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | finite | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=10)
 deliveries = st.builds(
@@ -46,3 +47,13 @@ def test_a_row_written_after_an_attempt_carries_its_progress() -> None:
     assert json.loads(first["record"])["attempts"] == 0
     assert (again["attempts"], again["status"]) == (3, DEAD)
     assert Delivery(**json.loads(again["record"])) == d
+
+
+def test_a_value_json_cannot_hold_is_sent_and_stored_as_null() -> None:
+    """NaN and infinities are not JSON: a receiver gets null (as the stored row has it), never
+    ``NaN``, which its parser would refuse."""
+    d = Delivery(id=8, key="k", type="customhttp", target="https://example.test/h", device_id="dev",
+                 message={"a": float("nan"), "b": float("inf"), "c": 1.5}, webhook_id="msg_2", max_attempts=3,
+                 created_at=1.0)
+    assert json.loads(d.body()) == {"a": None, "b": None, "c": 1.5}
+    assert json.loads(d.record())["message"] == {"a": None, "b": None, "c": 1.5}
