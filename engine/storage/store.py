@@ -9,16 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 from sqlalchemy import Executable, Select, bindparam, delete, event, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import schema
 from .migrations import Schema, migrate, ordered
+from .sqlite_writer import SqliteWriter, Step
 from .unit import TableWrite, UnitOfWork
 
 log = logging.getLogger("engine.storage")
@@ -60,12 +63,14 @@ class Store:
         self._statements: dict[TableWrite, Executable] = {}  # built once per table, not per commit
         # ...and compiled once, to the driver's own SQL and the order of its parameters.
         self._prepared: dict[tuple[TableWrite, str], tuple[str, tuple[str, ...]]] = {}
+        self._sqlite: SqliteWriter | None = None  # units of work on a SQLite file: one hop each
 
     @classmethod
     async def open(cls, url: str, schemas: Sequence[Schema] = ()) -> Store:
         """Connect, tune SQLite (WAL), apply the migrations of ``schemas`` (and storage's own)
         and seed the id sequence past the largest key of every sequenced table."""
         migrations = ordered(schemas)
+        path = ""
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -82,6 +87,8 @@ class Store:
                 cur.close()
 
         store = cls(engine)
+        if engine.dialect.name == "sqlite" and path and path != ":memory:" and "?" not in path:
+            store._sqlite = SqliteWriter(os.path.abspath(path))
         sequenced = [w.table for sch in schemas for w in sch.writes if w.sequenced]
         async with engine.begin() as conn:
             applied = await conn.run_sync(migrate, migrations)
@@ -95,6 +102,8 @@ class Store:
         return store
 
     async def close(self) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.close()
         await self.engine.dispose()
 
     def new_id(self) -> int:
@@ -122,6 +131,24 @@ class Store:
             self._statements[target] = stmt
         return stmt
 
+    def _steps(self, unit: UnitOfWork) -> list[Step]:
+        """``unit`` as the driver's statements and parameter tuples, in the order ``write`` keeps."""
+        steps: list[Step] = []
+        for target, rows in unit.upserts.items():
+            if rows:
+                sql, names = self._driver_sql(target, "write")
+                steps.append((sql, [tuple(row.get(n) for n in names) for row in rows]))
+        if unit.values:
+            now = time.time()
+            sql, names = self._driver_sql(_VALUES, "write")
+            values = [{"key": k, "value": v, "updated_at": now} for k, v in unit.values.items()]
+            steps.append((sql, [tuple(row[n] for n in names) for row in values]))
+        for target, keys in unit.deletes.items():
+            if keys:
+                sql, _names = self._driver_sql(target, "delete")
+                steps.append((sql, [(key,) for key in keys]))
+        return steps
+
     def _driver_sql(self, target: TableWrite, kind: str) -> tuple[str, tuple[str, ...]]:
         """``target``'s write (``"write"``) or delete-by-key (``"delete"``) statement as the
         driver's SQL, with the names of its parameters in order. Compiled once: handing the
@@ -142,6 +169,13 @@ class Store:
 
     async def write(self, unit: UnitOfWork) -> None:
         """Write ``unit`` atomically: every table's rows, then engine values, then deletions."""
+        if self._sqlite is not None:
+            steps = self._steps(unit)
+            try:
+                await self._sqlite.write(steps)
+            except sqlite3.Error as e:  # the same exceptions as the other path raises
+                raise DBAPIError.instance("(unit of work)", None, e, sqlite3.Error) from e
+            return
         async with self.engine.begin() as conn:
             for target, rows in unit.upserts.items():
                 if rows:
