@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ..ids import random_id
 from .clock import Clock
 from .compiler import compile_document, load_document
 from .errors import ExecutionError
@@ -101,7 +101,7 @@ class SessionHost:
         invokeid: str | None = None,
         session_id: str | None = None,
     ) -> Session:
-        sid = session_id or secrets.token_hex(16)
+        sid = session_id or random_id()
         if sid in self.sessions:
             raise ValueError(f"session {sid!r} already exists")
         session = Session(self, doc, sid, parent=parent, invokeid=invokeid, data=data)
