@@ -499,6 +499,8 @@ class Session:
                 return
             macrosteps += 1
             event = ext.popleft()
+            if not ext:  # an empty deque still holds a 0.6 KB block: a waiting session keeps none
+                self._external = None
             self._taken += 1
             self._microsteps = self._foreach_used = 0
             self.datamodel.set_event(event)
