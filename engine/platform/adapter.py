@@ -91,9 +91,9 @@ class Platform(Protocol):
 
     #: Whether the platform's requests and events outlive this process. When they do not (the
     #: embedded simulator: its queues, agents and calls end with the process; after a restart the
-    #: flows get ``platform.restarted``), the engine stores neither: a request is still carried out
-    #: only after the macrostep that made it is stored, but no outbox row waits to redo it, and an
-    #: event goes to its session without an inbox row.
+    #: flows get ``platform.restarted``), the engine stores neither and waits for no commit: a
+    #: request goes out as the flow sends it (a crash takes the platform's memory of it along),
+    #: and an event goes to its session without an inbox row.
     durable: bool
 
     def attach(self, deliver: Deliver) -> Callable[[], None]:

@@ -128,7 +128,7 @@ class SessionHost:
     def emit(self, session: Session, kind: str, payload: dict[str, Any], *, durable: bool = True) -> None:
         """An effect leaving the engine (a Basic HTTP send, a platform request); ``kind`` names its handler.
         ``durable=False``: it goes to a party that does not outlive this process (the in-process
-        platform simulator), so a persisting host need not record it to redo it after a restart."""
+        platform simulator), so a persisting host neither records it nor waits for its commit."""
         self.perform_effect(session.id, kind, payload)
 
     def perform_effect(self, session_id: str, kind: str, payload: dict[str, Any]) -> Any:

@@ -82,7 +82,7 @@ class SessionManager(SessionHost):
         self.ended: dict[str, dict[str, Any]] = {}  # recently ended, for queries without the DB
         self._dirty: dict[str, Session] = {}
         self._held_events: list[tuple[int, Session, Event]] = []
-        self._held_effects: list[tuple[int | None, str, str, dict[str, Any]]] = []  # row None: not stored
+        self._held_effects: list[tuple[int, str, str, dict[str, Any]]] = []
         self._new_inbox: list[dict[str, Any]] = []
         self._new_outbox: list[dict[str, Any]] = []
         self._new_flows: list[dict[str, Any]] = []
@@ -230,12 +230,10 @@ class SessionManager(SessionHost):
         self._changed()
 
     def emit(self, session: Session, kind: str, payload: dict[str, Any], *, durable: bool = True) -> None:
-        if not self._durable(session):
+        if not self._durable(session) or not durable:
+            # Nothing to redo after a restart, and nobody outside the process to act on a state
+            # the store does not hold yet: carried out at once, without waiting for the commit.
             self.perform_effect(session.id, kind, payload)
-            return
-        if not durable:  # still only after the commit, but with no outbox row to redo it from
-            self._held_effects.append((None, session.id, kind, payload))
-            self._changed()
             return
         row_id = self.store.new_id()  # type: ignore[union-attr]
         self._new_outbox.append({"id": row_id, "session_id": session.id, "kind": kind,
@@ -435,14 +433,12 @@ class SessionManager(SessionHost):
         if self._inbox_done or self._outbox_done:
             self._wake.set()
 
-    def _perform_tracked(self, row_id: int | None, session_id: str, kind: str, payload: dict[str, Any]) -> None:
+    def _perform_tracked(self, row_id: int, session_id: str, kind: str, payload: dict[str, Any]) -> None:
         try:
             result = self.perform_effect(session_id, kind, payload)
         except Exception:
             log.exception("effect %s of session %s failed", kind, session_id)
             result = None
-        if row_id is None:
-            return
         if isinstance(result, asyncio.Future | asyncio.Task):
             result.add_done_callback(lambda _f: self._effect_done(row_id))
         else:

@@ -1,7 +1,7 @@
 """An in-process platform does not outlive the process, so its traffic is not stored.
 
-Requests to it are still carried out only after the macrostep that made them is stored, but
-with no outbox row to redo them from, and its events go to their sessions with no inbox row;
+Requests to it go out as the flow sends them, without waiting for the commit of the macrostep,
+and with no outbox row to redo them from; its events go to their sessions with no inbox row;
 after a restart the flows hear ``platform.restarted`` instead. What goes to a durable party (a
 Basic HTTP send) is still stored.
 """
