@@ -268,3 +268,15 @@ async def test_service_and_list_replacements_check_the_target(aiohttp_client, tm
     r = await client.put("/admin/services/notifying", headers=ADMIN, json={
         "_service": "callback", "_status_notification_type": "httpcb", "_status_notification_target": allowed.url()})
     assert r.status == 200, await r.text()
+
+
+def test_a_checked_url_is_remembered_but_a_refusal_never_is() -> None:
+    policy = UrlPolicy(networks=["127.0.0.1/32"])
+    first = policy.check("http://127.0.0.1:9/hook")
+    assert policy.check("http://127.0.0.1:9/hook") is first  # from the cache, the same URL
+    for _ in range(2):
+        with pytest.raises(UrlRefused):
+            policy.check("http://10.0.0.1/hook")
+    narrower = UrlPolicy(origins=["https://example.com"]).exempting("https://fcm.example")
+    with pytest.raises(UrlRefused):
+        narrower.check("http://127.0.0.1:9/hook")  # another policy: nothing of the first one's
