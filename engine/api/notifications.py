@@ -28,15 +28,14 @@ def service(request: web.Request) -> NotificationService:
 async def subscribe(request: web.Request) -> web.Response:
     svc = service(request)
     try:
-        sub = parse_request(await read_json_object(request), svc.manager.clock.now(), svc.config.policy)
+        sub = parse_request(await read_json_object(request), svc.now(), svc.config.policy)
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
     _check_scope(request, sub.filter)
     if sub.type == "orscb" and request.app[CALLBACKS].runs_session(sub.target):
         raise ApiError(403, "an orscb subscription cannot target the session of a callback: only the engine "
                             "raises events in callback flows")
-    svc.subscriptions.add(sub)
-    svc.flush()
+    svc.subscribe(sub)
     await request.app[MANAGER].commit()
     return web.json_response({"id": sub.id, **sub.public()})
 
@@ -54,9 +53,8 @@ def _check_scope(request: web.Request, pattern: str) -> None:
 @routes.delete(BASE + "/subscription/{id}")
 async def unsubscribe(request: web.Request) -> web.Response:
     svc = service(request)
-    if svc.subscriptions.remove(request.match_info["id"]) is None:
+    if not svc.unsubscribe(request.match_info["id"]):
         raise ApiError(404, f"no subscription {request.match_info['id']!r}")
-    svc.flush()
     await request.app[MANAGER].commit()
     return web.json_response({"id": request.match_info["id"], "deleted": True})
 
@@ -77,15 +75,14 @@ async def publish(request: web.Request) -> web.Response:
     if reason is not None:
         raise ApiError(403, f"event_id {event_id!r} refused: {reason}")
     svc = service(request)
-    count = svc.notifier.publish(tag, message if isinstance(message, dict) else {"message": message})
-    svc.flush()
+    count = svc.publish(tag, message if isinstance(message, dict) else {"message": message})
     await request.app[MANAGER].commit()
     return web.json_response({"tag": tag, "deliveries": count})
 
 
 @routes.get("/admin/transaction-lists/{name}")
 async def get_list(request: web.Request) -> web.Response:
-    tlist = service(request).lists.lists.get(request.match_info["name"])
+    tlist = service(request).lists.get(request.match_info["name"])
     if tlist is None:
         raise ApiError(404, f"no transaction list {request.match_info['name']!r}")
     if request.query.get("format") == "text":

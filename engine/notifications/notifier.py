@@ -113,6 +113,9 @@ class TransactionLists:
     def names(self) -> list[str]:
         return list(self.lists)
 
+    def get(self, name: str) -> TransactionList | None:
+        return self.lists.get(name)
+
     def put(self, name: str, text: str) -> TransactionList:
         """Parse, write durably, then serve; ``SaveError`` when not written (nothing changed)."""
         if not NAME.match(name):

@@ -24,7 +24,7 @@ from ..storage import UnitOfWork
 from . import rows as notification_rows
 from .delivery import DEAD, Delivery, Dispatcher
 from .notifier import NotificationConfig, StatusNotifier, TransactionLists
-from .subscriptions import SubscriptionRegistry
+from .subscriptions import Subscription, SubscriptionRegistry
 
 log = logging.getLogger("engine.notifications")
 
@@ -120,6 +120,28 @@ class NotificationService:
             self.dispatcher.submit(d)
 
     # -- admin ----------------------------------------------------------------------------
+    # -- the notification API -------------------------------------------------------------------
+    def now(self) -> float:
+        """The engine clock's time (subscriptions expire on it)."""
+        return self.manager.clock.now()
+
+    def subscribe(self, sub: Subscription) -> None:
+        self.subscriptions.add(sub)
+        self.flush()
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        """False when there is no such subscription."""
+        if self.subscriptions.remove(subscription_id) is None:
+            return False
+        self.flush()
+        return True
+
+    def publish(self, tag: str, message: dict[str, Any]) -> int:
+        """A message from outside to every subscription matching ``tag``; how many deliveries."""
+        count = self.notifier.publish(tag, message)
+        self.flush()
+        return count
+
     def dead_letters(self, limit: int, offset: int) -> list[dict[str, Any]]:
         items = sorted(self.dispatcher.dead.values(), key=lambda d: d.id)
         return [d.public() for d in items[offset: offset + limit]]
