@@ -12,6 +12,8 @@ The scripts put the repository root on ``sys.path`` before importing this module
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import shutil
 import subprocess
@@ -183,3 +185,16 @@ async def bench_main(prefix: str, keep: bool, run: Callable[[Path], Awaitable[di
     sys.stdout.flush()
     print(json.dumps(result))
     return 0 if result["ok"] else 1
+
+
+def run_result(figures: dict[str, Any], headline: dict[str, Any], record: dict[str, Any], quiet: dict[str, Any],
+               settings: dict[str, Any], began: float, problems: list[str]) -> dict[str, Any]:
+    """What a benchmark run that drove one engine process returns: its figures with the engine's
+    exit (a SIGTERM that did not end with 0 is a problem), the machine, the settings and versions."""
+    if record.get("exit_code") != 0:
+        problems.append(f"engine exited with {record.get('exit_code')} on SIGTERM")
+    return {
+        "headline": headline, **figures, "engine_process": record, "machine": quiet, "settings": settings,
+        "duration_seconds": round(time.perf_counter() - began, 1), "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__, "cpus": os.cpu_count(), "problems": problems, "ok": not problems,
+    }

@@ -58,8 +58,6 @@ import functools
 import itertools
 import json
 import math
-import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -84,6 +82,7 @@ from bench.common import (  # noqa: E402
     bench_main,
     kind_notes,
     managed_engine,
+    run_result,
     simulator_toml,
 )
 from bench.httpload import LoadResult, drive, paced, quantile, wait_machine_quiet, wait_quiet  # noqa: E402
@@ -559,14 +558,7 @@ async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
             figures = await measure(client, engine, receiver, ref, settings, problems)
     except RuntimeError as exc:  # BenchFailed, or a process that did not come up
         problems.append(f"{type(exc).__name__}: {exc}")
-    if record.get("exit_code") != 0:
-        problems.append(f"engine exited with {record.get('exit_code')} on SIGTERM")
-    return {
-        "headline": headline(figures, quiet), **figures, "engine_process": record, "machine": quiet,
-        "settings": asdict(settings), "duration_seconds": round(time.perf_counter() - began, 1),
-        "python": platform.python_version(), "aiohttp": aiohttp.__version__, "cpus": os.cpu_count(),
-        "problems": problems, "ok": not problems,
-    }
+    return run_result(figures, headline(figures, quiet), record, quiet, asdict(settings), began, problems)
 
 
 # -- report and CLI ---------------------------------------------------------------------------

@@ -49,8 +49,6 @@ import argparse
 import asyncio
 import functools
 import json
-import os
-import platform
 import re
 import sys
 import time
@@ -79,6 +77,7 @@ from bench.common import (  # noqa: E402
     managed_engine,
     ratio,
     read_log,
+    run_result,
     server_process,
     simulator_toml,
 )
@@ -634,14 +633,7 @@ async def run(settings: Settings, workdir: Path) -> dict[str, Any]:
             figures = await measure(client, engine, receiver, settings, problems)
     except RuntimeError as exc:  # BenchFailed, or an engine that did not come up
         problems.append(f"{type(exc).__name__}: {exc}")
-    if record.get("exit_code") != 0:
-        problems.append(f"engine exited with {record.get('exit_code')} on SIGTERM")
-    return {
-        "headline": headline(figures, quiet), **figures, "engine_process": record, "machine": quiet,
-        "settings": asdict(settings), "duration_seconds": round(time.perf_counter() - began, 1),
-        "python": platform.python_version(), "aiohttp": aiohttp.__version__, "cpus": os.cpu_count(),
-        "problems": problems, "ok": not problems,
-    }
+    return run_result(figures, headline(figures, quiet), record, quiet, asdict(settings), began, problems)
 
 
 # -- report and CLI ---------------------------------------------------------------------------
