@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api import admin, basichttp, gms, health, keys, notifications, ors, push
-from .api.appkeys import CALLBACKS, FLOWS, INITIAL_KEY, KEYS, MANAGER, NOTIFICATIONS, RUNTIME, SETTINGS
+from .api.appkeys import INITIAL_KEY, KEYS, RUNTIME, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
 from .keys import open_keys, scrub_environment
@@ -40,10 +40,6 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         try:
             await built.start()
             app[RUNTIME] = built
-            app[MANAGER] = built.manager
-            app[FLOWS] = built.flows
-            app[CALLBACKS] = built.callbacks
-            app[NOTIFICATIONS] = built.notifications
             yield
         finally:
             await built.close()

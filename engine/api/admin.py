@@ -20,7 +20,7 @@ from ..platform.config import SimulatorConfig, save_simulator_config
 from ..roles import ADMINISTRATOR
 from ..scxml import DocumentError
 from ..sessions.flows import FlowError, FlowRegistry, runs_host_code
-from .appkeys import FLOWS, MANAGER, ROLE, RUNTIME, SETTINGS
+from .appkeys import ROLE, RUNTIME, SETTINGS
 from .body import read_json_object
 from .errors import ApiError, Handler
 
@@ -39,7 +39,7 @@ async def unsaved_is_503(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def flows(request: web.Request) -> FlowRegistry:
-    return request.app[FLOWS]
+    return request.app[RUNTIME].flows
 
 
 @routes.get("/admin/flows")
@@ -199,7 +199,7 @@ async def simulate_call_in(request: web.Request) -> web.Response:
     matched = request.app[RUNTIME].simulator.call_in(number, code)
     if matched is None:
         raise ApiError(404, "no callback waits for that access code (unknown or expired)")
-    await request.app[MANAGER].commit()
+    await request.app[RUNTIME].manager.commit()
     return web.json_response({"matched_session": matched})
 
 

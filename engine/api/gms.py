@@ -14,7 +14,7 @@ from aiohttp import web
 from ..callbacks.lifecycle import IllegalTransition
 from ..callbacks.records import BadRequest
 from ..callbacks.service import CallbackService, LimitReached, NotFound
-from .appkeys import CALLBACKS
+from .appkeys import RUNTIME
 from .auth import in_scope, scope_of
 from .body import read_params
 from .errors import ApiError
@@ -31,7 +31,7 @@ _EXCEPTIONS = {
 
 
 def service(request: web.Request) -> CallbackService:
-    return request.app[CALLBACKS]
+    return request.app[RUNTIME].callbacks
 
 
 async def guarded(call: Awaitable[Any]) -> Any:

@@ -9,7 +9,7 @@ from ..callbacks.records import BadRequest
 from ..notifications.service import NotificationService
 from ..notifications.subscriptions import parse_request
 from ..notifications.transaction_list import TransactionListError
-from .appkeys import CALLBACKS, MANAGER, NOTIFICATIONS
+from .appkeys import RUNTIME
 from .auth import scope_of
 from .body import query_int, read_json_object
 from .errors import ApiError
@@ -19,7 +19,7 @@ BASE = "/genesys/1/notification"
 
 
 def service(request: web.Request) -> NotificationService:
-    return request.app[NOTIFICATIONS]
+    return request.app[RUNTIME].notifications
 
 
 
@@ -32,11 +32,11 @@ async def subscribe(request: web.Request) -> web.Response:
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
     _check_scope(request, sub.filter)
-    if sub.type == "orscb" and request.app[CALLBACKS].runs_session(sub.target):
+    if sub.type == "orscb" and request.app[RUNTIME].callbacks.runs_session(sub.target):
         raise ApiError(403, "an orscb subscription cannot target the session of a callback: only the engine "
                             "raises events in callback flows")
     svc.subscribe(sub)
-    await request.app[MANAGER].commit()
+    await request.app[RUNTIME].manager.commit()
     return web.json_response({"id": sub.id, **sub.public()})
 
 
@@ -55,7 +55,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
     svc = service(request)
     if not svc.unsubscribe(request.match_info["id"]):
         raise ApiError(404, f"no subscription {request.match_info['id']!r}")
-    await request.app[MANAGER].commit()
+    await request.app[RUNTIME].manager.commit()
     return web.json_response({"id": request.match_info["id"], "deleted": True})
 
 
@@ -71,12 +71,12 @@ async def publish(request: web.Request) -> web.Response:
         raise ApiError(403, "the callback/ tag space is the engine's: status events of callbacks are published "
                             "only by the callback service")
     event_id = message.get("event_id") if isinstance(message, dict) else None
-    reason = request.app[MANAGER].refuses_external(str(event_id)) if event_id is not None else None
+    reason = request.app[RUNTIME].manager.refuses_external(str(event_id)) if event_id is not None else None
     if reason is not None:
         raise ApiError(403, f"event_id {event_id!r} refused: {reason}")
     svc = service(request)
     count = svc.publish(tag, message if isinstance(message, dict) else {"message": message})
-    await request.app[MANAGER].commit()
+    await request.app[RUNTIME].manager.commit()
     return web.json_response({"tag": tag, "deliveries": count})
 
 
@@ -127,5 +127,5 @@ async def replay(request: web.Request) -> web.Response:
     d = service(request).replay(delivery_id)
     if d is None:
         raise ApiError(404, f"no dead letter {delivery_id}")
-    await request.app[MANAGER].commit()
+    await request.app[RUNTIME].manager.commit()
     return web.json_response({"id": d.id, "status": d.status})

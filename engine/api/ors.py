@@ -13,7 +13,7 @@ from aiohttp import web
 from ..sessions import rows as session_rows
 from ..sessions.flows import FlowError
 from ..sessions.manager import BadStartData, SessionManager
-from .appkeys import MANAGER, RUNTIME
+from .appkeys import RUNTIME
 from .body import query_int, read_params
 from .errors import ApiError
 
@@ -22,7 +22,7 @@ routes = web.RouteTableDef()
 
 
 def manager(request: web.Request) -> SessionManager:
-    return request.app[MANAGER]
+    return request.app[RUNTIME].manager
 
 
 @routes.post("/scxml/session/start")

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from ..callbacks.records import BadRequest
 from ..push.service import PushService
-from .appkeys import CALLBACKS, MANAGER, RUNTIME
+from .appkeys import RUNTIME
 from .body import read_json_object
 from .errors import ApiError
 from .gms import guarded
@@ -66,11 +66,11 @@ async def put_queue_settings(request: web.Request) -> web.Response:
 
 @routes.post("/genesys/1/service/callback/{service}/{id}/call-in")
 async def call_in(request: web.Request) -> web.Response:
-    callbacks = request.app[CALLBACKS]
+    callbacks = request.app[RUNTIME].callbacks
     record = await guarded(callbacks.owned(request.match_info["service"], request.match_info["id"]))
     try:
         details = push(request).call_in_details(record)
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
-    await request.app[MANAGER].commit()
+    await request.app[RUNTIME].manager.commit()
     return web.json_response(details)

@@ -3,7 +3,7 @@ the folder is watched."""
 
 from __future__ import annotations
 
-from engine.api.appkeys import FLOWS
+from engine.api.appkeys import RUNTIME
 from tests.api.conftest import ADMIN, CLIENT
 from tests.support.eventually import eventually
 
@@ -62,7 +62,7 @@ async def test_a_bad_upload_is_refused_and_changes_nothing(engine_client) -> Non
 
 async def test_the_folder_is_watched(engine_client) -> None:
     client = await engine_client()
-    folder = client.app[FLOWS].folder
+    folder = client.app[RUNTIME].flows.folder
     (folder / "dropped.scxml").write_text(FLOW.format(step=3))
 
     async def listed() -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.api.appkeys import MANAGER
+from engine.api.appkeys import RUNTIME
 from engine.sessions import rows as session_rows
 from tests.api.conftest import ADMIN, CLIENT
 from tests.support.eventually import eventually
@@ -98,7 +98,7 @@ async def test_non_persistent_session_lives_in_memory_only(engine_client) -> Non
     await put_flow(client, "counter", WAIT_FLOW)
     r = await client.post("/scxml/session/start?persistent=false", json={"src": "counter"}, headers=CLIENT)
     sid = (await r.json())["sessionid"]
-    store = client.app[MANAGER].store
+    store = client.app[RUNTIME].manager.store
     assert await session_rows.get_session(store, sid) is None
     q = await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
     assert q["persistent"] is False and q["status"] == "running"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.api.appkeys import FLOWS, RUNTIME
+from engine.api.appkeys import RUNTIME
 from engine.app import create_app
 from engine.settings import Settings
 from tests.callbacks.conftest import ADMIN, wait_state, write_config
@@ -192,7 +192,7 @@ async def test_saved_files_are_whole_and_private(aiohttp_client, tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
     status, _ = await _send(client, "PUT", "/admin/flows/fresh", FLOW)
     assert status == 200 and (tmp_path / "flows" / "fresh.scxml").read_text() == FLOW
-    assert client.app[FLOWS].current["fresh"].version == 1
+    assert client.app[RUNTIME].flows.current["fresh"].version == 1
 
 
 async def test_a_simulator_change_the_simulator_refuses_leaves_the_file_alone(aiohttp_client, tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import ClientSession
 
-from engine.api.appkeys import MANAGER
+from engine.api.appkeys import RUNTIME
 from engine.app import create_app
 from tests.security.outbound_support import CLIENT, Peer, engine_settings, start_engine
 from tests.support.eventually import eventually, stays_false
@@ -40,7 +40,7 @@ async def start_waiter(client, **data) -> str:
 def location(client, sid: str) -> str:
     """What the flow sees in ``_ioprocessors['basichttp']['location']`` (tests read it in-process;
     nothing the engine serves shows it)."""
-    session = client.server.app[MANAGER].sessions[sid]
+    session = client.server.app[RUNTIME].manager.sessions[sid]
     return session.datamodel.variable("_ioprocessors")["basichttp"]["location"]
 
 

@@ -69,11 +69,11 @@ async def test_orscb_publish_cannot_raise_engine_events_in_a_callback_session(cb
 
 
 async def test_basic_http_cannot_raise_engine_events_even_with_the_capability(cb_client):  # noqa: F811
-    from engine.api.appkeys import MANAGER
+    from engine.api.appkeys import RUNTIME
 
     cid = await create(cb_client, "tiny", _customer_number="+15551230003")
     sid = (await record(cb_client, cid))["_ors_session_id"]
-    manager = cb_client.app[MANAGER]
+    manager = cb_client.app[RUNTIME].manager
     location = manager.processor_for("basichttp").location(manager.sessions[sid])
     path = location.split("://", 1)[1].split("/", 1)[1]
     # the bare session id, as the finding used it, grants nothing

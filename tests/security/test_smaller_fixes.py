@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from engine.api.appkeys import FLOWS
+from engine.api.appkeys import RUNTIME
 from engine.app import create_app
 from engine.settings import Settings
 from tests.api.conftest import ADMIN as API_ADMIN
@@ -94,7 +94,7 @@ async def test_a_refused_flow_upload_leaves_no_entry_and_no_file(engine_client):
     listed = await (await client.get("/admin/flows", headers=API_ADMIN)).json()
     assert "newcomer" not in listed["flows"]
     assert (await client.get("/admin/flows/newcomer", headers=API_ADMIN)).status == 404
-    folder = client.app[FLOWS].folder
+    folder = client.app[RUNTIME].flows.folder
     assert not (folder / "newcomer.scxml").exists()
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
     # a broken file in the folder is listed while it is there, and not after it is gone

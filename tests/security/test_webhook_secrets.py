@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.api.appkeys import MANAGER
+from engine.api.appkeys import RUNTIME
 from engine.notifications import webhooks
 from tests.security.outbound_support import ADMIN, CLIENT, Peer, engine_settings, start_engine
 from tests.support.eventually import eventually
@@ -45,7 +45,7 @@ async def test_secrets_are_sealed_in_the_database(aiohttp_client, tmp_path) -> N
         assert r.status == 200, await r.text()
         await eventually(lambda: {p for p, _, _ in peer.requests} >= {"/own", "/configured"}, timeout=10,
                          expected="attempts")
-        await client.server.app[MANAGER].commit()
+        await client.server.app[RUNTIME].manager.commit()
         stored = database_bytes(settings.data_dir)
         assert b"orders/*" in stored  # the subscriptions and deliveries are there...
         assert SUB_SECRET.encode() not in stored and CONFIG_SECRET.encode() not in stored  # ...sealed

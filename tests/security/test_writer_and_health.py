@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, ClientTimeout
 
-from engine.api.appkeys import MANAGER
+from engine.api.appkeys import RUNTIME
 from engine.app import create_app
 from engine.sessions import rows as session_rows
 from engine.settings import Settings
@@ -112,7 +112,7 @@ async def test_a_session_that_cannot_be_stored_fails_alone_and_the_writer_goes_o
     r = await client.post(f"/scxml/session/{bystander}/event/dig", data={"levels": "3"}, headers=CLIENT)
     assert r.status == 200
     hello = await start(client, "hello", greeting="hi")
-    manager = client.app[MANAGER]
+    manager = client.app[RUNTIME].manager
     assert manager.writer_status()["alive"]
     row = await session_rows.get_session(manager.store, victim)
     assert row["status"] == "failed" and "cannot be stored" in json.loads(row["snapshot"])["error"]
@@ -124,7 +124,7 @@ async def test_a_session_that_cannot_be_stored_fails_alone_and_the_writer_goes_o
 
 
 async def test_failing_storage_answers_503_then_recovers_without_loss(client, monkeypatch):
-    manager = client.app[MANAGER]
+    manager = client.app[RUNTIME].manager
     store = manager.store
     real_write = store.write
 
