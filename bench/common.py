@@ -198,3 +198,14 @@ def run_result(figures: dict[str, Any], headline: dict[str, Any], record: dict[s
         "duration_seconds": round(time.perf_counter() - began, 1), "python": platform.python_version(),
         "aiohttp": aiohttp.__version__, "cpus": os.cpu_count(), "problems": problems, "ok": not problems,
     }
+
+
+def print_engine_stop(result: dict[str, Any], effect: str, extra: str = "") -> None:
+    """The engine's stop and log, and a warning when the machine was busy (``effect``: what that
+    did to the figures), at the end of a benchmark's report."""
+    rec, h = result["engine_process"], result["headline"]
+    print(f"  engine stop: exit {rec.get('exit_code')} in {rec.get('stop_seconds')} s; log {rec.get('log_lines')} "
+          f"lines {rec.get('log_levels')}, {rec.get('log_unusual_count')} beyond start/stop{extra}")
+    if h["machine_busy"]:
+        print(f"WARNING: the machine was busy (start quiet: {result['machine']['quiet_at_start']}; disturbed: "
+              f"{h['disturbed_parts']}); {effect}")

@@ -82,6 +82,7 @@ from bench.common import (  # noqa: E402
     bench_main,
     kind_notes,
     managed_engine,
+    print_engine_stop,
     run_result,
     simulator_toml,
 )
@@ -605,12 +606,7 @@ def print_report(result: dict[str, Any]) -> None:
               f"steal {cpu['steal_share']}")
         print("    p50/p99 create -> first status by tenth of the stretch: "
               + ", ".join(f"{p50}/{p99}" for _, p50, p99, _ in level["create_to_first_status"]["timeline_s_p50_p99_n"]))
-    rec = result["engine_process"]
-    print(f"  engine stop: exit {rec.get('exit_code')} in {rec.get('stop_seconds')} s; log {rec.get('log_lines')} "
-          f"lines {rec.get('log_levels')}, {rec.get('log_unusual_count')} beyond start/stop")
-    if h["machine_busy"]:
-        print(f"WARNING: the machine was busy (start quiet: {result['machine']['quiet_at_start']}; disturbed: "
-              f"{h['disturbed_parts']}); the latencies are high")
+    print_engine_stop(result, "the latencies are high")
 
 
 def settings_from(argv: list[str] | None) -> Settings:

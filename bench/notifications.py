@@ -75,6 +75,7 @@ from bench.common import (  # noqa: E402
     kind_notes,
     line_kinds,
     managed_engine,
+    print_engine_stop,
     ratio,
     read_log,
     run_result,
@@ -672,13 +673,8 @@ def print_report(result: dict[str, Any]) -> None:
               f"{part['engine_write_syscalls_per_message']} write calls per message), receiver "
               f"{cpu['receiver_cpu_share']}, bench client {cpu['client_cpu_share']}, others "
               f"{cpu['foreign_cpu_share']}, steal {cpu['steal_share']}")
-    rec = result["engine_process"]
-    print(f"  engine stop: exit {rec.get('exit_code')} in {rec.get('stop_seconds')} s; log {rec.get('log_lines')} "
-          f"lines {rec.get('log_levels')}, {rec.get('log_unusual_count')} beyond start/stop, "
-          f"{rec.get('log_delivery_retries')} delivery retries")
-    if h["machine_busy"]:
-        print(f"WARNING: the machine was busy (start quiet: {result['machine']['quiet_at_start']}; disturbed: "
-              f"{h['disturbed_parts']}); the figures are low")
+    print_engine_stop(result, "the figures are low",
+                      f", {result['engine_process'].get('log_delivery_retries')} delivery retries")
 
 
 def settings_from(argv: list[str] | None) -> Settings:

@@ -170,25 +170,14 @@ class Store:
     async def write(self, unit: UnitOfWork) -> None:
         """Write ``unit`` atomically: every table's rows, then engine values, then deletions."""
         if self._sqlite is not None:
-            steps = self._steps(unit)
             try:
-                await self._sqlite.write(steps)
+                await self._sqlite.write(self._steps(unit))
             except sqlite3.Error as e:  # the same exceptions as the other path raises
                 raise DBAPIError.instance("(unit of work)", None, e, sqlite3.Error) from e
             return
         async with self.engine.begin() as conn:
-            for target, rows in unit.upserts.items():
-                if rows:
-                    sql, names = self._driver_sql(target, "write")
-                    await conn.exec_driver_sql(sql, [tuple(row.get(n) for n in names) for row in rows])
-            if unit.values:
-                now = time.time()
-                await conn.execute(self._statement(_VALUES), [
-                    {"key": k, "value": v, "updated_at": now} for k, v in unit.values.items()])
-            for target, keys in unit.deletes.items():
-                if keys:
-                    sql, _names = self._driver_sql(target, "delete")
-                    await conn.exec_driver_sql(sql, [(key,) for key in keys])
+            for sql, rows in self._steps(unit):
+                await conn.exec_driver_sql(sql, rows)
 
     # -- reading ---------------------------------------------------------------------------
     async def fetch_all(self, query: Select) -> list[dict[str, Any]]:
