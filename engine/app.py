@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import admin, basichttp, gms, health, keys, notifications, ors, push
+from .api import admin, basichttp, docs, gms, health, keys, notifications, ors, push
 from .api.appkeys import INITIAL_KEY, KEYS, RUNTIME, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app[SETTINGS] = settings
     app[KEYS] = key_store
     app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
-    for module in (health, ors, gms, notifications, push, admin, keys, basichttp):
+    for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs):
         app.router.add_routes(module.routes)
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:

@@ -22,10 +22,16 @@ from ..scxml import DocumentError
 from ..sessions.flows import FlowError, FlowRegistry, runs_host_code
 from .appkeys import ROLE, RUNTIME, SETTINGS
 from .body import read_json_object
+from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError, Handler
+from .schemas import ANY_OBJECT, array, obj, string_map
 
 log = logging.getLogger("engine.api")
 routes = web.RouteTableDef()
+FLOWS = "administration: flows"
+SERVICES = "administration: services"
+SIMULATOR = "administration: simulator"
+FLOW_NAME = {"name": "the flow's name (letters, digits, '.', '_', '-')"}
 
 
 @web.middleware
@@ -43,11 +49,17 @@ def flows(request: web.Request) -> FlowRegistry:
 
 
 @routes.get("/admin/flows")
+@operation("List the flows and their versions", FLOWS, ok(obj({"flows": string_map(ref("Flow"))})))
 async def list_flows(request: web.Request) -> web.Response:
     return web.json_response({"flows": flows(request).describe()})
 
 
 @routes.get("/admin/flows/{name}")
+@operation("Read a flow (?format=scxml: a version's document)", FLOWS, (Answer(
+    200, "the flow, or its document", {"application/json": ref("Flow"), "application/scxml+xml": {"type": "string"}}),),
+    errors={404: "no such flow or version"}, path=FLOW_NAME, query=(
+        Param("format", "scxml: the document itself", {"enum": ["json", "scxml"]}),
+        Param("version", "with format=scxml: this version (default: the current one)")))
 async def get_flow(request: web.Request) -> web.Response:
     registry = flows(request)
     name = request.match_info["name"]
@@ -67,6 +79,12 @@ async def get_flow(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/flows/{name}")
+@operation("Upload a new version of a flow (validated first; running sessions keep theirs)", FLOWS,
+           ok(ref("FlowVersion"), "the new version"),
+           errors={400: "a bad name or an invalid document (problems lists each with line and column)",
+                   403: "a python-datamodel flow from a developer key (unless allowed)"},
+           body=Body({"type": "string"}, ("application/scxml+xml", "text/plain"), "the SCXML document"),
+           path=FLOW_NAME)
 async def put_flow(request: web.Request) -> web.Response:
     text = await request.read()
     if not text.strip():
@@ -89,6 +107,8 @@ async def put_flow(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/flows/reload")
+@operation("Read the flows folder again", FLOWS, ok(obj({"reloaded": string_map({"type": "string"})}),
+                                                    "what happened to each changed file"))
 async def reload_flows(request: web.Request) -> web.Response:
     return web.json_response({"reloaded": await flows(request).reload()})
 
@@ -99,11 +119,14 @@ def _services(request: web.Request) -> ServiceRegistry:
 
 
 @routes.get("/admin/services")
+@operation("List the callback services", SERVICES, ok(obj({"services": array({"type": "string"})})))
 async def list_services(request: web.Request) -> web.Response:
     return web.json_response({"services": sorted(_services(request).options)})
 
 
 @routes.get("/admin/services/{name}")
+@operation("Read a callback service: its configured and effective options", SERVICES, ok(ref("Service")),
+           errors={404: "no such service"}, path={"name": "the service"})
 async def get_service(request: web.Request) -> web.Response:
     registry = _services(request)
     name = request.match_info["name"]
@@ -113,6 +136,9 @@ async def get_service(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/services/{name}")
+@operation("Create or replace a callback service (saved before it is used)", SERVICES, ok(ref("Service")),
+           errors={400: "a bad name or option, or a list or queue that does not exist"},
+           body=Body({**ANY_OBJECT, "description": "Genesys option names and values"}), path={"name": "the service"})
 async def put_service(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     name = request.match_info["name"]
@@ -124,6 +150,8 @@ async def put_service(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/business-hours/{name}")
+@operation("Read business hours", SERVICES, ok(ref("BusinessHours")), errors={404: "no such business hours"},
+           path={"name": "the business hours"})
 async def get_hours(request: web.Request) -> web.Response:
     registry = _services(request)
     name = request.match_info["name"]
@@ -133,6 +161,9 @@ async def get_hours(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/business-hours/{name}")
+@operation("Create or replace business hours (saved before they are used)", SERVICES, ok(ref("BusinessHours")),
+           errors={400: "a bad name, time zone, span or exception"}, body=Body(ref("BusinessHours")),
+           path={"name": "the business hours"})
 async def put_hours(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     name = request.match_info["name"]
@@ -145,12 +176,16 @@ async def put_hours(request: web.Request) -> web.Response:
 
 # -- the simulator (SPEC 5, 9) -----------------------------------------------------------------
 @routes.get("/admin/simulator")
+@operation("The simulated contact center: settings and state", SIMULATOR, ok(ref("Simulator")))
 async def get_simulator(request: web.Request) -> web.Response:
     sim = request.app[RUNTIME].simulator
     return web.json_response({"config": sim.config.to_dict(), "state": sim.snapshot()})
 
 
 @routes.put("/admin/simulator")
+@operation("Replace the simulator's settings (saved before they are used)", SIMULATOR, ok(ref("Simulator")),
+           errors={400: "bad settings, a change of time_scale, or a queue in use removed"},
+           body=Body({**ANY_OBJECT, "description": "the settings as GET shows them under config"}))
 async def put_simulator(request: web.Request) -> web.Response:
     engine = request.app[RUNTIME]
     body = await read_json_object(request)
@@ -190,6 +225,10 @@ def _restore(path: Path, previous: bytes | None) -> None:
 
 
 @routes.post("/admin/simulator/call-in")
+@operation("Simulate a customer calling in with an access code", SIMULATOR,
+           ok(obj({"matched_session": {"type": "string"}})),
+           errors={400: "number or access_code missing", 404: "no callback waits for that code"},
+           body=Body(obj({"number": {"type": "string"}, "access_code": {"type": "string"}})))
 async def simulate_call_in(request: web.Request) -> web.Response:
     """A customer dials the access number and keys in the code (what a phone would do)."""
     body = await read_json_object(request)

@@ -1,5 +1,6 @@
-"""Keys and roles at the door (SPEC 8): every endpoint but health and the W3C Basic HTTP receiver
-needs a key; what each role may reach is the table in ``engine/roles.py``.
+"""Keys and roles at the door (SPEC 8): every endpoint but health, the W3C Basic HTTP receiver and
+the API's description (``/openapi.json``, ``/docs``) needs a key; what each role may reach is the
+table in ``engine/roles.py``.
 
 No key: 401 "API key required"; a key nobody issued (or one revoked or rotated away): 401
 "invalid API key"; a role that may not do this: 403 naming the roles that may. A client key
@@ -17,7 +18,8 @@ from ..keys import ApiKey
 from .appkeys import API_KEY, KEYS, ROLE
 from .errors import Handler, error_response
 
-OPEN_PREFIXES = ("/health", "/basichttp/")
+OPEN_PREFIXES = ("/health", "/basichttp/", "/docs/")
+OPEN_PATHS = frozenset({"/openapi.json", "/docs"})  # the contract and its page hold no secret
 CALLBACK_PATH = "/genesys/1/service/callback/"
 NOT_FOUND_KIND = "com.genesyslab.gsg.services.callback.CallbackNotFound"
 
@@ -48,7 +50,7 @@ def _refusal(role: str, method: str, path: str) -> web.Response:
 
 @web.middleware
 async def require_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(OPEN_PREFIXES):
+    if request.path.startswith(OPEN_PREFIXES) or request.path in OPEN_PATHS:
         return await handler(request)
     presented = presented_key(request)
     if presented is None:

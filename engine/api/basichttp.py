@@ -9,11 +9,20 @@ from __future__ import annotations
 from aiohttp import web
 
 from .appkeys import RUNTIME
+from .contract import Answer, Body, operation
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/basichttp/{sid}")
 @routes.post("/basichttp/{sid}/{cap}")
+@operation("W3C Basic HTTP Event I/O Processor: an event into a session (the URL it publishes)", "sessions",
+           Answer(200, "the event was taken", {"text/plain": {"type": "string"}}), open=True,
+           errors={400: "a JSON body that cannot be read", 403: "an event name only the engine may raise",
+                   404: "no such session, or a wrong or missing capability"},
+           body=Body({"type": "object", "additionalProperties": {"type": "string"}},
+                     ("application/x-www-form-urlencoded", "application/json"),
+                     "_scxmleventname (the event's name, default HTTP.POST) and the event's data"),
+           path={"sid": "the session's id", "cap": "the capability the session published"})
 async def inbound(request: web.Request) -> web.StreamResponse:
     return await request.app[RUNTIME].basichttp.handle(request)

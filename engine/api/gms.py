@@ -17,7 +17,9 @@ from ..callbacks.service import CallbackService, LimitReached, NotFound
 from .appkeys import RUNTIME
 from .auth import in_scope, scope_of
 from .body import read_params
+from .contract import FORM, JSON, NOT_JSON_OR_FORM, Body, Param, ok, operation, ref
 from .errors import ApiError
+from .schemas import CREATE_CALLBACK, UPDATE_CALLBACK, array, obj
 
 BASE = "/genesys/1/service/callback"
 routes = web.RouteTableDef()
@@ -43,11 +45,23 @@ async def guarded(call: Awaitable[Any]) -> Any:
         raise ApiError(status, str(e), kind) from None
 
 
+TAG = "callbacks"
+RECORD = ref("CallbackRecord")
+RECORDS = array(RECORD)
+SERVICE = {"service": "the callback service (config/services/<name>.json)"}
+CALLBACK = {**SERVICE, "id": "the callback's _id"}
+NOT_FOUND = {404: "no such service or callback (or one a scoped key may not see)"}
+FILTER_HELP = ("any key of the record to match (?_callback_state=QUEUED&_customer_number=...); a value "
+               "starting with ! matches the records without it")
+
+
 def _filters(request: web.Request) -> dict[str, str]:
     return {k: v for k, v in request.query.items()}
 
 
 @routes.get(BASE)
+@operation("Find callbacks of every service by their keys", TAG, ok(RECORDS, "the matching records"),
+           errors={400: "no key to search by"}, description=FILTER_HELP)
 async def query_all(request: web.Request) -> web.Response:
     filters = _filters(request)
     if not filters:
@@ -61,6 +75,10 @@ async def query_all(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/{service}")
+@operation("Create a callback", TAG, ok(obj({"_id": {"type": "string"}}), "created: its id"),
+           errors={400: "a bad or refused parameter, a time outside what the service accepts", **NOT_FOUND,
+                   503: "a capacity limit of the service is reached", **NOT_JSON_OR_FORM},
+           body=Body(CREATE_CALLBACK, (JSON, FORM)), path=SERVICE)
 async def create(request: web.Request) -> web.Response:
     params = await read_params(request, allow_empty=False)
     record = await guarded(service(request).create(request.match_info["service"], params))
@@ -68,6 +86,8 @@ async def create(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/{service}")
+@operation("Find callbacks of one service by their keys", TAG, ok(RECORDS, "the matching records"),
+           errors={400: "a filter that cannot be used", **NOT_FOUND}, path=SERVICE, description=FILTER_HELP)
 async def query_service(request: web.Request) -> web.Response:
     svc = service(request)
     name = request.match_info["service"]
@@ -80,6 +100,12 @@ async def _known(svc: CallbackService, name: str) -> None:
 
 
 @routes.get(BASE + "/{service}/availability")
+@operation("Free capacity per time slot within business hours", TAG, ok(ref("Availability")),
+           errors={400: "a bad start, end or count", **NOT_FOUND}, path=SERVICE, query=(
+               Param("start", "ISO 8601 UTC; absent: now (within the service's horizon)"),
+               Param("end", "ISO 8601 UTC, after start, at most 31 days later"),
+               Param("number-of-days", "1 to 31 (when end is absent; default 1)"),
+               Param("max-time-slots", "1 to 10000 (default 1000)")))
 async def availability(request: web.Request) -> web.Response:
     q = request.query
     slots = await guarded(service(request).availability(
@@ -89,6 +115,7 @@ async def availability(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/{service}/{id}")
+@operation("Read one callback", TAG, ok(RECORD), errors=NOT_FOUND, path=CALLBACK)
 async def get_one(request: web.Request) -> web.Response:
     svc = service(request)
     filters = {"_id": request.match_info["id"]}
@@ -100,12 +127,19 @@ async def get_one(request: web.Request) -> web.Response:
 
 
 @routes.delete(BASE + "/{service}/{id}")
+@operation("Cancel a callback (COMPLETED with reason CANCELLED)", TAG, ok(RECORD, "the record, cancelled"),
+           errors={400: "already COMPLETED", **NOT_FOUND}, path=CALLBACK)
 async def cancel(request: web.Request) -> web.Response:
     record = await guarded(service(request).cancel(request.match_info["service"], request.match_info["id"]))
     return web.json_response(record)
 
 
 @routes.put(BASE + "/{service}/{id}")
+@operation("Reschedule a callback or change its options and keys (an empty value removes a key)", TAG,
+           ok(RECORD, "the record, changed"),
+           errors={400: "nothing to change, a refused parameter or time, or a callback that cannot change now",
+                   **NOT_FOUND, 503: "the new time slot is full", **NOT_JSON_OR_FORM},
+           body=Body(UPDATE_CALLBACK, (JSON, FORM)), path=CALLBACK)
 async def reschedule(request: web.Request) -> web.Response:
     params = await read_params(request, allow_empty=False)
     record = await guarded(service(request).reschedule(
@@ -114,12 +148,17 @@ async def reschedule(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/{service}/{id}/events")
+@operation("The status events recorded for a callback", TAG,
+           ok(array({"type": "object"}), "the events, oldest first"), errors=NOT_FOUND, path=CALLBACK)
 async def events(request: web.Request) -> web.Response:
     found = await guarded(service(request).events_of(request.match_info["service"], request.match_info["id"]))
     return web.json_response(found)
 
 
 @routes.get("/genesys/1/service/{id}/check-queue-position")
+@operation("A queued callback's position and estimated wait", TAG, ok(ref("Position")),
+           errors={400: "the callback is not waiting in a queue (SCHEDULED or COMPLETED)", **NOT_FOUND},
+           path={"id": "the callback's _id"})
 async def queue_position(request: web.Request) -> web.Response:
     svc, cid = service(request), request.match_info["id"]
     if scope_of(request) is not None:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ..storage import StorageUnavailable
 from .appkeys import RUNTIME, SETTINGS
+from .contract import JSON, Answer, ok, operation, ref
 from .errors import Handler, error_response
 
 VERSION = "0.1.0"
@@ -46,11 +47,15 @@ def _basics(request: web.Request) -> dict[str, Any]:
 
 @routes.get("/health")
 @routes.get("/health/live")
+@operation("Liveness: the process answers", "health", ok(ref("Health")), open=True)
 async def live(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", **_basics(request)})
 
 
 @routes.get("/health/ready")
+@operation("Readiness: whether the engine can take work now, and if not why", "health", (
+    ok({"allOf": [ref("Health"), {"type": "object", "required": ["reasons", "checks"]}]}, "ready"),
+    Answer(503, "not ready: reasons says why", {JSON: ref("Health")})), open=True)
 async def ready(request: web.Request) -> web.Response:
     runtime = request.app.get(RUNTIME)
     settings = request.app[SETTINGS]

@@ -15,11 +15,15 @@ from aiohttp import web
 from ..keys import ApiKey, KeyRequestError, KeyStore, check_request
 from .appkeys import KEYS, RUNTIME
 from .body import read_json_object
+from .contract import Body, ok, operation, ref
 from .errors import ApiError
+from .schemas import KEY_WITH_SECRET, NEW_KEY, array, obj
 
 routes = web.RouteTableDef()
 BASE = "/admin/keys"
 FIELDS = {"name", "role", "services"}
+TAG = "administration: keys"
+NAME = {"name": "the key's name"}
 
 
 def store(request: web.Request) -> KeyStore:
@@ -38,11 +42,14 @@ async def _run(call: Any, *args: Any) -> Any:
 
 
 @routes.get(BASE)
+@operation("List the API keys (never their secrets)", TAG, ok(obj({"keys": array(ref("Key"))})))
 async def list_keys(request: web.Request) -> web.Response:
     return web.json_response({"keys": store(request).listing()})
 
 
 @routes.post(BASE)
+@operation("Create a key; its secret is in this answer only", TAG, ok(KEY_WITH_SECRET, "created", 201),
+           errors={400: "a bad name, role or services", 409: "the name is taken"}, body=Body(NEW_KEY))
 async def create_key(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     unknown = sorted(set(body) - FIELDS)
@@ -64,6 +71,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/{name}")
+@operation("Read a key (never its secret)", TAG, ok(ref("Key")), errors={404: "no such key"}, path=NAME)
 async def get_key(request: web.Request) -> web.Response:
     key = store(request).get(request.match_info["name"])
     if key is None:
@@ -72,12 +80,17 @@ async def get_key(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/{name}/rotate")
+@operation("Give a key a new secret (the old one stops working); shown in this answer only", TAG,
+           ok(KEY_WITH_SECRET), errors={404: "no such key", 409: "a key from the environment"}, path=NAME)
 async def rotate_key(request: web.Request) -> web.Response:
     key, secret = await _run(store(request).rotate, request.match_info["name"])
     return web.json_response({**_shown(request, key), "key": secret})
 
 
 @routes.delete(BASE + "/{name}")
+@operation("Revoke a key", TAG, ok(obj({"name": {"type": "string"}, "role": {"type": "string"},
+                                        "revoked": {"const": True}})),
+           errors={404: "no such key", 409: "a key from the environment, or the last administrator key"}, path=NAME)
 async def revoke_key(request: web.Request) -> web.Response:
     key = await _run(store(request).revoke, request.match_info["name"])
     return web.json_response({"name": key.name, "role": key.role, "revoked": True})

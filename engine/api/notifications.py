@@ -1,5 +1,9 @@
-"""The notification API (SPEC 6): subscribe, unsubscribe, publish; and its admin side:
-transaction lists and dead letters."""
+"""The notification API (SPEC 6): subscribe, read and remove subscriptions, publish; and its admin
+side: transaction lists and dead letters.
+
+A subscription remembers the key that made it: a client key reads only its own; the other roles
+that may read the notification API (administrator, supervisor, monitor, developer) read them all.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,46 @@ from ..callbacks.records import BadRequest
 from ..notifications.service import NotificationService
 from ..notifications.subscriptions import parse_request
 from ..notifications.transaction_list import TransactionListError
-from .appkeys import RUNTIME
+from ..roles import CLIENT
+from .appkeys import API_KEY, ROLE, RUNTIME
 from .auth import scope_of
 from .body import query_int, read_json_object
+from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError
+from .schemas import PUBLISH, SUBSCRIBE, TRANSACTION_LIST_SAVED, array, obj
 
 routes = web.RouteTableDef()
 BASE = "/genesys/1/notification"
+
+
+TAG = "notifications"
+ADMIN_TAG = "administration: notifications"
+PAGE = (Param("limit", "at most this many (1 to 1000, default 100)", {"type": "integer"}),
+        Param("offset", "skip this many (default 0)", {"type": "integer"}))
+SUBSCRIPTION_ID = {"id": "the subscription's id"}
+LIST_NAME = {"name": "the transaction list (config/transaction-lists/<name>.cfg)"}
 
 
 def service(request: web.Request) -> NotificationService:
     return request.app[RUNTIME].notifications
 
 
+def _owner_filter(request: web.Request) -> str | None:
+    """Whose subscriptions the request may see: the key's own for a client, everyone's otherwise."""
+    return request[API_KEY].name if request.get(ROLE) == CLIENT else None
 
 
 @routes.post(BASE + "/subscription")
+@operation("Subscribe to messages published under a tag (filter)", TAG, ok(ref("Subscription"), "subscribed"),
+           errors={400: "a missing or bad field, or a target the outbound URL policy refuses",
+                   403: "an orscb target running a callback's session"}, body=Body(SUBSCRIBE))
 async def subscribe(request: web.Request) -> web.Response:
     svc = service(request)
     try:
         sub = parse_request(await read_json_object(request), svc.now(), svc.config.policy)
     except BadRequest as e:
         raise ApiError(400, str(e)) from None
+    sub.owner = request[API_KEY].name
     _check_scope(request, sub.filter)
     if sub.type == "orscb" and request.app[RUNTIME].callbacks.runs_session(sub.target):
         raise ApiError(403, "an orscb subscription cannot target the session of a callback: only the engine "
@@ -50,7 +72,32 @@ def _check_scope(request: web.Request, pattern: str) -> None:
                             f"with callback/<one of them>/")
 
 
+@routes.get(BASE + "/subscription")
+@operation("List live subscriptions (a client key: its own)", TAG,
+           ok(obj({"subscriptions": array(ref("Subscription")), "limit": {"type": "integer"},
+                   "offset": {"type": "integer"}}), "oldest first"),
+           errors={400: "a bad limit or offset"}, query=PAGE)
+async def list_subscriptions(request: web.Request) -> web.Response:
+    limit = query_int(request, "limit", 100, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    found = service(request).subscriptions_of(_owner_filter(request))[offset: offset + limit]
+    return web.json_response({"subscriptions": [sub.public() for sub in found], "limit": limit, "offset": offset})
+
+
+@routes.get(BASE + "/subscription/{id}")
+@operation("Read one subscription (a client key: one of its own)", TAG, ok(ref("Subscription")),
+           errors={404: "no such live subscription (or one of another client)"}, path=SUBSCRIPTION_ID)
+async def get_subscription(request: web.Request) -> web.Response:
+    sid, owner = request.match_info["id"], _owner_filter(request)
+    found = next((s for s in service(request).subscriptions_of(owner) if s.id == sid), None)
+    if found is None:
+        raise ApiError(404, f"no subscription {sid!r}")
+    return web.json_response(found.public())
+
+
 @routes.delete(BASE + "/subscription/{id}")
+@operation("Remove a subscription", TAG, ok(obj({"id": {"type": "string"}, "deleted": {"const": True}})),
+           errors={404: "no such subscription"}, path=SUBSCRIPTION_ID)
 async def unsubscribe(request: web.Request) -> web.Response:
     svc = service(request)
     if not svc.unsubscribe(request.match_info["id"]):
@@ -60,6 +107,10 @@ async def unsubscribe(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/publish")
+@operation("Publish a message to the subscriptions matching a tag", TAG,
+           ok(obj({"tag": {"type": "string"}, "deliveries": {"type": "integer"}}), "how many deliveries"),
+           errors={400: "no tag or no message", 403: "a tag under callback/ (the engine's) or a refused event_id"},
+           body=Body(PUBLISH))
 async def publish(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     tag, message = body.get("tag"), body.get("message")
@@ -80,7 +131,21 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response({"tag": tag, "deliveries": count})
 
 
+@routes.get("/admin/transaction-lists")
+@operation("List the transaction lists", ADMIN_TAG, ok(obj({"transaction_lists": array(TRANSACTION_LIST_SAVED)}),
+                                                         "every list: its name, events and warnings"))
+async def list_lists(request: web.Request) -> web.Response:
+    lists = service(request).lists
+    found = [lists.get(name) for name in sorted(lists.names())]
+    return web.json_response({"transaction_lists": [
+        {"name": t.name, "events": sorted(t.events), "warnings": t.warnings} for t in found if t is not None]})
+
+
 @routes.get("/admin/transaction-lists/{name}")
+@operation("Read a transaction list (?format=text: as written)", ADMIN_TAG, (
+    Answer(200, "the list", {"application/json": ref("TransactionList"), "text/plain": {"type": "string"}}),),
+    errors={404: "no such list"}, path=LIST_NAME,
+    query=(Param("format", "text: the list as written (GMS_Events.cfg format)", {"enum": ["json", "text"]}),))
 async def get_list(request: web.Request) -> web.Response:
     tlist = service(request).lists.get(request.match_info["name"])
     if tlist is None:
@@ -94,6 +159,9 @@ async def get_list(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/transaction-lists/{name}")
+@operation("Replace a transaction list (saved before it is used)", ADMIN_TAG, ok(TRANSACTION_LIST_SAVED),
+           errors={400: "not UTF-8, empty, or refused (the answer names the section and line)"},
+           body=Body({"type": "string"}, ("text/plain",), "the list in the GMS_Events.cfg format"), path=LIST_NAME)
 async def put_list(request: web.Request) -> web.Response:
     try:
         text = (await request.read()).decode("utf-8")
@@ -112,6 +180,9 @@ async def put_list(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/dead-letters")
+@operation("Deliveries that gave up (dead letters)", ADMIN_TAG,
+           ok(obj({"dead_letters": array(ref("DeadLetter"))}), "oldest first"),
+           errors={400: "a bad limit or offset"}, query=PAGE)
 async def dead_letters(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10**9)
@@ -119,6 +190,8 @@ async def dead_letters(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/dead-letters/{id}/replay")
+@operation("Send a dead letter again", ADMIN_TAG, ok(obj({"id": {"type": "integer"}, "status": {"type": "string"}})),
+           errors={400: "the id is not a number", 404: "no such dead letter"}, path={"id": "the dead letter's id"})
 async def replay(request: web.Request) -> web.Response:
     try:
         delivery_id = int(request.match_info["id"])

@@ -15,10 +15,16 @@ from ..sessions.flows import FlowError
 from ..sessions.manager import BadStartData, SessionManager
 from .appkeys import RUNTIME
 from .body import query_int, read_params
+from .contract import FORM, JSON, NOT_JSON_OR_FORM, Body, Param, ok, operation, ref
 from .errors import ApiError
+from .schemas import EVENT_DATA, SESSION_START, array, obj
 
 EVENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
 routes = web.RouteTableDef()
+TAG = "sessions"
+SID = {"sid": "the session's id"}
+ENDED = {409: "the session has ended (session_status says how)"}
+STATUS = {"type": "string", "enum": ["running", "finished", "cancelled", "failed"]}
 
 
 def manager(request: web.Request) -> SessionManager:
@@ -26,6 +32,13 @@ def manager(request: web.Request) -> SessionManager:
 
 
 @routes.post("/scxml/session/start")
+@operation("Start a session of a flow", TAG, ok(obj(
+    {"sessionid": {"type": "string"}, "flow": {"type": "string"}, "version": {"type": "integer"},
+     "status": {"type": "string"}}), "started"),
+    errors={400: "no src, or start data the flow refuses", 403: "a flow that runs callbacks", 404: "no such flow",
+            **NOT_JSON_OR_FORM},
+    body=Body(SESSION_START, (JSON, FORM)),
+    query=(Param("persistent", "false: the session is not stored (default true)"),))
 async def start(request: web.Request) -> web.Response:
     params = await read_params(request, allow_empty=False)
     src = params.pop("src", None)
@@ -67,6 +80,12 @@ async def _live_session(request: web.Request) -> Any:
 
 
 @routes.post("/scxml/session/{sid}/event/{name}")
+@operation("Send an external event into a running session", TAG, ok(obj(
+    {"sessionid": {"type": "string"}, "status": {"type": "string"}, "active_states": array({"type": "string"})}),
+    "taken"), errors={400: "not a valid event name", 403: "an event name only the engine may raise",
+                      404: "no such session", **ENDED, **NOT_JSON_OR_FORM},
+    body=Body(EVENT_DATA, (JSON, FORM), "the event's data (may be empty)"),
+    path={**SID, "name": "the event's name"})
 async def event(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if not EVENT_NAME.match(name):
@@ -88,6 +107,8 @@ async def event(request: web.Request) -> web.Response:
 
 
 @routes.post("/scxml/session/{sid}/terminate")
+@operation("Cancel a running session", TAG, ok(obj({"sessionid": {"type": "string"}, "status": {"type": "string"}})),
+           errors={404: "no such session", **ENDED}, path=SID)
 async def terminate(request: web.Request) -> web.Response:
     session = await _live_session(request)
     session.cancel()
@@ -96,6 +117,8 @@ async def terminate(request: web.Request) -> web.Response:
 
 
 @routes.get("/scxml/session/{sid}/query")
+@operation("A session's status, active states and datamodel", TAG, ok(ref("Session")),
+           errors={404: "no such session"}, path=SID)
 async def query(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     found = await manager(request).find(sid)
@@ -105,6 +128,13 @@ async def query(request: web.Request) -> web.Response:
 
 
 @routes.get("/scxml/sessions")
+@operation("List sessions", TAG, ok(obj({"sessions": array(ref("SessionItem")), "limit": {"type": "integer"},
+                                         "offset": {"type": "integer"}}), "oldest first"),
+           errors={400: "a bad limit, offset or status"}, query=(
+               Param("flow", "only this flow's"), Param("status", "only sessions in this state", STATUS),
+               Param("parent", "only the children of this session"),
+               Param("limit", "1 to 1000 (default 100)", {"type": "integer"}),
+               Param("offset", "default 0", {"type": "integer"})))
 async def list_sessions(request: web.Request) -> web.Response:
     mgr = manager(request)
     limit = query_int(request, "limit", 100, 1, 1000)

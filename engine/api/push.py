@@ -9,10 +9,14 @@ from ..callbacks.records import BadRequest
 from ..push.service import PushService
 from .appkeys import RUNTIME
 from .body import read_json_object
+from .contract import Body, ok, operation, ref
 from .errors import ApiError
 from .gms import guarded
+from .schemas import ANY_OBJECT, CALL_IN, PUSH_TEST, obj
 
 routes = web.RouteTableDef()
+TAG = "administration: push"
+QUEUE = {"queue": "the virtual queue"}
 
 
 def push(request: web.Request) -> PushService:
@@ -20,6 +24,7 @@ def push(request: web.Request) -> PushService:
 
 
 @routes.get("/admin/push/credentials")
+@operation("The FCM credentials, masked", TAG, ok(ref("Credentials")), errors={404: "none configured"})
 async def get_credentials(request: web.Request) -> web.Response:
     creds = push(request).fcm.credentials
     if creds is None:
@@ -28,6 +33,10 @@ async def get_credentials(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/push/credentials")
+@operation("Set the FCM credentials (a service account's project_id, client_email, private_key)", TAG,
+           ok(ref("Credentials")), errors={400: "refused credentials"},
+           body=Body(obj({"project_id": {"type": "string"}, "client_email": {"type": "string"},
+                          "private_key": {"type": "string"}})))
 async def put_credentials(request: web.Request) -> web.Response:
     try:
         creds = await push(request).set_credentials(await read_json_object(request))
@@ -37,6 +46,8 @@ async def put_credentials(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/push/credentials/test")
+@operation("Test the FCM credentials (and optionally a device token)", TAG, ok(PUSH_TEST),
+           errors={400: "missing or bad test fields"}, body=Body(ANY_OBJECT))
 async def test_credentials(request: web.Request) -> web.Response:
     try:
         result = await push(request).test(await read_json_object(request))
@@ -46,6 +57,8 @@ async def test_credentials(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/callback-settings/{queue}")
+@operation("A CALLBACK_SETTINGS row (push thresholds of a virtual queue)", TAG, ok(ref("QueueSettings")),
+           errors={404: "no row for that queue"}, path=QUEUE)
 async def get_queue_settings(request: web.Request) -> web.Response:
     settings = request.app[RUNTIME].queue_settings
     queue = request.match_info["queue"]
@@ -55,6 +68,8 @@ async def get_queue_settings(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/callback-settings/{queue}")
+@operation("Set a CALLBACK_SETTINGS row (saved before it is used)", TAG, ok(ref("QueueSettings")),
+           errors={400: "refused settings"}, body=Body(ANY_OBJECT), path=QUEUE)
 async def put_queue_settings(request: web.Request) -> web.Response:
     queue = request.match_info["queue"]
     try:
@@ -65,6 +80,10 @@ async def put_queue_settings(request: web.Request) -> web.Response:
 
 
 @routes.post("/genesys/1/service/callback/{service}/{id}/call-in")
+@operation("Click-to-call-in: the access number and code to call (pushed to the device too)", "callbacks",
+           ok(CALL_IN), errors={400: "not a call-in callback, COMPLETED, or not at the front of the queue yet",
+                                404: "no such service or callback"},
+           path={"service": "the callback service", "id": "the callback's _id"})
 async def call_in(request: web.Request) -> web.Response:
     callbacks = request.app[RUNTIME].callbacks
     record = await guarded(callbacks.owned(request.match_info["service"], request.match_info["id"]))

@@ -129,6 +129,10 @@ class NotificationService:
         self.subscriptions.add(sub)
         self.flush()
 
+    def subscriptions_of(self, owner: str | None = None) -> list[Subscription]:
+        """Live subscriptions, oldest first; ``owner``: only those made with that key."""
+        return self.subscriptions.live(self.now(), owner)
+
     def unsubscribe(self, subscription_id: str) -> bool:
         """False when there is no such subscription."""
         if self.subscriptions.remove(subscription_id) is None:

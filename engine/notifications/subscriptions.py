@@ -44,6 +44,7 @@ class Subscription:
     callback_id: str | None = None
     max_attempts: int | None = None
     sealed_secret: str | None = None  # properties.secret, encrypted with the engine's data key
+    owner: str | None = None  # the name of the API key that made it (None: made before owners were kept)
 
     @property
     def target(self) -> str:
@@ -59,7 +60,7 @@ class Subscription:
             props["secret"] = "***"
         return {"id": self.id, "subscriberId": self.subscriber_id, "providerName": self.provider,
                 "notificationDetails": {"deviceId": self.device_id, "type": self.type, "properties": props},
-                "filter": self.filter, "expires": self.expires_at}
+                "filter": self.filter, "expires": self.expires_at, "owner": self.owner}
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "record": json.dumps(asdict(self)), "expires_at": self.expires_at}
@@ -146,6 +147,11 @@ class SubscriptionRegistry:
             return list(groups[0].values())
         order = self._order
         return sorted((sub for group in groups for sub in group.values()), key=lambda s: order[s.id])
+
+    def live(self, now: float, owner: str | None = None) -> list[Subscription]:
+        """Unexpired subscriptions in the order they were added; ``owner``: only that key's."""
+        return sorted((sub for sub in self.items.values() if now < sub.expires_at
+                       and (owner is None or sub.owner == owner)), key=lambda s: self._order[s.id])
 
     def for_callback(self, callback_id: str) -> list[Subscription]:
         return list(self._by_callback.get(callback_id, {}).values())

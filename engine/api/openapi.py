@@ -1,0 +1,107 @@
+"""The OpenAPI 3.1 document, built from the application's own router and the ``@operation``
+declarations on its handlers (``contract.py``), served at ``/openapi.json``.
+
+A route whose handler declares nothing is left out of the document and listed by
+``undocumented``; the test suite fails on any.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from .contract import JSON, Answer, Operation, operation_of, ref
+from .health import VERSION
+from .schemas import COMPONENTS
+
+TITLE = "Callback engine API"
+CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+SECURITY_SCHEMES = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "bearer": {"type": "http", "scheme": "bearer", "description": "the same key as Authorization: Bearer <key>"},
+}
+SHARED_ERRORS = {
+    401: "no key, or a key nobody issued (revoked, rotated away)",
+    403: "the key's role may not do this (the message names the roles that may), or the key is scoped to "
+         "other services",
+    503: "storage is failing, or a configuration write could not be saved (nothing changed)",
+    400: "the body cannot be read (invalid JSON, too deeply nested, too many or too long parameters)",
+    413: "the body is larger than the configured limit",
+}
+
+
+def routes_of(app: web.Application) -> list[tuple[str, str, Any]]:
+    """(method, path template, handler) of every route; HEAD is GET's own shadow."""
+    return [(r.method, r.resource.canonical, r.handler) for r in app.router.routes()
+            if r.method != "HEAD" and r.resource is not None]
+
+
+def undocumented(app: web.Application) -> list[str]:
+    return [f"{method} {path}" for method, path, handler in routes_of(app) if operation_of(handler) is None]
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, handler in routes_of(app):
+        declared = operation_of(handler)
+        if declared is not None:
+            paths.setdefault(path, {})[method.lower()] = _operation(method, path, handler.__name__, declared)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": VERSION, "description": (
+            "A GMS-style callback engine: the callback API, the notification API, the ORS-style session "
+            "API, administration and health. Every error is a JSON object {exception, message}. Send a key "
+            "as x-api-key: <key> or Authorization: Bearer <key>; what a key may reach depends on its role.")},
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": COMPONENTS, "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def _operation(method: str, path: str, name: str, op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": f"{name}_{method.lower()}_{_slug(path)}", "summary": op.summary,
+                           "tags": [op.tag]}
+    if op.description:
+        out["description"] = op.description
+    params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+               **({"description": op.path[p]} if p in op.path else {})} for p in PATH_PARAM.findall(path)]
+    params += [{"name": q.name, "in": "query", "required": q.required, "description": q.description,
+                "schema": q.schema} for q in op.query]
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "description": op.body.description,
+                              "content": {media: {"schema": op.body.schema} for media in op.body.media}}
+    out["responses"] = {str(a.status): _answer(a) for a in op.answers}
+    for status, when in sorted(_errors(method, op).items()):
+        out["responses"][str(status)] = {"description": when, "content": {JSON: {"schema": ref("Error")}}}
+    out["security"] = [] if op.open else [{"apiKey": []}, {"bearer": []}]
+    return out
+
+
+def _errors(method: str, op: Operation) -> dict[int, str]:
+    shared = []
+    if not op.open:
+        shared += [401, 403]
+    if method in CHANGING:
+        shared.append(503)
+    if op.body is not None:
+        shared += [400, 413]
+    found = {status: SHARED_ERRORS[status] for status in shared}
+    for status, when in op.errors.items():
+        found[status] = f"{found[status]}; {when}" if status in found else when
+    return found
+
+
+def _answer(answer: Answer) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": answer.description}
+    if answer.contents:
+        out["content"] = {media: {"schema": schema} for media, schema in answer.contents.items()}
+    return out
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+

@@ -1,0 +1,144 @@
+"""JSON Schemas of the bodies the API takes and answers, shared by the operations that use them
+(``components/schemas`` of the OpenAPI document). Each says what a client may rely on: the fields
+always present are required, and objects stay open where the engine adds fields of its own or of
+the client (callback records carry the client's keys)."""
+
+from __future__ import annotations
+
+from .contract import Schema, ref
+
+STRING: Schema = {"type": "string"}
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+INTEGER: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
+BOOLEAN: Schema = {"type": "boolean"}
+# Times: ISO 8601 UTC strings on callback records; epoch seconds (numbers) elsewhere.
+ISO_TIME: Schema = {"type": "string", "description": "ISO 8601 UTC, e.g. 2026-05-01T14:00:00.000Z"}
+EPOCH: Schema = {"type": "number", "description": "seconds since 1970-01-01 UTC"}
+NULLABLE_EPOCH: Schema = {"type": ["number", "null"], "description": "seconds since 1970-01-01 UTC"}
+SCALAR: Schema = {"type": ["string", "number", "boolean"]}
+ANY_OBJECT: Schema = {"type": "object"}
+
+
+def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, *, closed: bool = False,
+        description: str = "") -> Schema:
+    """An object with these fields; ``closed``: no others."""
+    schema: Schema = {"type": "object", "properties": {**required, **(optional or {})},
+                      "required": sorted(required)}
+    if closed:
+        schema["additionalProperties"] = False
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def string_map(values: Schema) -> Schema:
+    return {"type": "object", "additionalProperties": values}
+
+
+ERROR = obj({"exception": STRING, "message": STRING}, description=(
+    "Every error: the kind (GMS exception names on the callback API) and what went wrong and why. "
+    "Some errors add fields: problems (a refused flow), section and line (a refused transaction list), "
+    "session_status (an ended session)."))
+
+CALLBACK_RECORD = obj(
+    {"_id": STRING, "_service_name": STRING, "_customer_number": STRING, "_callback_state": {
+        "type": "string", "enum": ["SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "PAUSED", "COMPLETED"]}},
+    {"_callback_reason": STRING, "_desired_time": ISO_TIME, "_expiration_time": ISO_TIME,
+     "_created_time": ISO_TIME, "_ors_session_id": STRING, "_call_direction": STRING,
+     "_urs_virtual_queue": STRING},
+    description="A callback as GMS shows it: the engine's fields (underscore first) and the client's keys.")
+
+CALLBACK_PARAMS = {
+    "type": "object", "additionalProperties": SCALAR,
+    "description": "Request options (see the README), push fields and keys of the client's own; values are "
+                   "strings, numbers or booleans.",
+}
+CREATE_CALLBACK = {**CALLBACK_PARAMS, "properties": {
+    "_customer_number": {"type": "string", "description": "the number to call, e.g. +15551234567"},
+    "_desired_time": {**ISO_TIME, "description": "when to call (absent: now)"}},
+    "required": ["_customer_number"]}
+UPDATE_CALLBACK = {**CALLBACK_PARAMS, "properties": {
+    "_new_desired_time": {**ISO_TIME, "description": "a new time (only while SCHEDULED)"}},
+    "minProperties": 1}
+
+POSITION = obj({"_id": STRING, "_position": INTEGER, "_total_waiting": INTEGER,
+                "ewt": {"type": "number", "description": "estimated wait in seconds, -1 unknown"},
+                "_eta": {**NULLABLE_STRING, "description": "ISO 8601 UTC, null when unknown"},
+                "_callback_state": STRING})
+AVAILABILITY = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+                "description": "free places per time slot, keyed by the slot's start (ISO 8601 UTC)"}
+
+SUBSCRIPTION = obj(
+    {"id": STRING, "subscriberId": STRING, "providerName": STRING, "filter": STRING,
+     "expires": {**EPOCH, "description": "on the engine clock (seconds since 1970-01-01 UTC)"},
+     "notificationDetails": obj({"deviceId": STRING, "type": STRING, "properties": ANY_OBJECT})},
+    {"owner": {**NULLABLE_STRING, "description": "the name of the key that made it"}})
+SUBSCRIBE = obj(
+    {"notificationDetails": obj({"deviceId": STRING, "type": {
+        "type": "string", "enum": ["httpcb", "customhttp", "orscb", "fcm"]}},
+        {"properties": obj({}, {"url": STRING, "secret": STRING})}),
+     "filter": {"type": "string", "description": "a tag or a shell-style pattern, e.g. callback/samples/*"}},
+    {"expire": {"type": "number", "description": "seconds (30 to ten years; default 3600)"},
+     "subscriberId": STRING, "providerName": STRING})
+PUBLISH = obj({"tag": STRING, "message": {"description": "an object, or any value (sent as {message: value})"}},
+              {"event_id": STRING})
+
+SESSION = obj(
+    {"sessionid": STRING, "flow": STRING, "status": STRING},
+    {"version": {"type": ["integer", "null"]}, "active_states": array(STRING), "final_state": NULLABLE_STRING,
+     "datamodel": ANY_OBJECT, "error": {}, "parent": NULLABLE_STRING, "persistent": BOOLEAN,
+     "created_at": NULLABLE_EPOCH})
+SESSION_ITEM = obj({"sessionid": STRING, "flow": STRING, "status": STRING},
+                   {"version": {"type": ["integer", "null"]}, "parent": NULLABLE_STRING,
+                    "created_at": NULLABLE_EPOCH, "updated_at": NULLABLE_EPOCH})
+SESSION_START = {"type": "object", "properties": {"src": {"type": "string", "description": "the flow's name"}},
+                 "required": ["src"], "additionalProperties": SCALAR,
+                 "description": "src and the session's start data (matching <data> ids replace their values)"}
+EVENT_DATA = {"type": "object", "additionalProperties": SCALAR, "description": "the event's data"}
+
+FLOW_VERSION = obj({"name": STRING, "version": INTEGER, "hash": STRING, "created_at": EPOCH, "states": INTEGER})
+FLOW = obj({"name": STRING, "current": {"type": ["integer", "null"]}, "versions": array(ref("FlowVersion")),
+            "refused": array(STRING)})
+
+SERVICE = obj({"name": STRING, "configured": ANY_OBJECT, "effective": ANY_OBJECT})
+BUSINESS_HOURS = obj({"time_zone": STRING, "weekly": string_map(array(STRING))},
+                     {"name": STRING, "description": STRING, "exceptions": string_map(array(STRING))})
+SIMULATOR = obj({"config": ANY_OBJECT, "state": ANY_OBJECT})
+QUEUE_SETTINGS = obj({"virtual_queue": STRING})
+CREDENTIALS = obj({"project_id": STRING, "client_email": STRING, "private_key": STRING},
+                  {"updated_at": NULLABLE_EPOCH, "status": NULLABLE_STRING, "status_reason": NULLABLE_STRING,
+                   "result": STRING})
+PUSH_TEST = obj({"result": STRING}, {"reason": STRING})
+CALL_IN = obj({"_access_number": STRING, "_access_code": STRING, "_access_expires": ISO_TIME})
+
+DEAD_LETTER = obj({"id": INTEGER, "type": STRING, "target": STRING, "status": STRING})
+TRANSACTION_LIST = obj({"name": STRING, "properties": string_map(STRING), "warnings": array(STRING),
+                        "events": string_map(obj({"notify_params": array(STRING), "notify_custom": ANY_OBJECT}))})
+TRANSACTION_LIST_SAVED = obj({"name": STRING, "events": array(STRING), "warnings": array(STRING)})
+
+KEY = obj({"name": STRING, "role": STRING, "prefix": NULLABLE_STRING,
+           "services": {"type": ["array", "null"], "items": STRING}, "created": EPOCH, "rotated": NULLABLE_EPOCH,
+           "last_used": NULLABLE_EPOCH, "source": STRING})
+KEY_WITH_SECRET = {"allOf": [ref("Key"), obj({"key": {"type": "string", "description": "the secret, shown once"}})]}
+NEW_KEY = obj({"name": STRING, "role": {"type": "string", "enum": [
+    "administrator", "supervisor", "monitor", "developer", "client"]}},
+    {"services": {"type": "array", "items": STRING, "description": "client keys: the services it may reach"}},
+    closed=True)
+
+HEALTH = obj({"status": STRING, "version": STRING, "sessions": INTEGER, "flows": INTEGER, "persistence": BOOLEAN,
+              "uptime": NUMBER, "clock": {**EPOCH, "description": "the engine clock (ahead of the wall clock "
+                                                                   "when time_scale > 1)"},
+              "time_scale": NUMBER})
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": ERROR, "CallbackRecord": CALLBACK_RECORD, "Position": POSITION, "Availability": AVAILABILITY,
+    "Subscription": SUBSCRIPTION, "Session": SESSION, "SessionItem": SESSION_ITEM, "FlowVersion": FLOW_VERSION,
+    "Flow": FLOW, "Service": SERVICE, "BusinessHours": BUSINESS_HOURS, "Simulator": SIMULATOR,
+    "QueueSettings": QUEUE_SETTINGS, "Credentials": CREDENTIALS, "DeadLetter": DEAD_LETTER,
+    "TransactionList": TRANSACTION_LIST, "Key": KEY, "Health": HEALTH,
+}
