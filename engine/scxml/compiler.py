@@ -498,7 +498,9 @@ class Compiler:
             return Content(expr=expr)
         elements = [c for c in found if isinstance(c.tag, str)]
         if allow_document and elements and local_name(elements[0])[1] == "scxml":
-            sub = Compiler(self.source, self.base_dir, self.registry, self.default_datamodel)
+            # A child without a datamodel attribute takes its parent's (a sandboxed parent must
+            # not get a python child by default).
+            sub = Compiler(self.source, self.base_dir, self.registry, self.datamodel.name or self.default_datamodel)
             sub.columns = self.columns
             try:
                 doc = sub.compile_root(elements[0], etree.tostring(elements[0], encoding="unicode"))

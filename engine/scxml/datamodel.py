@@ -41,6 +41,33 @@ class Code:
         return ExecutionError(f"line {self.line}: {self.text.strip()!r}: {reason}")
 
 
+class Foreign:
+    """A value of a datamodel's own engine that has no Python type (an ECMAScript ``undefined``,
+    Date or function): its JSON-ready ``form`` is kept as it is, stored by snapshots and handed
+    back to that datamodel, which alone reads it."""
+
+    __slots__ = ("form",)
+
+    def __init__(self, form: Any):
+        self.form = form
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Foreign) and other.form == self.form
+
+    def __hash__(self) -> int:
+        return hash(repr(self.form))
+
+    def __repr__(self) -> str:
+        tag = self.form.get("$t") if isinstance(self.form, dict) else None
+        if tag == "u":
+            return "undefined"
+        if tag == "n":
+            return str(self.form.get("v"))
+        return f"<{tag or 'foreign'} value>"
+
+    __str__ = __repr__
+
+
 class DataModel(Protocol):
     """The port between a session and its data: one object per session, holding the session's
     variables however its datamodel keeps them (a dict for python; an ECMAScript datamodel keeps

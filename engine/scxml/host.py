@@ -206,8 +206,8 @@ class SessionHost:
     def compile_child(self, text: str | bytes, parent: Document) -> Document:
         """A document given as ``<invoke>`` content. A sandboxed document may not hand it host
         code: its content may be built at run time, out of reach of any check at upload."""
-        doc = compile_document(text, source=f"{parent.source} (invoked content)",
-                               base_dir=parent.base_dir, registry=self.registry)
+        doc = compile_document(text, source=f"{parent.source} (invoked content)", base_dir=parent.base_dir,
+                               registry=self.registry, default_datamodel=parent.datamodel.name or "python")
         if doc.datamodel.host_code and not parent.datamodel.host_code:
             raise ExecutionError(f"a {parent.datamodel.name or 'null'}-datamodel document cannot invoke a "
                                  f"{doc.datamodel.name}-datamodel document given as content: its expressions "

@@ -2,7 +2,8 @@
 
 A snapshot holds what ``Session.to_state`` gives: the configuration, the author's data, history,
 the queues, pending delayed sends with their absolute due times and the invocations. Values are
-JSON with a few tagged types (tuples, sets, bytes, XML elements, events); a value nothing can
+JSON with a few tagged types (tuples, sets, bytes, XML elements, events, another datamodel's
+``Foreign`` values in their own JSON form); a value nothing can
 encode (a function defined by a script, say) is marked lost and, on restore
 (``Session.from_state``), taken again from the document's top-level scripts when they define it.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from lxml import etree
 
+from .datamodel import Foreign
 from .events import AttrDict, Event
 from .executable import SendRequest
 from .session_state import InvocationState, SessionState
@@ -56,6 +58,8 @@ def encode_value(value: Any) -> Any:
         return {TAG: "xml", "v": etree.tostring(value, encoding="unicode")}
     if isinstance(value, Event):
         return {TAG: "event", "v": encode_event(value)}
+    if isinstance(value, Foreign):
+        return {TAG: "foreign", "v": value.form}
     raise Unencodable(f"cannot store a {type(value).__name__}")
 
 
@@ -84,6 +88,8 @@ def decode_value(value: Any) -> Any:
         return etree.fromstring(v, etree.XMLParser(resolve_entities=False, no_network=True))
     if tag == "event":
         return decode_event(v)
+    if tag == "foreign":
+        return Foreign(v)
     raise ValueError(f"unknown stored type {tag!r}")
 
 

@@ -1,0 +1,58 @@
+"""What the ecmascript datamodel compiles an expression, location or script into.
+
+Compiling checks the syntax once per document; the function that evaluates an expression is
+made once per live context (a JavaScript function object is bound to its context) from the
+wrapper text kept here, then called directly, without parsing, on every later evaluation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+# `In('id')` with a literal id; any other call (or a dynamic In) may reach the configuration or
+# _event through a function, so the session pushes them before running it.
+IN_LITERAL = re.compile(r"""\bIn\s*\(\s*(['"])([^'"\\]*)\1\s*\)""")
+IN_ANY = re.compile(r"\bIn\s*\(")
+CALL = re.compile(r"[\w$\]\)]\s*\(")
+
+_keys = itertools.count()
+
+EXPR, LOCATION, SCRIPT = "expr", "location", "script"
+
+
+@dataclass(slots=True, eq=False)
+class JsCode:
+    """``value_src``/``cond_src``: wrappers evaluating to a function; ``script``: global code."""
+
+    mode: str
+    key: int
+    value_src: str = ""
+    cond_src: str = ""
+    script: str = ""
+    in_ids: tuple[str, ...] = ()
+    in_all: bool = False  # push every state id the datamodel knows of, not just in_ids
+    needs_event: bool = False
+
+
+def analyse(mode: str, text: str) -> JsCode:
+    """A ``JsCode`` for ``text``: its wrappers and what it needs pushed into the context first."""
+    if mode != SCRIPT:
+        text = text.strip().rstrip(";").rstrip()  # `new testobject();` is written as an expression (W3C 452)
+    literal = tuple(m.group(2) for m in IN_LITERAL.finditer(text))
+    stripped = IN_LITERAL.sub("true", text)
+    other_calls = bool(CALL.search(stripped))
+    dynamic_in = bool(IN_ANY.search(stripped))
+    code = JsCode(mode, next(_keys), in_ids=literal)
+    code.in_all = mode == SCRIPT or other_calls or dynamic_in
+    code.needs_event = mode == SCRIPT or other_calls or "_event" in text
+    if mode == EXPR:
+        code.value_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
+        code.cond_src = f"(function(){{return !!(\n{text}\n);}})"
+    elif mode == LOCATION:
+        code.value_src = f"(function(k,p){{\"use strict\";\n{text}\n= __scxml.value(k,p);}})"
+        code.cond_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
+    else:
+        code.script = text
+    return code

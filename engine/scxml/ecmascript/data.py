@@ -1,0 +1,283 @@
+"""One session's ECMAScript data: a JavaScript context while the session is busy, tagged JSON
+text while it waits.
+
+The context is built on first use (prelude, system variables, the saved variables) and let go
+when the kind's ``ContextPool`` says so; the text it leaves (``_blob``) is what snapshots store,
+so a waiting session holds a few hundred bytes instead of a ~170 KB context. The configuration
+(``In``) and ``_event`` are pushed into the context before code that may read them runs, since a
+context with a CPU limit cannot call back into Python.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..datamodel import SYSTEM_NAMES, Code
+from ..errors import ExecutionError
+from . import codec
+from .code import EXPR, LOCATION
+from .sandbox import describe, new_context
+
+if TYPE_CHECKING:
+    from .code import JsCode
+    from .kind import EcmaScriptDataModel
+
+log = logging.getLogger("engine.scxml")
+
+_generations = itertools.count(1)
+IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*$")
+RESERVED = frozenset({
+    "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete", "do", "else",
+    "enum", "export", "extends", "false", "finally", "for", "function", "if", "import", "in", "instanceof",
+    "new", "null", "return", "super", "switch", "this", "throw", "true", "try", "typeof", "var", "void",
+    "while", "with", "yield", "let", "static", "implements", "interface", "package", "private", "protected",
+    "public", "await", "arguments", "eval",
+})
+_ROOT = re.compile(r"\s*([A-Za-z_$][\w$]*)")
+
+
+class EcmaData:
+    """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
+
+    __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
+                 "_in", "_in_pushed", "_io", "_kind", "_name", "_sid")
+    can_hibernate = True
+
+    def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
+        self._kind = kind
+        self._sid = system.get("_sessionid")
+        self._name = system.get("_name")
+        self._io = system.get("_ioprocessors")
+        self._in = system.get("In")
+        self._ctx: Any = None
+        self._fns: dict[Any, Any] | None = None
+        self._blob: str | None = None  # the variables as tagged JSON, when _fresh or hibernated
+        self._fresh = True
+        self._gen = 0
+        self._event: Any = None
+        self._event_pushed = True
+        self._in_pushed: str | None = None
+
+    # ------------------------------------------------------------------ the context
+    @property
+    def live(self) -> bool:
+        """Whether the session holds a JavaScript context now."""
+        return self._ctx is not None
+
+    def _context(self) -> Any:
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._wake()
+        self._kind.pool.touch(self)
+        return ctx
+
+    def _wake(self) -> Any:
+        kind = self._kind
+        try:
+            ctx = new_context(kind.limits)
+        except Exception as e:
+            raise ExecutionError(f"cannot start the script engine: {describe(e, kind.limits)}") from e
+        self._ctx = ctx
+        self._fns = {}
+        self._gen = next(_generations)
+        kind.pool.built += 1
+        io = {}
+        if self._io is not None:
+            try:
+                io = {k: dict(v) for k, v in self._io.items()}
+            except Exception:
+                log.exception("session %s: _ioprocessors could not be read", self._sid)
+        try:
+            self._api("init")(self._sid, self._name, codec.to_json(io))
+            facilities = kind.facilities_json(self._sid)
+            if facilities is not None:
+                self._api("defineFacility")("_genesys", facilities)
+            if self._blob:
+                self._api("load")(self._blob)
+        except Exception as e:
+            self._ctx = self._fns = None
+            raise ExecutionError(f"cannot restore the session's data: {describe(e, kind.limits)}") from e
+        self._fresh = True
+        self._event_pushed = self._event is None
+        self._in_pushed = None
+        return ctx
+
+    def hibernate(self) -> None:
+        """Keep the variables as text and let the context go (the pool calls this)."""
+        if self._ctx is None:
+            return
+        if not self._fresh:
+            try:
+                self._blob = self._save()
+            except ExecutionError as e:
+                log.error("session %s: its data could not be saved when its context was dropped (%s); "
+                          "the last saved data stays", self._sid, e)
+        self._ctx = self._fns = None
+        self._fresh = True
+
+    def _api(self, name: str) -> Any:
+        fns = self._fns
+        fn = fns.get(name)  # type: ignore[union-attr]
+        if fn is None:
+            fn = fns[name] = self._ctx.eval("__scxml." + name)  # type: ignore[index]
+        return fn
+
+    def _function(self, key: Any, source: str) -> Any:
+        fns = self._fns
+        fn = fns.get(key)  # type: ignore[union-attr]
+        if fn is None:
+            fn = fns[key] = self._ctx.eval(source)  # type: ignore[index]
+        return fn
+
+    def _save(self) -> str:
+        try:
+            text = self._api("save")()
+        except Exception as e:
+            raise ExecutionError(f"the variables cannot be saved: {describe(e, self._kind.limits)}") from e
+        return text[1:]
+
+    def _prepare(self, jc: JsCode) -> None:
+        """Build the context if needed and push what ``jc`` may read."""
+        if self._ctx is None:
+            self._wake()
+        self._kind.pool.touch(self)
+        if jc.needs_event and not self._event_pushed:
+            self._push_event()
+        if jc.in_all or jc.in_ids:
+            self._push_in(self._kind.in_ids if jc.in_all else jc.in_ids)
+        self._fresh = False
+
+    def _push_event(self) -> None:
+        ev = self._event
+        self._event_pushed = True
+        self._gen = next(_generations)
+        data = ev.data
+        kind, payload = (codec.UNDEFINED, None) if data is None else codec.to_js(data)
+        try:
+            self._api("setEvent")(ev.name, ev.type, ev.sendid, ev.origin, ev.origintype, ev.invokeid, kind, payload,
+                                  ev.raw)
+        except Exception as e:
+            raise ExecutionError(f"_event could not be set: {describe(e, self._kind.limits)}") from e
+
+    def _push_in(self, ids: Any) -> None:
+        in_state = self._in
+        if in_state is None:
+            return
+        active = " ".join(i for i in ids if in_state(i))
+        if active != self._in_pushed:
+            self._api("setIn")(active)
+            self._in_pushed = active
+
+    def _failed(self, code: Code, error: BaseException) -> ExecutionError:
+        message = describe(error, self._kind.limits)
+        if "out of memory" in str(error) and self._ctx is not None:
+            self._ctx.gc()
+        return code.fail(message)
+
+    # ------------------------------------------------------------------ the DataModel port
+    def evaluate(self, expr: Code) -> Any:
+        jc = expr.code
+        if jc is None:
+            raise expr.fail(expr.error or "cannot be evaluated")
+        self._prepare(jc)
+        try:
+            fn = self._function(jc.key, jc.value_src if jc.mode == EXPR else jc.cond_src)
+            result = fn()
+        except Exception as e:
+            raise self._failed(expr, e) from None
+        return codec.to_python(codec.from_js(result, self._gen))
+
+    def test(self, expr: Code) -> bool:
+        jc = expr.code
+        if jc is None:
+            raise expr.fail(expr.error or "cannot be evaluated")
+        self._prepare(jc)
+        try:
+            return bool(self._function((jc.key, "cond"), jc.cond_src)())
+        except Exception as e:
+            raise self._failed(expr, e) from None
+
+    def execute(self, script: Code) -> None:
+        jc = script.code
+        if jc is None:
+            raise script.fail(script.error or "cannot run")
+        self._prepare(jc)
+        try:
+            self._ctx.eval(jc.script + "\n;void 0")
+        except Exception as e:
+            raise self._failed(script, e) from None
+
+    def assign(self, location: Code, value: Any) -> None:
+        jc = location.code
+        if jc is None or jc.mode != LOCATION:
+            raise location.fail(location.error or "not assignable")
+        m = _ROOT.match(location.text)
+        root = m.group(1) if m else ""
+        if root in SYSTEM_NAMES:
+            raise location.fail(f"{root} is a read-only system variable")
+        self._prepare(jc)
+        kind, payload = codec.to_js(value, self._gen)
+        try:
+            self._function(jc.key, jc.value_src)(kind, payload)
+        except Exception as e:
+            raise self._failed(location, e) from None
+
+    def declare(self, name: str, value: Any) -> None:
+        self._context()
+        self._fresh = False
+        kind, payload = (codec.UNDEFINED, None) if value is None else codec.to_js(value, self._gen)
+        try:
+            self._api("declare")(name, kind, payload)
+        except Exception as e:
+            raise ExecutionError(f"data {name!r}: {describe(e, self._kind.limits)}") from None
+
+    def set_variable(self, name: str, value: Any) -> None:
+        if not IDENTIFIER.match(name) or name in RESERVED or name in SYSTEM_NAMES or self._kind.is_builtin(name):
+            raise ExecutionError(f"{name!r} is not a legal variable name")
+        self._context()
+        self._fresh = False
+        kind, payload = codec.to_js(value, self._gen)
+        try:
+            self._api("declare")(name, kind, payload)
+        except Exception as e:
+            raise ExecutionError(f"{name}: {describe(e, self._kind.limits)}") from None
+
+    def variable(self, name: str) -> Any:
+        if self._ctx is not None and not self._fresh:
+            if not self.defines(name):
+                return None
+            try:
+                return codec.to_python(codec.loads(self._api("get")(name)[1:]))
+            except Exception as e:
+                raise ExecutionError(f"{name}: {describe(e, self._kind.limits)}") from None
+        return codec.to_python(self.variables().get(name))
+
+    def defines(self, name: str) -> bool:
+        if self._ctx is not None and not self._fresh:
+            return bool(self._api("has")(name))
+        return name in self.variables()
+
+    def set_event(self, event: Any) -> None:
+        self._event = event
+        self._event_pushed = False
+
+    def variables(self) -> dict[str, Any]:
+        if self._ctx is not None and not self._fresh:
+            self._blob = self._save()
+            self._fresh = True
+        return codec.loads(self._blob) if self._blob else {}
+
+    def restore(self, values: Mapping[str, Any]) -> None:
+        if not values:
+            return
+        if self._ctx is not None:
+            self._api("load")(codec.to_json(dict(values)))
+            self._fresh = False
+            return
+        merged = self.variables()
+        merged.update(values)
+        self._blob = codec.to_json(merged)

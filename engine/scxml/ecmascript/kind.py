@@ -1,0 +1,107 @@
+"""The ecmascript datamodel as documents name it: compiles and checks expressions once per
+document, and gives each session its ``EcmaData``.
+
+Expressions run in quickjs-ng, one context per session, sandboxed: nothing of the host is
+reachable and every evaluation is bounded in CPU time and the context in memory
+(``SandboxLimits``); ``host_code`` is False, so developers may upload such flows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..datamodel import SYSTEM_NAMES, Code, DataModel
+from . import codec
+from .code import EXPR, LOCATION, SCRIPT, analyse
+from .data import EcmaData
+from .pool import ContextPool
+from .sandbox import SandboxLimits, SyntaxChecker, describe, new_context, position
+
+log = logging.getLogger("engine.scxml")
+
+# The names a context defines before any flow code runs (Object, JSON, Math, ...): a start
+# parameter may not replace one unless the document declares it.
+_BUILTINS: frozenset[str] | None = None
+
+
+def builtin_names() -> frozenset[str]:
+    global _BUILTINS
+    if _BUILTINS is None:
+        ctx = new_context(SandboxLimits())
+        _BUILTINS = frozenset(ctx.eval("Object.getOwnPropertyNames(globalThis).join(' ')").split()) | {"_genesys"}
+    return _BUILTINS
+
+
+class EcmaScriptDataModel:
+    """``datamodel="ecmascript"`` (W3C SCXML B.2), on quickjs-ng."""
+
+    name = "ecmascript"
+    host_code = False
+
+    def __init__(self, limits: SandboxLimits | None = None,
+                 facilities: Callable[[str | None], Mapping[str, Any] | None] | None = None):
+        """``facilities(session_id)``: what a session's ``_genesys`` holds (ORS objects), JSON-ready,
+        or None for none; given by the engine, which knows the callbacks and the platform."""
+        self.limits = limits or SandboxLimits()
+        self.pool = ContextPool(self.limits.live_contexts, self.limits.idle_seconds)
+        self.facilities = facilities
+        self.in_ids: set[str] = set()  # every literal In('id') seen: what a dynamic In may ask
+        self._checker = SyntaxChecker()
+
+    # ------------------------------------------------------------------ compiling
+    def _compiled(self, mode: str, text: str, line: int, column: int) -> Code:
+        c = Code(text, line, column)
+        if mode != SCRIPT and not text.strip():
+            c.error = "empty expression"
+            return c
+        jc = analyse(mode, text)
+        self.in_ids.update(jc.in_ids)
+        wrapper = jc.value_src if mode != SCRIPT else f"(function(){{\n{text}\n}})"
+        error = self._checker.check(wrapper)
+        if error is not None:
+            message = describe(error, self.limits)
+            where = position(error)
+            if mode == SCRIPT:
+                at = f" at line {line + where[0] - 2}, column {where[1]}" if where else ""
+                c.error = f"script does not compile: {message}{at}"
+            else:
+                at = f" (line {where[0] - 1}, column {where[1]} of the expression)" if where else ""
+                c.error = f"{'location' if mode == LOCATION else 'expression'} does not compile: {message}{at}"
+            return c
+        c.code = jc
+        return c
+
+    def compile_expr(self, text: str, line: int, column: int) -> Code:
+        return self._compiled(EXPR, text, line, column)
+
+    def compile_location(self, text: str, line: int, column: int) -> Code:
+        return self._compiled(LOCATION, text, line, column)
+
+    def compile_script(self, text: str, line: int, column: int) -> Code:
+        return self._compiled(SCRIPT, text, line, column)
+
+    # ------------------------------------------------------------------ sessions
+    def new_session(self, system: Mapping[str, Any]) -> DataModel:
+        return EcmaData(self, system)
+
+    def facilities_json(self, session_id: str | None) -> str | None:
+        if self.facilities is None:
+            return None
+        try:
+            value = self.facilities(session_id)
+        except Exception:
+            log.exception("session %s: the _genesys facilities could not be built", session_id)
+            return None
+        return None if value is None else codec.to_json(value)
+
+    def is_builtin(self, name: str) -> bool:
+        return name in builtin_names()
+
+    def refused_names(self, names: Iterable[str]) -> list[str]:
+        return [n for n in names if n in SYSTEM_NAMES or n.startswith("__") or n == "_genesys"]
+
+    def shadowing(self, names: Iterable[str]) -> list[str]:
+        builtins = builtin_names()
+        return [n for n in names if n in builtins]
