@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import admin, basichttp, docs, gms, health, keys, notifications, ors, push
+from .api import access_log, admin, basichttp, docs, gms, health, keys, metrics, notifications, ors, push
 from .api.appkeys import INITIAL_KEY, KEYS, RUNTIME, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
@@ -25,14 +25,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                freeze_gc: bool = False) -> web.Application:
     settings = settings or Settings.load()
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[json_errors, require_key, health.storage_gate,
+                          middlewares=[access_log.access_log, json_errors, require_key, health.storage_gate,
                                        admin.unsaved_is_503])
     key_store = open_keys(settings)
     scrub_environment()  # the keys are read; subprocesses and flows must not see them
     app[SETTINGS] = settings
     app[KEYS] = key_store
     app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
-    for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs):
+    for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs, metrics):
         app.router.add_routes(module.routes)
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:

@@ -70,6 +70,15 @@ def _settings(args: argparse.Namespace):
     )
 
 
+def _say(settings, text: str, error: bool = False) -> None:
+    """A line for the operator once logging is set up: printed as it is in text mode, a log line
+    in JSON mode (so that log is JSON from its first line)."""
+    if settings.log_format == "json":
+        logging.getLogger("engine").log(logging.ERROR if error else logging.INFO, text)
+    else:
+        print(text if not error else f"error: {text}", file=sys.stderr if error else sys.stdout, flush=True)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """Start the engine. Before anything touches storage: the data folder is made private and
     locked (one engine per folder) and the port is bound, so a second engine fails fast with
@@ -91,26 +100,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         lock.acquire()
     except DataFolderBusy as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(settings, str(e), error=True)
         return 1
     except OSError as e:
-        print(f"error: cannot use data folder {settings.data_dir}: {e.strerror or e}", file=sys.stderr)
+        _say(settings, f"cannot use data folder {settings.data_dir}: {e.strerror or e}", error=True)
         return 2
     make_private(settings.data_dir)
     try:
         sock = _listen(settings.host, settings.port)
     except OSError as e:
-        print(f"error: cannot listen on {settings.host}:{settings.port}: {e.strerror or e}", file=sys.stderr)
+        _say(settings, f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}", error=True)
         return 1
     settings.port = sock.getsockname()[1]  # the real one when asked for port 0
     try:
         app = create_app(settings, freeze_gc=True)
         if app[INITIAL_KEY] is not None:
-            print(f"An administrator key was generated; its secret is in {app[INITIAL_KEY]} (mode 0600): "
-                  f"read it, then delete the file.\n"
-                  f"More keys: python run_engine.py keys create --role client --name NAME", flush=True)
-        print(f"callback engine on {settings.base_url} (data: {settings.data_dir}, flows: {settings.flows_dir})",
-              flush=True)
+            _say(settings, f"An administrator key was generated; its secret is in {app[INITIAL_KEY]} (mode 0600): "
+                           f"read it, then delete the file. "
+                           f"More keys: python run_engine.py keys create --role client --name NAME")
+        _say(settings, f"callback engine on {settings.base_url} (data: {settings.data_dir}, "
+                       f"flows: {settings.flows_dir})")
         web.run_app(app, sock=sock, print=None, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     finally:
         sock.close()

@@ -32,6 +32,7 @@ SESSION_API = ("/scxml/session", "/scxml/sessions")
 DEVELOPER_CONFIG = ("/admin/flows", "/admin/services", "/admin/transaction-lists",
                     "/admin/callback-settings", "/admin/push")
 ADMIN_READS = (*DEVELOPER_CONFIG, "/admin/business-hours", "/admin/simulator", "/admin/dead-letters")
+METRICS = ("/metrics",)  # Prometheus scrapes with a monitor key
 EVERYTHING = ("/",)
 
 
@@ -51,7 +52,7 @@ class Grant:
 ROLES: dict[str, tuple[Grant, ...]] = {
     ADMINISTRATOR: (Grant(EVERYTHING),),
     SUPERVISOR: (Grant(CALLBACK_API), Grant(NOTIFICATION_API + SESSION_API + ADMIN_READS, READ)),
-    MONITOR: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + ADMIN_READS, READ),),
+    MONITOR: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + ADMIN_READS + METRICS, READ),),
     DEVELOPER: (Grant(DEVELOPER_CONFIG), Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API, READ)),
     CLIENT: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API),),
 }

@@ -32,6 +32,8 @@ from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
 from .notifications.notifier import NotificationConfig, TransactionLists, target_problems
 from .notifications.service import NotificationService
+from .observability.lifecycle import LifecycleLog
+from .observability.metrics import EngineMetrics
 from .platform import adapter as platform_adapter
 from .platform import ioprocessor as platform_io
 from .platform.config import SimulatorConfig, load_simulator_config
@@ -71,6 +73,7 @@ class Runtime:
     fcm: FcmClient
     push: PushService
     basichttp: BasicHttpProcessor
+    metrics: EngineMetrics
     freeze_gc: bool = False
     started_at: float = 0.0
     _maintenance: asyncio.Task | None = field(default=None, repr=False)
@@ -130,6 +133,10 @@ class Runtime:
             notifications = NotificationService(manager, services, lists, notification_config, bus)
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, simulator)
             push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, simulator)
+            # Watching comes last: the lifecycle log and the metrics observe the parts above.
+            LifecycleLog(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher)
+            metrics = EngineMetrics(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher,
+                                    platform=simulator, queues=lambda: simulator.queues)
             basichttp = manager.processor_for(BASIC_HTTP)
             if not isinstance(basichttp, BasicHttpProcessor):
                 raise TypeError(f"the Basic HTTP processor of this registry is a {type(basichttp).__name__}")
@@ -141,7 +148,7 @@ class Runtime:
         return cls(settings=s, registry=registry, box=box, store=store, clock=clock, simulator=simulator,
                    flows=flows, manager=manager, lists=lists, services=services, queue_settings=queue_settings,
                    bus=bus, notifications=notifications, callbacks=callbacks, fcm=fcm, push=push,
-                   basichttp=basichttp, freeze_gc=freeze_gc)
+                   basichttp=basichttp, metrics=metrics, freeze_gc=freeze_gc)
 
     async def start(self) -> None:
         """Open every part: flows, credentials, sessions, deliveries, callbacks; then housekeeping."""

@@ -83,6 +83,12 @@ class Delivery:
             return self.message_json.encode()
         return f'{{"deviceId":{dumps(self.device_id)},"message":{self.message_json}}}'.encode()
 
+    def log_fields(self) -> dict[str, Any]:
+        """What a log line about this delivery carries: its id and type, whose callback, which service."""
+        about = self.message.get("data", self.message) if self.type == "fcm" else self.message
+        return {"delivery_id": self.id, "type": self.type,
+                "callback_id": about.get("_service_id") or about.get("_id"), "service": about.get("_service_name")}
+
     def public(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("secret")
@@ -112,6 +118,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task] = set()
         self._timers: dict[str, Any] = {}
         self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
+        self.on_failed: list[Any] = []  # fn(delivery) after a failed attempt: status DEAD, or retried
         # Delivery types carried by other components (``fcm`` by the push service).
         self.senders: dict[str, Sender] = {}
         self.closed = False
@@ -257,15 +264,17 @@ class Dispatcher:
             self._pop(d)
             self.dead[d.id] = d
             log.warning("delivery %s to %s dead after %d attempts: %s", d.id, printable(d.target), d.attempts,
-                        printable(f))
+                        printable(f), extra=d.log_fields())
         else:
             backoff = min(self.base_backoff * 2 ** (d.attempts - 1), MAX_BACKOFF) * random.uniform(0.8, 1.2)
             # Retry-After is the receiver's wall-clock time; our clock may run faster (simulator).
             delay = max(backoff, (f.retry_after or 0.0) * self.clock.scale)
             d.next_at = self.clock.now() + delay
             log.info("delivery %s to %s failed (%s); attempt %d in %.1f s", d.id, printable(d.target), printable(f),
-                     d.attempts + 1, delay)
+                     d.attempts + 1, delay, extra=d.log_fields())
         self._persist(d)
+        for hook in self.on_failed:
+            hook(d)
 
     def _pop(self, d: Delivery) -> None:
         queue = self.queues.get(d.key)

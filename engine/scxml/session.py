@@ -682,7 +682,7 @@ class Session:
             text = label
         else:
             text = str(value) if has_value else ""
-        flow_log.info(text, extra={"scxml_session": self.id, "scxml_label": label})
+        flow_log.info(text, extra={"session_id": self.id, "label": label})
 
     def _donedata(self, donedata: DoneData | None) -> Any:
         if donedata is None:

@@ -96,6 +96,10 @@ class SessionManager(SessionHost):
         self.batch_contributors: list[Callable[[UnitOfWork], None]] = []
         # ...and are told once that batch is committed (to release what waited for it).
         self.after_commit: list[Callable[[], None]] = []
+        # Observers (metrics, the lifecycle log): each commit (its unit, seconds it took), each
+        # flow session about to start (the session, the flow's name, its start parameters).
+        self.on_commit: list[Callable[[UnitOfWork, float], None]] = []
+        self.on_session_start: list[Callable[[Session, str, dict[str, Any]], None]] = []
         self._writer: asyncio.Task | None = None
         self.commits = 0
         # What the readiness check reports: since when changes wait to be written, and why not.
@@ -160,6 +164,8 @@ class SessionManager(SessionHost):
                 session.datamodel.declare(key, value)
         if before_start is not None:  # e.g. the callback service maps the session to its record
             before_start(session)
+        for observe in self.on_session_start:
+            observe(session, name, data)
         return session.start()
 
     def _create(self, fv: FlowVersion, *, data: dict[str, Any] | None, persistent: bool,
@@ -383,8 +389,11 @@ class SessionManager(SessionHost):
         try:
             batch, events, effects, waiters = self._build()
             if batch:
+                started = time.perf_counter()
                 await self._write(batch)
                 self.commits += 1
+                for observe in self.on_commit:
+                    observe(batch, time.perf_counter() - started)
         finally:
             self._in_flight_since = None
         for hook in self.after_commit:
