@@ -1,0 +1,56 @@
+"""engine/logs.py: the fields given as ``extra=`` reach both formats (JSON keys; ``key=value`` after
+a text message), a field cannot forge a line, and the time is one shape in each format."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+from engine.logs import setup_logging
+
+FORGED = "2026-01-01 00:00:00,000 ERROR engine.api forged line"
+
+
+def _logged(fmt: str, emit) -> list[str]:
+    out = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    setup_logging("INFO", fmt, out)
+    try:
+        emit(logging.getLogger("engine.test_logs"))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return out.getvalue().splitlines()
+
+
+def test_json_lines_carry_the_fields_as_keys() -> None:
+    def emit(log: logging.Logger) -> None:
+        log.info("callback %s", "created", extra={"callback_id": "c1", "session_id": None, "service": "svc",
+                                                   "attempts": 2, "odd": {"a": 1}})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed\nhere")
+
+    first, second = (json.loads(line) for line in _logged("json", emit))
+    assert first == {"time": first["time"], "level": "INFO", "logger": "engine.test_logs",
+                     "message": "callback created", "callback_id": "c1", "session_id": None, "service": "svc",
+                     "attempts": 2, "odd": "{'a': 1}"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"])
+    assert second["message"] == "failed\nhere" and "ValueError: boom" in second["exception"]
+
+
+def test_text_lines_show_the_fields_and_stay_on_one_line() -> None:
+    def emit(log: logging.Logger) -> None:
+        log.info("callback created", extra={"callback_id": "c1", "session_id": None, "service": "svc"})
+        log.warning("session failed", extra={"error": "bad\n" + FORGED})
+
+    lines = _logged("text", emit)
+    assert len(lines) == 2
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO engine.test_logs callback created "
+                        r"callback_id=c1 service=svc", lines[0])  # a field without a value is left out
+    assert lines[1].endswith("WARNING engine.test_logs session failed error=bad\\n" + FORGED)
+    assert not any(line.startswith(FORGED) for line in lines)
