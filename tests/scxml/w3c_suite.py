@@ -43,6 +43,25 @@ ERRATA: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
+# The ecmascript suite (../shared/scxml-w3c/ecmascript) and its corrections, for the same reasons.
+W3C_ECMASCRIPT = W3C_PYTHON.parent / "ecmascript"
+ECMASCRIPT_ERRATA: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "test201.scxml": (
+        "the same defect as the python test201: its undelayed `timeout` is raised before any HTTP "
+        "round trip can bring event1 back, so the test could only pass on a processor that answers "
+        "synchronously. Corrected as the other Basic HTTP tests are written: the timeout has a delay.",
+        [('<send event="timeout"/>', '<send event="timeout" delay="5s"/>')],
+    ),
+    "test520.scxml": (
+        "the regular expression `/this+is+some+content/` leaves `+` unescaped, so it matches "
+        "'thisssis...' and never the form-encoded body 'this+is+some+content' it means (the python "
+        "conversion tests the text with `in`, the W3C original with a substring test). Corrected "
+        "by escaping the `+` signs; the %20 alternative is untouched.",
+        [("/this+is+some+content/", r"/this\+is\+some\+content/")],
+    ),
+}
+
+
 def suite_available() -> bool:
     return W3C_PYTHON.is_dir()
 
@@ -55,20 +74,25 @@ def require_suite() -> None:
         )
 
 
-def start_files(folder: str) -> list[Path]:
+def start_files(folder: str, suite: Path = W3C_PYTHON) -> list[Path]:
     """Start files of a folder: every .scxml that is not an invoked ``*sub*`` child."""
-    base = W3C_PYTHON / folder
+    base = suite / folder
     if not base.is_dir():
         return []
     return sorted(p for p in base.glob("*.scxml") if "sub" not in p.stem)
 
 
-def load(path: Path, **kw) -> Document:
-    """Compile a suite file, applying its documented correction if it has one."""
+def corrected(path: Path, errata: dict | None = None) -> str:
+    """A suite file's text with its documented correction applied, if it has one."""
     text = path.read_text(encoding="utf-8")
-    erratum = ERRATA.get(path.name)
+    erratum = (ERRATA if errata is None else errata).get(path.name)
     if erratum is not None:
         for old, new in erratum[1]:
             assert old in text, f"{path.name}: erratum no longer applies ({old!r} not found)"
             text = text.replace(old, new)
-    return compile_document(text, source=str(path), base_dir=str(path.parent), **kw)
+    return text
+
+
+def load(path: Path, errata: dict | None = None, **kw) -> Document:
+    """Compile a suite file, applying its documented correction if it has one."""
+    return compile_document(corrected(path, errata), source=str(path), base_dir=str(path.parent), **kw)

@@ -32,11 +32,17 @@ class JsDict(dict):
 
     __slots__ = ("ref",)
 
+    def __str__(self) -> str:  # as a flow's <log> shows it: JSON, as JSON.stringify would
+        return json.dumps(self, default=str, ensure_ascii=False)
+
 
 class JsList(list):
     """An array a flow's expression gave: a list that remembers which array it was."""
 
     __slots__ = ("ref",)
+
+    def __str__(self) -> str:
+        return json.dumps(self, default=str, ensure_ascii=False)
 
 
 def _revive(d: dict[str, Any]) -> Any:
