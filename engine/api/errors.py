@@ -50,7 +50,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as e:
         if e.status_code < 400:
             raise
-        return error_response(e.status_code, e.reason or "request failed")
+        answer = error_response(e.status_code, e.reason or "request failed")
+        if "Allow" in e.headers:  # a 405 says which methods the path takes (RFC 9110)
+            answer.headers["Allow"] = e.headers["Allow"]
+        return answer
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal error; see the engine log", "InternalError")

@@ -1,0 +1,81 @@
+"""Issue 12 item 2: an outside client (schemathesis, pinned in the test extras) reads the engine's
+/openapi.json and runs every operation against a live engine process with the client, developer
+and administrator keys. It fails on any server error, any response whose status, content type,
+headers or body the document does not describe, an undeclared method not answered 405, and an
+operation that answers without a key.
+
+Bounded for CI: CONTRACT_FUZZ_SECONDS per key (default 40; schemathesis fuzzes until the budget
+is spent), one worker, a fixed seed. Outbound traffic stays on loopback: the URL allow list names
+only a closed loopback port and the FCM endpoints point there too.
+
+Not checked: whether schema-valid data is accepted and schema-invalid data refused
+(schemathesis' positive/negative data checks): the document describes the shapes, not every
+rule of the handlers (a phone number's form, a name's characters). Nor the Allow header of a 405:
+fixed paths such as /admin/flows/reload share their prefix with templates (/admin/flows/{name}),
+so aiohttp rightly lists the template's methods too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, DEVELOPER_KEY, EngineProcess, free_port
+
+SECONDS = int(os.environ.get("CONTRACT_FUZZ_SECONDS", "40"))
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_headers_conformance", "response_schema_conformance", "unsupported_method", "ignored_auth")
+
+
+@pytest.fixture(scope="module")
+def live_engine(tmp_path_factory):
+    root = tmp_path_factory.mktemp("contract")
+    config = root / "config"
+    shutil.copytree(REPO / "config", config)
+    closed = f"http://127.0.0.1:{free_port()}"
+    (config / "notifications.json").write_text(json.dumps({"allowed_targets": [closed]}))
+    flows = root / "flows"
+    shutil.copytree(REPO / "scxml", flows)
+    engine = EngineProcess(root / "data", flows, config_dir=str(config), fcm_base_url=closed,
+                           fcm_token_uri=closed + "/token", log_level="WARNING")
+    asyncio.run(engine.start())
+    yield engine
+    engine.stop()
+
+
+def schemathesis_run(engine: EngineProcess, key: str, workdir) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{engine.url}/openapi.json",
+        "-H", f"x-api-key: {key}", "-H", f"Authorization: Bearer {key}",
+        "--checks", ",".join(CHECKS), "--phases", "examples,coverage,fuzzing",
+        "--max-time", str(SECONDS), "--workers", "1", "--seed", "12",
+        "--request-timeout", "20", "--report", "json", "--report-json-path", "report.json",
+    ]
+    # The working folder holds what schemathesis and hypothesis write (their example database).
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=SECONDS * 3 + 120,
+                          env={**os.environ, "NO_COLOR": "1"})
+
+
+@pytest.mark.parametrize("role", ["client", "developer", "administrator"])
+def test_the_engine_keeps_its_contract(live_engine, role, tmp_path):
+    key = {"client": CLIENT_KEY, "developer": DEVELOPER_KEY, "administrator": ADMIN_KEY}[role]
+    document = requests.get(f"{live_engine.url}/openapi.json", timeout=10).json()
+    # Every operation but the document itself (schemathesis leaves out the URL it read the schema from).
+    operations = sum(len(item) for path, item in document["paths"].items() if path != "/openapi.json")
+    done = schemathesis_run(live_engine, key, tmp_path)
+    tail = "\n".join((done.stdout + done.stderr).splitlines()[-150:])
+    assert done.returncode == 0, f"schemathesis found contract violations with the {role} key:\n{tail}"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["operations"]["tested"] == report["operations"]["total"] == operations, report["operations"]
+    assert report["failures"] == [] and report["errors"] == [], tail
+    assert report["test_cases"]["generated"] >= 10 * operations, report["test_cases"]
+    assert live_engine.proc.poll() is None, live_engine.log()
+    assert "unhandled error" not in live_engine.log(), live_engine.log()
