@@ -155,7 +155,7 @@ class SessionManager(SessionHost):
         declared = {d.id for d in fv.doc.root.data}
         shadowing = sorted(datamodel.shadowing(k for k in data if k not in declared))
         if shadowing:
-            raise BadStartData(f"parameter names that would shadow Python builtins in flow {name!r}: "
+            raise BadStartData(f"parameter names that would shadow {datamodel.name} builtins in flow {name!r}: "
                                f"{', '.join(shadowing)} (rename them, or declare them as <data>)")
         session = self._create(fv, data={k: v for k, v in data.items() if k in declared},
                                persistent=persistent)
