@@ -68,6 +68,15 @@ class StatusValues(Mapping[str, Any]):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self._extra or self._data.defines(name) or name in self._record)
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """One lookup where ``in`` then ``[]`` made two (``Mapping.get`` also raised KeyError
+        for every name the record lacks)."""
+        if name in self._extra:
+            return self._extra[name]
+        if self._data.defines(name):
+            return self._data.variable(name)
+        return self._record.get(name, default)
+
     def _merged(self) -> dict[str, Any]:
         return {**self._record, **self._data.variables(), **self._extra}
 

@@ -61,6 +61,7 @@ log = logging.getLogger("engine.callbacks")
 
 WAITING_STATES = (CallbackState.QUEUED,)
 MAX_EVENTS_PER_CALLBACK = 1000
+_ABSENT = object()  # a status attribute the event has no value for
 
 
 class NotFound(LookupError):
@@ -549,8 +550,10 @@ class CallbackService:
             "_callback_state": record["_callback_state"],
         }
         for attr in attrs:
-            if attr in values and attr not in message:
-                message[attr] = values[attr] if attr != "_service_id" else record["_id"]
+            if attr not in message:
+                value = values.get(attr, _ABSENT)
+                if value is not _ABSENT:
+                    message[attr] = value
         self._event_ids += 1
         row = {"id": self._event_ids if self.store is None else self.store.new_id(),
                "callback_id": record["_id"], "name": name, "data": dumps(message),

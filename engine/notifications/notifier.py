@@ -39,6 +39,8 @@ log = logging.getLogger("engine.notifications")
 ENABLED = ("notify", "subscribe_notify")
 PLACEHOLDER = re.compile(r"^<[^<>\x00-\x1f]*>$")
 DEFAULT_MAX_ATTEMPTS = 8
+_RECORD_KEYS = tuple(sorted(PROPERTY_KEYS))
+MAX_RESOLVED = 100_000  # callbacks whose resolved notification settings are kept
 
 
 @dataclass
@@ -140,6 +142,8 @@ class StatusNotifier:
         self.config = config
         self.new_id = new_id  # ids of stored deliveries (the store's sequence)
         self.new_deliveries: list[Delivery] = []  # written with the next batch, then dispatched
+        # callback id -> (what its settings were resolved from, the settings): see ``_settings``
+        self._resolved: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     # -- settings -----------------------------------------------------------------------
     def settings_for(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -161,6 +165,24 @@ class StatusNotifier:
         out["_status_notification_debug"] = str(out.get("_status_notification_debug", "false")).lower() == "true"
         return out
 
+    def _settings(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``settings_for(record)``, resolved again only when what it depends on changed: the
+        record's own notification keys, or the service or transaction list it names (reloads
+        replace those objects, so identity tells). A callback reports ~15 events and each asked
+        for its settings: resolving them each time was a tenth of the callback's cost."""
+        service_raw = self.services.raw.get(record["_service_name"])
+        list_name = record.get("_callback_events_list") or (service_raw or {}).get("_callback_events_list")
+        basis = (service_raw, self.lists.lists.get(list_name) if list_name else None, list_name,
+                 *map(record.get, _RECORD_KEYS))
+        found = self._resolved.get(record["_id"])
+        if found is not None and found[0] == basis:  # elements compare by identity first
+            return found[1]
+        settings = self.settings_for(record)
+        if len(self._resolved) >= MAX_RESOLVED:
+            self._resolved.pop(next(iter(self._resolved)))
+        self._resolved[record["_id"]] = (basis, settings)
+        return settings
+
     def check_request(self, service_name: str, keys: dict[str, Any]) -> None:
         """Refuse a create whose effective notification target (request > service > list) the
         outbound URL policy does not allow: ``BadRequest`` naming the field and the reason."""
@@ -171,7 +193,7 @@ class StatusNotifier:
 
     # -- callback lifecycle hooks ----------------------------------------------------------------
     def callback_created(self, record: dict[str, Any]) -> None:
-        cfg = self.settings_for(record)
+        cfg = self._settings(record)
         if cfg["_enable_status_notification"] != "subscribe_notify":
             return
         target, kind = cfg["_status_notification_target"], cfg["_status_notification_type"]
@@ -189,12 +211,13 @@ class StatusNotifier:
         ))
 
     def callback_ended(self, record: dict[str, Any]) -> None:
+        self._resolved.pop(record["_id"], None)
         for sub in self.subscriptions.for_callback(record["_id"]):
             self.subscriptions.remove(sub.id)
 
     def on_event(self, record: dict[str, Any], name: str, values: Mapping[str, Any],
                  session_id: str | None = None) -> None:
-        cfg = self.settings_for(record)
+        cfg = self._settings(record)
         if cfg["_enable_status_notification"] not in ENABLED:
             return
         tlist: TransactionList | None = cfg["list"]

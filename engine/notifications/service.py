@@ -52,7 +52,8 @@ class NotificationService:
     # -- following callbacks (the bus) -----------------------------------------------------------
     def _status_event(self, event: StatusEvent) -> None:
         self.notifier.on_event(event.record, event.name, event.values, event.session_id)
-        self.flush()
+        if self.notifier.new_deliveries:
+            self.flush()
 
     def _callback_ended(self, event: CallbackEnded) -> None:
         self.notifier.callback_ended(event.record)

@@ -112,10 +112,13 @@ def register(registry: Registry, platform: Platform | None = None) -> None:
 def event_data(value: Any) -> Any:
     """Dicts become ``AttrDict`` all the way down, so flows can write ``_event.data.target.dn``."""
     if isinstance(value, dict):
-        return AttrDict({k: event_data(v) for k, v in value.items()})
+        return AttrDict({k: v if type(v) in _LEAVES else event_data(v) for k, v in value.items()})
     if isinstance(value, list):
-        return [event_data(v) for v in value]
+        return [v if type(v) in _LEAVES else event_data(v) for v in value]
     return value
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # most values: no call to look inside
 
 
 def host_deliverer(host: SessionHost, durable: bool = True) -> Deliver:

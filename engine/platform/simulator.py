@@ -21,6 +21,7 @@ Model:
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import logging
 import random
@@ -69,6 +70,7 @@ class Agent:
     handle_seconds: float = 0.0
     retiring: bool = False  # staffing was reduced while it worked: it leaves when its call ends
     timer: Any = None
+    rank: int = 0  # order of joining its queue: ties of free_since go to the earlier one
 
     def view(self) -> dict[str, Any]:
         return {"agent_id": self.agent_id, "extension": self.extension, "state": self.state,
@@ -114,6 +116,11 @@ class QueueState:
     seekers: list[_Key] = field(default_factory=list)
     history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _index: dict[str, int] | None = None  # vixn_id -> position, rebuilt lazily after a change
+    # Free agents by (free_since, rank): entries go stale when the agent is taken, retires or
+    # leaves, and are dropped when they reach the top. Finding the longest-idle agent scanned
+    # every agent of the queue for each call served.
+    _free: list[tuple[float, int, Agent]] = field(default_factory=list)
+    _joined: int = 0
 
     def insert(self, vixn: Vixn, seeking: bool = False) -> None:
         bisect.insort(self.seekers if seeking else self.waiting, vixn.key)
@@ -137,13 +144,30 @@ class QueueState:
     def staffed(self) -> list[Agent]:
         return [a for a in self.agents.values() if not a.retiring]
 
+    def join(self, agent: Agent) -> None:
+        self._joined += 1
+        agent.rank = self._joined
+        self.agents[agent.agent_id] = agent
+        self.offer(agent)
+
+    def offer(self, agent: Agent) -> None:
+        """``agent`` is free from ``agent.free_since``."""
+        heapq.heappush(self._free, (agent.free_since, agent.rank, agent))
+        if len(self._free) > 4 * len(self.agents) + 64:  # agents taken by name leave stale entries
+            self._free = [(a.free_since, a.rank, a) for a in self.agents.values()
+                          if a.state == FREE and not a.retiring]
+            heapq.heapify(self._free)
+
     def free_agent(self) -> Agent | None:
         """The longest-idle free agent, so work spreads over the team."""
-        best: Agent | None = None
-        for agent in self.agents.values():
-            if agent.state == FREE and not agent.retiring and (best is None or agent.free_since < best.free_since):
-                best = agent
-        return best
+        free = self._free
+        while free:
+            since, _rank, agent = free[0]
+            if (agent.state == FREE and not agent.retiring and agent.free_since == since
+                    and self.agents.get(agent.agent_id) is agent):
+                return agent
+            heapq.heappop(free)
+        return None
 
     def avg_handle(self) -> float | None:
         return sum(self.history) / len(self.history) if self.history else None
@@ -516,6 +540,8 @@ class Simulator:
         if agent.retiring:
             del q.agents[agent.agent_id]
             del self._agents[agent.agent_id]
+        else:
+            q.offer(agent)
         self._touch(q.name)
         self._serve(q)
 
@@ -584,7 +610,7 @@ class Simulator:
             if extension is None:
                 extension = self._extensions[agent_id] = str(FIRST_EXTENSION + len(self._extensions))
             agent = Agent(agent_id, extension, q.name, free_since=self.clock.now())
-            q.agents[agent_id] = agent
+            q.join(agent)
             self._agents[agent_id] = agent
             staffed.append(agent)
         excess = len(staffed) - target

@@ -137,7 +137,7 @@ class Store:
         for target, rows in unit.upserts.items():
             if rows:
                 sql, names = self._driver_sql(target, "write")
-                steps.append((sql, [tuple(row.get(n) for n in names) for row in rows]))
+                steps.append((sql, [tuple(map(row.get, names)) for row in rows]))
         if unit.values:
             now = time.time()
             sql, names = self._driver_sql(_VALUES, "write")
