@@ -32,6 +32,9 @@ FLOWS = "administration: flows"
 SERVICES = "administration: services"
 SIMULATOR = "administration: simulator"
 FLOW_NAME = {"name": "the flow's name (letters, digits, '.', '_', '-')"}
+HELLO = {"name": "hello"}  # names of the shipped configuration
+CALLBACK = {"name": "callback"}
+OFFICE = {"name": "office"}
 
 
 @web.middleware
@@ -57,7 +60,7 @@ async def list_flows(request: web.Request) -> web.Response:
 @routes.get("/admin/flows/{name}")
 @operation("Read a flow (?format=scxml: a version's document)", FLOWS, (Answer(
     200, "the flow, or its document", {"application/json": ref("Flow"), "application/scxml+xml": {"type": "string"}}),),
-    errors={404: "no such flow or version"}, path=FLOW_NAME, query=(
+    errors={404: "no such flow or version"}, path=FLOW_NAME, examples=HELLO, query=(
         Param("format", "scxml: the document itself", {"enum": ["json", "scxml"]}),
         Param("version", "with format=scxml: this version (default: the current one)")))
 async def get_flow(request: web.Request) -> web.Response:
@@ -126,7 +129,7 @@ async def list_services(request: web.Request) -> web.Response:
 
 @routes.get("/admin/services/{name}")
 @operation("Read a callback service: its configured and effective options", SERVICES, ok(ref("Service")),
-           errors={404: "no such service"}, path={"name": "the service"})
+           errors={404: "no such service"}, path={"name": "the service"}, examples=CALLBACK)
 async def get_service(request: web.Request) -> web.Response:
     registry = _services(request)
     name = request.match_info["name"]
@@ -151,7 +154,7 @@ async def put_service(request: web.Request) -> web.Response:
 
 @routes.get("/admin/business-hours/{name}")
 @operation("Read business hours", SERVICES, ok(ref("BusinessHours")), errors={404: "no such business hours"},
-           path={"name": "the business hours"})
+           path={"name": "the business hours"}, examples=OFFICE)
 async def get_hours(request: web.Request) -> web.Response:
     registry = _services(request)
     name = request.match_info["name"]
@@ -228,7 +231,8 @@ def _restore(path: Path, previous: bytes | None) -> None:
 @operation("Simulate a customer calling in with an access code", SIMULATOR,
            ok(obj({"matched_session": {"type": "string"}})),
            errors={400: "number or access_code missing", 404: "no callback waits for that code"},
-           body=Body(obj({"number": {"type": "string"}, "access_code": {"type": "string"}})))
+           body=Body(obj({"number": {"type": "string"}, "access_code": {"type": "string"}}),
+                     example={"number": "+15551234567", "access_code": "1234"}))
 async def simulate_call_in(request: web.Request) -> web.Response:
     """A customer dials the access number and keys in the code (what a phone would do)."""
     body = await read_json_object(request)

@@ -35,6 +35,7 @@ class Param:
     description: str
     schema: Schema = field(default_factory=lambda: {"type": "string"})
     required: bool = False
+    example: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Body:
     schema: Schema
     media: tuple[str, ...] = (JSON,)
     description: str = ""
+    example: Any = None  # a body that works with the shipped configuration (shown in /docs, tried first)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Operation:
     query: tuple[Param, ...] = ()
     body: Body | None = None
     path: dict[str, str] = field(default_factory=dict)  # path parameter -> what it names
+    examples: dict[str, str] = field(default_factory=dict)  # path parameter -> a value that exists as shipped
     open: bool = False  # no key needed
     description: str = ""
 

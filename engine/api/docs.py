@@ -42,7 +42,8 @@ async def docs_page(request: web.Request) -> web.Response:
 @routes.get("/docs/{asset}")
 @operation("A file of the /docs page", "documentation", (
     Answer(200, "the file", {media: {"type": "string"} for media in sorted(set(ASSETS.values()))}),),
-    errors={404: "not a file of the page"}, path={"asset": "one of " + ", ".join(sorted(ASSETS))}, open=True)
+    errors={404: "not a file of the page"}, path={"asset": "one of " + ", ".join(sorted(ASSETS))},
+    examples={"asset": "docs.js"}, open=True)
 async def docs_asset(request: web.Request) -> web.Response:
     name = request.match_info["asset"]
     media = ASSETS.get(name)

@@ -50,6 +50,9 @@ RECORD = ref("CallbackRecord")
 RECORDS = array(RECORD)
 SERVICE = {"service": "the callback service (config/services/<name>.json)"}
 CALLBACK = {**SERVICE, "id": "the callback's _id"}
+SHIPPED = {"service": "callback"}  # a service of the shipped configuration
+FILTERS = (Param("_id", "a callback's id"), Param("_customer_number", "the number called", example="+15551234567"),
+           Param("_callback_state", "a state, or !STATE for the others", example="!COMPLETED"))
 NOT_FOUND = {404: "no such service or callback (or one a scoped key may not see)"}
 FILTER_HELP = ("any key of the record to match (?_callback_state=QUEUED&_customer_number=...); a value "
                "starting with ! matches the records without it")
@@ -61,7 +64,7 @@ def _filters(request: web.Request) -> dict[str, str]:
 
 @routes.get(BASE)
 @operation("Find callbacks of every service by their keys", TAG, ok(RECORDS, "the matching records"),
-           errors={400: "no key to search by"}, description=FILTER_HELP)
+           errors={400: "no key to search by"}, description=FILTER_HELP, query=FILTERS)
 async def query_all(request: web.Request) -> web.Response:
     filters = _filters(request)
     if not filters:
@@ -78,7 +81,8 @@ async def query_all(request: web.Request) -> web.Response:
 @operation("Create a callback", TAG, ok(obj({"_id": {"type": "string"}}), "created: its id"),
            errors={400: "a bad or refused parameter, a time outside what the service accepts", **NOT_FOUND,
                    503: "a capacity limit of the service is reached", **NOT_JSON_OR_FORM},
-           body=Body(CREATE_CALLBACK, (JSON, FORM)), path=SERVICE)
+           body=Body(CREATE_CALLBACK, (JSON, FORM), example={"_customer_number": "+15551234567", "order": "A-17"}),
+           path=SERVICE, examples=SHIPPED)
 async def create(request: web.Request) -> web.Response:
     params = await read_params(request, allow_empty=False)
     record = await guarded(service(request).create(request.match_info["service"], params))
@@ -87,7 +91,8 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/{service}")
 @operation("Find callbacks of one service by their keys", TAG, ok(RECORDS, "the matching records"),
-           errors={400: "a filter that cannot be used", **NOT_FOUND}, path=SERVICE, description=FILTER_HELP)
+           errors={400: "a filter that cannot be used", **NOT_FOUND}, path=SERVICE, description=FILTER_HELP,
+           query=FILTERS, examples=SHIPPED)
 async def query_service(request: web.Request) -> web.Response:
     svc = service(request)
     name = request.match_info["service"]
@@ -101,11 +106,11 @@ async def _known(svc: CallbackService, name: str) -> None:
 
 @routes.get(BASE + "/{service}/availability")
 @operation("Free capacity per time slot within business hours", TAG, ok(ref("Availability")),
-           errors={400: "a bad start, end or count", **NOT_FOUND}, path=SERVICE, query=(
+           errors={400: "a bad start, end or count", **NOT_FOUND}, path=SERVICE, examples=SHIPPED, query=(
                Param("start", "ISO 8601 UTC; absent: now (within the service's horizon)"),
                Param("end", "ISO 8601 UTC, after start, at most 31 days later"),
-               Param("number-of-days", "1 to 31 (when end is absent; default 1)"),
-               Param("max-time-slots", "1 to 10000 (default 1000)")))
+               Param("number-of-days", "1 to 31 (when end is absent; default 1)", example="2"),
+               Param("max-time-slots", "1 to 10000 (default 1000)", example="10")))
 async def availability(request: web.Request) -> web.Response:
     q = request.query
     slots = await guarded(service(request).availability(
@@ -115,7 +120,7 @@ async def availability(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/{service}/{id}")
-@operation("Read one callback", TAG, ok(RECORD), errors=NOT_FOUND, path=CALLBACK)
+@operation("Read one callback", TAG, ok(RECORD), errors=NOT_FOUND, path=CALLBACK, examples=SHIPPED)
 async def get_one(request: web.Request) -> web.Response:
     svc = service(request)
     filters = {"_id": request.match_info["id"]}
@@ -128,7 +133,7 @@ async def get_one(request: web.Request) -> web.Response:
 
 @routes.delete(BASE + "/{service}/{id}")
 @operation("Cancel a callback (COMPLETED with reason CANCELLED)", TAG, ok(RECORD, "the record, cancelled"),
-           errors={400: "already COMPLETED", **NOT_FOUND}, path=CALLBACK)
+           errors={400: "already COMPLETED", **NOT_FOUND}, path=CALLBACK, examples=SHIPPED)
 async def cancel(request: web.Request) -> web.Response:
     record = await guarded(service(request).cancel(request.match_info["service"], request.match_info["id"]))
     return web.json_response(record)
@@ -139,7 +144,7 @@ async def cancel(request: web.Request) -> web.Response:
            ok(RECORD, "the record, changed"),
            errors={400: "nothing to change, a refused parameter or time, or a callback that cannot change now",
                    **NOT_FOUND, 503: "the new time slot is full", **NOT_JSON_OR_FORM},
-           body=Body(UPDATE_CALLBACK, (JSON, FORM)), path=CALLBACK)
+           body=Body(UPDATE_CALLBACK, (JSON, FORM), example={"order": "A-18"}), path=CALLBACK, examples=SHIPPED)
 async def reschedule(request: web.Request) -> web.Response:
     params = await read_params(request, allow_empty=False)
     record = await guarded(service(request).reschedule(
@@ -149,7 +154,8 @@ async def reschedule(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/{service}/{id}/events")
 @operation("The status events recorded for a callback", TAG,
-           ok(array({"type": "object"}), "the events, oldest first"), errors=NOT_FOUND, path=CALLBACK)
+           ok(array({"type": "object"}), "the events, oldest first"), errors=NOT_FOUND, path=CALLBACK,
+           examples=SHIPPED)
 async def events(request: web.Request) -> web.Response:
     found = await guarded(service(request).events_of(request.match_info["service"], request.match_info["id"]))
     return web.json_response(found)

@@ -49,7 +49,8 @@ async def list_keys(request: web.Request) -> web.Response:
 
 @routes.post(BASE)
 @operation("Create a key; its secret is in this answer only", TAG, ok(KEY_WITH_SECRET, "created", 201),
-           errors={400: "a bad name, role or services", 409: "the name is taken"}, body=Body(NEW_KEY))
+           errors={400: "a bad name, role or services", 409: "the name is taken"},
+           body=Body(NEW_KEY, example={"name": "mobile-app", "role": "client", "services": ["callback"]}))
 async def create_key(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     unknown = sorted(set(body) - FIELDS)

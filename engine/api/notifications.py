@@ -31,6 +31,7 @@ PAGE = (Param("limit", "at most this many (1 to 1000, default 100)", {"type": "i
         Param("offset", "skip this many (default 0)", {"type": "integer"}))
 SUBSCRIPTION_ID = {"id": "the subscription's id"}
 LIST_NAME = {"name": "the transaction list (config/transaction-lists/<name>.cfg)"}
+EXAMPLE_LIST = "[_cbe_on_service_create]\nnotify_params = _service_id, _service_name\n"
 
 
 def service(request: web.Request) -> NotificationService:
@@ -45,7 +46,9 @@ def _owner_filter(request: web.Request) -> str | None:
 @routes.post(BASE + "/subscription")
 @operation("Subscribe to messages published under a tag (filter)", TAG, ok(ref("Subscription"), "subscribed"),
            errors={400: "a missing or bad field, or a target the outbound URL policy refuses",
-                   403: "an orscb target running a callback's session"}, body=Body(SUBSCRIBE))
+                   403: "an orscb target running a callback's session"}, body=Body(SUBSCRIBE, example={
+               "filter": "callback/callback/*", "expire": 600, "subscriberId": "app-1", "notificationDetails": {
+                   "deviceId": "app-1", "type": "httpcb", "properties": {"url": "https://app.example.com/hook"}}}))
 async def subscribe(request: web.Request) -> web.Response:
     svc = service(request)
     try:
@@ -110,7 +113,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
 @operation("Publish a message to the subscriptions matching a tag", TAG,
            ok(obj({"tag": {"type": "string"}, "deliveries": {"type": "integer"}}), "how many deliveries"),
            errors={400: "no tag or no message", 403: "a tag under callback/ (the engine's) or a refused event_id"},
-           body=Body(PUBLISH))
+           body=Body(PUBLISH, example={"tag": "apps/news", "message": {"text": "hello"}}))
 async def publish(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     tag, message = body.get("tag"), body.get("message")
@@ -144,7 +147,7 @@ async def list_lists(request: web.Request) -> web.Response:
 @routes.get("/admin/transaction-lists/{name}")
 @operation("Read a transaction list (?format=text: as written)", ADMIN_TAG, (
     Answer(200, "the list", {"application/json": ref("TransactionList"), "text/plain": {"type": "string"}}),),
-    errors={404: "no such list"}, path=LIST_NAME,
+    errors={404: "no such list"}, path=LIST_NAME, examples={"name": "GMS_Events"},
     query=(Param("format", "text: the list as written (GMS_Events.cfg format)", {"enum": ["json", "text"]}),))
 async def get_list(request: web.Request) -> web.Response:
     tlist = service(request).lists.get(request.match_info["name"])
@@ -161,7 +164,8 @@ async def get_list(request: web.Request) -> web.Response:
 @routes.put("/admin/transaction-lists/{name}")
 @operation("Replace a transaction list (saved before it is used)", ADMIN_TAG, ok(TRANSACTION_LIST_SAVED),
            errors={400: "not UTF-8, empty, or refused (the answer names the section and line)"},
-           body=Body({"type": "string"}, ("text/plain",), "the list in the GMS_Events.cfg format"), path=LIST_NAME)
+           body=Body({"type": "string"}, ("text/plain",), "the list in the GMS_Events.cfg format",
+                     example=EXAMPLE_LIST), path=LIST_NAME, examples={"name": "Mine"})
 async def put_list(request: web.Request) -> web.Response:
     try:
         text = (await request.read()).decode("utf-8")

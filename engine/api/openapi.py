@@ -66,14 +66,16 @@ def _operation(method: str, path: str, name: str, op: Operation) -> dict[str, An
     if op.description:
         out["description"] = op.description
     params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
-               **({"description": op.path[p]} if p in op.path else {})} for p in PATH_PARAM.findall(path)]
+               **({"description": op.path[p]} if p in op.path else {}),
+               **({"example": op.examples[p]} if p in op.examples else {})} for p in PATH_PARAM.findall(path)]
     params += [{"name": q.name, "in": "query", "required": q.required, "description": q.description,
-                "schema": q.schema} for q in op.query]
+                "schema": q.schema, **({"example": q.example} if q.example is not None else {})} for q in op.query]
     if params:
         out["parameters"] = params
     if op.body is not None:
+        example = {} if op.body.example is None else {"example": op.body.example}
         out["requestBody"] = {"required": True, "description": op.body.description,
-                              "content": {media: {"schema": op.body.schema} for media in op.body.media}}
+                              "content": {media: {"schema": op.body.schema, **example} for media in op.body.media}}
     out["responses"] = {str(a.status): _answer(a) for a in op.answers}
     for status, when in sorted(_errors(method, op).items()):
         out["responses"][str(status)] = {"description": when, "content": {JSON: {"schema": ref("Error")}}}

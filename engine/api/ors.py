@@ -37,7 +37,7 @@ def manager(request: web.Request) -> SessionManager:
      "status": {"type": "string"}}), "started"),
     errors={400: "no src, or start data the flow refuses", 403: "a flow that runs callbacks", 404: "no such flow",
             **NOT_JSON_OR_FORM},
-    body=Body(SESSION_START, (JSON, FORM)),
+    body=Body(SESSION_START, (JSON, FORM), example={"src": "hello", "greeting": "bonjour"}),
     query=(Param("persistent", "false: the session is not stored (default true)"),))
 async def start(request: web.Request) -> web.Response:
     params = await read_params(request, allow_empty=False)
@@ -85,7 +85,7 @@ async def _live_session(request: web.Request) -> Any:
     "taken"), errors={400: "not a valid event name", 403: "an event name only the engine may raise",
                       404: "no such session", **ENDED, **NOT_JSON_OR_FORM},
     body=Body(EVENT_DATA, (JSON, FORM), "the event's data (may be empty)"),
-    path={**SID, "name": "the event's name"})
+    path={**SID, "name": "the event's name"}, examples={"name": "go"})
 async def event(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if not EVENT_NAME.match(name):
@@ -131,7 +131,8 @@ async def query(request: web.Request) -> web.Response:
 @operation("List sessions", TAG, ok(obj({"sessions": array(ref("SessionItem")), "limit": {"type": "integer"},
                                          "offset": {"type": "integer"}}), "oldest first"),
            errors={400: "a bad limit, offset or status"}, query=(
-               Param("flow", "only this flow's"), Param("status", "only sessions in this state", STATUS),
+               Param("flow", "only this flow's", example="hello"),
+               Param("status", "only sessions in this state", STATUS),
                Param("parent", "only the children of this session"),
                Param("limit", "1 to 1000 (default 100)", {"type": "integer"}),
                Param("offset", "default 0", {"type": "integer"})))

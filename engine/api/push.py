@@ -58,7 +58,7 @@ async def test_credentials(request: web.Request) -> web.Response:
 
 @routes.get("/admin/callback-settings/{queue}")
 @operation("A CALLBACK_SETTINGS row (push thresholds of a virtual queue)", TAG, ok(ref("QueueSettings")),
-           errors={404: "no row for that queue"}, path=QUEUE)
+           errors={404: "no row for that queue"}, path=QUEUE, examples={"queue": "Callback_VQ"})
 async def get_queue_settings(request: web.Request) -> web.Response:
     settings = request.app[RUNTIME].queue_settings
     queue = request.match_info["queue"]
@@ -69,7 +69,7 @@ async def get_queue_settings(request: web.Request) -> web.Response:
 
 @routes.put("/admin/callback-settings/{queue}")
 @operation("Set a CALLBACK_SETTINGS row (saved before it is used)", TAG, ok(ref("QueueSettings")),
-           errors={400: "refused settings"}, body=Body(ANY_OBJECT), path=QUEUE)
+           errors={400: "refused settings"}, body=Body(ANY_OBJECT), path=QUEUE, examples={"queue": "Callback_VQ"})
 async def put_queue_settings(request: web.Request) -> web.Response:
     queue = request.match_info["queue"]
     try:
@@ -83,7 +83,7 @@ async def put_queue_settings(request: web.Request) -> web.Response:
 @operation("Click-to-call-in: the access number and code to call (pushed to the device too)", "callbacks",
            ok(CALL_IN), errors={400: "not a call-in callback, COMPLETED, or not at the front of the queue yet",
                                 404: "no such service or callback"},
-           path={"service": "the callback service", "id": "the callback's _id"})
+           path={"service": "the callback service", "id": "the callback's _id"}, examples={"service": "callin"})
 async def call_in(request: web.Request) -> web.Response:
     callbacks = request.app[RUNTIME].callbacks
     record = await guarded(callbacks.owned(request.match_info["service"], request.match_info["id"]))
