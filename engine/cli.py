@@ -201,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["serve"])
+    argv = list(argv if argv is not None else sys.argv[1:])
+    args = parser.parse_args(argv)
+    if args.command is None:  # no command, or only options such as -v: serve
+        args = parser.parse_args([*argv, "serve"])
     if args.command not in ("serve",):
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO,

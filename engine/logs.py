@@ -3,26 +3,34 @@
 Lines carry structured fields given as ``extra=`` (``callback_id``, ``session_id``, ``service``,
 ``state``...): top-level keys of the JSON object, ``key=value`` pairs after the text message. The
 engine logs a few lines per callback at INFO, so a line must be cheap: no caller lookup, no
-thread or process names, the time of day formatted once per second, JSON by orjson.
+thread or process names, the time of day formatted once per second, JSON by orjson, one flush per
+event-loop turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from itertools import islice
 from typing import IO, Any
 
 import orjson
 
+_BORN_WITH = len(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime",
                                                                                 "taskName"}
 
 
-def fields_of(record: logging.LogRecord) -> dict[str, Any]:
-    """The ``extra=`` fields of a record, in the order they were given."""
-    return {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
+def fields_of(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
+    """The ``extra=`` fields of a record, in the order they were given. A record's own attributes
+    come first in its ``__dict__`` (set by its constructor), so only what follows is looked at."""
+    for key, value in islice(record.__dict__.items(), _BORN_WITH, None):
+        if key not in _STANDARD:
+            yield key, value
 
 
 class _SecondStamp:
@@ -42,7 +50,8 @@ class _SecondStamp:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC, milliseconds), level, logger, message, the fields."""
+    """One JSON object per line: time (UTC, milliseconds), level, logger, message, the fields (a
+    value JSON has no type for as its ``repr``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,14 +62,12 @@ class JsonFormatter(logging.Formatter):
             "time": f"{self._stamp(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname, "logger": record.name, "message": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD:
-                out[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
+        out.update(fields_of(record))
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             out["exception"] = record.exc_text
-        return orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(out, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()  # repr: what JSON lacks
 
 
 # Line breaks and other control characters (C0, DEL, C1, Unicode line separators) in a message
@@ -71,7 +78,7 @@ _NAMED = {"\n": "\\n", "\r": "\\r"}
 
 def escape_controls(text: str) -> str:
     """``text`` on one line: control characters shown as escapes (``\\n``, ``\\x1b``...)."""
-    if not _CONTROL.search(text):
+    if text.isprintable() or not _CONTROL.search(text):  # the first is a fast yes for most lines
         return text
     return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                                              else f"\\u{ord(m.group()):04x}"), text)
@@ -93,7 +100,7 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         record.message = escape_controls(record.message)
         line = super().formatMessage(record)
-        extra = [f" {key}={value}" for key, value in record.__dict__.items() if key not in _STANDARD]
+        extra = [f" {key}={value}" for key, value in fields_of(record)]
         return line + escape_controls("".join(extra)) if extra else line
 
 
@@ -106,8 +113,8 @@ class EngineTextFormatter(TextFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        extra = [f" {key}={value}" for key, value in record.__dict__.items()
-                 if key not in _STANDARD and value is not None]
+        extra = [f" {key}={value}" for key, value in islice(record.__dict__.items(), _BORN_WITH, None)
+                 if value is not None and key not in _STANDARD]  # fields_of, without a generator's cost
         if extra:
             message += "".join(extra)
         line = (f"{self._stamp(record.created)},{int(record.msecs):03d} {record.levelname} {record.name} "
@@ -121,12 +128,51 @@ class EngineTextFormatter(TextFormatter):
         return line
 
 
+class TurnFlushingHandler(logging.StreamHandler):
+    """Writes each line as it comes but flushes once per event-loop turn: the lines of a burst
+    (a callback's few, the requests of one turn) go out in one system call instead of one each.
+    WARNING and above, and lines logged outside the loop's thread, are flushed at once; a crash
+    loses at most the INFO lines of the turn it happened in."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._flush_due = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno < logging.WARNING:
+            if self._flush_due:
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop here (start-up, another thread): now
+                pass
+            else:
+                self._flush_due = True
+                loop.call_soon(self._flush_turn)
+                return
+        self.flush()
+
+    def _flush_turn(self) -> None:
+        self._flush_due = False
+        self.flush()
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text", stream: IO[str] | None = None) -> None:
     """Every line to ``stream`` (stderr): text, or JSON (``fmt="json"``) from the first line on."""
     # What no line of ours shows, and what costs most per line when taken (logging's own advice).
     logging._srcfile = None  # no caller lookup (file, line, function)
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    if stream is None:  # stderr, but buffered: sys.stderr writes out every line by itself
+        stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, encoding="utf-8",  # noqa: SIM115
+                      errors="backslashreplace", closefd=False)
+    handler = TurnFlushingHandler(stream)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -3,6 +3,7 @@ a text message), a field cannot forge a line, and the time is one shape in each 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -29,7 +30,7 @@ def _logged(fmt: str, emit) -> list[str]:
 def test_json_lines_carry_the_fields_as_keys() -> None:
     def emit(log: logging.Logger) -> None:
         log.info("callback %s", "created", extra={"callback_id": "c1", "session_id": None, "service": "svc",
-                                                   "attempts": 2, "odd": {"a": 1}})
+                                                   "attempts": 2, "nested": {"a": 1}, "odd": {1, 2}})
         try:
             raise ValueError("boom")
         except ValueError:
@@ -38,7 +39,7 @@ def test_json_lines_carry_the_fields_as_keys() -> None:
     first, second = (json.loads(line) for line in _logged("json", emit))
     assert first == {"time": first["time"], "level": "INFO", "logger": "engine.test_logs",
                      "message": "callback created", "callback_id": "c1", "session_id": None, "service": "svc",
-                     "attempts": 2, "odd": "{'a': 1}"}
+                     "attempts": 2, "nested": {"a": 1}, "odd": "{1, 2}"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"])
     assert second["message"] == "failed\nhere" and "ValueError: boom" in second["exception"]
 
@@ -54,3 +55,24 @@ def test_text_lines_show_the_fields_and_stay_on_one_line() -> None:
                         r"callback_id=c1 service=svc", lines[0])  # a field without a value is left out
     assert lines[1].endswith("WARNING engine.test_logs session failed error=bad\\n" + FORGED)
     assert not any(line.startswith(FORGED) for line in lines)
+
+
+async def test_lines_of_a_loop_turn_are_flushed_together_and_warnings_at_once(tmp_path) -> None:
+    path = tmp_path / "engine.log"
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    with open(path, "w") as stream:
+        setup_logging("INFO", "text", stream)
+        try:
+            log = logging.getLogger("engine.test_logs")
+            log.info("first")
+            log.info("second")
+            assert path.read_text() == ""  # written, not yet flushed: the turn goes on
+            await asyncio.sleep(0)
+            assert [line.split(" ", 4)[-1] for line in path.read_text().splitlines()] == ["first", "second"]
+            log.info("third")
+            log.warning("fourth")
+            assert path.read_text().splitlines()[-1].endswith("WARNING engine.test_logs fourth")
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)

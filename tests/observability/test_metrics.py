@@ -1,13 +1,17 @@
 """Issue 12 item 3: /metrics, scraped from a real engine, moves with real traffic: callbacks created
 and completed, open callbacks by state, deliveries to a real loopback receiver (delivered, retried,
-dead), storage commits, EWT per queue, HTTP requests by route; only a key that may read it gets it."""
+dead), FCM pushes to a local fake, storage commits, EWT per queue, HTTP requests by route; only a
+key that may read it gets it."""
 
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.callbacks.conftest import ADMIN, CLIENT, create, wait_state
+from tests.push.test_rules import SIMULATOR as PUSH_SIMULATOR
+from tests.push.test_rules import device
 from tests.support.eventually import eventually
+from tests.support.fake_google import fcm_error
 from tests.support.receiver import Receiver
 
 P = "callback_engine_"
@@ -110,3 +114,24 @@ async def test_metrics_need_a_key_that_may_read_them(make_engine) -> None:
     assert value(samples, "http_requests_total", method="GET", route="/metrics", status="403") == 1
     r = await client.post("/metrics", headers=monitor)
     assert r.status in (403, 405)
+
+
+async def test_pushes_are_counted_by_event_and_result(push_engine, google) -> None:
+    client = await push_engine({"dialling": {"_service": "callback", "_dial_retry_timeout": 30,
+                                             "_max_dial_attempts": 2}}, None, PUSH_SIMULATOR)
+    google.by_device[device(2)] = (404, fcm_error(404, "UNREGISTERED", "NOT_FOUND"))  # final: dead at once
+    kept = await create(client, "dialling", _customer_number="+15550020001", _device_os="fcm",
+                        _device_notification_id=device(1))
+    dropped = await create(client, "dialling", _customer_number="+15550020002", _device_os="fcm",
+                           _device_notification_id=device(2))
+    for cid in (kept, dropped):
+        await wait_state(client, cid, "COMPLETED", timeout=30)
+    await eventually(lambda: google.events(device(1)), lambda got: len(got) >= 2, timeout=10,
+                     expected="two pushes to the first device")
+    samples = await eventually(lambda: scrape(client), lambda s: total(s, "pushes_total", result="failed") >= 1,
+                               timeout=10, expected="the failed push counted")
+    assert value(samples, "pushes_total", event="CALLBACK_ATTEMPT_FAILED", result="sent") == 1
+    assert value(samples, "pushes_total", event="CALLBACK_FINAL_ATTEMPT_FAILED", result="sent") == 1
+    assert value(samples, "pushes_total", event="CALLBACK_ATTEMPT_FAILED", result="failed") == 1
+    assert value(samples, "deliveries_total", type="fcm", result="delivered") == 2
+    assert value(samples, "deliveries_total", type="fcm", result="dead") == 1
