@@ -1,0 +1,111 @@
+"""Issue 11 item 2: an ecmascript flow reaches nothing of the host, a runaway script is stopped by
+the CPU limit and a huge allocation by the memory limit, each as error.execution, and the
+session (and the engine's loop) goes on."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+from engine.scxml import SessionHost, compile_document, standard_registry
+from engine.scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
+from engine.scxml.errors import ExecutionError
+
+HEAD = '<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="ecmascript" initial="s">'
+
+
+def host(**limits) -> SessionHost:
+    registry = standard_registry()
+    registry.register_datamodel("ecmascript", lambda: EcmaScriptDataModel(SandboxLimits(**limits)))
+    return SessionHost(registry=registry)
+
+
+def run(h: SessionHost, body: str):
+    doc = compile_document(HEAD + body + "</scxml>", registry=h.registry)
+    return h.start_session(doc)
+
+
+ERRORS = """<datamodel><data id="errors" expr="[]"/><data id="after" expr="0"/></datamodel>
+<state id="s">
+  <transition event="error.execution"><script>errors.push(_event.data.message)</script></transition>
+  <transition event="go">{action}<assign location="after" expr="after + 1"/></transition>
+</state>"""
+
+
+def test_a_runaway_loop_is_stopped_and_the_session_goes_on() -> None:
+    h = host(cpu_seconds=0.1)
+    s = run(h, ERRORS.format(action="<script>while (true) {}</script>"))
+    started = time.perf_counter()
+    for _ in range(3):
+        s.send("go")
+    elapsed = time.perf_counter() - started
+    errors = s.variables["errors"]
+    assert len(errors) == 3 and all("cpu_seconds" in e for e in errors), errors
+    assert elapsed < 1.5, f"three runaway scripts held the loop {elapsed:.2f} s"
+    # the block stopped at the script; the session and its context stay usable
+    assert s.variables["after"] == 0 and s.is_running
+    s.send("error.execution")
+
+
+def test_a_runaway_condition_is_an_error_not_a_hang() -> None:
+    h = host(cpu_seconds=0.05)
+    s = run(h, '<state id="s"><transition event="go" cond="(function(){for(;;){}})()" target="bad"/>'
+               '<transition event="error.execution" target="pass"/></state><final id="bad"/><final id="pass"/>')
+    s.send("go")
+    assert s.final_state == "pass"
+
+
+def test_a_gigabyte_allocation_is_refused_within_the_memory_limit() -> None:
+    h = host(memory_bytes=64 * 1024 * 1024)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    s = run(h, ERRORS.format(action="<script>var big = new ArrayBuffer(1024 * 1024 * 1024);</script>")
+            .replace('<transition event="go">', '<transition event="grow"><script>(function () { var a = []; '
+                     'for (var i = 0; i &lt; 1e9; i++) a.push(new Array(1e5).fill(i)); })();</script></transition>'
+                     '<transition event="go">'))
+    s.send("go")
+    s.send("grow")
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    errors = s.variables["errors"]
+    assert len(errors) == 2 and all("memory_bytes" in e for e in errors), errors
+    assert grown < 200 * 1024, f"the process grew by {grown // 1024} MB"
+    s.send("go")  # the context still works after running out of memory
+    assert len(s.variables["errors"]) == 3
+
+
+def test_a_flow_that_keeps_its_memory_full_cannot_be_stored_and_says_why() -> None:
+    h = host(memory_bytes=32 * 1024 * 1024)
+    s = run(h, ERRORS.format(action="<script>var hog = []; for (;;) hog.push(new Array(1e5).fill(1));</script>"))
+    s.send("go")
+    try:
+        s.to_state()
+    except ExecutionError as e:  # the session manager fails such a session with this reason
+        assert "memory_bytes" in str(e)
+    else:
+        raise AssertionError("a state over the memory limit was stored")
+
+
+def test_deep_recursion_is_an_error() -> None:
+    s = run(host(), ERRORS.format(action="<script>function f(n) { return f(n + 1) + 1; } f(0);</script>"))
+    s.send("go")
+    assert len(s.variables["errors"]) == 1 and "stack" in s.variables["errors"][0].lower()
+
+
+def test_nothing_of_the_host_is_reachable() -> None:
+    probes = ["require", "process", "std", "os", "module", "exports", "Deno", "Bun", "fetch", "XMLHttpRequest",
+              "WebAssembly", "__import__", "open"]
+    cond = " &amp;&amp; ".join(f"typeof {name} === 'undefined'" for name in probes)
+    s = run(host(), f'<state id="s"><transition cond="{cond}" target="pass"/><transition target="fail"/></state>'
+                    '<final id="pass"/><final id="fail"/>')
+    assert s.final_state == "pass"
+    # the engine's own helper object cannot be replaced or changed by a flow
+    s = run(host(), ERRORS.format(action="<script>'use strict'; __scxml.out = null;</script>"))
+    s.send("go")
+    assert len(s.variables["errors"]) == 1
+
+
+def test_system_variables_are_read_only() -> None:
+    s = run(host(), ERRORS.format(action="<script>_sessionid = 'x';</script>"))
+    s.send("go")
+    s2 = run(host(), ERRORS.format(action='<assign location="_event.name" expr="1"/>'))
+    s2.send("go")
+    assert "read-only" in s.variables["errors"][0] and "read-only" in s2.variables["errors"][0]
