@@ -1,8 +1,9 @@
 """The notification API (SPEC 6): subscribe, read and remove subscriptions, publish; and its admin
 side: transaction lists and dead letters.
 
-A subscription remembers the key that made it: a client key reads only its own; the other roles
-that may read the notification API (administrator, supervisor, monitor, developer) read them all.
+A subscription remembers the key that made it: a client key reads and removes only its own; the
+other roles that may read the notification API (administrator, supervisor, monitor, developer) read
+them all.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from ..callbacks.records import BadRequest
 from ..notifications.service import NotificationService
-from ..notifications.subscriptions import parse_request
+from ..notifications.subscriptions import Subscription, parse_request
 from ..notifications.transaction_list import TransactionListError
 from ..roles import CLIENT
 from .appkeys import API_KEY, ROLE, RUNTIME
@@ -41,6 +42,14 @@ def service(request: web.Request) -> NotificationService:
 def _owner_filter(request: web.Request) -> str | None:
     """Whose subscriptions the request may see: the key's own for a client, everyone's otherwise."""
     return request[API_KEY].name if request.get(ROLE) == CLIENT else None
+
+
+def _visible(request: web.Request, sub_id: str) -> Subscription:
+    """The live subscription the request may see (a client: one of its own); 404 otherwise."""
+    sub, owner = service(request).subscription(sub_id), _owner_filter(request)
+    if sub is None or (owner is not None and sub.owner != owner):
+        raise ApiError(404, f"no subscription {sub_id!r}")
+    return sub
 
 
 @routes.post(BASE + "/subscription")
@@ -91,18 +100,16 @@ async def list_subscriptions(request: web.Request) -> web.Response:
 @operation("Read one subscription (a client key: one of its own)", TAG, ok(ref("Subscription")),
            errors={404: "no such live subscription (or one of another client)"}, path=SUBSCRIPTION_ID)
 async def get_subscription(request: web.Request) -> web.Response:
-    sid, owner = request.match_info["id"], _owner_filter(request)
-    found = next((s for s in service(request).subscriptions_of(owner) if s.id == sid), None)
-    if found is None:
-        raise ApiError(404, f"no subscription {sid!r}")
-    return web.json_response(found.public())
+    return web.json_response(_visible(request, request.match_info["id"]).public())
 
 
 @routes.delete(BASE + "/subscription/{id}")
-@operation("Remove a subscription", TAG, ok(obj({"id": {"type": "string"}, "deleted": {"const": True}})),
-           errors={404: "no such subscription"}, path=SUBSCRIPTION_ID)
+@operation("Remove a subscription (a client key: one of its own)", TAG,
+           ok(obj({"id": {"type": "string"}, "deleted": {"const": True}})),
+           errors={404: "no such live subscription (or one of another client)"}, path=SUBSCRIPTION_ID)
 async def unsubscribe(request: web.Request) -> web.Response:
     svc = service(request)
+    _visible(request, request.match_info["id"])
     if not svc.unsubscribe(request.match_info["id"]):
         raise ApiError(404, f"no subscription {request.match_info['id']!r}")
     await request.app[RUNTIME].manager.commit()

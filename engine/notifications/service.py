@@ -134,6 +134,11 @@ class NotificationService:
         """Live subscriptions, oldest first; ``owner``: only those made with that key."""
         return self.subscriptions.live(self.now(), owner)
 
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        """The live subscription with this id, if any."""
+        sub = self.subscriptions.items.get(subscription_id)
+        return sub if sub is not None and self.now() < sub.expires_at else None
+
     def unsubscribe(self, subscription_id: str) -> bool:
         """False when there is no such subscription."""
         if self.subscriptions.remove(subscription_id) is None:

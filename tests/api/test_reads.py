@@ -1,5 +1,5 @@
 """Issue 12 item 6: subscriptions can be read (a client its own, the other roles all of them) and
-transaction lists listed (the developer role too)."""
+transaction lists listed (the developer role too). A client removes only its own subscriptions."""
 
 from __future__ import annotations
 
@@ -56,8 +56,11 @@ async def test_a_client_reads_its_own_subscriptions_and_other_roles_read_all(eng
     r = await client.get(BASE + "?limit=0", headers=CLIENT)
     assert r.status == 400 and "limit" in (await r.json())["message"]
 
+    r = await client.delete(f"{BASE}/{mine[0]['id']}", headers=other)  # nor remove it
+    assert r.status == 404
     assert (await client.delete(f"{BASE}/{mine[0]['id']}", headers=CLIENT)).status == 200
-    listed = await (await client.get(BASE, headers=CLIENT)).json()
+    assert (await client.delete(f"{BASE}/{theirs['id']}", headers=ADMIN)).status == 200
+    listed = await (await client.get(BASE, headers=ADMIN)).json()
     assert [s["id"] for s in listed["subscriptions"]] == [mine[1]["id"], mine[2]["id"]]
 
 
