@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from engine.api.appkeys import RUNTIME
 from engine.callbacks.event_catalog import ALL_EVENTS, FLOW_EVENTS
@@ -243,3 +244,31 @@ async def test_lists_and_subscriptions_refuse_bad_input(make_engine, receiver) -
     assert r.status == 404
     r = await client.post("/genesys/1/notification/publish", json={"message": {}}, headers=CLIENT)
     assert r.status == 400
+
+
+async def test_settings_follow_a_service_changed_while_the_callback_waits(make_engine, receiver) -> None:
+    """A callback's notification settings are resolved once and kept, but resolved again when
+    the service it names is replaced or the record's own keys change."""
+    client = await make_engine({"later": svc(receiver)})
+    now = client.app[RUNTIME].manager.clock.now()
+    desired = datetime.fromtimestamp(now + 3600, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    first = await create(client, "later", _customer_number="+15550800101", _desired_time=desired)
+    second = await create(client, "later", _customer_number="+15550800102", _desired_time=desired)
+
+    def cancelled(cid: str) -> bool:
+        return any(m["_service_id"] == cid and m["event_id"] == "_cbe_on_callback_cancelled"
+                   for m in receiver.messages())
+
+    await eventually(lambda: {m["_service_id"] for m in receiver.messages()} == {first, second},
+                     expected="both callbacks reported")
+    r = await client.put("/admin/services/later", json=svc(receiver, _enable_status_notification="false"),
+                         headers=ADMIN)
+    assert r.status == 200, await r.text()
+    r = await client.delete(f"/genesys/1/service/callback/later/{first}", headers=CLIENT)
+    assert r.status == 200, await r.text()
+    await stays_false(lambda: cancelled(first), 0.3, what="a notification after the service switched them off")
+    # the record's own key wins over the service: switched on again for the second one
+    client.app[RUNTIME].callbacks.records[second]["_enable_status_notification"] = "subscribe_notify"
+    r = await client.delete(f"/genesys/1/service/callback/later/{second}", headers=CLIENT)
+    assert r.status == 200, await r.text()
+    await eventually(lambda: cancelled(second), expected="the second callback reported cancelled")

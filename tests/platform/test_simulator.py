@@ -405,3 +405,26 @@ async def test_snapshot_is_json() -> None:
     assert {a["state"] for a in q["agents"]} == {"free", "reserved"}
     assert SimulatorConfig.from_dict(snap["config"]) == sim.config
     assert set(snap["queues"]) == {"Callback_VQ", "Support_VQ"}
+
+
+async def test_the_longest_idle_free_agent_serves_next_even_after_named_routes_and_staffing() -> None:
+    """Agents are chosen longest idle first (ties: the one staffed first), from a heap whose
+    entries go stale when an agent is routed by name, taken, or logged off."""
+    sim, rec, _ = make(config({"Q": {"agents": 3, "handle_seconds": 5}}, route_seconds=0))
+    ids = queue_up(sim, ["a", "b"])
+    for sid in ("a", "b"):
+        sim.handle(sid, "target.find", {"vixn_id": ids[sid]})
+    await rec.event("target.found", count=2)
+    first = {sid: rec.named("target.found", sid)[0]["agent_id"] for sid in ("a", "b")}
+    assert first == {"a": "Q.agent1", "b": "Q.agent2"}  # equal idle time: staffing order
+    sim.handle("a", "route", {"agent_id": "Q.agent1"})
+    await rec.event("call.ended", "a")  # agent1 is free again, idle for less time than agent3
+    sim.handle("x", "route", {"agent_id": "Q.agent3"})  # a named route takes agent3 without a search
+    ids |= queue_up(sim, ["c"])
+    sim.handle("c", "target.find", {"vixn_id": ids["c"]})
+    assert (await rec.event("target.found", "c"))["agent_id"] == "Q.agent1"
+    sim.reconfigure(config({"Q": {"agents": 5, "handle_seconds": 5}}, route_seconds=0))
+    ids |= queue_up(sim, ["d"])
+    sim.handle("d", "target.find", {"vixn_id": ids["d"]})
+    assert (await rec.event("target.found", "d"))["agent_id"] == "Q.agent4"
+    sim.close()
