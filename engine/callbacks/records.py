@@ -53,22 +53,27 @@ def check_storable(value: Any, what: str) -> None:
         raise ValueError(f"{what} cannot be stored as JSON: {e}") from None
 
 
-_last_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+_SECONDS: dict[float, str] = {}  # whole seconds formatted lately, and their text
+_SECONDS_KEPT = 64
 
 
 def format_time(epoch: float) -> str:
     """``yyyy-MM-ddTHH:mm:ss.SSSZ``, milliseconds truncated (microseconds rounded first, as
-    ``datetime.fromtimestamp`` does). Every record change writes a time, mostly within the same
-    second as the one before: the date and time of day are formatted once per second."""
+    ``datetime.fromtimestamp`` does). Every record change writes a time, mostly within a second
+    already formatted (now, or a creation's expiry): the date and time of day of a second are
+    formatted once and kept for a while."""
     frac, whole = math.modf(epoch)
     micros = round(frac * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
     elif micros < 0:
         whole, micros = whole - 1, micros + 1_000_000
-    if _last_second[0] != whole:
-        _last_second[0], _last_second[1] = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_last_second[1]}.{micros // 1000:03d}Z"
+    text = _SECONDS.get(whole)
+    if text is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        text = _SECONDS[whole] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{micros // 1000:03d}Z"
 
 
 def parse_time(value: Any, field: str) -> float:
