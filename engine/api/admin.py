@@ -24,7 +24,7 @@ from .appkeys import ROLE, RUNTIME, SETTINGS
 from .body import read_json_object
 from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError, Handler
-from .schemas import ANY_OBJECT, array, obj, string_map
+from .schemas import ANY_OBJECT, NEW_HOURS, array, obj, string_map
 
 log = logging.getLogger("engine.api")
 routes = web.RouteTableDef()
@@ -165,7 +165,8 @@ async def get_hours(request: web.Request) -> web.Response:
 
 @routes.put("/admin/business-hours/{name}")
 @operation("Create or replace business hours (saved before they are used)", SERVICES, ok(ref("BusinessHours")),
-           errors={400: "a bad name, time zone, span or exception"}, body=Body(ref("BusinessHours")),
+           errors={400: "a bad name, time zone, span or exception"}, body=Body(NEW_HOURS, example={
+               "time_zone": "Europe/Paris", "weekly": {"mon": ["09:00-17:00"]}, "exceptions": {}}),
            path={"name": "the business hours"})
 async def put_hours(request: web.Request) -> web.Response:
     body = await read_json_object(request)

@@ -20,7 +20,7 @@ from .auth import scope_of
 from .body import query_int, read_json_object
 from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError
-from .schemas import PUBLISH, SUBSCRIBE, TRANSACTION_LIST_SAVED, array, obj
+from .schemas import PUBLISH, SUBSCRIBE, TRANSACTION_LIST_SAVED, array, obj, paging
 
 routes = web.RouteTableDef()
 BASE = "/genesys/1/notification"
@@ -28,8 +28,7 @@ BASE = "/genesys/1/notification"
 
 TAG = "notifications"
 ADMIN_TAG = "administration: notifications"
-PAGE = (Param("limit", "at most this many (1 to 1000, default 100)", {"type": "integer"}),
-        Param("offset", "skip this many (default 0)", {"type": "integer"}))
+PAGE = paging("items")
 SUBSCRIPTION_ID = {"id": "the subscription's id"}
 LIST_NAME = {"name": "the transaction list (config/transaction-lists/<name>.cfg)"}
 EXAMPLE_LIST = "[_cbe_on_service_create]\nnotify_params = _service_id, _service_name\n"
@@ -202,7 +201,8 @@ async def dead_letters(request: web.Request) -> web.Response:
 
 @routes.post("/admin/dead-letters/{id}/replay")
 @operation("Send a dead letter again", ADMIN_TAG, ok(obj({"id": {"type": "integer"}, "status": {"type": "string"}})),
-           errors={400: "the id is not a number", 404: "no such dead letter"}, path={"id": "the dead letter's id"})
+           errors={400: "the id is not a number", 404: "no such dead letter"},
+           path={"id": "the dead letter's id (a number)"})
 async def replay(request: web.Request) -> web.Response:
     try:
         delivery_id = int(request.match_info["id"])

@@ -17,7 +17,7 @@ from .appkeys import RUNTIME
 from .body import query_int, read_params
 from .contract import FORM, JSON, NOT_JSON_OR_FORM, Body, Param, ok, operation, ref
 from .errors import ApiError
-from .schemas import EVENT_DATA, SESSION_START, array, obj
+from .schemas import EVENT_DATA, SESSION_START, array, obj, paging
 
 EVENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
 routes = web.RouteTableDef()
@@ -134,8 +134,7 @@ async def query(request: web.Request) -> web.Response:
                Param("flow", "only this flow's", example="hello"),
                Param("status", "only sessions in this state", STATUS),
                Param("parent", "only the children of this session"),
-               Param("limit", "1 to 1000 (default 100)", {"type": "integer"}),
-               Param("offset", "default 0", {"type": "integer"})))
+               *paging("sessions")))
 async def list_sessions(request: web.Request) -> web.Response:
     mgr = manager(request)
     limit = query_int(request, "limit", 100, 1, 1000)

@@ -5,7 +5,7 @@ the client (callback records carry the client's keys)."""
 
 from __future__ import annotations
 
-from .contract import Schema, ref
+from .contract import Param, Schema, ref
 
 STRING: Schema = {"type": "string"}
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
@@ -30,6 +30,13 @@ def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, 
     if description:
         schema["description"] = description
     return schema
+
+
+def paging(what: str) -> tuple[Param, Param]:
+    """``limit`` and ``offset`` as ``body.query_int`` checks them."""
+    return (Param("limit", f"at most this many {what} (default 100)",
+                  {"type": "integer", "minimum": 1, "maximum": 1000}),
+            Param("offset", "skip this many (default 0)", {"type": "integer", "minimum": 0, "maximum": 10**9}))
 
 
 def array(items: Schema) -> Schema:
@@ -85,8 +92,10 @@ SUBSCRIBE = obj(
      "filter": {"type": "string", "description": "a tag or a shell-style pattern, e.g. callback/samples/*"}},
     {"expire": {"type": "number", "description": "seconds (30 to ten years; default 3600)"},
      "subscriberId": STRING, "providerName": STRING})
-PUBLISH = obj({"tag": STRING, "message": {"description": "an object, or any value (sent as {message: value})"}},
-              {"event_id": STRING})
+PUBLISH = obj({"tag": {"type": "string", "minLength": 1},
+               "message": {"description": "an object, or any value but null (sent as {message: value})"}},
+              {"event_id": {"description": "message.event_id, when message is an object: an id the engine has not "
+                                           "issued"}})
 
 SESSION = obj(
     {"sessionid": STRING, "flow": STRING, "status": STRING},
@@ -96,7 +105,8 @@ SESSION = obj(
 SESSION_ITEM = obj({"sessionid": STRING, "flow": STRING, "status": STRING},
                    {"version": {"type": ["integer", "null"]}, "parent": NULLABLE_STRING,
                     "created_at": NULLABLE_EPOCH, "updated_at": NULLABLE_EPOCH})
-SESSION_START = {"type": "object", "properties": {"src": {"type": "string", "description": "the flow's name"}},
+SESSION_START = {"type": "object", "properties": {"src": {"type": "string", "minLength": 1,
+                                                          "description": "the flow's name"}},
                  "required": ["src"], "additionalProperties": SCALAR,
                  "description": "src and the session's start data (matching <data> ids replace their values)"}
 EVENT_DATA = {"type": "object", "additionalProperties": SCALAR, "description": "the event's data"}
@@ -106,8 +116,11 @@ FLOW = obj({"name": STRING, "current": {"type": ["integer", "null"]}, "versions"
             "refused": array(STRING)})
 
 SERVICE = obj({"name": STRING, "configured": ANY_OBJECT, "effective": ANY_OBJECT})
-BUSINESS_HOURS = obj({"time_zone": STRING, "weekly": string_map(array(STRING))},
-                     {"name": STRING, "description": STRING, "exceptions": string_map(array(STRING))})
+HOURS_FIELDS = {"name": STRING, "description": STRING, "time_zone": {**STRING, "description": "an IANA time zone"},
+                "weekly": {**string_map(array(STRING)), "description": "mon..sun -> spans such as 09:00-17:00"},
+                "exceptions": {**string_map(array(STRING)), "description": "YYYY-MM-DD -> spans (none: closed)"}}
+BUSINESS_HOURS = obj({"time_zone": STRING, "weekly": string_map(array(STRING))}, HOURS_FIELDS)
+NEW_HOURS = obj({}, HOURS_FIELDS, closed=True)
 SIMULATOR = obj({"config": ANY_OBJECT, "state": ANY_OBJECT})
 QUEUE_SETTINGS = obj({"virtual_queue": STRING})
 CREDENTIALS = obj({"project_id": STRING, "client_email": STRING, "private_key": STRING},
