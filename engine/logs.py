@@ -181,3 +181,4 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream: IO[str] | None
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python's warnings as log lines too (JSON ones in JSON mode)
