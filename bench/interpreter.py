@@ -7,7 +7,12 @@ smoke run). Both sides load the same SCXML text; python-statemachine goes throug
 
 Measured side by side: events/s on four documents, sessions started/s and traced
 memory per idle session for generated 10/50/200-state documents, plus (ours only)
-process CPU while many sessions idle on a pending delayed ``<send>``. The reference
+process CPU while many sessions idle on a pending delayed ``<send>``. Our engine runs each
+document twice: as written (python datamodel, ``ours``) and with ``datamodel="ecmascript"``
+(``ecmascript``, the same expressions are valid ECMAScript); the ecmascript rows also give the
+cost of an event whose session must first rebuild its JavaScript context from its saved data
+(hibernate/restore), and their bytes per idle session are taken once every context was dropped
+(a live context is malloc'ed by QuickJS, outside tracemalloc's view; ``live_contexts`` bounds them). The reference
 cannot take part in the idle test: its sync engine polls a delayed event inside the
 constructor (1 ms sleeps), so starting one such session blocks until the timer fires.
 Every timed run is checked afterwards (configuration, counter values), so a side that
@@ -50,6 +55,7 @@ from bench.documents import (
 TARGET_EVENT_RATE_RATIO = 10.0
 TARGET_MEMORY_RATIO = 0.1
 TARGET_IDLE_CPU_PERCENT = 5.0
+TARGET_ECMASCRIPT_IDLE_BYTES = 3 * 1024  # per idle session of the 10-state document (issue 11)
 
 SIZES = (10, 50, 200)
 
@@ -86,22 +92,38 @@ class Side(Protocol):
 
 
 class Ours:
-    """Adapter for ``engine.scxml``: one ``SessionHost`` per compiled document."""
+    """Adapter for ``engine.scxml``: one ``SessionHost`` per compiled document; ``datamodel``
+    replaces the documents' python datamodel (their expressions are valid ECMAScript too)."""
 
     label = "ours"
 
-    def __init__(self) -> None:
+    def __init__(self, datamodel: str = "python") -> None:
         """Import lazily so a missing engine degrades to a reference-only run."""
-        from engine.scxml import SessionHost, compile_document
+        from engine.scxml import SessionHost, compile_document, standard_registry
 
         self._compile = compile_document
         self._host_type = SessionHost
+        self.datamodel = datamodel
+        self.registry = standard_registry()
+        if datamodel != "python":
+            self.label = datamodel
+
+    def kind(self) -> Any:
+        return self.registry.datamodel(self.datamodel)
+
+    def hibernate_all(self) -> None:
+        """Drop every live JavaScript context (a no-op for the python datamodel)."""
+        pool = getattr(self.kind(), "pool", None)
+        if pool is not None:
+            pool.drop_all()
 
     @asynccontextmanager
     async def factory(self, text: str, source: str) -> AsyncIterator[Factory]:
         """Compile before any measurement; close the host to cancel pending timers."""
-        doc = self._compile(text, source=source)
-        host = self._host_type()
+        text = text.replace('datamodel="python"', f'datamodel="{self.datamodel}"')
+        doc = self._compile(text, source=source, registry=self.registry)
+        _check(doc.datamodel.name == self.datamodel, f"{self.label}: compiled as {doc.datamodel.name}")
+        host = self._host_type(registry=self.registry)
         try:
             yield functools.partial(host.start_session, doc)
         finally:
@@ -299,6 +321,8 @@ async def measure_session_memory(side: Side, states: int, count: int) -> float:
         try:
             before = tracemalloc.get_traced_memory()[0]
             sessions = [start() for _ in range(count)]
+            if isinstance(side, Ours):
+                side.hibernate_all()  # idle: no session of the ecmascript datamodel keeps a context
             gc.collect()
             after = tracemalloc.get_traced_memory()[0]
         finally:
@@ -307,6 +331,31 @@ async def measure_session_memory(side: Side, states: int, count: int) -> float:
         del sessions
     gc.collect()
     return (after - before) / count
+
+
+async def measure_hibernation(side: Ours, seconds: float) -> dict[str, float]:
+    """Microseconds per event of the 10-state document's ``bump`` when the session keeps its
+    context, and when every event finds it dropped (rebuilt from the saved data, saved again)."""
+    doc = sized_document(10)
+    out: dict[str, float] = {}
+    async with side.factory(doc.text, "bench:hibernate") as start:
+        session = start()
+        for label, drop in (("hot_us_per_event", False), ("restore_us_per_event", True)):
+            count, elapsed = 0, 0.0
+            while elapsed < seconds:
+                began = time.perf_counter()
+                for _ in range(50):
+                    session.send("jump")
+                    session.variables  # what the snapshot after each macrostep takes
+                    if drop:
+                        side.hibernate_all()
+                elapsed += time.perf_counter() - began
+                count += 50
+            out[label] = elapsed / count * 1e6
+        built = side.kind().pool.built
+        _check(built >= count, f"{side.label}: {built} contexts built for {count} restored events")
+    out["hibernate_restore_us_per_event"] = out["restore_us_per_event"] - out["hot_us_per_event"]
+    return out
 
 
 async def measure_idle_cpu(
@@ -419,13 +468,16 @@ async def _best_rates(
         best["theirs"],
         runs_ours=[list(run) for run in runs.get("ours", [])],
         runs_theirs=[list(run) for run in runs["theirs"]],
+        ecmascript=best.get("ecmascript"),
+        ecmascript_ratio=_ratio(best.get("ecmascript"), best["theirs"]),
     )
 
 
 async def run(settings: Settings) -> dict[str, Any]:
     """Run every measurement inside the event loop (our host arms asyncio timers)."""
     ours = _load_ours()
-    sides: list[Side] = [side for side in (ours, Reference()) if side is not None]
+    ecmascript = Ours("ecmascript") if ours is not None else None
+    sides: list[Side] = [side for side in (ours, ecmascript, Reference()) if side is not None]
     rows: list[Row] = []
     events: dict[str, dict[str, Any]] = {}
     rates: dict[str, dict[str, Any]] = {}
@@ -437,6 +489,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         )
         events[doc.name] = row = await _best_rates(sides, settings.repeats, measure)
         rows.append((f"events/s  {doc.name}", row["ours"], row["theirs"]))
+        rows.append((f"  ecmascript {doc.name}", row["ecmascript"], row["theirs"]))
 
     for states in SIZES:
         measure = functools.partial(
@@ -444,6 +497,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         )
         rates[str(states)] = row = await _best_rates(sides, settings.repeats, measure)
         rows.append((f"sessions/s  {states} states", row["ours"], row["theirs"]))
+        rows.append((f"  ecmascript {states} states", row["ecmascript"], row["theirs"]))
 
     for states in SIZES:
         count = settings.memory_sessions[states]
@@ -452,8 +506,16 @@ async def run(settings: Settings) -> dict[str, Any]:
             for side in sides
         }
         mine_bytes, theirs_bytes = per_side.get("ours"), per_side["theirs"]
-        memory[str(states)] = _pair(mine_bytes, theirs_bytes, sessions=count)
+        memory[str(states)] = _pair(mine_bytes, theirs_bytes, sessions=count,
+                                    ecmascript=per_side.get("ecmascript"))
         rows.append((f"bytes/session  {states} states", mine_bytes, theirs_bytes))
+        rows.append((f"  ecmascript {states} states", per_side.get("ecmascript"), theirs_bytes))
+
+    hibernation: dict[str, float] = {}
+    if ecmascript is not None:
+        hibernation = await measure_hibernation(ecmascript, settings.event_seconds)
+        for key, value in hibernation.items():
+            rows.append((f"  ecmascript {key}", value, None))
 
     idle: dict[str, float | None] = {"idle_cpu_percent": None}
     if ours is not None:
@@ -472,11 +534,17 @@ async def run(settings: Settings) -> dict[str, Any]:
         "memory_ratio": pick(memory, max),
         "idle_cpu_percent": idle["idle_cpu_percent"],
         "sessions_rate_ratio": pick(rates, min),
+        "ecmascript_event_rate_ratio": min((row["ecmascript_ratio"] or 0.0) for row in events.values())
+        if ecmascript is not None else None,
+        "ecmascript_idle_bytes_10_states": memory["10"].get("ecmascript"),
+        "ecmascript_hibernate_restore_us_per_event": hibernation.get("hibernate_restore_us_per_event"),
     }
     targets = {
         "event_rate_ratio": (">=", TARGET_EVENT_RATE_RATIO),
         "memory_ratio": ("<=", TARGET_MEMORY_RATIO),
         "idle_cpu_percent": ("<", TARGET_IDLE_CPU_PERCENT),
+        "ecmascript_event_rate_ratio": (">=", TARGET_EVENT_RATE_RATIO),
+        "ecmascript_idle_bytes_10_states": ("<=", TARGET_ECMASCRIPT_IDLE_BYTES),
     }
     result: dict[str, Any] = {
         **headline,
@@ -524,6 +592,9 @@ def _print_report(rows: list[Row], result: dict[str, Any], settings: Settings) -
         "memory_ratio": "largest over the sizes",
         "idle_cpu_percent": "ours only; the reference polls delayed sends",
         "sessions_rate_ratio": "smallest over the sizes; no target",
+        "ecmascript_event_rate_ratio": "ecmascript datamodel vs theirs, smallest over the documents",
+        "ecmascript_idle_bytes_10_states": "ecmascript, every context dropped",
+        "ecmascript_hibernate_restore_us_per_event": "rebuild + restore + save per event; no target",
     }
     for key, note in notes.items():
         target = result["targets"].get(key, "")

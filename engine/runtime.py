@@ -28,6 +28,7 @@ from .callbacks import flow_actions
 from .callbacks.bus import CallbackBus
 from .callbacks.callback_settings import CallbackSettings
 from .callbacks.flow_actions import ReportDesk
+from .callbacks.records import client_data
 from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
 from .notifications.notifier import NotificationConfig, TransactionLists, target_problems
@@ -43,6 +44,8 @@ from .push.service import PushService
 from .scxml import BASIC_HTTP, BasicHttpProcessor, Limits, Registry, standard_registry
 from .scxml.basichttp import RetryBudget
 from .scxml.clock import Clock, ScaledClock
+from .scxml.ecmascript import EcmaScriptDataModel
+from .scxml.ecmascript.ors import OrsFacilities, OrsSources
 from .secretbox import SecretBox
 from .sessions.flows import FlowRegistry
 from .sessions.manager import SessionManager
@@ -113,6 +116,12 @@ class Runtime:
             simulator = Simulator(sim_config, clock)
             desk = ReportDesk()
             registry = engine_registry(registry, platform=simulator, desk=desk)
+            # ECMAScript flows get ORS's _genesys objects over this engine's own data (read when a
+            # session's context is built; services and callbacks are bound below, before any runs).
+            registry.register_datamodel("ecmascript", partial(EcmaScriptDataModel, facilities=OrsFacilities(OrsSources(
+                business_hours=lambda: services.hours, now=clock.now, scale=getattr(clock, "scale", 1.0),
+                lists=lambda: {name: found.text for name in lists.names() if (found := lists.get(name))},
+                interaction=lambda sid: virtual_interaction(callbacks, sid)))))
             registry.register_processor(BASIC_HTTP, partial(
                 BasicHttpProcessor, base_url=s.base_url, key=box.derive("basichttp-capability"),
                 policy=policy, retry=RetryBudget(s.basichttp_max_attempts, s.basichttp_retry_seconds)), "basichttp")
@@ -220,6 +229,16 @@ def reserved_events() -> dict[str, str]:
     """Event namespaces only the engine's own parts raise in flows; clients are refused them."""
     return {**{p: "the contact-center platform" for p in platform_adapter.EVENT_PREFIXES},
             **{p: "the callback service" for p in flow_actions.EVENT_PREFIXES}}
+
+
+def virtual_interaction(callbacks: CallbackService, session_id: str) -> dict | None:
+    """The callback a session runs, as ORS's ``_genesys.ixn.interactions[0]`` of that session."""
+    record = callbacks.records.get(callbacks.by_session.get(session_id) or "")
+    if record is None:
+        return None
+    return {"id": record["_id"], "type": "callback", "media": "voice", "state": record.get("_callback_state"),
+            "service": record.get("_service_name"), "customer_number": record.get("_customer_number"),
+            "desired_time": record.get("_desired_time"), "udata": client_data(record)}
 
 
 def engine_registry(base: Registry | None = None, *, platform: platform_adapter.Platform | None = None,

@@ -22,8 +22,9 @@ from ..datamodel import Foreign
 from ..events import Event
 
 TAG = "$t"
-# What ``value`` kind the prelude's functions take: 0 the payload itself, 1 tagged JSON, 2 undefined.
-RAW, JSON_TEXT, UNDEFINED = 0, 1, 2
+# What ``value`` kind the prelude's functions take: 0 the payload itself, 1 tagged JSON, 2 undefined,
+# 3 plain JSON (parsed by the engine's own JSON, without the codec).
+RAW, JSON_TEXT, UNDEFINED, PLAIN_JSON = 0, 1, 2, 3
 MAX_SAFE_INT = 2**53
 
 
@@ -136,7 +137,8 @@ def to_js(value: Any, generation: int | None = None) -> tuple[int, Any]:
         return RAW, value
     elif t is Foreign and value.form == {TAG: "u"}:
         return UNDEFINED, None
-    return JSON_TEXT, to_json(value, generation)
+    text = to_json(value, generation)
+    return (JSON_TEXT if '"$t"' in text else PLAIN_JSON), text
 
 
 def loads(text: str) -> Any:

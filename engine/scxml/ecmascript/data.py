@@ -20,6 +20,7 @@ from ..datamodel import SYSTEM_NAMES, Code
 from ..errors import ExecutionError
 from . import codec
 from .code import EXPR, LOCATION
+from .ors import ORS_JS
 from .sandbox import describe, new_context
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class EcmaData:
             self._api("init")(self._sid, self._name, codec.to_json(io))
             facilities = kind.facilities_json(self._sid)
             if facilities is not None:
-                self._api("defineFacility")("_genesys", facilities)
+                ctx.eval(ORS_JS)(facilities)
             if self._blob:
                 self._api("load")(self._blob)
         except Exception as e:

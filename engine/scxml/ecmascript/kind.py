@@ -9,6 +9,7 @@ reachable and every evaluation is bounded in CPU time and the context in memory
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from .pool import ContextPool
 from .sandbox import SandboxLimits, SyntaxChecker, describe, new_context, position
 
 log = logging.getLogger("engine.scxml")
+_ZONE_LITERAL = re.compile(r"""InZone\s*\(\s*(['"])([^'"]+)\1""")
 
 # The names a context defines before any flow code runs (Object, JSON, Math, ...): a start
 # parameter may not replace one unless the document declares it.
@@ -41,13 +43,17 @@ class EcmaScriptDataModel:
     host_code = False
 
     def __init__(self, limits: SandboxLimits | None = None,
-                 facilities: Callable[[str | None], Mapping[str, Any] | None] | None = None):
-        """``facilities(session_id)``: what a session's ``_genesys`` holds (ORS objects), JSON-ready,
-        or None for none; given by the engine, which knows the callbacks and the platform."""
+                 facilities: Callable[[str | None, Iterable[str]], str | Mapping[str, Any] | None] | None = None):
+        """``facilities(session_id, zones)``: the facts a session's ``_genesys`` is built from
+        (``ors.OrsFacilities``: JSON text, or a JSON-ready mapping), ``zones`` the time zones the
+        flows name; given by the engine, which knows the callbacks and the platform. Without it
+        flows have no ``_genesys``."""
         self.limits = limits or SandboxLimits()
         self.pool = ContextPool(self.limits.live_contexts, self.limits.idle_seconds)
         self.facilities = facilities
         self.in_ids: set[str] = set()  # every literal In('id') seen: what a dynamic In may ask
+        self.zones: set[str] = set()  # every literal time zone of a ...InZone('tz') call
+        self.uses_genesys = False  # some compiled flow names _genesys: contexts get it
         self._checker = SyntaxChecker()
 
     # ------------------------------------------------------------------ compiling
@@ -58,6 +64,9 @@ class EcmaScriptDataModel:
             return c
         jc = analyse(mode, text)
         self.in_ids.update(jc.in_ids)
+        if "_genesys" in text:
+            self.uses_genesys = True
+            self.zones.update(m.group(2) for m in _ZONE_LITERAL.finditer(text))
         wrapper = jc.value_src if mode != SCRIPT else f"(function(){{\n{text}\n}})"
         error = self._checker.check(wrapper)
         if error is not None:
@@ -87,14 +96,16 @@ class EcmaScriptDataModel:
         return EcmaData(self, system)
 
     def facilities_json(self, session_id: str | None) -> str | None:
-        if self.facilities is None:
+        if self.facilities is None or not self.uses_genesys:
             return None
         try:
-            value = self.facilities(session_id)
+            value = self.facilities(session_id, self.zones)
         except Exception:
             log.exception("session %s: the _genesys facilities could not be built", session_id)
             return None
-        return None if value is None else codec.to_json(value)
+        if value is None or isinstance(value, str):
+            return value
+        return codec.to_json(value)
 
     def is_builtin(self, name: str) -> bool:
         return name in builtin_names()

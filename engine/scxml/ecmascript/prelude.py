@@ -1,42 +1,27 @@
-"""The JavaScript every session context starts with: system variables, ``In``, the XML DOM and
-the tagged value encoding.
+"""The JavaScript every session context starts with: system variables, ``In``, the value
+crossings, and (compiled on first need) the tagged codec and the XML DOM.
 
 It lives in JavaScript because a context with a CPU time limit refuses calls into Python: what
 a flow's code may reach must already be inside the context. Everything it defines hangs off one
 frozen, non-enumerable global, ``__scxml``, so it is neither the author's data nor replaceable.
+Building a context is on the path of every event of a session that had to let its context go,
+so the part compiled at once is small: plain JSON goes through the engine's own ``JSON``; the
+codec and the DOM are kept as string literals (cheap to scan) and compiled only when a value
+needs them.
 
-The tagged encoding (``enc``/``dec``) is JSON in which a few objects ``{"$t": tag, ...}`` stand
-for what JSON cannot say: ``u`` undefined, ``n`` NaN/Infinity/-0, ``date``, ``re``, ``map``,
-``set``, ``big``, ``fn`` (function source), ``dom`` (an XML node as a tree), ``o`` (an object
-that itself has a ``$t`` key, as key/value pairs), ``d``/``r`` (an object reached more than once:
-defined once, referred to after; cycles included) and ``ref`` (an object of this context handed
-out by ``out`` and given back in the same event).
+The tagged encoding is JSON in which a few objects ``{"$t": tag, ...}`` stand for what JSON
+cannot say: ``u`` undefined, ``n`` NaN/Infinity/-0, ``date``, ``re``, ``map``, ``set``, ``big``,
+``fn`` (function source), ``dom`` (an XML node as a tree), ``o`` (an object that itself has a
+``$t`` key, as key/value pairs), ``d``/``r`` (an object reached more than once: defined once,
+referred to after; cycles included) and ``ref`` (an object of this context handed out by ``out``
+and given back in the same event).
 """
 
-PRELUDE = r"""
-(function (G) {
+import json
+
+# The XML DOM flows get for XML <data> and <content>: getElementsByTagName, getAttribute, ...
+DOM_JS = r"""(function (hasOwn) {
 "use strict";
-var hasOwn = Object.prototype.hasOwnProperty;
-var state = {event: undefined, sid: undefined, name: undefined, io: undefined, active: Object.create(null)};
-var refs = [];
-
-function readOnly(name, get) {
-  Object.defineProperty(G, name, {
-    get: get, enumerable: false, configurable: false,
-    set: function () { throw new TypeError(name + " is a read-only system variable"); }
-  });
-}
-readOnly("_event", function () { return state.event; });
-readOnly("_sessionid", function () { return state.sid; });
-readOnly("_name", function () { return state.name; });
-readOnly("_ioprocessors", function () { return state.io; });
-readOnly("_x", function () { return state.x; });
-Object.defineProperty(G, "In", {
-  value: function In(id) { return state.active[id] === true; },
-  writable: false, enumerable: false, configurable: false
-});
-
-// ------------------------------------------------------------------ a small XML DOM
 function XmlElement(name, ns, attrs, children) {
   this.nodeType = 1;
   this.nodeName = this.tagName = name;
@@ -120,7 +105,13 @@ function toTree(n) {
   return [n.tagName, n.namespaceURI, attrs, kids];
 }
 
-// ------------------------------------------------------------------ tagged encoding
+return {isDom: isDom, fromTree: fromTree, toTree: toTree, XmlDocument: XmlDocument};
+})"""
+
+# encode/decode of the tagged JSON above.
+CODEC_JS = r"""(function (G, hasOwn, S, loadDom) {
+"use strict";
+function isDom(v) { return S.dom !== null && S.dom.isDom(v); }
 function encode(top, names) {
   var seen = new Map(), ids = new Map(), next = 0, tagged = false;
   function count(v) {
@@ -148,7 +139,7 @@ function encode(top, names) {
       case "function": tagged = true; return {$t: "fn", v: Function.prototype.toString.call(v)};
     }
     if (v === null) return null;
-    if (isDom(v)) { tagged = true; return {$t: "dom", v: toTree(v), doc: v.nodeType === 9}; }
+    if (isDom(v)) { tagged = true; return {$t: "dom", v: S.dom.toTree(v), doc: v.nodeType === 9}; }
     if (seen.get(v) > 1) {
       tagged = true;
       var id = ids.get(v);
@@ -197,7 +188,7 @@ function encode(top, names) {
     count(top);
     result = e(top);
   }
-  return flat((tagged ? "T" : "J") + JSON.stringify(result));
+  return ((tagged ? "T" : "J") + JSON.stringify(result)).slice(0);  // a rope the binding cannot read, flattened
 }
 
 function decode(text) {
@@ -232,8 +223,8 @@ function decode(text) {
       case "big": return BigInt(x.v);
       case "fn":
         try { return (0, eval)("(" + x.v + ")"); } catch (err) { return undefined; }
-      case "dom": var node = fromTree(x.v); return x.doc ? new XmlDocument(node) : node;
-      case "ref": return refs[x.v];
+      case "dom": var dom = loadDom(), node = dom.fromTree(x.v); return x.doc ? new dom.XmlDocument(node) : node;
+      case "ref": return S.refs[x.v];
       case "r": return defs[x.i];
       case "d":
         var target = shell(x.v);
@@ -246,46 +237,101 @@ function decode(text) {
   return d(JSON.parse(text));
 }
 
-// ------------------------------------------------------------------ values leaving the context
-// A string built by concatenation may be a rope, which the Python binding cannot read.
-function flat(s) { return s.slice(0); }
+return {encode: encode, decode: decode};
+})"""
+
+_CORE_JS = r"""(function (G) {
+"use strict";
+var hasOwn = Object.prototype.hasOwnProperty, getProto = Object.getPrototypeOf;
+var evalGlobal = eval;  // indirect: the modules below compile in the global scope, once, on need
+var state = {event: undefined, sid: undefined, name: undefined, io: undefined, active: Object.create(null)};
+var S = {refs: [], dom: null, codec: null};
+var CODEC = @CODEC@;
+var DOM = @DOM@;
+function loadDom() { if (S.dom === null) S.dom = evalGlobal(DOM)(hasOwn); return S.dom; }
+function codec() { if (S.codec === null) S.codec = evalGlobal(CODEC)(G, hasOwn, S, loadDom); return S.codec; }
+
+function readOnly(name, get) {
+  Object.defineProperty(G, name, {
+    get: get, enumerable: false, configurable: false,
+    set: function () { throw new TypeError(name + " is a read-only system variable"); }
+  });
+}
+readOnly("_event", function () { return state.event; });
+readOnly("_sessionid", function () { return state.sid; });
+readOnly("_name", function () { return state.name; });
+readOnly("_ioprocessors", function () { return state.io; });
+readOnly("_x", function () { return undefined; });
+Object.defineProperty(G, "In", {
+  value: function In(id) { return state.active[id] === true; },
+  writable: false, enumerable: false, configurable: false
+});
+
+// JSON text when every value is plain JSON (no undefined, NaN, -0, Date, Map, function, DOM,
+// class instance, "$t" key, shared or cyclic object), else null: the tagged codec takes over.
+function plain(top) {
+  var seen = new Set(), bad = false;
+  function check(k, x) {
+    if (bad) return undefined;
+    var raw = this[k], t = typeof raw;
+    if (t === "string" || t === "boolean" || raw === null) return x;
+    if (t === "number") {
+      if (raw !== raw || raw === Infinity || raw === -Infinity || (raw === 0 && 1 / raw < 0)) bad = true;
+      return x;
+    }
+    if (t !== "object" || seen.has(raw)) { bad = true; return undefined; }
+    seen.add(raw);
+    var proto = getProto(raw);
+    if ((proto !== Object.prototype && proto !== Array.prototype && proto !== null) || hasOwn.call(raw, "$t")
+        || typeof raw.toJSON === "function") { bad = true; return undefined; }
+    return x;
+  }
+  var text = JSON.stringify(top, check);
+  return bad ? null : text;
+}
+function encode(v) { var p = plain(v); return p === null ? codec().encode(v) : "J" + p; }
 function out(v) {
   var t = typeof v;
   if (t === "boolean") return v;
   if (t === "number") return (v === v && v !== Infinity && v !== -Infinity && !(v === 0 && 1 / v < 0)) ? v : encode(v);
-  if (t === "string") return v.indexOf("\0") < 0 ? flat("S" + v) : encode(v);
+  if (t === "string") return v.indexOf("\0") < 0 ? ("S" + v).slice(0) : encode(v);
   if (v === null) return "N";
-  if (t === "object" && !isDom(v) && !(v instanceof Date) && !(v instanceof RegExp)) {
-    if (refs.length >= 10000) return encode(v);
-    refs.push(v);
-    return flat("R" + (refs.length - 1) + ":" + encode(v));
+  if (t === "object" && S.refs.length < 10000) {
+    var proto = getProto(v);
+    if (proto === Object.prototype || proto === Array.prototype || proto === null) {
+      S.refs.push(v);
+      return ("R" + (S.refs.length - 1) + ":" + encode(v)).slice(0);
+    }
   }
   return encode(v);
 }
+// kind 0: the value itself; 1: tagged JSON; 2: undefined; 3: plain JSON
+function value(kind, payload) {
+  return kind === 0 ? payload : kind === 3 ? JSON.parse(payload) : kind === 2 ? undefined : codec().decode(payload);
+}
+function parse(text) { return text.indexOf('"$t"') < 0 ? JSON.parse(text) : codec().decode(text); }
 
 var baseline = null;
 function userNames() {
-  var all = Object.getOwnPropertyNames(G), outNames = [];
+  var all = Object.getOwnPropertyNames(G), names = [];
   for (var i = 0; i < all.length; i++) {
     var n = all[i];
-    if (!baseline[n] && n.slice(0, 2) !== "__") outNames.push(n);
+    if (!baseline[n] && n.slice(0, 2) !== "__") names.push(n);
   }
-  return outNames;
+  return names;
 }
-function value(kind, payload) { return kind === 2 ? undefined : kind ? decode(payload) : payload; }
 
 var api = {
   out: out,
-  dec: decode,
   value: value,
-  init: function (sid, name, io) { state.sid = sid; state.name = name; state.io = Object.freeze(decode(io)); },
+  init: function (sid, name, io) { state.sid = sid; state.name = name; state.io = Object.freeze(parse(io)); },
   setIn: function (ids) {
     var active = Object.create(null), list = ids ? ids.split(" ") : [];
     for (var i = 0; i < list.length; i++) active[list[i]] = true;
     state.active = active;
   },
   setEvent: function (name, type, sendid, origin, origintype, invokeid, kind, payload, raw) {
-    refs = [];
+    S.refs = [];
     var ev = {name: name, type: type, sendid: sendid === null ? undefined : sendid,
               origin: origin === null ? undefined : origin,
               origintype: origintype === null ? undefined : origintype,
@@ -297,15 +343,19 @@ var api = {
   declare: function (name, kind, payload) { G[name] = value(kind, payload); },
   has: function (name) { return !baseline[name] && name.slice(0, 2) !== "__" && hasOwn.call(G, name); },
   get: function (name) { return encode(G[name]); },
-  save: function () { return encode(undefined, userNames()); },
+  save: function () {
+    var names = userNames(), all = {};
+    for (var i = 0; i < names.length; i++) all[names[i]] = G[names[i]];
+    var p = plain(all);
+    return p === null ? codec().encode(undefined, names) : ("J" + p).slice(0);
+  },
   load: function (text) {
-    var values = decode(text);
+    var values = parse(text);
     for (var k in values) if (hasOwn.call(values, k)) G[k] = values[k];
   },
   defineFacility: function (name, text) {
-    Object.defineProperty(G, name, {value: decode(text), writable: false, enumerable: false, configurable: false});
-  },
-  isBaseline: function (name) { return baseline[name] === true; }
+    Object.defineProperty(G, name, {value: parse(text), writable: false, enumerable: false, configurable: false});
+  }
 };
 Object.defineProperty(G, "__scxml", {
   value: Object.freeze(api), writable: false, enumerable: false, configurable: false
@@ -316,3 +366,5 @@ for (var i = 0; i < names.length; i++) baseline[names[i]] = true;
 baseline._genesys = true;
 })(globalThis);
 """
+
+PRELUDE = _CORE_JS.replace("@CODEC@", json.dumps(CODEC_JS)).replace("@DOM@", json.dumps(DOM_JS))
