@@ -346,7 +346,7 @@ async def measure_hibernation(side: Ours, seconds: float) -> dict[str, float]:
                 began = time.perf_counter()
                 for _ in range(50):
                     session.send("jump")
-                    session.variables  # what the snapshot after each macrostep takes
+                    _ = session.variables  # what the snapshot after each macrostep takes
                     if drop:
                         side.hibernate_all()
                 elapsed += time.perf_counter() - began

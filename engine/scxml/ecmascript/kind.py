@@ -21,7 +21,8 @@ from .pool import ContextPool
 from .sandbox import SandboxLimits, SyntaxChecker, describe, new_context, position
 
 log = logging.getLogger("engine.scxml")
-_ZONE_LITERAL = re.compile(r"""InZone\s*\(\s*(['"])([^'"]+)\1""")
+# A string literal that may name an IANA time zone ('Europe/Paris'), in code that uses _genesys.
+_ZONE_LITERAL = re.compile(r"""(['"])([A-Z][A-Za-z_+-]*(?:/[A-Za-z0-9_+-]+)+|UTC)\1""")
 
 # The names a context defines before any flow code runs (Object, JSON, Math, ...): a start
 # parameter may not replace one unless the document declares it.
