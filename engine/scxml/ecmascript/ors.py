@@ -128,7 +128,7 @@ class OrsFacilities:
 ORS_JS = r"""(function (text) {
 "use strict";
 var facts = JSON.parse(text);
-function now() { var c = facts.clock; return c[0] + (Date.now() - c[1]) * c[2]; }
+function now() { var c = facts.clock; return c[0] + Math.max(0, Date.now() - c[1]) * c[2]; }
 function offset(tz, ms) {
   var z = facts.zones[tz];
   if (z === undefined) {
