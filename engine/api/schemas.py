@@ -5,6 +5,7 @@ the client (callback records carry the client's keys)."""
 
 from __future__ import annotations
 
+from ..callbacks.vocabulary import CallbackState
 from .contract import Param, Schema, ref
 
 STRING: Schema = {"type": "string"}
@@ -54,7 +55,7 @@ ERROR = obj({"exception": STRING, "message": STRING}, description=(
 
 CALLBACK_RECORD = obj(
     {"_id": STRING, "_service_name": STRING, "_customer_number": STRING, "_callback_state": {
-        "type": "string", "enum": ["SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "PAUSED", "COMPLETED"]}},
+        "type": "string", "enum": [state.value for state in CallbackState]}},
     {"_callback_reason": STRING, "_desired_time": ISO_TIME, "_expiration_time": ISO_TIME,
      "_created_time": ISO_TIME, "_ors_session_id": STRING, "_call_direction": STRING,
      "_urs_virtual_queue": STRING},
