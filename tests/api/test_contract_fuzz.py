@@ -51,16 +51,17 @@ def live_engine(tmp_path_factory):
     engine.stop()
 
 
-def schemathesis_run(engine: EngineProcess, key: str, workdir) -> subprocess.CompletedProcess:
+def schemathesis_run(location: str, key: str, workdir, *extra: str, seconds: int = SECONDS
+                     ) -> subprocess.CompletedProcess:
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{engine.url}/openapi.json",
+        sys.executable, "-m", "schemathesis.cli", "run", location,
         "-H", f"x-api-key: {key}", "-H", f"Authorization: Bearer {key}",
         "--checks", ",".join(CHECKS), "--phases", "examples,coverage,fuzzing",
-        "--max-time", str(SECONDS), "--workers", "1", "--seed", "12",
-        "--request-timeout", "20", "--report", "json", "--report-json-path", "report.json",
+        "--max-time", str(seconds), "--workers", "1", "--seed", "12",
+        "--request-timeout", "20", "--report", "json", "--report-json-path", "report.json", *extra,
     ]
     # The working folder holds what schemathesis and hypothesis write (their example database).
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=SECONDS * 3 + 120,
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=seconds * 3 + 120,
                           env={**os.environ, "NO_COLOR": "1"})
 
 
@@ -70,7 +71,7 @@ def test_the_engine_keeps_its_contract(live_engine, role, tmp_path):
     document = requests.get(f"{live_engine.url}/openapi.json", timeout=10).json()
     # Every operation but the document itself (schemathesis leaves out the URL it read the schema from).
     operations = sum(len(item) for path, item in document["paths"].items() if path != "/openapi.json")
-    done = schemathesis_run(live_engine, key, tmp_path)
+    done = schemathesis_run(f"{live_engine.url}/openapi.json", key, tmp_path)
     tail = "\n".join((done.stdout + done.stderr).splitlines()[-150:])
     assert done.returncode == 0, f"schemathesis found contract violations with the {role} key:\n{tail}"
     report = json.loads((tmp_path / "report.json").read_text())
@@ -79,3 +80,15 @@ def test_the_engine_keeps_its_contract(live_engine, role, tmp_path):
     assert report["test_cases"]["generated"] >= 10 * operations, report["test_cases"]
     assert live_engine.proc.poll() is None, live_engine.log()
     assert "unhandled error" not in live_engine.log_path.read_text(), live_engine.log()  # all of it: log() is its tail
+
+
+def test_the_run_catches_an_answer_the_document_does_not_describe(live_engine, tmp_path):
+    """Guards the test above: a document that promises a field the engine does not send fails."""
+    document = requests.get(f"{live_engine.url}/openapi.json", timeout=10).json()
+    document["components"]["schemas"]["Key"]["required"].append("expires")
+    (tmp_path / "doctored.json").write_text(json.dumps(document))
+    done = schemathesis_run("doctored.json", ADMIN_KEY, tmp_path, "--url", live_engine.url,
+                            "--include-path", "/admin/keys", "--include-method", "GET", seconds=5)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert done.returncode != 0 and report["failures"], done.stdout[-3000:]
+    assert "expires" in done.stdout
