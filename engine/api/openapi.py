@@ -8,6 +8,7 @@ A route whose handler declares nothing is left out of the document and listed by
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -45,13 +46,19 @@ def undocumented(app: web.Application) -> list[str]:
 
 def document(app: web.Application) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, handler in routes_of(app):
+    routes = routes_of(app)
+    names = Counter(handler.__name__ for _, _, handler in routes)
+    for method, path, handler in routes:
         declared = operation_of(handler)
         if declared is not None:
-            paths.setdefault(path, {})[method.lower()] = _operation(method, path, handler.__name__, declared)
+            # The handler's name is the operation's (what a generated client calls it), made unique
+            # with the path where one handler serves several routes.
+            name = handler.__name__ if names[handler.__name__] == 1 else f"{handler.__name__}_{_slug(path)}"
+            paths.setdefault(path, {})[method.lower()] = _operation(method, path, name, declared)
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION, "description": (
+        "info": {"title": TITLE, "version": VERSION, "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+                 "description": (
             "A GMS-style callback engine: the callback API, the notification API, the ORS-style session "
             "API, administration and health. Every error is a JSON object {exception, message}. Send a key "
             "as x-api-key: <key> or Authorization: Bearer <key>; what a key may reach depends on its role.")},
@@ -61,8 +68,7 @@ def document(app: web.Application) -> dict[str, Any]:
 
 
 def _operation(method: str, path: str, name: str, op: Operation) -> dict[str, Any]:
-    out: dict[str, Any] = {"operationId": f"{name}_{method.lower()}_{_slug(path)}", "summary": op.summary,
-                           "tags": [op.tag]}
+    out: dict[str, Any] = {"operationId": name, "summary": op.summary, "tags": [op.tag]}
     if op.description:
         out["description"] = op.description
     params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},

@@ -29,6 +29,9 @@ def test_every_route_has_an_entry(tmp_path: Path) -> None:
     described = {(method, path) for path, item in paths.items() for method in item}
     assert served == described
     assert len(served) >= 50
+    ids = [op["operationId"] for item in paths.values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    assert paths["/genesys/1/service/callback/{service}"]["post"]["operationId"] == "create"
 
 
 def test_a_route_without_a_declaration_is_caught(tmp_path: Path) -> None:
