@@ -83,7 +83,7 @@ async def get_flow(request: web.Request) -> web.Response:
 
 @routes.put("/admin/flows/{name}")
 @operation("Upload a new version of a flow (validated first; running sessions keep theirs)", FLOWS,
-           ok(ref("FlowVersion"), "the new version"),
+           ok(ref("FlowVersion"), "the new version", links={"read": ("get_flow", {"name": "$request.path.name"})}),
            errors={400: "a bad name or an invalid document (problems lists each with line and column)",
                    403: "a python-datamodel flow from a developer key (unless allowed)"},
            body=Body({"type": "string"}, ("application/scxml+xml", "text/plain"), "the SCXML document"),

@@ -50,15 +50,19 @@ class Body:
 
 @dataclass(frozen=True)
 class Answer:
-    """One answer: a status and its body (``contents``: media type -> schema)."""
+    """One answer: a status and its body (``contents``: media type -> schema); ``links``: what a
+    client may do next with it, as OpenAPI links (name -> the operation id, the handler's name, and
+    its parameters as runtime expressions such as ``$response.body#/_id``)."""
 
     status: int
     description: str
     contents: dict[str, Schema] = field(default_factory=dict)
+    links: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
-def ok(schema: Schema, description: str = "done", status: int = 200) -> Answer:
-    return Answer(status, description, {JSON: schema})
+def ok(schema: Schema, description: str = "done", status: int = 200,
+       links: dict[str, tuple[str, dict[str, str]]] | None = None) -> Answer:
+    return Answer(status, description, {JSON: schema}, links or {})
 
 
 @dataclass(frozen=True)

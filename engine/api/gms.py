@@ -78,7 +78,10 @@ async def query_all(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/{service}")
-@operation("Create a callback", TAG, ok(obj({"_id": {"type": "string"}}), "created: its id"),
+@operation("Create a callback", TAG, ok(obj({"_id": {"type": "string"}}), "created: its id", links={
+    name: (target, {"service": "$request.path.service", "id": "$response.body#/_id"}) for name, target in (
+        ("read", "get_one"), ("change", "reschedule"), ("cancel", "cancel"), ("events", "events"),
+        ("call_in", "call_in"))} | {"position": ("queue_position", {"id": "$response.body#/_id"})}),
            errors={400: "a bad or refused parameter, a time outside what the service accepts", **NOT_FOUND,
                    503: "a capacity limit of the service is reached", **NOT_JSON_OR_FORM},
            body=Body(CREATE_CALLBACK, (JSON, FORM), example={"_customer_number": "+15551234567", "order": "A-17"}),

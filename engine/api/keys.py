@@ -48,7 +48,9 @@ async def list_keys(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE)
-@operation("Create a key; its secret is in this answer only", TAG, ok(KEY_WITH_SECRET, "created", 201),
+@operation("Create a key; its secret is in this answer only", TAG, ok(KEY_WITH_SECRET, "created", 201, links={
+    name: (target, {"name": "$response.body#/name"}) for name, target in (
+        ("read", "get_key"), ("rotate", "rotate_key"), ("revoke", "revoke_key"))}),
            errors={400: "a bad name, role or services", 409: "the name is taken"},
            body=Body(NEW_KEY, example={"name": "mobile-app", "role": "client", "services": ["callback"]}))
 async def create_key(request: web.Request) -> web.Response:

@@ -52,7 +52,9 @@ def _visible(request: web.Request, sub_id: str) -> Subscription:
 
 
 @routes.post(BASE + "/subscription")
-@operation("Subscribe to messages published under a tag (filter)", TAG, ok(ref("Subscription"), "subscribed"),
+@operation("Subscribe to messages published under a tag (filter)", TAG, ok(ref("Subscription"), "subscribed", links={
+    "read": ("get_subscription", {"id": "$response.body#/id"}),
+    "remove": ("unsubscribe", {"id": "$response.body#/id"})}),
            errors={400: "a missing or bad field, or a target the outbound URL policy refuses",
                    403: "an orscb target running a callback's session"}, body=Body(SUBSCRIBE, example={
                "filter": "callback/callback/*", "expire": 600, "subscriberId": "app-1", "notificationDetails": {
@@ -168,7 +170,8 @@ async def get_list(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/transaction-lists/{name}")
-@operation("Replace a transaction list (saved before it is used)", ADMIN_TAG, ok(TRANSACTION_LIST_SAVED),
+@operation("Replace a transaction list (saved before it is used)", ADMIN_TAG,
+           ok(TRANSACTION_LIST_SAVED, links={"read": ("get_list", {"name": "$request.path.name"})}),
            errors={400: "not UTF-8, empty, or refused (the answer names the section and line)"},
            body=Body({"type": "string"}, ("text/plain",), "the list in the GMS_Events.cfg format",
                      example=EXAMPLE_LIST), path=LIST_NAME, examples={"name": "Mine"})

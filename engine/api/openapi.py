@@ -107,6 +107,9 @@ def _answer(answer: Answer) -> dict[str, Any]:
     out: dict[str, Any] = {"description": answer.description}
     if answer.contents:
         out["content"] = {media: {"schema": schema} for media, schema in answer.contents.items()}
+    if answer.links:
+        out["links"] = {name: {"operationId": target, "parameters": params}
+                        for name, (target, params) in answer.links.items()}
     return out
 
 

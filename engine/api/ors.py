@@ -34,7 +34,10 @@ def manager(request: web.Request) -> SessionManager:
 @routes.post("/scxml/session/start")
 @operation("Start a session of a flow", TAG, ok(obj(
     {"sessionid": {"type": "string"}, "flow": {"type": "string"}, "version": {"type": "integer"},
-     "status": {"type": "string"}}), "started"),
+     "status": {"type": "string"}}), "started", links={
+        "send": ("event", {"sid": "$response.body#/sessionid"}),
+        "read": ("query", {"sid": "$response.body#/sessionid"}),
+        "cancel": ("terminate", {"sid": "$response.body#/sessionid"})}),
     errors={400: "no src, or start data the flow refuses", 403: "a flow that runs callbacks", 404: "no such flow",
             **NOT_JSON_OR_FORM},
     body=Body(SESSION_START, (JSON, FORM), example={"src": "hello", "greeting": "bonjour"}),

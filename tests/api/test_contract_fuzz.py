@@ -1,8 +1,9 @@
 """Issue 12 item 2: an outside client (schemathesis, pinned in the test extras) reads the engine's
 /openapi.json and runs every operation against a live engine process with the client, developer
-and administrator keys. It fails on any server error, any response whose status, content type,
-headers or body the document does not describe, an undeclared method not answered 405, and an
-operation that answers without a key.
+and administrator keys: the examples, the coverage cases, random fuzzing, and sequences that follow
+the document's links (create a callback, then read, change and cancel it). It fails on any server
+error, any response whose status, content type, headers or body the document does not describe,
+an undeclared method not answered 405, and an operation that answers without a key.
 
 Bounded for CI: CONTRACT_FUZZ_SECONDS per key (default 40; schemathesis fuzzes until the budget
 is spent), one worker, a fixed seed. Outbound traffic stays on loopback: the URL allow list names
@@ -56,7 +57,7 @@ def schemathesis_run(location: str, key: str, workdir, *extra: str, seconds: int
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", location,
         "-H", f"x-api-key: {key}", "-H", f"Authorization: Bearer {key}",
-        "--checks", ",".join(CHECKS), "--phases", "examples,coverage,fuzzing",
+        "--checks", ",".join(CHECKS), "--phases", "examples,coverage,fuzzing,stateful",
         "--max-time", str(seconds), "--workers", "1", "--seed", "12",
         "--request-timeout", "20", "--report", "json", "--report-json-path", "report.json", *extra,
     ]

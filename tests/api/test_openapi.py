@@ -32,6 +32,13 @@ def test_every_route_has_an_entry(tmp_path: Path) -> None:
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids))
     assert paths["/genesys/1/service/callback/{service}"]["post"]["operationId"] == "create"
+    links = [(link["operationId"], set(link["parameters"])) for item in paths.values() for op in item.values()
+             for answer in op["responses"].values() for link in answer.get("links", {}).values()]
+    assert len(links) >= 15
+    targets = {op["operationId"]: op for item in paths.values() for op in item.values()}
+    for target, params in links:  # a link names an operation that exists, and path parameters it has
+        assert target in targets and params <= {p["name"] for p in targets[target].get("parameters", [])
+                                                 if p["in"] == "path"}, target
 
 
 def test_a_route_without_a_declaration_is_caught(tmp_path: Path) -> None:
