@@ -57,13 +57,14 @@ SERVICES = {
 LOOPBACK_ALLOWED = {"allowed_networks": ["127.0.0.0/8"]}
 
 
-def write_config(root: Path) -> Path:
+def write_config(root: Path, flow: str = "callback") -> Path:
+    """``flow``: what the services run (the default ECMAScript flow, or ``callback-python``)."""
     config = root / "config"
     (config / "services").mkdir(parents=True, exist_ok=True)
     (config / "business-hours").mkdir(exist_ok=True)
     (config / "simulator.toml").write_text(SIMULATOR)
     for name, options in SERVICES.items():
-        (config / "services" / f"{name}.json").write_text(json.dumps(options))
+        (config / "services" / f"{name}.json").write_text(json.dumps({**options, "_service": flow}))
     shutil.copy(REPO / "config" / "business-hours" / "office.json", config / "business-hours")
     # Receivers and fakes in tests listen on loopback, which the outbound URL policy refuses
     # unless it is allowed explicitly.
@@ -71,13 +72,17 @@ def write_config(root: Path) -> Path:
     return config
 
 
-@pytest.fixture
-async def cb_client(aiohttp_client, tmp_path):
+async def make_client(aiohttp_client, tmp_path: Path, flow: str = "callback"):
     port = free_port()
     settings = Settings.load(
-        config_dir=write_config(tmp_path), env={}, data_dir=tmp_path / "data", flows_dir=REPO / "scxml",
+        config_dir=write_config(tmp_path, flow), env={}, data_dir=tmp_path / "data", flows_dir=REPO / "scxml",
         admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port)
     return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+
+
+@pytest.fixture
+async def cb_client(aiohttp_client, tmp_path):
+    return await make_client(aiohttp_client, tmp_path)
 
 
 async def create(client, service: str, headers: dict[str, str] = CLIENT, **params) -> str:

@@ -1,13 +1,22 @@
-"""Every scenario of the default flow, end to end through the REST API against the simulator."""
+"""Every scenario of the default flow, end to end through the REST API against the simulator;
+each runs against the default (ECMAScript) flow and its python twin, scxml/callback-python.scxml."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from engine.api.appkeys import RUNTIME
 from engine.callbacks.event_catalog import FLOW_EVENTS
-from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, events, record, wait_state
+from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, events, make_client, record, wait_state
 from tests.support.eventually import eventually
+
+
+@pytest.fixture(params=["callback", "callback-python"])
+async def cb_client(request, aiohttp_client, tmp_path):
+    """The services of this module run ``request.param``: every scenario, on both flows."""
+    return await make_client(aiohttp_client, tmp_path, request.param)
 
 
 def names(evts: list[dict]) -> list[str]:
@@ -176,3 +185,9 @@ async def test_queue_position(cb_client) -> None:
     assert r.status == 404
     for cid in (first, second):
         await cb_client.delete(f"{BASE}/expiring/{cid}", headers=CLIENT)
+
+
+async def test_the_default_flow_is_ecmascript_and_its_twin_python(cb_client) -> None:
+    flows = cb_client.app[RUNTIME].flows.current
+    assert flows["callback"].doc.datamodel.name == "ecmascript"
+    assert flows["callback-python"].doc.datamodel.name == "python"

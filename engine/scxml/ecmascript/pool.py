@@ -1,6 +1,6 @@
 """Which sessions keep a live JavaScript context: a bounded LRU with an idle timeout.
 
-A context costs ~170 KB; a waiting session needs none (its data is kept as tagged JSON text and
+A context costs ~200 KB; a waiting session needs none (its data is kept as tagged JSON text and
 a context is rebuilt from it on the next event). Rebuilding costs a few hundred microseconds, so
 sessions that are busy keep theirs for ``idle_seconds``, at most ``live_contexts`` of them.
 """

@@ -269,26 +269,23 @@ Object.defineProperty(G, "In", {
 
 // JSON text when every value is plain JSON (no undefined, NaN, -0, Date, Map, function, DOM,
 // class instance, "$t" key, shared or cyclic object), else null: the tagged codec takes over.
-function plain(top) {
-  var seen = new Set(), bad = false;
-  function check(k, x) {
-    if (bad) return undefined;
-    var raw = this[k], t = typeof raw;
-    if (t === "string" || t === "boolean" || raw === null) return x;
-    if (t === "number") {
-      if (raw !== raw || raw === Infinity || raw === -Infinity || (raw === 0 && 1 / raw < 0)) bad = true;
-      return x;
-    }
-    if (t !== "object" || seen.has(raw)) { bad = true; return undefined; }
-    seen.add(raw);
-    var proto = getProto(raw);
-    if ((proto !== Object.prototype && proto !== Array.prototype && proto !== null) || hasOwn.call(raw, "$t")
-        || typeof raw.toJSON === "function") { bad = true; return undefined; }
-    return x;
+function isPlain(v, seen) {
+  var t = typeof v;
+  if (t === "string" || t === "boolean" || v === null) return true;
+  if (t === "number") return v === v && v !== Infinity && v !== -Infinity && !(v === 0 && 1 / v < 0);
+  if (t !== "object" || seen.has(v)) return false;
+  seen.add(v);
+  var proto = getProto(v), i;
+  if (proto === Array.prototype) {
+    for (i = 0; i < v.length; i++) if (!(i in v) || !isPlain(v[i], seen)) return false;
+    return true;
   }
-  var text = JSON.stringify(top, check);
-  return bad ? null : text;
+  if ((proto !== Object.prototype && proto !== null) || hasOwn.call(v, "$t") || typeof v.toJSON === "function") return false;
+  var keys = Object.keys(v);
+  for (i = 0; i < keys.length; i++) if (!isPlain(v[keys[i]], seen)) return false;
+  return true;
 }
+function plain(top) { return isPlain(top, new Set()) ? JSON.stringify(top) : null; }
 function encode(v) { var p = plain(v); return p === null ? codec().encode(v) : "J" + p; }
 function out(v) {
   var t = typeof v;
@@ -311,13 +308,17 @@ function value(kind, payload) {
 }
 function parse(text) { return text.indexOf('"$t"') < 0 ? JSON.parse(text) : codec().decode(text); }
 
-var baseline = null;
+var baseline = null, namesCache = null, namesCount = -1;
 function userNames() {
-  var all = Object.getOwnPropertyNames(G), names = [];
+  // Globals are only ever added (a flow cannot delete a var): the list changes with the count.
+  var all = Object.getOwnPropertyNames(G);
+  if (all.length === namesCount) return namesCache;
+  var names = [];
   for (var i = 0; i < all.length; i++) {
     var n = all[i];
     if (!baseline[n] && n.slice(0, 2) !== "__") names.push(n);
   }
+  namesCache = names; namesCount = all.length;
   return names;
 }
 

@@ -26,7 +26,7 @@ class SandboxLimits:
     cpu_seconds: float = 0.2
     memory_bytes: int = 32 * 1024 * 1024
     stack_bytes: int = 512 * 1024
-    live_contexts: int = 64
+    live_contexts: int = 256
     idle_seconds: float = 2.0
 
     def __post_init__(self) -> None:
