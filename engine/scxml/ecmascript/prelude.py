@@ -280,7 +280,8 @@ function isPlain(v, seen) {
     for (i = 0; i < v.length; i++) if (!(i in v) || !isPlain(v[i], seen)) return false;
     return true;
   }
-  if ((proto !== Object.prototype && proto !== null) || hasOwn.call(v, "$t") || typeof v.toJSON === "function") return false;
+  if (proto !== Object.prototype && proto !== null) return false;
+  if (hasOwn.call(v, "$t") || typeof v.toJSON === "function") return false;
   var keys = Object.keys(v);
   for (i = 0; i < keys.length; i++) if (!isPlain(v[keys[i]], seen)) return false;
   return true;
