@@ -19,7 +19,8 @@ CONFIG = ".importlinter"
 
 # Contracts that hold today: each must stay kept.
 KEPT = ("engine-layers", "scxml-layers", "scxml-model-at-the-bottom", "below-the-api",
-        "app-below-cli", "notifications-not-push", "utilities-below-everything", "push-not-notifications")
+        "app-below-cli", "notifications-not-push", "utilities-below-everything", "push-not-notifications",
+        "ecmascript-is-a-datamodel")
 
 # Runs in the child: check the named contracts, print {id: {"kept": bool, "imports": [...]}}.
 _CHECK = """
