@@ -63,9 +63,22 @@ class Foreign:
             return "undefined"
         if tag == "n":
             return str(self.form.get("v"))
+        if tag == "date" and isinstance(self.form.get("v"), int | float):
+            return _iso_time(self.form["v"] / 1000)
+        if tag == "big":
+            return f"{self.form.get('v')}n"
         return f"<{tag or 'foreign'} value>"
 
     __str__ = __repr__
+
+
+def _iso_time(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return "Invalid Date"
 
 
 class DataModel(Protocol):

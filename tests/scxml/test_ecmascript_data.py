@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from engine.jsonable import jsonable
 from engine.scxml import Session, SessionHost, compile_document, standard_registry
 from engine.scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
 from engine.scxml.snapshot import decode_state, encode_state
@@ -82,6 +83,11 @@ def test_values_json_would_lose_survive_a_snapshot() -> None:
     assert restored.variables["ok"] is True, restored.variables["report"]
     restored.send("check")  # and again, after a second snapshot of the restored values
     assert through_json(restored, host, doc).variables["report"] == ""
+    # what a session query shows of them (JSON): readable, not the tagged form
+    shown = json.loads(json.dumps(jsonable(restored.variables)))
+    assert (shown["u"], shown["n"], shown["when"], shown["big"]) == ("undefined", None, "1970-01-02T00:00:00Z",
+                                                                     "12345678901234567890n")
+    assert shown["tagged"] == {"$t": "u", "v": 1} and shown["sparse"] == [1, "undefined", 3]
 
 
 def test_a_waiting_session_holds_no_context_and_contexts_are_bounded() -> None:
