@@ -13,6 +13,7 @@ import time
 
 from aiohttp import web
 
+from ..logs import info_line
 from .appkeys import API_KEY, RUNTIME
 from .errors import Handler
 
@@ -40,7 +41,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         seconds = time.perf_counter() - started
         route = route_of(request)
         key = request.get(API_KEY)
-        log.info("request", extra={"method": request.method, "route": route, "status": status,
+        info_line(log, "request", {"method": request.method, "route": route, "status": status,
                                    "ms": round(seconds * 1000, 2), "key": key.name if key is not None else "-"})
         runtime = request.app.get(RUNTIME)
         if runtime is not None:

@@ -12,7 +12,7 @@ from .body import read_json_object
 from .contract import Body, ok, operation, ref
 from .errors import ApiError
 from .gms import guarded
-from .schemas import ANY_OBJECT, CALL_IN, PUSH_TEST, obj
+from .schemas import ANY_OBJECT, CALL_IN, NEW_QUEUE_SETTINGS, PUSH_TEST, obj
 
 routes = web.RouteTableDef()
 TAG = "administration: push"
@@ -69,7 +69,8 @@ async def get_queue_settings(request: web.Request) -> web.Response:
 
 @routes.put("/admin/callback-settings/{queue}")
 @operation("Set a CALLBACK_SETTINGS row (saved before it is used)", TAG, ok(ref("QueueSettings")),
-           errors={400: "refused settings"}, body=Body(ANY_OBJECT), path=QUEUE, examples={"queue": "Callback_VQ"})
+           errors={400: "refused settings"}, body=Body(NEW_QUEUE_SETTINGS, example={"push_threshold_minutes": 3}),
+           path=QUEUE, examples={"queue": "Callback_VQ"})
 async def put_queue_settings(request: web.Request) -> web.Response:
     queue = request.match_info["queue"]
     try:

@@ -122,8 +122,20 @@ HOURS_FIELDS = {"name": STRING, "description": STRING, "time_zone": {**STRING, "
                 "exceptions": {**string_map(array(STRING)), "description": "YYYY-MM-DD -> spans (none: closed)"}}
 BUSINESS_HOURS = obj({"time_zone": STRING, "weekly": string_map(array(STRING))}, HOURS_FIELDS)
 NEW_HOURS = obj({}, HOURS_FIELDS, closed=True)
-SIMULATOR = obj({"config": ANY_OBJECT, "state": ANY_OBJECT})
-QUEUE_SETTINGS = obj({"virtual_queue": STRING})
+NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
+SIMULATOR_CONFIG = obj(
+    {"time_scale": {**NUMBER, "description": "the engine clock's speed (read at start)"}, "ring_seconds": NUMBER,
+     "route_seconds": NUMBER, "treatment_seconds": NUMBER, "callin_valid_seconds": NUMBER,
+     "auto_callin_seconds": NUMBER, "default_handle_seconds": NUMBER, "default_outcome": STRING,
+     "access_number": STRING,
+     "queues": string_map(obj({"agents": INTEGER, "handle_seconds": NUMBER, "handle_jitter": NUMBER})),
+     "dial_rules": array(obj({"pattern": STRING}, {"sequence": array(STRING), "probabilities": string_map(NUMBER)}))},
+    {"seed": INTEGER})
+SIMULATOR = obj({"config": SIMULATOR_CONFIG, "state": {**ANY_OBJECT, "description": "queues, agents, calls now"}})
+QUEUE_FIELDS = {"max_dial_attempts": {"type": ["integer", "null"]},
+                "retry_interval_seconds": {"type": ["integer", "null"]}, "purge_minutes": NULLABLE_NUMBER}
+QUEUE_SETTINGS = obj({"virtual_queue": STRING, "push_threshold_minutes": NUMBER}, QUEUE_FIELDS)
+NEW_QUEUE_SETTINGS = obj({}, {"push_threshold_minutes": NUMBER, **QUEUE_FIELDS}, closed=True)
 CREDENTIALS = obj({"project_id": STRING, "client_email": STRING, "private_key": STRING},
                   {"updated_at": NULLABLE_EPOCH, "status": NULLABLE_STRING, "status_reason": NULLABLE_STRING,
                    "result": STRING})
