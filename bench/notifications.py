@@ -107,7 +107,10 @@ SERVICE_OPTIONS = {
     "_status_notification_type": "httpcb", "_callback_events_list": EVENTS_LIST,
 }
 NOTIFY = re.compile(r'<cb:notify event="([^"]+)"\s*/>')
-T_ENTRY = '<param name="t_entry" expr="__import__(\'time\').time()"/>'
+#: The wall clock in seconds, in the flow's datamodel (the default flow is ECMAScript).
+T_ENTRY = {"ecmascript": '<param name="t_entry" expr="Date.now() / 1000"/>',
+           "python": '<param name="t_entry" expr="__import__(\'time\').time()"/>'}
+DATAMODEL = re.compile(r'<scxml\b[^>]*\bdatamodel="([^"]+)"')
 #: Receiver row: receipt wall time, webhook-id, callback id, event id, t_entry, body bytes, peer port.
 T, WID, CID, EVENT, ENTRY, SIZE, PEER = range(7)
 SAMPLES = 600
@@ -198,7 +201,11 @@ def serve_receiver(port: int) -> None:
 def timed_flow(source: str) -> str:
     """The default flow with ``t_entry`` (wall clock) on every ``<cb:notify>``; refuses a changed shape."""
     total = len(re.findall(r"<cb:notify\s", source))  # elements, not the comment naming them
-    text, replaced = NOTIFY.subn(lambda m: f'<cb:notify event="{m.group(1)}">{T_ENTRY}</cb:notify>', source)
+    found = DATAMODEL.search(source)
+    entry = T_ENTRY.get(found.group(1) if found else "")
+    if entry is None:
+        raise BenchFailed(f"scxml/callback.scxml: no wall clock known for datamodel {found and found.group(1)!r}")
+    text, replaced = NOTIFY.subn(lambda m: f'<cb:notify event="{m.group(1)}">{entry}</cb:notify>', source)
     if replaced == 0 or replaced != total:
         raise BenchFailed(f"scxml/callback.scxml: only {replaced} of {total} <cb:notify> elements could be timed")
     return text
