@@ -16,6 +16,8 @@ from dataclasses import dataclass
 IN_LITERAL = re.compile(r"""\bIn\s*\(\s*(['"])([^'"\\]*)\1\s*\)""")
 IN_ANY = re.compile(r"\bIn\s*\(")
 CALL = re.compile(r"[\w$\]\)]\s*\(")
+# What may change a variable in an expression: an assignment (=, +=, ...), ++/--, delete, new.
+MUTATES = re.compile(r"(?<![=!<>])=(?!=)|\+\+|--|\bdelete\b|\bnew\b")
 
 _keys = itertools.count()
 
@@ -34,6 +36,10 @@ class JsCode:
     in_ids: tuple[str, ...] = ()
     in_all: bool = False  # push every state id the datamodel knows of, not just in_ids
     needs_event: bool = False
+    # Reads only (no assignment, ++/--, delete, new, call other than In): running it leaves the
+    # variables as they were, so the saved copy stays good. (A getter a script defined with a
+    # side effect would escape this; flows do not write those.)
+    pure: bool = False
 
 
 def analyse(mode: str, text: str) -> JsCode:
@@ -47,6 +53,7 @@ def analyse(mode: str, text: str) -> JsCode:
     code = JsCode(mode, next(_keys), in_ids=literal)
     code.in_all = mode == SCRIPT or other_calls or dynamic_in
     code.needs_event = mode == SCRIPT or other_calls or "_event" in text
+    code.pure = mode == EXPR and not other_calls and not dynamic_in and not MUTATES.search(stripped)
     if mode == EXPR:
         code.value_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
         code.cond_src = f"(function(){{return !!(\n{text}\n);}})"

@@ -149,8 +149,9 @@ class EcmaData:
         if jc.needs_event and not self._event_pushed:
             self._push_event()
         if jc.in_all or jc.in_ids:
-            self._push_in(self._kind.in_ids if jc.in_all else jc.in_ids)
-        self._fresh = False
+            self._push_in(self._kind.in_ids_seen if jc.in_all else jc.in_ids)
+        if not jc.pure:
+            self._fresh = False
 
     def _push_event(self) -> None:
         ev = self._event

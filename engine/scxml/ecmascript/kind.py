@@ -53,6 +53,7 @@ class EcmaScriptDataModel:
         self.pool = ContextPool(self.limits.live_contexts, self.limits.idle_seconds)
         self.facilities = facilities
         self.in_ids: set[str] = set()  # every literal In('id') seen: what a dynamic In may ask
+        self.in_ids_seen: tuple[str, ...] = ()  # the same, as a tuple sessions iterate safely
         self.zones: set[str] = set()  # every literal time zone of a ...InZone('tz') call
         self.uses_genesys = False  # some compiled flow names _genesys: contexts get it
         self._checker = SyntaxChecker()
@@ -64,7 +65,9 @@ class EcmaScriptDataModel:
             c.error = "empty expression"
             return c
         jc = analyse(mode, text)
-        self.in_ids.update(jc.in_ids)
+        if not self.in_ids.issuperset(jc.in_ids):
+            self.in_ids.update(jc.in_ids)
+            self.in_ids_seen = tuple(self.in_ids)
         if "_genesys" in text:
             self.uses_genesys = True
             self.zones.update(m.group(2) for m in _ZONE_LITERAL.finditer(text))
