@@ -9,7 +9,7 @@ import json
 import logging
 import re
 
-from engine.logs import setup_logging
+from engine.logs import info_line, setup_logging
 
 FORGED = "2026-01-01 00:00:00,000 ERROR engine.api forged line"
 
@@ -76,3 +76,32 @@ async def test_lines_of_a_loop_turn_are_flushed_together_and_warnings_at_once(tm
         finally:
             root.handlers[:] = handlers
             root.setLevel(level)
+
+
+def test_info_line_writes_what_logger_info_writes_with_or_without_other_handlers() -> None:
+    """``info_line`` skips the record when the engine's handler is the only destination; the text
+    is the same as ``Logger.info(..., extra=...)`` gives, and with another handler attached (the
+    record path) both handlers get the line."""
+    fields = {"callback_id": "c1", "session_id": None, "service": "svc", "state": "QUEUED", "ms": 1.5}
+    for fmt in ("text", "json"):
+        def emit(log: logging.Logger) -> None:
+            log.info("callback state changed", extra=fields)
+            info_line(log, "callback state changed", fields)
+
+        by_info, by_line = _logged(fmt, emit)
+        if fmt == "json":
+            by_info, by_line = json.loads(by_info), json.loads(by_line)
+            by_info.pop("time"), by_line.pop("time")
+        else:
+            by_info, by_line = by_info.split(" ", 2)[2], by_line.split(" ", 2)[2]  # the time apart
+        assert by_info == by_line
+
+        other = io.StringIO()
+        extra_handler = logging.StreamHandler(other)
+        logging.getLogger("engine.test_logs").addHandler(extra_handler)
+        try:
+            lines = _logged(fmt, lambda log: info_line(log, "callback state changed", fields))
+        finally:
+            logging.getLogger("engine.test_logs").removeHandler(extra_handler)
+        assert len(lines) == 1 and "QUEUED" in lines[0]
+        assert other.getvalue() == "callback state changed\n"

@@ -15,6 +15,7 @@ from ..callbacks.bus import CallbackBus, CallbackCompleted, CallbackCreated, Sta
 from ..callbacks.lifecycle import STATUS_UPDATED_EVENT
 from ..callbacks.service import CallbackService
 from ..callbacks.vocabulary import CallbackState
+from ..logs import info_line
 from ..notifications.delivery import Delivery, Dispatcher
 from ..scxml import Session
 from ..sessions.manager import SessionManager
@@ -40,7 +41,7 @@ class LifecycleLog:
     # -- callbacks ----------------------------------------------------------------------------
     def _created(self, event: CallbackCreated) -> None:
         record = event.record
-        log.info("callback created", extra={
+        info_line(log, "callback created", {
             "callback_id": record["_id"], "session_id": None, "service": record["_service_name"],
             "desired_time": record["_desired_time"]})
 
@@ -48,20 +49,20 @@ class LifecycleLog:
         record = event.record
         if event.name != STATUS_UPDATED_EVENT or record["_callback_state"] == COMPLETED:
             return  # a completion has its own line, with the reason
-        log.info("callback state changed", extra={
+        info_line(log, "callback state changed", {
             "callback_id": record["_id"], "session_id": event.session_id, "service": record["_service_name"],
             "state": record["_callback_state"]})
 
     def _completed(self, event: CallbackCompleted) -> None:
         record = event.record
-        log.info("callback completed", extra={
+        info_line(log, "callback completed", {
             "callback_id": record["_id"], "session_id": record.get("_ors_session_id"),
             "service": record["_service_name"], "state": COMPLETED, "reason": event.reason})
 
     # -- sessions -------------------------------------------------------------------------------
     def _session_started(self, session: Session, flow: str, data: dict[str, Any]) -> None:
         # A callback's flow gets its record's id and service as _service_id and _service_name.
-        log.info("session started", extra={
+        info_line(log, "session started", {
             "callback_id": data.get("_service_id"), "session_id": session.id, "service": data.get("_service_name"),
             "flow": flow})
 
@@ -71,7 +72,7 @@ class LifecycleLog:
         if session.status == FAILED:
             log.warning("session failed", extra={**fields, "error": session.error})
         else:
-            log.info("session ended", extra={**fields, "final_state": session.final_state})
+            info_line(log, "session ended", {**fields, "final_state": session.final_state})
 
     # -- deliveries -----------------------------------------------------------------------------
     def _delivered(self, d: Delivery) -> None:
@@ -80,9 +81,9 @@ class LifecycleLog:
         fields["session_id"] = record.get("_ors_session_id") if record is not None else None
         if d.type == "fcm":
             data = d.message.get("data")
-            log.info("push sent", extra={**fields, "event": data.get("event") if isinstance(data, dict) else None})
+            info_line(log, "push sent", {**fields, "event": data.get("event") if isinstance(data, dict) else None})
         else:
-            log.info("delivery delivered", extra={**fields, "event": d.message.get("event_id")})
+            info_line(log, "delivery delivered", {**fields, "event": d.message.get("event_id")})
 
 
 def _variable(session: Session, name: str) -> Any:
