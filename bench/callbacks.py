@@ -102,6 +102,7 @@ class Settings:
     watch: str
     verify_events: int
     keep: bool
+    flow: str = "callback"
 
 
 # -- configuration and processes -------------------------------------------------------------
@@ -112,7 +113,7 @@ def write_config(root: Path, settings: Settings) -> Path:
     (config / "services").mkdir(parents=True, exist_ok=True)
     (config / "business-hours").mkdir(exist_ok=True)
     (config / "simulator.toml").write_text(simulator_toml(settings.time_scale, settings.agents))
-    (config / "services" / f"{SERVICE}.json").write_text(json.dumps(SERVICE_OPTIONS))
+    (config / "services" / f"{SERVICE}.json").write_text(json.dumps({**SERVICE_OPTIONS, "_service": settings.flow}))
     return config
 
 
@@ -559,6 +560,9 @@ def settings_from(argv: list[str] | None) -> Settings:
     parser.add_argument("--stall", type=float, default=30.0, help="seconds without progress before failing")
     parser.add_argument("--verify-events", type=int, default=20, help="callbacks whose events are checked")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (engine log, database)")
+    parser.add_argument("--flow", default="callback",
+                        help="the flow of scxml/ the service runs (default callback, the ECMAScript one; "
+                             "callback-python for the python datamodel)")
     args = parser.parse_args(argv)
 
     def pick(value: int | None, full: int, quick: int) -> int:
@@ -570,6 +574,7 @@ def settings_from(argv: list[str] | None) -> Settings:
         reference=pick(args.reference, 10_000, 1000), warmup=pick(args.warmup, 2 * concurrency, 2 * concurrency),
         poll=max(0.01, args.poll), time_scale=args.time_scale, agents=max(1, args.agents),
         stall=max(1.0, args.stall), watch=args.watch, verify_events=max(1, args.verify_events), keep=args.keep,
+        flow=args.flow,
     )
 
 
