@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from .body import read_json_object
 from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError, Handler
 from .schemas import ANY_OBJECT, NEW_HOURS, array, obj, string_map
+from .times import FLOW_VERSION_TIMES, flow, with_iso
 
 log = logging.getLogger("engine.api")
 routes = web.RouteTableDef()
@@ -54,7 +56,7 @@ def flows(request: web.Request) -> FlowRegistry:
 @routes.get("/admin/flows")
 @operation("List the flows and their versions", FLOWS, ok(obj({"flows": string_map(ref("Flow"))})))
 async def list_flows(request: web.Request) -> web.Response:
-    return web.json_response({"flows": flows(request).describe()})
+    return web.json_response({"flows": {name: flow(d) for name, d in flows(request).describe().items()}})
 
 
 @routes.get("/admin/flows/{name}")
@@ -78,7 +80,7 @@ async def get_flow(request: web.Request) -> web.Response:
         if fv is None:
             raise ApiError(404, f"flow {name!r} has no version {version!r}")
         return web.Response(text=fv.doc.text, content_type="application/scxml+xml")
-    return web.json_response(described)
+    return web.json_response(flow(described))
 
 
 @routes.put("/admin/flows/{name}")
@@ -106,7 +108,7 @@ async def put_flow(request: web.Request) -> web.Response:
                        "InvalidFlow", problems=[
                            {"line": p.line, "column": p.column, "message": p.message} for p in e.problems],
                        ) from None
-    return web.json_response(fv.describe())
+    return web.json_response(with_iso(fv.describe(), FLOW_VERSION_TIMES))
 
 
 @routes.post("/admin/flows/reload")
@@ -183,7 +185,14 @@ async def put_hours(request: web.Request) -> web.Response:
 @operation("The simulated contact center: settings and state", SIMULATOR, ok(ref("Simulator")))
 async def get_simulator(request: web.Request) -> web.Response:
     sim = request.app[RUNTIME].simulator
-    return web.json_response({"config": sim.config.to_dict(), "state": sim.snapshot()})
+    return web.json_response({"config": sim.config.to_dict(), "state": _state(sim.snapshot())})
+
+
+def _state(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The simulator's state with its times (engine clock) in the API's format."""
+    queues = {name: {**q, "interactions": [with_iso(i, ("since",)) for i in q["interactions"]]}
+              for name, q in snapshot["queues"].items()}
+    return {**with_iso(snapshot, ("now",)), "queues": queues}
 
 
 @routes.put("/admin/simulator")
@@ -213,7 +222,7 @@ async def put_simulator(request: web.Request) -> web.Response:
     except ValueError as e:
         _restore(path, previous)
         raise ApiError(400, f"simulator settings refused: {e}") from None
-    return web.json_response({"config": config.to_dict(), "state": engine.simulator.snapshot()})
+    return web.json_response({"config": config.to_dict(), "state": _state(engine.simulator.snapshot())})
 
 
 def _restore(path: Path, previous: bytes | None) -> None:

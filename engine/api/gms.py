@@ -20,6 +20,7 @@ from .body import read_params
 from .contract import FORM, JSON, NOT_JSON_OR_FORM, Body, Param, ok, operation, ref
 from .errors import ApiError
 from .schemas import CREATE_CALLBACK, UPDATE_CALLBACK, array, obj
+from .times import RECORD_TIMES, records, with_iso
 
 BASE = "/genesys/1/service/callback"
 routes = web.RouteTableDef()
@@ -74,7 +75,7 @@ async def query_all(request: web.Request) -> web.Response:
     scope = scope_of(request)  # a key scoped to services sees only their callbacks
     if scope is not None:
         found = [r for r in found if r.get("_service_name") in scope]
-    return web.json_response(found)
+    return web.json_response(records(found))
 
 
 @routes.post(BASE + "/{service}")
@@ -100,7 +101,7 @@ async def query_service(request: web.Request) -> web.Response:
     svc = service(request)
     name = request.match_info["service"]
     await guarded(_known(svc, name))
-    return web.json_response(await guarded(svc.query(_filters(request), service=name)))
+    return web.json_response(records(await guarded(svc.query(_filters(request), service=name))))
 
 
 async def _known(svc: CallbackService, name: str) -> None:
@@ -131,7 +132,7 @@ async def get_one(request: web.Request) -> web.Response:
     if not found:
         raise ApiError(404, f"no callback {request.match_info['id']!r} in service "
                             f"{request.match_info['service']!r}", _EXCEPTIONS[NotFound][1])
-    return web.json_response(found[0])
+    return web.json_response(with_iso(found[0], RECORD_TIMES))
 
 
 @routes.delete(BASE + "/{service}/{id}")
@@ -139,7 +140,7 @@ async def get_one(request: web.Request) -> web.Response:
            errors={400: "already COMPLETED", **NOT_FOUND}, path=CALLBACK, examples=SHIPPED)
 async def cancel(request: web.Request) -> web.Response:
     record = await guarded(service(request).cancel(request.match_info["service"], request.match_info["id"]))
-    return web.json_response(record)
+    return web.json_response(with_iso(record, RECORD_TIMES))
 
 
 @routes.put(BASE + "/{service}/{id}")
@@ -152,7 +153,7 @@ async def reschedule(request: web.Request) -> web.Response:
     params = await read_params(request, allow_empty=False)
     record = await guarded(service(request).reschedule(
         request.match_info["service"], request.match_info["id"], params))
-    return web.json_response(record)
+    return web.json_response(with_iso(record, RECORD_TIMES))
 
 
 @routes.get(BASE + "/{service}/{id}/events")

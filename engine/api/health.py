@@ -21,6 +21,7 @@ from ..storage import StorageUnavailable
 from .appkeys import RUNTIME, SETTINGS
 from .contract import JSON, Answer, ok, operation, ref
 from .errors import Handler, error_response
+from .times import iso
 
 VERSION = "0.1.0"
 routes = web.RouteTableDef()
@@ -30,8 +31,9 @@ CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 def _basics(request: web.Request) -> dict[str, Any]:
     runtime = request.app.get(RUNTIME)  # absent only while the engine starts or after it stopped
     if runtime is None:
+        now = iso(time.time())
         return {"version": VERSION, "sessions": 0, "flows": 0, "persistence": False, "uptime": 0.0,
-                "clock": time.time(), "time_scale": 1.0}
+                "clock": now, "wall_clock": now, "time_scale": 1.0}
     mgr = runtime.manager
     return {
         "version": VERSION,
@@ -40,7 +42,8 @@ def _basics(request: web.Request) -> dict[str, Any]:
         "persistence": runtime.store is not None,
         "uptime": round(time.time() - runtime.started_at, 3) if runtime.started_at else 0.0,
         # The engine's clock: ahead of the wall clock when the simulator runs time faster.
-        "clock": mgr.clock.now(),
+        "clock": iso(mgr.clock.now()),
+        "wall_clock": iso(time.time()),
         "time_scale": mgr.clock.scale,
     }
 

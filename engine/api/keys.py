@@ -18,6 +18,7 @@ from .body import read_json_object
 from .contract import Body, ok, operation, ref
 from .errors import ApiError
 from .schemas import KEY_WITH_SECRET, NEW_KEY, array, obj
+from .times import KEY_TIMES, with_iso
 
 routes = web.RouteTableDef()
 BASE = "/admin/keys"
@@ -31,7 +32,7 @@ def store(request: web.Request) -> KeyStore:
 
 
 def _shown(request: web.Request, key: ApiKey) -> dict[str, Any]:
-    return key.public(store(request).last_used.get(key.name))
+    return with_iso(key.public(store(request).last_used.get(key.name)), KEY_TIMES)
 
 
 async def _run(call: Any, *args: Any) -> Any:
@@ -44,7 +45,7 @@ async def _run(call: Any, *args: Any) -> Any:
 @routes.get(BASE)
 @operation("List the API keys (never their secrets)", TAG, ok(obj({"keys": array(ref("Key"))})))
 async def list_keys(request: web.Request) -> web.Response:
-    return web.json_response({"keys": store(request).listing()})
+    return web.json_response({"keys": [with_iso(k, KEY_TIMES) for k in store(request).listing()]})
 
 
 @routes.post(BASE)

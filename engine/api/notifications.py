@@ -8,6 +8,8 @@ them all.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ..callbacks.records import BadRequest
@@ -21,6 +23,7 @@ from .body import query_int, read_json_object
 from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError
 from .schemas import PUBLISH, SUBSCRIBE, TRANSACTION_LIST_SAVED, array, obj, paging
+from .times import DELIVERY_TIMES, SUBSCRIPTION_TIMES, with_iso
 
 routes = web.RouteTableDef()
 BASE = "/genesys/1/notification"
@@ -72,7 +75,11 @@ async def subscribe(request: web.Request) -> web.Response:
                             "raises events in callback flows")
     svc.subscribe(sub)
     await request.app[RUNTIME].manager.commit()
-    return web.json_response({"id": sub.id, **sub.public()})
+    return web.json_response({"id": sub.id, **_shown(sub)})
+
+
+def _shown(sub: Subscription) -> dict[str, Any]:
+    return with_iso(sub.public(), SUBSCRIPTION_TIMES)
 
 
 def _check_scope(request: web.Request, pattern: str) -> None:
@@ -94,14 +101,14 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10**9)
     found = service(request).subscriptions_of(_owner_filter(request))[offset: offset + limit]
-    return web.json_response({"subscriptions": [sub.public() for sub in found], "limit": limit, "offset": offset})
+    return web.json_response({"subscriptions": [_shown(sub) for sub in found], "limit": limit, "offset": offset})
 
 
 @routes.get(BASE + "/subscription/{id}")
 @operation("Read one subscription (a client key: one of its own)", TAG, ok(ref("Subscription")),
            errors={404: "no such live subscription (or one of another client)"}, path=SUBSCRIPTION_ID)
 async def get_subscription(request: web.Request) -> web.Response:
-    return web.json_response(_visible(request, request.match_info["id"]).public())
+    return web.json_response(_shown(_visible(request, request.match_info["id"])))
 
 
 @routes.delete(BASE + "/subscription/{id}")
@@ -199,7 +206,8 @@ async def put_list(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10**9)
-    return web.json_response({"dead_letters": service(request).dead_letters(limit, offset)})
+    return web.json_response({"dead_letters": [with_iso(d, DELIVERY_TIMES)
+                                               for d in service(request).dead_letters(limit, offset)]})
 
 
 @routes.post("/admin/dead-letters/{id}/replay")

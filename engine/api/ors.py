@@ -18,6 +18,7 @@ from .body import query_int, read_params
 from .contract import FORM, JSON, NOT_JSON_OR_FORM, Body, Param, ok, operation, ref
 from .errors import ApiError
 from .schemas import EVENT_DATA, SESSION_START, array, obj, paging
+from .times import SESSION_TIMES, with_iso
 
 EVENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
 routes = web.RouteTableDef()
@@ -127,7 +128,7 @@ async def query(request: web.Request) -> web.Response:
     found = await manager(request).find(sid)
     if found is None:
         raise ApiError(404, f"no session {sid!r}")
-    return web.json_response(found)
+    return web.json_response(with_iso(found, SESSION_TIMES))
 
 
 @routes.get("/scxml/sessions")
@@ -163,4 +164,5 @@ async def list_sessions(request: web.Request) -> web.Response:
             if d and (flow is None or d["flow"] == flow) and (status is None or d["status"] == status):
                 items.append({k: d[k] for k in ("sessionid", "flow", "version", "status", "parent", "created_at")})
         items = items[offset: offset + limit]
-    return web.json_response({"sessions": items, "limit": limit, "offset": offset})
+    return web.json_response({"sessions": [with_iso(item, SESSION_TIMES) for item in items], "limit": limit,
+                              "offset": offset})

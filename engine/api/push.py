@@ -13,6 +13,7 @@ from .contract import Body, ok, operation, ref
 from .errors import ApiError
 from .gms import guarded
 from .schemas import ANY_OBJECT, CALL_IN, NEW_QUEUE_SETTINGS, PUSH_TEST, obj
+from .times import CREDENTIAL_TIMES, with_iso
 
 routes = web.RouteTableDef()
 TAG = "administration: push"
@@ -29,7 +30,7 @@ async def get_credentials(request: web.Request) -> web.Response:
     creds = push(request).fcm.credentials
     if creds is None:
         raise ApiError(404, "no FCM credentials are configured")
-    return web.json_response(creds.shown())
+    return web.json_response(with_iso(creds.shown(), CREDENTIAL_TIMES))
 
 
 @routes.put("/admin/push/credentials")
@@ -42,7 +43,7 @@ async def put_credentials(request: web.Request) -> web.Response:
         creds = await push(request).set_credentials(await read_json_object(request))
     except BadRequest as e:
         raise ApiError(400, f"credentials refused: {e}") from None
-    return web.json_response({"result": "credentials updated", **creds.shown()})
+    return web.json_response({"result": "credentials updated", **with_iso(creds.shown(), CREDENTIAL_TIMES)})
 
 
 @routes.post("/admin/push/credentials/test")

@@ -13,10 +13,15 @@ NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 INTEGER: Schema = {"type": "integer"}
 NUMBER: Schema = {"type": "number"}
 BOOLEAN: Schema = {"type": "boolean"}
-# Times: ISO 8601 UTC strings on callback records; epoch seconds (numbers) elsewhere.
-ISO_TIME: Schema = {"type": "string", "description": "ISO 8601 UTC, e.g. 2026-05-01T14:00:00.000Z"}
-EPOCH: Schema = {"type": "number", "description": "seconds since 1970-01-01 UTC"}
-NULLABLE_EPOCH: Schema = {"type": ["number", "null"], "description": "seconds since 1970-01-01 UTC"}
+# Times (engine/api/times.py): every answer gives ISO 8601 UTC with milliseconds, the GMS format;
+# a request may also give an offset (or none: UTC). Which clock each is on: the README.
+TIME_EXAMPLE = "2026-05-01T14:00:00.000Z"
+ISO_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+ISO_TIME: Schema = {"type": "string", "format": "date-time", "pattern": ISO_PATTERN,
+                    "description": "ISO 8601 UTC with milliseconds", "examples": [TIME_EXAMPLE]}
+NULLABLE_ISO_TIME: Schema = {**ISO_TIME, "type": ["string", "null"]}
+TIME_INPUT: Schema = {"type": "string", "format": "date-time", "examples": [TIME_EXAMPLE],
+                      "description": "ISO 8601 (Z or an offset; none: UTC), on the engine clock"}
 SCALAR: Schema = {"type": ["string", "number", "boolean"]}
 ANY_OBJECT: Schema = {"type": "object"}
 
@@ -57,7 +62,8 @@ CALLBACK_RECORD = obj(
     {"_id": STRING, "_service_name": STRING, "_customer_number": STRING, "_callback_state": {
         "type": "string", "enum": [state.value for state in CallbackState]}},
     {"_callback_reason": STRING, "_desired_time": ISO_TIME, "_expiration_time": ISO_TIME,
-     "_created_time": ISO_TIME, "_ors_session_id": STRING, "_call_direction": STRING,
+     "_created_time": ISO_TIME, "_updated_time": ISO_TIME, "_submitted_time": ISO_TIME, "_completed_time": ISO_TIME,
+     "_access_expires": ISO_TIME, "_ors_session_id": STRING, "_call_direction": STRING,
      "_urs_virtual_queue": STRING},
     description="A callback as GMS shows it: the engine's fields (underscore first) and the client's keys.")
 
@@ -68,22 +74,22 @@ CALLBACK_PARAMS = {
 }
 CREATE_CALLBACK = {**CALLBACK_PARAMS, "properties": {
     "_customer_number": {"type": "string", "description": "the number to call, e.g. +15551234567"},
-    "_desired_time": {**ISO_TIME, "description": "when to call (absent: now)"}},
+    "_desired_time": {**TIME_INPUT, "description": "when to call, on the engine clock (absent: now)"}},
     "required": ["_customer_number"]}
 UPDATE_CALLBACK = {**CALLBACK_PARAMS, "properties": {
-    "_new_desired_time": {**ISO_TIME, "description": "a new time (only while SCHEDULED)"}},
+    "_new_desired_time": {**TIME_INPUT, "description": "a new time on the engine clock (only while SCHEDULED)"}},
     "minProperties": 1}
 
 POSITION = obj({"_id": STRING, "_position": INTEGER, "_total_waiting": INTEGER,
                 "ewt": {"type": "number", "description": "estimated wait in seconds, -1 unknown"},
-                "_eta": {**NULLABLE_STRING, "description": "ISO 8601 UTC, null when unknown"},
+                "_eta": {**NULLABLE_ISO_TIME, "description": "engine clock; null when unknown"},
                 "_callback_state": STRING})
 AVAILABILITY = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
                 "description": "free places per time slot, keyed by the slot's start (ISO 8601 UTC)"}
 
 SUBSCRIPTION = obj(
     {"id": STRING, "subscriberId": STRING, "providerName": STRING, "filter": STRING,
-     "expires": {**EPOCH, "description": "on the engine clock (seconds since 1970-01-01 UTC)"},
+     "expires": {**ISO_TIME, "description": "engine clock"},
      "notificationDetails": obj({"deviceId": STRING, "type": STRING, "properties": ANY_OBJECT})},
     {"owner": {**NULLABLE_STRING, "description": "the name of the key that made it"}})
 SUBSCRIBE = obj(
@@ -102,17 +108,17 @@ SESSION = obj(
     {"sessionid": STRING, "flow": STRING, "status": STRING},
     {"version": {"type": ["integer", "null"]}, "active_states": array(STRING), "final_state": NULLABLE_STRING,
      "datamodel": ANY_OBJECT, "error": {}, "parent": NULLABLE_STRING, "persistent": BOOLEAN,
-     "created_at": NULLABLE_EPOCH})
+     "created_at": NULLABLE_ISO_TIME})
 SESSION_ITEM = obj({"sessionid": STRING, "flow": STRING, "status": STRING},
                    {"version": {"type": ["integer", "null"]}, "parent": NULLABLE_STRING,
-                    "created_at": NULLABLE_EPOCH, "updated_at": NULLABLE_EPOCH})
+                    "created_at": NULLABLE_ISO_TIME, "updated_at": NULLABLE_ISO_TIME})
 SESSION_START = {"type": "object", "properties": {"src": {"type": "string", "minLength": 1,
                                                           "description": "the flow's name"}},
                  "required": ["src"], "additionalProperties": SCALAR,
                  "description": "src and the session's start data (matching <data> ids replace their values)"}
 EVENT_DATA = {"type": "object", "additionalProperties": SCALAR, "description": "the event's data"}
 
-FLOW_VERSION = obj({"name": STRING, "version": INTEGER, "hash": STRING, "created_at": EPOCH, "states": INTEGER})
+FLOW_VERSION = obj({"name": STRING, "version": INTEGER, "hash": STRING, "created_at": ISO_TIME, "states": INTEGER})
 FLOW = obj({"name": STRING, "current": {"type": ["integer", "null"]}, "versions": array(ref("FlowVersion")),
             "refused": array(STRING)})
 
@@ -137,19 +143,22 @@ QUEUE_FIELDS = {"max_dial_attempts": {"type": ["integer", "null"]},
 QUEUE_SETTINGS = obj({"virtual_queue": STRING, "push_threshold_minutes": NUMBER}, QUEUE_FIELDS)
 NEW_QUEUE_SETTINGS = obj({}, {"push_threshold_minutes": NUMBER, **QUEUE_FIELDS}, closed=True)
 CREDENTIALS = obj({"project_id": STRING, "client_email": STRING, "private_key": STRING},
-                  {"updated_at": NULLABLE_EPOCH, "status": NULLABLE_STRING, "status_reason": NULLABLE_STRING,
+                  {"updated_at": NULLABLE_ISO_TIME, "status": NULLABLE_STRING, "status_reason": NULLABLE_STRING,
                    "result": STRING})
 PUSH_TEST = obj({"result": STRING}, {"reason": STRING})
-CALL_IN = obj({"_access_number": STRING, "_access_code": STRING, "_access_expires": ISO_TIME})
+CALL_IN = obj({"_access_number": STRING, "_access_code": STRING,
+               "_access_expires": {**ISO_TIME, "description": "engine clock"}})
 
-DEAD_LETTER = obj({"id": INTEGER, "type": STRING, "target": STRING, "status": STRING})
+DEAD_LETTER = obj({"id": INTEGER, "type": STRING, "target": STRING, "status": STRING},
+                  {"created_at": {**ISO_TIME, "description": "wall clock"},
+                   "next_at": {**ISO_TIME, "description": "engine clock"}})
 TRANSACTION_LIST = obj({"name": STRING, "properties": string_map(STRING), "warnings": array(STRING),
                         "events": string_map(obj({"notify_params": array(STRING), "notify_custom": ANY_OBJECT}))})
 TRANSACTION_LIST_SAVED = obj({"name": STRING, "events": array(STRING), "warnings": array(STRING)})
 
 KEY = obj({"name": STRING, "role": STRING, "prefix": NULLABLE_STRING,
-           "services": {"type": ["array", "null"], "items": STRING}, "created": EPOCH, "rotated": NULLABLE_EPOCH,
-           "last_used": NULLABLE_EPOCH, "source": STRING})
+           "services": {"type": ["array", "null"], "items": STRING}, "created": ISO_TIME, "rotated": NULLABLE_ISO_TIME,
+           "last_used": NULLABLE_ISO_TIME, "source": STRING})
 KEY_WITH_SECRET = {"allOf": [ref("Key"), obj({"key": {"type": "string", "description": "the secret, shown once"}})]}
 NEW_KEY = obj({"name": STRING, "role": {"type": "string", "enum": [
     "administrator", "supervisor", "monitor", "developer", "client"]}},
@@ -157,9 +166,9 @@ NEW_KEY = obj({"name": STRING, "role": {"type": "string", "enum": [
     closed=True)
 
 HEALTH = obj({"status": STRING, "version": STRING, "sessions": INTEGER, "flows": INTEGER, "persistence": BOOLEAN,
-              "uptime": NUMBER, "clock": {**EPOCH, "description": "the engine clock (ahead of the wall clock "
-                                                                   "when time_scale > 1)"},
-              "time_scale": NUMBER})
+              "uptime": NUMBER, "clock": {**ISO_TIME, "description": "the engine clock (ahead of the wall clock "
+                                                                      "when time_scale > 1)"},
+              "wall_clock": ISO_TIME, "time_scale": NUMBER})
 
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR, "CallbackRecord": CALLBACK_RECORD, "Position": POSITION, "Availability": AVAILABILITY,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +95,17 @@ def parse_time(value: Any, field: str) -> float:
     if not 0 <= epoch <= MAX_TIME:
         raise BadRequest(f"{field} {value!r} is out of range (1970 to 8999)")
     return epoch
+
+
+def check_not_past(field: str, when: float, engine_now: float, scale: float) -> None:
+    """Refuse a desired time more than a minute behind the engine clock. That clock runs
+    ``scale`` times faster than the wall clock when the simulator speeds time up, so the message
+    names both: "10 minutes from now" on a wall clock may already be past on the engine's."""
+    if when < engine_now - 60:
+        ahead = f"; time_scale {scale:g} runs it ahead of the wall clock" if scale != 1 else ""
+        raise BadRequest(f"{field} {format_time(when)} is in the past: desired times are read on the engine clock "
+                         f"(engine clock now {format_time(engine_now)}, wall clock now {format_time(time.time())}"
+                         f"{ahead})")
 
 
 def check_horizon(when: float, now: float, days: int, field: str) -> None:

@@ -44,6 +44,7 @@ from .records import (
     BadRequest,
     check_device,
     check_horizon,
+    check_not_past,
     check_phone,
     check_storable,
     client_data,
@@ -149,8 +150,7 @@ class CallbackService:
         now = self.clock.now()
         if params.get("_desired_time") not in (None, ""):
             desired = parse_time(params["_desired_time"], "_desired_time")
-            if desired < now - 60:
-                raise BadRequest(f"_desired_time {format_time(desired)} is in the past (now {format_time(now)})")
+            check_not_past("_desired_time", desired, now, self.clock.scale)
             check_horizon(desired, now, options["_desired_time_horizon_days"], "_desired_time")
             desired = max(desired, now)
         else:
@@ -245,8 +245,7 @@ class CallbackService:
                                  f"only SCHEDULED callbacks can be rescheduled")
             now = self.clock.now()
             desired = parse_time(new_time, "_new_desired_time")
-            if desired < now - 60:
-                raise BadRequest(f"_new_desired_time {format_time(desired)} is in the past")
+            check_not_past("_new_desired_time", desired, now, self.clock.scale)
             check_horizon(desired, now, options["_desired_time_horizon_days"], "_new_desired_time")
             desired = max(desired, now)
             self._check_hours(options, desired)
