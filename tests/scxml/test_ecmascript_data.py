@@ -178,3 +178,33 @@ def test_validate_reports_script_syntax_errors_at_their_document_line(tmp_path) 
     assert done.returncode == 1
     assert "script does not compile: SyntaxError" in done.stdout and "at line 4, column 16" in done.stdout, \
         done.stdout
+
+
+def test_what_a_snapshot_keeps_matches_the_context_after_every_kind_of_change() -> None:
+    """Snapshots read back only what may have changed; every event here changes something a
+    different way, the context is dropped after each, and the flow checks it all at the end."""
+    host = make_host()
+    kind = host.registry.datamodel("ecmascript")
+    doc = compile_document(HEAD + """
+      <datamodel><data id="a" expr="({x: 1})"/><data id="b"/><data id="n" expr="1"/><data id="s" expr="'x'"/>
+        <data id="list" expr="[1, 2]"/><data id="ok" expr="false"/></datamodel>
+      <state id="s">
+        <transition event="share"><assign location="b" expr="a"/></transition>
+        <transition event="deep"><assign location="a.x" expr="2"/></transition>
+        <transition event="number"><assign location="n" expr="n + 1"/></transition>
+        <transition event="call" cond="list.push(3) > 0"/>
+        <transition event="script"><script>s = s + 'y'; var made = {deep: [b]};</script></transition>
+        <transition event="each"><foreach array="[7, 8]" item="item" index="i"/></transition>
+        <transition event="back"><assign location="a" expr="5"/></transition>
+        <transition event="check">
+          <assign location="ok" expr="b.x === 2 &amp;&amp; n === 2 &amp;&amp; list.length === 3
+              &amp;&amp; s === 'xy' &amp;&amp; made.deep[0] === b &amp;&amp; item === 8
+              &amp;&amp; i === 1 &amp;&amp; a === 5"/>
+        </transition>
+      </state></scxml>""", registry=host.registry)
+    s = host.start_session(doc)
+    for event in ["share", "deep", "number", "call", "script", "each", "back", "check"]:
+        s.send(event)
+        s.to_state()  # a snapshot after every macrostep, as the engine takes
+        kind.pool.drop_all()
+    assert s.variables["ok"] is True

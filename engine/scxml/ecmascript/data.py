@@ -3,7 +3,14 @@ text while it waits.
 
 The context is built on first use (prelude, system variables, the saved variables) and let go
 when the kind's ``ContextPool`` says so; the text it leaves (``_blob``) is what snapshots store,
-so a waiting session holds a few hundred bytes instead of a ~170 KB context. The configuration
+so a waiting session holds a few hundred bytes instead of a ~200 KB context.
+
+A snapshot is taken after every macrostep, and asking the context for every variable each time
+costs more than the macrostep. So the values this side wrote (``<data>``, ``<assign>`` to a
+name, ``<foreach>`` items) are remembered here when they are primitives (``_known``); only the
+variables holding objects (``_volatile``: the flow may change them in place) are read back from
+the context, and everything only after code that may have changed anything (a ``<script>``, an
+expression with an assignment or a call). The configuration
 (``In``) and ``_event`` are pushed into the context before code that may read them runs, since a
 context with a CPU limit cannot call back into Python.
 """
@@ -16,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..datamodel import SYSTEM_NAMES, Code
+from ..datamodel import SYSTEM_NAMES, Code, Foreign
 from ..errors import ExecutionError
 from . import codec
 from .code import EXPR, LOCATION
@@ -45,7 +52,7 @@ class EcmaData:
     """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
 
     __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
-                 "_in", "_in_pushed", "_io", "_kind", "_name", "_sid")
+                 "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_saved", "_sid", "_volatile")
     can_hibernate = True
 
     def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
@@ -56,8 +63,11 @@ class EcmaData:
         self._in = system.get("In")
         self._ctx: Any = None
         self._fns: dict[Any, Any] | None = None
-        self._blob: str | None = None  # the variables as tagged JSON, when _fresh or hibernated
-        self._fresh = True
+        self._blob: str | None = None  # the variables as tagged JSON: what a context is built from
+        self._saved: dict[str, Any] | None = None  # the variables at the last save, while live
+        self._fresh = True  # the saved variables are those of the context
+        self._known: dict[str, Any] | None = {}  # None: anything may have changed
+        self._volatile: dict[str, None] = {}
         self._gen = 0
         self._event: Any = None
         self._event_pushed = True
@@ -111,13 +121,12 @@ class EcmaData:
         """Keep the variables as text and let the context go (the pool calls this)."""
         if self._ctx is None:
             return
-        if not self._fresh:
-            try:
-                self._blob = self._save()
-            except ExecutionError as e:
-                log.error("session %s: its data could not be saved when its context was dropped (%s); "
-                          "the last saved data stays", self._sid, e)
-        self._ctx = self._fns = None
+        try:
+            self._blob = codec.to_json(self.variables())
+        except ExecutionError as e:
+            log.error("session %s: its data could not be saved when its context was dropped (%s); "
+                      "the last saved data stays", self._sid, e)
+        self._ctx = self._fns = self._saved = None
         self._fresh = True
 
     def _api(self, name: str) -> Any:
@@ -134,12 +143,40 @@ class EcmaData:
             fn = fns[key] = self._ctx.eval(source)  # type: ignore[index]
         return fn
 
-    def _save(self) -> str:
+    def _save(self, names: list[str] | None = None) -> str:
         try:
-            text = self._api("save")()
+            text = self._api("save")() if names is None else self._api("saveSome")(" ".join(names))
         except Exception as e:
             raise ExecutionError(f"the variables cannot be saved: {describe(e, self._kind.limits)}") from e
         return text[1:]
+
+    def _collect(self) -> dict[str, Any]:
+        """The variables of the live context: the known ones from here, the rest from it."""
+        known = self._known
+        if known is None:
+            values = codec.loads(self._save())
+            self._learn(values)
+            return values
+        values = dict(known)
+        if self._volatile:
+            values.update(codec.loads(self._save(list(self._volatile))))
+        return values
+
+    def _learn(self, values: Mapping[str, Any]) -> None:
+        self._known = {k: v for k, v in values.items() if _primitive(v)}
+        self._volatile = {k: None for k, v in values.items() if not _primitive(v)}
+
+    def _note(self, name: str, value: Any) -> None:
+        """``name`` now holds ``value`` (given from this side)."""
+        known = self._known
+        if known is None:
+            return
+        if _primitive(value):
+            known[name] = value
+            self._volatile.pop(name, None)
+        else:
+            self._volatile[name] = None
+            known.pop(name, None)
 
     def _prepare(self, jc: JsCode) -> None:
         """Build the context if needed and push what ``jc`` may read."""
@@ -152,6 +189,8 @@ class EcmaData:
             self._push_in(self._kind.in_ids_seen if jc.in_all else jc.in_ids)
         if not jc.pure:
             self._fresh = False
+            if jc.mode != LOCATION:
+                self._known = None
 
     def _push_event(self) -> None:
         ev = self._event
@@ -227,6 +266,14 @@ class EcmaData:
             self._function(jc.key, jc.value_src)(kind, payload)
         except Exception as e:
             raise self._failed(location, e) from None
+        text = location.text.strip()
+        if IDENTIFIER.match(text):
+            self._note(text, value)
+        elif self._known is not None:
+            if root in self._known or root in self._volatile:
+                self._note(root, _CHANGED)  # an object changed in place
+            else:
+                self._known = None
 
     def declare(self, name: str, value: Any) -> None:
         self._context()
@@ -236,6 +283,7 @@ class EcmaData:
             self._api("declare")(name, kind, payload)
         except Exception as e:
             raise ExecutionError(f"data {name!r}: {describe(e, self._kind.limits)}") from None
+        self._note(name, UNDEFINED if value is None else value)
 
     def set_variable(self, name: str, value: Any) -> None:
         if not IDENTIFIER.match(name) or name in RESERVED or name in SYSTEM_NAMES or self._kind.is_builtin(name):
@@ -247,6 +295,7 @@ class EcmaData:
             self._api("declare")(name, kind, payload)
         except Exception as e:
             raise ExecutionError(f"{name}: {describe(e, self._kind.limits)}") from None
+        self._note(name, value)
 
     def variable(self, name: str) -> Any:
         if self._ctx is not None and not self._fresh:
@@ -268,9 +317,11 @@ class EcmaData:
         self._event_pushed = False
 
     def variables(self) -> dict[str, Any]:
-        if self._ctx is not None and not self._fresh:
-            self._blob = self._save()
-            self._fresh = True
+        if self._ctx is not None:
+            if not self._fresh or self._saved is None:
+                self._saved = self._collect()
+                self._fresh = True
+            return dict(self._saved)
         return codec.loads(self._blob) if self._blob else {}
 
     def restore(self, values: Mapping[str, Any]) -> None:
@@ -279,7 +330,27 @@ class EcmaData:
         if self._ctx is not None:
             self._api("load")(codec.to_json(dict(values)))
             self._fresh = False
+            self._known = None
             return
         merged = self.variables()
         merged.update(values)
         self._blob = codec.to_json(merged)
+        self._learn(merged)
+
+
+UNDEFINED = Foreign({codec.TAG: "u"})
+_CHANGED = object()  # a value never primitive: "this variable's object changed"
+_PRIMITIVE_TAGS = frozenset({"u", "n", "big"})
+
+
+def _primitive(value: Any) -> bool:
+    """A value the context holds as a copy (nothing can change it in place)."""
+    t = type(value)
+    if t is str or t is bool or t is float or value is None:
+        return True
+    if t is int:
+        return -codec.MAX_SAFE_INT < value < codec.MAX_SAFE_INT
+    if t is Foreign:
+        form = value.form
+        return isinstance(form, dict) and form.get(codec.TAG) in _PRIMITIVE_TAGS
+    return False

@@ -351,6 +351,12 @@ var api = {
     var p = plain(all);
     return p === null ? codec().encode(undefined, names) : ("J" + p).slice(0);
   },
+  saveSome: function (text) {
+    var names = text.split(" "), all = {};
+    for (var i = 0; i < names.length; i++) all[names[i]] = G[names[i]];
+    var p = plain(all);
+    return p === null ? codec().encode(undefined, names) : ("J" + p).slice(0);
+  },
   load: function (text) {
     var values = parse(text);
     for (var k in values) if (hasOwn.call(values, k)) G[k] = values[k];
