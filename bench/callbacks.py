@@ -309,7 +309,8 @@ async def engine_clock(client: aiohttp.ClientSession, base: str) -> tuple[float,
         async with client.get(f"{base}/health") as response:
             body = await response.json()
         got = time.time()
-        readings.append((got - sent, body["clock"], (sent + got) / 2, float(body["time_scale"])))
+        clock = datetime.fromisoformat(body["clock"].replace("Z", "+00:00")).timestamp()  # ISO 8601 UTC
+        readings.append((got - sent, clock, (sent + got) / 2, float(body["time_scale"])))
     _, clock, wall, scale = min(readings)
     return clock, wall, scale
 

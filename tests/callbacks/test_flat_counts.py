@@ -182,7 +182,7 @@ async def test_limits_hold_after_a_kill_and_restart(tmp_path: Path) -> None:
     try:
         async with ClientSession() as client:
             async with client.get(engine.url + "/health") as r:
-                now = (await r.json())["clock"]
+                now = datetime.fromisoformat((await r.json())["clock"].replace("Z", "+00:00")).timestamp()
             when = datetime.fromtimestamp(now + 10 * 3600, UTC).isoformat().replace("+00:00", "Z")
             bodies = [{"_customer_number": "+15550800001"},  # tiny: 1 queued at most (Empty_VQ: stays)
                       {"_customer_number": "+15550800002", "_desired_time": when},  # 2 per bucket

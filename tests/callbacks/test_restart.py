@@ -22,7 +22,8 @@ IMMEDIATE, SCHEDULED = 16, 16
 
 async def clock(client: ClientSession, url: str) -> float:
     async with client.get(url + "/health") as r:
-        return (await r.json())["clock"]
+        # ISO 8601 UTC like every API time (issue 12); as epoch seconds here
+        return datetime.fromisoformat((await r.json())["clock"].replace("Z", "+00:00")).timestamp()
 
 
 async def test_restart_loses_no_callback_and_runs_none_twice(tmp_path: Path) -> None:
