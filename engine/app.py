@@ -15,6 +15,7 @@ from .api import access_log, admin, basichttp, docs, gms, health, keys, metrics,
 from .api.appkeys import INITIAL_KEY, KEYS, RUNTIME, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
+from .api.malformed import quiet_malformed_requests
 from .keys import open_keys, scrub_environment
 from .runtime import Runtime
 from .scxml import Registry
@@ -24,6 +25,7 @@ from .settings import Settings
 def create_app(settings: Settings | None = None, registry: Registry | None = None,
                freeze_gc: bool = False) -> web.Application:
     settings = settings or Settings.load()
+    quiet_malformed_requests()  # a client's garbage: one short line, not an ERROR with a traceback
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[access_log.access_log, json_errors, require_key, health.storage_gate,
                                        admin.unsaved_is_503])
