@@ -208,3 +208,13 @@ def test_what_a_snapshot_keeps_matches_the_context_after_every_kind_of_change() 
         s.to_state()  # a snapshot after every macrostep, as the engine takes
         kind.pool.drop_all()
     assert s.variables["ok"] is True
+
+
+def test_integral_numbers_come_out_as_integers() -> None:
+    host = make_host()
+    doc = compile_document(HEAD + '<datamodel><data id="n" expr="JSON.parse(\'1.5\') * 2"/></datamodel>'
+                           '<state id="s"><transition event="bump"><assign location="n" expr="n / 3 + 1"/>'
+                           '</transition></state></scxml>', registry=host.registry)
+    s = host.start_session(doc)
+    s.send("bump")
+    assert s.variables["n"] == 2 and type(s.variables["n"]) is int

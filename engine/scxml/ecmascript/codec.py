@@ -151,6 +151,8 @@ def loads(text: str) -> Any:
 def from_js(result: Any, generation: int) -> Any:
     """A Python value from what ``out`` answered; ``generation`` tags the references."""
     if type(result) is not str:
+        if type(result) is float and result.is_integer() and -MAX_SAFE_INT < result < MAX_SAFE_INT:
+            return int(result)  # one number type in JavaScript: 2, as JSON.stringify writes it
         return result
     head = result[:1]
     if head == "S":

@@ -52,7 +52,8 @@ class EcmaData:
     """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
 
     __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
-                 "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_saved", "_sid", "_volatile")
+                 "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_pending", "_saved", "_sid",
+                 "_volatile")
     can_hibernate = True
 
     def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
@@ -68,6 +69,9 @@ class EcmaData:
         self._fresh = True  # the saved variables are those of the context
         self._known: dict[str, Any] | None = {}  # None: anything may have changed
         self._volatile: dict[str, None] = {}
+        # Values declared but not yet in the context: a session's <data> and start parameters go
+        # in with one call, before the first code runs, not one call each.
+        self._pending: dict[str, Any] | None = None
         self._gen = 0
         self._event: Any = None
         self._event_pushed = True
@@ -178,10 +182,24 @@ class EcmaData:
             self._volatile[name] = None
             known.pop(name, None)
 
+    def _flush(self) -> None:
+        """Put the declared values into the context (built if need be)."""
+        pending = self._pending
+        self._pending = None
+        if self._ctx is None:
+            self._wake()
+            self._kind.pool.touch(self)  # not otherwise: hibernate() flushes too, leaving the pool
+        try:
+            self._api("load")(codec.to_json(pending, self._gen))
+        except Exception as e:
+            raise ExecutionError(f"data {', '.join(pending or ())}: {describe(e, self._kind.limits)}") from None
+
     def _prepare(self, jc: JsCode) -> None:
         """Build the context if needed and push what ``jc`` may read."""
         if self._ctx is None:
             self._wake()
+        if self._pending:
+            self._flush()
         self._kind.pool.touch(self)
         if jc.needs_event and not self._event_pushed:
             self._push_event()
@@ -276,28 +294,23 @@ class EcmaData:
                 self._known = None
 
     def declare(self, name: str, value: Any) -> None:
-        self._context()
+        self._set(name, UNDEFINED if value is None else value)
+
+    def _set(self, name: str, value: Any) -> None:
+        if self._pending is None:
+            self._pending = {}
+        self._pending[name] = value
         self._fresh = False
-        kind, payload = (codec.UNDEFINED, None) if value is None else codec.to_js(value, self._gen)
-        try:
-            self._api("declare")(name, kind, payload)
-        except Exception as e:
-            raise ExecutionError(f"data {name!r}: {describe(e, self._kind.limits)}") from None
-        self._note(name, UNDEFINED if value is None else value)
+        self._note(name, value)
 
     def set_variable(self, name: str, value: Any) -> None:
         if not IDENTIFIER.match(name) or name in RESERVED or name in SYSTEM_NAMES or self._kind.is_builtin(name):
             raise ExecutionError(f"{name!r} is not a legal variable name")
-        self._context()
-        self._fresh = False
-        kind, payload = codec.to_js(value, self._gen)
-        try:
-            self._api("declare")(name, kind, payload)
-        except Exception as e:
-            raise ExecutionError(f"{name}: {describe(e, self._kind.limits)}") from None
-        self._note(name, value)
+        self._set(name, value)
 
     def variable(self, name: str) -> Any:
+        if self._pending:
+            self._flush()
         if self._ctx is not None and not self._fresh:
             if not self.defines(name):
                 return None
@@ -308,6 +321,8 @@ class EcmaData:
         return codec.to_python(self.variables().get(name))
 
     def defines(self, name: str) -> bool:
+        if self._pending:
+            self._flush()
         if self._ctx is not None and not self._fresh:
             return bool(self._api("has")(name))
         return name in self.variables()
@@ -317,6 +332,8 @@ class EcmaData:
         self._event_pushed = False
 
     def variables(self) -> dict[str, Any]:
+        if self._pending:
+            self._flush()
         if self._ctx is not None:
             if not self._fresh or self._saved is None:
                 self._saved = self._collect()
@@ -327,6 +344,8 @@ class EcmaData:
     def restore(self, values: Mapping[str, Any]) -> None:
         if not values:
             return
+        if self._pending:
+            self._flush()
         if self._ctx is not None:
             self._api("load")(codec.to_json(dict(values)))
             self._fresh = False
