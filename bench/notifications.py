@@ -10,8 +10,9 @@ In one run it
   process (persistence on, SQLite) whose simulator runs ``--time-scale`` times faster with many
   agents; three services (``warm``, ``sat``, ``paced``) notify it with ``subscribe_notify`` /
   ``httpcb``, each on its own path;
-* serves the flow ``callback_timed``: a copy of ``scxml/callback.scxml`` where every
-  ``<cb:notify>`` carries ``<param name="t_entry" expr="__import__('time').time()"/>``, reported
+* serves the flow ``callback_timed``: a copy of ``scxml/callback.scxml`` (or of the flow ``--flow``
+  names) where every ``<cb:notify>`` carries a ``t_entry`` param, the wall clock in the flow's
+  datamodel (``Date.now() / 1000`` in ECMAScript, ``time.time()`` in python), reported
   through a transaction list that is the default attribute set plus ``t_entry`` on flow events. The
   message ``timestamp`` is whole seconds of the scaled engine clock; ``t_entry`` is the wall clock
   when the state's ``<onentry>`` ran, so receipt time minus ``t_entry`` is the latency through
@@ -138,6 +139,7 @@ class Settings:
     quiet_load: float
     quiet_timeout: float
     keep: bool
+    flow: str = "callback"
 
 
 # -- the receiver (its own process) -----------------------------------------------------------
@@ -204,10 +206,10 @@ def timed_flow(source: str) -> str:
     found = DATAMODEL.search(source)
     entry = T_ENTRY.get(found.group(1) if found else "")
     if entry is None:
-        raise BenchFailed(f"scxml/callback.scxml: no wall clock known for datamodel {found and found.group(1)!r}")
+        raise BenchFailed(f"the flow: no wall clock known for datamodel {found and found.group(1)!r}")
     text, replaced = NOTIFY.subn(lambda m: f'<cb:notify event="{m.group(1)}">{entry}</cb:notify>', source)
     if replaced == 0 or replaced != total:
-        raise BenchFailed(f"scxml/callback.scxml: only {replaced} of {total} <cb:notify> elements could be timed")
+        raise BenchFailed(f"the flow: only {replaced} of {total} <cb:notify> elements could be timed")
     return text
 
 
@@ -235,7 +237,7 @@ def write_setup(root: Path, settings: Settings, receiver: str) -> tuple[Path, Pa
     for phase in PHASES:
         options = {**SERVICE_OPTIONS, "_status_notification_target": f"{receiver}/hook/{phase}"}
         (config / "services" / f"bench_{phase}.json").write_text(json.dumps(options))
-    (flows / f"{FLOW}.scxml").write_text(timed_flow((REPO / "scxml" / "callback.scxml").read_text()))
+    (flows / f"{FLOW}.scxml").write_text(timed_flow((REPO / "scxml" / f"{settings.flow}.scxml").read_text()))
     return config, flows
 
 
@@ -704,6 +706,9 @@ def settings_from(argv: list[str] | None) -> Settings:
     parser.add_argument("--quiet-timeout", type=float,
                         help="seconds to wait for a quiet machine (default 600, quick 0: just note it)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (engine log, database)")
+    parser.add_argument("--flow", default="callback",
+                        help="the flow of scxml/ timed and run (default callback, the ECMAScript one; "
+                             "callback-python for the python datamodel)")
     args = parser.parse_args(argv)
 
     def pick(value: int | None, full: int, quick: int) -> int:
@@ -717,7 +722,7 @@ def settings_from(argv: list[str] | None) -> Settings:
         warmup=pick(args.warmup, 40, 10), time_scale=args.time_scale, agents=max(1, args.agents),
         stall=max(1.0, args.stall), quiet_load=args.quiet_load,
         quiet_timeout=args.quiet_timeout if args.quiet_timeout is not None else (0.0 if args.quick else 600.0),
-        keep=args.keep,
+        keep=args.keep, flow=args.flow,
     )
 
 
