@@ -158,7 +158,7 @@ async def reschedule(request: web.Request) -> web.Response:
 
 @routes.get(BASE + "/{service}/{id}/events")
 @operation("The status events recorded for a callback", TAG,
-           ok(array({"type": "object"}), "the events, oldest first"), errors=NOT_FOUND, path=CALLBACK,
+           ok(array(ref("StatusEvent")), "the events, oldest first"), errors=NOT_FOUND, path=CALLBACK,
            examples=SHIPPED)
 async def events(request: web.Request) -> web.Response:
     found = await guarded(service(request).events_of(request.match_info["service"], request.match_info["id"]))

@@ -80,6 +80,13 @@ UPDATE_CALLBACK = {**CALLBACK_PARAMS, "properties": {
     "_new_desired_time": {**TIME_INPUT, "description": "a new time on the engine clock (only while SCHEDULED)"}},
     "minProperties": 1}
 
+STATUS_EVENT = obj(
+    {"event_id": STRING, "timestamp": {"type": "string", "pattern": r"^\d+$", "examples": ["1777644000"],
+                                       "description": "Unix seconds on the engine clock, as a string (the GMS "
+                                                      "message format; the one API time that is not ISO 8601)"},
+     "_service_id": STRING, "_service_name": STRING, "_callback_state": STRING},
+    description="A status event as it was published: the seed's message format, then the event's attributes.")
+
 POSITION = obj({"_id": STRING, "_position": INTEGER, "_total_waiting": INTEGER,
                 "ewt": {"type": "number", "description": "estimated wait in seconds, -1 unknown"},
                 "_eta": {**NULLABLE_ISO_TIME, "description": "engine clock; null when unknown"},
@@ -137,7 +144,8 @@ SIMULATOR_CONFIG = obj(
      "queues": string_map(obj({"agents": INTEGER, "handle_seconds": NUMBER, "handle_jitter": NUMBER})),
      "dial_rules": array(obj({"pattern": STRING}, {"sequence": array(STRING), "probabilities": string_map(NUMBER)}))},
     {"seed": INTEGER})
-SIMULATOR = obj({"config": SIMULATOR_CONFIG, "state": {**ANY_OBJECT, "description": "queues, agents, calls now"}})
+SIMULATOR = obj({"config": SIMULATOR_CONFIG, "state": obj({}, {"now": {**ISO_TIME, "description": "engine clock"}},
+                                                               description="queues, agents, calls now")})
 QUEUE_FIELDS = {"max_dial_attempts": {"type": ["integer", "null"]},
                 "retry_interval_seconds": {"type": ["integer", "null"]}, "purge_minutes": NULLABLE_NUMBER}
 QUEUE_SETTINGS = obj({"virtual_queue": STRING, "push_threshold_minutes": NUMBER}, QUEUE_FIELDS)
@@ -171,7 +179,8 @@ HEALTH = obj({"status": STRING, "version": STRING, "sessions": INTEGER, "flows":
               "wall_clock": ISO_TIME, "time_scale": NUMBER})
 
 COMPONENTS: dict[str, Schema] = {
-    "Error": ERROR, "CallbackRecord": CALLBACK_RECORD, "Position": POSITION, "Availability": AVAILABILITY,
+    "Error": ERROR, "CallbackRecord": CALLBACK_RECORD, "StatusEvent": STATUS_EVENT, "Position": POSITION,
+    "Availability": AVAILABILITY,
     "Subscription": SUBSCRIPTION, "Session": SESSION, "SessionItem": SESSION_ITEM, "FlowVersion": FLOW_VERSION,
     "Flow": FLOW, "Service": SERVICE, "BusinessHours": BUSINESS_HOURS, "Simulator": SIMULATOR,
     "QueueSettings": QUEUE_SETTINGS, "Credentials": CREDENTIALS, "DeadLetter": DEAD_LETTER,

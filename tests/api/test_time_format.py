@@ -8,7 +8,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.api.openapi import document
+from engine.app import create_app
 from engine.callbacks.records import format_time
+from tests.api.conftest import make_settings
 from tests.callbacks.conftest import BASE, SCALE, create, record, wait_state
 from tests.push import conftest as push_fixtures
 from tests.push.conftest import ADMIN, CLIENT
@@ -200,3 +203,32 @@ async def test_a_desired_time_is_read_on_the_engine_clock_and_a_refusal_names_bo
     message = (await r.json())["message"]
     assert r.status == 400 and message.startswith(f"_new_desired_time {wall_soon} is in the past")
     assert "engine clock now" in message and "wall clock now" in message
+
+
+def schema_times(value: Any, path: str = "") -> list[tuple[str, str, Any]]:
+    """(path, property name, schema) of every time-named property the OpenAPI document declares."""
+    found: list[tuple[str, str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.get("properties", {}).items():
+            if TIME_NAME.search(key):
+                found.append((f"{path}.{key}", key, item))
+        for key, item in value.items():
+            found += schema_times(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            found += schema_times(item, f"{path}[{n}]")
+    return found
+
+
+def test_the_document_declares_every_time_as_date_time(tmp_path) -> None:
+    declared = schema_times(document(create_app(make_settings(tmp_path))))
+    names = {name for _, name, _ in declared}
+    assert names >= {"_desired_time", "_access_expires", "expires", "created_at", "next_at", "created", "last_used",
+                     "clock", "wall_clock", "now", "_eta", "timestamp"}, names
+    for path, name, schema in declared:
+        if name == SEED_EVENT_TIME:
+            assert schema["type"] == "string" and schema["pattern"] == r"^\d+$", path
+        else:
+            assert schema.get("format") == "date-time" and schema.get("examples"), path
+            if "pattern" in schema:  # what the engine answers: the GMS format exactly
+                assert schema["pattern"] == ISO_MS_UTC.pattern and ISO_MS_UTC.match(schema["examples"][0]), path
