@@ -133,11 +133,6 @@ async def test_every_resource_answers_iso_times_with_milliseconds(push_engine) -
     answers["keys"] = await get(client, "/admin/keys")
     answers["key"] = await get(client, "/admin/keys/env-client")
     answers["credentials"] = await get(client, "/admin/push/credentials")
-    r = await client.put("/admin/flows/timed", headers=ADMIN,
-                         data=(await (await client.get("/admin/flows/hello?format=scxml", headers=ADMIN)).text())
-                         .replace('name="hello"', 'name="timed"'))
-    assert r.status == 200, await r.text()
-    answers["new flow version"] = await r.json()
     answers["flows"] = await get(client, "/admin/flows")
     answers["flow"] = await get(client, "/admin/flows/hello")
     answers["transaction lists"] = await get(client, "/admin/transaction-lists")
@@ -156,6 +151,17 @@ async def test_every_resource_answers_iso_times_with_milliseconds(push_engine) -
     assert parse(health["clock"]) > parse(health["wall_clock"]) and health["time_scale"] == SCALE
     letter = answers["dead letters"]["dead_letters"][0]
     assert abs(parse(letter["created_at"]) - datetime.now(UTC)) < timedelta(minutes=1)  # the wall clock
+
+
+async def test_an_uploaded_flow_version_answers_an_iso_time(engine_client) -> None:
+    """(On an engine of its own: an upload writes the flow into the flows folder, here a temporary one.)"""
+    client = await engine_client()
+    text = (await (await client.get("/admin/flows/hello?format=scxml", headers=ADMIN)).text())
+    r = await client.put("/admin/flows/timed", headers=ADMIN, data=text.replace('name="hello"', 'name="timed"'))
+    assert r.status == 200, await r.text()
+    answers = {"new flow version": await r.json(), "flow": await get(client, "/admin/flows/timed")}
+    assert wrong_times(answers) == [] and ISO_MS_UTC.match(answers["new flow version"]["created_at"])
+    assert answers["flow"]["versions"][0]["created_at"] == answers["new flow version"]["created_at"]
 
 
 def test_the_walk_finds_wrong_shapes() -> None:
