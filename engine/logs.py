@@ -192,11 +192,8 @@ class EngineTextFormatter(TextFormatter):
         return self._line(now, (now - int(now)) * 1000, "INFO", name, message, extra)
 
     def _line(self, created: float, msecs: float, level: str, name: str, message: str, extra: list[str]) -> str:
-        if extra:
-            message += "".join(extra)
-        if not message.isprintable():
-            message = escape_controls(message)
-        return f"{self._stamp(created)},{int(msecs):03d} {level} {name} {message}"
+        line = f"{self._stamp(created)},{int(msecs):03d} {level} {name} {message}{''.join(extra)}"
+        return line if line.isprintable() else escape_controls(line)
 
 
 class TurnFlushingHandler(logging.StreamHandler):
