@@ -119,9 +119,10 @@ def to_json(value: Any, generation: int | None = None) -> str:
         text = orjson.dumps(value, default=lambda v: _default(v, generation), option=_DUMP_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         text = None
-    if text is None or b'"$t"' in text or b"null" in text:
-        # The careful path: dicts with a "$t" key of their own, non-finite floats (orjson writes
-        # them as null), or something orjson refused.
+    if text is None or b'"$t"' in text:
+        # The careful path: dicts with a "$t" key of their own, or something orjson refused. (A
+        # Python NaN or infinity, which orjson writes as null, arrives as null: JavaScript's own
+        # never leave a context as Python floats.)
         return json.dumps(_tree(value, generation), ensure_ascii=False, allow_nan=False)
     return text.decode()
 
