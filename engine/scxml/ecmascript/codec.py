@@ -23,8 +23,9 @@ from ..events import Event
 
 TAG = "$t"
 # What ``value`` kind the prelude's functions take: 0 the payload itself, 1 tagged JSON, 2 undefined,
-# 3 plain JSON (parsed by the engine's own JSON, without the codec).
-RAW, JSON_TEXT, UNDEFINED, PLAIN_JSON = 0, 1, 2, 3
+# 3 plain JSON (parsed by the engine's own JSON, without the codec), 4 an object of the context by
+# the index ``out`` gave it.
+RAW, JSON_TEXT, UNDEFINED, PLAIN_JSON, REF = 0, 1, 2, 3, 4
 MAX_SAFE_INT = 2**53
 
 
@@ -138,6 +139,8 @@ def to_js(value: Any, generation: int | None = None) -> tuple[int, Any]:
         return RAW, value
     elif t is Foreign and value.form == {TAG: "u"}:
         return UNDEFINED, None
+    elif (t is JsDict or t is JsList) and value.ref is not None and value.ref[0] == generation:
+        return REF, value.ref[1]  # the very object, without a copy (nor the codec)
     text = to_json(value, generation)
     return (JSON_TEXT if '"$t"' in text else PLAIN_JSON), text
 

@@ -190,7 +190,11 @@ class EcmaData:
             self._wake()
             self._kind.pool.touch(self)  # not otherwise: hibernate() flushes too, leaving the pool
         try:
-            self._api("load")(codec.to_json(pending, self._gen))
+            # undefined (a <data> without a value) by name: as a tagged value it would need the codec
+            missing = [k for k, v in pending.items() if v is UNDEFINED]  # type: ignore[union-attr]
+            if missing:
+                pending = {k: v for k, v in pending.items() if v is not UNDEFINED}  # type: ignore[union-attr]
+            self._api("load")(codec.to_json(pending, self._gen), " ".join(missing))
         except Exception as e:
             raise ExecutionError(f"data {', '.join(pending or ())}: {describe(e, self._kind.limits)}") from None
 

@@ -303,9 +303,10 @@ function out(v) {
   }
   return encode(v);
 }
-// kind 0: the value itself; 1: tagged JSON; 2: undefined; 3: plain JSON
+// kind 0: the value itself; 1: tagged JSON; 2: undefined; 3: plain JSON; 4: an object out() handed over
 function value(kind, payload) {
-  return kind === 0 ? payload : kind === 3 ? JSON.parse(payload) : kind === 2 ? undefined : codec().decode(payload);
+  return kind === 0 ? payload : kind === 3 ? JSON.parse(payload) : kind === 4 ? S.refs[payload]
+      : kind === 2 ? undefined : codec().decode(payload);
 }
 function parse(text) { return text.indexOf('"$t"') < 0 ? JSON.parse(text) : codec().decode(text); }
 
@@ -357,9 +358,13 @@ var api = {
     var p = plain(all);
     return p === null ? codec().encode(undefined, names) : ("J" + p).slice(0);
   },
-  load: function (text) {
+  load: function (text, undefinedNames) {
     var values = parse(text);
     for (var k in values) if (hasOwn.call(values, k)) G[k] = values[k];
+    if (undefinedNames) {
+      var names = undefinedNames.split(" ");
+      for (var i = 0; i < names.length; i++) G[names[i]] = undefined;
+    }
   },
   defineFacility: function (name, text) {
     Object.defineProperty(G, name, {value: parse(text), writable: false, enumerable: false, configurable: false});
