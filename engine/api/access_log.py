@@ -19,6 +19,9 @@ from .errors import Handler
 
 log = logging.getLogger("engine.access")
 UNMATCHED = "(unmatched)"  # no route: the path itself would make a label per path a client tries
+# Polled every few seconds by load balancers and Prometheus: their successful answers are logged at
+# DEBUG, so the INFO log is not a column of probes (they are still counted in the metrics).
+PROBES = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
 
 def route_of(request: web.Request) -> str:
@@ -41,8 +44,12 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         seconds = time.perf_counter() - started
         route = route_of(request)
         key = request.get(API_KEY)
-        info_line(log, "request", {"method": request.method, "route": route, "status": status,
-                                   "ms": round(seconds * 1000, 2), "key": key.name if key is not None else "-"})
+        fields = {"method": request.method, "route": route, "status": status,
+                  "ms": round(seconds * 1000, 2), "key": key.name if key is not None else "-"}
+        if route in PROBES and status < 400:
+            log.debug("request", extra=fields)
+        else:
+            info_line(log, "request", fields)
         runtime = request.app.get(RUNTIME)
         if runtime is not None:
             runtime.metrics.http_request(request.method, route, status, seconds)

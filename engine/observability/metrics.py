@@ -25,6 +25,7 @@ from ..callbacks.service import CallbackService
 from ..callbacks.vocabulary import CallbackState
 from ..notifications.delivery import DEAD, Delivery, Dispatcher
 from ..platform.adapter import Platform
+from ..scxml import Session
 from ..sessions.manager import SessionManager
 from ..storage import UnitOfWork
 
@@ -97,9 +98,11 @@ class EngineMetrics:
         self.request_seconds = Histogram(SECONDS)  # (method, route)
         self.commit_seconds = Histogram(SECONDS)
         self.batch_rows = Histogram(ROWS)
+        self.processing_seconds = Histogram(SECONDS)  # (datamodel,)
         bus.subscribe(CallbackCreated, self._created)
         bus.subscribe(CallbackCompleted, self._completed)
         manager.on_commit.append(self._committed)
+        manager.on_processed.append(self._processed)
         dispatcher.on_delivered.append(self._delivered)
         dispatcher.on_failed.append(self._failed)
         self.registry = CollectorRegistry(auto_describe=False)
@@ -117,6 +120,9 @@ class EngineMetrics:
         rows = sum(map(len, batch.upserts.values())) + sum(map(len, batch.deletes.values()))
         self.batch_rows.observe((), rows)
         self.commit_seconds.observe((), seconds)
+
+    def _processed(self, session: Session, seconds: float) -> None:
+        self.processing_seconds.observe((session.doc.datamodel.name,), seconds)
 
     def _delivered(self, d: Delivery) -> None:
         _count(self.deliveries, (d.type, "delivered"))
@@ -149,6 +155,10 @@ class EngineMetrics:
         yield open_now
         yield _gauge(p + "sessions_live", "Flow sessions running in this engine (each is held in memory).",
                      len(self.manager.sessions))
+        yield self.processing_seconds.family(
+            p + "macrostep_duration_seconds",
+            "Time a session took to process what it was given (its macrosteps until it waits), by datamodel.",
+            ["datamodel"])
         yield from self._storage()
         yield from self._notifications()
         yield from self._queues()

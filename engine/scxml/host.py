@@ -89,6 +89,8 @@ class SessionHost:
         self._child_docs: dict[tuple[str, float], Document] = {}
         self._transition_caches: weakref.WeakKeyDictionary[Document, TransitionCache] = weakref.WeakKeyDictionary()
         self.on_session_end: list[Callable[[Session], None]] = []
+        # Observers of each burst of processing and its duration (the engine's metrics).
+        self.on_processed: list[Callable[[Session, float], None]] = []
         self.effect_handlers: dict[str, Callable[[str, dict[str, Any]], Any]] = {}
 
     # -- sessions ------------------------------------------------------------------------
@@ -148,6 +150,11 @@ class SessionHost:
 
     def session_changed(self, session: Session) -> None:
         """Called after every burst of processing of a session (a macrostep, a fired timer)."""
+
+    def processed(self, session: Session, seconds: float) -> None:
+        """A burst of processing of ``session`` (its macrosteps until it waits) took ``seconds``."""
+        for observe in self.on_processed:
+            observe(session, seconds)
 
     def session_ended(self, session: Session) -> None:
         if self.sessions.pop(session.id, None) is None:

@@ -454,12 +454,14 @@ class Session:
     def _process(self, step: Callable[[], None]) -> None:
         """Run one burst of processing; a tripped guard fails the session instead of hanging it."""
         self._busy = True
+        began = time.perf_counter()
         try:
             step()
         except SessionLimitError as e:
             self._fail(str(e))
         finally:
             self._busy = False
+        self.host.processed(self, time.perf_counter() - began)
         self._after_processing()
 
     def _after_processing(self) -> None:

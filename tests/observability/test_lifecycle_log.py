@@ -35,6 +35,8 @@ async def _traffic(engine: EngineProcess) -> tuple[str, str]:
         async with http.post("/scxml/session/start", data={"src": "hello"}, headers=client) as r:
             assert r.status == 200, await r.text()
             sid = (await r.json())["sessionid"]
+        async with http.get("/health/live") as r:
+            assert r.status == 200  # a probe: its access line is DEBUG, below this engine's INFO
         async with http.get("/metrics") as r:
             assert r.status == 401  # refused at the door: still one access line
         async with http.get("/metrics", headers={"Authorization": f"Bearer {WRONG_KEY}"}) as r:
@@ -91,3 +93,4 @@ async def test_a_json_log_follows_a_callback_and_every_request(tmp_path: Path) -
     refused = [line for line in access if line["route"] == "/metrics"]
     assert [(line["status"], line["key"]) for line in refused] == [(401, "-"), (401, "-")]
     assert not [line for line in access if cid in line["route"]]  # the pattern, never the path
+    assert not [line for line in access if line["route"].startswith("/health")]  # probes: DEBUG only

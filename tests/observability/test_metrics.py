@@ -81,6 +81,9 @@ async def test_metrics_move_with_callbacks_deliveries_and_requests(make_engine, 
     assert value(after, "callbacks_open", service="stuck", state="QUEUED") == 1
     assert total(after, "callbacks_open", service="notified") == 0
     assert value(after, "sessions_live") >= 1  # the stuck callback's flow waits for an agent
+    # each flow's processing bursts were timed: three callbacks, each started and answered at least once
+    assert total(after, "macrostep_duration_seconds_count") >= total(before, "macrostep_duration_seconds_count") + 6
+    assert total(after, "macrostep_duration_seconds_sum") > 0
     # Every delivery of the failing target was tried twice: once retried, then dead and kept.
     assert value(after, "deliveries_total", type="httpcb", result="retried") >= 1
     assert value(after, "dead_letters") >= 1
