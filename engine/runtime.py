@@ -144,8 +144,11 @@ class Runtime:
             push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, simulator)
             # Watching comes last: the lifecycle log and the metrics observe the parts above.
             LifecycleLog(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher)
+            ecmascript = registry.datamodel("ecmascript")
+            resident = ({ecmascript.name: ecmascript.pool.__len__}
+                        if isinstance(ecmascript, EcmaScriptDataModel) else {})
             metrics = EngineMetrics(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher,
-                                    platform=simulator, queues=lambda: simulator.queues)
+                                    platform=simulator, queues=lambda: simulator.queues, resident=resident)
             basichttp = manager.processor_for(BASIC_HTTP)
             if not isinstance(basichttp, BasicHttpProcessor):
                 raise TypeError(f"the Basic HTTP processor of this registry is a {type(basichttp).__name__}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -84,12 +84,17 @@ class EngineMetrics:
     the rest from the parts at scrape time. ``registry`` is what ``/metrics`` exposes."""
 
     def __init__(self, *, manager: SessionManager, callbacks: CallbackService, bus: CallbackBus,
-                 dispatcher: Dispatcher, platform: Platform, queues: Callable[[], list[str]]) -> None:
+                 dispatcher: Dispatcher, platform: Platform, queues: Callable[[], list[str]],
+                 resident: Mapping[str, Callable[[], int]] | None = None) -> None:
+        """``resident``: for a datamodel whose waiting sessions may let their live state go (the
+        ECMAScript one drops idle contexts), how many of its sessions hold it now; the sessions of
+        other datamodels always do."""
         self.manager = manager
         self.callbacks = callbacks
         self.dispatcher = dispatcher
         self.platform = platform
         self.queues = queues  # the virtual queues' names, for EWT
+        self.resident = dict(resident or {})
         self.created: dict[Labels, int] = {}  # (service,)
         self.completed: dict[Labels, int] = {}  # (service, reason)
         self.deliveries: dict[Labels, int] = {}  # (type, result)
@@ -155,6 +160,11 @@ class EngineMetrics:
         yield open_now
         yield _gauge(p + "sessions_live", "Flow sessions running in this engine (each is held in memory).",
                      len(self.manager.sessions))
+        by_kind = Counter(session.doc.datamodel.name for session in self.manager.sessions.values())
+        yield _gauge(p + "sessions_hibernated",
+                     "Running sessions holding no live datamodel (an ECMAScript session without a context: its "
+                     "data waits as text for its next event).",
+                     sum(max(0, by_kind[name] - count()) for name, count in self.resident.items()))
         yield self.processing_seconds.family(
             p + "macrostep_duration_seconds",
             "Time a session took to process what it was given (its macrosteps until it waits), by datamodel.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.api.appkeys import RUNTIME
 from tests.callbacks.conftest import ADMIN, CLIENT, create, wait_state
 from tests.push.test_rules import SIMULATOR as PUSH_SIMULATOR
 from tests.push.test_rules import device
@@ -72,6 +73,10 @@ async def test_metrics_move_with_callbacks_deliveries_and_requests(make_engine, 
                                                                result="delivered") >= 30
                                  and value(s, "deliveries_total", type="httpcb", result="dead") >= 1,
                                  timeout=15, expected="deliveries counted as delivered and dead")
+        # The waiting ECMAScript session lets its context go (as the idle sweep would): hibernated.
+        client.app[RUNTIME].registry.datamodel("ecmascript").pool.drop_all()
+        idle = await scrape(client)
+        assert 1 <= value(idle, "sessions_hibernated") <= value(idle, "sessions_live")
     finally:
         await failing.stop()
 
