@@ -19,6 +19,8 @@ CALL = re.compile(r"[\w$\]\)]\s*\(")
 # What may change a variable in an expression: an assignment (=, +=, ...), ++/--, delete, new.
 MUTATES = re.compile(r"(?<![=!<>])=(?!=)|\+\+|--|\bdelete\b|\bnew\b")
 
+NAME = re.compile(r"^[A-Za-z_$][\w$]*$")
+
 _keys = itertools.count()
 
 EXPR, LOCATION, SCRIPT = "expr", "location", "script"
@@ -40,6 +42,7 @@ class JsCode:
     # variables as they were, so the saved copy stays good. (A getter a script defined with a
     # side effect would escape this; flows do not write those.)
     pure: bool = False
+    name: str | None = None  # the expression is this one variable's name
 
 
 def analyse(mode: str, text: str) -> JsCode:
@@ -54,6 +57,8 @@ def analyse(mode: str, text: str) -> JsCode:
     code.in_all = mode == SCRIPT or other_calls or dynamic_in
     code.needs_event = mode == SCRIPT or other_calls or "_event" in text
     code.pure = mode == EXPR and not other_calls and not dynamic_in and not MUTATES.search(stripped)
+    if mode == EXPR and NAME.match(text) and text not in ("undefined", "null", "true", "false", "NaN", "Infinity"):
+        code.name = text
     if mode == EXPR:
         code.value_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
         code.cond_src = f"(function(){{return !!(\n{text}\n);}})"

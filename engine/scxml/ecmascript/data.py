@@ -246,6 +246,9 @@ class EcmaData:
         jc = expr.code
         if jc is None:
             raise expr.fail(expr.error or "cannot be evaluated")
+        known = self._known
+        if jc.name is not None and known is not None and jc.name in known:
+            return known[jc.name]  # a variable this side wrote, unchanged since: no call into the context
         self._prepare(jc)
         try:
             fn = self._function(jc.key, jc.value_src if jc.mode == EXPR else jc.cond_src)
@@ -258,6 +261,11 @@ class EcmaData:
         jc = expr.code
         if jc is None:
             raise expr.fail(expr.error or "cannot be evaluated")
+        known = self._known
+        if jc.name is not None and known is not None and jc.name in known:
+            truth = _truthy(known[jc.name])
+            if truth is not None:
+                return truth
         self._prepare(jc)
         try:
             return bool(self._function((jc.key, "cond"), jc.cond_src)())
@@ -313,6 +321,12 @@ class EcmaData:
         self._set(name, value)
 
     def variable(self, name: str) -> Any:
+        known = self._known
+        if known is not None:
+            if name in known:
+                return known[name]
+            if name not in self._volatile:
+                return None
         if self._pending:
             self._flush()
         if self._ctx is not None and not self._fresh:
@@ -325,6 +339,9 @@ class EcmaData:
         return codec.to_python(self.variables().get(name))
 
     def defines(self, name: str) -> bool:
+        known = self._known
+        if known is not None:  # every variable is known by name, its value here or in the context
+            return name in known or name in self._volatile
         if self._pending:
             self._flush()
         if self._ctx is not None and not self._fresh:
@@ -364,6 +381,18 @@ class EcmaData:
 UNDEFINED = Foreign({codec.TAG: "u"})
 _CHANGED = object()  # a value never primitive: "this variable's object changed"
 _PRIMITIVE_TAGS = frozenset({"u", "n", "big"})
+
+
+def _truthy(value: Any) -> bool | None:
+    """ECMAScript's ToBoolean of a primitive kept here; None when the context must say."""
+    t = type(value)
+    if t is str or t is bool or t is int or value is None:
+        return bool(value)
+    if t is float:
+        return value == value and value != 0.0
+    if t is Foreign:
+        return False if value.form.get(codec.TAG) == "u" else None
+    return None
 
 
 def _primitive(value: Any) -> bool:
