@@ -21,15 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 import requests
 
-from tests.conftest import REPO
-from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, DEVELOPER_KEY, EngineProcess, free_port
+from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, DEVELOPER_KEY, shipped_engine
 
 SECONDS = int(os.environ.get("CONTRACT_FUZZ_SECONDS", "40"))
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
@@ -38,15 +36,7 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
 
 @pytest.fixture(scope="module")
 def live_engine(tmp_path_factory):
-    root = tmp_path_factory.mktemp("contract")
-    config = root / "config"
-    shutil.copytree(REPO / "config", config)
-    closed = f"http://127.0.0.1:{free_port()}"
-    (config / "notifications.json").write_text(json.dumps({"allowed_targets": [closed]}))
-    flows = root / "flows"
-    shutil.copytree(REPO / "scxml", flows)
-    engine = EngineProcess(root / "data", flows, config_dir=str(config), fcm_base_url=closed,
-                           fcm_token_uri=closed + "/token", log_level="WARNING")
+    engine = shipped_engine(tmp_path_factory.mktemp("contract"))
     asyncio.run(engine.start())
     yield engine
     engine.stop()

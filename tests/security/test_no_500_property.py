@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -24,8 +23,7 @@ from hypothesis import strategies as st
 
 from engine.app import create_app
 from engine.settings import Settings
-from tests.conftest import REPO
-from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, DEVELOPER_KEY, EngineProcess, free_port
+from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, DEVELOPER_KEY, shipped_engine
 
 settings.register_profile("ci", max_examples=800, derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -94,15 +92,7 @@ def fill(template: str, values: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def live_engine(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fuzz")
-    config = root / "config"
-    shutil.copytree(REPO / "config", config)
-    closed = f"http://127.0.0.1:{free_port()}"
-    (config / "notifications.json").write_text(json.dumps({"allowed_targets": [closed]}))
-    flows = root / "flows"
-    shutil.copytree(REPO / "scxml", flows)
-    engine = EngineProcess(root / "data", flows, config_dir=str(config), fcm_base_url=closed,
-                           fcm_token_uri=closed + "/token", log_level="WARNING")
+    engine = shipped_engine(tmp_path_factory.mktemp("fuzz"))
     asyncio.run(engine.start())
     yield engine
     engine.stop()

@@ -76,7 +76,7 @@ class Sink:
             await self.runner.cleanup()
 
 
-async def start_pairs(client: ClientSession, url: str, sink: str) -> list[str]:
+async def start_pairs(client: ClientSession, url: str, sink: str, pairs: int = PAIRS) -> list[str]:
     sem = asyncio.Semaphore(16)
 
     async def start(params: dict) -> str:
@@ -89,7 +89,7 @@ async def start_pairs(client: ClientSession, url: str, sink: str) -> list[str]:
         return f"{25 + (i * 7) % 30}ms"
 
     firsts = await asyncio.gather(*(start({"src": "relay", "sink": sink, "period": period(i), "rounds": ROUNDS})
-                                    for i in range(PAIRS)))
+                                    for i in range(pairs)))
     seconds = await asyncio.gather(*(start({"src": "relay", "sink": sink, "partner": a, "period": period(i + 3),
                                             "rounds": ROUNDS})
                                      for i, a in enumerate(firsts)))

@@ -17,7 +17,7 @@ from aiohttp import ClientSession, ClientTimeout
 
 from engine.scxml import SessionHost, load_document
 from tests.conftest import REPO
-from tests.sessions.test_crash_restart import HEADERS, NOTES, Sink, send_notes, wait_all_ended
+from tests.sessions.test_crash_restart import HEADERS, NOTES, Sink, send_notes, start_pairs, wait_all_ended
 from tests.support.engine_process import EngineProcess
 from tests.support.eventually import eventually
 
@@ -40,24 +40,6 @@ async def reference_outcome() -> dict:
     return {"final": a.final_state, "ticks": data["ticks"], "pings": data["pings"], "errors": data["errors"]}
 
 
-async def start_pairs(client: ClientSession, url: str, sink: str) -> list[str]:
-    sem = asyncio.Semaphore(16)
-
-    async def start(params: dict) -> str:
-        async with sem, client.post(url + "/scxml/session/start", json=params, headers=HEADERS) as r:
-            assert r.status == 200, await r.text()
-            return (await r.json())["sessionid"]
-
-    def period(i: int) -> str:
-        return f"{25 + (i * 7) % 30}ms"
-
-    firsts = await asyncio.gather(*(start({"src": "relay", "sink": sink, "period": period(i), "rounds": ROUNDS})
-                                    for i in range(PAIRS)))
-    seconds = await asyncio.gather(*(start({"src": "relay", "sink": sink, "partner": a, "period": period(i + 3),
-                                            "rounds": ROUNDS}) for i, a in enumerate(firsts)))
-    return [*firsts, *seconds]
-
-
 async def test_kill_9_keeps_ecmascript_sessions_whole(tmp_path: Path) -> None:
     expected = await reference_outcome()
     flows = tmp_path / "flows"
@@ -73,7 +55,7 @@ async def test_kill_9_keeps_ecmascript_sessions_whole(tmp_path: Path) -> None:
     tried: dict[str, list[int]] = {}
     try:
         async with ClientSession(timeout=ClientTimeout(total=10)) as client:
-            ids = await start_pairs(client, engine.url, sink.url)
+            ids = await start_pairs(client, engine.url, sink.url, pairs=PAIRS)
             for sid in ids:
                 acked[sid], tried[sid] = [], []
             notes = [asyncio.create_task(send_notes(client, engine.url, sid, acked, tried)) for sid in ids]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,3 +91,17 @@ class EngineProcess:
             return self.log_path.read_text()[-5000:]
         except OSError:
             return ""
+
+
+def shipped_engine(root: Path) -> EngineProcess:
+    """An engine process with the shipped configuration and flows copied under ``root``, whose
+    outbound calls (notifications, FCM) can only reach a closed loopback port: for tests that
+    throw arbitrary requests at it (fuzzing), so nothing it is made to call leaves the machine."""
+    config = root / "config"
+    shutil.copytree(REPO / "config", config)
+    closed = f"http://127.0.0.1:{free_port()}"
+    (config / "notifications.json").write_text(json.dumps({"allowed_targets": [closed]}))
+    flows = root / "flows"
+    shutil.copytree(REPO / "scxml", flows)
+    return EngineProcess(root / "data", flows, config_dir=str(config), fcm_base_url=closed,
+                         fcm_token_uri=closed + "/token", log_level="WARNING")
