@@ -41,10 +41,10 @@ from .platform.config import SimulatorConfig, load_simulator_config
 from .platform.simulator import Simulator
 from .push.fcm import FcmClient
 from .push.service import PushService
-from .scxml import BASIC_HTTP, BasicHttpProcessor, Limits, Registry, standard_registry
+from .scxml import BASIC_HTTP, BasicHttpProcessor, ExecutionError, Limits, Registry, standard_registry
 from .scxml.basichttp import RetryBudget
 from .scxml.clock import Clock, ScaledClock
-from .scxml.ecmascript import EcmaScriptDataModel
+from .scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
 from .scxml.ecmascript.ors import OrsFacilities, OrsSources
 from .secretbox import SecretBox
 from .sessions.flows import FlowRegistry
@@ -117,11 +117,27 @@ class Runtime:
             desk = ReportDesk()
             registry = engine_registry(registry, platform=simulator, desk=desk)
             # ECMAScript flows get ORS's _genesys objects over this engine's own data (read when a
-            # session's context is built; services and callbacks are bound below, before any runs).
-            registry.register_datamodel("ecmascript", partial(EcmaScriptDataModel, facilities=OrsFacilities(OrsSources(
+            # session's context is built; services and callbacks are bound below, before any runs);
+            # _genesys.queue reads the simulator's queue figures and sends its requests as a
+            # <send type="platform"> of the session does (the manager is bound below too).
+            facilities = OrsFacilities(OrsSources(
                 business_hours=lambda: services.hours, now=clock.now, scale=getattr(clock, "scale", 1.0),
                 lists=lambda: {name: found.text for name in lists.names() if (found := lists.get(name))},
-                interaction=lambda sid: virtual_interaction(callbacks, sid)))))
+                interaction=lambda sid: virtual_interaction(callbacks, sid),
+                queues=lambda: {name: simulator.queue_stats(name) for name in simulator.queues}))
+            simulator.add_listener(facilities.queue_changed)
+
+            def queue_request(session_id: str, request: str, data: dict, request_id: str, line: int) -> None:
+                session = manager.sessions.get(session_id)
+                if session is None:
+                    raise ExecutionError(f"line {line}: {request}: session {session_id} does not run here")
+                platform_io.send_request(session, request, data, request_id, line)
+
+            registry.register_datamodel("ecmascript", partial(
+                EcmaScriptDataModel, limits=SandboxLimits(
+                    cpu_seconds=s.ecmascript_cpu_seconds, memory_bytes=s.ecmascript_memory_bytes,
+                    live_contexts=s.ecmascript_live_contexts, idle_seconds=s.ecmascript_idle_seconds),
+                facilities=facilities, queue_facts=facilities.queue_json, platform_requests=queue_request))
             registry.register_processor(BASIC_HTTP, partial(
                 BasicHttpProcessor, base_url=s.base_url, key=box.derive("basichttp-capability"),
                 policy=policy, retry=RetryBudget(s.basichttp_max_attempts, s.basichttp_retry_seconds)), "basichttp")

@@ -40,6 +40,11 @@ class Settings:
     turn_seconds: float = 0.02  # ...or after this long, whichever comes first
     max_foreach_items: int = 10_000  # <foreach> iterations in one macrostep
     max_sends_per_second: int = 1_000  # <send> events one session may dispatch per second
+    # The ECMAScript sandbox (engine.scxml.ecmascript.SandboxLimits; the defaults are its own):
+    ecmascript_cpu_seconds: float = 0.2  # CPU time one evaluation (condition, expression, script) may use
+    ecmascript_memory_bytes: int = 32 * 1024 * 1024  # what one session's JavaScript context may allocate
+    ecmascript_live_contexts: int = 256  # contexts kept between events (least recently used dropped first)
+    ecmascript_idle_seconds: float = 2.0  # an idle session's context is dropped after this (rebuilt on need)
     log_level: str = "INFO"
     log_format: str = "text"  # or "json"
     shutdown_timeout: float = 10.0

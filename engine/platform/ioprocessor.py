@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine.scxml.errors import ExecutionError
 from engine.scxml.events import AttrDict, Event
+from engine.scxml.executable import SendRequest
 
 from .adapter import Deliver, Platform
 
 if TYPE_CHECKING:
-    from engine.scxml.executable import SendRequest
     from engine.scxml.host import SessionHost
     from engine.scxml.registry import Registry
     from engine.scxml.session import Session
@@ -107,6 +107,14 @@ def register(registry: Registry, platform: Platform | None = None) -> None:
     """Make ``type="platform"`` (and the full URI) available to documents compiled with
     ``registry``; sends reach ``platform`` (without one they fail with error.communication)."""
     registry.register_processor(PLATFORM_PROCESSOR, partial(PlatformProcessor, platform=platform), PLATFORM_ALIAS)
+
+
+def send_request(session: Session, request: str, data: dict[str, Any], request_id: str, line: int = 0) -> None:
+    """A platform request a flow made other than by ``<send>`` (an ECMAScript flow's
+    ``_genesys.queue``), sent as ``<send type="platform" event="{request}">`` is: through the
+    session's dispatch (the send budget, this processor's checks, stored with the macrostep and
+    performed after its commit), with ``request_id`` as its send id, so the answer carries it."""
+    session.dispatch(SendRequest(request, None, PLATFORM_PROCESSOR, request_id, dict(data), 0.0, line))
 
 
 def event_data(value: Any) -> Any:

@@ -12,16 +12,20 @@ variables holding objects (``_volatile``: the flow may change them in place) are
 the context, and everything only after code that may have changed anything (a ``<script>``, an
 expression with an assignment or a call). The configuration
 (``In``) and ``_event`` are pushed into the context before code that may read them runs, since a
-context with a CPU limit cannot call back into Python.
+context with a CPU limit cannot call back into Python. For the same reason ``_genesys.queue``
+gets the queue figures pushed before code that may call it, and the platform requests it
+recorded are taken out after that code ran and sent as ``<send type="platform">`` sends them
+(``PlatformRequests`` of the kind), within the same macrostep.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..datamodel import SYSTEM_NAMES, Code, Foreign
 from ..errors import ExecutionError
@@ -52,8 +56,8 @@ class EcmaData:
     """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
 
     __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
-                 "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_pending", "_saved", "_sid",
-                 "_volatile")
+                 "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_pending", "_queue", "_queue_text",
+                 "_saved", "_sid", "_volatile")
     can_hibernate = True
 
     def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
@@ -76,6 +80,8 @@ class EcmaData:
         self._event: Any = None
         self._event_pushed = True
         self._in_pushed: str | None = None
+        self._queue: Any = None  # the context's _genesys.queue control (ors.ORS_JS), if it has one
+        self._queue_text: str | None = None  # the queue figures last pushed into the context
 
     # ------------------------------------------------------------------ the context
     @property
@@ -98,6 +104,7 @@ class EcmaData:
             raise ExecutionError(f"cannot start the script engine: {describe(e, kind.limits)}") from e
         self._ctx = ctx
         self._fns = {}
+        self._queue = self._queue_text = None
         self._gen = next(_generations)
         kind.pool.built += 1
         io = {}
@@ -110,11 +117,13 @@ class EcmaData:
             self._api("init")(self._sid, self._name, codec.to_json(io))
             facilities = kind.facilities_json(self._sid)
             if facilities is not None:
-                ctx.eval(ORS_JS)(facilities)
+                control = ctx.eval(ORS_JS)(facilities, kind.queue_facts is not None)
+                if kind.queue_facts is not None:
+                    self._queue = control
             if self._blob:
                 self._api("load")(self._blob)
         except Exception as e:
-            self._ctx = self._fns = None
+            self._ctx = self._fns = self._queue = None
             raise ExecutionError(f"cannot restore the session's data: {describe(e, kind.limits)}") from e
         self._fresh = True
         self._event_pushed = self._event is None
@@ -130,7 +139,7 @@ class EcmaData:
         except ExecutionError as e:
             log.error("session %s: its data could not be saved when its context was dropped (%s); "
                       "the last saved data stays", self._sid, e)
-        self._ctx = self._fns = self._saved = None
+        self._ctx = self._fns = self._saved = self._queue = None
         self._fresh = True
 
     def _api(self, name: str) -> Any:
@@ -213,6 +222,49 @@ class EcmaData:
             self._fresh = False
             if jc.mode != LOCATION:
                 self._known = None
+            if self._queue is not None:
+                self._push_figures()
+
+    def _push_figures(self) -> None:
+        """The queue figures as they are now, into the context, if they changed since last time."""
+        try:
+            text = self._kind.queue_facts()  # type: ignore[misc]
+        except Exception:
+            log.exception("session %s: the queue figures could not be read; the last ones stay", self._sid)
+            return
+        if text is not self._queue_text:
+            try:
+                self._queue("figures", text)
+            except Exception as e:
+                raise ExecutionError(f"the queue figures could not be set: {describe(e, self._kind.limits)}") from e
+            self._queue_text = text
+
+    def _send_requests(self, code: Code) -> None:
+        """Send the platform requests ``code`` made through ``_genesys.queue``, in order; the
+        first one refused (the send budget) is the code's error.execution and the rest are dropped."""
+        try:
+            text = self._queue("take")
+        except Exception as e:
+            raise self._failed(code, e) from None
+        if not text:
+            return
+        send = self._kind.platform_requests
+        for request, data, request_id in json.loads(text):
+            if send is None:
+                raise code.fail(f"{request}: no contact-center platform to send it to")
+            log.debug("session %s: _genesys.queue request %s %s", self._sid, request, request_id)
+            send(self._sid, request, data, request_id, code.line)
+
+    def _fail(self, jc: JsCode, code: Code, error: BaseException) -> NoReturn:
+        """``code`` failed: error.execution; what it asked of the platform before it failed is
+        sent all the same (as the sends of a ``<script>`` that fails after them are)."""
+        failed = self._failed(code, error)
+        if self._queue is not None and not jc.pure:
+            try:
+                self._send_requests(code)
+            except ExecutionError as also:
+                log.warning("session %s: %s (after %s)", self._sid, also, failed)
+        raise failed from None
 
     def _push_event(self) -> None:
         ev = self._event
@@ -254,7 +306,9 @@ class EcmaData:
             fn = self._function(jc.key, jc.value_src if jc.mode == EXPR else jc.cond_src)
             result = fn()
         except Exception as e:
-            raise self._failed(expr, e) from None
+            self._fail(jc, expr, e)
+        if self._queue is not None and not jc.pure:
+            self._send_requests(expr)
         return codec.to_python(codec.from_js(result, self._gen))
 
     def test(self, expr: Code) -> bool:
@@ -268,9 +322,12 @@ class EcmaData:
                 return truth
         self._prepare(jc)
         try:
-            return bool(self._function((jc.key, "cond"), jc.cond_src)())
+            truth = bool(self._function((jc.key, "cond"), jc.cond_src)())
         except Exception as e:
-            raise self._failed(expr, e) from None
+            self._fail(jc, expr, e)
+        if self._queue is not None and not jc.pure:
+            self._send_requests(expr)
+        return truth
 
     def execute(self, script: Code) -> None:
         jc = script.code
@@ -280,7 +337,9 @@ class EcmaData:
         try:
             self._ctx.eval(jc.script + "\n;void 0")
         except Exception as e:
-            raise self._failed(script, e) from None
+            self._fail(jc, script, e)
+        if self._queue is not None and not jc.pure:
+            self._send_requests(script)
 
     def assign(self, location: Code, value: Any) -> None:
         jc = location.code
@@ -295,7 +354,9 @@ class EcmaData:
         try:
             self._function(jc.key, jc.value_src)(kind, payload)
         except Exception as e:
-            raise self._failed(location, e) from None
+            self._fail(jc, location, e)
+        if self._queue is not None and not jc.pure:
+            self._send_requests(location)
         text = location.text.strip()
         if IDENTIFIER.match(text):
             self._note(text, value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..datamodel import SYSTEM_NAMES, Code, DataModel
 from . import codec
@@ -37,6 +37,15 @@ def builtin_names() -> frozenset[str]:
     return _BUILTINS
 
 
+class PlatformRequests(Protocol):
+    """How a request a flow made through ``_genesys.queue`` reaches the platform: as a
+    ``<send type="platform">`` of it would, in the session's current macrostep (stored with it,
+    sent after the commit, counted against the send budget). Raises ``ExecutionError`` when
+    refused."""
+
+    def __call__(self, session_id: str, request: str, data: dict[str, Any], request_id: str, line: int) -> None: ...
+
+
 class EcmaScriptDataModel:
     """``datamodel="ecmascript"`` (W3C SCXML B.2), on quickjs-ng."""
 
@@ -44,14 +53,20 @@ class EcmaScriptDataModel:
     host_code = False
 
     def __init__(self, limits: SandboxLimits | None = None,
-                 facilities: Callable[[str | None, Iterable[str]], str | Mapping[str, Any] | None] | None = None):
+                 facilities: Callable[[str | None, Iterable[str]], str | Mapping[str, Any] | None] | None = None,
+                 queue_facts: Callable[[], str] | None = None,
+                 platform_requests: PlatformRequests | None = None):
         """``facilities(session_id, zones)``: the facts a session's ``_genesys`` is built from
         (``ors.OrsFacilities``: JSON text, or a JSON-ready mapping), ``zones`` the time zones the
         flows name; given by the engine, which knows the callbacks and the platform. Without it
-        flows have no ``_genesys``."""
+        flows have no ``_genesys``. With ``queue_facts()`` (the virtual queues' figures now, JSON
+        text: ``OrsFacilities.queue_json``) they also have ``_genesys.queue``, whose requests go
+        out through ``platform_requests`` (see ``PlatformRequests``)."""
         self.limits = limits or SandboxLimits()
         self.pool = ContextPool(self.limits.live_contexts, self.limits.idle_seconds)
         self.facilities = facilities
+        self.queue_facts = queue_facts
+        self.platform_requests = platform_requests
         self.in_ids: set[str] = set()  # every literal In('id') seen: what a dynamic In may ask
         self.in_ids_seen: tuple[str, ...] = ()  # the same, as a tuple sessions iterate safely
         self.zones: set[str] = set()  # every literal time zone of a ...InZone('tz') call

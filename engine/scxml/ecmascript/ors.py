@@ -7,6 +7,13 @@ into the context when it is built: UTC offsets of the time zones flows name (for
 services (``isSpecialDay``), the transaction lists (``getListItemValue``), the tenant and server
 name, and the session's virtual interaction (``_genesys.ixn.interactions``). The engine hands the
 sources in as plain callables (``OrsSources``): this module imports nothing above the interpreter.
+
+``_genesys.queue`` is the one part that acts: its readers (``ewt``, ``waiting``, ``readyAgents``)
+answer from the virtual queues' figures, pushed into a context before code that may call them
+(``queue_json``, cached until the platform says a queue changed); its actions
+(``createInteraction``, ``reserveTarget``, ``releaseTarget``, ``cancelInteraction``) only record a
+request in the context, which the session's datamodel takes out after the evaluation and sends
+as a ``<send type="platform">`` of the same request would be sent (see ``EcmaData``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ log = logging.getLogger("engine.scxml")
 HORIZON = timedelta(days=7)
 STEP = timedelta(minutes=15)
 SHARED_TTL = 60.0  # seconds the zones, lists and business hours are reused before being recomputed
+QUEUE_TTL = 1.0  # seconds queue figures are reused when no change was heard of (a safety net)
 
 
 @dataclass
@@ -33,7 +41,9 @@ class OrsSources:
     """Where the facts come from. ``business_hours()``: name -> object with ``time_zone`` and
     ``exceptions`` (dates); ``lists()``: name -> raw text of a transaction list; ``interaction(session_id)``:
     the session's virtual interaction (JSON-ready) or None; ``now()``: engine time (epoch seconds);
-    ``scale``: how much faster than the wall clock engine time runs."""
+    ``scale``: how much faster than the wall clock engine time runs; ``queues()``: virtual queue
+    name -> its figures now (an object with ``ewt_seconds``, ``waiting``, ``agents_free``,
+    ``agents_staffed``, ``agents_busy``: the platform's ``QueueStats``)."""
 
     tenant: str = "Environment"
     server_name: str = "callback-engine"
@@ -43,6 +53,7 @@ class OrsSources:
     now: Callable[[], float] = time.time
     scale: float = 1.0
     zones: tuple[str, ...] = ("UTC",)
+    queues: Callable[[], Mapping[str, Any]] = dict
 
 
 def list_items(text: str) -> dict[str, dict[str, str]]:
@@ -92,6 +103,8 @@ class OrsFacilities:
     _shared: str = ""
     _shared_key: tuple = ()
     _shared_at: float = field(default=-1e18)
+    _queues: str | None = None
+    _queues_at: float = field(default=-1e18)
 
     def _shared_json(self, zones: Iterable[str]) -> str:
         wanted = tuple(sorted(set(zones) | set(self.sources.zones)))
@@ -123,9 +136,33 @@ class OrsFacilities:
         interactions = json.dumps([interaction] if interaction else [], separators=(",", ":"), default=str)
         return shared[:-1] + ',"interactions":' + interactions + "}"
 
+    def queue_json(self) -> str:
+        """Every virtual queue's figures as JSON text: ``{name: {ewt, waiting, ready, staffed,
+        busy}}``. The same text (the same object) until a queue changes, so a session pushes it
+        into its context only when it is new."""
+        if self._queues is not None and time.monotonic() - self._queues_at < QUEUE_TTL:
+            return self._queues
+        figures = {}
+        for name, stats in self.sources.queues().items():
+            figures[name] = {"ewt": getattr(stats, "ewt_seconds", -1), "waiting": getattr(stats, "waiting", 0),
+                             "ready": getattr(stats, "agents_free", 0), "staffed": getattr(stats, "agents_staffed", 0),
+                             "busy": getattr(stats, "agents_busy", 0)}
+        text = json.dumps(figures, separators=(",", ":"), default=str)
+        if text == self._queues:
+            text = self._queues  # the same object: nothing new to push
+        self._queues, self._queues_at = text, time.monotonic()
+        return text
 
-# Built in the context from the facts above; compiled only for flows that name _genesys.
-ORS_JS = r"""(function (text) {
+    def queue_changed(self, _queue: str = "") -> None:
+        """A platform listener: a queue changed, its figures are read again on next need."""
+        self._queues_at = -1e18
+
+
+# Built in the context from the facts above; compiled only for flows that name _genesys. With
+# ``withQueue`` it defines ``_genesys.queue``. It returns the control function only the session's
+# datamodel holds: ``control("figures", json)`` replaces the queue figures, ``control("take")``
+# gives the requests recorded since (JSON text of ``[[request, data, request_id], ...]``, or "").
+ORS_JS = r"""(function (text, withQueue) {
 "use strict";
 var facts = JSON.parse(text);
 function now() { var c = facts.clock; return c[0] + Math.max(0, Date.now() - c[1]) * c[2]; }
@@ -166,8 +203,49 @@ var session = {
     return entry !== undefined && Object.prototype.hasOwnProperty.call(entry, key) ? entry[key] : undefined;
   }
 };
+var figures = {}, requests = [], made = 0;
+var prefix = "q-" + Math.random().toString(36).slice(2, 10) + "-";  // request ids unique across contexts
+function figure(vq, key) {
+  if (typeof vq !== "string") throw new TypeError("a virtual queue is named by a string, not " + typeof vq);
+  if (!Object.prototype.hasOwnProperty.call(figures, vq)) throw new RangeError("no virtual queue " + vq);
+  return figures[vq][key];
+}
+function id(value, what) {
+  if (typeof value !== "string" || value === "") throw new TypeError(what + " must be a non-empty string");
+  return value;
+}
+function request(name, data) {
+  var rid = prefix + (++made);
+  requests.push([name, data, rid]);
+  return rid;
+}
+var queue = {
+  ewt: function (vq) { return figure(vq, "ewt"); },
+  waiting: function (vq) { return figure(vq, "waiting"); },
+  readyAgents: function (vq) { return figure(vq, "ready"); },
+  createInteraction: function (vq, priority) {
+    figure(vq, "ewt");
+    var data = {queue: vq};
+    if (priority !== undefined) {
+      if (!Number.isInteger(priority)) throw new TypeError("a priority must be an integer");
+      data.priority = priority;
+    }
+    return request("vixn.create", data);
+  },
+  reserveTarget: function (vixnId) { return request("target.find", {vixn_id: id(vixnId, "an interaction id")}); },
+  releaseTarget: function (agentId) { return request("agent.release", {agent_id: id(agentId, "an agent id")}); },
+  cancelInteraction: function (vixnId) { return request("vixn.cancel", {vixn_id: id(vixnId, "an interaction id")}); }
+};
+var genesys = {session: session, ixn: {interactions: facts.interactions}};
+if (withQueue) genesys.queue = queue;
 Object.defineProperty(globalThis, "_genesys", {
-  value: freeze({session: session, ixn: {interactions: facts.interactions}}),
-  writable: false, enumerable: false, configurable: false
+  value: freeze(genesys), writable: false, enumerable: false, configurable: false
 });
+return function (op, arg) {
+  if (op === "figures") { figures = JSON.parse(arg); return ""; }
+  if (requests.length === 0) return "";
+  var out = JSON.stringify(requests);
+  requests = [];
+  return out;
+};
 })"""
