@@ -6,11 +6,7 @@ callback was measured and the JSON line carries every figure the report promises
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.conftest import REPO
+from tests.bench.quick import quick_run
 
 LEVELS = ("50", "90")
 FIGURES = ("create_to_first_status_ms_p50", "create_to_first_status_ms_p99", "desired_to_dial_ms_p50",
@@ -19,11 +15,7 @@ FIGURES = ("create_to_first_status_ms_p50", "create_to_first_status_ms_p99", "de
 
 
 def test_quick_run_measures_every_callback_and_prints_every_figure() -> None:
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "latency.py"), "--quick"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["ok"] is True and result["problems"] == []
+    result = quick_run("latency.py")
 
     headline = result["headline"]
     assert isinstance(headline["max_callbacks_per_second"], float)

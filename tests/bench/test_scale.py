@@ -6,22 +6,14 @@ engine restored what its database held and the JSON line carries every ratio the
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.conftest import REPO
+from tests.bench.quick import quick_run
 
 KINDS = ("query_by_id", "query_by_number", "query_by_state", "open_list_of_service", "events_of_callback",
          "capacity_check_create", "queue_check_create")
 
 
 def test_quick_run_prints_every_ratio() -> None:
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "scale.py"), "--quick"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["ok"] is True and result["problems"] == []
+    result = quick_run("scale.py")
     headline = result["headline"]
     for kind in ("create_scheduled", "create_immediate"):
         for figure in ("p50", "cpu"):
