@@ -16,6 +16,7 @@ from .api.appkeys import INITIAL_KEY, KEYS, RUNTIME, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
 from .api.malformed import quiet_malformed_requests
+from .console import routes as console
 from .keys import open_keys, scrub_environment
 from .runtime import Runtime
 from .scxml import Registry
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
     for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs, metrics):
         app.router.add_routes(module.routes)
+    console.install(app, settings, key_store)  # /ui: the console's files, sign-in sessions and headers
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:
         built = await Runtime.build(settings, registry, freeze_gc=freeze_gc)

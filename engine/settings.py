@@ -53,6 +53,10 @@ class Settings:
     fcm_token_uri: str = "https://oauth2.googleapis.com/token"
     basichttp_max_attempts: int = 4  # tries of one Basic HTTP send while failures are transient
     basichttp_retry_seconds: float = 5.0  # ...and never retrying past this long after the first
+    # The console's sign-in sessions (engine/console/session.py):
+    console_idle_minutes: float = 30.0  # a session unused this long ends
+    console_max_hours: float = 12.0  # ...and every session ends this long after sign-in
+    console_secure_cookie: bool = False  # mark the cookie Secure even on http (the engine behind a TLS proxy)
     admin_key: str | None = field(default=None, repr=False)
     client_key: str | None = field(default=None, repr=False)
     developer_key: str | None = field(default=None, repr=False)

@@ -7,9 +7,16 @@ No key: 401 "API key required"; a key nobody issued (or one revoked or rotated a
 scoped to services reaches only their callbacks: the service in a callback URL is checked here
 (another service answers 404, as if it did not exist, so a scoped key learns nothing about
 other services); queries and the queue position are filtered in ``gms.py``.
+
+The console's page (``/ui/``) sends no key: its session cookie (``engine/console/session.py``)
+stands for the key it signed in with, with that key's role and scope, as long as the session
+lives. A change made with the cookie must echo the session's CSRF token in ``X-CSRF-Token`` and
+name no other site as its ``Origin``, or it is refused (403) before anything else is checked.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from aiohttp import web
 
@@ -18,10 +25,24 @@ from ..keys import ApiKey
 from .appkeys import API_KEY, KEYS, ROLE
 from .errors import Handler, error_response
 
-OPEN_PREFIXES = ("/health", "/basichttp/", "/docs/")
-OPEN_PATHS = frozenset({"/openapi.json", "/docs"})  # the contract and its page hold no secret
+OPEN_PREFIXES = ("/health", "/basichttp/", "/docs/", "/ui/")  # /ui/: the console's files and its sign-in
+OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/ui"})  # the contract and its page hold no secret
 CALLBACK_PATH = "/genesys/1/service/callback/"
 NOT_FOUND_KIND = "com.genesyslab.gsg.services.callback.CallbackNotFound"
+
+
+class CookieSessions(Protocol):
+    """Sign-in sessions as the key check sees them (the console's, ``engine/console/session.py``,
+    which sits above this layer and registers itself under ``COOKIE_SESSIONS``)."""
+
+    cookie: str
+
+    def key_for(self, request: web.Request, token: str) -> ApiKey | web.Response:
+        """The key this cookie token stands for, or the refusal to answer (401, 403)."""
+        ...
+
+
+COOKIE_SESSIONS: web.AppKey[CookieSessions] = web.AppKey("cookie_sessions")
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -53,11 +74,20 @@ async def require_key(request: web.Request, handler: Handler) -> web.StreamRespo
     if request.path.startswith(OPEN_PREFIXES) or request.path in OPEN_PATHS:
         return await handler(request)
     presented = presented_key(request)
-    if presented is None:
+    sessions = request.app.get(COOKIE_SESSIONS)
+    if presented is None and sessions is not None and sessions.cookie in request.cookies:
+        # The console's page: its session cookie stands for the key it signed in with.
+        found = sessions.key_for(request, request.cookies[sessions.cookie])
+        if isinstance(found, web.Response):
+            return found
+        key = found
+    elif presented is None:
         return error_response(401, "API key required: send Authorization: Bearer <key> or x-api-key: <key>")
-    key = request.app[KEYS].authenticate(presented)
-    if key is None:
-        return error_response(401, "invalid API key")
+    else:
+        found_key = request.app[KEYS].authenticate(presented)
+        if found_key is None:
+            return error_response(401, "invalid API key")
+        key = found_key
     request[ROLE] = key.role
     request[API_KEY] = key
     if request.match_info.http_exception is not None:

@@ -84,7 +84,8 @@ def test_errors_are_documented_with_their_shape(tmp_path: Path) -> None:
             assert params == set(re.findall(r"\{(\w+)\}", path)), (method, path)
     open_paths = {p for p, item in doc["paths"].items() if any(not op["security"] for op in item.values())}
     assert open_paths == {"/health", "/health/live", "/health/ready", "/openapi.json", "/docs", "/docs/{asset}",
-                          "/basichttp/{sid}", "/basichttp/{sid}/{cap}"}
+                          "/basichttp/{sid}", "/basichttp/{sid}/{cap}",
+                          "/ui", "/ui/", "/ui/{path}", "/ui/session"}  # the console's files and its sign-in
 
 
 async def test_the_document_and_the_page_are_served_without_a_key(engine_client) -> None:
