@@ -159,7 +159,7 @@ def _signed_out(status: int, message: str) -> web.Response:
 @routes.post("/ui/session")
 @operation("Sign in to the console: the key becomes an HttpOnly session cookie", "console",
            ok(SESSION_SCHEMA, "signed in; Set-Cookie cbe_console (HttpOnly, SameSite=Strict, Path=/)"),
-           body=Body({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}},
+           body=Body({"type": "object", "required": ["key"], "properties": {"key": {"type": "string", "minLength": 1}}},
                      description="the API key"),
            errors={400: "no key in the body", 401: "invalid API key",
                    403: "the request names another site as its Origin",
