@@ -11,7 +11,26 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import access_log, admin, basichttp, docs, gms, health, keys, metrics, notifications, ors, push
+from .api import (
+    access_log,
+    admin,
+    basichttp,
+    call_ins,
+    callback_views,
+    docs,
+    flow_sessions,
+    gms,
+    health,
+    keys,
+    list_preview,
+    metrics,
+    notifications,
+    ors,
+    push,
+    queues,
+    reports,
+    service_options,
+)
 from .api.appkeys import INITIAL_KEY, KEYS, RUNTIME, SETTINGS
 from .api.auth import require_key
 from .api.errors import json_errors
@@ -35,7 +54,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app[SETTINGS] = settings
     app[KEYS] = key_store
     app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
-    for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs, metrics):
+    for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs, metrics,
+                   callback_views, queues, reports, call_ins, service_options, list_preview, flow_sessions):
         app.router.add_routes(module.routes)
     console.install(app, settings, key_store)  # /ui: the console's files, sign-in sessions and headers
 

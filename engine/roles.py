@@ -31,7 +31,12 @@ NOTIFICATION_API = ("/genesys/1/notification",)
 SESSION_API = ("/scxml/session", "/scxml/sessions")
 DEVELOPER_CONFIG = ("/admin/flows", "/admin/services", "/admin/transaction-lists",
                     "/admin/callback-settings", "/admin/push")
-ADMIN_READS = (*DEVELOPER_CONFIG, "/admin/business-hours", "/admin/simulator", "/admin/dead-letters")
+# The console's reads (issue 13): callback records across services and click-to-call-in records
+# (a developer reads these, as it reads the callback API), live queues and reports.
+CALLBACK_RECORDS = ("/admin/callbacks", "/admin/call-ins")
+OPERATIONS_READS = (*CALLBACK_RECORDS, "/admin/queues", "/admin/reports")
+ADMIN_READS = (*DEVELOPER_CONFIG, "/admin/business-hours", "/admin/simulator", "/admin/dead-letters",
+               *OPERATIONS_READS)
 METRICS = ("/metrics",)  # Prometheus scrapes with a monitor key
 EVERYTHING = ("/",)
 
@@ -53,7 +58,7 @@ ROLES: dict[str, tuple[Grant, ...]] = {
     ADMINISTRATOR: (Grant(EVERYTHING),),
     SUPERVISOR: (Grant(CALLBACK_API), Grant(NOTIFICATION_API + SESSION_API + ADMIN_READS, READ)),
     MONITOR: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + ADMIN_READS + METRICS, READ),),
-    DEVELOPER: (Grant(DEVELOPER_CONFIG), Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API, READ)),
+    DEVELOPER: (Grant(DEVELOPER_CONFIG), Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + CALLBACK_RECORDS, READ)),
     CLIENT: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API),),
 }
 

@@ -19,7 +19,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,18 +228,7 @@ class StatusNotifier:
             params, custom = spec.params, spec.custom
         else:
             params, custom = ALL_EVENTS.get(name, ()), {}
-        message: dict[str, Any] = {
-            "event_id": name, "timestamp": str(int(self.clock.now())), "_service_id": record["_id"],
-            "_service_name": record["_service_name"], "_callback_state": record["_callback_state"],
-        }
-        for param in params:
-            if param in message:
-                continue
-            if param in values:
-                message[param] = values[param]
-            elif param in record:
-                message[param] = record[param]
-        message.update(custom)
+        message = status_message(name, self.clock.now(), record, values, params, custom)
         if cfg["_status_notification_debug"]:
             message["_debug"] = {"list": cfg["list_name"] or "(default set)", "session": session_id,
                                  "tag": callback_tag(record["_service_name"], record["_id"])}
@@ -271,3 +260,23 @@ class StatusNotifier:
 
     def _sealed(self, secret: str | None) -> str | None:
         return self.config.box.seal(secret) if secret else None
+
+
+def status_message(name: str, now: float, record: Mapping[str, Any], values: Mapping[str, Any],
+                   params: Iterable[str], custom: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's message for status event ``name``: the fixed fields, each of ``params`` the
+    event's values or the record hold, then ``custom`` (a list's ``notify_custom``). The list
+    preview of the admin API builds its examples with this too, so it shows what is sent."""
+    message: dict[str, Any] = {
+        "event_id": name, "timestamp": str(int(now)), "_service_id": record["_id"],
+        "_service_name": record["_service_name"], "_callback_state": record["_callback_state"],
+    }
+    for param in params:
+        if param in message:
+            continue
+        if param in values:
+            message[param] = values[param]
+        elif param in record:
+            message[param] = record[param]
+    message.update(custom)
+    return message

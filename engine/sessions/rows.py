@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text, delete, select
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..jsonable import jsonable
@@ -75,6 +75,7 @@ SCHEMA = Schema("sessions", (Migration(1, "flow versions, sessions, inbox, outbo
                 (FLOW_VERSIONS, SESSIONS, INBOX, OUTBOX))
 
 RUNNING = "running"
+STATUSES = (RUNNING, "finished", "cancelled", "failed")
 
 
 # -- flows -------------------------------------------------------------------------------------
@@ -143,6 +144,19 @@ async def list_sessions(store: Store, *, flow: str | None = None, status: str | 
     return [{"sessionid": r["id"], "flow": r["flow"], "version": r["flow_version"], "status": r["status"],
              "parent": r["parent_id"], "created_at": r["created_at"], "updated_at": r["updated_at"]}
             for r in await store.fetch_all(query)]
+
+
+async def count_by_version(store: Store, flow: str) -> dict[int, dict[str, int]]:
+    """Stored sessions of ``flow`` counted per version: ``{version: {status: n}}``. Every status is
+    named so the (status, flow) index gives the rows; it reads the flow's stored sessions (ended
+    ones until the retention purge), no snapshot."""
+    t = sessions
+    query = select(t.c.flow_version, t.c.status, func.count().label("n")) \
+        .where(t.c.status.in_(STATUSES), t.c.flow == flow).group_by(t.c.flow_version, t.c.status)
+    counts: dict[int, dict[str, int]] = {}
+    for row in await store.fetch_all(query):
+        counts.setdefault(int(row["flow_version"]), {})[row["status"]] = int(row["n"])
+    return counts
 
 
 # -- retention ---------------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""The console's click-to-call-in records (``GET /admin/call-ins``): open callbacks carrying an
+access code, i.e. a customer was given a number and a code to call in with.
+
+Memory only, from an index of the live records that carry a code (``live_indexes``): a code is
+good only while its callback is open, so a completed callback leaves the list (its record, with
+the code, stays in the callback list). The code is shown: it is the customer's, not an engine
+secret, and the roles that read this list read the callback records that hold it anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .appkeys import RUNTIME
+from .body import query_int
+from .contract import Param, ok, operation
+from .live_indexes import CALL_IN, call_in_of, index_of
+from .schemas import INTEGER, NULLABLE_STRING, STRING, array, obj
+from .times import with_iso
+
+routes = web.RouteTableDef()
+TAG = "administration: callbacks"
+
+CALL_IN_RECORD = obj({"id": STRING, "service": STRING, "number": STRING, "access_number": NULLABLE_STRING,
+                      "access_code": STRING, "expires": {"type": ["string", "number", "null"],
+                                                          "description": "when the code runs out (ISO 8601, engine "
+                                                                         "clock) as the flow set it"},
+                      "state": STRING})
+
+
+@routes.get("/admin/call-ins")
+@operation("Click-to-call-in records: open callbacks carrying an access code (latest first)", TAG,
+           ok(obj({"call_ins": array(CALL_IN_RECORD), "total": INTEGER, "limit": INTEGER, "offset": INTEGER})),
+           errors={400: "a bad limit or offset"},
+           query=(Param("limit", "at most this many (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                  Param("offset", "skip this many (default 0)", {"type": "integer", "minimum": 0, "maximum": 10**9})))
+async def list_call_ins(request: web.Request) -> web.Response:
+    limit = query_int(request, "limit", 100, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    callbacks = request.app[RUNTIME].callbacks
+    ids = index_of(callbacks, call_in_of).ids(CALL_IN)
+    ids.reverse()  # the group keeps the order codes were given in
+    shown = [_call_in(r) for cid in ids[offset: offset + limit] if (r := callbacks.records.get(cid)) is not None]
+    return web.json_response({"call_ins": shown, "total": len(ids), "limit": limit, "offset": offset})
+
+
+def _call_in(record: dict[str, Any]) -> dict[str, Any]:
+    shown = with_iso(record, ("_access_expires",))
+    number, expires = shown.get("_access_number"), shown.get("_access_expires")
+    if isinstance(expires, bool) or not isinstance(expires, str | int | float):
+        expires = None
+    return {"id": record["_id"], "service": record["_service_name"], "number": record["_customer_number"],
+            "access_number": None if number is None else str(number), "access_code": str(record["_access_code"]),
+            "expires": expires, "state": record["_callback_state"]}
