@@ -1,0 +1,168 @@
+// Services (Configuration > Services): each callback service's options with their description,
+// default and validation, the business hours and the transaction list it names; editing sends
+// the whole service to the engine, which alone decides what is valid and says why not.
+import { ApiFailure, api, button, h, may, menu, pageHeader, route, section, table, text, toast } from "../core.js";
+
+menu("Configuration", "Services", "#/services", "services.read");
+
+route("services", async (_params, main) => {
+  main.appendChild(pageHeader("Services"));
+  const { services } = await api("GET", "/admin/services");
+  const details = await Promise.all(services.map((name) => api("GET", `/admin/services/${encodeURIComponent(name)}`)
+    .catch((e) => ({ name, effective: {}, error: e.message }))));
+  main.appendChild(section("Callback services", table([
+    { label: "Service", value: (s) => h("a", { href: `#/services/${encodeURIComponent(s.name)}`, dataset: { test: "service-link" } }, s.name) },
+    { label: "Flow", value: (s) => s.effective._service },
+    { label: "Direction", value: (s) => s.effective._call_direction },
+    { label: "Virtual queue", value: (s) => s.effective._urs_virtual_queue },
+    { label: "Business hours", value: (s) => s.effective._business_hours_service },
+    { label: "Transaction list", value: (s) => s.effective._callback_events_list },
+  ], details, { test: "services", empty: "No callback service is configured." })));
+});
+
+route("services/:name", async ({ name }, main) => {
+  const path = `/admin/services/${encodeURIComponent(name)}`;
+  const [service, options] = await Promise.all([
+    api("GET", path),
+    api("GET", "/admin/services/options").then((a) => a.options, (e) => e),
+  ]);
+  main.appendChild(pageHeader(`Service ${name}`, h("a", { href: "#/services", class: "button" }, "All services")));
+  const known = Array.isArray(options) ? options : optionsFrom(service);
+  if (!Array.isArray(options)) {
+    main.appendChild(h("p", { class: "form-error", dataset: { test: "options-unavailable" } },
+      `Option descriptions are not available: ${options.message}`));
+  }
+  const form = optionsForm(name, path, service, known);
+  main.appendChild(form.node);
+  const related = h("div", { class: "grid-2" });
+  main.appendChild(related);
+  showRelated(related, service.effective);
+});
+
+// Without the options endpoint: the names and values the service answered, no help.
+function optionsFrom(service) {
+  return Object.keys(service.effective).map((name) => ({ name, type: typeof service.effective[name] === "number" ? "int"
+    : typeof service.effective[name] === "boolean" ? "bool" : "str", default: null, help: "" }));
+}
+
+function isInt(o) { return o.type === "int" || o.type === "integer"; }
+function isBool(o) { return o.type === "bool" || o.type === "boolean"; }
+
+function rules(o) {
+  const parts = [isInt(o) ? "whole number" : isBool(o) ? "true or false" : "text"];
+  if (o.choices && o.choices.length) parts.push("one of " + o.choices.join(", "));
+  if (o.minimum !== null && o.minimum !== undefined) parts.push("at least " + o.minimum);
+  if (o.maximum !== null && o.maximum !== undefined) parts.push("at most " + o.maximum);
+  if (o.pattern) parts.push("matching " + o.pattern);
+  return parts.join("; ");
+}
+
+// One input per option: empty means "the default"; a select where the values are a fixed set.
+function inputFor(o, configured, editable) {
+  const value = configured === undefined ? "" : String(configured);
+  const attrs = { name: o.name, disabled: !editable, dataset: { test: "option-" + o.name } };
+  if (isBool(o) || (o.choices && o.choices.length)) {
+    const values = isBool(o) ? ["true", "false"] : o.choices;
+    const shownDefault = o.default === null || o.default === undefined ? "" : ` (${text(o.default)})`;
+    const select = h("select", attrs, h("option", { value: "" }, "default" + shownDefault),
+      values.map((v) => h("option", { value: v, selected: v === value }, v)));
+    if (value && !values.includes(value)) select.appendChild(h("option", { value, selected: true }, value));
+    return select;
+  }
+  return h("input", { ...attrs, type: "text", value, inputmode: isInt(o) ? "numeric" : undefined,
+    placeholder: o.default === null || o.default === undefined || o.default === "" ? "" : String(o.default),
+    spellcheck: "false", autocomplete: "off" });
+}
+
+function optionsForm(name, path, service, known) {
+  const editable = may("services.write");
+  const configured = service.configured || {};
+  const inputs = new Map();
+  const error = h("p", { class: "form-error", role: "alert", dataset: { test: "service-error" } });
+  const rows = known.map((o) => {
+    const input = inputFor(o, configured[o.name], editable);
+    input.setAttribute("aria-label", o.name);
+    inputs.set(o.name, { input, option: o });
+    return h("tr", { dataset: { option: o.name } },
+      h("th", { scope: "row" }, h("code", {}, o.name)),
+      h("td", {}, o.help || h("span", { class: "muted" }, "—")),
+      h("td", {}, h("code", {}, text(o.default))),
+      h("td", { class: "muted" }, rules(o)),
+      h("td", {}, input, h("div", { class: "muted small" }, "effective: ", h("code", {}, text(service.effective[o.name])))));
+  });
+  // Options the service carries that the engine does not know (handed to the flow as they are).
+  const extra = Object.keys(configured).filter((k) => !inputs.has(k));
+  const save = async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const body = {};
+    for (const k of extra) body[k] = configured[k];
+    for (const [key, { input, option }] of inputs) {
+      const raw = input.value.trim();
+      if (raw === "") continue;
+      if (isInt(option) && /^-?\d+$/.test(raw)) body[key] = Number(raw);
+      else if (isBool(option) && (raw === "true" || raw === "false")) body[key] = raw === "true";
+      else body[key] = raw; // the engine checks it and says what is wrong
+    }
+    try {
+      const saved = await api("PUT", path, body);
+      toast(`Service ${name} saved`, "ok");
+      for (const [key, { input }] of inputs) {
+        const effective = input.parentElement.querySelector(".small code");
+        if (effective) effective.textContent = text(saved.effective[key]);
+      }
+    } catch (e) {
+      error.textContent = e.message;
+      toast(e.message, "error");
+    }
+  };
+  const node = h("form", { class: "panel service-form", onsubmit: save, dataset: { test: "service-form" }, novalidate: true },
+    h("h2", {}, "Options"),
+    h("p", { class: "muted" }, editable
+      ? "Leave a value empty to use the default. The engine checks every value when you save and names any it refuses."
+      : "Your role may read the options, not change them."),
+    h("div", { class: "table-wrap" }, h("table", { class: "options" },
+      h("thead", {}, h("tr", {}, ["Option", "Description", "Default", "Validation", "Value"].map((l) => h("th", { scope: "col" }, l)))),
+      h("tbody", {}, rows))),
+    extra.length ? h("p", { class: "muted" }, "Other options given to the flow as they are: ",
+      extra.map((k) => h("code", { class: "extra" }, `${k}=${text(configured[k])}`))) : null,
+    error,
+    editable ? h("div", { class: "actions" }, button("Save", null, { kind: "primary", type: "submit", test: "service-save" })) : null);
+  return { node };
+}
+
+async function showRelated(box, effective) {
+  const hoursName = effective._business_hours_service;
+  const hours = section("Business hours");
+  hours.dataset.test = "business-hours";
+  box.appendChild(hours);
+  if (!hoursName) hours.appendChild(h("p", { class: "empty" }, "This service names no business hours: callbacks may be asked for at any time."));
+  else {
+    try {
+      const b = await api("GET", `/admin/business-hours/${encodeURIComponent(hoursName)}`);
+      hours.appendChild(h("dl", { class: "record" },
+        h("dt", {}, "Name"), h("dd", {}, hoursName),
+        h("dt", {}, "Time zone"), h("dd", {}, text(b.time_zone)),
+        Object.entries(b.weekly || {}).map(([day, spans]) => [h("dt", {}, day), h("dd", {}, (spans || []).join(", ") || "closed")]),
+        h("dt", {}, "Exceptions"), h("dd", {}, Object.keys(b.exceptions || {}).length ? text(b.exceptions) : "none")));
+    } catch (e) {
+      hours.appendChild(h("p", { class: "form-error" }, `${hoursName}: ${e.message}`));
+    }
+  }
+  const listName = effective._callback_events_list;
+  const list = section("Transaction list");
+  list.dataset.test = "service-transaction-list";
+  box.appendChild(list);
+  if (!listName) {
+    list.appendChild(h("p", { class: "empty" }, "This service names no transaction list: it sends every status event."));
+    return;
+  }
+  try {
+    const t = await api("GET", `/admin/transaction-lists/${encodeURIComponent(listName)}`);
+    list.appendChild(h("p", {}, h("a", { href: `#/transaction-lists/${encodeURIComponent(listName)}` }, listName),
+      ` sends ${Object.keys(t.events || {}).length} events:`));
+    list.appendChild(h("ul", { class: "events" }, Object.keys(t.events || {}).sort().map((e) => h("li", {}, h("code", {}, e)))));
+  } catch (e) {
+    list.appendChild(h("p", { class: "form-error" }, `${listName}: ${e instanceof ApiFailure ? e.message : String(e)}`));
+  }
+}
