@@ -5,6 +5,7 @@ every staff role."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from engine.app import create_app
@@ -20,8 +21,10 @@ async def make_engine(aiohttp_client, tmp_path: Path, **settings):
     config = write_config(tmp_path)
     (config / "services" / "waiting.json").write_text(json.dumps(
         {"_service": "callback", "_urs_virtual_queue": "Empty_VQ"}))
+    flows = tmp_path / "flows"  # a copy: flow uploads write to the folder
+    shutil.copytree(REPO / "scxml", flows, dirs_exist_ok=True)
     port = free_port()
-    loaded = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=REPO / "scxml",
+    loaded = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=flows,
                            admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port,
                            **settings)
     return await aiohttp_client(create_app(loaded), server_kwargs={"port": port})
