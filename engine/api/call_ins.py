@@ -13,20 +13,19 @@ from typing import Any
 
 from aiohttp import web
 
+from ..callbacks.records import MAX_TIME, format_time, parse_time
 from .appkeys import RUNTIME
 from .body import query_int
 from .contract import Param, ok, operation
 from .live_indexes import CALL_IN, call_in_of, index_of
-from .schemas import INTEGER, NULLABLE_STRING, STRING, array, obj
-from .times import with_iso
+from .schemas import INTEGER, NULLABLE_ISO_TIME, NULLABLE_STRING, STRING, array, obj
 
 routes = web.RouteTableDef()
 TAG = "administration: callbacks"
 
 CALL_IN_RECORD = obj({"id": STRING, "service": STRING, "number": STRING, "access_number": NULLABLE_STRING,
-                      "access_code": STRING, "expires": {"type": ["string", "number", "null"],
-                                                          "description": "when the code runs out (ISO 8601, engine "
-                                                                         "clock) as the flow set it"},
+                      "access_code": STRING, "expires": {**NULLABLE_ISO_TIME, "description": "when the code runs "
+                                                          "out (engine clock); null if the flow set no time"},
                       "state": STRING})
 
 
@@ -47,10 +46,17 @@ async def list_call_ins(request: web.Request) -> web.Response:
 
 
 def _call_in(record: dict[str, Any]) -> dict[str, Any]:
-    shown = with_iso(record, ("_access_expires",))
-    number, expires = shown.get("_access_number"), shown.get("_access_expires")
-    if isinstance(expires, bool) or not isinstance(expires, str | int | float):
-        expires = None
+    number = record.get("_access_number")
     return {"id": record["_id"], "service": record["_service_name"], "number": record["_customer_number"],
             "access_number": None if number is None else str(number), "access_code": str(record["_access_code"]),
-            "expires": expires, "state": record["_callback_state"]}
+            "expires": _time(record.get("_access_expires")), "state": record["_callback_state"]}
+
+
+def _time(value: Any) -> str | None:
+    """The flow sets the expiry as the platform gave it (epoch seconds): shown in the API's format."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return format_time(value) if 0 <= value <= MAX_TIME else None
+        return format_time(parse_time(value, "_access_expires"))
+    except ValueError:
+        return None
