@@ -54,6 +54,8 @@ function rules(o) {
   if (o.minimum !== null && o.minimum !== undefined) parts.push("at least " + o.minimum);
   if (o.maximum !== null && o.maximum !== undefined) parts.push("at most " + o.maximum);
   if (o.pattern) parts.push("matching " + o.pattern);
+  if (o.refers_to) parts.push(`names an existing ${o.refers_to}`);
+  if (o.request) parts.push("a create request may set it for its callback");
   return parts.join("; ");
 }
 

@@ -34,6 +34,9 @@ function showPreview(box, preview) {
   box.appendChild(table([
     { label: "Event", value: (e) => h("code", {}, e.event) },
     { label: "Message it would send", value: (e) => h("pre", { class: "message" }, JSON.stringify(e.message, null, 2)) },
+    { label: "Sent when known", value: (e) => ((e.placeholders || []).length
+      ? h("span", { class: "mono", title: "no sample value: sent when the record or the flow holds it, left out otherwise" }, e.placeholders.join(", "))
+      : "—") },
   ], preview.events || [], { test: "list-preview", empty: "This list sends no event." }));
 }
 
