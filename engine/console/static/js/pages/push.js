@@ -14,7 +14,7 @@ const SDK = ["vendor/firebase/firebase-app-compat.js", "vendor/firebase/firebase
 
 route("developer/push", async (_params, main) => {
   main.appendChild(pageHeader(TITLE));
-  const readBack = h("div", { dataset: { test: "push-readback" } });
+  const readBack = h("div", { class: "readback", dataset: { test: "push-readback" } });
   const state = { projectId: "" };
   const refresh = async () => {
     clear(readBack);

@@ -87,10 +87,10 @@ function optionsForm(name, path, service, known) {
     inputs.set(o.name, { input, option: o });
     return h("tr", { dataset: { option: o.name } },
       h("th", { scope: "row" }, h("code", {}, o.name)),
-      h("td", {}, o.help || h("span", { class: "muted" }, "—")),
-      h("td", {}, h("code", {}, text(o.default))),
-      h("td", { class: "muted" }, rules(o)),
-      h("td", {}, input, h("div", { class: "muted small" }, "effective: ", h("code", {}, text(service.effective[o.name])))));
+      h("td", { "data-label": "Description" }, o.help || h("span", { class: "muted" }, "—")),
+      h("td", { "data-label": "Default" }, h("code", {}, text(o.default))),
+      h("td", { class: "muted", "data-label": "Validation" }, rules(o)),
+      h("td", { "data-label": "Value" }, input, h("div", { class: "muted small" }, "effective: ", h("code", {}, text(service.effective[o.name])))));
   });
   // Options the service carries that the engine does not know (handed to the flow as they are).
   const extra = Object.keys(configured).filter((k) => !inputs.has(k));
