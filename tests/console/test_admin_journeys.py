@@ -9,13 +9,15 @@ screenshot in tests/console/screenshots/."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from engine.roles import ADMINISTRATOR, CLIENT
 from tests.conftest import SHARED
-from tests.support.browser import browser_log, shot, sign_in, wait_for, wait_until
+from tests.support.browser import browser_log, shot, sign_in, start_browser, wait_for, wait_until
 from tests.support.fake_google import EMAIL, PROJECT, new_key
 
 SEED = SHARED / "seeds" / "000_e632c6894d64fa52.txt"
@@ -34,8 +36,23 @@ def page_problems(browser: WebDriver) -> list[str]:
             if "Content Security Policy" in line or "Uncaught" in line or "SyntaxError" in line]
 
 
+@pytest.fixture(scope="module")
+def browser(engine, tmp_path_factory) -> Iterator[WebDriver]:
+    """In this module: one administrator's browser, signed in once, for every journey (a browser
+    start costs seconds); each journey opens its page afresh."""
+    driver = start_browser(tmp_path_factory.mktemp("admin-browser") / "profile")
+    try:
+        sign_in(driver, engine, engine.keys[ADMINISTRATOR])
+        yield driver
+    finally:
+        browser_log(driver)
+        driver.quit()
+
+
 def open_page(browser: WebDriver, engine, hash_: str, ready_css: str):
+    """The page loaded anew (no message of an earlier journey left on it)."""
     browser.get(f"{engine.url}/ui/{hash_}")
+    browser.refresh()
     return wait_for(browser, ready_css)
 
 
@@ -56,7 +73,6 @@ def set_value(browser: WebDriver, element, value: str) -> None:
 def test_edit_a_service_with_a_bad_then_a_good_value(engine, browser) -> None:
     made = engine.api("PUT", "/admin/services/console-edit", json={"_service": "callback", "_max_dial_attempts": 3})
     assert made.status_code == 200, made.text
-    sign_in(browser, engine, engine.keys[ADMINISTRATOR])
     open_page(browser, engine, "#/services", "[data-test=services]")
     shot(browser, "services-list")
     browser.find_element(By.XPATH, "//a[@data-test='service-link'][text()='console-edit']").click()
@@ -97,7 +113,6 @@ def test_import_the_seeds_transaction_list_and_see_its_preview(engine, browser, 
     seed = seed_events_cfg()
     cfg = tmp_path / "SeedEvents.cfg"
     cfg.write_text(seed)
-    sign_in(browser, engine, engine.keys[ADMINISTRATOR])
     open_page(browser, engine, "#/transaction-lists", "[data-test=list-import]")
 
     # a broken list first: refused with the line that is wrong
@@ -145,7 +160,6 @@ def answers_the_page_got(browser: WebDriver) -> list[str]:
 def test_set_push_credentials_and_see_them_obfuscated(engine, browser) -> None:
     pem, _ = new_key()
     body_lines = pem.strip().splitlines()[1:-1]
-    sign_in(browser, engine, engine.keys[ADMINISTRATOR])
     heading = open_page(browser, engine, "#/developer/push", "#main h1").text
     assert heading == "Developer > Credential Management > Push Notification"
     wait_for(browser, "[data-test=push-update-form]")
@@ -213,7 +227,6 @@ def test_replay_a_dead_letter(engine, browser) -> None:
     assert sub.status_code == 200, sub.text
     published = engine.api("POST", "/genesys/1/notification/publish", json={"tag": "console/dead", "message": {"n": 1}})
     assert published.json()["deliveries"] == 1, published.text
-    sign_in(browser, engine, engine.keys[ADMINISTRATOR])
 
     def dead_ids(_browser) -> list[int]:
         letters = engine.api("GET", "/admin/dead-letters?limit=1000").json()["dead_letters"]
@@ -231,7 +244,6 @@ def test_replay_a_dead_letter(engine, browser) -> None:
 
 
 def test_create_rotate_and_revoke_a_key(engine, browser) -> None:
-    sign_in(browser, engine, engine.keys[ADMINISTRATOR])
     open_page(browser, engine, "#/keys", "[data-test=key-table]")
     form = browser.find_element(By.CSS_SELECTOR, "[data-test=key-create]")
     form.find_element(By.NAME, "key_name").send_keys("console-app")
@@ -266,7 +278,6 @@ def test_create_rotate_and_revoke_a_key(engine, browser) -> None:
 
 
 def test_simulator_refuses_a_bad_setting_and_a_wrong_call_in(engine, browser) -> None:
-    sign_in(browser, engine, engine.keys[ADMINISTRATOR])
     open_page(browser, engine, "#/simulator", "[data-test=sim-queue-table]")
     assert "Time scale \u00d720" in wait_for(browser, "[data-test=sim-clock]").text
     assert "answer" in browser.find_element(By.CSS_SELECTOR, "[data-test=sim-default-outcome]").text
@@ -298,7 +309,6 @@ def test_report_table_chart_and_csv_and_call_in_records(engine, browser) -> None
     made = engine.api("POST", "/genesys/1/service/callback/callin", CLIENT, json={"_customer_number": "+15550700131"})
     assert made.status_code == 200, made.text
     callin = made.json()["_id"]
-    sign_in(browser, engine, engine.keys[ADMINISTRATOR])
     open_page(browser, engine, "#/reports", "[data-test=report-table]")
     table = browser.find_element(By.CSS_SELECTOR, "[data-test=report-table]").text
     assert "callin" in table

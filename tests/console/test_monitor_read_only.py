@@ -8,6 +8,7 @@ is answered 403 by the engine."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from engine.roles import ADMINISTRATOR, CLIENT, MONITOR
-from tests.support.browser import browser_log, shot, sign_in, wait_for, wait_until
+from tests.support.browser import browser_log, shot, sign_in, start_browser, wait_for, wait_until
 
 CHANGE = re.compile(r"^\s*(create|new|add|save|upload|import|preview|replay|delete|remove|revoke|rotate|reschedule|"
                     r"cancel|update|apply|enable|set|test|send|call in|edit)\b", re.IGNORECASE)
@@ -58,11 +59,17 @@ def offered_changes(browser: WebDriver) -> list[str]:
     return found
 
 
-@pytest.fixture
-def monitor(engine, browser) -> WebDriver:
-    sign_in(browser, engine, engine.keys[MONITOR])
-    assert "monitor" in wait_for(browser, "[data-test=who]").text
-    return browser
+@pytest.fixture(scope="module")
+def monitor(engine, tmp_path_factory) -> Iterator[WebDriver]:
+    """A monitor's browser, signed in once for the tests of this module."""
+    driver = start_browser(tmp_path_factory.mktemp("monitor-browser") / "profile")
+    try:
+        sign_in(driver, engine, engine.keys[MONITOR])
+        assert "monitor" in wait_for(driver, "[data-test=who]").text
+        yield driver
+    finally:
+        browser_log(driver)
+        driver.quit()
 
 
 def test_no_page_offers_a_monitor_a_change(engine, monitor) -> None:
