@@ -290,7 +290,7 @@ route("callbacks/:id", async ({ id }, main) => {
     timeline: h("div"), events: h("div"), deliveries: h("div"), pushes: h("div"), session: h("div"),
   };
   main.append(error, actionBox,
-    h("div", { class: "grid-2" }, section("Record", parts.record), section("Timeline", parts.timeline)),
+    section("Record", parts.record), section("Timeline", parts.timeline),
     section("Flow session", parts.session),
     section("Status events", parts.events),
     h("div", { class: "grid-2" }, section("Deliveries", parts.deliveries), section("Push notifications", parts.pushes)));
@@ -315,7 +315,8 @@ route("callbacks/:id", async ({ id }, main) => {
     parts.record.removeAttribute("aria-busy");
     clear(parts.timeline).appendChild(table([
       { label: "At", value: (t) => formatTime(t.at) },
-      { label: "State", value: (t) => stateBadge(t.state) },
+      { label: "From", value: (t) => (t.from ? stateBadge(t.from) : "—") },
+      { label: "To", value: (t) => stateBadge(t.state) },
       { label: "Reason", value: (t) => text(t.reason) },
       { label: "Source", value: (t) => text(t.source) },
     ], history.timeline || [], { test: "timeline", empty: "No state change recorded." }));
