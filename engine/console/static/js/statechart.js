@@ -279,6 +279,11 @@ export function stateChart(source, activeStates = [], { width = 1040 } = {}) {
   return h("div", { class: "statechart-scroll", tabindex: "0", "aria-label": "State chart (scrolls sideways when wide)" }, svg);
 }
 
+// The width a chart drawn into `box` may fill before its rows wrap: the box's, once it is shown.
+export function chartWidth(box) {
+  return Math.max(560, (box.clientWidth || 1040) - 4);
+}
+
 // Marks other states active on a drawn chart (the page polls the session and keeps its chart).
 export function markActive(chart, activeStates) {
   const active = new Set(activeStates);

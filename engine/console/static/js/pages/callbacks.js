@@ -6,7 +6,7 @@
 import {
   api, button, clear, field, formatTime, go, h, may, menu, pageHeader, pager, poll, route, section, table, text, toast,
 } from "../core.js";
-import { markActive, stateChart } from "../statechart.js";
+import { chartWidth, markActive, stateChart } from "../statechart.js";
 
 menu("Callbacks", "Callbacks", "#/callbacks", "callbacks.read");
 
@@ -230,7 +230,7 @@ function sessionView(session, cache) {
     const box = cache.chart;
     api("GET", `/admin/flows/${encodeURIComponent(session.flow)}`, undefined, { query: { format: "scxml", version: session.version } })
       .then((source) => {
-        clear(box).appendChild(stateChart(String(source), cache.active || []));
+        clear(box).appendChild(stateChart(String(source), cache.active || [], { width: chartWidth(box) }));
       })
       .catch((e) => clear(box).appendChild(h("p", { class: "form-error" }, `The flow's chart cannot be drawn: ${e.message}`)));
   }

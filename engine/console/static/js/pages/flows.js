@@ -2,7 +2,7 @@
 // version, a version's state chart, and the upload of a new version (a file or pasted text),
 // refused with each problem's line and column when the document is not valid.
 import { api, button, clear, field, formatTime, go, h, may, menu, pageHeader, route, section, table, text, toast } from "../core.js";
-import { stateChart } from "../statechart.js";
+import { chartWidth, stateChart } from "../statechart.js";
 
 menu("Callbacks", "Flows", "#/flows", "flows.read");
 
@@ -89,7 +89,7 @@ route("flows/:name", async ({ name }, main) => {
     clear(chartBox).appendChild(h("p", { class: "muted" }, "Loading…"));
     try {
       const source = await api("GET", path, undefined, { query: { format: "scxml", version } });
-      clear(chartBox).appendChild(stateChart(String(source)));
+      clear(chartBox).appendChild(stateChart(String(source), [], { width: chartWidth(chartBox) }));
     } catch (e) {
       clear(chartBox).appendChild(h("p", { class: "form-error" }, e.message));
     }
