@@ -206,10 +206,17 @@ def test_set_push_credentials_and_see_them_obfuscated(engine, browser) -> None:
     test.find_element(By.NAME, "api_key").send_keys("AIza" + "x" * 35)
     test.find_element(By.NAME, "sender_id").send_keys(sender)
     test.find_element(By.NAME, "device_token").send_keys("typed-device-token")
+    # notifications allowed, as a user would: the page loads the vendored SDK and registers its
+    # service worker; Firebase itself is out of reach from here, and the page says so
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": engine.url, "permissions": ["notifications"]})
     wait_for(browser, "[data-test=push-enable]").click()
     status = wait_until(browser, lambda b: "could not be obtained" in (t := b.find_element(
         By.CSS_SELECTOR, "[data-test=fcm-status]").text) and t, "the reason the browser's token is missing", timeout=25)
-    assert "typed" in status
+    assert "typed" in status and "Firebase cannot be reached" in status, status  # past the permission
+    assert browser.execute_script("return window.firebase && window.firebase.SDK_VERSION") == "13.2.0"
+    scopes = browser.execute_async_script("navigator.serviceWorker.getRegistrations().then((r) => "
+                                          "arguments[arguments.length - 1](r.map((x) => x.scope)))")
+    assert f"{engine.url}/ui/" in scopes
     assert test.find_element(By.NAME, "device_token").get_attribute("value") == "typed-device-token"
     wait_for(browser, "[data-test=push-test-button]").click()
     result = wait_until(browser, lambda b: b.find_element(By.CSS_SELECTOR, "[data-test=push-test-result]").text,

@@ -10,6 +10,7 @@ import { ApiFailure, api, button, clear, field, formatTime, h, may, menu, pageHe
 menu("Developer", "Push Notification", "#/developer/push", "push.read");
 
 const TITLE = "Developer > Credential Management > Push Notification";
+const FIREBASE_PROBE = "https://firebaseinstallations.googleapis.com/";
 const SDK = ["vendor/firebase/firebase-app-compat.js", "vendor/firebase/firebase-messaging-compat.js"];
 
 route("developer/push", async (_params, main) => {
@@ -167,7 +168,10 @@ async function browserToken({ appId, apiKey, senderId, projectId }) {
   const config = { apiKey, appId, messagingSenderId: senderId, projectId: projectId || undefined };
   // The worker learns the app from its address (it cannot read this page's variables).
   const workerUrl = "firebase-messaging-sw.js?" + new URLSearchParams({ apiKey, appId, messagingSenderId: senderId, projectId: projectId || "" });
-  const registration = await navigator.serviceWorker.register(workerUrl, { scope: "./" });
+  await navigator.serviceWorker.register(workerUrl, { scope: "./" });
+  // Subscribing needs the worker active: ready answers once the one for this page's scope is.
+  const registration = await withTimeout(navigator.serviceWorker.ready, 10000, "the service worker did not start");
+  await firebaseReachable();
   const firebase = window.firebase;
   const app = firebase.apps.find((a) => a.name === "console-push-test");
   if (app) await app.delete();
@@ -175,6 +179,16 @@ async function browserToken({ appId, apiKey, senderId, projectId }) {
   const token = await withTimeout(messaging.getToken({ serviceWorkerRegistration: registration }), 15000, "Firebase did not answer within 15 s");
   if (!token) throw new Error("Firebase gave no token");
   return token;
+}
+
+// Asking for a token with Firebase out of reach waits a long time before failing; one request
+// to its installations service tells at once (an opaque answer is enough: it was reached).
+async function firebaseReachable() {
+  try {
+    await withTimeout(fetch(FIREBASE_PROBE, { mode: "no-cors", cache: "no-store", credentials: "omit" }), 5000, "no answer within 5 s");
+  } catch (e) {
+    throw new Error(`Firebase cannot be reached from this browser: ${e.message || e}`);
+  }
 }
 
 function withTimeout(promise, ms, message) {
