@@ -71,6 +71,7 @@ function importPanel() {
     } catch (e) {
       showRefusal(result, e);
     }
+    result.scrollIntoView({ block: "start" });
   };
   const save = async (event) => {
     event.preventDefault();
@@ -83,6 +84,7 @@ function importPanel() {
       location.hash = `#/transaction-lists/${encodeURIComponent(saved.name)}`;
     } catch (e) {
       showRefusal(result, e);
+      result.scrollIntoView({ block: "start" });
       toast(e.message, "error");
     }
   };
