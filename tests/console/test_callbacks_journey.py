@@ -157,7 +157,11 @@ def test_cancel_one_callback_and_reschedule_another_from_their_pages(engine, bro
     assert page_errors(browser) == []
 
 
-def test_the_queues_page_shows_each_queue_and_its_agents(engine, browser) -> None:
+def test_the_queues_page_shows_each_queue_its_agents_and_callbacks(engine, browser) -> None:
+    # A number the simulator finds busy at every dial: its callback stays QUEUED between retries.
+    made = engine.api("POST", "/genesys/1/service/callback/callback", CLIENT, json={"_customer_number": "+15550009041"})
+    assert made.status_code == 200, made.text
+    waiting = made.json()["_id"]
     queues = engine.api("GET", "/admin/queues").json()["queues"]
     sign_in(browser, engine, engine.keys[ADMINISTRATOR])
     wait_for(browser, "[data-test=menu-queues]").click()
@@ -170,5 +174,11 @@ def test_the_queues_page_shows_each_queue_and_its_agents(engine, browser) -> Non
     updated = "return document.querySelector('[data-test=queues-updated] time').getAttribute('datetime');"
     first = browser.execute_script(updated)
     wait_until(browser, lambda b: b.execute_script(updated) != first, "the queues refreshed")
+    link = f"[data-test=queue][data-queue=Callback_VQ] [data-test=queue-callback][href='#/callbacks/{waiting}']"
+    wait_for(browser, link)
     shot(browser, "queues")
+    browser.execute_script("document.querySelector(arguments[0]).click();", link)  # found and followed at once:
+    wait_for(browser, "[data-test=record] dd[data-key=_id]")  # the list is redrawn every 2 s
+    assert shown_text(browser, "[data-test=record] dd[data-key=_id]") == waiting
     assert page_errors(browser) == []
+    engine.api("DELETE", f"/genesys/1/service/callback/callback/{waiting}")  # its agent back for the other tests

@@ -26,17 +26,19 @@ function queuePanel(q) {
     h("h2", {}, q.name),
     h("div", { class: "figures" },
       figure("waiting", text(q.waiting), "queue-waiting"),
+      figure("callbacks in the queue", text(q.callbacks_in_queue), "queue-callbacks-in"),
       figure("estimated wait", duration(q.ewt_seconds), "queue-ewt"),
       figure("agents staffed", text(q.agents_staffed), "queue-staffed"),
       figure("busy", text(q.agents_busy), "queue-busy"),
       figure("ready", text(q.agents_ready), "queue-ready")),
     table([
-      { label: "Position", class: "num", value: (c) => text(c.position) },
+      { label: "Position", class: "num", value: (c) => (c.position === null || c.position === undefined ? h("span", { class: "muted", title: "an agent is being reserved or the customer dialled" }, "—") : String(c.position)) },
       { label: "Callback", value: (c) => h("a", { href: "#/callbacks/" + encodeURIComponent(c.id), class: "mono", dataset: { test: "queue-callback" } }, c.id) },
       { label: "Service", value: (c) => text(c.service) },
       { label: "Number", value: (c) => text(c.number) },
+      { label: "State", value: (c) => h("span", { class: `state state-${String(c.state || "").replace(/[^A-Z_]/g, "")}` }, text(c.state)) },
       { label: "Waiting since", value: (c) => formatTime(c.since) },
-    ], waiting, { empty: "No callback is waiting in this queue.", test: "queue-callbacks" }));
+    ], waiting, { empty: "No callback is in this queue.", test: "queue-callbacks" }));
 }
 
 route("queues", async (_params, main) => {
