@@ -334,3 +334,23 @@ def test_report_table_chart_and_csv_and_call_in_records(engine, browser) -> None
     assert callin in browser.find_element(By.CSS_SELECTOR, "[data-test=call-in-table]").text
     shot(browser, "call-ins")
     assert page_problems(browser) == []
+
+
+def test_the_administration_pages_on_a_tablet(engine, browser) -> None:
+    """768x1024: the menu folds into the top bar, the option table becomes one card per option."""
+    browser.set_window_size(768, 1024)
+    try:
+        open_page(browser, engine, "#/services/callback", "[data-test=service-form]")
+        assert not browser.find_element(By.CSS_SELECTOR, "[data-test=menu]").is_displayed()
+        assert not browser.find_element(By.CSS_SELECTOR, "table.options thead").is_displayed()
+        value = browser.find_element(By.CSS_SELECTOR, "[data-test=service-form] input[name=_ttl]")
+        assert value.is_displayed() and value.rect["x"] + value.rect["width"] <= 768  # not cut off
+        shot(browser, "tablet-services-detail")
+        for page, ready in (("#/developer/push", "[data-test=push-update]"),
+                            ("#/simulator", "[data-test=sim-queue-table]"), ("#/keys", "[data-test=key-table]")):
+            open_page(browser, engine, page, ready)
+            width = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 768, f"{page} is {width} px wide"
+            shot(browser, "tablet-" + page.removeprefix("#/").replace("/", "-"))
+    finally:
+        browser.set_window_size(1366, 900)
