@@ -16,6 +16,7 @@ from .api import (
     admin,
     basichttp,
     call_ins,
+    callback_history,
     callback_views,
     docs,
     flow_sessions,
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app[KEYS] = key_store
     app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
     for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs, metrics,
-                   callback_views, queues, reports, call_ins, service_options, list_preview, flow_sessions):
+                   callback_views, queues, reports, call_ins, service_options, list_preview, flow_sessions,
+                   callback_history):
         app.router.add_routes(module.routes)
     console.install(app, settings, key_store)  # /ui: the console's files, sign-in sessions and headers
 

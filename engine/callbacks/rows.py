@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, St
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage import Migration, Schema, Store, TableWrite, creates, dumps, metadata
+from . import history
 from .records import parse_time
 from .vocabulary import CallbackState
 
@@ -70,8 +71,9 @@ CALLBACK_EVENTS = TableWrite(callback_events, sequenced=True)
 SCHEMA = Schema("callbacks", (Migration(2, "callback records and their status events",
                                         creates(callbacks, callback_events)),
                                 Migration(5, "callback indexes by state, creation and update time",
-                                          _flat_indexes)),
-                (CALLBACKS, CALLBACK_EVENTS))
+                                          _flat_indexes),
+                                history.MIGRATION),
+                (CALLBACKS, CALLBACK_EVENTS, history.CALLBACK_HISTORY))
 #: Every state a record can be in but COMPLETED: "not COMPLETED" is a range of the state indexes.
 OPEN_STATES = tuple(s.value for s in CallbackState if s != CallbackState.COMPLETED)
 
@@ -149,8 +151,9 @@ async def events_of(store: Store, callback_id: str) -> list[dict[str, Any]]:
 
 
 async def purge(conn: AsyncConnection, cutoff: float) -> dict[str, int]:
-    """Callbacks COMPLETED before ``cutoff``, with their recorded events; open ones stay."""
+    """Callbacks COMPLETED before ``cutoff``, with their recorded events and history; open ones stay."""
     done = (callbacks.c.state == CallbackState.COMPLETED, callbacks.c.updated_at < cutoff)
+    await history.purge_of(conn, select(callbacks.c.id).where(*done))
     events = await conn.execute(delete(callback_events).where(
         callback_events.c.callback_id.in_(select(callbacks.c.id).where(*done))))
     records = await conn.execute(delete(callbacks).where(*done))

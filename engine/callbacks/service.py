@@ -23,6 +23,7 @@ from ..scxml import AttrDict, Event, Session
 from ..sessions.flows import FlowError
 from ..sessions.manager import SessionManager
 from ..storage import UnitOfWork, dumps
+from . import history
 from . import rows as callback_rows
 from .bus import (
     AttemptFailed,
@@ -38,7 +39,16 @@ from .business_hours import time_slots
 from .callback_settings import CallbackSettings
 from .event_catalog import DIAL_DONE, FLOW_EVENTS, SERVICE_EVENTS
 from .flow_actions import ReportDesk
-from .lifecycle import STATUS_UPDATED_EVENT, IllegalTransition, Lifecycle, event_between
+from .lifecycle import (
+    PROCESSING_FAILED_EVENT,
+    RESCHEDULED_EVENT,
+    SCHEDULED_EVENT,
+    STATUS_UPDATED_EVENT,
+    SUBMIT_FAILED_EVENT,
+    IllegalTransition,
+    Lifecycle,
+    event_between,
+)
 from .record_index import RecordIndex, TimeIndex
 from .records import (
     BadRequest,
@@ -95,6 +105,10 @@ class CallbackService:
         self.scheduled = TimeIndex(_scheduled_at)  # SCHEDULED records, by service and desired time
         self._indexes: list[RecordIndex | TimeIndex] = [self.waiting, self.scheduled]
         manager.batch_contributors.append(self._contribute)
+        # State changes, each with what caused it (the console's timeline), in the same batches.
+        self.history = history.HistoryLog(self.store, manager.request_write, self.clock.now)
+        manager.batch_contributors.append(self.history.contribute)
+        manager.after_commit.append(self.history.written)
         manager.on_session_end.append(self._session_ended)
         desk.serve(self)  # what the flows' <cb:notify>, <cb:update>, <cb:complete> report
 
@@ -114,7 +128,8 @@ class CallbackService:
                    if r["_callback_state"] not in (CallbackState.SCHEDULED, CallbackState.COMPLETED)
                    and r.get("_ors_session_id") not in self.manager.sessions]
         for record in orphans:  # its session ended while we were down, or never got stored
-            self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone")
+            self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone",
+                           source=history.RESTART)
         for sid, cid in list(self.by_session.items()):
             session = self.manager.sessions.get(sid)
             if session is not None and session.is_running:
@@ -182,10 +197,10 @@ class CallbackService:
         self.records[cid] = record
         self.bus.publish(CallbackCreated(record))
         if scheduled:
-            self._lifecycle(record).created()
+            self._lifecycle(record, history.API_CREATE).created()
             self._arm(record)
         else:
-            self._submit(record)
+            self._submit(record, history.API_CREATE)
             self._arm(record)
         self.mark(record)
         await self.manager.commit()
@@ -224,7 +239,7 @@ class CallbackService:
         if record["_callback_state"] == CallbackState.COMPLETED:
             raise BadRequest(f"callback {cid} is already COMPLETED ({record.get('_callback_reason')}); "
                              f"only callbacks not yet completed can be cancelled")
-        self._lifecycle(record).cancel()
+        self._lifecycle(record, history.API_CANCEL).cancel()
         self._end_flow(record, CompletionReason.CANCELLED)
         self.mark(record)
         await self.manager.commit()
@@ -258,7 +273,7 @@ class CallbackService:
         if new_time not in (None, ""):
             record["_desired_time"] = format_time(desired)
             record["_expiration_time"] = format_time(desired + options["_ttl"])
-            self._lifecycle(record).reschedule()
+            self._lifecycle(record, history.API_RESCHEDULE).reschedule()
             self._arm(record)
         elif keys:
             session = self.manager.sessions.get(record.get("_ors_session_id") or "")
@@ -316,6 +331,14 @@ class CallbackService:
         else:
             rows = await callback_rows.events_of(self.store, cid) + pending
         return [json.loads(r["data"]) for r in rows]
+
+    async def event_rows(self, cid: str) -> list[dict[str, Any]]:
+        """A callback's recorded status event rows (``id``, ``name``, ``data`` as JSON text,
+        ``created_at``), oldest first, those not yet written included; any service."""
+        if self.store is None:
+            return list(self.events.get(cid, []))
+        pending = [e for e in self._new_events if e["callback_id"] == cid]
+        return await callback_rows.events_of(self.store, cid) + pending
 
     # -- checks ---------------------------------------------------------------------------
     def _check_hours(self, options: dict[str, Any], desired: float) -> None:
@@ -379,7 +402,7 @@ class CallbackService:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] != CallbackState.SCHEDULED:
             return
-        self._submit(record)
+        self._submit(record, history.TIMER_SUBMIT)
         self._arm(record)  # its TTL (and purge) from now on
         self.mark(record)
 
@@ -388,17 +411,17 @@ class CallbackService:
         if record is None or record["_callback_state"] in (CallbackState.COMPLETED, CallbackState.SCHEDULED):
             return
         log.info("callback %s purged after waiting its queue's purge time", cid)
-        self._complete(record, CompletionReason.PURGED)
+        self._complete(record, CompletionReason.PURGED, source=history.TIMER_PURGE)
 
     def _run_ttl(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] == CallbackState.COMPLETED:
             return
         log.info("callback %s expired (TTL)", cid)
-        self._complete(record, CompletionReason.FAIL_TIMEOUT_TTL)
+        self._complete(record, CompletionReason.FAIL_TIMEOUT_TTL, source=history.TIMER_TTL)
 
     # -- the flow session -----------------------------------------------------------------------
-    def _submit(self, record: dict[str, Any]) -> None:
+    def _submit(self, record: dict[str, Any], source: str) -> None:
         options = self.services.get(record["_service_name"])
         extra = self.queue_settings.dial_options(record.get("_urs_virtual_queue", ""))
         # The client's keys reach the flow only as the dict _data: never as variables of their own,
@@ -406,7 +429,7 @@ class CallbackService:
         data = {**options, **service_fields(record), **extra, "_service_id": record["_id"],
                 "_desired_time": record["_desired_time"], "_data": client_data(record)}
         data.pop("_callback_state", None)
-        lifecycle = self._lifecycle(record)
+        lifecycle = self._lifecycle(record, source)
         if record["_callback_state"] == CallbackState.SCHEDULED:
             lifecycle.submit()  # submitted (and queued) before the flow reports anything
         def owned(started: Session) -> None:  # mapped before its first macrostep reports anything
@@ -417,7 +440,7 @@ class CallbackService:
         except (FlowError, ValueError) as e:
             log.error("callback %s: cannot start flow %r: %s", record["_id"], options["_service"], e)
             lifecycle.submit_failed(str(e))
-            self._complete(record, CompletionReason.FAIL_ERROR)
+            self._complete(record, CompletionReason.FAIL_ERROR, source=source, detail=str(e))
             return
         record["_ors_session_id"] = session.id
         record["_submitted_time"] = format_time(self.clock.now())
@@ -441,10 +464,12 @@ class CallbackService:
         """The callback and its flow are both over: what was subscribed for it goes."""
         self.bus.publish(CallbackEnded(record))
 
-    def _complete(self, record: dict[str, Any], reason: str, notify_failure: str | None = None) -> None:
+    def _complete(self, record: dict[str, Any], reason: str, notify_failure: str | None = None,
+                  source: str = history.FLOW, detail: str | None = None) -> None:
+        """``source``, ``detail``: what caused it and why, for the callback's history."""
         if record["_callback_state"] == CallbackState.COMPLETED:
             return
-        lifecycle = self._lifecycle(record)
+        lifecycle = self._lifecycle(record, source, detail)
         if notify_failure:
             lifecycle.processing_failed(notify_failure)
         lifecycle.complete(reason)
@@ -523,9 +548,21 @@ class CallbackService:
         self.mark(record)
 
     # -- recording ----------------------------------------------------------------------------
-    def _lifecycle(self, record: dict[str, Any]) -> Lifecycle:
+    def _lifecycle(self, record: dict[str, Any], source: str = history.FLOW, detail: str | None = None) -> Lifecycle:
+        """The record's lifecycle; its state changes go into the history as caused by ``source``
+        (``detail``: why, when the caller knows better than the lifecycle's failure events)."""
+        why = [detail]
+
         def listener(event_name: str, details: dict[str, Any]) -> None:
             to_state = details.get("to_state")
+            if event_name in (SUBMIT_FAILED_EVENT, PROCESSING_FAILED_EVENT):
+                why[0] = why[0] or details.get("reason")
+            elif event_name in (STATUS_UPDATED_EVENT, SCHEDULED_EVENT):
+                self.history.state_changed(record["_id"], details.get("from_state"), to_state,
+                                           details.get("reason"), source, why[0])
+            elif event_name == RESCHEDULED_EVENT:
+                self.history.state_changed(record["_id"], details.get("from_state"), to_state, None, source,
+                                           f"desired time {record.get('_desired_time')}")
             if to_state:
                 record["_callback_state"] = to_state
                 if to_state == CallbackState.COMPLETED:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientError
 
+from ..callbacks import history
 from ..outbound import DeliveryFailure, Sender, retry_after_seconds
 from ..scxml import AttrDict, Event
 from ..storage import dumps
@@ -123,6 +124,13 @@ class Dispatcher:
         self.senders: dict[str, Sender] = {}
         self.closed = False
         self._flush_timer: asyncio.TimerHandle | None = None
+        # Each attempt in its callback's history, written in the batch that writes its outcome.
+        store = manager.store if manager is not None else None
+        self.history = history.HistoryLog(store, manager.request_write if manager is not None else _nothing,
+                                          clock.now)
+        if store is not None:
+            manager.batch_contributors.append(self.history.contribute)
+            manager.after_commit.append(self.history.written)
 
     # -- queueing ------------------------------------------------------------------------
     def submit(self, delivery: Delivery) -> None:
@@ -142,6 +150,12 @@ class Dispatcher:
 
     def pending(self) -> int:
         return sum(len(q) for q in self.queues.values())
+
+    def of_callback(self, callback_id: str) -> list[Delivery]:
+        """The deliveries and pushes of a callback not delivered yet: queued, retried or dead."""
+        found = [d for key, queue in self.queues.items() if _about(key, callback_id) for d in queue]
+        found.extend(d for d in self.dead.values() if _about(d.key, callback_id))
+        return sorted(found, key=lambda d: d.id)
 
     def _kick(self, key: str) -> None:
         """Start carrying out ``key``'s queue, or arm a timer for its head's next attempt."""
@@ -182,20 +196,41 @@ class Dispatcher:
     # -- one attempt ---------------------------------------------------------------------
     async def _attempt(self, d: Delivery) -> None:
         try:
-            await self._send(d)
+            status = await self._send(d)
         except DeliveryFailure as f:
             self._failed(d, f)
+            self._remember(d, None, f)
         except Exception as e:  # a bug must not stop the queue
             log.exception("delivery %s failed unexpectedly", d.id)
-            self._failed(d, DeliveryFailure(f"{type(e).__name__}: {e}", retry=True))
+            failure = DeliveryFailure(f"{type(e).__name__}: {e}", retry=True)
+            self._failed(d, failure)
+            self._remember(d, None, failure)
         else:
             self._succeeded(d)
+            self._remember(d, status, None)
 
-    async def _send(self, d: Delivery) -> None:
+    def _remember(self, d: Delivery, status: int | None, failure: DeliveryFailure | None) -> None:
+        """The attempt in its callback's history (a message published by a client has none)."""
+        about = callback_of(d.key)
+        if about is None:
+            return
+        if failure is None:
+            result, error = history.DELIVERED, ""
+        else:
+            result = history.DEAD if d.status == DEAD else history.RETRY
+            error = history.scrub(str(failure), d.target)
+            status = history.http_status(error)
+        event = (d.message.get("data") or {}) if d.type == "fcm" else d.message
+        self.history.add(about[0], about[1], history.attempt(
+            d.id, d.type, event.get("event") or event.get("event_id"), history.public_target(d.type, d.target),
+            result, status, error))
+
+    async def _send(self, d: Delivery) -> int | None:
+        """One attempt; the HTTP status of a webhook that took it."""
         sender = self.senders.get(d.type)
         if sender is not None:
             await sender(d)
-            return
+            return None
         if d.type not in ("orscb", "httpcb", "customhttp"):
             raise DeliveryFailure(f"nothing delivers {d.type} notifications in this engine", retry=False)
         if d.type == "orscb":
@@ -208,7 +243,7 @@ class Dispatcher:
                 raise DeliveryFailure(f"event {name!r} not raised in session {d.target!r}: {reason}", retry=False)
             event = Event(name, AttrDict(d.message))
             self.manager.route_event(None, session, event)
-            return
+            return None
         body = d.body()
         headers = {"Content-Type": "application/json"}
         if d.secret:
@@ -225,7 +260,7 @@ class Dispatcher:
             async with self._client.post(d.target, data=body, headers=headers) as resp:
                 await resp.read()
                 if 200 <= resp.status < 300:
-                    return
+                    return resp.status
                 if 300 <= resp.status < 400:
                     raise DeliveryFailure(f"HTTP {resp.status} (redirects are not followed)", retry=False)
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
@@ -295,3 +330,26 @@ class Dispatcher:
             task.cancel()
         if self._client is not None:
             await self._client.close()
+
+
+def callback_of(key: str) -> tuple[str, str] | None:
+    """The callback a delivery is about and the history kind of its attempts, from its ordering
+    key: ``fcm|<callback id>`` for a push (``engine.push``), ``<type>|<target>|callback/<service>/<id>``
+    for a status notification. Clients cannot publish under ``callback/``, so no message of theirs
+    lands in a callback's history."""
+    kind, _, rest = key.partition("|")
+    if kind == "fcm" and rest and "|" not in rest:
+        return rest, history.PUSH
+    tag = key.rsplit("|", 1)[-1]
+    if tag.startswith("callback/"):
+        return tag.rsplit("/", 1)[-1], history.DELIVERY
+    return None
+
+
+def _about(key: str, callback_id: str) -> bool:
+    found = callback_of(key)
+    return found is not None and found[0] == callback_id
+
+
+def _nothing() -> None:
+    """No session manager (a benchmark's dispatcher that never dispatches): nothing to write."""
