@@ -18,7 +18,8 @@ const HEAD = 24;         // a container's title line
 const PAD = 20;          // inside a container, around its children
 const GAP_X = 60;
 const GAP_Y = 58;
-const COND_MAX = 22;     // a condition shown on an arrow is cut to this many characters
+const COND_MAX = 22;
+const LABEL_SCALE = 10.5 / 12; // arrow labels are 10.5 px, measured at 12     // a condition shown on an arrow is cut to this many characters
 
 export class ChartError extends Error {}
 
@@ -173,16 +174,15 @@ function tooltip(t) {
 
 // The arrow of one transition: a gentle curve (so arrows both ways between two boxes do not
 // overlap), or a loop on the box's right edge when it targets its own state.
-function arrow(from, to, t, index) {
+// `labels` places the label where it hides the fewest other labels and states.
+function arrow(from, to, t, index, labels) {
   let path;
-  let lx;
-  let ly;
+  let at;
   if (from === to) {
     const x = from.ax + from.w;
     const y = from.ay + 8 + (index % 3) * 6;
     path = `M ${x} ${y} C ${x + 30} ${y - 18}, ${x + 30} ${y + 24}, ${x} ${y + 14}`;
-    lx = x + 26;
-    ly = y - 6;
+    at = () => [x + 26, y - 6];
   } else {
     let start;
     let end;
@@ -205,14 +205,46 @@ function arrow(from, to, t, index) {
     const cx = (x1 + x2) / 2 + (-(y2 - y1) / length) * bend;
     const cy = (y1 + y2) / 2 + ((x2 - x1) / length) * bend;
     path = `M ${x1} ${y1} Q ${cx} ${cy} ${x2} ${y2}`;
-    lx = (x1 + 2 * cx + x2) / 4;
-    ly = (y1 + 2 * cy + y2) / 4;
+        at = (s) => [(1 - s) ** 2 * x1 + 2 * (1 - s) * s * cx + s ** 2 * x2, (1 - s) ** 2 * y1 + 2 * (1 - s) * s * cy + s ** 2 * y2 - 2];
   }
   const words = label(t);
+  let text = null;
+  if (words) {
+    const [lx, ly] = labels.place(words, at);
+    text = h("text", { x: lx, y: ly, class: "t-label", "text-anchor": "middle" }, words);
+  }
   return h("g", { class: "transition", dataset: { event: t.event } },
     h("title", {}, tooltip(t)),
     h("path", { d: path, class: "arrow", "marker-end": "url(#sc-arrow)" }),
-    words ? h("text", { x: lx, y: ly, class: "t-label", "text-anchor": "middle" }, words) : null);
+    text);
+}
+
+// Where arrow labels go: of a few points along each arrow, the first whose label covers no label
+// placed before it and no state's name; else the one that covers the least.
+class LabelPlaces {
+  constructor(leaves) {
+    this.taken = leaves.map((n) => [n.ax, n.ay, n.ax + n.w, n.ay + n.h]);
+  }
+
+  place(words, at) {
+    const w = textWidth(words) * LABEL_SCALE + 4;
+    let best = null;
+    for (const s of [0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8]) {
+      const [x, y] = at(s);
+      const rect = [x - w / 2, y - 10, x + w / 2, y + 3];
+      const cover = this.taken.reduce((sum, r) => sum + overlap(rect, r), 0);
+      if (best === null || cover < best.cover) best = { x, y, rect, cover };
+      if (cover === 0) break;
+    }
+    this.taken.push(best.rect);
+    return [best.x, best.y];
+  }
+}
+
+function overlap(a, b) {
+  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+  const h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  return w > 0 && h > 0 ? w * h : 0;
 }
 
 function box(node, active) {
@@ -262,6 +294,7 @@ export function stateChart(source, activeStates = [], { width = 1040 } = {}) {
   const boxes = h("g", { class: "boxes" });
   const marks = h("g", { class: "marks" });
   const arrows = h("g", { class: "arrows" });
+  const labels = new LabelPlaces([...byId.values()].filter((n) => !isContainer(n)));
   const walk = (node) => {
     if (node.kind !== "scxml") boxes.appendChild(box(node, active));
     const mark = node.kind !== "parallel" && isContainer(node) ? initialMark(node, byId) : null;
@@ -269,7 +302,7 @@ export function stateChart(source, activeStates = [], { width = 1040 } = {}) {
     node.transitions.forEach((t, i) => {
       for (const target of t.targets) {
         const to = byId.get(target);
-        if (to) arrows.appendChild(arrow(node, to, t, i));
+        if (to) arrows.appendChild(arrow(node, to, t, i, labels));
       }
     });
     node.children.forEach(walk);
