@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..callbacks.event_catalog import FLOW_EVENTS
+from ..callbacks.vocabulary import CallbackState, CompletionReason
 from ..notifications.notifier import status_message
 from ..notifications.transaction_list import TransactionList, TransactionListError, parse
 from .appkeys import RUNTIME
@@ -38,11 +39,13 @@ SAMPLE_VALUES: dict[str, Any] = {
     "c_call_result": 0, "c_call_num_attempt": 1, "c_termination_type": "COMPLETED.AGENT_CONNECTED",
 }
 # The state a callback is usually in when each event is reported.
-_STATES = {"_cbe_on_callback_scheduled": "SCHEDULED", "_cbe_on_callback_rescheduled": "SCHEDULED",
-           "_cbe_on_connect_treatment_start": "ROUTING", "_cbe_on_customer_queued": "ROUTING",
-           "_cbe_on_route_to_agent": "PROCESSING", "_cbe_on_service_exit": "COMPLETED",
-           "_cbe_on_callback_cancelled": "COMPLETED", "_cbe_on_callback_submit_failed": "COMPLETED",
-           "_cbe_on_callback_processing_failed": "COMPLETED"}
+_STATES = {"_cbe_on_callback_scheduled": CallbackState.SCHEDULED,
+           "_cbe_on_callback_rescheduled": CallbackState.SCHEDULED,
+           "_cbe_on_connect_treatment_start": CallbackState.ROUTING, "_cbe_on_customer_queued": CallbackState.ROUTING,
+           "_cbe_on_route_to_agent": CallbackState.PROCESSING, "_cbe_on_service_exit": CallbackState.COMPLETED,
+           "_cbe_on_callback_cancelled": CallbackState.COMPLETED,
+           "_cbe_on_callback_submit_failed": CallbackState.COMPLETED,
+           "_cbe_on_callback_processing_failed": CallbackState.COMPLETED}
 
 PREVIEW = obj({"name": STRING, "events": array(obj({"event": STRING, "message": ANY_OBJECT,
                                                    "placeholders": array(STRING)})),
@@ -83,9 +86,11 @@ async def preview_saved(request: web.Request) -> web.Response:
 def preview(tlist: TransactionList, now: float) -> dict[str, Any]:
     events = []
     for name, spec in tlist.events.items():
-        record = {**SAMPLE_RECORD, "_callback_state": _STATES.get(name, "QUEUED")}
-        if record["_callback_state"] == "COMPLETED":
-            record["_callback_reason"] = "CANCELLED" if "cancel" in name else "AGENT_CONNECTED"
+        state = _STATES.get(name, CallbackState.QUEUED)
+        record = {**SAMPLE_RECORD, "_callback_state": state.value}
+        if state == CallbackState.COMPLETED:
+            reason = CompletionReason.CANCELLED if "cancel" in name else CompletionReason.AGENT_CONNECTED
+            record["_callback_reason"] = reason.value
         values = dict(SAMPLE_VALUES) if name in FLOW_EVENTS else {**record, **SAMPLE_VALUES}
         placeholders = [p for p in spec.params if p not in values and p not in record]
         values.update({p: f"<{p}>" for p in placeholders})
