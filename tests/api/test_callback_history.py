@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 
 from engine.api.appkeys import RUNTIME
+from engine.app import create_app
 from engine.callbacks.records import format_time
-from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, make_client, wait_state
+from engine.roles import ADMINISTRATOR, DEVELOPER, MONITOR, SUPERVISOR, allowed
+from engine.roles import CLIENT as CLIENT_ROLE
+from engine.settings import Settings
+from tests.callbacks.conftest import ADMIN, BASE, CLIENT, REPO, create, make_client, wait_state, write_config
+from tests.support.engine_process import free_port
 from tests.support.eventually import eventually
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -96,3 +101,23 @@ async def test_no_device_token_or_url_secret_in_the_answer(aiohttp_client, tmp_p
     text = await r.text()
     assert r.status == 200 and token not in text
     assert (await r.json())["record"]["_device_notification_id"] == "…WXYZ"
+
+
+async def test_without_storage_the_history_is_kept_in_memory(aiohttp_client, tmp_path) -> None:
+    port = free_port()
+    settings = Settings.load(
+        config_dir=write_config(tmp_path), env={}, data_dir=tmp_path / "data", flows_dir=REPO / "scxml",
+        admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port, persistence=False)
+    client = await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+    cid = await create(client, "callback", _customer_number="+15550900006")
+    await wait_state(client, cid, "COMPLETED")
+    found = await eventually(lambda: history(client, cid), lambda h: h["timeline"][-1]["state"] == "COMPLETED",
+                             timeout=10, expected="the COMPLETED change in the timeline")
+    assert [t["state"] for t in found["timeline"]] == ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]
+    assert found["events"]
+
+
+def test_every_role_that_reads_callbacks_reads_their_history() -> None:
+    path = "/admin/callbacks/abc/history"
+    assert [r for r in (ADMINISTRATOR, SUPERVISOR, MONITOR, DEVELOPER, CLIENT_ROLE) if allowed(r, "GET", path)] == [
+        ADMINISTRATOR, SUPERVISOR, MONITOR, DEVELOPER]
