@@ -4,12 +4,15 @@ Every query must cost the same with a week or years of history where an index ca
 ``callbacks`` table has (state, created_at) and (service, state, created_at) indexes but none on
 created_at alone, so "newest first" over several states is one ordered, limited range per state
 (``UNION ALL`` of them, merged by the outer ORDER BY): each part reads at most ``offset + limit``
-index entries, whatever the history holds. What no index serves is said where it happens:
+index entries, whatever the history holds; the total counts index entries, at most
+``COUNT_CAP`` of them (beyond, the answer says the total is not exact). What no index serves:
 
 - ``reason`` (only in the record's JSON) and ``q`` (a substring of the id, the number or the
   record's JSON) test each row: they look only at the newest (oldest with ``order=oldest``)
   ``SEARCH_WINDOW`` rows per state matching the other filters, so they cost at most that many
-  rows per state whatever the history; from/to reach older ones.
+  rows per state whatever the history; from/to reach older ones. Each row is tested once: the
+  matches' ids are sorted here and only the page's records are read. ``q`` looks at the record's
+  JSON text, so a key's name matches too.
 - ``number`` has its own index: its rows (few per number) are read and sorted.
 - the report reads every row created in its range (at most 366 days; the index gives the range).
 
@@ -83,6 +86,8 @@ async def list_page(store: Store, f: CallbackFilter, limit: int, offset: int) ->
     t = callbacks
     # One ordered range per state; a number has its own index and few rows: one part, sorted.
     groups = [states] if f.number is not None else [(state,) for state in states]
+    if f.reason is not None or f.q:
+        return await _windowed_page(store, f, groups, limit, offset)
     parts = [_part(store, f, group, select(t.c.id, t.c.created_at, t.c.record)).limit(offset + limit).subquery()
              for group in groups]
     merged = union_all(*(select(p.c.id, p.c.created_at, p.c.record) for p in parts)).subquery()
@@ -94,6 +99,21 @@ async def list_page(store: Store, f: CallbackFilter, limit: int, offset: int) ->
         rows = (await conn.execute(page)).all()
         total = (await conn.execute(count)).scalar() or 0
     return Page([json.loads(r.record) for r in rows], min(total, COUNT_CAP), total <= COUNT_CAP)
+
+
+async def _windowed_page(store: Store, f: CallbackFilter, groups: list[tuple[str, ...]], limit: int, offset: int
+                         ) -> Page:
+    """The filters no index serves: every match in the windows at once (at most ``SEARCH_WINDOW``
+    per state), so each row is tested once for the page and the total; then the page's records."""
+    t = callbacks
+    matched = union_all(*(_part(store, f, group, select(t.c.id, t.c.created_at), ordered=False)
+                          for group in groups)).subquery()
+    async with store.engine.connect() as conn:
+        found = (await conn.execute(select(matched.c.id, matched.c.created_at))).all()
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=f.newest_first)
+        ids = [r.id for r in found[offset: offset + limit]]
+        texts = dict((await conn.execute(select(t.c.id, t.c.record).where(t.c.id.in_(ids)))).all()) if ids else {}
+    return Page([json.loads(texts[cid]) for cid in ids if cid in texts], len(found), True)
 
 
 def _part(store: Store, f: CallbackFilter, states: tuple[str, ...], query: Select, ordered: bool = True) -> Select:
