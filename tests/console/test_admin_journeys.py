@@ -326,6 +326,14 @@ def test_report_table_chart_and_csv_and_call_in_records(engine, browser) -> None
         "fetch(arguments[0]).then((r) => r.text()).then(arguments[arguments.length - 1]);", link.get_attribute("href"))
     assert csv.splitlines()[0] == "day,service,outcome,count" and ",callin," in csv
     shot(browser, "reports")
+    # a range the engine refuses: its reason shown, nothing drawn
+    to = browser.find_element(By.NAME, "to").get_attribute("value")
+    set_value(browser, browser.find_element(By.NAME, "from"), to[:2] + str(int(to[2:4]) + 1) + to[4:])
+    wait_for(browser, "[data-test=report-show]").click()
+    refusal = wait_until(browser, lambda b: b.find_element(By.CSS_SELECTOR, "[data-test=report-error]").text,
+                         "the report's refusal")
+    assert "'to' must be after 'from'" in refusal, refusal
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-test=report-table]") == []
 
     # the click-to-call-in callback gets its access code when its turn comes
     wait_until(browser, lambda b: engine.api("GET", f"/genesys/1/service/callback/callin/{callin}", CLIENT).json().get(

@@ -13,7 +13,7 @@ function isoDay(date) {
 
 // The range as the API takes it: from the start of the first day to the end of the last (UTC).
 function rangeQuery(from, to, service) {
-  return { from: `${from}T00:00:00.000Z`, to: `${to}T23:59:59.999Z`, service: service || undefined };
+  return { from: from ? `${from}T00:00:00.000Z` : undefined, to: to ? `${to}T23:59:59.999Z` : undefined, service: service || undefined };
 }
 
 route("reports", async (_params, main) => {
