@@ -71,12 +71,18 @@ def set_value(browser: WebDriver, element, value: str) -> None:
 
 
 def test_edit_a_service_with_a_bad_then_a_good_value(engine, browser) -> None:
-    made = engine.api("PUT", "/admin/services/console-edit", json={"_service": "callback", "_max_dial_attempts": 3})
-    assert made.status_code == 200, made.text
     open_page(browser, engine, "#/services", "[data-test=services]")
     shot(browser, "services-list")
-    browser.find_element(By.XPATH, "//a[@data-test='service-link'][text()='console-edit']").click()
+    # a new service, copied from the shipped one
+    form = browser.find_element(By.CSS_SELECTOR, "[data-test=new-service]")
+    form.find_element(By.NAME, "service_name").send_keys("console-edit")
+    form.find_element(By.CSS_SELECTOR, "select[name=service_copy] option[value=callback]").click()
+    wait_for(browser, "[data-test=new-service-button]").click()
     attempts = wait_for(browser, "[data-test=service-form] input[name=_max_dial_attempts]")
+    assert browser.current_url.endswith("#/services/console-edit")
+    assert engine.api("GET", "/admin/services/console-edit").json()["configured"] == \
+        engine.api("GET", "/admin/services/callback").json()["configured"]
+    assert attempts.get_attribute("value") == "3"
     row = browser.find_element(By.CSS_SELECTOR, "tr[data-option=_max_dial_attempts]").text
     assert "outbound attempts before giving up" in row and "at least 1" in row  # description and validation
     hours = wait_for(browser, "[data-test=business-hours]").text

@@ -1,7 +1,7 @@
 // Services (Configuration > Services): each callback service's options with their description,
 // default and validation, the business hours and the transaction list it names; editing sends
 // the whole service to the engine, which alone decides what is valid and says why not.
-import { ApiFailure, api, button, h, may, menu, pageHeader, route, section, table, text, toast } from "../core.js";
+import { ApiFailure, api, button, field, h, may, menu, pageHeader, route, section, table, text, toast } from "../core.js";
 
 menu("Configuration", "Services", "#/services", "services.read");
 
@@ -18,7 +18,36 @@ route("services", async (_params, main) => {
     { label: "Business hours", value: (s) => s.effective._business_hours_service },
     { label: "Transaction list", value: (s) => s.effective._callback_events_list },
   ], details, { test: "services", empty: "No callback service is configured." })));
+  if (may("services.write")) main.appendChild(newServiceForm(details));
 });
+
+// A new service starts as a copy of an existing one's configured options (or of the defaults).
+function newServiceForm(details) {
+  const name = h("input", { name: "service_name", type: "text", autocomplete: "off", spellcheck: "false", required: true });
+  const base = h("select", { name: "service_copy" }, h("option", { value: "" }, "the defaults"),
+    details.map((s) => h("option", { value: s.name }, s.name)));
+  const error = h("p", { class: "form-error", role: "alert", dataset: { test: "new-service-error" } });
+  const create = async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const wanted = name.value.trim();
+    const copied = details.find((s) => s.name === base.value);
+    try {
+      if (!wanted) throw new Error("give the service a name");
+      if (details.some((s) => s.name === wanted)) throw new Error(`service ${wanted} exists: open it to change it`);
+      await api("PUT", `/admin/services/${encodeURIComponent(wanted)}`, copied ? { ...copied.configured } : {});
+      toast(`Service ${wanted} created`, "ok");
+      location.hash = `#/services/${encodeURIComponent(wanted)}`;
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  };
+  return h("form", { class: "panel", onsubmit: create, dataset: { test: "new-service" }, novalidate: true },
+    h("h2", {}, "New service"),
+    h("div", { class: "grid-2" }, field("Name", name, "what create requests name in their path"), field("Options copied from", base)),
+    error,
+    h("div", { class: "actions" }, button("Create", null, { kind: "primary", type: "submit", test: "new-service-button" })));
+}
 
 route("services/:name", async ({ name }, main) => {
   const path = `/admin/services/${encodeURIComponent(name)}`;
