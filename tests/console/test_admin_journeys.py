@@ -109,8 +109,22 @@ def test_edit_a_service_with_a_bad_then_a_good_value(engine, browser) -> None:
     browser.refresh()
     shown = wait_for(browser, "[data-test=service-form] input[name=_max_dial_attempts]")
     assert shown.get_attribute("value") == "5"
-    assert "Time zone" in wait_until(browser, lambda b: b.find_element(
-        By.CSS_SELECTOR, "[data-test=business-hours]").text, "the business hours the service names")
+    office = engine.api("GET", "/admin/business-hours/office").json()
+    zone = wait_for(browser, "[data-test=hours-form] input[name=hours_time_zone]")  # the hours it names
+    assert zone.get_attribute("value") == "Europe/Paris"
+    assert browser.find_element(By.NAME, "hours_mon").get_attribute("value") == "09:00-12:30, 13:30-18:00"
+    zone.clear()
+    zone.send_keys("Mars/Olympus_Mons")
+    wait_for(browser, "[data-test=hours-save]").click()
+    refused = wait_until(browser, lambda b: b.find_element(By.CSS_SELECTOR, "[data-test=hours-error]").text,
+                         "the business hours refused")
+    assert "business hours 'office' refused" in refused and "Mars/Olympus_Mons" in refused, refused
+    assert engine.api("GET", "/admin/business-hours/office").json()["time_zone"] == "Europe/Paris"
+    zone.clear()
+    zone.send_keys("Europe/Paris")
+    wait_for(browser, "[data-test=hours-save]").click()
+    toast(browser, "ok", "Business hours office saved")
+    assert engine.api("GET", "/admin/business-hours/office").json() == office  # saved back as it was shown
     shot(browser, "services-detail")
     assert page_problems(browser) == []
 

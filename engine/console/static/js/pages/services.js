@@ -162,6 +162,44 @@ function optionsForm(name, path, service, known) {
   return { node };
 }
 
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const spans = (value) => value.split(",").map((x) => x.trim()).filter(Boolean);
+
+// Business hours as the engine keeps them: a time zone, spans per weekday, and dated exceptions
+// (one a line: "2026-12-24 09:00-12:00", a date alone is closed all day).
+function hoursForm(name, b) {
+  const zone = h("input", { name: "hours_time_zone", type: "text", value: text(b.time_zone), autocomplete: "off", spellcheck: "false" });
+  const days = Object.fromEntries(DAYS.map((d) => [d, h("input", { name: "hours_" + d, type: "text", autocomplete: "off",
+    value: ((b.weekly || {})[d] || []).join(", "), placeholder: "closed" })]));
+  const exceptions = h("textarea", { name: "hours_exceptions", rows: 4, spellcheck: "false" },
+    Object.entries(b.exceptions || {}).map(([date, s]) => `${date} ${s.join(", ")}`.trim()).join("\n"));
+  const error = h("p", { class: "form-error", role: "alert", dataset: { test: "hours-error" } });
+  const save = async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const body = { time_zone: zone.value.trim(), weekly: {}, exceptions: {} };
+    for (const d of DAYS) body.weekly[d] = spans(days[d].value);
+    for (const line of exceptions.value.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      const [date, ...rest] = line.split(/\s+/);
+      body.exceptions[date] = spans(rest.join(" "));
+    }
+    try {
+      await api("PUT", `/admin/business-hours/${encodeURIComponent(name)}`, body);
+      toast(`Business hours ${name} saved`, "ok");
+    } catch (e) {
+      error.textContent = e.message;
+      toast(e.message, "error");
+    }
+  };
+  return h("form", { onsubmit: save, dataset: { test: "hours-form" }, novalidate: true },
+    h("p", {}, h("strong", {}, name), h("span", { class: "muted" }, " — spans like 09:00-12:30, comma-separated; empty: closed")),
+    field("Time zone", zone, "an IANA name such as Europe/Paris"),
+    h("div", { class: "hours-days" }, DAYS.map((d) => field(d, days[d]))),
+    field("Exceptions", exceptions, "one date a line, then its spans (none: closed that day)"),
+    error,
+    h("div", { class: "actions" }, button("Save hours", null, { type: "submit", test: "hours-save" })));
+}
+
 async function showRelated(box, effective) {
   const hoursName = effective._business_hours_service;
   const hours = section("Business hours");
@@ -171,11 +209,14 @@ async function showRelated(box, effective) {
   else {
     try {
       const b = await api("GET", `/admin/business-hours/${encodeURIComponent(hoursName)}`);
-      hours.appendChild(h("dl", { class: "record" },
-        h("dt", {}, "Name"), h("dd", {}, hoursName),
-        h("dt", {}, "Time zone"), h("dd", {}, text(b.time_zone)),
-        Object.entries(b.weekly || {}).map(([day, spans]) => [h("dt", {}, day), h("dd", {}, (spans || []).join(", ") || "closed")]),
-        h("dt", {}, "Exceptions"), h("dd", {}, Object.keys(b.exceptions || {}).length ? text(b.exceptions) : "none")));
+      if (may("business_hours.write")) hours.appendChild(hoursForm(hoursName, b));
+      else {
+        hours.appendChild(h("dl", { class: "record" },
+          h("dt", {}, "Name"), h("dd", {}, hoursName),
+          h("dt", {}, "Time zone"), h("dd", {}, text(b.time_zone)),
+          Object.entries(b.weekly || {}).map(([day, spans]) => [h("dt", {}, day), h("dd", {}, (spans || []).join(", ") || "closed")]),
+          h("dt", {}, "Exceptions"), h("dd", {}, Object.keys(b.exceptions || {}).length ? text(b.exceptions) : "none")));
+      }
     } catch (e) {
       hours.appendChild(h("p", { class: "form-error" }, `${hoursName}: ${e.message}`));
     }
