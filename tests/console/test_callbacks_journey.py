@@ -5,8 +5,13 @@ rescheduled from their pages; the queues page shows what GET /admin/queues says.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from selenium.webdriver.common.by import By
 
@@ -92,6 +97,66 @@ def test_a_callback_created_in_the_console_reaches_completed_on_its_page(engine,
     assert shown_text(browser, "[data-test=active-states]") == "exit"
     assert browser.find_elements(By.CSS_SELECTOR, "[data-test=actions] button") == []  # nothing to change now
     shot(browser, "callback-completed")
+    assert page_errors(browser) == []
+
+
+@contextmanager
+def receiver_at(url: str) -> Iterator[list[int]]:
+    """An HTTP receiver of status notifications at ``url``'s port (the harness lets the engine call
+    only that loopback port, where nothing listens otherwise): it answers 500 to the first request
+    and 200 to the others; yields the statuses it answered."""
+    answered: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status = 500 if not answered else 200
+            answered.append(status)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", urlsplit(url).port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield answered
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_callbacks_status_notifications_show_each_attempt(engine, browser) -> None:
+    allowed = engine.process.settings["fcm_base_url"]  # the one loopback address outbound calls may reach
+    with receiver_at(allowed) as answered:
+        made = engine.api("POST", "/genesys/1/service/callback/callback", CLIENT, json={
+            "_customer_number": "+15551239051", "_enable_status_notification": "subscribe_notify",
+            "_status_notification_target": allowed + "/hook"})
+        assert made.status_code == 200, made.text
+        sign_in(browser, engine, engine.keys[ADMINISTRATOR])
+        browser.get(f"{engine.url}/ui/#/callbacks/{made.json()['_id']}")
+        retried = ("[data-test=delivery]:has([data-test=delivery-status].result-delivered)"
+                   ":has([data-test=delivery-attempts])")
+        # The delivery the receiver refused once: delivered at its second attempt.
+        wait_until(browser, lambda b: any("2 attempts" in t for t in texts(b, retried)),
+                   "a delivery delivered at its second attempt")
+        browser.execute_script(
+            "[...document.querySelectorAll(arguments[0])].find((d) => d.innerText.includes('2 attempts'))"
+            ".querySelector('summary').click();", retried)
+        rows = wait_until(browser, lambda b: texts(b, "[data-test=delivery][open] tbody tr"), "its attempts unfolded")
+        assert len(rows) == 2, rows
+        assert "retry" in rows[0] and "500" in rows[0] and "delivered" in rows[1] and "200" in rows[1], rows
+        assert answered[0] == 500 and 200 in answered
+        browser.execute_script("document.querySelector('[data-test=delivery][open]').scrollIntoView();")
+        shot(browser, "callback-deliveries")
+        # It stays unfolded while the page refreshes with the notifications of the next states.
+        seen = len(texts(browser, "[data-test=delivery]"))
+        wait_until(browser, lambda b: len(texts(b, "[data-test=delivery]")) > seen, "more notifications shown",
+                   timeout=COMPLETION_SECONDS)
+        assert texts(browser, "[data-test=delivery][open] tbody tr") == rows
     assert page_errors(browser) == []
 
 

@@ -194,27 +194,38 @@ function json(value) {
 function attemptsTable(attempts) {
   return table([
     { label: "At", value: (a) => formatTime(a.at) },
-    { label: "Result", value: (a) => h("span", { class: a.result === "delivered" || a.result === "sent" ? "ok" : a.result === "dead" ? "bad" : "" }, text(a.result)) },
-    { label: "Status", class: "num", value: (a) => text(a.status) },
+    { label: "Result", value: (a) => h("span", { class: `result-${a.result}`, dataset: { test: "attempt-result" } }, text(a.result)) },
+    { label: "HTTP status", class: "num", value: (a) => text(a.status) },
     { label: "Error", value: (a) => h("span", { class: "bad" }, text(a.error)) },
   ], attempts || [], { empty: "No attempt yet." });
 }
 
-function deliveryList(deliveries) {
-  if (!deliveries.length) return h("p", { class: "empty" }, "No status notification for this callback.");
-  return h("div", { class: "deliveries" }, deliveries.map((d) => h("div", { class: "delivery", dataset: { test: "delivery" } },
-    h("h3", {}, text(d.event), " ", h("span", { class: "muted" }, `${text(d.type)} to `), h("span", { class: "mono" }, text(d.target)), " ",
-      h("span", { class: `badge result-${d.status}`, dataset: { test: "delivery-status" } }, text(d.status))),
-    attemptsTable(d.attempts))));
+// One delivery or push, folded to a line (what, where, result, attempts, last error); `opened`
+// keeps which ones the reader unfolded across the page's refreshes.
+function sentItem(kind, item, opened, what) {
+  const key = `${kind}-${item.id ?? item.event}-${item.at ?? ""}`;
+  const attempts = item.attempts || [];
+  const last = attempts.at(-1);
+  const error = item.error || (last && last.result !== "delivered" ? last.error : null);
+  const folded = h("details", { class: "delivery", open: opened.has(key), dataset: { test: kind } },
+    h("summary", {}, h("span", { class: "delivery-event mono" }, text(item.event)), " ", what, " ",
+      h("span", { class: `badge result-${item.status}`, dataset: { test: kind + "-status" } }, text(item.status)), " ",
+      h("span", { class: "muted", dataset: { test: kind + "-attempts" } }, `${attempts.length} attempt${attempts.length === 1 ? "" : "s"}`),
+      error ? h("span", { class: "delivery-error bad" }, text(error)) : null),
+    attemptsTable(attempts));
+  folded.addEventListener("toggle", () => (folded.open ? opened.add(key) : opened.delete(key)));
+  return folded;
 }
 
-function pushList(pushes) {
+function deliveryList(deliveries, opened) {
+  if (!deliveries.length) return h("p", { class: "empty" }, "No status notification for this callback.");
+  return h("div", { class: "deliveries" }, deliveries.map((d) => sentItem("delivery", d, opened,
+    h("span", { class: "muted" }, `${text(d.type)} to `, h("span", { class: "mono" }, text(d.target))))));
+}
+
+function pushList(pushes, opened) {
   if (!pushes.length) return h("p", { class: "empty" }, "No push notification for this callback.");
-  return h("div", { class: "deliveries" }, pushes.map((p) => h("div", { class: "delivery", dataset: { test: "push" } },
-    h("h3", {}, text(p.event), " ", h("span", { class: "muted" }, formatTime(p.at)), " ",
-      h("span", { class: `badge result-${p.status}`, dataset: { test: "push-status" } }, text(p.status))),
-    p.error ? h("p", { class: "bad" }, text(p.error)) : null,
-    attemptsTable(p.attempts))));
+  return h("div", { class: "deliveries" }, pushes.map((p) => sentItem("push", p, opened, formatTime(p.at))));
 }
 
 // The flow's chart with the session's active states; the SCXML is fetched once per version.
@@ -271,12 +282,14 @@ function actions(record, reload) {
     }
     reload();
   };
-  return section("Actions",
-    h("form", { class: "filters", onsubmit: reschedule, dataset: { test: "reschedule-form" } },
+  const cancel = button("Cancel callback", () => { confirmBox.hidden = false; }, { kind: "danger", test: "cancel" });
+  // Only a callback still waiting for its time can move (the engine says so too).
+  const controls = record._callback_state === "SCHEDULED"
+    ? h("form", { class: "filters", onsubmit: reschedule, dataset: { test: "reschedule-form" } },
       field("New desired time", when, "Your local time."),
-      button("Reschedule", null, { kind: "primary", type: "submit", test: "reschedule" }),
-      button("Cancel callback", () => { confirmBox.hidden = false; }, { kind: "danger", test: "cancel" })),
-    confirmBox);
+      button("Reschedule", null, { kind: "primary", type: "submit", test: "reschedule" }), cancel)
+    : h("div", { class: "actions" }, cancel);
+  return section("Actions", controls, confirmBox);
 }
 
 route("callbacks/:id", async ({ id }, main) => {
@@ -293,8 +306,9 @@ route("callbacks/:id", async ({ id }, main) => {
     section("Record", parts.record), section("Timeline", parts.timeline),
     section("Flow session", parts.session),
     section("Status events", parts.events),
-    h("div", { class: "grid-2" }, section("Deliveries", parts.deliveries), section("Push notifications", parts.pushes)));
+    section("Status notifications", parts.deliveries), section("Push notifications", parts.pushes));
   const chart = {};
+  const opened = new Set();
   let shownState = null;
   let stop = null;
   const load = async () => {
@@ -325,8 +339,8 @@ route("callbacks/:id", async ({ id }, main) => {
       { label: "Event", value: (e) => h("span", { class: "mono" }, text(e.name)) },
       { label: "Data", value: (e) => (e.data && Object.keys(e.data).length ? h("details", {}, h("summary", {}, "show"), json(e.data)) : "—") },
     ], history.events || [], { test: "events", empty: "No status event yet." }));
-    clear(parts.deliveries).appendChild(deliveryList(history.deliveries || []));
-    clear(parts.pushes).appendChild(pushList(history.pushes || []));
+    clear(parts.deliveries).appendChild(deliveryList(history.deliveries || [], opened));
+    clear(parts.pushes).appendChild(pushList(history.pushes || [], opened));
     clear(parts.session).append(...[sessionView(history.session, chart)].flat());
     // The action form is drawn again only when the state changes, so a time being typed stays.
     if (record._callback_state !== shownState) {
