@@ -69,7 +69,7 @@ route("flows", async (_params, main) => {
     { label: "Current version", class: "num", value: (f) => text(f.current) },
     { label: "Versions", class: "num", value: (f) => String((f.versions || []).length) },
     { label: "Last upload", value: (f) => formatTime(((f.versions || []).at(-1) || {}).created_at) },
-    { label: "Refused file", value: (f) => ((f.refused || []).length ? h("span", { class: "bad" }, f.refused.join("; ")) : "—") },
+    { label: "Last refusal", value: (f) => ((f.refused || []).length ? h("span", { class: "bad" }, f.refused.join("; ")) : "—") },
   ], rows, { test: "flow-table", empty: "No flow is loaded." })));
   if (may("flows.write")) {
     main.appendChild(section("Upload a flow", uploadForm(null, (made) => go("#/flows/" + encodeURIComponent(made.name)))));
@@ -103,9 +103,9 @@ route("flows/:name", async ({ name }, main) => {
     { label: "Ended", class: "num", value: (v) => text((counts.get(v.version) || {}).ended ?? 0) },
     { label: "Hash", value: (v) => h("span", { class: "mono", title: v.hash }, String(v.hash || "").slice(0, 12)) },
     { label: "", value: (v) => button("Show chart", () => show(v.version), { test: "show-chart" }) },
-  ], versions, { test: "flow-versions", empty: "No version is loaded (see the refused file above)." })));
+  ], versions, { test: "flow-versions", empty: "No version is loaded (see the refusal below)." })));
   if ((flow.refused || []).length) {
-    main.appendChild(section("Refused file", h("ul", { class: "bad" }, flow.refused.map((p) => h("li", {}, p)))));
+    main.appendChild(section(versions.length ? "Last refusal (the current version keeps serving)" : "Last refusal", h("ul", { class: "bad" }, flow.refused.map((p) => h("li", {}, p)))));
   }
   main.appendChild(h("section", { class: "panel" }, chartTitle, chartBox));
   if (may("flows.write")) {
