@@ -152,3 +152,18 @@ async def test_who_may_read_the_console_endpoints(aiohttp_client, tmp_path) -> N
         if (r.status == 200) != (role in ("administrator", "developer")):
             problems.append(f"{role} POST {preview}: {r.status}")
     assert not problems, "\n".join(problems)
+
+
+def test_every_admin_read_but_keys_has_a_grant_for_the_monitor(tmp_path) -> None:
+    """A read endpoint added without a grant would be the administrator's alone (engine/roles.py):
+    the console's read-only roles could not show it. Keys stay the administrator's."""
+    from engine.api.openapi import routes_of
+    from engine.app import create_app
+    from engine.roles import allowed
+    from tests.api.conftest import make_settings
+
+    reads = [path for method, path, _ in routes_of(create_app(make_settings(tmp_path)))
+             if method == "GET" and path.startswith("/admin/")]
+    assert "/admin/callbacks" in reads and "/admin/queues" in reads
+    refused = [path for path in reads if not allowed("monitor", "GET", re.sub(r"\{[^}]*\}", "x", path))]
+    assert refused == ["/admin/keys", "/admin/keys/{name}"]
