@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from engine.roles import ADMINISTRATOR, CLIENT
 from tests.support.browser import browser_log, shot, sign_in, wait_for, wait_until
@@ -174,6 +175,14 @@ def test_the_list_finds_callbacks_by_number_and_search(engine, browser) -> None:
                        and texts(b, "[data-test=callback-link]"), "the number's two callbacks listed")
     assert shown == [other, first]  # newest first
     assert "of 2" in shown_text(browser, "[data-test=pager]")
+
+    # With a state too: both are SCHEDULED, so none is COMPLETED.
+    Select(filters.find_element(By.NAME, "state")).select_by_value("COMPLETED")
+    filters.find_element(By.CSS_SELECTOR, "[data-test=search]").click()
+    wait_for(browser, "[data-test=callback-table-empty]")
+    Select(filters.find_element(By.NAME, "state")).select_by_value("SCHEDULED")
+    filters.find_element(By.CSS_SELECTOR, "[data-test=search]").click()
+    wait_until(browser, lambda b: len(texts(b, "[data-test=callback-link]")) == 2, "the two SCHEDULED callbacks")
 
     filters.find_element(By.CSS_SELECTOR, "[data-test=clear]").click()
     filters.find_element(By.NAME, "q").send_keys(marker)
