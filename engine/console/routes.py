@@ -23,6 +23,7 @@ from ..api.auth import COOKIE_SESSIONS
 from ..api.body import read_json_object
 from ..api.contract import Answer, Body, ok, operation
 from ..api.errors import ApiError, error_response
+from ..api.schemas import ISO_TIME
 from ..api.times import iso
 from ..keys import ApiKey, KeyStore
 from ..settings import Settings
@@ -79,7 +80,7 @@ SESSION_SCHEMA = {
         "name": {"type": "string", "description": "the key's name"},
         "role": {"type": "string", "enum": list(roles.ROLES)},
         "csrf": {"type": "string", "description": "send it as X-CSRF-Token on every change made with the cookie"},
-        "expires_at": {"type": "string", "description": "when the session ends unless used again (ISO 8601 UTC)"},
+        "expires_at": {**ISO_TIME, "description": "when the session ends unless used again (wall clock)"},
         "may": {"type": "object", "additionalProperties": {"type": "boolean"},
                 "description": "what the role may do, by capability name (the page's menu and actions)"},
     },
