@@ -22,6 +22,8 @@ from .options import with_defaults
 
 log = logging.getLogger("engine.callbacks")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Names the admin API uses beside service names (``GET /admin/services/options``).
+RESERVED_NAMES = frozenset({"options"})
 Known = Callable[[], Collection[str]]
 
 
@@ -82,6 +84,9 @@ class ServiceRegistry:
         """The effective options of a definition, or ``ServiceError``; changes nothing."""
         if not NAME.match(name):
             raise ServiceError(f"service name {name!r} must be letters, digits, '.', '_' or '-'")
+        if name in RESERVED_NAMES:
+            raise ServiceError(f"service name {name!r} is reserved (GET /admin/services/{name} lists the "
+                               "service options)")
         if not isinstance(raw, dict):
             raise ServiceError("a service is a JSON object of options")
         options = with_defaults(raw)

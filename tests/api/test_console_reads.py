@@ -34,6 +34,14 @@ async def test_service_options_describe_every_option(aiohttp_client, tmp_path) -
     assert (await client.get("/admin/services/callback", headers=ADMIN)).status == 200
 
 
+async def test_no_service_may_be_named_like_the_options_route(aiohttp_client, tmp_path) -> None:
+    client = await make_engine(aiohttp_client, tmp_path)
+    r = await client.put("/admin/services/options", json={}, headers=ADMIN)
+    assert r.status == 400 and "reserved" in (await r.json())["message"]
+    assert not any(tmp_path.rglob("options.json"))
+    assert (await client.get("/admin/services/options", headers=ADMIN)).status == 200
+
+
 async def test_a_list_preview_shows_what_each_event_sends(aiohttp_client, tmp_path) -> None:
     client = await make_engine(aiohttp_client, tmp_path)
     seed = seed_events_cfg()
