@@ -21,7 +21,7 @@ const REFRESH_MS = 1500;
 const filters = { service: "", state: "", reason: "", number: "", from: "", to: "", q: "", offset: 0 };
 
 // A datetime-local value (the browser's local time) as ISO UTC; "" stays "".
-export function localToIso(value) {
+function localToIso(value) {
   if (!value) return "";
   const d = new Date(value);
   return Number.isNaN(d.getTime()) ? "" : d.toISOString();
