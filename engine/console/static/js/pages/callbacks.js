@@ -187,6 +187,13 @@ function recordList(record) {
     h("dt", { class: "mono" }, k), h("dd", { class: "mono", dataset: { key: k } }, text(record[k]))]));
 }
 
+// A <details> whose open state outlives the page's redraws (`opened` holds the keys of the open ones).
+function unfoldable(key, opened, body) {
+  const folded = h("details", { open: opened.has(key) }, h("summary", {}, "show"), body);
+  folded.addEventListener("toggle", () => (folded.open ? opened.add(key) : opened.delete(key)));
+  return folded;
+}
+
 function json(value) {
   return h("pre", { class: "message" }, JSON.stringify(value, null, 2));
 }
@@ -309,6 +316,7 @@ route("callbacks/:id", async ({ id }, main) => {
     section("Status notifications", parts.deliveries), section("Push notifications", parts.pushes));
   const chart = {};
   const opened = new Set();
+  let lastSeen = "";
   let shownState = null;
   let stop = null;
   const load = async () => {
@@ -322,6 +330,10 @@ route("callbacks/:id", async ({ id }, main) => {
       return;
     }
     error.textContent = "";
+    // Unchanged since the last look: nothing to draw again (an unfolded part stays as it is).
+    const seen = JSON.stringify(history);
+    if (seen === lastSeen) return;
+    lastSeen = seen;
     const record = history.record || {};
     clear(state).appendChild(stateBadge(record._callback_state));
     if (record._callback_reason) state.append(" ", h("span", { class: "muted", dataset: { test: "detail-reason" } }, record._callback_reason));
@@ -337,7 +349,7 @@ route("callbacks/:id", async ({ id }, main) => {
     clear(parts.events).appendChild(table([
       { label: "At", value: (e) => formatTime(e.at) },
       { label: "Event", value: (e) => h("span", { class: "mono" }, text(e.name)) },
-      { label: "Data", value: (e) => (e.data && Object.keys(e.data).length ? h("details", {}, h("summary", {}, "show"), json(e.data)) : "—") },
+      { label: "Data", value: (e) => (e.data && Object.keys(e.data).length ? unfoldable(`event-${e.id}`, opened, json(e.data)) : "—") },
     ], history.events || [], { test: "events", empty: "No status event yet." }));
     clear(parts.deliveries).appendChild(deliveryList(history.deliveries || [], opened));
     clear(parts.pushes).appendChild(pushList(history.pushes || [], opened));
