@@ -276,10 +276,15 @@ export async function render() {
     main.appendChild(h("p", {}, "There is no page at this address. ", h("a", { href: firstPage() }, "Go to the first page")));
     return;
   }
+  // Marked busy until the page's render has finished (readers and tests wait for it to go).
+  const busy = h("p", { class: "muted page-loading", "aria-busy": "true", dataset: { test: "page-loading" } }, "Loading…");
+  main.appendChild(busy);
   try {
     const cleanup = await found.render(found.params, main);
     if (typeof cleanup === "function") cleanups.push(cleanup);
   } catch (e) {
     main.appendChild(h("p", { class: "form-error", role: "alert", dataset: { test: "page-error" } }, e.message || String(e)));
+  } finally {
+    busy.remove();
   }
 }

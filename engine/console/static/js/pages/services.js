@@ -65,7 +65,7 @@ route("services/:name", async ({ name }, main) => {
   main.appendChild(form.node);
   const related = h("div", { class: "grid-2" });
   main.appendChild(related);
-  showRelated(related, service.effective);
+  await showRelated(related, service.effective);
 });
 
 // Without the options endpoint: the names and values the service answered, no help.
