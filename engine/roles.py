@@ -7,8 +7,9 @@ boundaries (``/admin/flows`` holds ``/admin/flows/hello`` but not ``/admin/flows
 
 Roles follow the Genesys Callback UI: the administrator does everything; a supervisor works
 callbacks (create, cancel, reschedule any of them) and reads everything callback-related; a
-monitor only reads; a developer manages flows, services, transaction lists, CALLBACK_SETTINGS and
-push credentials and reads the callback, notification and session APIs; a client uses the
+monitor only reads (push credentials excepted: seed 002 gives that page to developers and
+administrators only); a developer manages flows, services, transaction lists, CALLBACK_SETTINGS and
+push credentials and reads the callback, notification and session APIs and business hours; a client uses the
 callback, notification and session APIs, and a client key may be scoped to named services.
 Managing keys (``/admin/keys``) is the administrator's alone.
 """
@@ -29,13 +30,18 @@ READ = frozenset({"GET", "HEAD"})
 CALLBACK_API = ("/genesys/1/service",)  # callbacks, queue position, call-in
 NOTIFICATION_API = ("/genesys/1/notification",)
 SESSION_API = ("/scxml/session", "/scxml/sessions")
-DEVELOPER_CONFIG = ("/admin/flows", "/admin/services", "/admin/transaction-lists",
-                    "/admin/callback-settings", "/admin/push")
+# Push credentials are the developer's and the administrator's alone, even masked: "Only users who
+# are members of the Callback Developer or Administrator Roles can access the Push Notification
+# page" (seed 002).
+PUSH_CONFIG = ("/admin/push",)
+SHARED_CONFIG = ("/admin/flows", "/admin/services", "/admin/transaction-lists", "/admin/callback-settings")
+DEVELOPER_CONFIG = (*SHARED_CONFIG, *PUSH_CONFIG)
 # The console's reads (issue 13): callback records across services and click-to-call-in records
 # (a developer reads these, as it reads the callback API), live queues and reports.
 CALLBACK_RECORDS = ("/admin/callbacks", "/admin/call-ins")
 OPERATIONS_READS = (*CALLBACK_RECORDS, "/admin/queues", "/admin/reports")
-ADMIN_READS = (*DEVELOPER_CONFIG, "/admin/business-hours", "/admin/simulator", "/admin/dead-letters",
+BUSINESS_HOURS = ("/admin/business-hours",)  # a developer reads the hours the services it edits name
+ADMIN_READS = (*SHARED_CONFIG, *BUSINESS_HOURS, "/admin/simulator", "/admin/dead-letters",
                *OPERATIONS_READS)
 METRICS = ("/metrics",)  # Prometheus scrapes with a monitor key
 EVERYTHING = ("/",)
@@ -58,7 +64,8 @@ ROLES: dict[str, tuple[Grant, ...]] = {
     ADMINISTRATOR: (Grant(EVERYTHING),),
     SUPERVISOR: (Grant(CALLBACK_API), Grant(NOTIFICATION_API + SESSION_API + ADMIN_READS, READ)),
     MONITOR: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + ADMIN_READS + METRICS, READ),),
-    DEVELOPER: (Grant(DEVELOPER_CONFIG), Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + CALLBACK_RECORDS, READ)),
+    DEVELOPER: (Grant(DEVELOPER_CONFIG),
+                Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API + CALLBACK_RECORDS + BUSINESS_HOURS, READ)),
     CLIENT: (Grant(CALLBACK_API + NOTIFICATION_API + SESSION_API),),
 }
 

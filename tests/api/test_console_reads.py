@@ -162,9 +162,10 @@ async def test_who_may_read_the_console_endpoints(aiohttp_client, tmp_path) -> N
     assert not problems, "\n".join(problems)
 
 
-def test_every_admin_read_but_keys_has_a_grant_for_the_monitor(tmp_path) -> None:
+def test_every_admin_read_but_keys_and_push_has_a_grant_for_the_monitor(tmp_path) -> None:
     """A read endpoint added without a grant would be the administrator's alone (engine/roles.py):
-    the console's read-only roles could not show it. Keys stay the administrator's."""
+    the console's read-only roles could not show it. Keys stay the administrator's; push
+    credentials the developer's and the administrator's (seed 002)."""
     from engine.api.openapi import routes_of
     from engine.app import create_app
     from engine.roles import allowed
@@ -174,4 +175,4 @@ def test_every_admin_read_but_keys_has_a_grant_for_the_monitor(tmp_path) -> None
              if method == "GET" and path.startswith("/admin/")]
     assert "/admin/callbacks" in reads and "/admin/queues" in reads
     refused = [path for path in reads if not allowed("monitor", "GET", re.sub(r"\{[^}]*\}", "x", path))]
-    assert refused == ["/admin/keys", "/admin/keys/{name}"]
+    assert sorted(refused) == ["/admin/keys", "/admin/keys/{name}", "/admin/push/credentials"]

@@ -79,10 +79,11 @@ def test_no_page_offers_a_monitor_a_change(engine, monitor) -> None:
     assert made.status_code == 200, made.text
     menu = {a.get_attribute("data-test"): a.get_attribute("href")
             for a in monitor.find_elements(By.CSS_SELECTOR, "[data-test=menu] a[data-test]")}
-    for page in ("menu-services", "menu-transaction-lists", "menu-developer-push", "menu-dead-letters",
+    for page in ("menu-services", "menu-transaction-lists", "menu-dead-letters",
                  "menu-simulator", "menu-reports", "menu-call-ins"):
         assert page in menu, f"a monitor reads {page}: {sorted(menu)}"
     assert "menu-keys" not in menu
+    assert "menu-developer-push" not in menu  # seed 002: the developer's and the administrator's page
     pages = {**menu, **{d: f"{engine.url}/ui/{d}" for d in DETAILS},
              "callback-detail": f"{engine.url}/ui/#/callbacks/{made.json()['_id']}"}
     offered = scan(monitor, pages, "monitor")

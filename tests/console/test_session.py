@@ -148,7 +148,8 @@ async def test_roles_apply_through_the_cookie_as_for_the_key(console_client) -> 
     assert set(body["may"]) == set(CAPABILITIES)
     assert {name for name, allowed in body["may"].items() if allowed and not name.endswith(".read")} == set()
     assert all(body["may"][name] for name in ("services.read", "flows.read", "dead_letters.read", "sessions.read",
-                                              "transaction_lists.read", "push.read", "simulator.read"))
+                                              "transaction_lists.read", "simulator.read"))
+    assert body["may"]["push.read"] is False  # seed 002: the developer's and the administrator's page
     changing = with_cookie(token, **{"X-CSRF-Token": body["csrf"]})
     r = await client.post(f"{CALLBACK}/callback", json={"_customer_number": "+15551234567"}, headers=changing)
     assert r.status == 403 and "monitor role may not POST" in (await r.json())["message"]

@@ -105,7 +105,8 @@ MATRIX = [
     ("GET", "/admin/callback-settings/nosuchqueue", None,
      {"administrator", "supervisor", "monitor", "developer"}),
     ("PUT", "/admin/push/credentials", {}, {"administrator", "developer"}),
-    ("GET", "/admin/business-hours/office", None, {"administrator", "supervisor", "monitor"}),
+    ("GET", "/admin/push/credentials", None, {"administrator", "developer"}),  # seed 002: theirs alone
+    ("GET", "/admin/business-hours/office", None, {"administrator", "supervisor", "monitor", "developer"}),
     ("PUT", "/admin/business-hours/broken", {}, {"administrator"}),
     ("GET", "/admin/dead-letters", None, {"administrator", "supervisor", "monitor"}),
     ("GET", "/admin/simulator", None, {"administrator", "supervisor", "monitor"}),
