@@ -161,6 +161,7 @@ export function pageHeader(title, ...actions) {
 
 // "Showing 1–50 of 230" with previous/next; go(offset) loads another page.
 export function pager(total, limit, offset, go) {
+  if (!total && offset === 0) return h("div", { class: "pager", dataset: { test: "pager" }, hidden: true });
   const last = Math.min(offset + limit, total);
   return h("div", { class: "pager", dataset: { test: "pager" } },
     h("span", {}, total ? `Showing ${offset + 1}–${last} of ${total}` : "None"),
