@@ -7,6 +7,8 @@ command line or the settings file.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -57,6 +59,16 @@ class Settings:
     console_idle_minutes: float = 30.0  # a session unused this long ends
     console_max_hours: float = 12.0  # ...and every session ends this long after sign-in
     console_secure_cookie: bool = False  # mark the cookie Secure even on http (the engine behind a TLS proxy)
+    # A cluster of engine nodes on one PostgreSQL database (issue 14; SQLite is always one process):
+    cluster: bool = True  # read only with a PostgreSQL database_url; false runs PostgreSQL single-process
+    node_name: str = ""  # this node's name in the cluster; empty: host:port (the host name for 0.0.0.0)
+    public_url: str = ""  # how clients reach the cluster (the load balancer); empty: base_url
+    internal_url: str = ""  # how the other nodes reach this one; empty: base_url
+    platform_url: str = ""  # the platform process; empty: the embedded simulator (a cluster of one)
+    platform_connect_timeout: float = 10.0  # at start, how long to wait for the platform process's clock
+    cluster_lease_seconds: float = 10.0  # a node that stops heartbeating loses its partitions after this
+    cluster_heartbeat_seconds: float = 2.0  # at most a quarter of the lease
+    cluster_audit: bool = False  # record every snapshot write (session_writes), for tests and audits
     admin_key: str | None = field(default=None, repr=False)
     client_key: str | None = field(default=None, repr=False)
     developer_key: str | None = field(default=None, repr=False)
@@ -68,6 +80,34 @@ class Settings:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def in_cluster(self) -> bool:
+        """Whether this engine is a cluster node: a PostgreSQL database, unless ``cluster`` is off."""
+        return self.cluster and self.db_url.startswith("postgresql")
+
+    @property
+    def node(self) -> str:
+        """This node's name: ``node_name``, or host:port (a wildcard host says which machine)."""
+        if self.node_name:
+            return self.node_name
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{host}:{self.port}"
+
+    def check(self, where: str = "settings") -> None:
+        """Refuse values that cannot work together; called once every source is applied."""
+        if self.cluster_lease_seconds <= 0:
+            raise ValueError(f"{where}: cluster_lease_seconds must be positive")
+        if not 0 < self.cluster_heartbeat_seconds <= self.cluster_lease_seconds / 4:
+            # Four heartbeats per lease: one slow or lost heartbeat must not cost the lease.
+            raise ValueError(f"{where}: cluster_heartbeat_seconds must be positive and at most a quarter "
+                             f"of cluster_lease_seconds ({self.cluster_lease_seconds / 4:g})")
+        for key in ("public_url", "internal_url", "platform_url"):
+            value = getattr(self, key)
+            if value and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+                raise ValueError(f"{where}: {key} must be an http(s) URL, not {value!r}")
+        if len(self.node_name) > 200 or any(c.isspace() for c in self.node_name):
+            raise ValueError(f"{where}: node_name must be at most 200 characters, without spaces")
 
     @classmethod
     def load(cls, config_dir: Path | None = None, env: dict[str, str] | None = None,
@@ -93,6 +133,7 @@ class Settings:
             if file_var in env:
                 setattr(settings, key, Path(env[file_var]).read_text().strip())
         settings._apply({k: v for k, v in overrides.items() if v is not None}, "command line")
+        settings.check()
         return settings
 
     def _apply(self, values: dict[str, Any], where: str) -> None:
