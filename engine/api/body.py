@@ -80,3 +80,14 @@ def parse_json(raw: bytes | str, max_depth: int) -> Any:
         raise ApiError(400, f"the body is nested too deeply: {e}") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"the body is not valid JSON: {e}") from None
+
+
+async def read_list_text(request: web.Request) -> str:
+    """The body of a transaction-list upload or preview: UTF-8 text, not blank."""
+    try:
+        text = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"the list must be UTF-8 text: byte {e.start} is not") from None
+    if not text.strip():
+        raise ApiError(400, "the body must be the list in the GMS_Events.cfg format (text/plain)")
+    return text

@@ -19,6 +19,7 @@ from ..callbacks.vocabulary import CallbackState, CompletionReason
 from ..notifications.notifier import status_message
 from ..notifications.transaction_list import TransactionList, TransactionListError, parse
 from .appkeys import RUNTIME
+from .body import read_list_text
 from .contract import Body, ok, operation
 from .errors import ApiError
 from .schemas import ANY_OBJECT, STRING, array, obj, string_map
@@ -58,12 +59,7 @@ PREVIEW = obj({"name": STRING, "events": array(obj({"event": STRING, "message": 
            errors={400: "not UTF-8, empty, or refused (the answer names the section and line)"},
            body=Body({"type": "string"}, ("text/plain",), "the list in the GMS_Events.cfg format", example=EXAMPLE))
 async def preview_text(request: web.Request) -> web.Response:
-    try:
-        text = (await request.read()).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, f"the list must be UTF-8 text: byte {e.start} is not") from None
-    if not text.strip():
-        raise ApiError(400, "the body must be the list in the GMS_Events.cfg format (text/plain)")
+    text = await read_list_text(request)
     try:
         tlist = parse(text, "preview")
     except TransactionListError as e:

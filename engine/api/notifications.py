@@ -19,7 +19,7 @@ from ..notifications.transaction_list import TransactionListError
 from ..roles import CLIENT
 from .appkeys import API_KEY, ROLE, RUNTIME
 from .auth import scope_of
-from .body import query_int, read_json_object
+from .body import query_int, read_json_object, read_list_text
 from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError
 from .schemas import PUBLISH, SUBSCRIBE, TRANSACTION_LIST_SAVED, array, obj, paging
@@ -183,12 +183,7 @@ async def get_list(request: web.Request) -> web.Response:
            body=Body({"type": "string"}, ("text/plain",), "the list in the GMS_Events.cfg format",
                      example=EXAMPLE_LIST), path=LIST_NAME, examples={"name": "Mine"})
 async def put_list(request: web.Request) -> web.Response:
-    try:
-        text = (await request.read()).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, f"the list must be UTF-8 text: byte {e.start} is not") from None
-    if not text.strip():
-        raise ApiError(400, "the body must be the list in the GMS_Events.cfg format (text/plain)")
+    text = await read_list_text(request)
     try:
         tlist = service(request).lists.put(request.match_info["name"], text)
     except TransactionListError as e:
