@@ -3,10 +3,13 @@
 Generic: a unit of work per commit, versioned migrations, query helpers and a key/value store.
 Each domain declares its own tables and rows (``engine/*/rows.py``)."""
 
+from .errors import StorageUnavailable
+from .fence import Fence, Fenced
+from .key_check import KeyMismatch, check_secret_key
 from .migrations import Migration, Schema, creates
 from .schema import metadata
-from .store import Purger, StorageUnavailable, Store, dumps
+from .store import SLOTS, Purger, Store, dumps
 from .unit import TableWrite, UnitOfWork
 
-__all__ = ["Migration", "Purger", "Schema", "StorageUnavailable", "Store", "TableWrite", "UnitOfWork",
-           "creates", "dumps", "metadata"]
+__all__ = ["SLOTS", "Fence", "Fenced", "KeyMismatch", "Migration", "Purger", "Schema", "StorageUnavailable", "Store",
+           "TableWrite", "UnitOfWork", "check_secret_key", "creates", "dumps", "metadata"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, inspect, select
 
-from . import schema
+from . import cluster_tables, schema
 from .unit import TableWrite
 
 log = logging.getLogger("engine.storage")
@@ -46,8 +46,11 @@ def creates(*tables: Table) -> Callable[[Connection], None]:
     return step
 
 
-# Storage's own table: the generic key/value store (version 4 since the first databases).
-STORAGE = Schema("storage", (Migration(4, "engine values (sealed push credentials)", creates(schema.engine_values)),))
+# Storage's own tables: the generic key/value store (version 4 since the first databases), and
+# those of a cluster on PostgreSQL with the partition columns of the domains' tables (7).
+STORAGE = Schema("storage", (Migration(4, "engine values (sealed push credentials)", creates(schema.engine_values)),
+                             Migration(7, "cluster: nodes, partitions, claims, session writes, inbox sources; "
+                                          "partition columns", cluster_tables.migrate)))
 
 
 def ordered(schemas: Iterable[Schema]) -> list[Migration]:

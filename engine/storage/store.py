@@ -19,7 +19,8 @@ from sqlalchemy import Executable, Select, bindparam, delete, event, func, selec
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from . import schema
+from . import fence, schema
+from .errors import StorageUnavailable
 from .migrations import Schema, migrate, ordered
 from .sqlite_writer import SqliteWriter, Step
 from .unit import TableWrite, UnitOfWork
@@ -31,11 +32,13 @@ log = logging.getLogger("engine.storage")
 Purger = Callable[[AsyncConnection, float], Awaitable[dict[str, int]]]
 
 _VALUES = TableWrite(schema.engine_values, replace=("value", "updated_at"))
+_NOTIFY = "SELECT pg_notify($1, $2)"
 
+#: A cluster node mints the ids ``counter * SLOTS + slot``: every node its own slot, so nodes
+#: writing one database never mint the same id, and ids still grow with time on every node.
+SLOTS = 1024
 
-class StorageUnavailable(RuntimeError):
-    """A change could not be made durable in time (the database is down, the disk is full):
-    the API answers 503 with this message instead of waiting for ever."""
+__all__ = ["SLOTS", "Purger", "StorageUnavailable", "Store", "dumps"]
 
 
 _FALLBACK = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
@@ -60,6 +63,9 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._next_id = 1
+        self._id_step = 1  # SLOTS once a cluster slot is taken (use_slot)
+        self._slot = 0
+        self._sequenced: list[Any] = []  # the tables whose keys come from new_id
         self._statements: dict[TableWrite, Executable] = {}  # built once per table, not per commit
         # ...and compiled once, to the driver's own SQL and the order of its parameters.
         self._prepared: dict[tuple[TableWrite, str], tuple[str, tuple[str, ...]]] = {}
@@ -89,13 +95,10 @@ class Store:
         store = cls(engine)
         if engine.dialect.name == "sqlite" and path and path != ":memory:" and "?" not in path:
             store._sqlite = SqliteWriter(os.path.abspath(path))
-        sequenced = [w.table for sch in schemas for w in sch.writes if w.sequenced]
+        store._sequenced = [w.table for sch in schemas for w in sch.writes if w.sequenced]
         async with engine.begin() as conn:
             applied = await conn.run_sync(migrate, migrations)
-            top = 0
-            for table in sequenced:
-                key = table.primary_key.columns.values()[0]
-                top = max(top, (await conn.execute(select(func.max(key)))).scalar() or 0)
+            top = await store._top_id(conn)
         store._next_id = top + 1
         if applied:
             log.info("schema migrated to version %d", applied[-1])
@@ -108,8 +111,38 @@ class Store:
 
     def new_id(self) -> int:
         value = self._next_id
-        self._next_id += 1
+        self._next_id += self._id_step
         return value
+
+    async def _top_id(self, conn: AsyncConnection) -> int:
+        """The largest key of every sequenced table."""
+        top = 0
+        for table in self._sequenced:
+            key = table.primary_key.columns.values()[0]
+            top = max(top, (await conn.execute(select(func.max(key)))).scalar() or 0)
+        return top
+
+    async def use_slot(self, slot: int) -> None:
+        """Mint ids in ``slot`` from now on (a cluster node's, leased with its node row), past
+        every id already stored."""
+        if not 0 <= slot < SLOTS:
+            raise ValueError(f"no id slot {slot}")
+        counter = -(-self._next_id // SLOTS)  # past any id minted before (ceiling division)
+        self._id_step, self._slot = SLOTS, slot
+        self._next_id = counter * SLOTS + slot
+        await self.reseed()
+
+    async def reseed(self) -> None:
+        """Move the id sequence past every id stored now (a node does after each claim of
+        partitions), so the ids it mints follow the whole history of what it took over: rows of one
+        ordering key stay in id order across a failover. Never moves it back."""
+        async with self.engine.connect() as conn:
+            top = await self._top_id(conn)
+        if self._id_step == 1:
+            self._next_id = max(self._next_id, top + 1)
+        else:
+            counter = max(top // SLOTS + 1, (self._next_id - self._slot) // SLOTS)
+            self._next_id = counter * SLOTS + self._slot
 
     # -- writing ---------------------------------------------------------------------------
     def _statement(self, target: TableWrite) -> Executable:
@@ -126,7 +159,10 @@ class Store:
                 if target.keep_existing:
                     stmt = ins.on_conflict_do_nothing(index_elements=[target.key])
                 else:
-                    stmt = ins.on_conflict_do_update(index_elements=[target.key],
+                    guard = None
+                    if target.guard is not None:
+                        guard = target.table.c[target.guard] <= ins.excluded[target.guard]
+                    stmt = ins.on_conflict_do_update(index_elements=[target.key], where=guard,
                                                      set_={c: ins.excluded[c] for c in target.replace or ()})
             self._statements[target] = stmt
         return stmt
@@ -170,12 +206,18 @@ class Store:
     async def write(self, unit: UnitOfWork) -> None:
         """Write ``unit`` atomically: every table's rows, then engine values, then deletions."""
         if self._sqlite is not None:
+            if unit.fence is not None or unit.notify:
+                raise ValueError("a SQLite engine is one process: it neither fences nor notifies")
             try:
                 await self._sqlite.write(self._steps(unit))
             except sqlite3.Error as e:  # the same exceptions as the other path raises
                 raise DBAPIError.instance("(unit of work)", None, e, sqlite3.Error) from e
             return
         async with self.engine.begin() as conn:
+            if unit.fence is not None:  # first, in the same transaction (engine/storage/fence.py)
+                await fence.check(conn, unit.fence)
+            if unit.notify:  # delivered by PostgreSQL when (and only if) the transaction commits
+                await conn.exec_driver_sql(_NOTIFY, unit.notify)
             for sql, rows in self._steps(unit):
                 await conn.exec_driver_sql(sql, rows)
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Table
 
+from .fence import Fence
+
 
 @dataclass(frozen=True, eq=False)
 class TableWrite:
@@ -23,12 +25,15 @@ class TableWrite:
     first write gave them); ``None`` means insert-only, a duplicate key failing the whole unit.
     ``keep_existing``: insert, and silently keep the row already there (content-addressed rows).
     ``sequenced``: the integer key comes from ``Store.new_id``, so the store seeds that sequence
-    past this table's largest key when it opens."""
+    past this table's largest key when it opens.
+    ``guard``: a column an upsert never lets go back (a session's lease epoch): a row whose value
+    is below the stored one changes nothing, the defence in depth behind a cluster's fence."""
 
     table: Table
     replace: tuple[str, ...] | None = None
     keep_existing: bool = False
     sequenced: bool = False
+    guard: str | None = None
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -40,6 +45,8 @@ class TableWrite:
         unknown = set(self.replace or ()) - set(self.table.c.keys())
         if unknown:
             raise ValueError(f"table {self.table.name}: no columns {sorted(unknown)}")
+        if self.guard is not None and (self.replace is None or self.guard not in self.table.c):
+            raise ValueError(f"table {self.table.name}: a guard needs an upsert and a column, not {self.guard!r}")
         object.__setattr__(self, "key", keys[0])
 
 
@@ -48,14 +55,20 @@ class UnitOfWork:
 
     The store writes every table's rows first (in the order the unit first saw each table), then
     the engine values, then the deletions: a row inserted and deleted by the same unit (an inbox
-    event delivered before its batch was written) is gone afterwards."""
+    event delivered before its batch was written) is gone afterwards.
 
-    __slots__ = ("deletes", "upserts", "values")
+    In a cluster (PostgreSQL only) a unit may carry a ``fence`` (it commits only while its node
+    holds those partitions at those epochs, or ``Fenced`` is raised and nothing is written) and
+    ``notify``: ``(channel, payload)`` pairs PostgreSQL sends to listeners once it commits."""
+
+    __slots__ = ("deletes", "fence", "notify", "upserts", "values")
 
     def __init__(self) -> None:
         self.upserts: dict[TableWrite, list[dict[str, Any]]] = {}
         self.deletes: dict[TableWrite, list[Any]] = {}
         self.values: dict[str, str] = {}
+        self.fence: Fence | None = None
+        self.notify: list[tuple[str, str]] = []
 
     def rows(self, target: TableWrite) -> list[dict[str, Any]]:
         """The list of ``target``'s rows in this unit, to append to."""
@@ -82,4 +95,4 @@ class UnitOfWork:
             found.extend(keys)
 
     def __bool__(self) -> bool:
-        return (any(self.upserts.values()) or any(self.deletes.values())) or bool(self.values)
+        return (any(self.upserts.values()) or any(self.deletes.values())) or bool(self.values) or bool(self.notify)
