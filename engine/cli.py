@@ -134,6 +134,32 @@ def _listen(host: str, port: int) -> socket.socket:
     return socket.create_server(address, family=family, backlog=128)
 
 
+def _cmd_platform(args: argparse.Namespace) -> int:
+    """Run the contact-center simulator as its own process, for engine nodes whose
+    ``platform_url`` points here (a cluster; issue 14)."""
+    from aiohttp import web
+
+    from .logs import setup_logging
+    from .platform.server import create_platform_app
+    from .settings import REPO
+
+    setup_logging("DEBUG" if args.verbose else args.log_level, "text")
+    config_dir = Path(args.config) if args.config else REPO / "config"
+    try:
+        app = create_platform_app(config_dir)
+        sock = _listen(args.host, args.port)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"platform on http://{args.host}:{sock.getsockname()[1]} (settings: {config_dir / 'simulator.toml'})",
+          flush=True)
+    try:
+        web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=5)
+    finally:
+        sock.close()
+    return 0
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     """List, create, rotate or revoke keys in the data folder; works while the engine runs (it
     reloads the file). A new secret is printed alone on stdout, once; it is not kept."""
@@ -185,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check SCXML documents and report every problem")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=_cmd_validate)
+    platform = sub.add_parser("platform", help="run the contact-center simulator as its own process")
+    platform.add_argument("--config", help="settings folder holding simulator.toml (default: config/)")
+    platform.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    platform.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    platform.add_argument("--log-level", default="INFO")
+    platform.set_defaults(func=_cmd_platform)
     for name, func, text in (("serve", _cmd_serve, "start the engine (the default command)"),
                              ("keys", _cmd_keys, "list, create, rotate or revoke API keys")):
         p = sub.add_parser(name, help=text)
@@ -205,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # no command, or only options such as -v: serve
         args = parser.parse_args([*argv, "serve"])
-    if args.command not in ("serve",):
+    if args.command not in ("serve", "platform"):
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -38,6 +38,8 @@ from .observability.metrics import EngineMetrics
 from .platform import adapter as platform_adapter
 from .platform import ioprocessor as platform_io
 from .platform.config import SimulatorConfig, load_simulator_config
+from .platform.remote import STATE_KEY as REMOTE_PLATFORM_STATE
+from .platform.remote import RemotePlatform
 from .platform.simulator import Simulator
 from .push.fcm import FcmClient
 from .push.service import PushService
@@ -46,6 +48,7 @@ from .scxml.basichttp import RetryBudget
 from .scxml.clock import Clock, ScaledClock
 from .scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
 from .scxml.ecmascript.ors import OrsFacilities, OrsSources
+from .scxml.events import AttrDict, Event
 from .secretbox import SecretBox
 from .sessions.flows import FlowRegistry
 from .sessions.manager import SessionManager
@@ -64,7 +67,8 @@ class Runtime:
     box: SecretBox
     store: Store | None
     clock: Clock
-    simulator: Simulator
+    platform: platform_adapter.Platform  # the embedded simulator, or the platform process (platform_url)
+    simulator: Simulator | None  # None when the platform is its own process
     flows: FlowRegistry
     manager: SessionManager
     lists: TransactionLists
@@ -110,12 +114,25 @@ class Runtime:
         try:
             # One clock for every timer; the simulator mode may run it faster than the wall clock.
             clock: Clock = Clock()
-            if sim_config.time_scale != 1:
-                stored = await store.get_value("clock") if store else None
-                clock = ScaledClock(sim_config.time_scale, start=float(stored) if stored else None)
-            simulator = Simulator(sim_config, clock)
+            stored = await store.get_value("clock") if store else None
+            remote: RemotePlatform | None = None
+            simulator: Simulator | None = None
+            platform: platform_adapter.Platform
+            if s.platform_url:
+                # The platform process keeps the clock of the queues and calls: a node adopts it.
+                platform = remote = RemotePlatform(s.platform_url, s.node)
+                remote.load_state(await store.get_value(REMOTE_PLATFORM_STATE) if store else None)
+                shared = await remote.connect(float(stored) if stored else None, sim_config.time_scale,
+                                              timeout=s.platform_connect_timeout)
+                scale, start = (shared[1], shared[0]) if shared else (sim_config.time_scale, float(stored or 0))
+                clock = ScaledClock(scale, start=start or None) if scale != 1 else Clock()
+                remote.clock = clock
+            else:
+                if sim_config.time_scale != 1:
+                    clock = ScaledClock(sim_config.time_scale, start=float(stored) if stored else None)
+                platform = simulator = Simulator(sim_config, clock)
             desk = ReportDesk()
-            registry = engine_registry(registry, platform=simulator, desk=desk)
+            registry = engine_registry(registry, platform=platform, desk=desk)
             # ECMAScript flows get ORS's _genesys objects over this engine's own data (read when a
             # session's context is built; services and callbacks are bound below, before any runs);
             # _genesys.queue reads the simulator's queue figures and sends its requests as a
@@ -124,8 +141,8 @@ class Runtime:
                 business_hours=lambda: services.hours, now=clock.now, scale=getattr(clock, "scale", 1.0),
                 lists=lambda: {name: found.text for name in lists.names() if (found := lists.get(name))},
                 interaction=lambda sid: virtual_interaction(callbacks, sid),
-                queues=lambda: {name: simulator.queue_stats(name) for name in simulator.queues}))
-            simulator.add_listener(facilities.queue_changed)
+                queues=lambda: {name: platform.queue_stats(name) for name in platform.queues}))
+            platform.add_listener(facilities.queue_changed)
 
             def queue_request(session_id: str, request: str, data: dict, request_id: str, line: int) -> None:
                 session = manager.sessions.get(session_id)
@@ -148,32 +165,38 @@ class Runtime:
             manager = SessionManager(flows, store, registry=registry, limits=limits, clock=clock,
                                      durability_timeout=s.durability_timeout, reserved_events=reserved_events())
             manager.active_processors()  # built now: the platform processor attaches the host to the platform
+            if remote is not None:
+                remote.join_storage(manager.batch_contributors, manager.after_commit, manager.request_write)
+                remote.on_restarted = lambda: tell_platform_restarted(callbacks, manager)
             # A service may name only lists and virtual queues that exist (checked on PUT, logged on load).
             services = ServiceRegistry(s.config_dir, references={
                 "_callback_events_list": ("transaction list", lists.names),
-                "_urs_virtual_queue": ("virtual queue", lambda: simulator.queues),
+                "_urs_virtual_queue": ("virtual queue", lambda: platform.queues),
             }, checks=[target_check])
             services.load()
             bus = CallbackBus()
             notifications = NotificationService(manager, services, lists, notification_config, bus)
-            callbacks = CallbackService(manager, services, queue_settings, bus, desk, simulator)
-            push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, simulator)
+            callbacks = CallbackService(manager, services, queue_settings, bus, desk, platform)
+            push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform)
             # Watching comes last: the lifecycle log and the metrics observe the parts above.
             LifecycleLog(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher)
             ecmascript = registry.datamodel("ecmascript")
             resident = ({ecmascript.name: ecmascript.pool.__len__}
                         if isinstance(ecmascript, EcmaScriptDataModel) else {})
             metrics = EngineMetrics(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher,
-                                    platform=simulator, queues=lambda: simulator.queues, resident=resident)
+                                    platform=platform, queues=lambda: platform.queues, resident=resident)
             basichttp = manager.processor_for(BASIC_HTTP)
             if not isinstance(basichttp, BasicHttpProcessor):
                 raise TypeError(f"the Basic HTTP processor of this registry is a {type(basichttp).__name__}")
         except BaseException:
             await fcm.close()
+            if remote is not None:
+                await remote.close()
             if store is not None:
                 await store.close()
             raise
-        return cls(settings=s, registry=registry, box=box, store=store, clock=clock, simulator=simulator,
+        return cls(settings=s, registry=registry, box=box, store=store, clock=clock, platform=platform,
+                   simulator=simulator,
                    flows=flows, manager=manager, lists=lists, services=services, queue_settings=queue_settings,
                    bus=bus, notifications=notifications, callbacks=callbacks, fcm=fcm, push=push,
                    basichttp=basichttp, metrics=metrics, freeze_gc=freeze_gc)
@@ -185,6 +208,8 @@ class Runtime:
         await self.manager.open()
         await self.notifications.open()
         await self.callbacks.open()
+        if isinstance(self.platform, RemotePlatform):
+            self.platform.started()
         self.started_at = time.time()
         if self.freeze_gc:  # what start-up built (restored sessions, flows) stays out of full collections
             gc.collect()
@@ -229,7 +254,8 @@ class Runtime:
         """Stop what starts work first (housekeeping, the platform's timers, callback timers), then
         the manager (its final flush: deliveries not yet done stay stored), then the rest. Safe
         after a start that failed part way."""
-        self.simulator.close()
+        if self.simulator is not None:
+            self.simulator.close()
         if self._maintenance is not None:
             self._stopping.set()  # a signal, not only a cancel: a cancel can get lost in a driver
             self._maintenance.cancel()
@@ -238,6 +264,8 @@ class Runtime:
         await self.manager.close()
         await self.notifications.close()
         await self.fcm.close()
+        if isinstance(self.platform, RemotePlatform):
+            await self.platform.close()
         await self.flows.close()
         if self.store is not None:
             await self.store.close()
@@ -248,6 +276,16 @@ def reserved_events() -> dict[str, str]:
     """Event namespaces only the engine's own parts raise in flows; clients are refused them."""
     return {**{p: "the contact-center platform" for p in platform_adapter.EVENT_PREFIXES},
             **{p: "the callback service" for p in flow_actions.EVENT_PREFIXES}}
+
+
+def tell_platform_restarted(callbacks: CallbackService, manager: SessionManager) -> None:
+    """The platform process lost its queues and calls: every callback's flow hears it (stored in
+    its inbox like any platform event) and queues again."""
+    for sid, cid in list(callbacks.by_session.items()):
+        session = manager.sessions.get(sid)
+        if session is not None and session.is_running:
+            manager.route_event(None, session, Event("platform.restarted", AttrDict(callback_id=cid),
+                                                     type="external", origintype=platform_io.PLATFORM_PROCESSOR))
 
 
 def virtual_interaction(callbacks: CallbackService, session_id: str) -> dict | None:

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from ..atomic_file import SaveError, write_atomic
 from ..callbacks.services import ServiceRegistry
@@ -185,6 +185,9 @@ async def put_hours(request: web.Request) -> web.Response:
 @operation("The simulated contact center: settings and state", SIMULATOR, ok(ref("Simulator")))
 async def get_simulator(request: web.Request) -> web.Response:
     sim = request.app[RUNTIME].simulator
+    if sim is None:
+        found = await _at_platform(request, "GET", "/admin/simulator")
+        return web.json_response({"config": found["config"], "state": _state(found["state"])})
     return web.json_response({"config": sim.config.to_dict(), "state": _state(sim.snapshot())})
 
 
@@ -206,6 +209,10 @@ async def put_simulator(request: web.Request) -> web.Response:
         config = SimulatorConfig.from_dict(body)
     except ValueError as e:
         raise ApiError(400, f"simulator settings refused: {e}") from None
+    if engine.simulator is None:  # the platform process keeps (and checks) its own settings
+        found = await _at_platform(request, "PUT", "/admin/simulator", body)
+        return web.json_response({"config": found["config"],
+                                  "state": _state(found["state"]) if found.get("state") else None})
     if config.time_scale != engine.simulator.config.time_scale:
         raise ApiError(400, "time_scale is read when the engine starts; change config/simulator.toml "
                             "and restart (every timer of the engine reads that clock)")
@@ -223,6 +230,23 @@ async def put_simulator(request: web.Request) -> web.Response:
         _restore(path, previous)
         raise ApiError(400, f"simulator settings refused: {e}") from None
     return web.json_response({"config": config.to_dict(), "state": _state(engine.simulator.snapshot())})
+
+
+async def _at_platform(request: web.Request, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """The simulator runs in the platform process (``platform_url``): ask it. Its refusals (400,
+    404) are passed on; an unreachable platform is 503."""
+    url = request.app[SETTINGS].platform_url.rstrip("/") + path
+    try:
+        async with ClientSession(timeout=ClientTimeout(total=15)) as client, \
+                client.request(method, url, json=body) as r:
+            found = await r.json(content_type=None)
+    except (ClientError, TimeoutError, ValueError) as e:
+        raise ApiError(503, f"the platform process ({url}) did not answer: {e or type(e).__name__}") from None
+    if r.status in (400, 404):
+        raise ApiError(r.status, str(found.get("error") if isinstance(found, dict) else found))
+    if r.status != 200 or not isinstance(found, dict):
+        raise ApiError(503, f"the platform process answered {r.status}: {found}")
+    return found
 
 
 def _restore(path: Path, previous: bytes | None) -> None:
@@ -249,7 +273,13 @@ async def simulate_call_in(request: web.Request) -> web.Response:
     number, code = body.get("number"), body.get("access_code")
     if not isinstance(number, str) or not isinstance(code, str):
         raise ApiError(400, "give number and access_code as strings")
-    matched = request.app[RUNTIME].simulator.call_in(number, code)
+    simulator = request.app[RUNTIME].simulator
+    if simulator is None:  # answered there once a node stored callin.arrived
+        found = await _at_platform(request, "POST", "/admin/simulator/call-in",
+                                   {"number": number, "access_code": code})
+        await request.app[RUNTIME].manager.commit()
+        return web.json_response({"matched_session": found["matched_session"]})
+    matched = simulator.call_in(number, code)
     if matched is None:
         raise ApiError(404, "no callback waits for that access code (unknown or expired)")
     await request.app[RUNTIME].manager.commit()

@@ -80,7 +80,7 @@ async def ready(request: web.Request) -> web.Response:
                 reasons.append(f"changes wait {storage['backlog_age']:.1f} s to be stored "
                                f"(more than {settings.ready_max_backlog_age:g} s)")
     if runtime is not None:
-        ok, detail = runtime.simulator.health()
+        ok, detail = runtime.platform.health()
         checks["platform"] = {"ok": ok, "detail": detail}
         if not ok:
             reasons.append(f"platform: {detail}")

@@ -44,7 +44,7 @@ QUEUE = obj({"name": STRING, "waiting": {**INTEGER, "description": "interactions
 async def list_queues(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 0, MAX_SHOWN)
     engine = request.app[RUNTIME]
-    platform, callbacks = engine.simulator, engine.callbacks
+    platform, callbacks = engine.platform, engine.callbacks
     by_queue = index_of(callbacks, queue_of)
     queues = []
     for name in platform.queues:

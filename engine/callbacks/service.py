@@ -130,10 +130,12 @@ class CallbackService:
         for record in orphans:  # its session ended while we were down, or never got stored
             self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone",
                            source=history.RESTART)
-        for sid, cid in list(self.by_session.items()):
+        durable_platform = self.platform is not None and self.platform.durable
+        for sid, cid in [] if durable_platform else list(self.by_session.items()):
             session = self.manager.sessions.get(sid)
             if session is not None and session.is_running:
                 # The platform (calls, queues) did not survive the restart; let the flow recover.
+                # (A platform process outlives the engine: it says itself when it restarted.)
                 session.deliver(Event("platform.restarted", AttrDict(callback_id=cid)))
         log.info("callback service: %d open callbacks restored", len(self.records))
 

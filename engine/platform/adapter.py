@@ -29,7 +29,7 @@ anything wrong      ``platform.error`` {request, reason}
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -102,8 +102,9 @@ class Platform(Protocol):
         that host). Returns the callable that detaches it (when the host closes)."""
         ...
 
-    def handle(self, session_id: str, request: str, data: dict[str, Any]) -> None:
-        """Accept a request from a flow; never raises for bad input, answers with events later."""
+    def handle(self, session_id: str, request: str, data: dict[str, Any]) -> Awaitable[None] | None:
+        """Accept a request from a flow; never raises for bad input, answers with events later. A
+        durable platform returns an awaitable done once the request is safely with it."""
 
     def queue_stats(self, queue: str) -> QueueStats:
         """Statistics of one queue; raises KeyError for an unknown queue."""

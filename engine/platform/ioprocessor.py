@@ -80,22 +80,25 @@ class PlatformProcessor:
         self.host.emit(session, EFFECT_KIND, {"request": req.name, "data": data, "sendid": req.sendid},
                        durable=self.durable)
 
-    def perform(self, session_id: str, payload: dict[str, Any]) -> None:
-        """Hand one request to the platform (the host calls this, after persisting it)."""
+    def perform(self, session_id: str, payload: dict[str, Any]) -> Any:
+        """Hand one request to the platform (the host calls this, after persisting it). A durable
+        platform's answer is awaitable: done once it has the request, so the host keeps the outbox
+        row until then."""
         platform = self.platform
         request = payload.get("request")
         if platform is None:
             log.error("platform request %r of session %s dropped: no platform is configured", request, session_id)
             self._fail(session_id, payload, "no contact-center platform is configured")
-            return
+            return None
         data = dict(payload.get("data") or {})
         if payload.get("sendid") is not None:
             data.setdefault("request_id", payload["sendid"])
         try:
-            platform.handle(session_id, request, data)
+            return platform.handle(session_id, request, data)
         except Exception as e:
             log.exception("platform request %r of session %s failed", request, session_id)
             self._fail(session_id, payload, f"platform request {request!r} failed: {e}")
+            return None
 
     def _fail(self, session_id: str, payload: dict[str, Any], message: str) -> None:
         session = self.host.sessions.get(session_id)

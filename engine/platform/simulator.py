@@ -364,6 +364,12 @@ class Simulator:
             "config": self.config.to_dict(),
         }
 
+    def waiting(self, queue: str) -> list[tuple[str, int, float]]:
+        """(session, position, EWT) of every interaction waiting in ``queue``, in queue order: what
+        the platform process sends its nodes so they answer positions without asking."""
+        q = self._queues[queue]
+        return [(self._vixns[key[2]].session_id, i, self._ewt(q, i)) for i, key in enumerate(q.waiting, 1)]
+
     def health(self) -> tuple[bool, str]:
         """The simulator runs in this process: ready while it is open and has a queue."""
         if self._closed:

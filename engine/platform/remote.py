@@ -1,0 +1,365 @@
+"""The engine's side of the platform process (``server.py``): a ``Platform`` reached over a WebSocket.
+
+The adapter protocol is synchronous, so what the engine reads (queue figures, positions) comes
+from a mirror the platform keeps current with ``queue`` frames. What changes the platform goes
+out as frames and is made safe by the engine's own storage, as for any durable party:
+
+- a request is an outbox effect: ``handle`` returns a future resolved by the platform's ``ack``,
+  and only then is the outbox row deleted. A request replayed after a crash carries the same key
+  (session/send id), which the platform acks without performing it twice;
+- an event goes to its session through the inbox (``route_event``); its ``eack`` goes out only
+  after the commit that stored it, together with the event numbers seen (``engine_values``), so an
+  event the platform sends again after a crash is recognised and dropped;
+- a platform that restarted (a new incarnation: its queues and calls are gone) is told to the
+  flows as ``platform.restarted``; requests not yet acked by the old one are dropped with it.
+
+Disconnected, requests and drops wait and are sent on reconnect (backoff up to ``MAX_BACKOFF``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from ..scxml.clock import Clock
+from .adapter import Deliver, Position, QueueListener, QueueStats
+
+log = logging.getLogger("engine.platform.remote")
+
+STATE_KEY = "platform_remote"  # engine_values: the platform incarnation and the event numbers seen
+MAX_BACKOFF = 2.0
+
+
+class RemotePlatform:
+    """A ``Platform`` whose queues, agents and calls live in the platform process."""
+
+    durable = True
+
+    def __init__(self, url: str, node: str, session: Callable[[], aiohttp.ClientSession] | None = None):
+        self.url = url.rstrip("/")
+        self.node = node
+        self.incarnation = uuid.uuid4().hex  # this node process
+        self.clock: Clock | None = None  # set by the composition root once built
+        self.scale_hint = 1.0
+        self.platform_incarnation: str | None = None
+        self.on_restarted: Callable[[], None] | None = None  # tells the flows (composition root)
+        self._make_session = session or aiohttp.ClientSession
+        self._sinks: list[Deliver] = []
+        self._listeners: list[QueueListener] = []
+        self._stats: dict[str, QueueStats] = {}
+        self._waiting: dict[str, list[str]] = {}  # queue -> its waiting sessions
+        self._positions: dict[str, Position] = {}
+        self._requests: dict[str, tuple[dict[str, Any], asyncio.Future[None]]] = {}  # key -> frame, ack
+        self._drops: list[str] = []
+        self._seen: set[int] = set()  # event numbers of this platform incarnation taken in
+        self._floor = 0
+        self._to_ack: list[int] = []  # taken in, not yet in a batch
+        self._in_batch: list[int] = []  # in the batch being written
+        self._stored_state: dict[str, Any] | None = None
+        self._dirty_state = False  # the incarnation or floor changed: store it with the next batch
+        self._clock_hint: float | None = None
+        self._welcome_clock, self._welcome_scale = 0.0, 1.0
+        self._restart_due = False
+        self._started = False  # sessions restored: events and platform.restarted can be taken in
+        self._early: list[dict[str, Any]] = []  # events that came before the sessions were restored
+        self._persist: Callable[[], None] | None = None  # asks the manager for a batch
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task | None = None
+        self._welcomed = asyncio.Event()
+        self._disconnected_since: float | None = time.monotonic()
+        self._last_error = "not connected yet"
+        self._closed = False
+
+    # -- wiring ----------------------------------------------------------------------------------
+    def load_state(self, stored: str | None) -> None:
+        """What the last run stored: the platform incarnation it talked to, the events it took in."""
+        if stored:
+            try:
+                state = json.loads(stored)
+                self._stored_state = state
+                self.platform_incarnation = state.get("incarnation")
+                self._seen = {int(s) for s in state.get("seen", ())}
+                self._floor = int(state.get("floor", 0))
+            except (ValueError, TypeError, AttributeError):
+                log.error("stored platform state unreadable; starting afresh")
+
+    def join_storage(self, contributors: list, after_commit: list, request_write: Callable[[], None]) -> None:
+        """Write the event numbers with the batch that stores the events; ack them after its commit."""
+        contributors.append(self._contribute)
+        after_commit.append(self._after_commit)
+        self._persist = request_write
+
+    def _contribute(self, batch: Any) -> None:
+        if not self._to_ack and not self._dirty_state:
+            return
+        self._in_batch.extend(self._to_ack)
+        self._to_ack = []
+        self._dirty_state = False
+        batch.values[STATE_KEY] = json.dumps({"incarnation": self.platform_incarnation, "floor": self._floor,
+                                              "seen": sorted(self._seen)})
+
+    def _after_commit(self) -> None:
+        if self._in_batch:
+            seqs, self._in_batch = self._in_batch, []
+            self._send({"t": "eack", "seqs": seqs})
+
+    async def connect(self, clock_hint: float | None, scale_hint: float, timeout: float) -> tuple[float, float] | None:
+        """Start the connection; wait up to ``timeout`` for the platform's welcome and return its
+        clock and scale (None when it cannot be reached yet: the engine starts on its own clock)."""
+        self._clock_hint, self.scale_hint = clock_hint, scale_hint
+        self._http = self._make_session()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        try:
+            await asyncio.wait_for(self._welcomed.wait(), timeout)
+        except TimeoutError:
+            log.warning("platform %s not reachable within %g s (%s); starting on the local clock",
+                        self.url, timeout, self._last_error)
+            return None
+        return self._welcome_clock, self._welcome_scale
+
+    def started(self) -> None:
+        """Sessions are restored: a platform restart noticed before now is told to the flows."""
+        self._started = True
+        if self._restart_due:
+            self._tell_restarted()
+        early, self._early = self._early, []
+        for frame in early:
+            self._event(frame)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._http is not None:
+            await self._http.close()
+
+    # -- the connection --------------------------------------------------------------------------
+    async def _run(self) -> None:
+        delay = 0.05
+        while not self._closed:
+            try:
+                assert self._http is not None
+                async with self._http.ws_connect(self.url + "/platform/ws", heartbeat=5.0,
+                                                 max_msg_size=16 * 1024 * 1024) as ws:
+                    now = self.clock.now() if self.clock else self._clock_hint
+                    scale = getattr(self.clock, "scale", 1.0) if self.clock else self.scale_hint
+                    await ws.send_json({"t": "hello", "node": self.node, "incarnation": self.incarnation,
+                                        "clock": now, "scale": scale})
+                    self._ws = ws
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            continue
+                        self._frame(json.loads(msg.data))
+                        delay = 0.05
+                self._last_error = f"connection closed ({ws.close_code})"
+            except asyncio.CancelledError:
+                raise
+            except (aiohttp.ClientError, OSError, ValueError) as e:
+                self._last_error = f"{type(e).__name__}: {e}"
+            finally:
+                self._ws = None
+            if self._disconnected_since is None:
+                self._disconnected_since = time.monotonic()
+                log.warning("platform %s connection lost (%s); reconnecting", self.url, self._last_error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    def _send(self, frame: dict[str, Any]) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed or self._disconnected_since is not None:
+            return False
+        # send_str only queues the frame on the transport (aiohttp awaits no drain for it), so
+        # frames leave in the order they were made.
+        asyncio.get_running_loop().create_task(self._write(ws, frame))
+        return True
+
+    async def _write(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError, aiohttp.ClientError):
+            await ws.send_str(json.dumps(frame, separators=(",", ":")))
+
+    def _frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("t")
+        if kind == "ev":
+            self._event(frame)
+        elif kind == "ack":
+            entry = self._requests.pop(str(frame.get("k")), None)
+            if entry is not None and not entry[1].done():
+                entry[1].set_result(None)
+        elif kind == "queue":
+            self._mirror(frame)
+        elif kind == "welcome":
+            self._welcome(frame)
+        elif kind == "error":
+            self._last_error = f"refused by the platform: {frame.get('reason')}"
+            log.error("platform %s: %s", self.url, frame.get("reason"))
+        else:
+            log.warning("unknown frame %r from the platform", kind)
+
+    def _welcome(self, frame: dict[str, Any]) -> None:
+        incarnation = str(frame.get("incarnation"))
+        self._welcome_clock, self._welcome_scale = float(frame.get("clock") or 0), float(frame.get("scale") or 1)
+        restarted = incarnation != self.platform_incarnation
+        if restarted:
+            # A platform we never talked to (or that lost everything): its event numbers start
+            # again, and requests the old one never acked are gone with it.
+            known = self.platform_incarnation
+            self.platform_incarnation = incarnation
+            self._seen, self._floor, self._dirty_state = set(), 0, True
+            if known is not None:
+                log.warning("the platform restarted (incarnation %s, was %s): its calls and queues are gone",
+                            incarnation, known)
+                for _frame, future in self._requests.values():
+                    if not future.done():
+                        future.set_result(None)
+                self._requests.clear()
+                self._drops.clear()
+            if known is not None or self._stored_state is None:
+                self._restart_due = True
+            if self._persist is not None:
+                self._persist()
+        self._stats.clear()
+        self._waiting.clear()
+        self._positions.clear()
+        for queue in frame.get("queues") or ():
+            self._mirror(queue, notify=False)
+        self._disconnected_since = None
+        self._welcomed.set()
+        log.info("platform %s connected (incarnation %s, %d queues)", self.url, incarnation, len(self._stats))
+        for request, _future in self._requests.values():  # in the order they were made
+            self._send(request)
+        drops, self._drops = self._drops, []
+        for sid in drops:
+            self._send({"t": "drop", "sid": sid})
+        if self._restart_due and self._started:
+            self._tell_restarted()
+        for name in list(self._stats):
+            self._notify(name)
+
+    def _tell_restarted(self) -> None:
+        self._restart_due = False
+        if self.on_restarted is not None:
+            try:
+                self.on_restarted()
+            except Exception:
+                log.exception("telling the flows platform.restarted failed")
+
+    def _event(self, frame: dict[str, Any]) -> None:
+        if not self._started:  # their sessions are not restored yet: nobody could take them
+            self._early.append(frame)
+            return
+        seq = int(frame["seq"])
+        floor = int(frame.get("floor") or 0)
+        if floor > self._floor:  # everything below is acked: nothing there can come again
+            self._floor = floor
+            self._seen = {s for s in self._seen if s >= floor}
+        if seq in self._seen:
+            if seq not in self._to_ack and seq not in self._in_batch:
+                self._send({"t": "eack", "seqs": [seq]})  # stored before: the ack was lost
+            return
+        self._seen.add(seq)
+        data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+        for sink in list(self._sinks):
+            try:
+                sink(str(frame.get("sid")), str(frame.get("name")), data)
+            except Exception:
+                log.exception("delivering %s to session %s failed", frame.get("name"), frame.get("sid"))
+        if self._persist is None:
+            self._send({"t": "eack", "seqs": [seq]})
+        else:
+            self._to_ack.append(seq)
+            self._persist()
+
+    def _mirror(self, frame: dict[str, Any], notify: bool = True) -> None:
+        name = str(frame.get("name"))
+        try:
+            self._stats[name] = QueueStats(**frame["stats"])
+        except (KeyError, TypeError):
+            log.error("queue frame for %s unreadable", name)
+            return
+        for sid in self._waiting.pop(name, ()):
+            found = self._positions.get(sid)
+            if found is not None and found.queue == name:
+                del self._positions[sid]
+        waiting = frame.get("waiting") or []
+        total = len(waiting)
+        self._waiting[name] = [str(sid) for sid, _pos, _ewt in waiting]
+        for sid, position, ewt in waiting:
+            self._positions[str(sid)] = Position(queue=name, position=int(position), total_waiting=total,
+                                                 ewt_seconds=float(ewt))
+        if notify:
+            self._notify(name)
+
+    def _notify(self, name: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(name)
+            except Exception:
+                log.exception("queue listener failed for %s", name)
+
+    # -- Platform ----------------------------------------------------------------------------------
+    def attach(self, deliver: Deliver) -> Callable[[], None]:
+        self._sinks.append(deliver)
+
+        def detach() -> None:
+            if deliver in self._sinks:
+                self._sinks.remove(deliver)
+
+        return detach
+
+    def handle(self, session_id: str, request: str, data: dict[str, Any]) -> asyncio.Future[None]:
+        """The future completes once the platform has the request (its outbox row may go then)."""
+        key = f"{session_id}/{data.get('request_id')}" if data.get("request_id") is not None \
+            else f"{session_id}/{uuid.uuid4().hex}"
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        previous = self._requests.get(key)
+        if previous is not None:  # the same request again (a replay): one ack answers both
+            previous[1].add_done_callback(lambda _f: future.done() or future.set_result(None))
+            return future
+        frame = {"t": "req", "k": key, "sid": session_id, "request": request, "data": data}
+        self._requests[key] = (frame, future)
+        self._send(frame)
+        return future
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        return self._stats[queue]
+
+    def position(self, session_id: str) -> Position | None:
+        return self._positions.get(session_id)
+
+    def call_in(self, number: str, access_code: str) -> str | None:
+        raise RuntimeError(f"call-ins are made at the platform process ({self.url}/admin/simulator/call-in); "
+                           "the engine's admin route proxies there")
+
+    def drop(self, session_id: str) -> None:
+        for sid in [s for s, p in self._positions.items() if s == session_id]:
+            del self._positions[sid]
+        if not self._send({"t": "drop", "sid": session_id}):
+            self._drops.append(session_id)
+
+    def add_listener(self, fn: QueueListener) -> None:
+        self._listeners.append(fn)
+
+    @property
+    def queues(self) -> list[str]:
+        return list(self._stats)
+
+    @property
+    def connected(self) -> bool:
+        return self._disconnected_since is None
+
+    def health(self) -> tuple[bool, str]:
+        if self._disconnected_since is not None:
+            since = time.monotonic() - self._disconnected_since
+            return False, f"platform {self.url} unreachable for {since:.1f} s ({self._last_error})"
+        return True, f"platform {self.url}: {len(self._stats)} queues, {len(self._requests)} requests unacked"
