@@ -154,8 +154,10 @@ class RemotePlatform:
                                                  max_msg_size=16 * 1024 * 1024) as ws:
                     now = self.clock.now() if self.clock else self._clock_hint
                     scale = getattr(self.clock, "scale", 1.0) if self.clock else self.scale_hint
+                    # Before its clock is built a node takes the platform's ("adopt"); after, the
+                    # platform refuses a node whose time runs at another speed.
                     await ws.send_json({"t": "hello", "node": self.node, "incarnation": self.incarnation,
-                                        "clock": now, "scale": scale})
+                                        "clock": now, "scale": scale, "adopt": self.clock is None})
                     self._ws = ws
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:

@@ -5,7 +5,7 @@ the nodes reach it the way they would reach a real telephony adapter (``remote.p
 protocol is JSON frames over ``GET /platform/ws``:
 
 node -> platform
-    ``hello{node, incarnation, clock, scale}``  first frame; answered ``welcome``
+    ``hello{node, incarnation, clock, scale, adopt}``  first frame; answered ``welcome``
     ``req{k, sid, request, data}``             answered ``ack{k}``; a ``k`` seen before is acked
                                                again and *not* performed (an outbox replay)
     ``drop{sid}``                              the session ended: leave its queues
@@ -18,8 +18,9 @@ platform -> node
     ``error{reason}``                          then the platform closes the connection
 
 The clock: the first node's ``hello`` gives it (its simulated time and scale), so node and
-platform timers agree; the simulator is built only then. A platform that restarts has a new
-``incarnation``: the nodes tell their flows ``platform.restarted``.
+platform timers agree; the simulator is built only then. A node starting later takes the
+platform's clock (``adopt``); a running node whose clock runs at another scale is refused. A
+platform that restarts has a new ``incarnation``: the nodes tell their flows ``platform.restarted``.
 
 Nothing here authenticates: run it on a private network (like the database).
 """
@@ -203,7 +204,8 @@ class PlatformServer:
                 return ws
             if self.simulator is None:
                 self._adopt_clock(hello.get("clock"), hello.get("scale"))
-            elif isinstance(hello.get("scale"), int | float) and hello["scale"] != self.scale:
+            elif not hello.get("adopt") and isinstance(hello.get("scale"), int | float) \
+                    and hello["scale"] != self.scale:
                 reason = f"time scale {hello['scale']:g} differs from the platform's {self.scale:g}"
                 log.error("node %s refused: %s", hello["node"], reason)
                 await ws.send_json({"t": "error", "reason": reason})
