@@ -226,7 +226,9 @@ class RemotePlatform:
                         future.set_result(None)
                 self._requests.clear()
                 self._drops.clear()
-            if known is not None or self._stored_state is None:
+            # Sessions restored from a run that talked to no platform process (the embedded
+            # simulator's) have calls nobody holds now; sessions made since by this run do not.
+            if known is not None or (self._stored_state is None and not self._started):
                 self._restart_due = True
             if self._persist is not None:
                 self._persist()

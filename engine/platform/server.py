@@ -374,6 +374,8 @@ class PlatformServer:
             done, _ = await asyncio.wait(waiters, timeout=CALL_IN_WAIT_SECONDS)
             if len(done) < len(waiters):
                 log.warning("call-in for %s answered before a node stored it", matched)
+            for seq in mine:
+                self._acked.pop(seq, None)
         return web.json_response({"matched_session": matched})
 
 
