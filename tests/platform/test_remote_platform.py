@@ -127,6 +127,17 @@ async def test_the_scenarios_complete_through_the_platform_process(pair: Pair) -
     health = await _json(pair.http, f"{pair.engine.url}/health/ready", {})
     assert health["checks"]["platform"]["ok"] is True and pair.platform.url in health["checks"]["platform"]["detail"]
 
+    # a settings change through the engine is the platform's: checked, saved and applied there
+    config = simulator["config"]
+    async with pair.http.put(f"{pair.engine.url}/admin/simulator", headers=ADMIN,
+                             json={**config, "time_scale": 50}) as r:
+        assert r.status == 400 and "time_scale" in (await r.json())["message"]
+    staffed = {**config, "queues": {**config["queues"], "Empty_VQ": {**config["queues"]["Empty_VQ"], "agents": 1}}}
+    async with pair.http.put(f"{pair.engine.url}/admin/simulator", headers=ADMIN, json=staffed) as r:
+        assert r.status == 200, await r.text()
+    assert "agents = 1" in (pair.platform.config_dir / "simulator.toml").read_text()
+    await pair.all_completed([waiting])  # Empty_VQ got an agent: the waiting callback is served
+
 
 async def test_an_engine_killed_mid_dial_replays_its_requests_and_none_is_performed_twice(pair: Pair) -> None:
     numbers = [f"+155500100{i:02d}" for i in range(8)]  # busy, then answer: a retry dial 60 s later
