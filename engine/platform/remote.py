@@ -74,6 +74,7 @@ class RemotePlatform:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task | None = None
+        self._writes: set[asyncio.Task] = set()
         self._welcomed = asyncio.Event()
         self._disconnected_since: float | None = time.monotonic()
         self._last_error = "not connected yet"
@@ -183,7 +184,9 @@ class RemotePlatform:
             return False
         # send_str only queues the frame on the transport (aiohttp awaits no drain for it), so
         # frames leave in the order they were made.
-        asyncio.get_running_loop().create_task(self._write(ws, frame))
+        task = asyncio.get_running_loop().create_task(self._write(ws, frame))
+        self._writes.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._writes.discard)
         return True
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> None:
