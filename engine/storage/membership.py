@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -66,6 +66,7 @@ WITH free AS (
     SELECT p.id, p.owner, p.epoch AS before FROM cluster_partitions p
     LEFT JOIN cluster_nodes n ON n.name = p.owner AND n.incarnation = p.owner_incarnation
     WHERE p.owner IS NULL OR n.name IS NULL OR n.expires_at < {NOW}
+       OR (p.owner = $1 AND p.owner_incarnation = $2 AND NOT p.id = ANY($4::int[]))
     ORDER BY p.id LIMIT $3 FOR UPDATE OF p SKIP LOCKED)
 UPDATE cluster_partitions p SET owner = $1, owner_incarnation = $2, epoch = p.epoch + 1, claimed_at = {NOW}
 FROM free WHERE p.id = free.id
@@ -323,15 +324,16 @@ class Membership:
         return {p: self.held[p] for p in sorted(self.held)[-k:]}
 
     async def _claim(self, k: int) -> None:
-        async with self.store.engine.begin() as conn:
-            claimed = (await conn.exec_driver_sql(_CLAIM, (self.node, self.incarnation, k))).all()
-            records = []
-            for part, epoch, owner, before in claimed:
-                reason = "takeover" if owner == self.node else "expired" if owner else (
-                    "released" if before else "free")
-                records.append((part, epoch, self.node, self.incarnation, reason))
-            if records:
-                await conn.exec_driver_sql(_RECORD_CLAIM, records)
+        for _attempt in range(3):
+            try:
+                claimed = await self._claim_once(k)
+                break
+            except DBAPIError as e:
+                if getattr(e.orig, "sqlstate", None) != "40001":
+                    raise
+                await asyncio.sleep(0.01)  # another node claimed one of them first: look again
+        else:
+            return
         if not claimed or self.lease_lost:  # fenced meanwhile: the claim was this node's last act
             return
         got = {part: epoch for part, epoch, _owner, _before in claimed}
@@ -344,6 +346,27 @@ class Membership:
             for participant in self.participants:
                 await participant.adopt(chunk)
             await asyncio.sleep(0)
+
+    async def _claim_once(self, k: int) -> list[Any]:
+        """One claim, in REPEATABLE READ: a partition another node claimed after this statement's
+        snapshot fails it (a serialization failure) instead of being re-read under READ COMMITTED,
+        where the outer join would still see its old, dead owner and the partition would be
+        claimed twice."""
+        async with self.store.engine.connect() as plain:
+            conn = await plain.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                # ...with any of its own it does not hold (a release whose update failed after the
+                # domains had let go): its renewed lease would otherwise keep them from everyone
+                claimed = (await conn.exec_driver_sql(_CLAIM, (self.node, self.incarnation, k,
+                                                               sorted(self.held)))).all()
+                records = []
+                for part, epoch, owner, before in claimed:
+                    reason = "takeover" if owner == self.node else "expired" if owner else (
+                        "released" if before else "free")
+                    records.append((part, epoch, self.node, self.incarnation, reason))
+                if records:
+                    await conn.exec_driver_sql(_RECORD_CLAIM, records)
+        return claimed
 
     async def _release(self, parts: dict[int, int]) -> None:
         """Give ``parts`` back: the participants write and forget them, then the rows are freed

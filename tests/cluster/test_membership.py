@@ -74,12 +74,13 @@ class Cluster:
         return [set(self.member(n).held) for n in names]
 
 
-async def until(check, timeout: float, step: float = 0.05) -> float:
-    """Seconds until ``check()`` is true (fails after ``timeout``)."""
+async def until(check, timeout: float, step: float = 0.05, cluster: Cluster | None = None) -> float:
+    """Seconds until ``check()`` is true (fails after ``timeout``, saying what each node holds)."""
     start = time.monotonic()
     while not check():
         if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s")
+            held = {n: sorted(m.held) for n, (m, _r, _s) in cluster.nodes.items()} if cluster else {}
+            raise AssertionError(f"not within {timeout} s; held: {held}")
         await asyncio.sleep(step)
     return time.monotonic() - start
 
@@ -112,14 +113,26 @@ async def test_three_nodes_share_the_partitions_disjointly_and_evenly(db_url: st
     try:
         first = await cluster.start("n1")
         assert len(first.held) == PARTITIONS  # alone: everything at once, no tick waited
+        names = ("n1", "n2", "n3")
+        overlaps: list[set[int]] = []
+
+        async def sample() -> None:  # no partition is ever held by two nodes, not even for a moment
+            while True:
+                held = [set(m.held) for m, _r, _s in cluster.nodes.values()]
+                overlaps.extend(a & b for i, a in enumerate(held) for b in held[i + 1:] if a & b)
+                await asyncio.sleep(0.005)
+
+        sampler = asyncio.create_task(sample())
         await cluster.start("n2")
         await cluster.start("n3")
-        names = ("n1", "n2", "n3")
         # ...and what the domains were told matches what each node holds (a claim adopts after it commits)
         await until(lambda: split(cluster, names) and sorted(map(len, cluster.held(*names))) == [21, 21, 22]
-                    and all(cluster.recorder(n).held == set(cluster.member(n).held) for n in names), 40)
+                    and all(cluster.recorder(n).held == set(cluster.member(n).held) for n in names),
+                    40, cluster=cluster)
         await asyncio.sleep(3 * HEARTBEAT)  # and it stays so: no partition goes back and forth
         assert sorted(map(len, cluster.held(*names))) == [21, 21, 22] and split(cluster, names)
+        sampler.cancel()
+        assert overlaps == []
         assert len({cluster.member(n).slot for n in names}) == 3
         rows = await claims(db_url)
         assert epochs_strictly_increase(rows)
@@ -134,7 +147,7 @@ async def test_a_silent_node_loses_its_partitions_within_the_lease_and_a_stopped
     try:
         for name in names:
             await cluster.start(name)
-        await until(lambda: split(cluster, names) and min(map(len, cluster.held(*names))) >= 21, 40)
+        await until(lambda: split(cluster, names) and min(map(len, cluster.held(*names))) >= 21, 40, cluster=cluster)
         lost = set(cluster.member("n3").held)
         await cluster.member("n3").crash()  # no heartbeat from now on, nothing released
         taken = await until(lambda: split(cluster, ("n1", "n2")), LEASE + 4 * HEARTBEAT)
