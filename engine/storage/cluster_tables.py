@@ -8,9 +8,10 @@ snapshot write when ``cluster_audit`` is on, and ``inbox_sources`` the platform 
 accepted. Every time is the database's clock, in epoch seconds.
 
 The migration makes the same tables on SQLite, where nothing reads them: a SQLite engine is one
-process. The partition indexes are made on PostgreSQL only, since on SQLite they would cost every
-write and serve no query. The SQL spells the partition column ``part`` (``PARTITION`` is a
-keyword of window syntax).
+process. The columns it adds to the domains' tables, and their indexes, are PostgreSQL's only: on
+SQLite the domains' tables stay exactly as they were (an index there would cost every write and
+serve no query; a tool inserting whole rows by position keeps working). The SQL spells the
+partition column ``part`` (``PARTITION`` is a keyword of window syntax).
 """
 
 from __future__ import annotations
@@ -100,20 +101,20 @@ _BACKFILL = (("sessions", "id", "id"), ("inbox", "session_id", "id"), ("outbox",
 
 
 def migrate(conn: Connection) -> None:
-    """Migration 7: the cluster tables, the 64 partition rows, the partition, epoch and sequence
-    columns of the domains' tables (added only where missing: a table declared with them later is
-    made with them), and on PostgreSQL their indexes and values."""
+    """Migration 7: the cluster tables and the 64 partition rows; on PostgreSQL also the partition,
+    epoch and sequence columns of the domains' tables (added only where missing: a table declared
+    with them later is made with them), their indexes and values."""
     for table in (cluster_nodes, cluster_partitions, partition_claims, session_writes, inbox_sources):
         table.create(conn)
     conn.execute(cluster_partitions.insert(), [{"id": p, "epoch": 0} for p in range(PARTITIONS)])
+    if conn.dialect.name != "postgresql":
+        return
     inspector = inspect(conn)
     present = set(inspector.get_table_names())  # a store opened with some domains' schemas only
     for table, column, sql_type, nullable in ADDED_COLUMNS:
         if table in present and column not in {c["name"] for c in inspector.get_columns(table)}:
             spec = sql_type if nullable else f"{sql_type} NOT NULL DEFAULT 0"
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {spec}"))
-    if conn.dialect.name != "postgresql":
-        return
     for name, (table, columns) in PARTITION_INDEXES.items():
         if table in present:
             conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})"))
