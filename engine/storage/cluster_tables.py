@@ -16,7 +16,20 @@ partition column ``part`` (``PARTITION`` is a keyword of window syntax).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, String, Table, Text, inspect, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    text,
+)
 
 from ..ids import PARTITIONS, partition_of, partition_of_ordering_key
 from .schema import metadata
@@ -138,3 +151,15 @@ def backfill(conn: Connection, table: str, key: str, kind: str) -> None:
     updates = [{"k": value, "p": place(value)} for value in rows]
     if updates:
         conn.execute(text(f"UPDATE {table} SET part = :p WHERE {key} = :k"), updates)
+
+
+def with_partition(table: Table, *extra: Column) -> Table:
+    """``table`` as a cluster node writes it on PostgreSQL: its columns plus ``part`` (and
+    ``extra``, e.g. ``taken_epoch``), in a metadata of its own that nothing creates (migration 7
+    added the columns there). A ``TableWrite`` of it writes the partition a row carries; the
+    domains' own tables stay without it, so SQLite and a single node write what they always did."""
+    copy = table.to_metadata(MetaData())
+    copy.append_column(Column("part", Integer, nullable=False, server_default="0"))
+    for column in extra:
+        copy.append_column(column)
+    return copy
