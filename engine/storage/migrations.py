@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, inspect, select
 
-from . import cluster_tables, schema
+from . import cluster_tables, config_docs, schema
 from .unit import TableWrite
 
 log = logging.getLogger("engine.storage")
@@ -47,10 +47,13 @@ def creates(*tables: Table) -> Callable[[Connection], None]:
 
 
 # Storage's own tables: the generic key/value store (version 4 since the first databases), and
-# those of a cluster on PostgreSQL with the partition columns of the domains' tables (7).
+# those of a cluster on PostgreSQL with the partition columns of the domains' tables (7) and its
+# shared configuration (8).
 STORAGE = Schema("storage", (Migration(4, "engine values (sealed push credentials)", creates(schema.engine_values)),
                              Migration(7, "cluster: nodes, partitions, claims, session writes, inbox sources; "
-                                          "partition columns", cluster_tables.migrate)))
+                                          "partition columns", cluster_tables.migrate),
+                             Migration(8, "cluster: shared configuration (documents, current flows, API keys, "
+                                          "console sign-ins)", config_docs.migrate)))
 
 
 def ordered(schemas: Iterable[Schema]) -> list[Migration]:

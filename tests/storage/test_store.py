@@ -38,7 +38,7 @@ async def versions(store: Store) -> list[int]:
 async def test_migrations_apply_once_and_the_sequence_continues(db_url: str) -> None:
     store = await Store.open(db_url, [SCHEMA])
     try:
-        assert await versions(store) == [4, 7, 101, 102]  # storage's own: key/value table 4, cluster tables 7
+        assert await versions(store) == [4, 7, 8, 101, 102]  # storage's own: key/value table 4, cluster tables 7, 8
         first = store.new_id()
         await store.write(unit(log=[{"id": first, "text": "a"}]))
     finally:
@@ -46,7 +46,7 @@ async def test_migrations_apply_once_and_the_sequence_continues(db_url: str) -> 
     store = await Store.open(db_url, [SCHEMA])  # a second start applies nothing, continues the ids
     try:
         assert store.new_id() == first + 1
-        assert await versions(store) == [4, 7, 101, 102]
+        assert await versions(store) == [4, 7, 8, 101, 102]
     finally:
         await store.close()
 
