@@ -148,7 +148,7 @@ async def put_service(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     name = request.match_info["name"]
     try:
-        options = _services(request).put(name, body)
+        options = await _services(request).put(name, body)
     except ValueError as e:
         raise ApiError(400, f"service {name!r} refused: {e}") from None
     return web.json_response({"name": name, "configured": body, "effective": options})
@@ -174,7 +174,7 @@ async def put_hours(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     name = request.match_info["name"]
     try:
-        hours = _services(request).put_hours(name, body)
+        hours = await _services(request).put_hours(name, body)
     except ValueError as e:
         raise ApiError(400, f"business hours {name!r} refused: {e}") from None
     return web.json_response(hours.to_dict())

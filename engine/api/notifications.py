@@ -185,7 +185,7 @@ async def get_list(request: web.Request) -> web.Response:
 async def put_list(request: web.Request) -> web.Response:
     text = await read_list_text(request)
     try:
-        tlist = service(request).lists.put(request.match_info["name"], text)
+        tlist = await service(request).lists.put(request.match_info["name"], text)
     except TransactionListError as e:
         raise ApiError(400, f"transaction list refused: {e}", "InvalidTransactionList",
                        section=e.section, line=e.line) from None

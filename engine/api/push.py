@@ -75,7 +75,7 @@ async def get_queue_settings(request: web.Request) -> web.Response:
 async def put_queue_settings(request: web.Request) -> web.Response:
     queue = request.match_info["queue"]
     try:
-        row = request.app[RUNTIME].queue_settings.put(queue, await read_json_object(request))
+        row = await request.app[RUNTIME].queue_settings.put(queue, await read_json_object(request))
     except ValueError as e:
         raise ApiError(400, f"CALLBACK_SETTINGS refused: {e}") from None
     return web.json_response({"virtual_queue": queue, **row.to_dict()})

@@ -5,6 +5,11 @@ for the flow); ``config/business-hours/<name>.json`` a weekly calendar with exce
 API reads and replaces them. A replacement is validated first (including the transaction list
 and virtual queue it names), then written durably, and only then made live: a write that fails
 changes nothing, so what the API shows is what a restart will load.
+
+In a cluster (``shared``) the database holds them instead (``engine/storage/config_docs.py``): the
+files are imported at start when they changed since their last import, a replacement is stored
+(and announced to the other nodes) before it is served, and what another node stored is re-read
+and served here; one that does not validate here is logged and the old one kept.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ import json
 import logging
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..atomic_file import save
+from ..storage.config_docs import content_hash
+from ..storage.shared_config import SharedConfig
 from .business_hours import BusinessHours
 from .options import with_defaults
 
@@ -25,6 +33,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # Names the admin API uses beside service names (``GET /admin/services/options``).
 RESERVED_NAMES = frozenset({"options"})
 Known = Callable[[], Collection[str]]
+SERVICE, HOURS = "service", "business_hours"  # their kinds of shared document
 
 
 class ServiceError(ValueError):
@@ -33,11 +42,12 @@ class ServiceError(ValueError):
 
 class ServiceRegistry:
     def __init__(self, config_dir: Path, references: Mapping[str, tuple[str, Known]] | None = None,
-                 checks: Sequence[Callable[[dict[str, Any]], list[str]]] = ()):
+                 checks: Sequence[Callable[[dict[str, Any]], list[str]]] = (), shared: SharedConfig | None = None):
         """``references``: option -> (what it names, the names that exist now), e.g.
         ``{"_urs_virtual_queue": ("virtual queue", lambda: queues)}``; built by the engine so this
         layer need not know the platform or the notification lists. ``checks``: more problems a
-        replacement may have (e.g. a notification target the outbound URL policy refuses)."""
+        replacement may have (e.g. a notification target the outbound URL policy refuses).
+        ``shared``: a cluster's shared configuration, where the definitions live instead of files."""
         self.services_dir = Path(config_dir) / "services"
         self.hours_dir = Path(config_dir) / "business-hours"
         self.references = dict(references or {})
@@ -46,6 +56,65 @@ class ServiceRegistry:
         self.options: dict[str, dict[str, Any]] = {}
         self.hours: dict[str, BusinessHours] = {}
         self.raw_hours: dict[str, dict[str, Any]] = {}
+        self.shared = shared
+
+    async def open(self) -> None:
+        """Serve the definitions: the files (``load``), or in a cluster the stored ones and the
+        files changed since they were last imported."""
+        if self.shared is None:
+            self.load()
+            return
+        shared = self.shared
+        for kind, folder, apply in ((HOURS, self.hours_dir, self._apply_hours), (SERVICE, self.services_dir,
+                                                                                 self._apply_service)):
+            for doc in await shared.documents(kind):
+                self._take(kind, doc.name, doc.body, apply)
+                shared.seen(kind, doc.name, doc.revision)
+            for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+                try:
+                    raw_bytes = path.read_bytes()
+                    body = _json_bytes(_read_json(path)).decode()
+                    apply(path.stem, body, check_only=True)
+                except (ValueError, OSError) as e:
+                    log.error("%s refused: %s", path, e)
+                    continue
+                doc = await shared.import_source(kind, path.stem, body, content_hash(raw_bytes))
+                if doc is not None:
+                    self._take(kind, doc.name, doc.body, apply)
+            shared.follow(kind, partial(self._reread, kind, apply))
+
+    def _take(self, kind: str, name: str, body: str, apply: Callable[..., None]) -> bool:
+        try:
+            apply(name, body)
+        except ValueError as e:
+            log.error("stored %s %r refused here (the previous one, if any, keeps serving): %s",
+                      kind.replace("_", " "), name, e)
+            return False
+        return True
+
+    async def _reread(self, kind: str, apply: Callable[..., None], name: str) -> None:
+        """Another node stored a definition: serve it here too."""
+        assert self.shared is not None
+        doc = await self.shared.document(kind, name)
+        if doc is not None:
+            if self._take(kind, name, doc.body, apply):
+                log.info("%s %r changed on %s (revision %d)", kind.replace("_", " "), name, doc.updated_by,
+                         doc.revision)
+            self.shared.seen(kind, name, doc.revision)
+
+    def _apply_service(self, name: str, body: str, check_only: bool = False) -> None:
+        raw = json.loads(body)
+        options = self._check_service(name, raw)
+        if not check_only:
+            for problem in self.unknown_references(raw):
+                log.error("service %s: %s; callbacks of this service that need it will fail", name, problem)
+            self.raw[name], self.options[name] = dict(raw), options
+
+    def _apply_hours(self, name: str, body: str, check_only: bool = False) -> None:
+        raw = json.loads(body)
+        hours = self._check_hours(name, raw)
+        if not check_only:
+            self.hours[name], self.raw_hours[name] = hours, dict(raw)
 
     def load(self) -> None:
         """Read every file; a broken one is logged and skipped, the others serve. A service that
@@ -108,15 +177,20 @@ class ServiceRegistry:
                 problems.append(f"{option} {value!r} is not a known {kind} (known: {have})")
         return problems
 
-    def put(self, name: str, raw: Any) -> dict[str, Any]:
-        """Validate, write ``config/services/<name>.json`` durably, then serve it.
+    async def put(self, name: str, raw: Any) -> dict[str, Any]:
+        """Validate, write ``config/services/<name>.json`` durably (in a cluster: store it), then
+        serve it.
 
-        Raises ``ServiceError`` (bad definition) or ``SaveError`` (not written; nothing changed)."""
+        Raises ``ServiceError`` (bad definition), ``SaveError`` or ``StorageUnavailable`` (not
+        written; nothing changed)."""
         options = self._check_service(name, raw)
         problems = self.unknown_references(raw) + [p for check in self.checks for p in check(raw)]
         if problems:
             raise ServiceError("; ".join(problems))
-        save(self.services_dir / f"{name}.json", _json_bytes(raw), f"service {name!r}")
+        if self.shared is not None:
+            await self.shared.save(SERVICE, name, _json_bytes(raw).decode())
+        else:
+            save(self.services_dir / f"{name}.json", _json_bytes(raw), f"service {name!r}")
         self.raw[name] = dict(raw)
         self.options[name] = options
         return options
@@ -133,10 +207,13 @@ class ServiceRegistry:
             raise ServiceError("business hours are a JSON object")
         return BusinessHours.from_dict(raw)
 
-    def put_hours(self, name: str, raw: Any) -> BusinessHours:
-        """Like ``put``: validate, write durably, then serve."""
+    async def put_hours(self, name: str, raw: Any) -> BusinessHours:
+        """Like ``put``: validate, write durably (or store), then serve."""
         hours = self._check_hours(name, raw)
-        save(self.hours_dir / f"{name}.json", _json_bytes(raw), f"business hours {name!r}")
+        if self.shared is not None:
+            await self.shared.save(HOURS, name, _json_bytes(raw).decode())
+        else:
+            save(self.hours_dir / f"{name}.json", _json_bytes(raw), f"business hours {name!r}")
         self.hours[name] = hours
         self.raw_hours[name] = dict(raw)
         return hours

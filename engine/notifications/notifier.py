@@ -30,6 +30,8 @@ from ..callbacks.records import BadRequest
 from ..callbacks.services import NAME, ServiceRegistry
 from ..scxml.clock import Clock
 from ..secretbox import SecretBox
+from ..storage.config_docs import content_hash
+from ..storage.shared_config import SharedConfig
 from ..urlpolicy import UrlPolicy, UrlRefused
 from .delivery import Delivery, Dispatcher
 from .subscriptions import Subscription, SubscriptionRegistry, callback_tag
@@ -41,6 +43,7 @@ PLACEHOLDER = re.compile(r"^<[^<>\x00-\x1f]*>$")
 DEFAULT_MAX_ATTEMPTS = 8
 _RECORD_KEYS = tuple(sorted(PROPERTY_KEYS))
 MAX_RESOLVED = 100_000  # callbacks whose resolved notification settings are kept
+LIST_KIND = "transaction_list"  # a list's kind of shared document (a cluster's)
 
 
 @dataclass
@@ -97,13 +100,52 @@ def target_problems(options: Mapping[str, Any], policy: UrlPolicy) -> list[str]:
 
 
 class TransactionLists:
-    """``config/transaction-lists/<name>.cfg``, read at start and replaced through the admin API."""
+    """``config/transaction-lists/<name>.cfg``, read at start and replaced through the admin API;
+    in a cluster shared documents of kind ``transaction_list`` (as services are, ``services.py``)."""
 
-    def __init__(self, config_dir: Path, check: Callable[[dict[str, Any]], list[str]] | None = None):
+    def __init__(self, config_dir: Path, check: Callable[[dict[str, Any]], list[str]] | None = None,
+                 shared: SharedConfig | None = None):
         """``check``: problems of a replacement's ``[properties]`` (the outbound URL policy)."""
         self.folder = Path(config_dir) / "transaction-lists"
         self.lists: dict[str, TransactionList] = {}
         self.check = check
+        self.shared = shared
+
+    async def open(self) -> None:
+        """Serve the lists: the files (``load``), or in a cluster the stored ones and the files
+        changed since their last import."""
+        if self.shared is None:
+            self.load()
+            return
+        for doc in await self.shared.documents(LIST_KIND):
+            self._take(doc.name, doc.body)
+            self.shared.seen(LIST_KIND, doc.name, doc.revision)
+        for path in sorted(self.folder.glob("*.cfg")) if self.folder.is_dir() else []:
+            try:
+                raw = path.read_bytes()
+                text = raw.decode("utf-8")
+                parsed = parse(text, path.stem)
+            except (ValueError, OSError) as e:
+                log.error("transaction list %s refused: %s", path, e)
+                continue
+            if await self.shared.import_source(LIST_KIND, path.stem, text, content_hash(raw)) is not None:
+                self.lists[path.stem] = parsed
+        self.shared.follow(LIST_KIND, self._reread)
+
+    def _take(self, name: str, text: str) -> None:
+        try:
+            self.lists[name] = parse(text, name)
+        except ValueError as e:
+            log.error("stored transaction list %r refused here (the previous one, if any, keeps serving): %s",
+                      name, e)
+
+    async def _reread(self, name: str) -> None:
+        """Another node stored a list: serve it here too."""
+        assert self.shared is not None
+        doc = await self.shared.document(LIST_KIND, name)
+        if doc is not None:
+            self._take(name, doc.body)
+            self.shared.seen(LIST_KIND, name, doc.revision)
 
     def load(self) -> None:
         for path in sorted(self.folder.glob("*.cfg")) if self.folder.is_dir() else []:
@@ -118,15 +160,19 @@ class TransactionLists:
     def get(self, name: str) -> TransactionList | None:
         return self.lists.get(name)
 
-    def put(self, name: str, text: str) -> TransactionList:
-        """Parse, write durably, then serve; ``SaveError`` when not written (nothing changed)."""
+    async def put(self, name: str, text: str) -> TransactionList:
+        """Parse, write durably (or store), then serve; ``SaveError`` or ``StorageUnavailable``
+        when not written (nothing changed)."""
         if not NAME.match(name):
             raise ValueError(f"list name {name!r} must be letters, digits, '.', '_' or '-'")
         parsed = parse(text, name)
         problems = self.check(parsed.properties) if self.check else []
         if problems:
             raise ValueError(f"transaction list {name!r} [properties]: {'; '.join(problems)}")
-        save(self.folder / f"{name}.cfg", text.encode("utf-8"), f"transaction list {name!r}")
+        if self.shared is not None:
+            await self.shared.save(LIST_KIND, name, text)
+        else:
+            save(self.folder / f"{name}.cfg", text.encode("utf-8"), f"transaction list {name!r}")
         self.lists[name] = parsed
         return parsed
 

@@ -6,6 +6,13 @@ session used is kept in the database so that it can be restored after a restart 
 file has changed since. A bad document is refused with file, line, column and reason, and the
 previous version keeps serving. The folder is watched (a cheap stat of each file once a
 second), so dropping a file in is enough.
+
+In a cluster (``shared``) the database says which version is current (``flow_current``) and
+every version is numbered there, under a lock per flow, so two nodes never mint one number twice.
+An upload is stored and announced to the other nodes, which serve it as soon as they hear of it;
+nothing is written to the folder. A file of the folder is imported only when it changed since its
+last import (its hash differs from the row's ``source_hash``), so a node starting with a stale
+copy never undoes an upload; a file missing from one node's folder removes nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +29,31 @@ from typing import Any
 from ..atomic_file import SaveError, save, write_atomic
 from ..scxml import Document, DocumentError, Problem, Registry, compile_document
 from ..storage import Store
+from ..storage.config_docs import CHANNEL, content_hash, notice
+from ..storage.shared_config import SharedConfig
 from . import rows as session_rows
 
 log = logging.getLogger("engine.flows")
 FLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+KIND = "flow"  # a flow's kind in the cluster's cbe_config notices
+
+# A version minted in a cluster, in one transaction: the flow's lock, its number (the one it has if
+# this document was a version of it before, else the next), the version row, the current row (an
+# import only when that file was not imported before and says something new), the notice.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('flow:' || $1))"
+_KNOWN = "SELECT version FROM flow_versions WHERE hash = $1 AND name = $2 AND kind = 'flow'"
+_NEXT = "SELECT coalesce(max(version), 0) + 1 FROM flow_versions WHERE name = $1 AND kind = 'flow'"
+_INSERT = ("INSERT INTO flow_versions (hash, name, version, kind, text, base_dir, created_at) "
+           "VALUES ($1, $2, $3, 'flow', $4, $5, $6) ON CONFLICT (hash) DO NOTHING")
+_CURRENT = """
+INSERT INTO flow_current AS f (name, hash, version, source_hash, revision, updated_at, updated_by)
+VALUES ($1, $2, $3, $4, 1, extract(epoch from clock_timestamp()), $5)
+ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, version = excluded.version,
+    source_hash = COALESCE(excluded.source_hash, f.source_hash), revision = f.revision + 1,
+    updated_at = excluded.updated_at, updated_by = excluded.updated_by
+"""
+_IMPORTED = " WHERE f.source_hash IS DISTINCT FROM excluded.source_hash AND f.hash IS DISTINCT FROM excluded.hash"
+_NOTIFY = "SELECT pg_notify($1, $2)"
 def runs_host_code(raw: bytes, registry: Registry) -> bool:
     """Whether a document uses a datamodel whose expressions are host code (as ``registry`` knows
     its datamodels: ``python``, also the default when no ``datamodel`` is given; a name the
@@ -84,7 +112,8 @@ class FlowError(Exception):
 
 class FlowRegistry:
     def __init__(self, folder: str | Path, registry: Registry, store: Store | None = None,
-                 watch_interval: float = 1.0):
+                 watch_interval: float = 1.0, shared: SharedConfig | None = None):
+        """``shared``: a cluster's shared configuration (then ``store`` is its database)."""
         self.folder = Path(folder)
         self.registry = registry
         self.store = store
@@ -96,6 +125,8 @@ class FlowRegistry:
         self._seen: dict[str, tuple[float, int]] = {}
         self._watcher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self.shared = shared
+        self.sources: dict[str, str | None] = {}  # cluster: the hash of the file each current came from
 
     # -- startup ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -103,6 +134,10 @@ class FlowRegistry:
         if self.store is not None:
             for row in await session_rows.load_flow_versions(self.store):
                 self._adopt_row(row)
+        if self.shared is not None:
+            for row in await self._current_rows():
+                self._take_current(row)
+            self.shared.follow(KIND, self._reread)
         await self.scan()
         if self.watch_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -177,6 +212,8 @@ class FlowRegistry:
                     self.refused[name] = e.problems
                 log.warning("flow %s refused:\n%s", name, e)
                 raise
+            if self.shared is not None:  # an upload (or an import: ``source`` set) for every node
+                return await self._mint(name, doc, raw, None if write_file else content_hash(raw))
             if write_file:
                 previous = await self._write_file(path, raw)
                 try:
@@ -203,6 +240,78 @@ class FlowRegistry:
         self.refused.pop(name, None)
         self.current[name] = fv
         return fv
+
+    # -- in a cluster ----------------------------------------------------------------------------
+    async def _mint(self, name: str, doc: Document, raw: bytes, source: str | None) -> FlowVersion:
+        """Number, store and make current a version for every node (``source``: the hash of the
+        file it is imported from; the current version changes only if that file is new)."""
+        assert self.shared is not None and self.store is not None
+        text = raw.decode("utf-8")
+        now = time.time()
+
+        async def write() -> tuple[int, int | None]:
+            assert self.store is not None
+            async with self.store.engine.begin() as conn:
+                await conn.exec_driver_sql(_LOCK, (name,))
+                known = (await conn.exec_driver_sql(_KNOWN, (doc.content_hash, name))).scalar()
+                version = known or (await conn.exec_driver_sql(_NEXT, (name,))).scalar()
+                if known is None:
+                    await conn.exec_driver_sql(_INSERT, (doc.content_hash, name, version, text, doc.base_dir, now))
+                found = (await conn.exec_driver_sql(_CURRENT + (_IMPORTED if source else "") + " RETURNING revision",
+                                                    (name, doc.content_hash, version, source, self.shared.node)))
+                revision = found.scalar()
+                if revision is not None:
+                    await conn.exec_driver_sql(_NOTIFY, (CHANNEL, notice(KIND, name, revision)))
+            return int(version), revision
+
+        version, revision = await self.shared.guarded(f"flow {name!r}", write())
+        fv = self.by_hash.get(doc.content_hash)
+        if fv is None or fv.kind != "flow" or fv.name != name:
+            fv = FlowVersion(name, version, doc.content_hash, doc, now)
+            self.versions.setdefault(name, []).append(fv)
+            self.by_hash[fv.hash] = fv
+            log.info("flow %s version %d registered (%s)", name, fv.version, fv.hash[:12])
+        self.refused.pop(name, None)
+        if revision is not None:
+            self.current[name] = fv
+            self.shared.seen(KIND, name, revision)
+            if source is not None:
+                self.sources[name] = source
+        return self.current.get(name, fv)
+
+    async def _current_rows(self, name: str | None = None) -> list[dict[str, Any]]:
+        assert self.store is not None
+        sql = "SELECT name, hash, version, source_hash, revision, updated_by FROM flow_current"
+        async with self.store.engine.connect() as conn:
+            found = await (conn.exec_driver_sql(sql + " WHERE name = $1", (name,)) if name is not None
+                           else conn.exec_driver_sql(sql))
+            return [dict(r._mapping) for r in found]
+
+    def _take_current(self, row: dict[str, Any]) -> bool:
+        """Serve the stored current version of a flow (compiled from its stored row if new here)."""
+        fv = self.by_hash.get(row["hash"])
+        if fv is None or fv.kind != "flow" or fv.name != row["name"]:
+            return False
+        self.current[row["name"]] = fv
+        self.sources[row["name"]] = row["source_hash"]
+        assert self.shared is not None
+        self.shared.seen(KIND, row["name"], int(row["revision"]))
+        return True
+
+    async def _reread(self, name: str) -> None:
+        """Another node made a version current: serve it here too (new sessions start on it)."""
+        assert self.store is not None
+        for row in await self._current_rows(name):
+            if not self._take_current(row):
+                stored = await self.store.rows_where(session_rows.flow_versions,
+                                                     session_rows.flow_versions.c.hash == row["hash"])
+                for version in stored:
+                    self._adopt_row(version)
+                if not self._take_current(row):
+                    log.error("flow %s version %s made current on %s cannot be served here; the previous "
+                              "version keeps serving", name, row["version"], row["updated_by"])
+                    continue
+            log.info("flow %s: version %s is current (made so on %s)", name, row["version"], row["updated_by"])
 
     def row(self, fv: FlowVersion, text: str | None = None) -> dict[str, Any]:
         return {"hash": fv.hash, "name": fv.name, "version": fv.version, "kind": fv.kind,
@@ -258,7 +367,7 @@ class FlowRegistry:
         on_disk = {p.stem for p in paths}
         for name in [n for n in self.refused if n not in on_disk]:
             del self.refused[name]  # a refusal describes a file; gone with it
-        for name in [n for n in self.current if n not in on_disk]:
+        for name in [n for n in self.current if n not in on_disk and self.shared is None]:
             # A removed file stops new sessions; running ones keep their stored version.
             del self.current[name]
             self._seen = {k: v for k, v in self._seen.items() if Path(k).stem != name}
@@ -274,7 +383,11 @@ class FlowRegistry:
                 continue
             self._seen[key] = (st.st_mtime, st.st_size)
             try:
-                fv = await self.add(path.stem, path.read_bytes())
+                raw = path.read_bytes()
+                if self.shared is not None and path.stem in self.sources \
+                        and self.sources[path.stem] == content_hash(raw):
+                    continue  # imported before: what the cluster serves now may be newer
+                fv = await self.add(path.stem, raw)
                 report[path.stem] = f"version {fv.version}"
             except (DocumentError, FlowError) as e:
                 report[path.stem] = f"refused: {e}"

@@ -58,14 +58,14 @@ class SharedConfig:
     async def save(self, kind: str, name: str, body: str) -> ConfigDoc:
         """Store and announce a validated document; ``StorageUnavailable`` (503) when the database
         refuses or does not answer in time, and nothing changed."""
-        doc = await self._guarded(f"{kind.replace('_', ' ')} {name!r}",
+        doc = await self.guarded(f"{kind.replace('_', ' ')} {name!r}",
                                   config_docs.save(self.store, kind, name, body, self.node))
         self.seen(kind, name, doc.revision)
         return doc
 
     async def import_source(self, kind: str, name: str, body: str, source_hash: str) -> ConfigDoc | None:
         """Store a file's validated document unless it was imported before (see ``config_docs``)."""
-        doc = await self._guarded(f"{kind.replace('_', ' ')} {name!r}", config_docs.import_source(
+        doc = await self.guarded(f"{kind.replace('_', ' ')} {name!r}", config_docs.import_source(
             self.store, kind, name, body, source_hash, self.node))
         if doc is not None:
             self.seen(kind, name, doc.revision)
@@ -74,9 +74,10 @@ class SharedConfig:
 
     async def announce(self, kind: str, name: str, revision: int = 0) -> None:
         """Tell the other nodes about a change stored elsewhere (keys, sealed credentials)."""
-        await self._guarded(f"the notice of {kind}", config_docs.notify(self.store, kind, name, revision))
+        await self.guarded(f"the notice of {kind}", config_docs.notify(self.store, kind, name, revision))
 
-    async def _guarded(self, what: str, work: Awaitable[T]) -> T:
+    async def guarded(self, what: str, work: Awaitable[T]) -> T:
+        """``work`` (a write of ``what``), or ``StorageUnavailable`` (503) when the database fails."""
         try:
             return await asyncio.wait_for(work, SAVE_TIMEOUT)
         except StorageUnavailable:
