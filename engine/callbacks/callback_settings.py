@@ -125,7 +125,9 @@ class CallbackSettings:
         row = QueueSettings.from_dict(raw)
         # Durable first, then live: a failed write (SaveError, StorageUnavailable) changes nothing.
         if self.shared is not None:
-            await self.shared.save(KIND, queue, _body(row))
+            doc = await self.shared.save(KIND, queue, _body(row))
+            if self.shared.superseded(KIND, queue, doc.revision):
+                return row  # stored; what another node stored since is served
         else:
             save(self.folder / f"{queue}.json", _body(row).encode(), f"CALLBACK_SETTINGS for {queue!r}")
         self.rows[queue] = row

@@ -188,7 +188,9 @@ class ServiceRegistry:
         if problems:
             raise ServiceError("; ".join(problems))
         if self.shared is not None:
-            await self.shared.save(SERVICE, name, _json_bytes(raw).decode())
+            doc = await self.shared.save(SERVICE, name, _json_bytes(raw).decode())
+            if self.shared.superseded(SERVICE, name, doc.revision):
+                return options  # stored; what another node stored since is served
         else:
             save(self.services_dir / f"{name}.json", _json_bytes(raw), f"service {name!r}")
         self.raw[name] = dict(raw)
@@ -211,7 +213,9 @@ class ServiceRegistry:
         """Like ``put``: validate, write durably (or store), then serve."""
         hours = self._check_hours(name, raw)
         if self.shared is not None:
-            await self.shared.save(HOURS, name, _json_bytes(raw).decode())
+            doc = await self.shared.save(HOURS, name, _json_bytes(raw).decode())
+            if self.shared.superseded(HOURS, name, doc.revision):
+                return hours
         else:
             save(self.hours_dir / f"{name}.json", _json_bytes(raw), f"business hours {name!r}")
         self.hours[name] = hours

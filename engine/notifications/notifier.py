@@ -170,7 +170,9 @@ class TransactionLists:
         if problems:
             raise ValueError(f"transaction list {name!r} [properties]: {'; '.join(problems)}")
         if self.shared is not None:
-            await self.shared.save(LIST_KIND, name, text)
+            doc = await self.shared.save(LIST_KIND, name, text)
+            if self.shared.superseded(LIST_KIND, name, doc.revision):
+                return parsed  # stored; what another node stored since is served
         else:
             save(self.folder / f"{name}.cfg", text.encode("utf-8"), f"transaction list {name!r}")
         self.lists[name] = parsed

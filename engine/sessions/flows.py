@@ -272,7 +272,7 @@ class FlowRegistry:
             self.by_hash[fv.hash] = fv
             log.info("flow %s version %d registered (%s)", name, fv.version, fv.hash[:12])
         self.refused.pop(name, None)
-        if revision is not None:
+        if revision is not None and not self.shared.superseded(KIND, name, revision):
             self.current[name] = fv
             self.shared.seen(KIND, name, revision)
             if source is not None:

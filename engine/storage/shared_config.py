@@ -47,6 +47,11 @@ class SharedConfig:
         if revision > self.known.get((kind, name), 0):
             self.known[(kind, name)] = revision
 
+    def superseded(self, kind: str, name: str, revision: int) -> bool:
+        """Whether this node already serves a later revision (another node's change, heard while
+        this node's own write was on its way): its own must not replace it then."""
+        return self.known.get((kind, name), 0) > revision
+
     # -- reading ----------------------------------------------------------------------------
     async def documents(self, kind: str) -> list[ConfigDoc]:
         return await config_docs.read_kind(self.store, kind)
