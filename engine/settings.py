@@ -69,6 +69,7 @@ class Settings:
     cluster_lease_seconds: float = 10.0  # a node that stops heartbeating loses its partitions after this
     cluster_heartbeat_seconds: float = 2.0  # at most a quarter of the lease
     cluster_audit: bool = False  # record every snapshot write (session_writes), for tests and audits
+    cluster_forward_timeout: float = 10.0  # a request forwarded to the node holding its partition: its answer within
     admin_key: str | None = field(default=None, repr=False)
     client_key: str | None = field(default=None, repr=False)
     developer_key: str | None = field(default=None, repr=False)
@@ -98,6 +99,8 @@ class Settings:
         """Refuse values that cannot work together; called once every source is applied."""
         if self.cluster_lease_seconds <= 0:
             raise ValueError(f"{where}: cluster_lease_seconds must be positive")
+        if self.cluster_forward_timeout <= 0:
+            raise ValueError(f"{where}: cluster_forward_timeout must be positive")
         if not 0 < self.cluster_heartbeat_seconds <= self.cluster_lease_seconds / 4:
             # Four heartbeats per lease: one slow or lost heartbeat must not cost the lease.
             raise ValueError(f"{where}: cluster_heartbeat_seconds must be positive and at most a quarter "

@@ -14,9 +14,11 @@ from aiohttp import web
 from ..callbacks.lifecycle import IllegalTransition
 from ..callbacks.records import BadRequest
 from ..callbacks.service import CallbackService, LimitReached, NotFound
+from ..ids import partition_of
 from .appkeys import RUNTIME
 from .auth import in_scope, scope_of
 from .body import read_params
+from .cluster import forward
 from .contract import FORM, JSON, NOT_JSON_OR_FORM, Body, Param, ok, operation, ref
 from .errors import ApiError
 from .schemas import CREATE_CALLBACK, UPDATE_CALLBACK, array, obj
@@ -138,7 +140,9 @@ async def get_one(request: web.Request) -> web.Response:
 @routes.delete(BASE + "/{service}/{id}")
 @operation("Cancel a callback (COMPLETED with reason CANCELLED)", TAG, ok(RECORD, "the record, cancelled"),
            errors={400: "already COMPLETED", **NOT_FOUND}, path=CALLBACK, examples=SHIPPED)
-async def cancel(request: web.Request) -> web.Response:
+async def cancel(request: web.Request) -> web.StreamResponse:
+    if (held_elsewhere := await forward(request, partition_of(request.match_info["id"]))) is not None:
+        return held_elsewhere  # its timers and session run on the node holding its partition
     record = await guarded(service(request).cancel(request.match_info["service"], request.match_info["id"]))
     return web.json_response(with_iso(record, RECORD_TIMES))
 
@@ -149,7 +153,9 @@ async def cancel(request: web.Request) -> web.Response:
            errors={400: "nothing to change, a refused parameter or time, or a callback that cannot change now",
                    **NOT_FOUND, 503: "the new time slot is full", **NOT_JSON_OR_FORM},
            body=Body(UPDATE_CALLBACK, (JSON, FORM), example={"order": "A-18"}), path=CALLBACK, examples=SHIPPED)
-async def reschedule(request: web.Request) -> web.Response:
+async def reschedule(request: web.Request) -> web.StreamResponse:
+    if (held_elsewhere := await forward(request, partition_of(request.match_info["id"]))) is not None:
+        return held_elsewhere
     params = await read_params(request, allow_empty=False)
     record = await guarded(service(request).reschedule(
         request.match_info["service"], request.match_info["id"], params))

@@ -3,7 +3,11 @@
 ``/health`` and ``/health/live`` answer 200 while the event loop runs. ``/health/ready`` checks
 what a request needs to succeed: the storage writer alive and keeping up (backlog age), no
 failing writes, the disk not full, the contact-center platform up; otherwise 503 with the
-reasons, so a load balancer takes the node out instead of letting requests hang.
+reasons, so a load balancer takes the node out instead of letting requests hang. A cluster node
+(issue 14) is ready only while it holds partitions under a live lease: before its first claim it
+has nowhere to place a new callback, and after losing its lease ("lease lost") it may change
+nothing; ``/health`` then also names the node, its partitions, its lease's remaining seconds and
+its platform.
 
 ``storage_gate`` refuses changing requests at once (503) while storage is known to be failing:
 they would only wait for ``durability_timeout`` and then answer 503 anyway, having changed
@@ -45,7 +49,19 @@ def _basics(request: web.Request) -> dict[str, Any]:
         "clock": iso(mgr.clock.now()),
         "wall_clock": iso(time.time()),
         "time_scale": mgr.clock.scale,
+        **_cluster(runtime),
     }
+
+
+def _cluster(runtime: Any) -> dict[str, Any]:
+    """A cluster node's name, the partitions it holds, how long its lease has left (seconds; 0
+    when lost) and its platform; nothing outside a cluster."""
+    membership = getattr(runtime, "membership", None)
+    if membership is None:
+        return {}
+    return {"node": membership.node, "partitions": sorted(membership.held),
+            "lease_remaining": round(membership.lease_remaining, 3),
+            "platform": runtime.settings.platform_url or "embedded"}
 
 
 @routes.get("/health")
@@ -79,6 +95,12 @@ async def ready(request: web.Request) -> web.Response:
             if storage["backlog_age"] > settings.ready_max_backlog_age:
                 reasons.append(f"changes wait {storage['backlog_age']:.1f} s to be stored "
                                f"(more than {settings.ready_max_backlog_age:g} s)")
+        membership = getattr(runtime, "membership", None)
+        if membership is not None:  # a cluster node takes work once it holds partitions under a live lease
+            if membership.lease_lost:
+                reasons.append("lease lost")
+            elif not membership.held:
+                reasons.append("this node holds no partitions yet")
     if runtime is not None:
         ok, detail = runtime.platform.health()
         checks["platform"] = {"ok": ok, "detail": detail}

@@ -6,9 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..callbacks.records import BadRequest
+from ..ids import partition_of
 from ..push.service import PushService
 from .appkeys import RUNTIME
 from .body import read_json_object
+from .cluster import forward
 from .contract import Body, ok, operation, ref
 from .errors import ApiError
 from .gms import guarded
@@ -86,7 +88,9 @@ async def put_queue_settings(request: web.Request) -> web.Response:
            ok(CALL_IN), errors={400: "not a call-in callback, COMPLETED, or not at the front of the queue yet",
                                 404: "no such service or callback"},
            path={"service": "the callback service", "id": "the callback's _id"}, examples={"service": "callin"})
-async def call_in(request: web.Request) -> web.Response:
+async def call_in(request: web.Request) -> web.StreamResponse:
+    if (held_elsewhere := await forward(request, partition_of(request.match_info["id"]))) is not None:
+        return held_elsewhere  # the record and its queue watch are the holding node's
     callbacks = request.app[RUNTIME].callbacks
     record = await guarded(callbacks.owned(request.match_info["service"], request.match_info["id"]))
     try:

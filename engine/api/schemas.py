@@ -176,7 +176,10 @@ NEW_KEY = obj({"name": STRING, "role": {"type": "string", "enum": [
 HEALTH = obj({"status": STRING, "version": STRING, "sessions": INTEGER, "flows": INTEGER, "persistence": BOOLEAN,
               "uptime": NUMBER, "clock": {**ISO_TIME, "description": "the engine clock (ahead of the wall clock "
                                                                       "when time_scale > 1)"},
-              "wall_clock": ISO_TIME, "time_scale": NUMBER})
+              "wall_clock": ISO_TIME, "time_scale": NUMBER}, {
+    # a cluster node only (issue 14):
+    "node": STRING, "partitions": array(INTEGER), "lease_remaining": NUMBER,
+    "platform": {**STRING, "description": "the platform process's URL, or embedded"}})
 
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR, "CallbackRecord": CALLBACK_RECORD, "StatusEvent": STATUS_EVENT, "Position": POSITION,
