@@ -7,6 +7,7 @@ in progress finishes (macrosteps never yield to the loop), storage is flushed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -41,6 +42,8 @@ from .keys import open_keys, scrub_environment
 from .runtime import Runtime
 from .scxml import Registry
 from .settings import Settings
+from .storage.api_keys import KIND as KEYS_KIND
+from .storage.api_keys import KeyTable
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None,
@@ -54,7 +57,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     scrub_environment()  # the keys are read; subprocesses and flows must not see them
     app[SETTINGS] = settings
     app[KEYS] = key_store
-    app[INITIAL_KEY] = key_store.ensure_administrator(settings.data_dir)
+    # In a cluster the keys are the database's: its first node makes the first administrator key.
+    app[INITIAL_KEY] = None if settings.in_cluster else key_store.ensure_administrator(settings.data_dir)
     for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs, metrics,
                    callback_views, queues, reports, call_ins, service_options, list_preview, flow_sessions,
                    callback_history):
@@ -64,6 +68,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     async def runtime(app: web.Application) -> AsyncIterator[None]:
         built = await Runtime.build(settings, registry, freeze_gc=freeze_gc)
         try:
+            if built.shared is not None:  # a cluster: every node serves the keys of the database
+                await key_store.share(KeyTable(built.shared))
+                built.shared.follow(KEYS_KIND, key_store.reread, versioned=False)
+                await asyncio.to_thread(key_store.ensure_administrator, settings.data_dir)
             await built.start()
             app[RUNTIME] = built
             yield

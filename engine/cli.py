@@ -162,11 +162,39 @@ def _cmd_platform(args: argparse.Namespace) -> int:
 
 def _cmd_keys(args: argparse.Namespace) -> int:
     """List, create, rotate or revoke keys in the data folder; works while the engine runs (it
-    reloads the file). A new secret is printed alone on stdout, once; it is not kept."""
-    from .keys import KeyRequestError, check_request, open_keys
+    reloads the file). In a cluster (a PostgreSQL database) the keys are the database's, and every
+    node serves a change at once. A new secret is printed alone on stdout, once; it is not kept."""
+    from .keys import open_keys
 
     try:
-        store = open_keys(_settings(args))
+        settings = _settings(args)
+        if settings.in_cluster:
+            return asyncio.run(_keys_in_cluster(args, settings))
+        return _keys_action(args, open_keys(settings))
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+async def _keys_in_cluster(args: argparse.Namespace, settings) -> int:
+    from . import persistence
+    from .keys import KeyStore, bootstrap_keys, key_file
+    from .storage.api_keys import KeyTable
+    from .storage.shared_config import SharedConfig
+
+    store = await persistence.open_store(settings.db_url)
+    try:
+        keys = KeyStore(key_file(settings), bootstrap_keys(settings))
+        await keys.share(KeyTable(SharedConfig(store, f"{settings.node} (keys command)")))
+        return await asyncio.to_thread(_keys_action, args, keys)
+    finally:
+        await store.close()
+
+
+def _keys_action(args: argparse.Namespace, store) -> int:
+    from .keys import KeyRequestError, check_request
+
+    try:
         action = args.action or "list"
         if action == "list":
             for k in store.listing():
@@ -200,6 +228,87 @@ def _keys_parser(p: argparse.ArgumentParser) -> None:
         actions.add_parser(name, help=text).add_argument("name")
 
 
+#: Where each kind of shared document goes in a configuration folder (as ``config/`` has them).
+CONFIG_LAYOUT = {"service": ("services", ".json"), "business_hours": ("business-hours", ".json"),
+                 "transaction_list": ("transaction-lists", ".cfg"), "callback_settings": ("callback-settings", ".json")}
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    """A cluster's shared configuration: ``export DIR`` writes every document (DIR/services, ...,
+    DIR/scxml) as the files of ``config/`` and ``scxml/``; ``import DIR`` takes the files of DIR
+    that changed since their last import, checked as the API checks them (every node serves them
+    at once)."""
+    try:
+        settings = _settings(args)
+        if not settings.in_cluster:
+            print("error: the configuration is in the database only in a cluster (a PostgreSQL database_url); "
+                  "otherwise it is the files of config/ and scxml/", file=sys.stderr)
+            return 2
+        run = _config_export if args.action == "export" else _config_import
+        return asyncio.run(run(Path(args.folder), settings, args))
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+async def _config_export(folder: Path, settings, args: argparse.Namespace) -> int:
+    from . import persistence
+    from .atomic_file import write_atomic
+    from .storage import config_docs
+
+    store = await persistence.open_store(settings.db_url)
+    try:
+        written = 0
+        for kind, (sub, ext) in CONFIG_LAYOUT.items():
+            for doc in await config_docs.read_kind(store, kind):
+                write_atomic(folder / sub / f"{doc.name}{ext}", doc.body.encode("utf-8"), 0o644)
+                written += 1
+        for name, version, text, current in await config_docs.current_flows(store, args.all_versions):
+            targets = [folder / "scxml" / f"{name}.scxml"] if current else []
+            if args.all_versions:  # beside the flows, where no engine takes them for flows of their own
+                targets.append(folder / "scxml" / "versions" / f"{name}.v{version}.scxml")
+            for target in targets:
+                write_atomic(target, text.encode("utf-8"), 0o644)
+                written += 1
+    finally:
+        await store.close()
+    print(f"exported {written} files to {folder}")
+    return 0
+
+
+async def _config_import(folder: Path, settings, args: argparse.Namespace) -> int:
+    from . import persistence
+    from .callbacks.callback_settings import CallbackSettings
+    from .callbacks.services import ServiceRegistry
+    from .notifications.notifier import TransactionLists
+    from .runtime import engine_registry
+    from .sessions.flows import FlowRegistry
+    from .storage import config_docs
+    from .storage.shared_config import SharedConfig
+
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    store = await persistence.open_store(settings.db_url)
+    try:
+        before = await config_docs.revisions(store)
+        shared = SharedConfig(store, f"{settings.node} (config import)")
+        lists = TransactionLists(folder, shared=shared)
+        await lists.open()
+        for problem in await CallbackSettings(folder, shared=shared).open():
+            logging.getLogger("engine.callbacks").error("CALLBACK_SETTINGS refused: %s", problem)
+        await ServiceRegistry(folder, references={"_callback_events_list": ("transaction list", lists.names)},
+                              shared=shared).open()
+        flows = FlowRegistry(folder / "scxml", engine_registry(), store, watch_interval=0, shared=shared)
+        await flows.start()
+        await flows.close()
+        after = await config_docs.revisions(store)
+    finally:
+        await store.close()
+    changed = sorted(f"{kind} {name}" for key in after if after[key] != before.get(key) for kind, name in [key])
+    print(f"imported {len(changed)} changed documents from {folder}" + "".join(f"\n  {c}" for c in changed))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_engine.py", description="Callback engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -218,13 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
     platform.add_argument("--log-level", default="INFO")
     platform.set_defaults(func=_cmd_platform)
     for name, func, text in (("serve", _cmd_serve, "start the engine (the default command)"),
-                             ("keys", _cmd_keys, "list, create, rotate or revoke API keys")):
+                             ("keys", _cmd_keys, "list, create, rotate or revoke API keys"),
+                             ("config", _cmd_config, "a cluster: export or import the shared configuration")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", help="settings folder (default: config/)")
         p.add_argument("--data", help="data folder (default: data/)")
         if name == "serve":
             p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
             p.add_argument("--port", type=int, help="port (default 8080)")
+        elif name == "config":
+            p.add_argument("action", choices=("export", "import"))
+            p.add_argument("folder", help="export: where to write; import: a folder laid out as config/ with scxml/")
+            p.add_argument("--all-versions", action="store_true",
+                           help="export: every version of each flow too, as scxml/versions/NAME.vN.scxml")
         else:
             _keys_parser(p)
         p.set_defaults(func=func)

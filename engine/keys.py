@@ -11,10 +11,16 @@ The file may be changed while the engine runs (the admin API, or ``run_engine.py
 writers take ``keys.json.lock`` and write atomically; the engine notices a changed file (checked
 at most once a second, and at once when a key is not found) and reloads it. A failed write
 changes nothing live.
+
+In a cluster the keys are a table of the database instead (``share``: ``engine/storage/api_keys.py``
+behind the ``KeyRows`` port): a change is made there, under the table's lock, and every node reads
+the table again when it hears of it; the first node of a cluster brings the keys of its file.
+Keys from the environment stay the node's own, as they are today.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -29,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .atomic_file import write_atomic
 from .roles import ADMINISTRATOR, CLIENT, DEVELOPER, ROLES
@@ -47,6 +53,15 @@ RECHECK_SECONDS = 1.0
 ENV_NAMES = {ADMINISTRATOR: "env-administrator", CLIENT: "env-client", DEVELOPER: "env-developer"}
 ENV_SETTINGS = {ADMINISTRATOR: "admin_key", CLIENT: "client_key", DEVELOPER: "developer_key"}
 INITIAL_NAME = "admin"
+CHANGE_TIMEOUT = 20.0  # seconds a change of a cluster's keys may take (then 503, nothing changed)
+
+
+class KeyRows(Protocol):
+    """A cluster's table of keys, as rows (``ApiKey.row()``)."""
+
+    async def read(self) -> list[dict[str, Any]]: ...
+
+    async def change(self, edit: Callable[[list[dict[str, Any]]], tuple[T, list[dict[str, Any]]]]) -> T: ...
 
 
 class KeyRequestError(ValueError):
@@ -136,6 +151,8 @@ class KeyStore:
         self.legacy = False  # the file is still in the old plain-text form
         self._checked = 0.0
         self._mutex = threading.Lock()  # writers may run in a worker thread
+        self._table: KeyRows | None = None  # a cluster's table (share); None: the file
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the table's coroutines run
         names = [k.name for k in self.bootstrap]
         if len(names) != len(set(names)):
             raise ValueError("two bootstrap keys share a name")
@@ -174,7 +191,10 @@ class KeyStore:
         return [k.public(self.last_used.get(k.name)) for k in self.keys]
 
     def refresh(self, force: bool = False) -> bool:
-        """Reload the file if it changed since it was read; True if anything was reloaded."""
+        """Reload the file if it changed since it was read; True if anything was reloaded. A
+        cluster's table is read again when a change is announced (``reread``), not here."""
+        if self._table is not None:
+            return False
         now = time.monotonic()
         if not force and now - self._checked < RECHECK_SECONDS:
             return False
@@ -212,6 +232,58 @@ class KeyStore:
         taken = {k.name for k in self.bootstrap}
         self._set_stored(tuple(k for k in stored if k.name not in taken))
         self._seen = seen
+
+    # -- in a cluster ---------------------------------------------------------------------------
+    async def share(self, table: KeyRows) -> None:
+        """Serve the keys of a cluster's table from now on. A node finding it empty (the first of a
+        new cluster) puts the keys of its file in it first."""
+        mine = [k.row() for k in self.stored]
+
+        def first_fill(rows: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+            return (len(mine), mine) if not rows else (0, rows)
+
+        if mine and await table.change(first_fill):
+            log.warning("the cluster had no API keys: this node's %d keys of %s are now the cluster's",
+                        len(mine), self.path)
+        self._table, self._loop = table, asyncio.get_running_loop()
+        await self.reread()
+
+    async def reread(self, _name: str = "") -> None:
+        """Read the cluster's table again (a change was announced, or the listener reconnected)."""
+        assert self._table is not None
+        taken = {k.name for k in self.bootstrap}
+        rows = await self._table.read()
+        self._set_stored(tuple(k for k in map(key_from_row, rows) if k.name not in taken))
+
+    def _change_shared(self, edit: Callable[[list[ApiKey]], T]) -> T:
+        """``_change`` in a cluster; from a worker thread (the table's coroutine runs on the loop)."""
+        assert self._table is not None and self._loop is not None
+        taken = {k.name for k in self.bootstrap}
+        after: list[ApiKey] = []
+
+        def on_rows(rows: list[dict[str, Any]]) -> tuple[T, list[dict[str, Any]]]:
+            keys = [k for k in map(key_from_row, rows) if k.name not in taken]
+            result = edit(keys)
+            after[:] = keys
+            return result, [k.row() for k in keys]
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            raise RuntimeError("a cluster's keys are changed from a worker thread (asyncio.to_thread)")
+        with self._mutex:
+            try:
+                result = asyncio.run_coroutine_threadsafe(self._table.change(on_rows), self._loop).result(
+                    CHANGE_TIMEOUT)
+            except KeyRequestError:
+                raise
+            except Exception as e:  # the database failed or did not answer: nothing changed
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise KeyRequestError(503, f"the keys could not be saved ({reason}); nothing changed") from e
+            self._set_stored(tuple(after))
+            return result
 
     # -- changing ------------------------------------------------------------------------------
     def create(self, name: str, role: str, services: tuple[str, ...] | None = None) -> tuple[ApiKey, str]:
@@ -275,6 +347,8 @@ class KeyStore:
 
     def _change(self, edit: Callable[[list[ApiKey]], T]) -> T:
         """Apply ``edit`` to the stored keys under the file lock; live only once written."""
+        if self._table is not None:
+            return self._change_shared(edit)
         with self._mutex, self._file_lock():
             if self._stat() != self._seen:
                 try:
@@ -318,15 +392,21 @@ def parse_file(raw: bytes) -> tuple[list[ApiKey], bool]:
     keys = []
     for row in data["keys"]:
         try:
-            services = row.get("services")
-            keys.append(ApiKey(name=str(row["name"]), role=str(row["role"]), sha256=str(row["sha256"]),
-                               prefix=str(row["prefix"]), created=float(row["created"]),
-                               rotated=float(row["rotated"]) if row.get("rotated") is not None else None,
-                               services=tuple(services) if services is not None else None))
-            bytes.fromhex(keys[-1].sha256)
+            keys.append(key_from_row(row))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"a key entry is malformed: {e}") from None
     return keys, False
+
+
+def key_from_row(row: dict[str, Any]) -> ApiKey:
+    """A stored key (a file's entry or a cluster's row); ``KeyError``/``TypeError``/``ValueError``."""
+    services = row.get("services")
+    key = ApiKey(name=str(row["name"]), role=str(row["role"]), sha256=str(row["sha256"]),
+                 prefix=str(row["prefix"]), created=float(row["created"]),
+                 rotated=float(row["rotated"]) if row.get("rotated") is not None else None,
+                 services=tuple(services) if services is not None else None)
+    bytes.fromhex(key.sha256)
+    return key
 
 
 def key_file(settings: Settings) -> Path:

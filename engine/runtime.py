@@ -54,6 +54,7 @@ from .sessions.flows import FlowRegistry
 from .sessions.manager import SessionManager
 from .settings import Settings
 from .storage import Store
+from .storage.shared_config import SharedConfig
 
 log = logging.getLogger("engine")
 
@@ -82,6 +83,7 @@ class Runtime:
     basichttp: BasicHttpProcessor
     metrics: EngineMetrics
     freeze_gc: bool = False
+    shared: SharedConfig | None = None  # a cluster's shared configuration (None: the files)
     started_at: float = 0.0
     _maintenance: asyncio.Task | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -104,14 +106,15 @@ class Runtime:
             """A service's or list's notification target under the outbound URL policy."""
             return target_problems(options, policy)
 
-        lists = TransactionLists(s.config_dir, check=target_check)
-        lists.load()
-        queue_settings = CallbackSettings(s.config_dir)
-        for problem in queue_settings.load():
-            log.error("CALLBACK_SETTINGS refused: %s", problem)
-
         store = await persistence.open_store(s.db_url) if s.persistence else None
         try:
+            # A cluster's configuration is shared through the database (the files are imported).
+            shared = SharedConfig(store, s.node) if store is not None and s.in_cluster else None
+            lists = TransactionLists(s.config_dir, check=target_check, shared=shared)
+            await lists.open()
+            queue_settings = CallbackSettings(s.config_dir, shared=shared)
+            for problem in await queue_settings.open():
+                log.error("CALLBACK_SETTINGS refused: %s", problem)
             # One clock for every timer; the simulator mode may run it faster than the wall clock.
             clock: Clock = Clock()
             stored = await store.get_value("clock") if store else None
@@ -158,7 +161,7 @@ class Runtime:
             registry.register_processor(BASIC_HTTP, partial(
                 BasicHttpProcessor, base_url=s.base_url, key=box.derive("basichttp-capability"),
                 policy=policy, retry=RetryBudget(s.basichttp_max_attempts, s.basichttp_retry_seconds)), "basichttp")
-            flows = FlowRegistry(s.flows_dir, registry, store, s.flow_watch_interval)
+            flows = FlowRegistry(s.flows_dir, registry, store, s.flow_watch_interval, shared=shared)
             limits = Limits(max_microsteps=s.max_microsteps, max_invoke_depth=s.max_invoke_depth,
                             macrosteps_per_turn=s.macrosteps_per_turn, turn_seconds=s.turn_seconds,
                             max_foreach_items=s.max_foreach_items, max_sends_per_second=s.max_sends_per_second)
@@ -172,8 +175,8 @@ class Runtime:
             services = ServiceRegistry(s.config_dir, references={
                 "_callback_events_list": ("transaction list", lists.names),
                 "_urs_virtual_queue": ("virtual queue", lambda: platform.queues),
-            }, checks=[target_check])
-            services.load()
+            }, checks=[target_check], shared=shared)
+            await services.open()
             bus = CallbackBus()
             notifications = NotificationService(manager, services, lists, notification_config, bus)
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, platform)
@@ -199,7 +202,7 @@ class Runtime:
                    simulator=simulator,
                    flows=flows, manager=manager, lists=lists, services=services, queue_settings=queue_settings,
                    bus=bus, notifications=notifications, callbacks=callbacks, fcm=fcm, push=push,
-                   basichttp=basichttp, metrics=metrics, freeze_gc=freeze_gc)
+                   basichttp=basichttp, metrics=metrics, freeze_gc=freeze_gc, shared=shared)
 
     async def start(self) -> None:
         """Open every part: flows, credentials, sessions, deliveries, callbacks; then housekeeping."""

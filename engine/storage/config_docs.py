@@ -196,3 +196,13 @@ async def notify(store: Store, kind: str, name: str, revision: int) -> None:
     async with store.engine.begin() as conn:
         await conn.exec_driver_sql(_NOTIFY, (CHANNEL, notice(kind, name, revision)))
 
+
+
+async def current_flows(store: Store, all_versions: bool = False) -> list[tuple[str, int, str, bool]]:
+    """``(name, version, text, current)`` of every flow's current version (``all_versions``: of
+    every version of a flow that has a current one), for an export."""
+    sql = ("SELECT v.name, v.version, v.text, v.hash = f.hash FROM flow_versions v JOIN flow_current f "
+           "ON f.name = v.name WHERE v.kind = 'flow'" + ("" if all_versions else " AND v.hash = f.hash") +
+           " ORDER BY v.name, v.version")
+    async with store.engine.connect() as conn:
+        return [(n, int(v), t, bool(c)) for n, v, t, c in await conn.exec_driver_sql(sql)]

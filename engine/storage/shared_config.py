@@ -16,6 +16,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
 from . import config_docs
 from .config_docs import ConfigDoc
 from .errors import StorageUnavailable
@@ -24,6 +27,8 @@ from .store import Store
 log = logging.getLogger("engine.config")
 T = TypeVar("T")
 Reread = Callable[[str], Awaitable[None]]
+#: What a database that fails raises (the caller's own refusals are not among them).
+_FAILURES = (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 SAVE_TIMEOUT = 10.0  # seconds a configuration write may take before the API answers 503
 
 
@@ -85,9 +90,7 @@ class SharedConfig:
         """``work`` (a write of ``what``), or ``StorageUnavailable`` (503) when the database fails."""
         try:
             return await asyncio.wait_for(work, SAVE_TIMEOUT)
-        except StorageUnavailable:
-            raise
-        except (Exception, TimeoutError) as e:  # the driver's errors, a lost connection, a timeout
+        except _FAILURES as e:  # the driver's errors, a lost connection, a timeout (what ``work`` refuses passes)
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             log.error("could not save %s: %s", what, reason)
             raise StorageUnavailable(f"could not save {what}: the database did not take it ({reason})") from e
