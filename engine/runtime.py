@@ -125,9 +125,10 @@ class Runtime:
                 # The platform process keeps the clock of the queues and calls: a node adopts it.
                 platform = remote = RemotePlatform(s.platform_url, s.node)
                 remote.load_state(await store.get_value(REMOTE_PLATFORM_STATE) if store else None)
-                shared = await remote.connect(float(stored) if stored else None, sim_config.time_scale,
-                                              timeout=s.platform_connect_timeout)
-                scale, start = (shared[1], shared[0]) if shared else (sim_config.time_scale, float(stored or 0))
+                platform_clock = await remote.connect(float(stored) if stored else None, sim_config.time_scale,
+                                                      timeout=s.platform_connect_timeout)
+                scale, start = ((platform_clock[1], platform_clock[0]) if platform_clock
+                                else (sim_config.time_scale, float(stored or 0)))
                 clock = ScaledClock(scale, start=start or None) if scale != 1 else Clock()
                 remote.clock = clock
             else:
