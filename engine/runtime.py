@@ -53,7 +53,9 @@ from .secretbox import SecretBox
 from .sessions.flows import FlowRegistry
 from .sessions.manager import SessionManager
 from .settings import Settings
-from .storage import Store
+from .storage import Store, check_secret_key
+from .storage.listener import Listener
+from .storage.membership import EMBEDDED, Membership
 from .storage.shared_config import SharedConfig
 
 log = logging.getLogger("engine")
@@ -82,6 +84,9 @@ class Runtime:
     push: PushService
     basichttp: BasicHttpProcessor
     metrics: EngineMetrics
+    # A cluster node's lease and partitions, and its LISTEN connection (None outside a cluster).
+    membership: Membership | None = None
+    listener: Listener | None = None
     freeze_gc: bool = False
     shared: SharedConfig | None = None  # a cluster's shared configuration (None: the files)
     started_at: float = 0.0
@@ -107,7 +112,14 @@ class Runtime:
             return target_problems(options, policy)
 
         store = await persistence.open_store(s.db_url) if s.persistence else None
+        membership: Membership | None = None
+        listener: Listener | None = None
         try:
+            if s.in_cluster and store is not None:
+                # Built before the parts that subscribe to it or join it (the manager first); started
+                # once they are open.
+                listener = Listener(store.engine.url, probe_seconds=max(1.0, s.cluster_heartbeat_seconds * 2))
+                membership = cluster_membership(s, store, box)
             # A cluster's configuration is shared through the database (the files are imported).
             shared = SharedConfig(store, s.node) if store is not None and s.in_cluster else None
             lists = TransactionLists(s.config_dir, check=target_check, shared=shared)
@@ -167,7 +179,8 @@ class Runtime:
                             macrosteps_per_turn=s.macrosteps_per_turn, turn_seconds=s.turn_seconds,
                             max_foreach_items=s.max_foreach_items, max_sends_per_second=s.max_sends_per_second)
             manager = SessionManager(flows, store, registry=registry, limits=limits, clock=clock,
-                                     durability_timeout=s.durability_timeout, reserved_events=reserved_events())
+                                     durability_timeout=s.durability_timeout, reserved_events=reserved_events(),
+                                     cluster=membership, listener=listener, audit=s.cluster_audit)
             manager.active_processors()  # built now: the platform processor attaches the host to the platform
             if remote is not None:
                 remote.join_storage(manager.batch_contributors, manager.after_commit, manager.request_write)
@@ -203,7 +216,8 @@ class Runtime:
                    simulator=simulator,
                    flows=flows, manager=manager, lists=lists, services=services, queue_settings=queue_settings,
                    bus=bus, notifications=notifications, callbacks=callbacks, fcm=fcm, push=push,
-                   basichttp=basichttp, metrics=metrics, freeze_gc=freeze_gc, shared=shared)
+                   basichttp=basichttp, metrics=metrics, membership=membership, listener=listener,
+                   freeze_gc=freeze_gc, shared=shared)
 
     async def start(self) -> None:
         """Open every part: flows, credentials, sessions, deliveries, callbacks; then housekeeping."""
@@ -212,6 +226,11 @@ class Runtime:
         await self.manager.open()
         await self.notifications.open()
         await self.callbacks.open()
+        if self.listener is not None:
+            await self.listener.start()
+        if self.membership is not None:  # claims (a lone node restarting: all at once), and the parts adopt
+            await self.membership.start()
+            self.manager.report_adopted()
         if isinstance(self.platform, RemotePlatform):
             self.platform.started()
         self.started_at = time.time()
@@ -264,6 +283,11 @@ class Runtime:
             self._stopping.set()  # a signal, not only a cancel: a cancel can get lost in a driver
             self._maintenance.cancel()
             await asyncio.wait([self._maintenance], timeout=5)
+        if self.membership is not None:  # gives the partitions back: written, then claimed by the others at once
+            try:
+                await asyncio.wait_for(self.membership.stop(), self.settings.shutdown_timeout)
+            except Exception:
+                log.exception("cluster: leaving the cluster failed; the partitions expire with the lease")
         await self.callbacks.close()
         await self.manager.close()
         await self.notifications.close()
@@ -271,9 +295,23 @@ class Runtime:
         if isinstance(self.platform, RemotePlatform):
             await self.platform.close()
         await self.flows.close()
+        if self.listener is not None:
+            await self.listener.close()
         if self.store is not None:
             await self.store.close()
         log.info("engine stopped")
+
+
+def cluster_membership(s: Settings, store: Store, box: SecretBox) -> Membership:
+    """This node's membership: its name, how the others reach it, its platform (the embedded
+    simulator only in a cluster of one), and the check that it holds the cluster's secret key."""
+
+    async def key_check(store: Store) -> None:
+        await check_secret_key(store, box.derive("cluster-key-check").hex())
+
+    return Membership(store, s.node, lease=s.cluster_lease_seconds, heartbeat=s.cluster_heartbeat_seconds,
+                      internal_url=s.internal_url or s.base_url, platform=s.platform_url or EMBEDDED,
+                      key_check=key_check)
 
 
 def reserved_events() -> dict[str, str]:

@@ -127,6 +127,11 @@ class SessionHost:
         """An event leaving ``sender`` for another session of this host."""
         target.deliver(event)
 
+    def hand_over(self, sender: Session, session_id: str, event: Event) -> bool:
+        """An event for a session this host does not run: True when another host takes it (a
+        cluster node's session manager hands it to the node that runs it); this host has none."""
+        return False
+
     def emit(self, session: Session, kind: str, payload: dict[str, Any], *, durable: bool = True) -> None:
         """An effect leaving the engine (a Basic HTTP send, a platform request); ``kind`` names its handler.
         ``durable=False``: it goes to a party that does not outlive this process (the in-process

@@ -63,6 +63,8 @@ class ScxmlProcessor:
         elif target.startswith("#_scxml_"):
             other = self.host.sessions.get(target[8:])
             if other is None or not other.is_running:
+                if self.host.hand_over(session, target[8:], event):
+                    return  # a session this host does not run (another node's, in a cluster)
                 raise CommunicationError(f"no running session {target[8:]!r}")
             self.host.route_event(session, other, event)
         else:

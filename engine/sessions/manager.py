@@ -22,6 +22,24 @@ The writer must never die: a session whose state cannot be encoded (nested too d
 is failed with the cause and stored without its data; a contributor that raises is logged and
 the batch goes on; a write that fails is retried with backoff, everything kept in memory,
 while ``writer_status()`` tells the readiness check what is wrong.
+
+In a cluster on PostgreSQL (issue 14; ``cluster`` is the node's ``Membership``) the manager is the
+first ``PartitionParticipant``: ``open`` restores nothing, each claimed partition is adopted (its
+sessions, its inbox rows taken at the held epoch, its outbox rows, in that order) and a released
+or lost one forgotten. Each session lives in a partition (``SessionInfo.part``: its id's, which
+``start_flow(partition=...)`` and ``placement()`` choose; an invoked child is placed in its
+parent's). Each batch is fenced: it commits only while this node holds the partitions it writes
+at the epochs it claimed them (``engine/sessions/fencing.py``); a refused batch (``Fenced``) makes
+the node forget those partitions, answers that batch's waiters with 503 and writes the rest. An
+event for a session of another node's partition (``send_to``) is a handoff inbox row plus a
+``cbe_inbox`` notification; the holder takes such rows on the notification and on every heartbeat.
+
+For the batch contributors of other domains, in a cluster: every row of a partitioned table
+carries ``"part"``; a row for a partition this node does not hold is written only as a handoff
+(``"taken_epoch": None``), and any row may name the partition whose state made it (``"_from"``)
+to be left out with that partition. A delete of partitioned rows goes through
+``delete_partitioned(unit, target, [(key, partition), ...])`` instead of ``unit.delete``, so the
+fence covers it and a lost partition's deletes are left out.
 """
 
 from __future__ import annotations
@@ -35,19 +53,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..ids import partition_of, random_id_in
 from ..jsonable import jsonable
 from ..scxml import Event, Limits, Registry, Session, SessionHost
 from ..scxml.clock import Clock
 from ..scxml.session_state import SessionState
 from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state
-from ..storage import StorageUnavailable, Store, UnitOfWork, dumps
-from . import rows
+from ..storage import Fenced, StorageUnavailable, Store, TableWrite, UnitOfWork, dumps
+from ..storage.listener import Listener
+from ..storage.membership import Membership
+from . import fencing, rows
 from .flows import FlowRegistry, FlowVersion
 
 log = logging.getLogger("engine.sessions")
 #: Ended-session descriptions kept in memory, without and with a store.
 ENDED_KEPT = {False: 10_000, True: 1_000}
 SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}
+#: The status a session is left with when its node forgets it (its partition moved): not running,
+#: so no timer, turn or delivery runs it again; it is neither stored nor reported as ended.
+DROPPED = "dropped"
+INBOX_CHANNEL = "cbe_inbox"
 
 
 @dataclass
@@ -60,10 +85,17 @@ class SessionInfo:
     created_at: float
     persistent: bool = True
     parent_id: str | None = None
+    part: int | None = None  # in a cluster: its partition
+    seq: int = 0  # in a cluster: snapshots written so far (strictly increasing across nodes)
 
 
 class BadStartData(ValueError):
     pass
+
+
+class NoSuchSession(LookupError):
+    """``send_to``: the session does not run here, and nowhere else either (its partition is this
+    node's, or there is no cluster). The caller tells ended (the stored status) from unknown."""
 
 
 class SessionManager(SessionHost):
@@ -71,7 +103,8 @@ class SessionManager(SessionHost):
 
     def __init__(self, flows: FlowRegistry, store: Store | None, *, registry: Registry | None = None,
                  clock: Clock | None = None, limits: Limits | None = None, durability_timeout: float = 10.0,
-                 reserved_events: dict[str, str] | None = None):
+                 reserved_events: dict[str, str] | None = None, cluster: Membership | None = None,
+                 listener: Listener | None = None, audit: bool = False):
         super().__init__(registry=registry or flows.registry, clock=clock, limits=limits)
         self.flows = flows
         self.store = store
@@ -108,6 +141,28 @@ class SessionManager(SessionHost):
         self._write_error: str | None = None
         self._failing_since: float | None = None
         self.disk_full = False
+        # In a cluster (None otherwise): the node's membership, which the domains reach through
+        # the manager; the partitions this manager has adopted (partition -> epoch).
+        self.cluster = cluster
+        self.audit = audit and cluster is not None
+        self._parts: dict[int, int] = {}
+        # Partitions being adopted -> events handed over to them so far: until every one handed over
+        # before is taken, events to their sessions are handed over too, so none overtakes another.
+        self._settling: dict[int, int] = {}
+        self._row_parts: dict[int, int] = {}  # inbox and outbox row id -> partition, for their deletes
+        self._delete_parts: fencing.DeleteParts = {}  # the contributors' deletes of the batch being built
+        self._sourced: list[tuple[str, dict[str, Any]]] = []  # handoffs named by their source
+        self._built_deletes: fencing.DeleteParts = {}  # ...and of the batch just built
+        self.adopted_counts = [0, 0, 0]  # sessions, events, effects restored by adoptions (report_adopted)
+        self._round = 0
+        self._taking: asyncio.Task | None = None
+        self._take_again = False
+        if cluster is not None:
+            cluster.join(self)
+            cluster.on_beat(self._take)
+            if listener is not None:
+                listener.subscribe(INBOX_CHANNEL, self._inbox_notified)
+                listener.on_reconnect(self._take_soon)
 
     @property
     def persistent(self) -> bool:
@@ -115,10 +170,12 @@ class SessionManager(SessionHost):
 
     # -- starting and stopping -------------------------------------------------------------
     async def open(self) -> None:
-        """Restore every persisted session, then start the writer."""
+        """Restore every persisted session, then start the writer (in a cluster the writer only:
+        sessions are restored partition by partition as they are adopted)."""
         if self.store is not None:
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-            await self._restore_all()
+            if self.cluster is None:
+                await self._restore_all()
 
     async def close(self) -> None:
         """Flush what is dirty, stop the writer and every timer. Bounded: with the database gone
@@ -134,17 +191,22 @@ class SessionManager(SessionHost):
             except asyncio.CancelledError:
                 pass
             self._writer = None
+        if self._taking is not None:
+            self._taking.cancel()
         await super().close()
 
     # -- sessions ----------------------------------------------------------------------------
-    def start_flow(self, name: str, data: dict[str, Any] | None = None, *,
-                   persistent: bool = True, before_start: Callable[[Session], None] | None = None) -> Session:
+    def start_flow(self, name: str, data: dict[str, Any] | None = None, *, persistent: bool = True,
+                   before_start: Callable[[Session], None] | None = None, partition: int | None = None) -> Session:
         """Start a session of a flow's current version; parameters become its data.
 
         A parameter matching a ``<data>`` id replaces its initial value; others become variables
         too (ORS semantics), except one the datamodel refuses (system variables) or one that would
         hide what every expression of the flow relies on (in a python flow a builtin such as
         ``str``): that is refused unless the flow itself declares the name.
+
+        In a cluster the session goes in ``partition`` (its callback's), or in one ``placement()``
+        picks.
         """
         fv = self.flows.get(name)
         data = dict(data or {})
@@ -157,8 +219,10 @@ class SessionManager(SessionHost):
         if shadowing:
             raise BadStartData(f"parameter names that would shadow {datamodel.name} builtins in flow {name!r}: "
                                f"{', '.join(shadowing)} (rename them, or declare them as <data>)")
+        if partition is None and self.cluster is not None and persistent:
+            partition = self.placement()
         session = self._create(fv, data={k: v for k, v in data.items() if k in declared},
-                               persistent=persistent)
+                               persistent=persistent, partition=partition)
         for key, value in data.items():
             if key not in declared:
                 session.datamodel.declare(key, value)
@@ -169,11 +233,22 @@ class SessionManager(SessionHost):
         return session.start()
 
     def _create(self, fv: FlowVersion, *, data: dict[str, Any] | None, persistent: bool,
-                parent: Session | None = None, invokeid: str | None = None) -> Session:
-        session = super().create_session(fv.doc, data=data, parent=parent, invokeid=invokeid)
+                parent: Session | None = None, invokeid: str | None = None, partition: int | None = None) -> Session:
+        sid = random_id_in(partition) if partition is not None else None
+        session = super().create_session(fv.doc, data=data, parent=parent, invokeid=invokeid, session_id=sid)
         self.info[session.id] = SessionInfo(fv.name, fv.version, fv.hash, time.time(), persistent,
-                                            parent.id if parent is not None else None)
+                                            parent.id if parent is not None else None, partition)
         return session
+
+    def placement(self) -> int | None:
+        """A partition this node holds, for something new (round robin); None outside a cluster."""
+        if self.cluster is None:
+            return None
+        ready = sorted(p for p in self.cluster.adopted if p in self.cluster.held and p in self._parts)
+        if not ready:
+            raise StorageUnavailable("this node holds no partitions yet")
+        self._round += 1
+        return ready[self._round % len(ready)]
 
     def create_session(self, doc, *, data=None, parent=None, invokeid=None, session_id=None):
         """Sessions created by ``<invoke>``: children share their parent's persistence."""
@@ -182,8 +257,11 @@ class SessionManager(SessionHost):
             fv, new = self.flows.child_version(doc)
             if new and self.store is not None:
                 self._new_flows.append(self.flows.row(fv))
-        persistent = self.info[parent.id].persistent if parent is not None and parent.id in self.info else True
-        return self._create(fv, data=data, persistent=persistent, parent=parent, invokeid=invokeid)
+        parent_info = self.info.get(parent.id) if parent is not None else None
+        persistent = parent_info.persistent if parent_info is not None else True
+        partition = parent_info.part if parent_info is not None else None  # children live with their parent
+        return self._create(fv, data=data, persistent=persistent, parent=parent, invokeid=invokeid,
+                            partition=partition)
 
     def describe(self, session_id: str) -> dict[str, Any] | None:
         """Status of a live or recently ended session, from memory."""
@@ -230,10 +308,70 @@ class SessionManager(SessionHost):
             target.deliver(event)
             return
         row_id = self.store.new_id()  # type: ignore[union-attr]
-        self._new_inbox.append({"id": row_id, "session_id": target.id,
-                                "event": dumps(encode_event(event)), "created_at": time.time()})
+        row = {"id": row_id, "session_id": target.id, "event": dumps(encode_event(event)), "created_at": time.time()}
+        if self.cluster is not None:
+            part = self.info[target.id].part
+            origin = self.info.get(sender.id) if sender is not None else None
+            row.update(part=part, taken_epoch=self.cluster.held.get(part),  # type: ignore[arg-type]
+                       _from=origin.part if origin is not None else None)
+            if part not in self._parts or part in self._settling:
+                self._hand_over_row(row)  # being adopted: taken in order with what was handed over before
+                return
+            self._row_parts[row_id] = part  # type: ignore[assignment]
+        self._new_inbox.append(row)
         self._held_events.append((row_id, target, event))
         self._changed()
+
+    def send_to(self, session_id: str, event: Event, *, source: str | None = None) -> None:
+        """The one way in for an event from outside the flows (the ORS API, Basic HTTP, orscb
+        deliveries, platform events). A session running here gets it as ``route_event`` gives it;
+        one of a partition another node holds gets it through a handoff inbox row, taken by that
+        node once this node's next batch commits (``source``, a name of where the event came from,
+        makes a copy sent again insert nothing). Callers await ``commit()`` after it, to answer
+        once the event is durable. ``NoSuchSession`` when the session runs nowhere."""
+        session = self.sessions.get(session_id)
+        if session is not None and session.is_running:
+            self.route_event(None, session, event)
+            return
+        if self.cluster is None or self.store is None:
+            raise NoSuchSession(session_id)
+        part = partition_of(session_id)
+        if part in self._parts:
+            raise NoSuchSession(session_id)
+        row = {"id": self.store.new_id(), "session_id": session_id, "event": dumps(encode_event(event)),
+               "created_at": time.time(), "part": part, "taken_epoch": None}
+        if source is not None:
+            self._sourced.append((source, row))
+            self._changed()
+        else:
+            self._hand_over_row(row)
+
+    def hand_over(self, sender: Session, session_id: str, event: Event) -> bool:
+        """A ``<send>`` to a session of a partition this node has not adopted: an inbox row handed
+        over with the sender's snapshot (and left out with the sender's partition)."""
+        if self.cluster is None or self.store is None or not self._durable(sender):
+            return False
+        part = partition_of(session_id)
+        if part in self._parts:
+            return False
+        self._hand_over_row({"id": self.store.new_id(), "session_id": session_id, "event": dumps(encode_event(event)),
+                             "created_at": time.time(), "part": part, "_from": self.info[sender.id].part})
+        return True
+
+    def _hand_over_row(self, row: dict[str, Any]) -> None:
+        """An inbox row for the holder of its partition to take (this node, once it has adopted it)."""
+        row["taken_epoch"] = None
+        part = row["part"]
+        if part in self._settling:
+            self._settling[part] += 1
+        self._new_inbox.append(row)
+        self._changed()
+
+    def delete_partitioned(self, unit: UnitOfWork, target: TableWrite, keyed: list[tuple[Any, int]]) -> None:
+        """For batch contributors in a cluster: delete rows of a partitioned table by
+        ``(key, partition)``; the unit is fenced by those partitions and leaves out a lost one's."""
+        unit.delete(target, [key for key, _part in keyed])
+        self._delete_parts.setdefault(target, {}).update(keyed)
 
     def emit(self, session: Session, kind: str, payload: dict[str, Any], *, durable: bool = True) -> None:
         if not self._durable(session) or not durable:
@@ -242,8 +380,11 @@ class SessionManager(SessionHost):
             self.perform_effect(session.id, kind, payload)
             return
         row_id = self.store.new_id()  # type: ignore[union-attr]
-        self._new_outbox.append({"id": row_id, "session_id": session.id, "kind": kind,
-                                 "payload": dumps(payload), "created_at": time.time()})
+        row = {"id": row_id, "session_id": session.id, "kind": kind, "payload": dumps(payload),
+               "created_at": time.time()}
+        if self.cluster is not None:
+            row["part"] = self._row_parts[row_id] = self.info[session.id].part  # type: ignore[assignment]
+        self._new_outbox.append(row)
         self._held_effects.append((row_id, session.id, kind, payload))
         self._changed()
 
@@ -321,6 +462,8 @@ class SessionManager(SessionHost):
         }
 
     def _build(self) -> tuple[UnitOfWork, list, list, list]:
+        if self.cluster is not None:
+            return self._build_fenced()
         now = time.time()
         batch = UnitOfWork()  # keeps these lists: rows added to them while building go in too
         batch.add(rows.FLOW_VERSIONS, self._new_flows)
@@ -352,12 +495,68 @@ class SessionManager(SessionHost):
                 contribute(batch)
             except Exception:
                 log.exception("a storage batch contributor failed; the batch goes on without its rows")
+        return (batch, *self._take_held())
+
+    def _take_held(self) -> tuple[list, list, list]:
+        """What the batch just built releases once written; the next batch starts empty."""
         events, effects, waiters = self._held_events, self._held_effects, self._waiters
         self._dirty = {}
         self._new_inbox, self._new_outbox, self._new_flows = [], [], []
         self._inbox_done, self._outbox_done = [], []
         self._held_events, self._held_effects, self._waiters = [], [], []
-        return batch, events, effects, waiters
+        return events, effects, waiters
+
+    def _build_fenced(self) -> tuple[UnitOfWork, list, list, list]:
+        """``_build`` in a cluster: every row with its partition, each snapshot with the epoch this
+        node holds its partition at and its next sequence number, the unit fenced by the partitions
+        it writes (``fencing.confine``); no clock value (the cluster's clock has one origin)."""
+        assert self.cluster is not None and self.store is not None
+        now = time.time()
+        held = self.cluster.held
+        node = self.cluster.node
+        batch = UnitOfWork()
+        batch.add(rows.FLOW_VERSIONS, self._new_flows)
+        snapshots = batch.rows(rows.CLUSTER_SESSIONS)
+        audit = batch.rows(rows.SESSION_WRITES) if self.audit else None
+        batch.add(rows.CLUSTER_INBOX, self._new_inbox)
+        batch.add(rows.CLUSTER_OUTBOX, self._new_outbox)
+        inbox_done = self._inbox_done
+        while self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for sid, session in dirty.items():
+                info = self.info.get(sid)
+                if info is None:
+                    continue
+                encoded = self._encode(session)
+                info.seq += 1
+                snapshots.append({
+                    "id": sid, "flow": info.flow, "flow_hash": info.hash, "flow_version": info.version,
+                    "status": session.status, "parent_id": info.parent_id, "created_at": info.created_at,
+                    "updated_at": now, "snapshot": encoded, "part": info.part, "epoch": held.get(info.part),
+                    "seq": info.seq,
+                })
+                if audit is not None:
+                    audit.append({"id": self.store.new_id(), "session_id": sid, "part": info.part,
+                                  "epoch": held.get(info.part), "node": node, "seq": info.seq,
+                                  "status": session.status, "at": now})
+                inbox_done.extend(self._delivered.pop(sid, ()))
+                if session.status != "running":
+                    self.info.pop(sid, None)
+        for contribute in self.batch_contributors:
+            try:
+                contribute(batch)
+            except Exception:
+                log.exception("a storage batch contributor failed; the batch goes on without its rows")
+        deletes, self._delete_parts = self._delete_parts, {}
+        parts = self._row_parts
+        own = {rows.CLUSTER_INBOX: {k: parts.pop(k) for k in inbox_done if k in parts},
+               rows.CLUSTER_OUTBOX: {k: parts.pop(k) for k in self._outbox_done if k in parts}}
+        batch.delete(rows.CLUSTER_INBOX, inbox_done)
+        batch.delete(rows.CLUSTER_OUTBOX, self._outbox_done)
+        deletes.update(own)
+        batch.fence = self.cluster.fence(fencing.confine(batch, held, deletes))
+        self._built_deletes = deletes
+        return (batch, *self._take_held())
 
     def _encode(self, session: Session) -> str:
         """The session's snapshot as JSON; a session whose state cannot be encoded is failed with
@@ -386,11 +585,15 @@ class SessionManager(SessionHost):
 
     async def _write_once(self) -> None:
         self._in_flight_since, self._unwritten_since = self._unwritten_since, None
+        refused: Fenced | None = None
         try:
+            if self._sourced:
+                await self._hand_over_sourced()
             batch, events, effects, waiters = self._build()
+            deletes, self._built_deletes = self._built_deletes, {}
             if batch:
                 started = time.perf_counter()
-                await self._write(batch)
+                refused = await self._write(batch, deletes)
                 self.commits += 1
                 for observe in self.on_commit:
                     observe(batch, time.perf_counter() - started)
@@ -405,14 +608,28 @@ class SessionManager(SessionHost):
             self._release(events, effects)
         finally:
             for future in waiters:
-                if not future.done():
+                if future.done():
+                    continue
+                if refused is None:
                     future.set_result(None)
+                else:  # the API answers 503: part of what it waited for was not this node's to write
+                    future.set_exception(refused)
+                    future.add_done_callback(lambda f: f.exception())  # retrieved, even by nobody
 
-    async def _write(self, batch: UnitOfWork) -> None:
+    async def _write(self, batch: UnitOfWork, deletes: fencing.DeleteParts | None = None) -> Fenced | None:
+        """Write ``batch``, retrying until it is stored. In a cluster, what the fence refuses is
+        taken out (its partitions forgotten) and the rest written; the refusal is returned."""
         delay = 0.05
+        refused: Fenced | None = None
         while True:
             try:
                 await self.store.write(batch)  # type: ignore[union-attr]
+            except Fenced as e:
+                refused = e
+                await self._fenced(batch, deletes or {}, e)
+                if not batch:
+                    return refused
+                continue
             except Exception as e:
                 # Keep everything in memory and try again: nothing is released before it is stored.
                 self._write_error = f"{type(e).__name__}: {e}"[:500]
@@ -428,9 +645,30 @@ class SessionManager(SessionHost):
             if self._failing_since is not None:
                 log.warning("storage writes succeed again after %.1f s", time.monotonic() - self._failing_since)
             self._write_error, self._failing_since, self.disk_full = None, None, False
+            return refused
+
+    async def _fenced(self, batch: UnitOfWork, deletes: fencing.DeleteParts, refusal: Fenced) -> None:
+        """The fence refused ``batch``: forget what this node no longer holds, keep the rest of
+        the batch to write (fenced anew), waiting for a new registration when the lease was lost."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        log.warning("a storage batch was fenced: %s", refusal)
+        lost = set(refusal.partitions)
+        if refusal.node_lost:
+            lost |= fencing.partitions_of(batch, deletes)
+            await cluster.self_fence("a write found this node's lease gone")
+        cluster.forget(lost)
+        fencing.strip(batch, lost | (fencing.partitions_of(batch, deletes) - set(cluster.held)), deletes)
+        if not batch:
             return
+        while cluster.lease_lost:  # registered again on the next heartbeat tick
+            await asyncio.sleep(cluster.heartbeat / 4)
+        batch.fence = cluster.fence(fencing.partitions_of(batch, deletes))
 
     def _release(self, events: list, effects: list) -> None:
+        if self.cluster is not None:  # what a partition this node let go of meanwhile holds is its holder's
+            events = [e for e in events if self._row_parts.get(e[0]) in self._parts]
+            effects = [e for e in effects if self._row_parts.get(e[0]) in self._parts]
         for row_id, target, event in events:
             if target.is_running and target.id in self.sessions:
                 target.deliver(event)
@@ -459,8 +697,17 @@ class SessionManager(SessionHost):
 
     # -- restoring -------------------------------------------------------------------------------
     async def _restore_all(self) -> None:
+        await self._restore(None)
+
+    async def _restore(self, parts: list[int] | None) -> None:
+        """Restore the running sessions (of ``parts`` in a cluster), then queue the events in
+        flight to them, re-arm their timers and redo their pending effects."""
         assert self.store is not None
-        running = await rows.load_running(self.store)
+        cluster = self.cluster
+        if parts is None:
+            running = await rows.load_running(self.store)
+        else:
+            running = await rows.load_running_in(self.store, parts)
         by_id = {r["id"]: r for r in running}
 
         def depth(row: dict[str, Any]) -> int:
@@ -473,6 +720,8 @@ class SessionManager(SessionHost):
 
         restored: list[tuple[Session, SessionState]] = []
         for row in sorted(running, key=depth):
+            if row["id"] in self.sessions:  # a cluster node that holds it already
+                continue
             fv = self.flows.by_hash.get(row["flow_hash"])
             if fv is None:
                 log.error("session %s: flow version %s is not stored; cannot restore", row["id"], row["flow_hash"])
@@ -486,12 +735,19 @@ class SessionManager(SessionHost):
                 continue
             self.sessions[session.id] = session
             self.info[session.id] = SessionInfo(row["flow"], row["flow_version"], row["flow_hash"],
-                                                row["created_at"], True, row["parent_id"])
+                                                row["created_at"], True, row["parent_id"],
+                                                row.get("part"), row.get("seq") or 0)
             restored.append((session, state))
         for session, state in restored:
             session.link_invocations(state.invocations, self.sessions)
-        inbox = await rows.load_inbox(self.store)
+        if parts is None:
+            inbox = await rows.load_inbox(self.store)
+        else:
+            assert cluster is not None
+            inbox = await rows.take_inbox(self.store, cluster.node, cluster.incarnation, parts)
         for row in inbox:
+            if cluster is not None:
+                self._row_parts[row["id"]] = row["part"]
             target = self.sessions.get(row["session_id"])
             if target is None or not target.is_running:
                 self._inbox_done.append(row["id"])
@@ -501,12 +757,159 @@ class SessionManager(SessionHost):
             self._dirty[target.id] = target
         for session, state in restored:
             session.resume(state.pending)
-        outbox = await rows.load_outbox(self.store)
+        outbox = await rows.load_outbox(self.store) if parts is None else await rows.load_outbox_in(self.store, parts)
+        if parts is not None:
+            self._parts.update({p: cluster.held[p] for p in parts if p in cluster.held})  # type: ignore[union-attr]
         for row in outbox:
+            if cluster is not None:
+                self._row_parts[row["id"]] = row["part"]
             self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))
-        log.info("restored %d sessions, %d events in flight, %d pending effects",
-                 len(restored), len(inbox), len(outbox))
+        if parts is None:
+            log.info("restored %d sessions, %d events in flight, %d pending effects", len(restored), len(inbox),
+                     len(outbox))
+        else:
+            log.info("partitions %s adopted: %d sessions, %d events in flight, %d pending effects", parts,
+                     len(restored), len(inbox), len(outbox))
+            self.adopted_counts = [a + b for a, b in zip(self.adopted_counts, (len(restored), len(inbox), len(outbox)),
+                                                         strict=True)]
         self._wake.set()
+
+    def report_adopted(self) -> None:
+        """Log what the adoptions since the last report restored, as a start without a cluster
+        logs what it restored (a node's start: its first claim)."""
+        sessions, events, effects = self.adopted_counts
+        self.adopted_counts = [0, 0, 0]
+        log.info("restored %d sessions, %d events in flight, %d pending effects", sessions, events, effects)
+
+    # -- a cluster's partitions (PartitionParticipant) ----------------------------------------------
+    async def adopt(self, partitions: dict[int, int]) -> None:
+        """Restore the sessions of ``partitions`` with their events and effects, as a start does."""
+        if self.store is None:
+            return
+        parts = sorted(partitions)
+        self._settling.update(dict.fromkeys(parts, 0))
+        try:
+            await self._restore(parts)
+            for _round in range(100):  # until no event was handed over to them while the last ones were taken
+                before = [self._settling.get(p) for p in parts]
+                try:
+                    await self.commit()
+                    await self._take()
+                except Exception as e:  # the heartbeat's take goes on trying
+                    log.warning("partitions %s adopted, but their handed-over events not yet taken (%s)", parts, e)
+                    break
+                if before == [self._settling.get(p) for p in parts]:
+                    break
+        finally:
+            for p in parts:  # no await from the last take to here: later events go straight to the sessions
+                self._settling.pop(p, None)
+
+    async def release(self, partitions: dict[int, int]) -> None:
+        """Write what is pending (for these partitions and the rest), then forget them."""
+        gone = set(partitions)
+        for p in gone:
+            self._parts.pop(p, None)  # no more takes for them
+        try:
+            await self.commit()
+        except StorageUnavailable as e:
+            log.warning("giving back partitions %s with changes not stored (%s): their next holder restores "
+                        "them as last stored", sorted(gone), e)
+        self.drop(gone)
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the sessions of ``partitions`` at once, writing nothing: their timers cancelled,
+        never run or stored again here; what they held back (events, effects) is not released."""
+        if not partitions:
+            return
+        for p in partitions:
+            self._parts.pop(p, None)
+        gone = {sid: s for sid, s in self.sessions.items()
+                if (info := self.info.get(sid)) is not None and info.part in partitions}
+        for sid, session in gone.items():
+            session.cancel_timers()
+            session.status = DROPPED  # a turn, a timer or a delivery still on its way finds it not running
+            del self.sessions[sid]
+            self.info.pop(sid, None)
+            self._dirty.pop(sid, None)
+            self._delivered.pop(sid, None)
+        self._new_inbox = fencing.drop_rows(self._new_inbox, partitions)
+        self._new_outbox = fencing.drop_rows(self._new_outbox, partitions)
+        kept = {row["id"] for row in self._new_inbox}
+        self._held_events = [e for e in self._held_events if e[0] in kept and e[1].id not in gone]
+        self._held_effects = [e for e in self._held_effects if e[1] not in gone]
+        parts = self._row_parts
+        self._inbox_done = [k for k in self._inbox_done if parts.get(k) not in partitions]
+        self._outbox_done = [k for k in self._outbox_done if parts.get(k) not in partitions]
+        for key in [k for k, p in parts.items() if p in partitions]:
+            del parts[key]
+        if gone:
+            log.info("dropped %d sessions of partitions %s", len(gone), sorted(partitions))
+
+    # -- taking handed-over events (cluster) ------------------------------------------------------
+    def _inbox_notified(self, payload: str) -> None:
+        try:
+            part = int(payload)
+        except ValueError:
+            return
+        if part in self._parts:
+            self._take_soon()
+
+    def _take_soon(self) -> None:
+        """Take now, or once more after the take running now (one at a time)."""
+        if self._taking is not None and not self._taking.done():
+            self._take_again = True
+            return
+        self._taking = asyncio.get_running_loop().create_task(self._take_until_quiet())
+
+    async def _take_until_quiet(self) -> None:
+        self._take_again = True
+        while self._take_again:
+            self._take_again = False
+            try:
+                await self._take()
+            except Exception as e:
+                log.warning("taking handed-over events failed (%s: %s); the next heartbeat tries again",
+                            type(e).__name__, e)
+                return
+
+    async def _take(self) -> None:
+        """Take the events other nodes handed over to the sessions of the partitions held here
+        (on a ``cbe_inbox`` notification and on every heartbeat) and deliver them."""
+        cluster = self.cluster
+        if cluster is None or self.store is None or not self._parts or cluster.lease_lost:
+            return
+        taken = await rows.take_inbox(self.store, cluster.node, cluster.incarnation, sorted(self._parts))
+        for row in taken:
+            if row["part"] not in self._parts:  # let go of meanwhile: its next holder takes it at its epoch
+                continue
+            self._row_parts[row["id"]] = row["part"]
+            target = self.sessions.get(row["session_id"])
+            if target is None or not target.is_running:
+                self._inbox_done.append(row["id"])
+                continue
+            target.deliver(decode_event(json.loads(row["event"])))
+            self._delivered.setdefault(target.id, []).append(row["id"])
+        if taken:
+            self._changed()
+
+    async def _hand_over_sourced(self) -> None:
+        """Write the handoffs named by a source, each once (``send_to(..., source=...)``), before
+        the batch whose waiters wait for them; retried like a batch."""
+        assert self.cluster is not None and self.store is not None
+        sourced, self._sourced = self._sourced, []
+        notify = sorted({(INBOX_CHANNEL, str(row["part"])) for _source, row in sourced})
+        delay = 0.05
+        while True:
+            try:
+                await rows.hand_over_sourced(self.store, self.cluster.fence(()), sourced, notify)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self._write_error = f"{type(e).__name__}: {e}"[:500]
+                log.error("handing over events failed (%s); retrying in %.2f s", self._write_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
 
 def _is_disk_full(error: BaseException) -> bool:

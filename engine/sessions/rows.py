@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..jsonable import jsonable
 from ..scxml.snapshot import decode_state
-from ..storage import Migration, Schema, Store, TableWrite, UnitOfWork, creates, metadata
+from ..storage import Fence, Migration, Schema, Store, TableWrite, UnitOfWork, creates, metadata
+from ..storage import fence as fencing
+from ..storage.cluster_tables import session_writes, with_partition
 
 # Every document version any session ran or runs: flows, and documents invoked by them.
 flow_versions = Table(
@@ -70,6 +72,17 @@ SESSIONS = TableWrite(sessions, replace=("status", "updated_at", "snapshot"))
 INBOX = TableWrite(inbox, sequenced=True)
 OUTBOX = TableWrite(outbox, sequenced=True)
 
+# The same tables as a cluster node writes them on PostgreSQL (issue 14): each row with its
+# partition; a snapshot with the epoch its writer held the partition at (an upsert never lets it go
+# back) and its sequence number; an inbox row with the epoch it was taken at (None: handed over,
+# waiting for its partition's holder to take it).
+CLUSTER_SESSIONS = TableWrite(with_partition(sessions, Column("epoch", BigInteger, nullable=False),
+                                             Column("seq", BigInteger, nullable=False)),
+                              replace=("status", "updated_at", "snapshot", "epoch", "seq"), guard="epoch")
+CLUSTER_INBOX = TableWrite(with_partition(inbox, Column("taken_epoch", BigInteger)))
+CLUSTER_OUTBOX = TableWrite(with_partition(outbox))
+SESSION_WRITES = TableWrite(session_writes)  # every snapshot write, when cluster_audit is on
+
 SCHEMA = Schema("sessions", (Migration(1, "flow versions, sessions, inbox, outbox",
                                        creates(flow_versions, sessions, inbox, outbox)),),
                 (FLOW_VERSIONS, SESSIONS, INBOX, OUTBOX))
@@ -100,6 +113,54 @@ async def load_inbox(store: Store) -> list[dict[str, Any]]:
 
 async def load_outbox(store: Store) -> list[dict[str, Any]]:
     return await store.rows_where(outbox, order_by=(outbox.c.id,))
+
+
+async def load_running_in(store: Store, parts: list[int]) -> list[dict[str, Any]]:
+    """The running sessions of ``parts`` (a cluster node adopting them), with partition, epoch, seq."""
+    t = CLUSTER_SESSIONS.table
+    return await store.rows_where(t, t.c.status == RUNNING, t.c.part.in_(parts))
+
+
+async def load_outbox_in(store: Store, parts: list[int]) -> list[dict[str, Any]]:
+    t = CLUSTER_OUTBOX.table
+    return await store.rows_where(t, t.c.part.in_(parts), order_by=(t.c.id,))
+
+
+# Events for sessions of the partitions this node holds that it has not taken at the epoch it holds
+# them (handed over by other nodes, or left by an earlier holder): one statement, whose join with
+# the partitions' owners is its own fence. Each row comes back once per epoch.
+_TAKE = """
+UPDATE inbox i SET taken_epoch = p.epoch FROM cluster_partitions p
+WHERE i.part = p.id AND p.owner = $1 AND p.owner_incarnation = $2 AND p.id = ANY($3::int[])
+  AND (i.taken_epoch IS NULL OR i.taken_epoch < p.epoch)
+RETURNING i.id, i.part, i.session_id, i.event
+"""
+
+
+async def take_inbox(store: Store, node: str, incarnation: str, parts: list[int]) -> list[dict[str, Any]]:
+    """Take the inbox rows of ``parts`` not yet taken at their held epoch, oldest first."""
+    async with store.engine.begin() as conn:
+        found = (await conn.exec_driver_sql(_TAKE, (node, incarnation, parts))).all()
+    return sorted(({"id": r[0], "part": r[1], "session_id": r[2], "event": r[3]} for r in found),
+                  key=lambda r: r["id"])
+
+
+# An event from outside the engine that names where it came from (a platform event's number) is
+# handed over once: a copy sent again, to this node or another, inserts nothing.
+_SOURCED = """
+WITH s AS (INSERT INTO inbox_sources (source, at) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING source)
+INSERT INTO inbox (id, session_id, event, created_at, part, taken_epoch) SELECT $3, $4, $5, $6, $7, NULL FROM s
+"""
+
+
+async def hand_over_sourced(store: Store, fence: Fence, rows: list[tuple[str, dict[str, Any]]],
+                            notify: list[tuple[str, str]]) -> None:
+    """Insert handed-over inbox rows, each at most once per source, while this node's lease holds."""
+    async with store.engine.begin() as conn:
+        await fencing.check(conn, fence)
+        await conn.exec_driver_sql(_SOURCED, [(source, r["created_at"], r["id"], r["session_id"], r["event"],
+                                               r["created_at"], r["part"]) for source, r in rows])
+        await conn.exec_driver_sql("SELECT pg_notify($1, $2)", notify)
 
 
 async def get_session(store: Store, session_id: str) -> dict[str, Any] | None:

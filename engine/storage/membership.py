@@ -82,7 +82,16 @@ FROM unnest($3::int[], $4::bigint[]) AS held(id, epoch)
 WHERE p.id = held.id AND p.epoch = held.epoch AND p.owner = $1 AND p.owner_incarnation = $2
 """
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', $1)"
+_OTHERS = f"SELECT name, platform FROM cluster_nodes WHERE name <> $1 AND expires_at > {NOW}"
 _LEAVE = "DELETE FROM cluster_nodes WHERE name = $1 AND incarnation = $2"
+
+
+#: What a node registers as its platform when it runs the simulator in its own process.
+EMBEDDED = "embedded"
+
+
+class ClusterRefused(RuntimeError):
+    """This node may not join the cluster as it is (an embedded simulator beside other nodes)."""
 
 
 class PartitionParticipant(Protocol):
@@ -121,6 +130,8 @@ class Membership:
         self.incarnation = ""
         self.slot: int | None = None
         self.held: dict[int, int] = {}  # partition -> the epoch this node claimed it at
+        self.adopted: set[int] = set()  # held partitions every participant has taken over
+        self._on_beat: list[Callable[[], Awaitable[None]]] = []
         self.deadline = 0.0  # monotonic: past it, this node no longer trusts its lease
         self.lease_lost = False  # between a self-fence and the next registration
         self.fences = 0  # self-fences so far (for /health and the tests)
@@ -129,6 +140,17 @@ class Membership:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one change of the held partitions at a time
         self._wake = asyncio.Event()
+
+    # -- joining ------------------------------------------------------------------------------
+    def join(self, participant: PartitionParticipant) -> None:
+        """``participant`` is told of every claim, release and drop from now on, after those that
+        joined before it (the session manager first: the domains' rows follow its sessions)."""
+        self.participants.append(participant)
+
+    def on_beat(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await ``callback()`` after every good heartbeat: the sweep of work handed over by other
+        nodes whose notification was lost."""
+        self._on_beat.append(callback)
 
     # -- what the writer asks -----------------------------------------------------------------
     def fence(self, partitions: Any = None) -> Fence:
@@ -226,6 +248,7 @@ class Membership:
                     if slot is None:
                         raise RuntimeError(f"cluster: all {SLOTS} id slots are taken by live nodes")
                     await conn.exec_driver_sql(_TAKE_SLOT, (slot, self.node, incarnation))
+                    await self._check_platform(conn)
             except IntegrityError:  # another node took the same slot at the same time
                 await asyncio.sleep(0.01)
                 continue
@@ -237,6 +260,21 @@ class Membership:
         self.lease_lost = False
         await self.store.use_slot(slot)
         log.info("cluster: node %s registered (incarnation %s, id slot %d)", self.node, incarnation[:8], slot)
+
+    async def _check_platform(self, conn: AsyncConnection) -> None:
+        """An embedded simulator holds the queues and calls in one process: its node must be the
+        cluster's only one, and no node joins beside it."""
+        platform = self._details[1]
+        others = (await conn.exec_driver_sql(_OTHERS, (self.node,))).all()
+        if platform == EMBEDDED and others:
+            raise ClusterRefused(
+                f"cluster: node {self.node} runs the embedded simulator, but other nodes are live "
+                f"({', '.join(sorted(n for n, _p in others))}): a cluster of several nodes needs the platform "
+                "as its own process (run_engine.py platform, and platform_url on every node)")
+        embedded = sorted(n for n, p in others if p == EMBEDDED)
+        if embedded:
+            raise ClusterRefused(f"cluster: node {embedded[0]} runs the embedded simulator: no other node may join "
+                                 "it (give every node the platform process's platform_url)")
 
     async def _run(self) -> None:
         watchdog = asyncio.create_task(self._watch(), name=f"cluster watchdog {self.node}")
@@ -252,6 +290,11 @@ class Membership:
                         await self.register()
                     if await self.beat():
                         await self.balance()
+                        for callback in self._on_beat:
+                            try:
+                                await callback()
+                            except Exception:
+                                log.exception("cluster: a heartbeat sweep failed")
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:
@@ -291,6 +334,7 @@ class Membership:
         self.lease_lost = True
         self.fences += 1
         dropped, self.held = set(self.held), {}
+        self.adopted.clear()
         log.warning("cluster: node %s lost its lease (%s); dropping %d partitions", self.node, why, len(dropped))
         for participant in self.participants:
             try:
@@ -303,6 +347,7 @@ class Membership:
         gone = partitions & set(self.held)
         for p in gone:
             del self.held[p]
+        self.adopted -= gone
         for participant in self.participants:
             participant.drop(gone)
 
@@ -345,6 +390,7 @@ class Membership:
             chunk = {p: got[p] for p in chunks[start:start + ADOPT_CHUNK]}
             for participant in self.participants:
                 await participant.adopt(chunk)
+            self.adopted.update(p for p in chunk if self.held.get(p) == chunk[p])
             await asyncio.sleep(0)
 
     async def _claim_once(self, k: int) -> list[Any]:
@@ -374,10 +420,12 @@ class Membership:
         nodes are told."""
         if not parts:
             return
+        self.adopted -= set(parts)  # leaving: nothing new is placed in them
         for participant in self.participants:
             await participant.release(parts)
         for p in parts:
             self.held.pop(p, None)
+            self.adopted.discard(p)
         async with self.store.engine.begin() as conn:
             await conn.exec_driver_sql(_RELEASE, (self.node, self.incarnation, list(parts), list(parts.values())))
             await conn.exec_driver_sql(_NOTIFY, ("released",))
