@@ -38,12 +38,15 @@ from .api.auth import require_key
 from .api.errors import json_errors
 from .api.malformed import quiet_malformed_requests
 from .console import routes as console
+from .console.session import SESSIONS as CONSOLE_SESSIONS
 from .keys import open_keys, scrub_environment
 from .runtime import Runtime
 from .scxml import Registry
 from .settings import Settings
 from .storage.api_keys import KIND as KEYS_KIND
 from .storage.api_keys import KeyTable
+from .storage.console_sessions import KIND as SIGN_IN_KIND
+from .storage.console_sessions import SignInTable
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None,
@@ -72,10 +75,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 await key_store.share(KeyTable(built.shared))
                 built.shared.follow(KEYS_KIND, key_store.reread, versioned=False)
                 await asyncio.to_thread(key_store.ensure_administrator, settings.data_dir)
+                await app[CONSOLE_SESSIONS].share(SignInTable(built.shared))  # a sign-in valid on every node
+                built.shared.follow(SIGN_IN_KIND, app[CONSOLE_SESSIONS].reread, versioned=False)
             await built.start()
             app[RUNTIME] = built
             yield
         finally:
+            await app[CONSOLE_SESSIONS].close()
             await built.close()
 
     app.cleanup_ctx.append(runtime)

@@ -10,6 +10,13 @@ sign-in, at sign-out, and as soon as its key is revoked or rotated: each use loo
 name in the key store and compares the stored hash, so a rotated key (same name, new secret)
 no longer matches. Sessions live in memory: a restart signs everybody out.
 
+In a cluster (``share``) a sign-in is valid on every node: it is stored (``console_sessions``, the
+token's hash only) and announced, and every node keeps the live sign-ins in memory (a request
+never waits for the database); a sign-out is announced the same way, and the last-use times are
+exchanged every ``EXCHANGE_SECONDS``, so a session used on one node is not idle on another. A
+node restarting reads them back: nobody is signed out. The store write follows the answer of the
+sign-in by a few milliseconds: a request reaching another node within them is asked to sign in.
+
 Failed sign-ins are counted per remote address over a sliding minute; past the limit the address
 is refused (429) until its oldest failure leaves the window, so keys cannot be guessed quickly
 through the sign-in form (they are 256 random bits anyway; this keeps the log and CPU quiet).
@@ -17,18 +24,25 @@ through the sign-in form (they are 256 random bits anyway; this keeps the log an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from ..api.errors import error_response
 from ..keys import ApiKey, KeyStore
+from ..storage.console_sessions import SignInTable
+
+log = logging.getLogger("engine.console")
 
 COOKIE = "cbe_console"
 CSRF_HEADER = "X-CSRF-Token"
@@ -41,6 +55,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_ENDED = ("the console session ended (signed out, idle too long, too old, or its key was revoked or "
                  "rotated); sign in again")
 CSRF_REFUSAL = "CSRF token missing or wrong"
+EXCHANGE_SECONDS = 15.0  # a cluster's nodes tell one another their sign-ins' last uses this often
 
 
 def token_digest(token: str) -> bytes:
@@ -73,6 +88,10 @@ class SessionStore:
         self.clock = clock
         self._sessions: OrderedDict[bytes, ConsoleSession] = OrderedDict()  # oldest sign-in first
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._table: SignInTable | None = None  # a cluster's (share); None: this process only
+        self._used: dict[bytes, float] = {}  # last uses not yet told to the other nodes
+        self._writes: set[asyncio.Task[Any]] = set()
+        self._exchanger: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -86,12 +105,93 @@ class SessionStore:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         session = ConsoleSession(key.name, key.sha256, secrets.token_urlsafe(32), now, now)
-        self._sessions[token_digest(token)] = session
+        digest = token_digest(token)
+        self._sessions[digest] = session
+        if self._table is not None:
+            self._write(self._table.add({"token_sha256": digest.hex(), "key_name": session.key_name,
+                                         "key_hash": session.key_sha256, "csrf": session.csrf,
+                                         "signed_in": session.created, "last_used": session.last_seen}))
         return token, session
 
     def sign_out(self, token: str | None) -> None:
         if token and len(token) <= MAX_TOKEN_LENGTH:
-            self._sessions.pop(token_digest(token), None)
+            digest = token_digest(token)
+            self._sessions.pop(digest, None)
+            if self._table is not None:
+                self._write(self._table.remove(digest.hex()))
+
+    # -- in a cluster ------------------------------------------------------------------------------
+    async def share(self, table: SignInTable) -> None:
+        """Keep the sign-ins in the cluster's table from now on (those already there are live here)."""
+        self._table = table
+        self._take_all(await table.read())
+        self._exchanger = asyncio.get_running_loop().create_task(self._exchange_loop(), name="console sign-ins")
+
+    async def reread(self, name: str) -> None:
+        """A sign-in or sign-out announced by another node (``name``: the token's hash; ``""``:
+        read them all, after the listener reconnected)."""
+        assert self._table is not None
+        if not name:
+            self._take_all(await self._table.read())
+            return
+        rows = await self._table.read(name)
+        if not rows:
+            self._sessions.pop(bytes.fromhex(name), None)
+        else:
+            self._take(rows[0])
+
+    async def close(self) -> None:
+        if self._exchanger is not None:
+            self._exchanger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._exchanger
+        for task in list(self._writes):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)
+
+    def _take(self, row: dict[str, Any]) -> None:
+        digest = bytes.fromhex(row["token_sha256"])
+        known = self._sessions.get(digest)
+        if known is None:
+            self._sessions[digest] = ConsoleSession(row["key_name"], row["key_hash"], row["csrf"],
+                                                    float(row["signed_in"]), float(row["last_used"]))
+        else:
+            known.last_seen = max(known.last_seen, float(row["last_used"]))
+
+    def _take_all(self, rows: list[dict[str, Any]]) -> None:
+        stored = {bytes.fromhex(r["token_sha256"]) for r in rows}
+        recent = self.clock() - EXCHANGE_SECONDS  # a sign-in of this node may still be on its way
+        for digest in [d for d, s in self._sessions.items()
+                       if d not in stored and d not in self._used and s.created < recent]:
+            del self._sessions[digest]  # signed out elsewhere, or expired
+        for row in sorted(rows, key=lambda r: r["signed_in"]):
+            self._take(row)
+
+    async def _exchange_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EXCHANGE_SECONDS)
+            used, self._used = self._used, {}
+            now = self.clock()
+            try:
+                assert self._table is not None
+                rows = await self._table.exchange({d.hex(): t for d, t in used.items()}, now - self.idle,
+                                                  now - self.longest)
+            except Exception as e:
+                log.warning("console sign-ins: could not exchange last uses with the other nodes (%s)", e)
+                self._used = {**used, **self._used}
+                continue
+            self._take_all(rows)
+
+    def _write(self, work: Awaitable[None]) -> None:
+        async def logged() -> None:
+            try:
+                await work
+            except Exception as e:
+                log.error("console sign-ins: %s; the other nodes do not know of this change", e)
+
+        task = asyncio.get_running_loop().create_task(logged())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     # -- using a session ---------------------------------------------------------------------------
     def find(self, token: str | None, touch: bool = True) -> tuple[ConsoleSession, ApiKey] | None:
@@ -114,6 +214,8 @@ class SessionStore:
         if touch:
             session.last_seen = now
             self.keys.last_used[key.name] = now
+            if self._table is not None:
+                self._used[digest] = now
         return session, key
 
     def key_for(self, request: web.Request, token: str) -> ApiKey | web.Response:

@@ -1,6 +1,8 @@
-"""A cluster's keys and configuration from the command line (issue 14, item 5): ``run_engine.py
-keys`` writes the database's keys, which every node serves at once; ``config export`` then
-``config import`` changes nothing, and a file edited in between is taken by every node."""
+"""A cluster's keys, console sign-ins and configuration from the command line (issue 14, item 5):
+``run_engine.py keys`` writes the database's keys, which every node serves at once; a console
+sign-in made on one node is valid on the other (a sign-out, a rotated key end it on both; last
+uses are exchanged; a restarted node keeps them); ``config export`` then ``config import`` changes
+nothing, and a file edited in between is taken by every node."""
 
 from __future__ import annotations
 
@@ -14,12 +16,16 @@ from pathlib import Path
 import pytest
 
 from engine import persistence
+from engine.console import session as console_session
+from engine.console.session import SessionStore
 from engine.keys import KeyStore, make_key
 from engine.roles import ADMINISTRATOR
 from engine.storage import config_docs
 from engine.storage.api_keys import KIND as KEYS_KIND
 from engine.storage.api_keys import KeyTable
 from engine.storage.config_docs import CHANNEL
+from engine.storage.console_sessions import KIND as SIGN_IN_KIND
+from engine.storage.console_sessions import SignInTable
 from engine.storage.listener import Listener
 from engine.storage.shared_config import SharedConfig
 
@@ -41,8 +47,8 @@ def db_url(postgres) -> str:
 class KeyNode:
     """What ``create_app`` does with the keys of a cluster node."""
 
-    def __init__(self, keys: KeyStore, listener: Listener, store) -> None:
-        self.keys, self.listener, self.store = keys, listener, store
+    def __init__(self, keys: KeyStore, listener: Listener, store, shared: SharedConfig) -> None:
+        self.keys, self.listener, self.store, self.shared = keys, listener, store, shared
 
     @classmethod
     async def start(cls, db_url: str, data: Path, name: str) -> KeyNode:
@@ -54,7 +60,7 @@ class KeyNode:
         await keys.share(KeyTable(shared))
         shared.follow(KEYS_KIND, keys.reread, versioned=False)
         await listener.start()
-        return cls(keys, listener, store)
+        return cls(keys, listener, store, shared)
 
     async def close(self) -> None:
         await self.listener.close()
@@ -136,3 +142,76 @@ async def test_an_export_imported_again_changes_nothing_and_an_edited_file_is_se
         await seen_within(lambda: node.services.raw_hours["office"]["time_zone"] == "America/New_York")
     finally:
         await node.close()
+
+
+# -- console sign-ins ---------------------------------------------------------------------------
+IDLE, LONGEST = 1800.0, 3600.0
+
+
+async def console_of(node: KeyNode) -> SessionStore:
+    """What ``create_app`` does with the console's sign-ins of a cluster node."""
+    sessions = SessionStore(node.keys, IDLE, LONGEST)
+    await sessions.share(SignInTable(node.shared))
+    node.shared.follow(SIGN_IN_KIND, sessions.reread, versioned=False)
+    return sessions
+
+
+@pytest.fixture
+async def consoles(key_nodes: list[KeyNode], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[SessionStore]]:
+    monkeypatch.setattr(console_session, "EXCHANGE_SECONDS", 0.2)
+    made = [await console_of(node) for node in key_nodes]
+    yield made
+    for sessions in made:
+        await sessions.close()
+
+
+async def test_a_sign_in_on_one_node_is_valid_on_the_other_until_signed_out(
+        key_nodes: list[KeyNode], consoles: list[SessionStore]) -> None:
+    a, b = consoles
+    key, _secret = await asyncio.to_thread(key_nodes[0].keys.create, "ops", ADMINISTRATOR)
+    await seen_within(lambda: key_nodes[1].keys.get("ops") is not None)
+    token, session = a.sign_in(key)
+    await seen_within(lambda: b.find(token) is not None)
+    found, found_key = b.find(token)
+    assert (found.csrf, found_key.name) == (session.csrf, "ops")
+    b.sign_out(token)
+    assert b.find(token) is None
+    await seen_within(lambda: a.find(token) is None)
+
+
+async def test_a_rotated_key_ends_its_sign_ins_everywhere_and_a_restart_keeps_them(
+        key_nodes: list[KeyNode], consoles: list[SessionStore]) -> None:
+    a, b = consoles
+    key, _ = await asyncio.to_thread(key_nodes[0].keys.create, "ops", ADMINISTRATOR)
+    other, _ = await asyncio.to_thread(key_nodes[0].keys.create, "dev", "developer")
+    token, _ = a.sign_in(key)
+    kept, _ = a.sign_in(other)
+    await seen_within(lambda: b.find(token) is not None and b.find(kept) is not None)
+
+    restarted = await console_of(key_nodes[1])  # a node starting again reads the live sign-ins
+    try:
+        assert restarted.find(kept) is not None
+    finally:
+        await restarted.close()
+
+    await asyncio.to_thread(key_nodes[0].keys.rotate, "ops")
+    await seen_within(lambda: b.find(token) is None)
+    assert b.find(kept) is not None
+
+
+async def test_a_session_used_on_one_node_is_not_idle_on_the_other(
+        key_nodes: list[KeyNode], consoles: list[SessionStore]) -> None:
+    a, b = consoles
+    key, _ = await asyncio.to_thread(key_nodes[0].keys.create, "ops", ADMINISTRATOR)
+    token, _ = a.sign_in(key)
+    await seen_within(lambda: b.find(token, touch=False) is not None)
+    before = b.find(token, touch=False)[0].last_seen
+    await asyncio.sleep(0.05)
+    a.find(token)  # used on a
+    await seen_within(lambda: b.find(token, touch=False)[0].last_seen > before, seconds=2.0)
+
+
+def test_the_exchange_interval_keeps_idle_limits_honest() -> None:
+    """Last uses travel every EXCHANGE_SECONDS: far below the shortest idle limit anyone sets."""
+    assert console_session.EXCHANGE_SECONDS * 4 <= 60
+
