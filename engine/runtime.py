@@ -54,6 +54,7 @@ from .sessions.flows import FlowRegistry
 from .sessions.manager import SessionManager
 from .settings import Settings
 from .storage import Store, check_secret_key
+from .storage.config_docs import CHANNEL as CONFIG_CHANNEL
 from .storage.listener import Listener
 from .storage.membership import EMBEDDED, Membership
 from .storage.shared_config import SharedConfig
@@ -122,6 +123,9 @@ class Runtime:
                 membership = cluster_membership(s, store, box)
             # A cluster's configuration is shared through the database (the files are imported).
             shared = SharedConfig(store, s.node) if store is not None and s.in_cluster else None
+            if shared is not None and listener is not None:  # what another node changed, served here too
+                listener.subscribe(CONFIG_CHANNEL, shared.on_notice)
+                listener.on_reconnect(shared.sweep)
             lists = TransactionLists(s.config_dir, check=target_check, shared=shared)
             await lists.open()
             queue_settings = CallbackSettings(s.config_dir, shared=shared)
