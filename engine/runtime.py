@@ -196,7 +196,7 @@ class Runtime:
             }, checks=[target_check], shared=shared)
             await services.open()
             bus = CallbackBus()
-            notifications = NotificationService(manager, services, lists, notification_config, bus)
+            notifications = NotificationService(manager, services, lists, notification_config, bus, listener=listener)
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, platform)
             push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform)
             # Watching comes last: the lifecycle log and the metrics observe the parts above.
@@ -250,7 +250,7 @@ class Runtime:
         """Forget what ended more than ``retention_days`` ago (hourly, and on demand)."""
         assert self.store is not None
         cutoff = time.time() - self.settings.retention_days * 86400
-        counts = await persistence.purge(self.store, cutoff)
+        counts = await persistence.purge(self.store, cutoff, shared=self.membership is not None)
         if any(counts.values()):
             log.info("retention: removed %s", counts)
         return counts

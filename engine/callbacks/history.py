@@ -24,6 +24,7 @@ from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table,
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..ids import partition_of
 from ..storage import Migration, Store, TableWrite, UnitOfWork, creates, dumps, metadata
 
 STATE, DELIVERY, PUSH = "state", "delivery", "push"
@@ -53,9 +54,12 @@ MIGRATION = Migration(6, "callback history: state changes, delivery and push att
 class HistoryLog:
     """History rows of one writer, on their way to the next batch (kept in memory without a store)."""
 
-    def __init__(self, store: Store | None, request_write: Callable[[], None], clock: Callable[[], float]):
-        """``clock``: the engine clock's now (the record's times are on it too)."""
+    def __init__(self, store: Store | None, request_write: Callable[[], None], clock: Callable[[], float],
+                 partitioned: bool = False):
+        """``clock``: the engine clock's now (the record's times are on it too). ``partitioned``
+        (a cluster node): each row carries its callback's partition, which fences its write."""
         self.store = store
+        self.partitioned = partitioned
         self.request_write = request_write
         self.clock = clock
         self.new: list[dict[str, Any]] = []
@@ -65,6 +69,8 @@ class HistoryLog:
     def add(self, callback_id: str, kind: str, data: dict[str, Any]) -> None:
         row = {"id": self.store.new_id() if self.store is not None else next(_memory_ids),
                "callback_id": callback_id, "kind": kind, "at": self.clock(), "data": dumps(data)}
+        if self.partitioned:
+            row["part"] = partition_of(callback_id)
         if self.store is None:
             rows = self.kept.setdefault(callback_id, [])
             if len(rows) < MAX_ROWS_IN_MEMORY:
@@ -78,6 +84,10 @@ class HistoryLog:
         if self.new:
             batch.add(CALLBACK_HISTORY, self.new)
             self.writing, self.new = self.new, []
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the unwritten rows of callbacks in ``partitions`` (this node lost them)."""
+        self.new = [r for r in self.new if r.get("part") not in partitions]
 
     def written(self) -> None:
         """An after-commit hook: the rows of the batch just written are in the store now."""

@@ -7,10 +7,26 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, String, Table, Text, delete, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    column,
+    delete,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage import Migration, Schema, Store, TableWrite, creates, dumps, metadata
+from ..storage.cluster_tables import with_partition
 from . import history
 from .records import parse_time
 from .vocabulary import CallbackState
@@ -67,6 +83,9 @@ def _flat_indexes(conn: Connection) -> None:
 CALLBACKS = TableWrite(callbacks, replace=("state", "desired_time", "expiration_time", "session_id",
                                            "updated_at", "record"))
 CALLBACK_EVENTS = TableWrite(callback_events, sequenced=True)
+#: The same write in a cluster: each row also carries its callback's partition (``part``).
+CLUSTER_CALLBACKS = TableWrite(with_partition(callbacks), replace=CALLBACKS.replace)
+PART = column("part", Integer)  # the PostgreSQL-only partition column (migration 7)
 
 SCHEMA = Schema("callbacks", (Migration(2, "callback records and their status events",
                                         creates(callbacks, callback_events)),
@@ -97,14 +116,18 @@ _SHARED_VALUES = ("_service_name", "_callback_state", "_call_direction", "_urs_v
 _DECODE_CHUNK = 2000
 
 
-async def load_open(store: Store) -> list[dict[str, Any]]:
+async def load_open(store: Store, partitions: list[int] | None = None) -> list[dict[str, Any]]:
     """Every record not yet COMPLETED (decoded); only the open rows are read, however long the history.
 
     Tens of thousands of records stay in memory for as long as they wait: decoded one JSON array
     per chunk, the records share one string per key (the decoder reuses the keys it has seen in
     one document), and the values that repeat across records are interned: about 1 KiB less per
-    record than decoding each on its own, and faster."""
-    found = await store.fetch_all(select(callbacks.c.record).where(callbacks.c.state.in_(OPEN_STATES)))
+    record than decoding each on its own, and faster. ``partitions``: only theirs (a cluster node
+    adopting partitions reads them over the ``(part, state)`` index)."""
+    query = select(callbacks.c.record).where(callbacks.c.state.in_(OPEN_STATES))
+    if partitions is not None:
+        query = query.where(PART.in_(partitions))
+    found = await store.fetch_all(query)
     texts = [r["record"] for r in found]
     records: list[dict[str, Any]] = []
     for start in range(0, len(texts), _DECODE_CHUNK):
@@ -142,6 +165,38 @@ async def find(store: Store, *, service: str | None = None, states: list[str] | 
     if customer_number is not None:
         query = query.where(t.c.customer_number == customer_number)
     return await store.fetch_all(query.order_by(t.c.created_at).limit(limit))
+
+
+async def count_in_state(store: Store, service: str, state: str, skip: list[str]) -> int:
+    """Stored records of ``service`` in ``state``, but those in ``skip`` (over the
+    ``(service, state, created_at)`` index): a cluster's queue limit counts every node's."""
+    t = callbacks
+    query = select(func.count().label("n")).select_from(t).where(t.c.service == service, t.c.state == state)
+    if skip:
+        query = query.where(t.c.id.not_in(skip))
+    found = await store.fetch_one(query)
+    return int(found["n"]) if found else 0
+
+
+async def scheduled_per_bucket(store: Store, service: str, start: float, end: float, size: float,
+                               skip: list[str]) -> dict[int, int]:
+    """Stored SCHEDULED records of ``service`` with a desired time in ``[start, end)``, counted per
+    bucket of ``size`` seconds (bucket number -> count), but those in ``skip`` (over the
+    ``(service, desired_time)`` index): a cluster's capacity counts every node's."""
+    t = callbacks
+    bucket = func.floor(t.c.desired_time / size).label("bucket")
+    query = (select(bucket, func.count().label("n")).select_from(t)
+             .where(t.c.service == service, t.c.state == CallbackState.SCHEDULED.value,
+                    t.c.desired_time >= start, t.c.desired_time < end).group_by(bucket))
+    if skip:
+        query = query.where(t.c.id.not_in(skip))
+    return {int(r["bucket"]): int(r["n"]) for r in await store.fetch_all(query)}
+
+
+async def is_session_of_callback(store: Store, session_id: str) -> bool:
+    """Whether any stored callback (of any node) is run by ``session_id`` (``callbacks(session_id)``)."""
+    t = callbacks
+    return await store.fetch_one(select(t.c.id).where(t.c.session_id == session_id).limit(1)) is not None
 
 
 async def events_of(store: Store, callback_id: str) -> list[dict[str, Any]]:

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..ids import random_id
+from ..ids import partition_of, random_id, random_id_in
 from ..platform.adapter import Platform
 from ..scxml import AttrDict, Event, Session
 from ..sessions.flows import FlowError
 from ..sessions.manager import SessionManager
-from ..storage import UnitOfWork, dumps
+from ..storage import StorageUnavailable, UnitOfWork, dumps
 from . import history
 from . import rows as callback_rows
 from .bus import (
@@ -65,6 +65,7 @@ from .records import (
     service_fields,
 )
 from .services import ServiceRegistry
+from .shared_counts import SharedCounts
 from .timers import Timers
 from .vocabulary import CallbackState, CompletionReason
 
@@ -105,8 +106,19 @@ class CallbackService:
         self.scheduled = TimeIndex(_scheduled_at)  # SCHEDULED records, by service and desired time
         self._indexes: list[RecordIndex | TimeIndex] = [self.waiting, self.scheduled]
         manager.batch_contributors.append(self._contribute)
+        # In a cluster (PostgreSQL) this node holds the callbacks of its partitions only: it
+        # loads them as it claims them (``adopt``), the limits count every node's records, and
+        # every row it writes carries its callback's partition (which fences the write).
+        self.cluster = manager.cluster
+        self.shared: SharedCounts | None = None
+        self._writing: dict[str, dict[str, Any]] = {}  # records in the batch being written (cluster)
+        if self.cluster is not None and self.store is not None:
+            self.shared = SharedCounts(self.store, self._unwritten)
+            manager.after_commit.append(self._written)
+            self.cluster.join(self)
         # State changes, each with what caused it (the console's timeline), in the same batches.
-        self.history = history.HistoryLog(self.store, manager.request_write, self.clock.now)
+        self.history = history.HistoryLog(self.store, manager.request_write, self.clock.now,
+                                          partitioned=self.cluster is not None)
         manager.batch_contributors.append(self.history.contribute)
         manager.after_commit.append(self.history.written)
         manager.on_session_end.append(self._session_ended)
@@ -114,22 +126,11 @@ class CallbackService:
 
     # -- lifecycle of the service itself -------------------------------------------------------
     async def open(self) -> None:
-        """Load open callbacks and re-arm their schedule."""
-        if self.store is None:
+        """Load open callbacks and re-arm their schedule (in a cluster: nothing, ``adopt`` loads
+        the callbacks of each partition this node claims)."""
+        if self.store is None or self.cluster is not None:
             return
-        for record in await callback_rows.load_open(self.store):
-            self.records[record["_id"]] = record
-            self._track(record)
-            sid = record.get("_ors_session_id")
-            if sid:
-                self.by_session[sid] = record["_id"]
-            self._arm(record)
-        orphans = [r for r in self.records.values()
-                   if r["_callback_state"] not in (CallbackState.SCHEDULED, CallbackState.COMPLETED)
-                   and r.get("_ors_session_id") not in self.manager.sessions]
-        for record in orphans:  # its session ended while we were down, or never got stored
-            self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone",
-                           source=history.RESTART)
+        self._restore(await callback_rows.load_open(self.store))
         durable_platform = self.platform is not None and self.platform.durable
         for sid, cid in [] if durable_platform else list(self.by_session.items()):
             session = self.manager.sessions.get(sid)
@@ -139,8 +140,75 @@ class CallbackService:
                 session.deliver(Event("platform.restarted", AttrDict(callback_id=cid)))
         log.info("callback service: %d open callbacks restored", len(self.records))
 
+    def _restore(self, records: list[dict[str, Any]]) -> None:
+        """Take over stored open records: track them, map their sessions, arm their schedule; one
+        whose session is gone (ended while nobody held it, or never stored) fails."""
+        restored = []
+        for record in records:
+            if record["_id"] in self.records:  # made here since (a partition claimed, then adopted)
+                continue
+            self.records[record["_id"]] = record
+            restored.append(record)
+            self._track(record)
+            sid = record.get("_ors_session_id")
+            if sid:
+                self.by_session[sid] = record["_id"]
+            self._arm(record)
+        orphans = [r for r in restored
+                   if r["_callback_state"] not in (CallbackState.SCHEDULED, CallbackState.COMPLETED)
+                   and r.get("_ors_session_id") not in self.manager.sessions]
+        for record in orphans:  # its session ended while we were down, or never got stored
+            self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone",
+                           source=history.RESTART)
+
     async def close(self) -> None:
         self.timers.cancel_all()
+
+    # -- a cluster's partitions (PartitionParticipant) ------------------------------------------
+    async def adopt(self, partitions: dict[int, int]) -> None:
+        """This node claimed ``partitions``: load their open callbacks and arm their timers (the
+        session manager, which joined first, has restored their sessions already)."""
+        records = await callback_rows.load_open(self.store, sorted(partitions))  # type: ignore[arg-type]
+        self._restore(records)
+        if records:
+            log.info("callback service: %d open callbacks of %d partitions adopted", len(records), len(partitions))
+
+    async def release(self, partitions: dict[int, int]) -> None:
+        """This node gives ``partitions`` back: their callbacks leave memory and their timers
+        stop; what changed is written (while the partitions are still held) before they go."""
+        self._forget(set(partitions))
+        await self.manager.commit()
+
+    def drop(self, partitions: set[int]) -> None:
+        """This node no longer holds ``partitions``: forget their callbacks without writing."""
+        self._forget(partitions)
+        self._dirty = {cid: r for cid, r in self._dirty.items() if partition_of(cid) not in partitions}
+        self._new_events = [e for e in self._new_events if e["part"] not in partitions]
+        self.history.drop(partitions)
+
+    def _forget(self, partitions: set[int]) -> None:
+        gone = [cid for cid in self.records if partition_of(cid) in partitions]
+        for cid in gone:
+            del self.records[cid]
+            self._disarm(cid)
+            for index in self._indexes:
+                index.forget(cid)
+        for sid, cid in list(self.by_session.items()):
+            if partition_of(cid) in partitions:
+                del self.by_session[sid]
+
+    def _unwritten(self) -> list[dict[str, Any]]:
+        """Records whose change the database does not hold yet (the shared limits count them)."""
+        return [*self._dirty.values(), *self._writing.values()]
+
+    def _written(self) -> None:
+        self._writing = {}
+
+    def _here(self, record: dict[str, Any]) -> None:
+        """A change of ``record`` must be made by the node holding it: in a cluster another
+        node's callback is refused (503: the API forwards such requests to its holder)."""
+        if self.cluster is not None and record["_id"] not in self.records:
+            raise StorageUnavailable(f"callback {record['_id']} is held by another node of the cluster; retry")
 
     def add_index(self, index: RecordIndex | TimeIndex) -> None:
         """Keep ``index`` in step with every record change from now on (push groups its
@@ -174,16 +242,17 @@ class CallbackService:
             desired = now
         keys = request_keys(params, options, allow_empty=False)
         self.bus.check_create(service_name, keys)  # e.g. the outbound URL policy on the target
-        if self.runs_session(keys.get("_status_notification_target")):
+        if await self.runs_session_anywhere(keys.get("_status_notification_target")):
             raise BadRequest("_status_notification_target names the session of a callback: events cannot be "
                              "sent into another callback's flow")
         self._check_hours(options, desired)
         scheduled = desired - options["_request_execution_time_buffer"] > now
         if scheduled:
-            self._check_capacity(service_name, options, desired)
+            await self._check_capacity(service_name, options, desired)
         else:
-            self._check_queue(service_name, options)
-        cid = random_id()
+            await self._check_queue(service_name, options)
+        partition = self.manager.placement() if self.cluster is not None else None
+        cid = random_id() if partition is None else random_id_in(partition)
         record: dict[str, Any] = {
             **keys,
             "_id": cid,
@@ -241,6 +310,7 @@ class CallbackService:
         if record["_callback_state"] == CallbackState.COMPLETED:
             raise BadRequest(f"callback {cid} is already COMPLETED ({record.get('_callback_reason')}); "
                              f"only callbacks not yet completed can be cancelled")
+        self._here(record)
         self._lifecycle(record, history.API_CANCEL).cancel()
         self._end_flow(record, CompletionReason.CANCELLED)
         self.mark(record)
@@ -252,6 +322,7 @@ class CallbackService:
         options = self.service(service_name)
         if record["_callback_state"] == CallbackState.COMPLETED:
             raise BadRequest(f"callback {cid} is COMPLETED and cannot be changed")
+        self._here(record)
         new_time = params.get("_new_desired_time")
         keys = request_keys(params, options, allow_empty=True)
         if new_time in (None, "") and not keys:
@@ -266,7 +337,7 @@ class CallbackService:
             check_horizon(desired, now, options["_desired_time_horizon_days"], "_new_desired_time")
             desired = max(desired, now)
             self._check_hours(options, desired)
-            self._check_capacity(service_name, options, desired, exclude=cid)
+            await self._check_capacity(service_name, options, desired, exclude=cid)
         for key, value in keys.items():
             if value == "":
                 record.pop(key, None)
@@ -306,6 +377,11 @@ class CallbackService:
         slots = time_slots(_dt(first), _dt(t1), bucket, hours)[:limit]
         cap = options["_max_request_by_time_bucket"]
         free = {}
+        if self.shared is not None and slots:  # a cluster: every node's records, one query
+            first_slot, last_slot = int(slots[0].timestamp()), int(slots[-1].timestamp())
+            taken = await self.shared.scheduled_per_bucket(service_name, first_slot, last_slot + size, size)
+            return {format_time(begins): max(0, cap - taken.get(begins // size, 0))
+                    for begins in (int(slot.timestamp()) for slot in slots)}
         for slot in slots:
             begins = int(slot.timestamp())
             free[format_time(begins)] = max(0, cap - self.scheduled.count_between(service_name, begins, begins + size))
@@ -354,17 +430,23 @@ class CallbackService:
             raise BadRequest(f"{format_time(desired)} is outside the business hours of "
                              f"{options['_business_hours_service']}{hint}")
 
-    def _check_capacity(self, service_name: str, options: dict[str, Any], desired: float,
-                        exclude: str | None = None) -> None:
+    async def _check_capacity(self, service_name: str, options: dict[str, Any], desired: float,
+                              exclude: str | None = None) -> None:
         size = options["_request_time_bucket"] * 60
         start = int(desired // size * size)
-        taken = self.scheduled.count_between(service_name, start, start + size, exclude=exclude)
+        if self.shared is not None:
+            taken = await self.shared.scheduled_between(service_name, start, start + size, exclude=exclude)
+        else:
+            taken = self.scheduled.count_between(service_name, start, start + size, exclude=exclude)
         if taken >= options["_max_request_by_time_bucket"]:
             raise LimitReached(f"the time slot {format_time(start)} of {service_name} is full "
                                f"({taken} of {options['_max_request_by_time_bucket']}); see availability")
 
-    def _check_queue(self, service_name: str, options: dict[str, Any]) -> None:
-        waiting = self.waiting.count(service_name)
+    async def _check_queue(self, service_name: str, options: dict[str, Any]) -> None:
+        if self.shared is not None:
+            waiting = sum([await self.shared.waiting(service_name, state) for state in WAITING_STATES])
+        else:
+            waiting = self.waiting.count(service_name)
         if waiting >= options["_max_queued_callbacks_per_service"]:
             raise LimitReached(f"{service_name} already has {waiting} queued callbacks "
                                f"(_max_queued_callbacks_per_service); try again later")
@@ -400,9 +482,20 @@ class CallbackService:
         for name in (f"submit:{cid}", f"ttl:{cid}", f"purge:{cid}"):
             self.timers.cancel(name)
 
+    def _held_back(self, name: str, cid: str, run: Callable[[str], None]) -> bool:
+        """In a cluster, a timer of a partition that is being adopted or given back waits a
+        heartbeat: its sessions may not be here (yet, or any more). Given back, the wait is
+        cancelled with the record; adopted, it fires then."""
+        if self.cluster is None or partition_of(cid) in self.cluster.adopted:
+            return False
+        self.timers.arm(f"{name}:{cid}", self.clock.now() + self.cluster.heartbeat * self.clock.scale, run, cid)
+        return True
+
     def _run_submit(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] != CallbackState.SCHEDULED:
+            return
+        if self._held_back("submit", cid, self._run_submit):
             return
         self._submit(record, history.TIMER_SUBMIT)
         self._arm(record)  # its TTL (and purge) from now on
@@ -412,12 +505,16 @@ class CallbackService:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] in (CallbackState.COMPLETED, CallbackState.SCHEDULED):
             return
+        if self._held_back("purge", cid, self._run_purge):
+            return
         log.info("callback %s purged after waiting its queue's purge time", cid)
         self._complete(record, CompletionReason.PURGED, source=history.TIMER_PURGE)
 
     def _run_ttl(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] == CallbackState.COMPLETED:
+            return
+        if self._held_back("ttl", cid, self._run_ttl):
             return
         log.info("callback %s expired (TTL)", cid)
         self._complete(record, CompletionReason.FAIL_TIMEOUT_TTL, source=history.TIMER_TTL)
@@ -437,8 +534,10 @@ class CallbackService:
         def owned(started: Session) -> None:  # mapped before its first macrostep reports anything
             self.by_session[started.id] = record["_id"]
 
+        # In a cluster the session goes in its callback's partition: one node holds both.
+        placed = {} if self.cluster is None else {"partition": partition_of(record["_id"])}
         try:
-            session = self.manager.start_flow(options["_service"], data, before_start=owned)
+            session = self.manager.start_flow(options["_service"], data, before_start=owned, **placed)
         except (FlowError, ValueError) as e:
             log.error("callback %s: cannot start flow %r: %s", record["_id"], options["_service"], e)
             lifecycle.submit_failed(str(e))
@@ -501,6 +600,15 @@ class CallbackService:
         """Whether ``session_id`` is the session of a callback: events from outside (a status
         notification target, a subscription) must not be sent into another callback's flow."""
         return session_id in self.by_session
+
+    async def runs_session_anywhere(self, session_id: Any) -> bool:
+        """``runs_session`` on any node: in a cluster, another node's callback sessions are
+        found in the database (``callbacks(session_id)``)."""
+        if self.runs_session(session_id):
+            return True
+        if self.cluster is None or self.store is None or not isinstance(session_id, str) or not session_id:
+            return False
+        return await callback_rows.is_session_of_callback(self.store, session_id)
 
     # -- what flows call (custom actions) -----------------------------------------------------
     def record_for(self, session: Session) -> dict[str, Any] | None:
@@ -596,6 +704,8 @@ class CallbackService:
         row = {"id": self._event_ids if self.store is None else self.store.new_id(),
                "callback_id": record["_id"], "name": name, "data": dumps(message),
                "created_at": self.clock.now()}
+        if self.cluster is not None:
+            row["part"] = partition_of(record["_id"])
         self.bus.publish(StatusEvent(record, name, values, record.get("_ors_session_id")))
         if self.store is None:
             bucket = self.events.setdefault(record["_id"], [])
@@ -612,6 +722,9 @@ class CallbackService:
         self.manager.request_write()
 
     def _contribute(self, batch: UnitOfWork) -> None:
+        if self.cluster is not None:
+            self._contribute_partitioned(batch)
+            return
         records = batch.rows(callback_rows.CALLBACKS)
         for cid, record in self._dirty.items():
             records.append(callback_rows.record_row(record))
@@ -620,6 +733,22 @@ class CallbackService:
                     and record.get("_ors_session_id") not in self.by_session):
                 self.records.pop(cid, None)
         batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
+        self._dirty = {}
+        self._new_events = []
+
+    def _contribute_partitioned(self, batch: UnitOfWork) -> None:
+        """``_contribute`` on a cluster node: each row with its callback's partition, and the
+        records being written kept until the commit (the shared limits count them from memory)."""
+        records = batch.rows(callback_rows.CLUSTER_CALLBACKS)
+        for cid, record in self._dirty.items():
+            row = callback_rows.record_row(record)
+            row["part"] = partition_of(cid)
+            records.append(row)
+            if (record["_callback_state"] == CallbackState.COMPLETED
+                    and record.get("_ors_session_id") not in self.by_session):
+                self.records.pop(cid, None)
+        batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
+        self._writing.update(self._dirty)
         self._dirty = {}
         self._new_events = []
 

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from aiohttp import ClientError
 from ..callbacks import history
 from ..outbound import DeliveryFailure, Sender, retry_after_seconds
 from ..scxml import AttrDict, Event
+from ..sessions.manager import NoSuchSession
 from ..storage import dumps
 from ..urlpolicy import GuardedClient, UrlPolicy, UrlRefused, describe_error, printable, refusal
 from . import webhooks
@@ -39,6 +41,7 @@ RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF = 300.0
 FLUSH_DELAY = 0.5  # seconds a delivered row may wait for a batch before one is forced
 BURST = 32  # attempts of one ordering key in a row before the dispatcher lets others run
+LEASE_WAIT = 0.25  # seconds before a key held back by a short lease looks again (cluster)
 
 
 @dataclass
@@ -116,8 +119,10 @@ class Dispatcher:
         self.done: list[int] = []
         self.delivered = 0
         self._client: GuardedClient | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: dict[str, asyncio.Task] = {}  # the task draining each busy key
         self._timers: dict[str, Any] = {}
+        # A cluster node attempts only while its lease outlasts an attempt (None: always may).
+        self.may_attempt: Callable[[], bool] | None = None
         self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
         self.on_failed: list[Any] = []  # fn(delivery) after a failed attempt: status DEAD, or retried
         # Delivery types carried by other components (``fcm`` by the push service).
@@ -127,7 +132,7 @@ class Dispatcher:
         # Each attempt in its callback's history, written in the batch that writes its outcome.
         store = manager.store if manager is not None else None
         self.history = history.HistoryLog(store, manager.request_write if manager is not None else _nothing,
-                                          clock.now)
+                                          clock.now, partitioned=manager is not None and manager.cluster is not None)
         if store is not None:
             manager.batch_contributors.append(self.history.contribute)
             manager.after_commit.append(self.history.written)
@@ -141,6 +146,47 @@ class Dispatcher:
             return
         self.queues.setdefault(delivery.key, deque()).append(delivery)
         self._kick(delivery.key)
+
+    def take(self, delivery: Delivery) -> bool:
+        """``submit`` a delivery another node stored (handed over, or of a partition taken over)
+        in id order among its key's, unless it is already here; False if it was."""
+        if delivery.id in self.dead:
+            return False
+        queue = self.queues.get(delivery.key)
+        if queue and any(d.id == delivery.id for d in queue):
+            return False
+        if delivery.status == DEAD or not queue or queue[-1].id < delivery.id:
+            self.submit(delivery)
+            return True
+        place = len(queue)
+        while place > (1 if delivery.key in self.busy else 0) and queue[place - 1].id > delivery.id:
+            place -= 1  # never ahead of the head being attempted
+        queue.insert(place, delivery)
+        self._kick(delivery.key)
+        return True
+
+    def forget(self, leaving: Callable[[str], bool], *, cancel: bool) -> set[str]:
+        """Forget the deliveries whose ordering key is ``leaving`` (their partition left this
+        node): queued, timed and dead ones. ``cancel``: stop their attempts in flight too (this node
+        lost them), else those finish (their outcome is written). Returns the keys still busy."""
+        keys = [k for k in self.queues if leaving(k)] + [k for k in self.busy if leaving(k) and k not in self.queues]
+        busy = set()
+        for key in keys:
+            self.queues.pop(key, None)
+            timer = self._timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
+            task = self._tasks.get(key)
+            if key in self.busy and task is not None:
+                if cancel:
+                    task.cancel()
+                else:
+                    busy.add(key)
+        for delivery_id in [i for i, d in self.dead.items() if leaving(d.key)]:
+            del self.dead[delivery_id]
+        if cancel:
+            self.changed = {i: d for i, d in self.changed.items() if not leaving(d.key)}
+        return busy
 
     def replay(self, delivery: Delivery) -> None:
         self.dead.pop(delivery.id, None)
@@ -171,10 +217,18 @@ class Dispatcher:
             if key not in self._timers:
                 self._timers[key] = self.clock.call_at(head.next_at, self._timer_fired, key)
             return
+        loop = asyncio.get_running_loop()
+        if self.may_attempt is not None and not self.may_attempt():
+            if key not in self._timers:  # the lease may not outlast an attempt: look again soon
+                self._timers[key] = loop.call_later(LEASE_WAIT, self._timer_fired, key)
+            return
         self.busy.add(key)
-        task = asyncio.get_running_loop().create_task(self._drain(key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = self._tasks[key] = loop.create_task(self._drain(key))
+        task.add_done_callback(functools.partial(self._drained, key))
+
+    def _drained(self, key: str, task: asyncio.Task) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
 
     def _timer_fired(self, key: str) -> None:
         self._timers.pop(key, None)
@@ -185,6 +239,8 @@ class Dispatcher:
         attempts = 0
         try:
             while (queue := self.queues.get(key)) and queue[0].next_at <= self.clock.now():
+                if self.may_attempt is not None and not self.may_attempt():
+                    break  # _kick looks again once the lease is renewed
                 await self._attempt(queue[0])
                 attempts += 1
                 if attempts % BURST == 0:  # attempts that never wait (orscb) must not hold the loop
@@ -235,14 +291,20 @@ class Dispatcher:
             raise DeliveryFailure(f"nothing delivers {d.type} notifications in this engine", retry=False)
         if d.type == "orscb":
             session = self.manager.sessions.get(d.target)
-            if session is None or not session.is_running:
+            if self.manager.cluster is None and (session is None or not session.is_running):
                 raise DeliveryFailure(f"no running session {d.target!r} for orscb", retry=False)
             name = str(d.message.get("event_id", "notification"))
             reason = self.manager.refuses_external(name)
             if reason is not None:  # a published message must not steer a flow as if from the engine
                 raise DeliveryFailure(f"event {name!r} not raised in session {d.target!r}: {reason}", retry=False)
             event = Event(name, AttrDict(d.message))
-            self.manager.route_event(None, session, event)
+            if self.manager.cluster is None:
+                self.manager.route_event(None, session, event)  # type: ignore[arg-type]
+                return None
+            try:  # in a cluster the session may run on another node: handed over, in this node's next batch
+                self.manager.send_to(d.target, event)
+            except NoSuchSession:
+                raise DeliveryFailure(f"no running session {d.target!r} for orscb", retry=False) from None
             return None
         body = d.body()
         headers = {"Content-Type": "application/json"}
@@ -326,7 +388,7 @@ class Dispatcher:
             self._flush_timer.cancel()
         for timer in self._timers.values():
             timer.cancel()
-        for task in list(self._tasks):
+        for task in list(self._tasks.values()):
             task.cancel()
         if self._client is not None:
             await self._client.close()

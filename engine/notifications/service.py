@@ -10,17 +10,21 @@ attempted only once that transaction is committed. Without storage they are disp
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..callbacks.bus import CallbackBus, CallbackCreated, CallbackEnded, StatusEvent
 from ..callbacks.services import ServiceRegistry
+from ..ids import partition_of_ordering_key
 from ..outbound import Sender
 from ..sessions.manager import SessionManager
 from ..storage import UnitOfWork
+from ..storage.listener import Listener
 from . import rows as notification_rows
 from .delivery import DEAD, Delivery, Dispatcher
 from .notifier import NotificationConfig, StatusNotifier, TransactionLists
@@ -29,9 +33,14 @@ from .subscriptions import Subscription, SubscriptionRegistry
 log = logging.getLogger("engine.notifications")
 
 
+DELIVERIES_CHANNEL = "cbe_deliveries"  # payload: the partition a delivery was handed over to
+
+
 class NotificationService:
     def __init__(self, manager: SessionManager, services: ServiceRegistry, lists: TransactionLists,
-                 config: NotificationConfig, bus: CallbackBus):
+                 config: NotificationConfig, bus: CallbackBus, listener: Listener | None = None):
+        """``listener``: a cluster node's notifications (deliveries handed over to it, changed
+        subscriptions)."""
         self.manager = manager
         self.config = config
         self.lists = lists
@@ -41,6 +50,7 @@ class NotificationService:
         self.notifier = StatusNotifier(services, lists, self.subscriptions, self.dispatcher, manager.clock,
                                        config, self._new_id)
         self._released: list[Delivery] = []
+        self._parts: dict[int, int] = {}  # delivery id -> partition, of those held here (cluster)
         if manager.store is not None:
             manager.batch_contributors.append(self._contribute)
             manager.after_commit.append(self._after_commit)
@@ -48,6 +58,23 @@ class NotificationService:
         bus.subscribe(CallbackCreated, lambda e: self.notifier.callback_created(e.record))
         bus.subscribe(StatusEvent, self._status_event)
         bus.subscribe(CallbackEnded, self._callback_ended)
+        # In a cluster this node carries out the deliveries of its partitions only (an ordering
+        # key has one partition: its callback's); a delivery for another partition is handed over
+        # (stored untaken, its holder woken); subscriptions are every node's.
+        self.cluster = manager.cluster
+        self._taking: asyncio.Lock | None = None
+        if self.cluster is not None and manager.store is not None:
+            cluster = self.cluster
+            self._taking = asyncio.Lock()
+            cluster.join(self)
+            cluster.on_beat(self.sweep)
+            self.dispatcher.timeout = min(self.dispatcher.timeout, cluster.lease / 2)
+            # an attempt starts only if it ends before this node's local deadline (DB expiry after it)
+            self.dispatcher.may_attempt = lambda: cluster.lease_remaining > self.dispatcher.timeout
+            if listener is not None:
+                listener.subscribe(DELIVERIES_CHANNEL, self._handed_over)
+                listener.subscribe(notification_rows.SUBSCRIPTIONS_CHANNEL, self._subscription_changed)
+                listener.on_reconnect(self._reconnected)
 
     # -- following callbacks (the bus) -----------------------------------------------------------
     def _status_event(self, event: StatusEvent) -> None:
@@ -79,10 +106,14 @@ class NotificationService:
         return self._ids
 
     async def open(self) -> None:
+        """Load the subscriptions and the deliveries (in a cluster: every node's subscriptions,
+        and no delivery: ``adopt`` takes those of each partition this node claims)."""
         store = self.manager.store
         if store is None:
             return
         self.subscriptions.load(await notification_rows.load_subscriptions(store))
+        if self.cluster is not None:
+            return
         rows = await notification_rows.load_deliveries(store)
         for row in rows:
             self.dispatcher.submit(Delivery(**json.loads(row["record"])))
@@ -106,6 +137,12 @@ class NotificationService:
         subs, dispatcher, notifier = self.subscriptions, self.dispatcher, self.notifier
         batch.add(notification_rows.SUBSCRIPTIONS, [sub.row() for sub in subs.changed.values()])
         batch.delete(notification_rows.SUBSCRIPTIONS, subs.removed)
+        if self.cluster is not None:
+            batch.notify.extend((notification_rows.SUBSCRIPTIONS_CHANNEL, sub_id)
+                                for sub_id in [*subs.changed, *subs.removed])
+            subs.changed, subs.removed = {}, []
+            self._contribute_partitioned(batch)
+            return
         subs.changed, subs.removed = {}, []
         new, notifier.new_deliveries = notifier.new_deliveries, []
         deliveries = batch.rows(notification_rows.DELIVERIES)
@@ -115,8 +152,110 @@ class NotificationService:
         dispatcher.changed, dispatcher.done = {}, []
         self._released.extend(new)
 
+    def _contribute_partitioned(self, batch: UnitOfWork) -> None:
+        """The deliveries on a cluster node: each row with its ordering key's partition; one of a
+        partition this node holds is taken at its epoch and carried out here after the commit,
+        one of another partition is handed over (the batch wakes its holder)."""
+        assert self.cluster is not None
+        held, dispatcher, notifier = self.cluster.held, self.dispatcher, self.notifier
+        new, notifier.new_deliveries = notifier.new_deliveries, []
+        deliveries = batch.rows(notification_rows.CLUSTER_DELIVERIES)
+        for d in new:
+            part = partition_of_ordering_key(d.key)
+            row = d.row()
+            row["part"], row["taken_epoch"] = part, held.get(part)
+            deliveries.append(row)
+            if part in held:
+                self._released.append(d)
+        for d in dispatcher.changed.values():
+            part = partition_of_ordering_key(d.key)
+            if part in held:  # one of a partition lost meanwhile is its new holder's now
+                row = d.row()
+                row["part"], row["taken_epoch"] = part, held[part]
+                deliveries.append(row)
+        done = [(i, self._parts.pop(i)) for i in dispatcher.done if i in self._parts]
+        self.manager.delete_partitioned(batch, notification_rows.CLUSTER_DELIVERIES, done)
+        dispatcher.changed, dispatcher.done = {}, []
+
+    # -- a cluster's partitions (PartitionParticipant) ------------------------------------------
+    async def adopt(self, partitions: dict[int, int]) -> None:
+        """This node claimed ``partitions``: take their deliveries (pending and dead, by id: the
+        ids minted after a claim come later, so each key keeps its order) and carry them out."""
+        await self._take(sorted(partitions), adopting=True)
+
+    async def release(self, partitions: dict[int, int]) -> None:
+        """This node gives ``partitions`` back: their deliveries leave the dispatcher; attempts in
+        flight finish (bounded by the attempt timeout) and their outcome is written first."""
+        busy = self.dispatcher.forget(_in(set(partitions)), cancel=False)
+        deadline = time.monotonic() + self.dispatcher.timeout + 1.0
+        while busy & self.dispatcher.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await self.manager.commit()
+        self._forget_ids(set(partitions))
+
+    def drop(self, partitions: set[int]) -> None:
+        """This node no longer holds ``partitions``: forget their deliveries at once, stopping the
+        attempts in flight, writing nothing."""
+        self.dispatcher.forget(_in(partitions), cancel=True)
+        self._released = [d for d in self._released if partition_of_ordering_key(d.key) not in partitions]
+        self._forget_ids(partitions)
+
+    def _forget_ids(self, partitions: set[int]) -> None:
+        for delivery_id in [i for i, p in self._parts.items() if p in partitions]:
+            del self._parts[delivery_id]
+
+    async def sweep(self) -> None:
+        """Take what was handed over to this node's partitions (each heartbeat: a notification
+        may have been lost)."""
+        if self.cluster is not None and self.cluster.held:
+            await self._take(sorted(self.cluster.held), adopting=False)
+
+    def _reconnected(self) -> Any:
+        """The listener was cut off: handed-over deliveries and subscription changes told
+        meanwhile are lost, so look for both."""
+        return asyncio.gather(self.sweep(), self._reload_subscriptions())
+
+    async def _handed_over(self, payload: str) -> None:
+        try:
+            part = int(payload)
+        except ValueError:
+            return
+        if self.cluster is not None and part in self.cluster.held:
+            await self._take([part], adopting=False)
+
+    async def _take(self, partitions: list[int], *, adopting: bool) -> None:
+        assert self.cluster is not None and self._taking is not None and self.manager.store is not None
+        async with self._taking:  # one take at a time: the same row is never submitted twice
+            rows = await notification_rows.take(self.manager.store, partitions, self.cluster.node,
+                                                self.cluster.incarnation, adopting=adopting)
+            taken = 0
+            for row in rows:
+                d = Delivery(**json.loads(row["record"]))
+                part = partition_of_ordering_key(d.key)
+                if part not in self.cluster.held:  # dropped while the statement ran
+                    continue
+                self._parts[d.id] = part
+                taken += self.dispatcher.take(d)
+        if taken:
+            log.info("notifications: %d deliveries taken over (%s)", taken, "adopted" if adopting else "handed over")
+
+    async def _subscription_changed(self, payload: str) -> None:
+        store = self.manager.store
+        assert store is not None
+        self.subscriptions.stored(payload, await notification_rows.load_subscription(store, payload))
+
+    async def _reload_subscriptions(self) -> None:
+        store = self.manager.store
+        assert store is not None
+        rows = {r["id"]: r for r in await notification_rows.load_subscriptions(store)}
+        for sub_id in set(self.subscriptions.items) | set(rows):
+            self.subscriptions.stored(sub_id, rows.get(sub_id))
+
     def _after_commit(self) -> None:
         released, self._released = self._released, []
+        if self.cluster is not None:
+            for d in released:
+                self._parts[d.id] = partition_of_ordering_key(d.key)
         for d in released:
             self.dispatcher.submit(d)
 
@@ -152,6 +291,15 @@ class NotificationService:
         self.flush()
         return count
 
+    async def all_dead_letters(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        """``dead_letters`` of every node: in a cluster a node holds only its partitions' in
+        memory, so they are read from the database (oldest first)."""
+        store = self.manager.store
+        if self.cluster is None or store is None:
+            return self.dead_letters(limit, offset)
+        rows = await notification_rows.load_deliveries(store, status=DEAD, limit=limit, offset=offset)
+        return [Delivery(**json.loads(row["record"])).public() for row in rows]
+
     def dead_letters(self, limit: int, offset: int) -> list[dict[str, Any]]:
         items = sorted(self.dispatcher.dead.values(), key=lambda d: d.id)
         return [d.public() for d in items[offset: offset + limit]]
@@ -161,3 +309,8 @@ class NotificationService:
         if d is not None:
             self.dispatcher.replay(d)
         return d
+
+
+def _in(partitions: set[int]) -> Callable[[str], bool]:
+    """Whether an ordering key falls in ``partitions``."""
+    return lambda key: partition_of_ordering_key(key) in partitions

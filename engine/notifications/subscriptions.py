@@ -94,6 +94,19 @@ class SubscriptionRegistry:
                 self._seal(sub)
                 self.changed[sub.id] = sub
 
+    def stored(self, sub_id: str, row: dict[str, Any] | None) -> None:
+        """Another node changed subscription ``sub_id`` (a cluster): take its stored ``row`` as
+        it is (None: it was removed), without writing it again."""
+        current = self.items.get(sub_id)
+        if row is None:
+            if current is not None:
+                self._unindex(self.items.pop(sub_id))
+                del self._order[sub_id]
+            return
+        if current is not None and current.row()["record"] == row["record"]:
+            return  # this node's own change, or one it has already
+        self._index(Subscription(**json.loads(row["record"])))
+
     def add(self, sub: Subscription) -> Subscription:
         self._seal(sub)
         self._index(sub)

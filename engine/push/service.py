@@ -29,6 +29,7 @@ from ..callbacks.record_index import RecordIndex
 from ..callbacks.records import BadRequest, format_time, parse_time
 from ..callbacks.service import CallbackService
 from ..callbacks.vocabulary import CallbackState, CompletionReason
+from ..ids import partition_of
 from ..outbound import OutboundMessage, Outbox
 from ..platform.adapter import Platform
 from .credentials import Credentials, check_test_fields, seal, unseal, validate
@@ -67,6 +68,36 @@ class PushService:
         bus.subscribe(RecordUpdated, lambda e: self.record_updated(e.record, e.keys))
         if platform is not None:
             platform.add_listener(self.queue_changed)
+        # In a cluster each node watches the callbacks of its partitions (the callback service
+        # adopts them first: it joined before).
+        if callbacks.cluster is not None:
+            callbacks.cluster.join(self)
+
+    # -- a cluster's partitions (PartitionParticipant) ------------------------------------------
+    async def adopt(self, partitions: dict[int, int]) -> None:
+        """Watch the waiting push callbacks of ``partitions``; those whose wait has already
+        fallen below their threshold while nobody held them are told now, not at the next
+        change of their queue."""
+        records = self.callbacks.records
+        for queue in list(self.watched.counts()):
+            for cid in self.watched.ids(queue):
+                record = records.get(cid)
+                if record is not None and partition_of(cid) in partitions and _watched_in(record) == queue:
+                    self._evaluate(record)
+
+    async def release(self, partitions: dict[int, int]) -> None:
+        self._unwatch(set(partitions))
+
+    def drop(self, partitions: set[int]) -> None:
+        self._unwatch(partitions)
+
+    def _unwatch(self, partitions: set[int]) -> None:
+        """The callback service forgets the records of ``partitions`` in every index it keeps,
+        this one included; what it no longer holds must not stay watched here either."""
+        for queue in list(self.watched.counts()):
+            for cid in self.watched.ids(queue):
+                if partition_of(cid) in partitions and cid not in self.callbacks.records:
+                    self.watched.forget(cid)
 
     # -- credentials ------------------------------------------------------------------------
     async def open(self) -> None:
