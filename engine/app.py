@@ -19,6 +19,7 @@ from .api import (
     call_ins,
     callback_history,
     callback_views,
+    cluster,
     docs,
     flow_sessions,
     gms,
@@ -85,4 +86,5 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             await built.close()
 
     app.cleanup_ctx.append(runtime)
+    cluster.install(app)  # a cluster node forwards what needs another node's memory (after the runtime is built)
     return app

@@ -4,7 +4,7 @@ and the platform; prints the URLs and an administrator key, and stops everything
 SIGTERM (the nodes first, so they give their partitions back while the database is still up).
 
 ``--check`` starts the cluster, creates one callback through the first node, waits until it is
-COMPLETED, and stops: the smoke test of a cluster (``tests/cli/test_dev_cluster.py``).
+COMPLETED (read through the last node), and stops: the smoke test of a cluster (``tests/cli/test_dev_cluster.py``).
 
 Everything lives in a temporary folder (the config copied from ``config/``, each node's data
 folder and log), removed on stop unless ``--keep`` or ``--work`` is given.
@@ -202,11 +202,12 @@ class DevCluster:
 
     # -- the smoke test -----------------------------------------------------------------------------
     async def check(self) -> dict[str, Any]:
-        """One callback created through the first node, followed until COMPLETED: its record."""
+        """One callback created through the first node, followed through the last one (any node
+        reads every callback) until COMPLETED: its record."""
         headers = {"x-api-key": self.admin_key}
-        node = self.nodes[0].url
+        node = self.nodes[-1].url
         async with ClientSession(timeout=ClientTimeout(total=10)) as http:
-            async with http.post(f"{node}{CALLBACKS}/callback", json={"_customer_number": CHECK_NUMBER},
+            async with http.post(f"{self.nodes[0].url}{CALLBACKS}/callback", json={"_customer_number": CHECK_NUMBER},
                                  headers=headers) as r:
                 body = await r.json()
                 if r.status != 200:
@@ -245,8 +246,8 @@ async def run(args: argparse.Namespace) -> int:
         print(cluster.describe(), flush=True)
         if args.check:
             record = await cluster.check()
-            print(f"check: callback {record['_id']} COMPLETED ({record.get('_callback_reason')}) "
-                  f"through {cluster.nodes[0].name}", flush=True)
+            print(f"check: callback {record['_id']} COMPLETED ({record.get('_callback_reason')}), created through "
+                  f"{cluster.nodes[0].name}, read through {cluster.nodes[-1].name}", flush=True)
         else:
             print("Ctrl-C stops the cluster", flush=True)
             await stopping.wait()
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the temporary folder after stop")
     p.add_argument("--start-timeout", type=float, default=60.0, help="seconds for each process to be ready")
     p.add_argument("--check", action="store_true",
-                   help="create one callback through node 1, wait until it is COMPLETED, stop")
+                   help="create one callback through node 1, wait until it is COMPLETED (read through the last), stop")
     p.add_argument("--check-timeout", type=float, default=60.0)
     return p
 

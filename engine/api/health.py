@@ -56,7 +56,7 @@ def _basics(request: web.Request) -> dict[str, Any]:
 def _cluster(runtime: Any) -> dict[str, Any]:
     """A cluster node's name, the partitions it holds, how long its lease has left (seconds; 0
     when lost) and its platform; nothing outside a cluster."""
-    membership = getattr(runtime, "membership", None)
+    membership = runtime.membership
     if membership is None:
         return {}
     return {"node": membership.node, "partitions": sorted(membership.held),
@@ -95,7 +95,7 @@ async def ready(request: web.Request) -> web.Response:
             if storage["backlog_age"] > settings.ready_max_backlog_age:
                 reasons.append(f"changes wait {storage['backlog_age']:.1f} s to be stored "
                                f"(more than {settings.ready_max_backlog_age:g} s)")
-        membership = getattr(runtime, "membership", None)
+        membership = runtime.membership
         if membership is not None:  # a cluster node takes work once it holds partitions under a live lease
             if membership.lease_lost:
                 reasons.append("lease lost")

@@ -17,9 +17,11 @@ from ..notifications.service import NotificationService
 from ..notifications.subscriptions import Subscription, parse_request
 from ..notifications.transaction_list import TransactionListError
 from ..roles import CLIENT
+from ..storage.owners import delivery_partition
 from .appkeys import API_KEY, ROLE, RUNTIME
 from .auth import scope_of
 from .body import query_int, read_json_object, read_list_text
+from .cluster import forward
 from .contract import Answer, Body, Param, ok, operation, ref
 from .errors import ApiError
 from .schemas import PUBLISH, SUBSCRIBE, TRANSACTION_LIST_SAVED, array, obj, paging
@@ -209,12 +211,18 @@ async def dead_letters(request: web.Request) -> web.Response:
 @operation("Send a dead letter again", ADMIN_TAG, ok(obj({"id": {"type": "integer"}, "status": {"type": "string"}})),
            errors={400: "the id is not a number", 404: "no such dead letter"},
            path={"id": "the dead letter's id (a number)"})
-async def replay(request: web.Request) -> web.Response:
+async def replay(request: web.Request) -> web.StreamResponse:
     try:
         delivery_id = int(request.match_info["id"])
     except ValueError:
         raise ApiError(400, "a dead letter id is a number") from None
     d = service(request).replay(delivery_id)
+    runtime = request.app[RUNTIME]
+    if d is None and runtime.manager.cluster is not None and runtime.store is not None:
+        # In a cluster the dead letter may be another node's: the one holding its partition.
+        part = await delivery_partition(runtime.store, delivery_id)
+        if part is not None and (held_elsewhere := await forward(request, part)) is not None:
+            return held_elsewhere
     if d is None:
         raise ApiError(404, f"no dead letter {delivery_id}")
     await request.app[RUNTIME].manager.commit()

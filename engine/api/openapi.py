@@ -28,7 +28,9 @@ SHARED_ERRORS = {
     401: "no key, or a key nobody issued (revoked, rotated away)",
     403: "the key's role may not do this (the message names the roles that may), or the key is scoped to "
          "other services",
-    503: "storage is failing, or a configuration write could not be saved (nothing changed)",
+    503: "storage is failing, or a configuration write could not be saved (nothing changed); in a cluster also "
+         "while the node holding the callback or session moves or does not answer (Retry-After; the message says "
+         "whether the change may have been made)",
     400: "the body cannot be read (invalid JSON, too deeply nested, too many or too long parameters)",
     413: "the body is larger than the configured limit",
 }

@@ -10,11 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
+from ..ids import partition_of
+from ..scxml.events import Event
 from ..sessions import rows as session_rows
 from ..sessions.flows import FlowError
-from ..sessions.manager import BadStartData, SessionManager
+from ..sessions.manager import BadStartData, NoSuchSession, SessionManager
 from .appkeys import RUNTIME
 from .body import query_int, read_params
+from .cluster import forward
 from .contract import FORM, JSON, NOT_JSON_OR_FORM, Body, Param, ok, operation, ref
 from .errors import ApiError
 from .schemas import EVENT_DATA, SESSION_START, array, obj, paging
@@ -98,6 +101,10 @@ async def event(request: web.Request) -> web.Response:
     if reason is not None:
         raise ApiError(403, f"event {name!r} refused: {reason}")
     params = await read_params(request)
+    mgr = manager(request)
+    if mgr.cluster is not None and request.match_info["sid"] not in mgr.sessions \
+            and request.match_info["sid"] not in mgr.ended:
+        return await _event_elsewhere(request, mgr, name, params)
     # The body first: between the check that the session runs and the send nothing may wait, or a
     # session ending meanwhile would answer 200 for an event it never took.
     session = await _live_session(request)
@@ -110,10 +117,32 @@ async def event(request: web.Request) -> web.Response:
                               "active_states": session.active_state_ids()})
 
 
+async def _event_elsewhere(request: web.Request, mgr: SessionManager, name: str,
+                           params: dict[str, Any]) -> web.Response:
+    """An event for a session not running here (a cluster): stored in its inbox for the node
+    holding it, which takes it on the notification. Answered once stored, with the session's state
+    as last stored, that is, before the event (the holder has not taken it yet)."""
+    sid = request.match_info["sid"]
+    assert mgr.store is not None  # a cluster is a PostgreSQL database
+    stored = await session_rows.describe_stored(mgr.store, sid)
+    if stored is None:
+        raise ApiError(404, f"no session {sid!r}")
+    if stored["status"] != "running":
+        raise ApiError(409, f"session {sid!r} has ended ({stored['status']})", session_status=stored["status"])
+    try:
+        mgr.send_to(sid, Event(name, params or None, type="external"))
+    except NoSuchSession:  # stored as running, in a partition of this node, but not in its memory (yet)
+        raise ApiError(503, f"session {sid!r} is not running on this node yet; retry") from None
+    await mgr.commit()
+    return web.json_response({"sessionid": sid, "status": stored["status"], "active_states": stored["active_states"]})
+
+
 @routes.post("/scxml/session/{sid}/terminate")
 @operation("Cancel a running session", TAG, ok(obj({"sessionid": {"type": "string"}, "status": {"type": "string"}})),
            errors={404: "no such session", **ENDED}, path=SID)
-async def terminate(request: web.Request) -> web.Response:
+async def terminate(request: web.Request) -> web.StreamResponse:
+    if (held_elsewhere := await forward(request, partition_of(request.match_info["sid"]))) is not None:
+        return held_elsewhere  # the session runs on the node holding its partition
     session = await _live_session(request)
     session.cancel()
     await manager(request).commit()

@@ -4,21 +4,41 @@ whole cluster stops cleanly (every node exits 0 on SIGTERM)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 from tools.postgres import free_port
 
 
-def test_a_one_node_cluster_completes_a_callback_and_stops(postgres, tmp_path):
+def free_ports(n: int) -> int:
+    """The first of ``n`` consecutive ports free on loopback now (the nodes' ports)."""
+    while True:
+        first = free_port()
+        try:
+            for port in range(first + 1, first + n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_a_cluster_completes_a_callback_and_stops(postgres, tmp_path, nodes):
     work = tmp_path / "cluster"
     done = subprocess.run(
-        [sys.executable, "tools/dev_cluster.py", "--nodes", "1", "--check", "--database-url", postgres.new_database(),
-         "--port", str(free_port()), "--platform-port", str(free_port()), "--work", str(work)],
+        [sys.executable, "tools/dev_cluster.py", "--nodes", str(nodes), "--check", "--database-url",
+         postgres.new_database(), "--port", str(free_ports(nodes)), "--platform-port", str(free_port()),
+         "--work", str(work)],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "check: callback" in done.stdout and "COMPLETED (AGENT_CONNECTED) through node1" in done.stdout
+    assert f"COMPLETED (AGENT_CONNECTED), created through node1, read through node{nodes}" in done.stdout
     assert "admin key" in done.stdout and done.stdout.rstrip().endswith("cluster stopped")
-    log = (work / "node1.log").read_text()
-    assert "engine stopped" in log, log[-3000:]
+    for i in range(1, nodes + 1):
+        log = (work / f"node{i}.log").read_text()
+        assert "engine stopped" in log, log[-3000:]
+        assert f"node node{i} claimed" in log  # each held partitions
