@@ -20,6 +20,7 @@ from .api import (
     callback_history,
     callback_views,
     cluster,
+    config_admin,
     docs,
     flow_sessions,
     gms,
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app[INITIAL_KEY] = None if settings.in_cluster else key_store.ensure_administrator(settings.data_dir)
     for module in (health, ors, gms, notifications, push, admin, keys, basichttp, docs, metrics,
                    callback_views, queues, reports, call_ins, service_options, list_preview, flow_sessions,
-                   callback_history):
+                   callback_history, config_admin):
         app.router.add_routes(module.routes)
     console.install(app, settings, key_store)  # /ui: the console's files, sign-in sessions and headers
 
