@@ -73,8 +73,3 @@ class Owners:
             self.loads += 1
         log.debug("cluster: %d partitions have a live holder", len(self._owners))
 
-
-async def delivery_partition(store: Store, delivery_id: int) -> int | None:
-    """The partition of a stored delivery (a dead letter another node may hold), or None."""
-    async with store.engine.connect() as conn:
-        return (await conn.exec_driver_sql("SELECT part FROM deliveries WHERE id = $1", (delivery_id,))).scalar()

@@ -246,3 +246,6 @@ async def test_a_dead_letter_is_replayed_by_the_node_holding_it(two, place) -> N
     r = await a.post("/admin/dead-letters/999999/replay", headers=ADMIN)  # no such row anywhere
     assert r.status == 404
     assert a.app[FORWARDER].forwarded == 1
+    r = await b.get("/admin/dead-letters", headers=ADMIN)  # every node lists all of them, from the database
+    listed = [d["id"] for d in (await r.json())["dead_letters"]]
+    assert listed == sorted(set(place.dead_letters.values()) - {theirs, ours})

@@ -1,7 +1,7 @@
 """Who holds each partition (engine/storage/owners.py), read from PostgreSQL with two real
 memberships: the holders and their internal URLs as claimed; one query serves many questions; a
 change is seen after ``invalidate`` (what a ``cbe_partitions`` notification does); a node whose
-lease ran out holds nothing; a dead letter's partition is read from its row."""
+lease ran out holds nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 from engine import persistence
 from engine.ids import PARTITIONS
 from engine.storage.membership import Membership
-from engine.storage.owners import Owner, Owners, delivery_partition
+from engine.storage.owners import Owner, Owners
 
 LEASE, HEARTBEAT = 3.0, 0.5
 
@@ -48,12 +48,6 @@ async def test_owners_follow_the_claims(postgres) -> None:
         await asyncio.sleep(owners.min_refresh)
         assert await owners.owner_of(moved) is None and owners.loads == loads + 1
 
-        async with stores[2].engine.begin() as conn:
-            await conn.exec_driver_sql(
-                "INSERT INTO deliveries (id, ordering_key, status, attempts, next_at, record, updated_at, part) "
-                "VALUES (77, 'k', 'dead', 3, 0, '{}', 0, 41)")
-        assert await delivery_partition(stores[2], 77) == 41
-        assert await delivery_partition(stores[2], 78) is None
     finally:
         await a.crash()
         await b.crash()
