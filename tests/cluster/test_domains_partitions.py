@@ -330,3 +330,33 @@ async def test_callbacks_made_on_either_node_complete_once_with_their_notificati
             assert [r["data"]["to"] for r in rows if r["kind"] == history.STATE].count("COMPLETED") == 1, cid
     finally:
         await receiver.stop()
+
+
+async def test_a_node_that_stops_heartbeating_is_fenced_and_its_callbacks_fire_once_on_the_other(cluster,
+                                                                                               caplog) -> None:
+    a = await cluster.start("a")
+    b = await cluster.start("b")
+    await balanced(a, b)
+    desired = later(b, 5 * SCALE)  # due after b's lease has run out and a has claimed its partitions
+    made = [(await b.callbacks.create("later", {"_customer_number": f"+1555050{i:04d}", "_desired_time": desired}))
+            ["_id"] for i in range(8)]
+    b_parts = set(b.membership.held)
+    await b.membership.crash()  # as if cut off: no heartbeat, no release; its memory and timers stay
+    await eventually(lambda: set(a.membership.adopted), lambda held: held >= b_parts, timeout=10, interval=0.05,
+                     expected="b's partitions claimed and adopted by a")
+    assert set(a.callbacks.records) >= set(made)
+
+    async def states() -> dict[str, str]:
+        return {cid: r["_callback_state"] for cid, r in (await stored_records(a)).items()}
+
+    await eventually(states, lambda got: len(got) == 8 and set(got.values()) == {"COMPLETED"}, timeout=30,
+                     interval=0.2, expected="every callback COMPLETED")
+    # b's own submit timers fired too, but its batch was fenced: it dropped them, writing nothing
+    await eventually(lambda: set(b.callbacks.records), lambda left: not left & set(made), timeout=5, interval=0.05,
+                     expected="b's callbacks dropped")
+    assert any("batch was fenced" in r.getMessage() for r in caplog.records)
+    for cid, rows in (await history_of(a)).items():
+        sources = [r["data"]["source"] for r in rows if r["kind"] == history.STATE]
+        assert sources.count(history.TIMER_SUBMIT) == 1, (cid, sources)
+    records = await stored_records(a)
+    assert all(partition_of(records[cid]["_ors_session_id"]) == partition_of(cid) for cid in made)
