@@ -149,15 +149,19 @@ async def test_cancel_and_reschedule_sent_to_the_other_node_are_done_by_the_hold
     assert runtime(b).callbacks.records[cid]["order"] == "A-18"  # b changed it: its record in memory
     assert a.app[FORWARDER].forwarded == 1
 
+    r = await a.post(f"{BASE}/tiny/{cid}/call-in", headers=ADMIN)  # b's answer: a has no such record in memory
+    assert r.status == 400 and "call-in" in (await r.json())["message"], await r.text()
+    assert a.app[FORWARDER].forwarded == 2
+
     r = await a.delete(f"{BASE}/tiny/{cid}", headers={**ADMIN, FORWARDED: "c"})  # came forwarded already
     assert r.status == 503 and r.headers["Retry-After"] == "1", await r.text()
-    assert a.app[FORWARDER].forwarded == 1  # not sent on
+    assert a.app[FORWARDER].forwarded == 2  # not sent on
 
     r = await a.delete(f"{BASE}/tiny/{cid}", headers=ADMIN)
     assert r.status == 200, await r.text()
     done = await r.json()
     assert (done["_callback_state"], done["_callback_reason"]) == ("COMPLETED", "CANCELLED")
-    assert a.app[FORWARDER].forwarded == 2
+    assert a.app[FORWARDER].forwarded == 3
     r = await a.get(BASE, params={"_id": cid}, headers=ADMIN)  # a reads it from the database
     assert (await r.json())[0]["_callback_state"] == "COMPLETED"
 
