@@ -330,7 +330,20 @@ class KeyStore:
         if any(k.role == ADMINISTRATOR for k in self.keys):
             return None
         name = INITIAL_NAME if self.get(INITIAL_NAME) is None else f"{INITIAL_NAME}-{secrets.token_hex(3)}"
-        key, secret = self.create(name, ADMINISTRATOR)
+        secret = new_secret()
+        key = make_key(name, ADMINISTRATOR, secret)
+
+        def add_if_none(keys: list[ApiKey]) -> bool:
+            # Checked again on the keys as they are now: nodes of a new cluster start together.
+            if any(k.role == ADMINISTRATOR for k in self.bootstrap + tuple(keys)):
+                return False
+            if any(k.name == name for k in keys):
+                raise KeyRequestError(409, f"a key named {name!r} exists; rotate or revoke it")
+            keys.append(key)
+            return True
+
+        if not self._change(add_if_none):
+            return None
         target = folder / "initial-admin-key"
         write_atomic(target, (secret + "\n").encode())
         log.warning("no administrator key existed: created %r; its secret is in %s (read it, then delete "

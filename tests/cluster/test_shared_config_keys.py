@@ -215,3 +215,17 @@ def test_the_exchange_interval_keeps_idle_limits_honest() -> None:
     """Last uses travel every EXCHANGE_SECONDS: far below the shortest idle limit anyone sets."""
     assert console_session.EXCHANGE_SECONDS * 4 <= 60
 
+
+
+async def test_nodes_of_a_new_cluster_starting_together_make_one_administrator_key(
+        db_url: str, tmp_path: Path) -> None:
+    nodes = [await KeyNode.start(db_url, tmp_path / name, name) for name in ("a", "b", "c")]
+    try:
+        made = await asyncio.gather(*(asyncio.to_thread(n.keys.ensure_administrator, tmp_path / str(i))
+                                      for i, n in enumerate(nodes)))
+        assert sum(path is not None for path in made) == 1  # one initial-admin-key file, by one node
+        rows = await KeyTable(nodes[0].shared).read()
+        assert [r["role"] for r in rows] == [ADMINISTRATOR]
+    finally:
+        for node in nodes:
+            await node.close()
