@@ -99,7 +99,7 @@ async def ready(request: web.Request) -> web.Response:
         if membership is not None:  # a cluster node takes work once it holds partitions under a live lease
             if membership.lease_lost:
                 reasons.append("lease lost")
-            elif not membership.held:
+            elif not membership.adopted:  # claimed partitions count once restored (then new work is placed there)
                 reasons.append("this node holds no partitions yet")
     if runtime is not None:
         ok, detail = runtime.platform.health()
