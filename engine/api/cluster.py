@@ -12,8 +12,9 @@ A forwarded request is never forwarded again: a node that receives one for a par
 not hold (it moved meanwhile) answers 503 with ``Retry-After: 1``, so two nodes with different
 views of the holders cannot bounce it between them. With no live holder (a node died and its
 lease has not run out yet), the request waits, looking every 250 ms, for up to the lease plus
-2 s; then 503. Without a cluster (SQLite, or PostgreSQL with ``cluster = false``) nothing here
-runs: ``forward`` answers None at once.
+2 s; then 503. So does one for a partition this node is restoring or giving back (rebalance).
+Without a cluster (SQLite, or PostgreSQL with ``cluster = false``) nothing here runs:
+``forward`` answers None at once.
 """
 
 from __future__ import annotations
@@ -59,29 +60,32 @@ class Forwarder:
 
     async def forward(self, request: web.Request, partition: int) -> web.StreamResponse | None:
         """The holder's answer to ``request``, or None when this node holds ``partition`` (the
-        caller handles it here)."""
-        if partition in self.membership.held:
+        caller handles it here). A partition this node is still restoring, or already giving
+        back, is waited for: handled here once restored, sent to its next holder once given."""
+        membership = self.membership
+        if partition in membership.adopted:
             return None
-        if FORWARDED in request.headers:
-            return _retry_soon(f"partition {partition} is not held by node {self.node} (it is moving); "
-                               f"forwarded by node {request.headers[FORWARDED]}, not forwarded again")
         body = await request.read()
         deadline = asyncio.get_running_loop().time() + self.wait_for_holder
         while True:
-            if partition in self.membership.held:  # claimed here meanwhile
+            if partition in membership.adopted:  # restored here (meanwhile)
                 return None
-            owner = await self.owners.owner_of(partition)
-            if owner is not None and owner.node != self.node and owner.url:
-                try:
-                    return await self._send(request, body, owner)
-                except ClientConnectorError as e:  # nothing was sent: the holder is gone
-                    log.info("cluster: node %s (holding partition %d) cannot be reached: %s", owner.node,
-                             partition, e)
-                    self.owners.invalidate()
-                except (ClientError, TimeoutError) as e:  # sent: it may or may not have been done
-                    return _retry_soon(f"node {owner.node}, which holds partition {partition}, did not answer "
-                                       f"({type(e).__name__}); the request may have been performed: check before "
-                                       f"retrying")
+            if partition not in membership.held:
+                if FORWARDED in request.headers:
+                    return _retry_soon(f"partition {partition} is not held by node {self.node} (it is moving); "
+                                       f"forwarded by node {request.headers[FORWARDED]}, not forwarded again")
+                owner = await self.owners.owner_of(partition)
+                if owner is not None and owner.node != self.node and owner.url:
+                    try:
+                        return await self._send(request, body, owner)
+                    except ClientConnectorError as e:  # nothing was sent: the holder is gone
+                        log.info("cluster: node %s (holding partition %d) cannot be reached: %s", owner.node,
+                                 partition, e)
+                        self.owners.invalidate()
+                    except (ClientError, TimeoutError) as e:  # sent: it may or may not have been done
+                        return _retry_soon(f"node {owner.node}, which holds partition {partition}, did not answer "
+                                           f"({type(e).__name__}); the request may have been performed: check "
+                                           f"before retrying")
             if asyncio.get_running_loop().time() >= deadline:
                 return _retry_soon(f"no live node holds partition {partition} yet; retry")
             await asyncio.sleep(POLL_SECONDS)

@@ -29,8 +29,14 @@ class View:
         self.node = node
         self.held = dict.fromkeys(held, 1)
         self.holder = holder
+        self.restoring: set[int] = set()
         self.asked = 0
         self.invalidated = 0
+
+    @property
+    def adopted(self) -> set[int]:
+        """Restored (every part has taken them over): ``restoring`` are held but not yet."""
+        return set(self.held) - self.restoring
 
     async def owner_of(self, partition: int) -> Owner | None:
         self.asked += 1
@@ -167,3 +173,22 @@ async def test_without_a_cluster_nothing_is_forwarded(nodes) -> None:
     finally:
         await server.close()
     assert (status, body) == (200, {"here": True})
+
+
+async def test_a_partition_held_but_not_restored_yet_is_waited_for(nodes) -> None:
+    """Claimed, still being restored: neither forwarded nor handled until restored (even a
+    forwarded request: this node is its holder now)."""
+    a = Node("A", View("A", {PARTITION}, Owner("B", "http://127.0.0.1:9")))
+    a.view.restoring.add(PARTITION)
+    await start(nodes, a)
+
+    async def restored_soon() -> None:
+        await asyncio.sleep(0.4)
+        a.view.restoring.clear()
+
+    restore = asyncio.create_task(restored_soon())
+    started = time.monotonic()
+    status, _, body = await call(f"{a.url}/things/x", "DELETE", headers={FORWARDED: "B"})
+    await restore
+    assert status == 201 and body["node"] == "A" and time.monotonic() - started >= 0.35
+    assert a.forwarder.forwarded == 0 and a.view.asked == 0
