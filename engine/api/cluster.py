@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout, web
 
+from ..storage import StorageUnavailable
 from ..storage.membership import CHANNEL as PARTITIONS_CHANNEL
 from ..storage.membership import Membership
 from ..storage.owners import Owner, Owners
@@ -67,6 +68,7 @@ class Forwarder:
             return None
         body = await request.read()
         deadline = asyncio.get_running_loop().time() + self.wait_for_holder
+        trouble = ""
         while True:
             if partition in membership.adopted:  # restored here (meanwhile)
                 return None
@@ -74,7 +76,10 @@ class Forwarder:
                 if FORWARDED in request.headers:
                     return _retry_soon(f"partition {partition} is not held by node {self.node} (it is moving); "
                                        f"forwarded by node {request.headers[FORWARDED]}, not forwarded again")
-                owner = await self.owners.owner_of(partition)
+                try:
+                    owner = await self.owners.owner_of(partition)
+                except StorageUnavailable as e:  # the database may be back before the deadline
+                    owner, trouble = None, str(e)
                 if owner is not None and owner.node != self.node and owner.url:
                     try:
                         return await self._send(request, body, owner)
@@ -87,7 +92,8 @@ class Forwarder:
                                            f"({type(e).__name__}); the request may have been performed: check "
                                            f"before retrying")
             if asyncio.get_running_loop().time() >= deadline:
-                return _retry_soon(f"no live node holds partition {partition} yet; retry")
+                return _retry_soon(f"no live node holds partition {partition} yet ({trouble}); retry" if trouble
+                                   else f"no live node holds partition {partition} yet; retry")
             await asyncio.sleep(POLL_SECONDS)
 
     async def _send(self, request: web.Request, body: bytes, owner: Owner) -> web.Response:
@@ -122,8 +128,8 @@ async def forward(request: web.Request, partition: int) -> web.StreamResponse | 
 
 
 def install(app: web.Application) -> None:
-    """Forward requests once the runtime runs, if it is a cluster node (after the runtime's own
-    cleanup context, so it is built first and closed last)."""
+    """Forward requests once the runtime runs, if it is a cluster node (a cleanup context after
+    the runtime's: built once the runtime is, closed before it stops)."""
     app.cleanup_ctx.append(_forwarding)
 
 

@@ -16,6 +16,9 @@ import logging
 import time
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import StorageUnavailable
 from .membership import NOW
 from .store import Store
 
@@ -47,7 +50,8 @@ class Owners:
         self._lock = asyncio.Lock()
 
     async def owner_of(self, partition: int) -> Owner | None:
-        """The live holder of ``partition``, or None when no live node holds it (now)."""
+        """The live holder of ``partition``, or None when no live node holds it (now);
+        ``StorageUnavailable`` when the database cannot be read."""
         if self._loaded_at is None or (
                 partition not in self._owners and time.monotonic() - self._loaded_at >= self.min_refresh):
             await self.refresh()
@@ -60,14 +64,18 @@ class Owners:
         self._loaded_at = None
 
     async def refresh(self) -> None:
-        """Read every partition's live holder (one query; callers waiting meanwhile share it)."""
+        """Read every partition's live holder (one query; callers waiting meanwhile share it).
+        ``StorageUnavailable`` when the database cannot be read."""
         asked = time.monotonic()
         async with self._lock:
             if self._loaded_at is not None and self._loaded_at >= asked:
                 return  # read by another caller while this one waited
             started, changes = time.monotonic(), self._changes
-            async with self.store.engine.connect() as conn:
-                rows = (await conn.exec_driver_sql(_OWNERS)).all()
+            try:
+                async with self.store.engine.connect() as conn:
+                    rows = (await conn.exec_driver_sql(_OWNERS)).all()
+            except (SQLAlchemyError, OSError) as e:
+                raise StorageUnavailable(f"cannot read who holds the partitions: {type(e).__name__}") from e
             self._owners = {part: Owner(name, url or "") for part, name, url in rows}
             self._loaded_at = started if changes == self._changes else None
             self.loads += 1

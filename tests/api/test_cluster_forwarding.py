@@ -16,6 +16,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from engine.api.cluster import FORWARDED, FORWARDER, Forwarder, forward
+from engine.storage import StorageUnavailable
 from engine.storage.owners import Owner
 from tools.postgres import free_port
 
@@ -30,6 +31,7 @@ class View:
         self.held = dict.fromkeys(held, 1)
         self.holder = holder
         self.restoring: set[int] = set()
+        self.failing = False  # the database cannot be read
         self.asked = 0
         self.invalidated = 0
 
@@ -40,6 +42,8 @@ class View:
 
     async def owner_of(self, partition: int) -> Owner | None:
         self.asked += 1
+        if self.failing:
+            raise StorageUnavailable("cannot read who holds the partitions: OperationalError")
         return self.holder
 
     def invalidate(self, _payload: str = "") -> None:
@@ -192,3 +196,23 @@ async def test_a_partition_held_but_not_restored_yet_is_waited_for(nodes) -> Non
     await restore
     assert status == 201 and body["node"] == "A" and time.monotonic() - started >= 0.35
     assert a.forwarder.forwarded == 0 and a.view.asked == 0
+
+
+async def test_a_database_that_cannot_be_read_is_waited_for(nodes) -> None:
+    b = Node("B", View("B", {PARTITION}))
+    await start(nodes, b)
+    a = Node("A", View("A", set(), Owner("B", b.url)), wait_for_holder=0.6)
+    a.view.failing = True
+    await start(nodes, a)
+    status, _, body = await call(f"{a.url}/things/x", "DELETE")
+    assert status == 503 and "cannot read who holds the partitions" in body["message"], body
+    assert a.view.asked >= 3 and b.handled == 0
+
+    async def readable_soon() -> None:
+        await asyncio.sleep(0.3)
+        a.view.failing = False
+
+    back = asyncio.create_task(readable_soon())
+    status, _, body = await call(f"{a.url}/things/x", "DELETE")
+    await back
+    assert status == 201 and body["node"] == "B"
