@@ -63,6 +63,7 @@ class NotificationService:
         # (stored untaken, its holder woken); subscriptions are every node's.
         self.cluster = manager.cluster
         self._taking: asyncio.Lock | None = None
+        self._resync = False  # read every subscription again at the next sweep (cluster)
         if self.cluster is not None and manager.store is not None:
             cluster = self.cluster
             self._taking = asyncio.Lock()
@@ -113,6 +114,9 @@ class NotificationService:
             return
         self.subscriptions.load(await notification_rows.load_subscriptions(store))
         if self.cluster is not None:
+            # changes other nodes announce before this node's listener is connected are missed:
+            # the first sweep (after the first heartbeat, the listener up) reads them all again
+            self._resync = True
             return
         rows = await notification_rows.load_deliveries(store)
         for row in rows:
@@ -207,6 +211,9 @@ class NotificationService:
     async def sweep(self) -> None:
         """Take what was handed over to this node's partitions (each heartbeat: a notification
         may have been lost)."""
+        if self._resync:
+            self._resync = False
+            await self._reload_subscriptions()
         if self.cluster is not None and self.cluster.held:
             await self._take(sorted(self.cluster.held), adopting=False)
 
