@@ -360,3 +360,54 @@ async def test_a_node_that_stops_heartbeating_is_fenced_and_its_callbacks_fire_o
         assert sources.count(history.TIMER_SUBMIT) == 1, (cid, sources)
     records = await stored_records(a)
     assert all(partition_of(records[cid]["_ors_session_id"]) == partition_of(cid) for cid in made)
+
+
+async def test_pending_and_dead_deliveries_move_with_their_partitions(cluster) -> None:
+    receiver = await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        sub = Subscription(id="s1", subscriber_id="t", provider="default", type="httpcb", device_id=receiver.url(),
+                           properties={}, filter="orders/*", expires_at=a.clock.now() + 3600,
+                           created_at=a.clock.now())
+        a.notifications.subscribe(sub)
+
+        def key(tag: str) -> str:
+            return f"httpcb|{receiver.url()}|{tag}"
+
+        tags = [f"orders/{i}" for i in range(12)]
+        # the first attempt of each is told to come back in 5 s: by then b holds half of them
+        receiver.answers.extend([(503, {"Retry-After": "5"})] * len(tags) + [(400, {})])
+        for tag in tags:
+            a.notifications.publish(tag, {"tag": tag})
+        await a.manager.commit()
+        await eventually(lambda: sum(d.attempts for q in a.notifications.dispatcher.queues.values() for d in q),
+                         lambda n: n == len(tags), timeout=5, interval=0.02, expected="every first attempt failed")
+        dead_tag = "orders/dead"
+        a.notifications.publish(dead_tag, {"tag": dead_tag})
+        await a.manager.commit()
+        await eventually(lambda: len(a.notifications.dispatcher.dead), lambda n: n == 1, timeout=5, interval=0.02,
+                         expected="a dead letter on a")
+        await a.manager.commit()
+
+        b = await cluster.start("b")
+        await balanced(a, b)
+        moved = [t for t in tags if partition_of_ordering_key(key(t)) in b.membership.held]
+        assert moved and len(moved) < len(tags)
+        for node in (a, b):
+            queued = {d.key for q in node.notifications.dispatcher.queues.values() for d in q}
+            assert queued == {key(t) for t in tags if partition_of_ordering_key(key(t)) in node.membership.held}
+            assert set(node.notifications.dispatcher._timers) == queued  # backoff timers moved with them
+        (holder,) = [n for n in (a, b) if partition_of_ordering_key(key(dead_tag)) in n.membership.held]
+        (other,) = [n for n in (a, b) if n is not holder]
+        assert len(holder.notifications.dispatcher.dead) == 1 and not other.notifications.dispatcher.dead
+
+        sent_by: dict[str, list[str]] = {}
+        for name, node in (("a", a), ("b", b)):
+            node.notifications.dispatcher.on_delivered.append(
+                lambda d, name=name: sent_by.setdefault(d.message["tag"], []).append(name))
+        await receiver.wait_for(len(tags), timeout=15)
+        await asyncio.sleep(0.5)
+        assert sorted(m["tag"] for m in receiver.messages()) == sorted(tags)  # each once
+        assert sent_by == {t: ["b" if t in moved else "a"] for t in tags}
+    finally:
+        await receiver.stop()
