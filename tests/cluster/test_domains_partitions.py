@@ -22,7 +22,7 @@ from sqlalchemy import select, text
 
 from engine import persistence
 from engine.callbacks import history
-from engine.callbacks.records import format_time, parse_time
+from engine.callbacks.records import BadRequest, format_time, parse_time
 from engine.callbacks.rows import callbacks as callbacks_table
 from engine.callbacks.service import LimitReached
 from engine.ids import partition_of, partition_of_ordering_key
@@ -217,10 +217,15 @@ async def test_limits_and_availability_count_every_nodes_callbacks(cluster) -> N
     free_b = await b.callbacks.availability("tiny", start, None, "1", None)
     assert free_a == free_b and 0 in free_a.values() and 2 in free_a.values()
     # the queue: one waiting callback, made on either node, fills it for both
-    await b.callbacks.create("tiny", {"_customer_number": "+15550300004"})
+    waiting = await b.callbacks.create("tiny", {"_customer_number": "+15550300004"})
     for node in (a, b):
         with pytest.raises(LimitReached):
             await node.callbacks.create("tiny", {"_customer_number": "+15550300005"})
+    # a callback's session, wherever it runs, is no status notification target of another callback
+    with pytest.raises(BadRequest, match="session of a callback"):
+        await a.callbacks.create("later", {"_customer_number": "+15550300006", "_status_notification_type": "orscb",
+                                           "_enable_status_notification": "notify",
+                                           "_status_notification_target": waiting["_ors_session_id"]})
 
 
 async def test_a_delivery_for_another_nodes_partition_is_handed_over_and_sent_once(cluster) -> None:
