@@ -201,6 +201,7 @@ class NotificationService:
         """This node no longer holds ``partitions``: forget their deliveries at once, stopping the
         attempts in flight, writing nothing."""
         self.dispatcher.forget(_in(partitions), cancel=True)
+        self.dispatcher.history.drop(partitions)
         self._released = [d for d in self._released if partition_of_ordering_key(d.key) not in partitions]
         self._forget_ids(partitions)
 
