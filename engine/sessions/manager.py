@@ -55,7 +55,7 @@ from typing import Any
 
 from ..ids import partition_of, random_id_in
 from ..jsonable import jsonable
-from ..scxml import Event, Limits, Registry, Session, SessionHost
+from ..scxml import DocumentError, Event, Limits, Registry, Session, SessionHost, compile_document
 from ..scxml.clock import Clock
 from ..scxml.session_state import SessionState
 from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state
@@ -536,7 +536,7 @@ class SessionManager(SessionHost):
                     "seq": info.seq,
                 })
                 if audit is not None:
-                    audit.append({"id": self.store.new_id(), "session_id": sid, "part": info.part,
+                    audit.append({"session_id": sid, "part": info.part,
                                   "epoch": held.get(info.part), "node": node, "seq": info.seq,
                                   "status": session.status, "at": now})
                 inbox_done.extend(self._delivered.pop(sid, ()))
@@ -709,6 +709,9 @@ class SessionManager(SessionHost):
         else:
             running = await rows.load_running_in(self.store, parts)
         by_id = {r["id"]: r for r in running}
+        if cluster is not None:  # versions another node stored (a child document it compiled, say)
+            for content_hash in {r["flow_hash"] for r in running} - set(self.flows.by_hash):
+                await self._load_flow_version(content_hash)
 
         def depth(row: dict[str, Any]) -> int:
             d, seen = 0, set()
@@ -780,6 +783,21 @@ class SessionManager(SessionHost):
         sessions, events, effects = self.adopted_counts
         self.adopted_counts = [0, 0, 0]
         log.info("restored %d sessions, %d events in flight, %d pending effects", sessions, events, effects)
+
+    async def _load_flow_version(self, content_hash: str) -> None:
+        """A document version this node has not seen, from the database (only the lookup by hash
+        learns it: which version is current is the flow registry's business)."""
+        row = await rows.get_flow_version(self.store, content_hash)  # type: ignore[arg-type]
+        if row is None:
+            return
+        try:
+            doc = compile_document(row["text"], source=row["name"], base_dir=row.get("base_dir"),
+                                   registry=self.flows.registry)
+        except DocumentError as e:
+            log.error("stored version %s of %s no longer compiles: %s", row["version"], row["name"], e)
+            return
+        self.flows.by_hash[content_hash] = FlowVersion(row["name"], row["version"], content_hash, doc,
+                                                       row["created_at"], row["kind"])
 
     # -- a cluster's partitions (PartitionParticipant) ----------------------------------------------
     async def adopt(self, partitions: dict[int, int]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text, delete, func, select
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..jsonable import jsonable
@@ -81,7 +81,11 @@ CLUSTER_SESSIONS = TableWrite(with_partition(sessions, Column("epoch", BigIntege
                               replace=("status", "updated_at", "snapshot", "epoch", "seq"), guard="epoch")
 CLUSTER_INBOX = TableWrite(with_partition(inbox, Column("taken_epoch", BigInteger)))
 CLUSTER_OUTBOX = TableWrite(with_partition(outbox))
-SESSION_WRITES = TableWrite(session_writes)  # every snapshot write, when cluster_audit is on
+# Every snapshot write, when cluster_audit is on: numbered by the database's own sequence (in the
+# order of the commits of one session's writes: a partition's next holder writes only after the
+# claim that waited for the last write of the one before), so this write names no id.
+SESSION_WRITES = TableWrite(Table("session_writes", MetaData(), *(
+    Column(c.name, c.type, primary_key=c.name == "session_id") for c in session_writes.c if c.name != "id")))
 
 SCHEMA = Schema("sessions", (Migration(1, "flow versions, sessions, inbox, outbox",
                                        creates(flow_versions, sessions, inbox, outbox)),),
@@ -94,6 +98,10 @@ STATUSES = (RUNNING, "finished", "cancelled", "failed")
 # -- flows -------------------------------------------------------------------------------------
 async def load_flow_versions(store: Store) -> list[dict[str, Any]]:
     return await store.rows_where(flow_versions, order_by=(flow_versions.c.name, flow_versions.c.version))
+
+
+async def get_flow_version(store: Store, content_hash: str) -> dict[str, Any] | None:
+    return await store.fetch_one(select(flow_versions).where(flow_versions.c.hash == content_hash))
 
 
 async def save_flow_version(store: Store, row: dict[str, Any]) -> None:
