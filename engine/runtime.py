@@ -50,6 +50,7 @@ from .scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
 from .scxml.ecmascript.ors import OrsFacilities, OrsSources
 from .scxml.events import AttrDict, Event
 from .secretbox import SecretBox
+from .sessions.cluster_clock import simulated_now
 from .sessions.flows import FlowRegistry
 from .sessions.manager import SessionManager
 from .settings import Settings
@@ -134,6 +135,8 @@ class Runtime:
             # One clock for every timer; the simulator mode may run it faster than the wall clock.
             clock: Clock = Clock()
             stored = await store.get_value("clock") if store else None
+            if membership is not None and sim_config.time_scale != 1:  # one timeline for every node
+                stored = repr(await simulated_now(store, sim_config.time_scale, float(stored) if stored else None))
             remote: RemotePlatform | None = None
             simulator: Simulator | None = None
             platform: platform_adapter.Platform
