@@ -149,6 +149,15 @@ async def test_an_event_through_one_node_reaches_the_session_the_other_runs(pair
                          timeout=1.0, interval=0.002, expected=f"event {k} processed by the node running the session")
         delays.append(time.monotonic() - sent)
     assert b.manager.sessions[sid].variables["seen"] == [0, 1, 2, 3, 4]  # in order, each once
+    # An event named by its source (a platform event's number) is handed over once, however often sent.
+    for _copy in range(2):
+        a.manager.send_to(sid, Event("go", {"k": "p:1"}, type="external"), source="p-test:1")
+        await a.manager.commit()
+    a.manager.send_to(sid, Event("go", {"k": 5}, type="external"))
+    await a.manager.commit()
+    await eventually(lambda: b.manager.sessions[sid].variables["seen"], lambda seen: seen[-1] == 5, timeout=1,
+                     expected="the event after the sourced ones processed")
+    assert b.manager.sessions[sid].variables["seen"] == [0, 1, 2, 3, 4, "p:1", 5]
     print(f"handed-over event processed by the other node after {max(delays) * 1000:.0f} ms at most")
     await eventually(lambda: query(a.store, "SELECT count(*) FROM inbox WHERE session_id = :s", s=sid),
                      lambda got: got == [(0,)], timeout=2, expected="the inbox rows deleted with the snapshot")
