@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout, ConnectionTimeoutError, web
 
 from ..storage import StorageUnavailable
 from ..storage.membership import CHANNEL as PARTITIONS_CHANNEL
@@ -36,6 +36,7 @@ log = logging.getLogger("engine.api")
 
 FORWARDED = "x-cbe-forwarded"
 POLL_SECONDS = 0.25  # how often a request without a live holder looks again
+CONNECT_SECONDS = 2.0  # a holder not accepting a connection this long is taken as gone (nothing was sent)
 # What the holder needs to answer as this node would have: the body's type, the key (in any of
 # its forms: header, bearer token, the console's cookie with its CSRF token and origin).
 PASSED_ON = ("Content-Type", "Accept", "x-api-key", "Authorization", "Cookie", "X-CSRF-Token", "Origin")
@@ -45,12 +46,14 @@ ANSWER_HEADERS = ("Content-Type", "Retry-After", "Allow")
 class Forwarder:
     """This node's way to the holders of the partitions it does not hold."""
 
-    def __init__(self, membership: Membership, owners: Owners, *, timeout: float, wait_for_holder: float):
+    def __init__(self, membership: Membership, owners: Owners, *, timeout: float, wait_for_holder: float,
+                 connect_timeout: float = CONNECT_SECONDS):
         self.membership = membership
         self.owners = owners
         self.wait_for_holder = wait_for_holder
         self.forwarded = 0  # requests sent on so far (for the tests)
-        self.http = ClientSession(timeout=ClientTimeout(total=timeout), auto_decompress=False)
+        self.http = ClientSession(timeout=ClientTimeout(total=timeout, sock_connect=min(timeout, connect_timeout)),
+                                  auto_decompress=False)
 
     @property
     def node(self) -> str:
@@ -83,7 +86,7 @@ class Forwarder:
                 if owner is not None and owner.node != self.node and owner.url:
                     try:
                         return await self._send(request, body, owner)
-                    except ClientConnectorError as e:  # nothing was sent: the holder is gone
+                    except (ClientConnectorError, ConnectionTimeoutError) as e:  # nothing sent: the holder is gone
                         log.info("cluster: node %s (holding partition %d) cannot be reached: %s", owner.node,
                                  partition, e)
                         self.owners.invalidate()

@@ -7,6 +7,7 @@ forwarded request is never forwarded again; without a live holder the request wa
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -54,7 +55,8 @@ class Node:
     def __init__(self, name: str, view: View, wait_for_holder: float = 5.0):
         self.name = name
         self.view = view
-        self.forwarder = Forwarder(view, view, timeout=5, wait_for_holder=wait_for_holder)  # type: ignore[arg-type]
+        self.forwarder = Forwarder(view, view, timeout=5, wait_for_holder=wait_for_holder,  # type: ignore[arg-type]
+                                   connect_timeout=0.3)
         app = web.Application()
         app.router.add_route("*", "/things/{id}", self.handle)
         app[FORWARDER] = self.forwarder
@@ -216,3 +218,28 @@ async def test_a_database_that_cannot_be_read_is_waited_for(nodes) -> None:
     status, _, body = await call(f"{a.url}/things/x", "DELETE")
     await back
     assert status == 201 and body["node"] == "B"
+
+
+async def test_a_holder_not_accepting_connections_is_looked_up_again(nodes) -> None:
+    """A holder whose connections hang (its accept queue full, as a machine cut off would): given
+    up after the connect timeout as one that is gone, since nothing was sent."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(0)
+        fillers = []
+        for _ in range(4):  # fill the accept queue: then the kernel drops new connection attempts
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(hung.getsockname())
+            fillers.append(filler)
+        await asyncio.sleep(0.1)
+        try:
+            a = Node("A", View("A", set(), Owner("B", f"http://127.0.0.1:{hung.getsockname()[1]}")),
+                     wait_for_holder=1.0)
+            await start(nodes, a)
+            status, _, body = await call(f"{a.url}/things/x", "DELETE")
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert status == 503 and "no live node holds partition 5" in body["message"], body
+    assert a.view.invalidated >= 1 and a.forwarder.forwarded == 0
