@@ -143,6 +143,15 @@ async def test_cancel_and_reschedule_sent_to_the_other_node_are_done_by_the_hold
     await until(lambda: cid in runtime(b).callbacks.records, what="the callback in b's memory")
     assert cid not in runtime(a).callbacks.records
 
+    # reads are a's own, from the database: the record, its events, its place in the queue
+    await eventually(lambda: json_of(a.get(f"{BASE}/tiny/{cid}", headers=ADMIN)),
+                     lambda found: found.get("_callback_state") == "QUEUED", timeout=10, expected="QUEUED")
+    r = await a.get(f"{BASE}/tiny/{cid}/events", headers=ADMIN)
+    assert r.status == 200 and "_cbe_on_service_create" in [e["event_id"] for e in await r.json()]
+    r = await a.get(f"/genesys/1/service/{cid}/check-queue-position", headers=ADMIN)
+    assert r.status == 200 and (await r.json())["_callback_state"] == "QUEUED", await r.text()
+    assert a.app[FORWARDER].forwarded == 0
+
     r = await a.put(f"{BASE}/tiny/{cid}", json={"order": "A-18"}, headers=ADMIN)
     assert r.status == 200, await r.text()
     assert (await r.json())["order"] == "A-18"
