@@ -51,9 +51,13 @@ handle_seconds = 10
 [queues.Empty_VQ]
 agents = 0
 handle_seconds = 10
+[queues.Hold_VQ]
+agents = 0
+handle_seconds = 10
 """
 SERVICES = {
     "later": {"_service": "callback", "_request_execution_time_buffer": 0, "_max_request_by_time_bucket": 1000},
+    "hold": {"_service": "callback", "_urs_virtual_queue": "Hold_VQ", "_max_queued_callbacks_per_service": 1000},
     "tiny": {"_service": "callback", "_request_time_bucket": 60, "_max_request_by_time_bucket": 2,
              "_max_queued_callbacks_per_service": 1, "_urs_virtual_queue": "Empty_VQ"},
 }
@@ -416,3 +420,23 @@ async def test_pending_and_dead_deliveries_move_with_their_partitions(cluster) -
         assert sent_by == {t: ["b" if t in moved else "a"] for t in tags}
     finally:
         await receiver.stop()
+
+
+async def test_waiting_callbacks_move_with_their_sessions(cluster) -> None:
+    a = await cluster.start("a")
+    made = [(await a.callbacks.create("hold", {"_customer_number": f"+1555060{i:04d}"}))["_id"] for i in range(40)]
+    await eventually(lambda: [a.callbacks.records[c]["_callback_state"] for c in made],
+                     lambda got: set(got) == {"QUEUED"}, timeout=5, interval=0.05, expected="all waiting on a")
+    b = await cluster.start("b")
+    await balanced(a, b)
+    on_b = set(b.callbacks.records) & set(made)
+    assert on_b and set(a.callbacks.records) & set(made) == set(made) - on_b
+    for node in (a, b):  # each waiting callback's record and session on the node holding their partition
+        mine = set(node.callbacks.records) & set(made)
+        assert {partition_of(cid) for cid in mine} <= set(node.membership.held)
+        for cid in mine:
+            sid = node.callbacks.records[cid]["_ors_session_id"]
+            assert node.manager.sessions[sid].is_running and node.callbacks.by_session[sid] == cid
+            assert f"ttl:{cid}" in node.callbacks.timers
+        assert node.callbacks.waiting.count("hold") == len(mine)
+    assert not set(a.callbacks.by_session.values()) & on_b
