@@ -32,6 +32,8 @@ from ..callbacks.vocabulary import CallbackState, CompletionReason
 from ..ids import partition_of
 from ..outbound import OutboundMessage, Outbox
 from ..platform.adapter import Platform
+from ..storage.errors import StorageUnavailable
+from ..storage.shared_config import SharedConfig
 from .credentials import Credentials, check_test_fields, seal, unseal, validate
 from .fcm import FcmClient, PushFailure
 from .texts import localized
@@ -48,7 +50,7 @@ UPCOMING_SENT, UPCOMING_SUPPRESSED = "sent", "suppressed"
 
 class PushService:
     def __init__(self, callbacks: CallbackService, bus: CallbackBus, outbox: Outbox, settings: CallbackSettings,
-                 fcm: FcmClient, box: SecretBox, platform: Platform | None):
+                 fcm: FcmClient, box: SecretBox, platform: Platform | None, shared: SharedConfig | None = None):
         self.callbacks = callbacks
         self.outbox = outbox
         self.settings = settings
@@ -72,6 +74,11 @@ class PushService:
         # adopts them first: it joined before).
         if callbacks.cluster is not None:
             callbacks.cluster.join(self)
+        # In a cluster the sealed credentials are one value for every node: a change made on
+        # another node is read again here when it is announced (and on every sweep).
+        self.shared = shared
+        if shared is not None:
+            shared.follow(CREDENTIALS_KEY, lambda _name: self.open(), versioned=False)
 
     # -- a cluster's partitions (PartitionParticipant) ------------------------------------------
     async def adopt(self, partitions: dict[int, int]) -> None:
@@ -113,6 +120,7 @@ class PushService:
         creds = validate(body)
         if self.store is not None:
             await self.store.put_value(CREDENTIALS_KEY, seal(creds, self.box), creds.updated_at)
+            await self._announce()
         self.fcm.use(creds)
         return creds
 
@@ -123,6 +131,17 @@ class PushService:
         creds.status, creds.status_reason = status, reason
         if self.store is not None:
             await self.store.put_value(CREDENTIALS_KEY, seal(creds, self.box), time.time())
+            await self._announce()
+
+    async def _announce(self) -> None:
+        """Tell the other nodes the credentials changed. They are stored already: a notice that
+        cannot be sent is only late (every node reads them again on its listener's next sweep)."""
+        if self.shared is None:
+            return
+        try:
+            await self.shared.announce(CREDENTIALS_KEY, "")
+        except StorageUnavailable as e:
+            log.warning("FCM credentials saved, but the other nodes were not told yet: %s", e)
 
     async def test(self, body: dict[str, Any]) -> dict[str, Any]:
         """The seed's test: fields checked, a token minted, and a dry run to a device if given."""

@@ -24,6 +24,7 @@ from engine.app import create_app
 from engine.settings import Settings
 from tests.callbacks.conftest import write_config
 from tests.conftest import REPO
+from tests.support.fake_google import new_key
 from tests.support.platform_process import PlatformProcess
 from tools.postgres import free_port
 
@@ -132,3 +133,20 @@ async def test_a_key_made_by_the_command_and_a_console_sign_in_work_on_both_node
 
     await within_a_second(valid_on_b)
     assert (await (await b.get("/ui/session", headers={"Cookie": f"cbe_console={cookie}"})).json())["name"] == "ops"
+
+
+async def test_push_credentials_set_on_one_node_are_used_by_the_other(two_nodes) -> None:
+    """The sealed FCM credentials are one engine value: the other node reads them again when told."""
+    a, b, _ = two_nodes
+    assert (await b.get("/admin/push/credentials", headers=ADMIN)).status == 404
+    body = {"project_id": "demo-project", "client_email": "cbe@demo-project.iam.gserviceaccount.com",
+            "private_key": new_key()[0]}
+    answer = await a.put("/admin/push/credentials", json=body, headers=ADMIN)
+    assert answer.status == 200, await answer.text()
+    shown = await (await a.get("/admin/push/credentials", headers=ADMIN)).json()
+
+    async def b_has_them() -> bool:
+        found = await b.get("/admin/push/credentials", headers=ADMIN)
+        return found.status == 200 and await found.json() == shown
+
+    await within_a_second(b_has_them)
