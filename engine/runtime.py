@@ -52,7 +52,7 @@ from .scxml.events import AttrDict, Event
 from .secretbox import SecretBox
 from .sessions.cluster_clock import simulated_now
 from .sessions.flows import FlowRegistry
-from .sessions.manager import SessionManager
+from .sessions.manager import NoSuchSession, SessionManager
 from .settings import Settings
 from .storage import Store, check_secret_key
 from .storage.config_docs import CHANNEL as CONFIG_CHANNEL
@@ -192,6 +192,8 @@ class Runtime:
             if remote is not None:
                 remote.join_storage(manager.batch_contributors, manager.after_commit, manager.request_write)
                 remote.on_restarted = lambda: tell_platform_restarted(callbacks, manager)
+                if membership is not None:  # events of sessions another node runs are handed over; claims bind
+                    remote.join_cluster(membership, manager.send_to, lambda: list(manager.sessions))
             # A service may name only lists and virtual queues that exist (checked on PUT, logged on load).
             services = ServiceRegistry(s.config_dir, references={
                 "_callback_events_list": ("transaction list", lists.names),
@@ -329,12 +331,14 @@ def reserved_events() -> dict[str, str]:
 
 def tell_platform_restarted(callbacks: CallbackService, manager: SessionManager) -> None:
     """The platform process lost its queues and calls: every callback's flow hears it (stored in
-    its inbox like any platform event) and queues again."""
+    its inbox like any platform event) and queues again. In a cluster each node tells the
+    callbacks of the partitions it holds."""
     for sid, cid in list(callbacks.by_session.items()):
-        session = manager.sessions.get(sid)
-        if session is not None and session.is_running:
-            manager.route_event(None, session, Event("platform.restarted", AttrDict(callback_id=cid),
-                                                     type="external", origintype=platform_io.PLATFORM_PROCESSOR))
+        try:
+            manager.send_to(sid, Event("platform.restarted", AttrDict(callback_id=cid), type="external",
+                                       origintype=platform_io.PLATFORM_PROCESSOR))
+        except NoSuchSession:  # its session has ended
+            continue
 
 
 def virtual_interaction(callbacks: CallbackService, session_id: str) -> dict | None:

@@ -72,7 +72,7 @@ async def subscribe(request: web.Request) -> web.Response:
         raise ApiError(400, str(e)) from None
     sub.owner = request[API_KEY].name
     _check_scope(request, sub.filter)
-    if sub.type == "orscb" and request.app[RUNTIME].callbacks.runs_session(sub.target):
+    if sub.type == "orscb" and await request.app[RUNTIME].callbacks.runs_session_anywhere(sub.target):
         raise ApiError(403, "an orscb subscription cannot target the session of a callback: only the engine "
                             "raises events in callback flows")
     svc.subscribe(sub)

@@ -33,8 +33,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-Deliver = Callable[[str, str, dict[str, Any]], None]
-"""``deliver(session_id, event_name, data)``: how a platform raises an event in a session."""
+Deliver = Callable[[str, str, dict[str, Any]], bool | None]
+"""``deliver(session_id, event_name, data)``: how a platform raises an event in a session; a host's
+deliver answers whether the session runs there (a cluster node hands the others over)."""
 
 QueueListener = Callable[[str], None]
 """``listener(queue)``: told that a queue changed, so EWT can be re-evaluated without polling."""

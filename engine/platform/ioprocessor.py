@@ -132,20 +132,27 @@ def event_data(value: Any) -> Any:
 _LEAVES = frozenset({str, int, float, bool, type(None)})  # most values: no call to look inside
 
 
+def platform_event(name: str, data: dict[str, Any]) -> Event:
+    """A platform event as its session takes it in (an external event from this processor)."""
+    return Event(name, event_data(data), type="external", origintype=PLATFORM_PROCESSOR)
+
+
 def host_deliverer(host: SessionHost, durable: bool = True) -> Deliver:
     """A ``deliver`` for a platform: raise its events in the host's sessions (through
     ``route_event``, the seam a persisting host overrides, when the platform is durable; straight
     into the session when it is not: nothing of it would survive a restart to redo them against).
-    Ended sessions are skipped."""
+    Answers whether the session runs here: a cluster's platform adapter hands the others over to
+    their holder; an embedded platform ignores the answer, as it skips ended sessions."""
 
-    def deliver(session_id: str, name: str, data: dict[str, Any]) -> None:
+    def deliver(session_id: str, name: str, data: dict[str, Any]) -> bool:
         session = host.sessions.get(session_id)
         if session is None or not session.is_running:
-            return
-        event = Event(name, event_data(data), type="external", origintype=PLATFORM_PROCESSOR)
+            return False
+        event = platform_event(name, data)
         if durable:
             host.route_event(None, session, event)
         else:
             session.deliver(event)
+        return True
 
     return deliver

@@ -10,6 +10,11 @@ out as frames and is made safe by the engine's own storage, as for any durable p
 - an event goes to its session through the inbox (``route_event``); its ``eack`` goes out only
   after the commit that stored it, together with the event numbers seen (``engine_values``), so an
   event the platform sends again after a crash is recognised and dropped;
+- in a cluster (``join_cluster``), an event for a session another node runs is handed over to it
+  (``send_to`` with the source ``p<platform incarnation>:<seq>``, so a copy sent again, to this
+  node or another, inserts nothing) and acked once that handoff is written; after a claim the node
+  binds the claimed partitions' sessions (``bind{sids}``: their events come straight here), and
+  after a reconnect binds again what it holds; released or dropped partitions are no longer bound;
 - a platform that restarted (a new incarnation: its queues and calls are gone) is told to the
   flows as ``platform.restarted``; requests not yet acked by the old one are dropped with it.
 
@@ -24,18 +29,27 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from ..ids import partition_of
 from ..scxml.clock import Clock
+from ..sessions.manager import NoSuchSession
 from .adapter import Deliver, Position, QueueListener, QueueStats
+from .ioprocessor import platform_event
+
+if TYPE_CHECKING:
+    from ..storage.membership import Membership
+
+    SendTo = Callable[..., None]  # SessionManager.send_to(session_id, event, *, source=...)
 
 log = logging.getLogger("engine.platform.remote")
 
 STATE_KEY = "platform_remote"  # engine_values: the platform incarnation and the event numbers seen
 MAX_BACKOFF = 2.0
+BIND_CHUNK = 2000  # session ids per bind frame
 
 
 class RemotePlatform:
@@ -63,6 +77,11 @@ class RemotePlatform:
         self._floor = 0
         self._to_ack: list[int] = []  # taken in, not yet in a batch
         self._in_batch: list[int] = []  # in the batch being written
+        self._handed: list[int] = []  # handed over to another node, not yet certainly written
+        self._send_to: Callable[..., None] | None = None  # a cluster's SessionManager.send_to
+        self._running: Callable[[], Iterable[str]] = tuple  # the sessions running on this node
+        self._binding: set[int] = set()  # partitions whose sessions this node binds (a cluster's)
+        self.handoffs = 0  # events handed over to another node (cluster)
         self._stored_state: dict[str, Any] | None = None
         self._dirty_state = False  # the incarnation or floor changed: store it with the next batch
         self._clock_hint: float | None = None
@@ -99,11 +118,23 @@ class RemotePlatform:
         after_commit.append(self._after_commit)
         self._persist = request_write
 
+    def join_cluster(self, membership: Membership, send_to: SendTo, running: Callable[[], Iterable[str]]) -> None:
+        """A cluster node: hand events for sessions not running here to their holder
+        (``send_to``), and take part in the membership so claimed partitions' sessions are bound
+        here (``running`` lists the sessions running on this node)."""
+        self._send_to, self._running = send_to, running
+        membership.join(PlatformBinding(self))
+
     def _contribute(self, batch: Any) -> None:
-        if not self._to_ack and not self._dirty_state:
+        if not self._to_ack and not self._dirty_state and not self._handed:
             return
         self._in_batch.extend(self._to_ack)
-        self._to_ack = []
+        # A handoff is written at the start of the batch after the one being built now (the
+        # manager writes them before building; one made while that write was awaited waits
+        # for the next batch): acked after that one, so nothing is acked before it is stored.
+        self._to_ack, self._handed = self._handed, []
+        if self._to_ack and self._persist is not None:
+            self._persist()
         self._dirty_state = False
         batch.values[STATE_KEY] = json.dumps({"incarnation": self.platform_incarnation, "floor": self._floor,
                                               "seen": sorted(self._seen)})
@@ -248,6 +279,7 @@ class RemotePlatform:
         drops, self._drops = self._drops, []
         for sid in drops:
             self._send({"t": "drop", "sid": sid})
+        self._bind(self._binding)  # what this node holds, again (the platform may be a new one)
         if self._restart_due and self._started:
             self._tell_restarted()
         for name in list(self._stats):
@@ -274,18 +306,57 @@ class RemotePlatform:
             if seq not in self._to_ack and seq not in self._in_batch:
                 self._send({"t": "eack", "seqs": [seq]})  # stored before: the ack was lost
             return
-        self._seen.add(seq)
+        sid, name = str(frame.get("sid")), str(frame.get("name"))
         data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+        taken = False
         for sink in list(self._sinks):
             try:
-                sink(str(frame.get("sid")), str(frame.get("name")), data)
+                taken = bool(sink(sid, name, data)) or taken
             except Exception:
-                log.exception("delivering %s to session %s failed", frame.get("name"), frame.get("sid"))
+                taken = True  # it ran here: not handed over as well
+                log.exception("delivering %s to session %s failed", name, sid)
+        if not taken and self._hand_over(sid, name, data, seq):
+            # Not among the numbers seen: a copy sent again is handed over again, and the
+            # holder's inbox takes one (its source is the same).
+            self._handed.append(seq)
+            self._persist()  # type: ignore[misc]  # a cluster node has storage
+            return
+        self._seen.add(seq)
         if self._persist is None:
             self._send({"t": "eack", "seqs": [seq]})
         else:
             self._to_ack.append(seq)
             self._persist()
+
+    def _hand_over(self, sid: str, name: str, data: dict[str, Any], seq: int) -> bool:
+        """An event for a session not running here, to its partition's holder (a cluster's); False
+        when there is none to hand it to (no cluster, or the partition is held here and the
+        session ended: skipped, as an embedded platform's event for an ended session is)."""
+        if self._send_to is None or self._persist is None:
+            return False
+        try:
+            self._send_to(sid, platform_event(name, data), source=f"p{self.platform_incarnation}:{seq}")
+        except NoSuchSession:
+            return False
+        self.handoffs += 1
+        return True
+
+    def bind_partitions(self, partitions: set[int]) -> None:
+        """Events of the sessions of ``partitions`` (restored here) to this node, now and after
+        every reconnect."""
+        self._binding |= partitions
+        self._bind(partitions)
+
+    def unbind_partitions(self, partitions: set[int]) -> None:
+        self._binding -= partitions
+
+    def _bind(self, partitions: Iterable[int]) -> None:
+        parts = set(partitions)
+        if not parts:
+            return
+        sids = [sid for sid in self._running() if partition_of(sid) in parts]
+        for start in range(0, len(sids), BIND_CHUNK):
+            self._send({"t": "bind", "sids": sids[start:start + BIND_CHUNK]})
 
     def _mirror(self, frame: dict[str, Any], notify: bool = True) -> None:
         name = str(frame.get("name"))
@@ -370,3 +441,22 @@ class RemotePlatform:
             since = time.monotonic() - self._disconnected_since
             return False, f"platform {self.url} unreachable for {since:.1f} s ({self._last_error})"
         return True, f"platform {self.url}: {len(self._stats)} queues, {len(self._requests)} requests unacked"
+
+
+class PlatformBinding:
+    """A cluster node's ``RemotePlatform`` as a partition participant: after a claim (the session
+    manager adopts first, so the sessions are restored) the platform sends those sessions'
+    events here; given back or dropped, they are no longer bound on a reconnect (the next holder
+    binds them; meanwhile events still sent here are handed over)."""
+
+    def __init__(self, platform: RemotePlatform):
+        self.platform = platform
+
+    async def adopt(self, partitions: dict[int, int]) -> None:
+        self.platform.bind_partitions(set(partitions))
+
+    async def release(self, partitions: dict[int, int]) -> None:
+        self.drop(set(partitions))
+
+    def drop(self, partitions: set[int]) -> None:
+        self.platform.unbind_partitions(partitions)

@@ -9,6 +9,9 @@ node -> platform
     ``req{k, sid, request, data}``             answered ``ack{k}``; a ``k`` seen before is acked
                                                again and *not* performed (an outbox replay)
     ``drop{sid}``                              the session ended: leave its queues
+    ``bind{sids}``                             these sessions' events to me (a cluster node that
+                                               claimed their partitions); a request binds its
+                                               session to its sender too
     ``eack{seqs}``                             these events are stored by the node
 platform -> node
     ``welcome{incarnation, clock, scale, queues}``
@@ -91,6 +94,7 @@ class NodeStats:
     events_resent: int = 0
     events_acked: int = 0
     connects: int = 0
+    bound: int = 0  # sessions bound by bind frames
 
 
 class PlatformServer:
@@ -102,7 +106,7 @@ class PlatformServer:
         self.incarnation = uuid.uuid4().hex
         self.simulator: Simulator | None = None
         self.links: dict[str, Link] = {}
-        self.bound: dict[str, str] = {}  # session -> the node that sent its last request
+        self.bound: dict[str, str] = {}  # session -> the node that sent its last request or bound it
         self.pending: dict[int, PendingEvent] = {}
         self.requests: dict[str, float] = {}  # request key -> when first seen (monotonic)
         self.stats: dict[str, NodeStats] = {}
@@ -246,6 +250,10 @@ class PlatformServer:
             self._request(link, frame)
         elif kind == "eack":
             self._acked_by(link.node, list(frame.get("seqs") or ()))
+        elif kind == "bind":
+            sids = [str(sid) for sid in frame.get("sids") or ()]
+            self.bound.update(dict.fromkeys(sids, link.node))
+            self._stats(link.node).bound += len(sids)
         elif kind == "drop":
             sid = str(frame.get("sid"))
             if self.simulator is not None:
