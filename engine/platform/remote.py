@@ -80,6 +80,8 @@ class RemotePlatform:
         self._handed: list[int] = []  # handed over to another node, not yet certainly written
         self._send_to: Callable[..., None] | None = None  # a cluster's SessionManager.send_to
         self._running: Callable[[], Iterable[str]] = tuple  # the sessions running on this node
+        self._membership: Membership | None = None  # a cluster node's (what it holds)
+        self._local: dict[int, str] = {}  # seq -> session, of events taken here not yet acked (cluster)
         self._binding: set[int] = set()  # partitions whose sessions this node binds (a cluster's)
         self.handoffs = 0  # events handed over to another node (cluster)
         self._stored_state: dict[str, Any] | None = None
@@ -122,7 +124,7 @@ class RemotePlatform:
         """A cluster node: hand events for sessions not running here to their holder
         (``send_to``), and take part in the membership so claimed partitions' sessions are bound
         here (``running`` lists the sessions running on this node)."""
-        self._send_to, self._running = send_to, running
+        self._send_to, self._running, self._membership = send_to, running, membership
         membership.join(PlatformBinding(self))
 
     def _contribute(self, batch: Any) -> None:
@@ -142,6 +144,8 @@ class RemotePlatform:
     def _after_commit(self) -> None:
         if self._in_batch:
             seqs, self._in_batch = self._in_batch, []
+            if self._membership is not None:
+                seqs = self._keep_unfenced(seqs, self._membership.held)
             self._send({"t": "eack", "seqs": seqs})
 
     async def connect(self, clock_hint: float | None, scale_hint: float, timeout: float) -> tuple[float, float] | None:
@@ -322,11 +326,27 @@ class RemotePlatform:
             self._persist()  # type: ignore[misc]  # a cluster node has storage
             return
         self._seen.add(seq)
+        if self._membership is not None:
+            self._local[seq] = sid
         if self._persist is None:
             self._send({"t": "eack", "seqs": [seq]})
         else:
             self._to_ack.append(seq)
             self._persist()
+
+    def _keep_unfenced(self, seqs: list[int], held: dict[int, int]) -> list[int]:
+        """The events of a batch that were stored: one raised in a session of a partition the
+        write found fenced (no longer held) was left out, so it is not acked (nor seen): the
+        platform sends it again, and this node hands it over to the partition's next holder."""
+        stored = []
+        for seq in seqs:
+            sid = self._local.pop(seq, None)
+            if sid is not None and partition_of(sid) not in held:
+                self._seen.discard(seq)
+                log.warning("platform event %d for session %s not acked: its partition was lost", seq, sid)
+            else:
+                stored.append(seq)
+        return stored
 
     def _hand_over(self, sid: str, name: str, data: dict[str, Any], seq: int) -> bool:
         """An event for a session not running here, to its partition's holder (a cluster's); False
