@@ -2,7 +2,8 @@
 database, the platform as its own process. A node that claims partitions binds their sessions
 (their events come to it); an event that reaches a node not running its session is handed over to
 the holder (``send_to`` with the event's number as its source), so a copy delivered again is
-taken once.
+taken once. Nor may an orscb subscription aim into another node's callback session (only the
+engine raises events in callback flows).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from aiohttp import ClientSession
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from engine.api.appkeys import RUNTIME
+from engine.app import create_app
 from engine.callbacks import history
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.storage.cluster_tables import inbox_sources
+from tests.callbacks.conftest import CLIENT
 from tests.cluster.test_domains_partitions import (  # the same platform, services and helpers
     HEARTBEAT,
     LEASE,
@@ -32,6 +36,7 @@ from tests.cluster.test_domains_partitions import (  # the same platform, servic
     write_config,
 )
 from tests.conftest import REPO
+from tests.support.engine_process import free_port
 from tests.support.eventually import eventually
 
 COUNTER = """<?xml version="1.0" encoding="UTF-8"?>
@@ -57,16 +62,18 @@ class Nodes:
         self.key = Fernet.generate_key()
         self.nodes: list[Runtime] = []
 
-    async def start(self, name: str) -> Runtime:
+    def settings(self, name: str, **more) -> Settings:
         data = self.root / f"data-{name}"
         data.mkdir(parents=True, exist_ok=True)
         (data / "secret.key").write_bytes(self.key)
-        settings = Settings.load(
+        return Settings.load(
             config_dir=self.config, env={}, data_dir=data, flows_dir=self.flows, flow_watch_interval=0,
             admin_key="admin-key", client_key="client-key", database_url=self.db_url, node_name=name,
             platform_url=self.platform_url, cluster_lease_seconds=LEASE, cluster_heartbeat_seconds=HEARTBEAT,
-            retention_days=0)
-        runtime = await Runtime.build(settings)
+            retention_days=0, **more)
+
+    async def start(self, name: str) -> Runtime:
+        runtime = await Runtime.build(self.settings(name))
         await runtime.start()
         self.nodes.append(runtime)
         return runtime
@@ -154,3 +161,18 @@ async def test_an_event_reaching_a_node_not_running_its_session_is_handed_over_a
     # the handoffs written, their number is acked: nothing waits for a batch any more
     await eventually(lambda: (a.platform._handed, a.platform._to_ack, a.platform._in_batch),  # type: ignore[attr-defined]
                      lambda left: left == ([], [], []), timeout=5, interval=0.05, expected="the event acked")
+
+
+async def test_an_orscb_subscription_cannot_target_a_callback_session_on_another_node(cluster,
+                                                                                     aiohttp_client) -> None:
+    b = await cluster.start("route-f")
+    port = free_port()
+    client = await aiohttp_client(create_app(cluster.settings("route-e", port=port)), server_kwargs={"port": port})
+    await balanced(client.app[RUNTIME], b)
+    made = await b.callbacks.create("hold", {"_customer_number": "+15550710001"})
+    sid = made["_ors_session_id"]
+    assert sid in b.manager.sessions and sid not in client.app[RUNTIME].manager.sessions
+    r = await client.post("/genesys/1/notification/subscription", headers=CLIENT, json={
+        "subscriberId": "x", "providerName": "x", "expire": 600, "filter": "apps/*",
+        "notificationDetails": {"deviceId": sid, "type": "orscb", "properties": {}}})
+    assert r.status == 403, await r.text()
