@@ -38,6 +38,7 @@ from tests.cluster.test_domains_partitions import (  # the same platform, servic
 from tests.conftest import REPO
 from tests.support.engine_process import free_port
 from tests.support.eventually import eventually
+from tests.support.platform_process import PlatformProcess
 
 COUNTER = """<?xml version="1.0" encoding="UTF-8"?>
 <scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python" name="counter" initial="counting">
@@ -176,3 +177,40 @@ async def test_an_orscb_subscription_cannot_target_a_callback_session_on_another
         "subscriberId": "x", "providerName": "x", "expire": 600, "filter": "apps/*",
         "notificationDetails": {"deviceId": sid, "type": "orscb", "properties": {}}})
     assert r.status == 403, await r.text()
+
+
+async def test_a_restarted_platform_is_told_by_each_node_to_the_callbacks_it_holds(postgres, tmp_path) -> None:
+    config = write_config(tmp_path / "own-platform", {})
+    own = PlatformProcess(config, tmp_path / "platform.log")  # this test kills it
+    await own.start()
+    nodes = Nodes(tmp_path, postgres.new_database(), own.url)
+    try:
+        a = await nodes.start("route-g")
+        b = await nodes.start("route-h")
+        await balanced(a, b)
+        made = [(await node.callbacks.create("hold", {"_customer_number": f"+1555072{i:04d}"}))["_id"]
+                for i, node in enumerate((a, b) * 5)]
+
+        def waiting() -> list[str]:
+            return [n.callbacks.records[c]["_callback_state"] for n in (a, b) for c in made if c in n.callbacks.records]
+
+        await eventually(waiting, lambda got: got == ["QUEUED"] * 10, timeout=5, interval=0.05,
+                         expected="all waiting, on both nodes")
+        assert all(set(n.callbacks.records) & set(made) for n in (a, b))
+        # the new platform has agents, but not the calls of the old one: each node's flows queue again
+        simulator = config / "simulator.toml"
+        staffed = simulator.read_text().replace("[queues.Hold_VQ]\nagents = 0", "[queues.Hold_VQ]\nagents = 10")
+        simulator.write_text(staffed)
+        own.kill()
+        await own.start()
+
+        async def states() -> set[str]:
+            records = await stored_records(a)
+            return {records[cid]["_callback_state"] for cid in made}
+
+        await eventually(states, lambda got: got == {"COMPLETED"}, timeout=20, interval=0.2,
+                         expected="every callback COMPLETED")
+        assert (await own.stats())["by_request"].get("vixn.create", 0) == 10
+    finally:
+        await nodes.close()
+        own.stop()
