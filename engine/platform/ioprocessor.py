@@ -148,7 +148,7 @@ def host_deliverer(host: SessionHost, durable: bool = True) -> Deliver:
         session = host.sessions.get(session_id)
         if session is None or not session.is_running:
             return False
-        event = platform_event(name, data)
+        event = Event(name, event_data(data), type="external", origintype=PLATFORM_PROCESSOR)
         if durable:
             host.route_event(None, session, event)
         else:
