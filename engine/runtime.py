@@ -203,7 +203,7 @@ class Runtime:
             bus = CallbackBus()
             notifications = NotificationService(manager, services, lists, notification_config, bus, listener=listener)
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, platform)
-            push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform)
+            push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform, shared)
             # Watching comes last: the lifecycle log and the metrics observe the parts above.
             LifecycleLog(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher)
             ecmascript = registry.datamodel("ecmascript")
