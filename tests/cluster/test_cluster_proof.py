@@ -23,13 +23,13 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.support.cluster_audit import audit_writes, open_callbacks
 from tests.support.cluster_processes import Database, ProcessCluster
 from tests.support.receiver import Receiver
 
@@ -207,13 +207,7 @@ async def wait_all_completed(db: Database, timeout: float) -> None:
         if open_ == 0 and total >= TOTAL:
             return
         if loop.time() > deadline:
-            states = await db.rows("SELECT state, count(*) AS n FROM callbacks GROUP BY state")
-            stuck = await db.rows(
-                "SELECT c.id, c.state, (SELECT count(DISTINCT w.node) FROM session_writes w "
-                "WHERE w.session_id = c.session_id) AS nodes FROM callbacks c WHERE c.state <> 'COMPLETED'")
-            moved = sum(1 for r in stuck if r["nodes"] > 1)
-            raise AssertionError(f"not every callback COMPLETED within {timeout:g} s: {states}; of the {len(stuck)} "
-                                 f"open ones, {moved} have sessions written by more than one node")
+            raise AssertionError(f"not every callback COMPLETED within {timeout:g} s: {await open_callbacks(db)}")
         await asyncio.sleep(0.5)
 
 
@@ -300,32 +294,10 @@ async def test_600_callbacks_through_three_nodes_with_a_kill_and_a_stop_each_end
     duplicates = len(receiver.received) - sum(len(v) for v in got.values())
 
     # 5. never two nodes on one session: the audit of every snapshot write, against the claims
-    claims = await db.rows("SELECT part, epoch, node, reason FROM partition_claims ORDER BY id")
-    per_part: dict[int, list[int]] = defaultdict(list)
-    for c in claims:
-        per_part[c["part"]].append(c["epoch"])
-    for part, epochs in per_part.items():
-        assert epochs == sorted(set(epochs)), (part, epochs)
-    claimed = {(c["part"], c["epoch"], c["node"]) for c in claims}
-    reasons_seen = Counter((c["node"], c["reason"]) for c in claims)
+    audit = await audit_writes(db)
+    reasons_seen, moved = audit["reasons"], audit["moved"]
     assert reasons_seen[("node1", "expired")] + reasons_seen[("node3", "expired")] > 0, reasons_seen  # node2's
     assert reasons_seen[("node1", "released")] + reasons_seen[("node2", "released")] > 0, reasons_seen  # node3's
-    writes = await db.rows("SELECT session_id, part, epoch, node, seq FROM session_writes ORDER BY id")
-    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for w in writes:
-        by_session[w["session_id"]].append(w)
-    nodes_per_epoch: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for sid, ws in by_session.items():
-        epochs = [w["epoch"] for w in ws]
-        assert epochs == sorted(epochs), (sid, epochs)
-        seqs = [w["seq"] for w in ws]
-        assert all(a < b for a, b in pairwise(seqs)), (sid, seqs)
-        for w in ws:
-            nodes_per_epoch[(sid, w["epoch"])].add(w["node"])
-            assert (w["part"], w["epoch"], w["node"]) in claimed, w
-    shared = {k: v for k, v in nodes_per_epoch.items() if len(v) > 1}
-    assert not shared, list(shared.items())[:5]
-    moved = {sid for sid, ws in by_session.items() if len({w["node"] for w in ws}) > 1}
 
     # 6. the platform performed each request once, and dialled no number more than allowed
     stats = await cluster.platform.stats()
