@@ -11,7 +11,8 @@ node -> platform
     ``drop{sid}``                              the session ended: leave its queues
     ``bind{sids}``                             these sessions' events to me (a cluster node that
                                                claimed their partitions); a request binds its
-                                               session to its sender too
+                                               session to its sender too, and only sessions that
+                                               made requests are bound
     ``eack{seqs}``                             these events are stored by the node
 platform -> node
     ``welcome{incarnation, clock, scale, queues}``
@@ -250,10 +251,10 @@ class PlatformServer:
             self._request(link, frame)
         elif kind == "eack":
             self._acked_by(link.node, list(frame.get("seqs") or ()))
-        elif kind == "bind":
-            sids = [str(sid) for sid in frame.get("sids") or ()]
-            self.bound.update(dict.fromkeys(sids, link.node))
-            self._stats(link.node).bound += len(sids)
+        elif kind == "bind":  # only sessions that made requests have events (and are dropped when done)
+            known = [sid for sid in map(str, frame.get("sids") or ()) if sid in self.bound]
+            self.bound.update(dict.fromkeys(known, link.node))
+            self._stats(link.node).bound += len(known)
         elif kind == "drop":
             sid = str(frame.get("sid"))
             if self.simulator is not None:

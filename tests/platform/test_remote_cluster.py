@@ -117,24 +117,28 @@ async def test_an_event_of_a_partition_lost_by_the_write_is_not_acked(aiohttp_se
 async def test_claimed_sessions_are_bound_again_after_a_reconnect_and_no_longer_once_given_back(
         aiohttp_server, tmp_path: Path) -> None:
     url, platform = await serve(aiohttp_server, tmp_path)
-    mine, other, later = random_id_in(3), random_id_in(4), random_id_in(6)
-    node = ClusterNode(url, {3: 1, 4: 1}, [mine, other])
+    mine, other, later, quiet = random_id_in(3), random_id_in(4), random_id_in(6), random_id_in(3)
+    elsewhere = dict.fromkeys((mine, other, later), "node-z")  # their requests came from another node
+    platform.bound.update(elsewhere)
+    node = ClusterNode(url, {3: 1, 4: 1}, [mine, other, quiet])
     (binding,) = node.membership.participants
     await binding.adopt({3: 1})  # before the connection: bound by the welcome
     await node.start()
-    await eventually(lambda: platform.bound, lambda b: b == {mine: "node-a"}, timeout=5, expected="bound")
-    platform.bound.clear()  # as a platform that lost them
+    await eventually(lambda: dict(platform.bound), lambda b: b == {**elsewhere, mine: "node-a"}, timeout=5,
+                     expected="partition 3 bound")
+    assert quiet not in platform.bound  # no request, no events: nothing to remember
     await binding.adopt({4: 1})
-    await eventually(lambda: platform.bound, lambda b: b == {other: "node-a"}, timeout=5, expected="bound")
-    node.running.append(later)
+    await eventually(lambda: dict(platform.bound), lambda b: b == {**elsewhere, mine: "node-a", other: "node-a"},
+                     timeout=5, expected="partition 4 bound")
+    node.running.append(later)  # partition 6 is not held here
     await binding.release({4: 1})
-    platform.bound.clear()
+    platform.bound.update(elsewhere)
     try:
         for link in list(platform.links.values()):  # the connection drops; the node comes back
             await link.ws.close()
         await eventually(lambda: platform.stats["node-a"].connects, lambda n: n == 2, timeout=5,
                          expected="reconnected")
-        await eventually(lambda: platform.bound, lambda b: b == {mine: "node-a"}, timeout=5,
+        await eventually(lambda: dict(platform.bound), lambda b: b == {**elsewhere, mine: "node-a"}, timeout=5,
                          expected="partition 3 bound again, 4 not")
         assert platform.stats["node-a"].bound == 3
     finally:
