@@ -87,6 +87,12 @@ def postgres_cpu(postgres: TempPostgres) -> float:
     return cpu_seconds(master, children=True) + sum(cpu_seconds(p) for p, pp in procs.items() if pp == master)
 
 
+def lease_losses(cluster: ProcessCluster) -> dict[str, int]:
+    """How often each node fenced itself (its log's 'lost its lease' lines)."""
+    return {name: node.log_path.read_text(errors="replace").count("lost its lease")
+            for name, node in cluster.nodes.items() if node.log_path.exists()}
+
+
 def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -188,7 +194,11 @@ async def throughput(root: Path, postgres: TempPostgres, nodes: int, args: argpa
         began = time.monotonic()
         ids = await create_all(cluster, args.callbacks, args.concurrency, 0, problems)
         created = time.monotonic()
-        ended = await wait_completed(db, ids, args.timeout)
+        try:
+            ended = await wait_completed(db, ids, args.timeout)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}: {await open_callbacks(db)}; lease lost {lease_losses(cluster)} time(s) "
+                               "by the nodes' logs") from None
         after = {**{name: cpu_seconds(pid) for name, pid in pids.items()},
                  "platform": cpu_seconds(cluster.platform.proc.pid), "postgres": postgres_cpu(postgres)}
         cpu = {k: round(after[k] - before[k], 2) for k in after}
@@ -197,7 +207,7 @@ async def throughput(root: Path, postgres: TempPostgres, nodes: int, args: argpa
             "nodes": nodes, "callbacks": len(ids), "seconds": round(ended - began, 2),
             "create_seconds": round(created - began, 2),
             "callbacks_per_second": round(len(ids) / (ended - began), 1), "cpu_seconds": cpu,
-            "callbacks_per_node": per_node,
+            "callbacks_per_node": per_node, "lease_lost_lines": lease_losses(cluster),
             "cpu_ms_per_callback_per_node": {name: round(1000 * cpu[name] / per_node[name], 2)
                                              for name in pids if per_node.get(name)},
             "cpu_ms_per_callback_all": round(1000 * sum(cpu.values()) / max(1, len(ids)), 2),
@@ -244,6 +254,7 @@ async def failover(root: Path, postgres: TempPostgres, nodes: int, args: argpars
             await wait_completed(db, ids, args.timeout)
         except TimeoutError as e:
             problems.append(f"failover: {e}: {await open_callbacks(db)}")
+        fail_losses = lease_losses(cluster)
         if first_write is None:
             problems.append(f"no session of {busiest} written by another node within {args.timeout:g} s")
         first_claim = claims[0]["first"] if claims else None
@@ -252,7 +263,8 @@ async def failover(root: Path, postgres: TempPostgres, nodes: int, args: argpars
             "kill_to_first_claim_s": None if first_claim is None else round(first_claim - t_kill, 2),
             "kill_to_last_claim_s": None if claims[0]["last"] is None else round(claims[0]["last"] - t_kill, 2),
             "kill_to_first_moved_write_s": None if first_write is None else round(first_write, 2),
-            "lease_seconds": args.lease, **await judge(db, ids, args.time_scale, problems),
+            "lease_seconds": args.lease, "lease_lost_lines": fail_losses,
+            **await judge(db, ids, args.time_scale, problems),
         }
     finally:
         await asyncio.to_thread(cluster.stop)
@@ -268,10 +280,14 @@ async def run(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     fail: dict[str, Any] = {}
     try:
         for nodes in args.nodes:
-            runs.append(await throughput(workdir, postgres, nodes, args, problems))
-        fail = await failover(workdir, postgres, args.failover_nodes, args, problems)
-    except Exception as e:
-        problems.append(f"{type(e).__name__}: {e}")
+            try:  # a failed size is a problem; the others are still measured
+                runs.append(await throughput(workdir, postgres, nodes, args, problems))
+            except Exception as e:
+                problems.append(f"{nodes} node(s): {type(e).__name__}: {e}")
+        try:
+            fail = await failover(workdir, postgres, args.failover_nodes, args, problems)
+        except Exception as e:
+            problems.append(f"failover: {type(e).__name__}: {e}")
     finally:
         postgres.stop()
     return {"runs": runs, "failover": fail, "cpus": os.cpu_count(), "load_before": load_before,
@@ -288,7 +304,7 @@ def report(result: dict[str, Any]) -> None:
         print(f"  {r['nodes']} node(s): {r['callbacks']} callbacks in {r['seconds']} s = {r['callbacks_per_second']}/s;"
               f" create-to-complete {r['create_to_complete']}")
         print(f"    CPU s {r['cpu_seconds']}; ms per callback per node {r['cpu_ms_per_callback_per_node']}; "
-              f"all processes {r['cpu_ms_per_callback_all']} ms per callback")
+              f"all processes {r['cpu_ms_per_callback_all']} ms per callback; lease lost {r['lease_lost_lines']}")
     f = result["failover"]
     if f:
         print(f"  failover ({f['nodes']} nodes, lease {f['lease_seconds']} s): {f['killed']} killed (-9) with "
