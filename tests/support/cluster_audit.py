@@ -46,8 +46,15 @@ async def open_callbacks(db: Database) -> str:
     sessions were written by more than one node (moved in a failover)."""
     states = await db.rows("SELECT state, count(*) AS n FROM callbacks GROUP BY state")
     stuck = await db.rows(
-        "SELECT c.id, (SELECT count(DISTINCT w.node) FROM session_writes w WHERE w.session_id = c.session_id) AS nodes"
-        " FROM callbacks c WHERE c.state <> 'COMPLETED'")
+        "SELECT c.id, c.state, (SELECT count(DISTINCT w.node) FROM session_writes w "
+        "WHERE w.session_id = c.session_id) AS nodes FROM callbacks c WHERE c.state <> 'COMPLETED'")
     moved = sum(1 for r in stuck if r["nodes"] > 1)
+    examples = []
+    for r in stuck[:5]:
+        nodes = await db.rows("SELECT w.node, w.epoch FROM session_writes w JOIN callbacks c ON c.session_id = "
+                              "w.session_id WHERE c.id = :id ORDER BY w.id", id=r["id"])
+        path = [f"{n['node']}@{n['epoch']}" for n in nodes]
+        runs = [p for i, p in enumerate(path) if i == 0 or p != path[i - 1]]
+        examples.append(f"{r['id']} {r['state']} written by {runs}")
     return (f"{ {r['state']: r['n'] for r in states} }; of the {len(stuck)} open ones, {moved} have sessions written "
-            "by more than one node")
+            f"by more than one node; e.g. {examples}")
