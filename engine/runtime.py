@@ -192,8 +192,6 @@ class Runtime:
             if remote is not None:
                 remote.join_storage(manager.batch_contributors, manager.after_commit, manager.request_write)
                 remote.on_restarted = lambda: tell_platform_restarted(callbacks, manager)
-                if membership is not None:  # events of sessions another node runs are handed over; claims bind
-                    remote.join_cluster(membership, manager.send_to, lambda: list(manager.sessions))
             # A service may name only lists and virtual queues that exist (checked on PUT, logged on load).
             services = ServiceRegistry(s.config_dir, references={
                 "_callback_events_list": ("transaction list", lists.names),
@@ -204,6 +202,10 @@ class Runtime:
             notifications = NotificationService(manager, services, lists, notification_config, bus, listener=listener)
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, platform)
             push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform, shared)
+            if remote is not None and membership is not None:
+                # Events of sessions another node runs are handed over to it; a claim binds its sessions'
+                # events here, once every part above has adopted them (joined last).
+                remote.join_cluster(membership, manager.send_to, lambda: list(manager.sessions))
             # Watching comes last: the lifecycle log and the metrics observe the parts above.
             LifecycleLog(manager=manager, callbacks=callbacks, bus=bus, dispatcher=notifications.dispatcher)
             ecmascript = registry.datamodel("ecmascript")
