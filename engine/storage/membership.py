@@ -140,6 +140,7 @@ class Membership:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one change of the held partitions at a time
         self._wake = asyncio.Event()
+        self._halted = False  # set by stop/crash: the heartbeat loop ends even if a cancel got lost
 
     # -- joining ------------------------------------------------------------------------------
     def join(self, participant: PartitionParticipant) -> None:
@@ -172,6 +173,7 @@ class Membership:
         await self.register()
         await self.balance()
         await self._listen()
+        self._halted = False
         self._task = asyncio.create_task(self._run(), name=f"cluster membership {self.node}")
 
     async def _listen(self) -> None:
@@ -212,13 +214,16 @@ class Membership:
         await self._close_beat()
 
     async def _halt(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        """Stop the heartbeat task. A flag as well as a cancel: Python 3.11's ``wait_for`` loses a
+        cancel that comes as its inner wait completes, and the loop would then run on for ever."""
+        self._halted = True
+        self._wake.set()
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=self.heartbeat)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("cluster: the heartbeat task had failed", exc_info=task.exception())
 
     async def _close_beat(self) -> None:
         if self._listener is not None:
@@ -279,7 +284,7 @@ class Membership:
     async def _run(self) -> None:
         watchdog = asyncio.create_task(self._watch(), name=f"cluster watchdog {self.node}")
         try:
-            while True:
+            while not self._halted:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.heartbeat)
                 except TimeoutError:
