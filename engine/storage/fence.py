@@ -15,9 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .errors import StorageUnavailable
 
-# The partitions still held by this node at the given epochs, in the database's clock.
+# The partitions still held by this node at the given epochs, in the database's clock. The
+# transaction that holds their share locks may not stay idle longer than $4 (ms): a node cut off
+# from the database in the middle of a write would otherwise keep them locked, and a claimer skips
+# locked partitions, until the server notices the dead connection (minutes). A write of a live node
+# is never idle that long: its node would have fenced itself first.
 _HELD = """
-SELECT p.id, p.epoch FROM cluster_partitions p
+WITH guard AS (SELECT set_config('idle_in_transaction_session_timeout', $4, true))
+SELECT p.id, p.epoch FROM guard, cluster_partitions p
 JOIN cluster_nodes n ON n.name = p.owner AND n.incarnation = p.owner_incarnation
 WHERE p.id = ANY($1::int[]) AND n.name = $2 AND n.incarnation = $3
   AND n.expires_at > extract(epoch from clock_timestamp())
@@ -32,11 +37,13 @@ WHERE name = $1 AND incarnation = $2 AND expires_at > extract(epoch from clock_t
 
 @dataclass(frozen=True)
 class Fence:
-    """Who writes (``node`` in its ``incarnation``) and the epoch it holds each partition at."""
+    """Who writes (``node`` in its ``incarnation``) and the epoch it holds each partition at;
+    ``idle_limit``: seconds the write's transaction may stay idle holding its locks (0: no limit)."""
 
     node: str
     incarnation: str
     epochs: dict[int, int] = field(default_factory=dict)
+    idle_limit: float = 0.0
 
 
 class Fenced(StorageUnavailable):
@@ -58,7 +65,8 @@ async def check(conn: AsyncConnection, fence: Fence) -> None:
         if found is None:
             raise Fenced(frozenset(), node_lost=True)
         return
-    rows = await conn.exec_driver_sql(_HELD, (sorted(fence.epochs), fence.node, fence.incarnation))
+    rows = await conn.exec_driver_sql(_HELD, (sorted(fence.epochs), fence.node, fence.incarnation,
+                                              str(int(fence.idle_limit * 1000))))
     held = dict(rows.all())
     lost = frozenset(p for p, epoch in fence.epochs.items() if held.get(p) != epoch)
     if lost:

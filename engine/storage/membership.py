@@ -157,7 +157,7 @@ class Membership:
     def fence(self, partitions: Any = None) -> Fence:
         """The fence of a unit writing ``partitions`` (every held one when None)."""
         held = self.held if partitions is None else {p: self.held[p] for p in partitions if p in self.held}
-        return Fence(self.node, self.incarnation, dict(held))
+        return Fence(self.node, self.incarnation, dict(held), idle_limit=max(self.lease - self.heartbeat, 1.0))
 
     @property
     def lease_remaining(self) -> float:
