@@ -121,13 +121,19 @@ async def create_all(cluster: ProcessCluster, count: int, concurrency: int, offs
     async def one(i: int) -> int:
         if rate:
             await asyncio.sleep(max(0.0, began + i / rate - time.monotonic()))
-        async with http.post(urls[i % len(urls)] + CREATE, json={"_customer_number": f"+1666{offset + i:07d}"},
-                             headers=HEADERS) as r:
-            if r.status == 200:
-                ids.append((await r.json())["_id"])
-            else:
-                failures[f"{r.status} {(await r.text())[:120]}"] += 1
-            return r.status
+        for attempt in range(len(urls)):  # a node that refuses the connection (killed): the next one
+            try:
+                async with http.post(urls[(i + attempt) % len(urls)] + CREATE, headers=HEADERS,
+                                     json={"_customer_number": f"+1666{offset + i:07d}"}) as r:
+                    if r.status == 200:
+                        ids.append((await r.json())["_id"])
+                    else:
+                        failures[f"{r.status} {(await r.text())[:120]}"] += 1
+                    return r.status
+            except aiohttp.ClientConnectorError:
+                continue
+        failures["no node accepted the connection"] += 1
+        return 0
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         await drive(count, concurrency, one)
@@ -329,7 +335,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.nodes, args.callbacks, args.failover_nodes, args.failover_callbacks = "1,2", 60, 2, 60
-        args.failover_after = 1.5
+        args.failover_after, args.timeout = 1.5, 60.0
     args.nodes = [int(n) for n in str(args.nodes).split(",")]
     return args
 
