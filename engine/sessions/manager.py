@@ -66,6 +66,9 @@ from . import fencing, rows
 from .flows import FlowRegistry, FlowVersion
 
 log = logging.getLogger("engine.sessions")
+
+# Sessions restored with their state, and the outbox rows of their pending effects.
+Restored = tuple[list[tuple[Session, SessionState]], list[dict[str, Any]]]
 #: Ended-session descriptions kept in memory, without and with a store.
 ENDED_KEPT = {False: 10_000, True: 1_000}
 SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}
@@ -149,6 +152,8 @@ class SessionManager(SessionHost):
         # Partitions being adopted -> events handed over to them so far: until every one handed over
         # before is taken, events to their sessions are handed over too, so none overtakes another.
         self._settling: dict[int, int] = {}
+        # Partitions restored by ``adopt``, waiting for ``adopted``: (sessions with their state, outbox rows).
+        self._waiting_to_run: dict[tuple[int, ...], Restored] = {}
         self._row_parts: dict[int, int] = {}  # inbox and outbox row id -> partition, for their deletes
         self._delete_parts: fencing.DeleteParts = {}  # the contributors' deletes of the batch being built
         self._sourced: list[tuple[str, dict[str, Any]]] = []  # handoffs named by their source
@@ -758,15 +763,16 @@ class SessionManager(SessionHost):
             target.queue(decode_event(json.loads(row["event"])))
             self._delivered.setdefault(target.id, []).append(row["id"])
             self._dirty[target.id] = target
-        for session, state in restored:
-            session.resume(state.pending)
         outbox = await rows.load_outbox(self.store) if parts is None else await rows.load_outbox_in(self.store, parts)
         if parts is not None:
             self._parts.update({p: cluster.held[p] for p in parts if p in cluster.held})  # type: ignore[union-attr]
-        for row in outbox:
-            if cluster is not None:
+            for row in outbox:
                 self._row_parts[row["id"]] = row["part"]
-            self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))
+            # They run once every participant holds the partitions too (``adopted``): a flow's
+            # actions and status events need its callback's record, loaded after this.
+            self._waiting_to_run[tuple(parts)] = (restored, outbox)
+        else:
+            self._run_restored(restored, outbox)
         if parts is None:
             log.info("restored %d sessions, %d events in flight, %d pending effects", len(restored), len(inbox),
                      len(outbox))
@@ -800,14 +806,40 @@ class SessionManager(SessionHost):
                                                        row["created_at"], row["kind"])
 
     # -- a cluster's partitions (PartitionParticipant) ----------------------------------------------
+    def _run_restored(self, restored: list[tuple[Session, SessionState]], outbox: list[dict[str, Any]]) -> None:
+        """Let restored sessions run: their timers re-armed, what was queued to them processed on
+        a later loop turn, their pending effects redone."""
+        for session, state in restored:
+            if self.sessions.get(session.id) is session and session.is_running:  # not dropped meanwhile
+                session.resume(state.pending)
+        for row in outbox:
+            if self.cluster is None or row["part"] in self._parts:
+                self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))
+
     async def adopt(self, partitions: dict[int, int]) -> None:
-        """Restore the sessions of ``partitions`` with their events and effects, as a start does."""
+        """Restore the sessions of ``partitions`` with the events in flight to them, as a start
+        does; they run once every participant has adopted the partitions (``adopted``)."""
         if self.store is None:
             return
         parts = sorted(partitions)
         self._settling.update(dict.fromkeys(parts, 0))
         try:
             await self._restore(parts)
+        except BaseException:
+            self._waiting_to_run.pop(tuple(parts), None)
+            for p in parts:
+                self._settling.pop(p, None)
+            raise
+
+    async def adopted(self, partitions: dict[int, int]) -> None:
+        """Every participant holds ``partitions`` now: their sessions run, and what was handed
+        over to them meanwhile is taken, in order."""
+        if self.store is None:
+            return
+        parts = sorted(partitions)
+        restored, outbox = self._waiting_to_run.pop(tuple(parts), ([], []))
+        try:
+            self._run_restored(restored, outbox)
             for _round in range(100):  # until no event was handed over to them while the last ones were taken
                 before = [self._settling.get(p) for p in parts]
                 try:
@@ -841,6 +873,7 @@ class SessionManager(SessionHost):
             return
         for p in partitions:
             self._parts.pop(p, None)
+        self._waiting_to_run = {k: v for k, v in self._waiting_to_run.items() if not partitions.intersection(k)}
         gone = {sid: s for sid, s in self.sessions.items()
                 if (info := self.info.get(sid)) is not None and info.part in partitions}
         for sid, session in gone.items():
@@ -897,6 +930,7 @@ class SessionManager(SessionHost):
         if cluster is None or self.store is None or not self._parts or cluster.lease_lost:
             return
         taken = await rows.take_inbox(self.store, cluster.node, cluster.incarnation, sorted(self._parts))
+        waiting = {p for parts in self._waiting_to_run for p in parts}  # restored, not running yet
         for row in taken:
             if row["part"] not in self._parts:  # let go of meanwhile: its next holder takes it at its epoch
                 continue
@@ -905,7 +939,11 @@ class SessionManager(SessionHost):
             if target is None or not target.is_running:
                 self._inbox_done.append(row["id"])
                 continue
-            target.deliver(decode_event(json.loads(row["event"])))
+            event = decode_event(json.loads(row["event"]))
+            if row["part"] in waiting:
+                target.queue(event)  # processed when it runs (``adopted``)
+            else:
+                target.deliver(event)
             self._delivered.setdefault(target.id, []).append(row["id"])
         if taken:
             self._changed()

@@ -395,6 +395,10 @@ class Membership:
             chunk = {p: got[p] for p in chunks[start:start + ADOPT_CHUNK]}
             for participant in self.participants:
                 await participant.adopt(chunk)
+            for participant in self.participants:  # all of them holding the chunk, it may run
+                adopted = getattr(participant, "adopted", None)
+                if adopted is not None:
+                    await adopted(chunk)
             self.adopted.update(p for p in chunk if self.held.get(p) == chunk[p])
             await asyncio.sleep(0)
 
