@@ -301,6 +301,8 @@ class RemotePlatform:
         if not self._started:  # their sessions are not restored yet: nobody could take them
             self._early.append(frame)
             return
+        if self._membership is not None and not self._membership.acting:
+            return  # leaving, or without a lease: neither taken nor acked; the platform sends it again
         seq = int(frame["seq"])
         floor = int(frame.get("floor") or 0)
         if floor > self._floor:  # everything below is acked: nothing there can come again

@@ -963,7 +963,10 @@ class SessionManager(SessionHost):
                 raise
             except Exception as e:
                 self._write_error = f"{type(e).__name__}: {e}"[:500]
-                log.error("handing over events failed (%s); retrying in %.2f s", self._write_error, delay)
+                # Without a lease (cut off, or leaving) this is expected: what was handed over is
+                # not acked to its sender, which sends it again (to the partition's next holder).
+                level = logging.WARNING if isinstance(e, Fenced) and e.node_lost else logging.ERROR
+                log.log(level, "handing over events failed (%s); retrying in %.2f s", self._write_error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -163,6 +163,12 @@ class Membership:
     def lease_remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic()) if not self.lease_lost else 0.0
 
+    @property
+    def acting(self) -> bool:
+        """Whether this node may take in work from outside: registered, its lease not lost and
+        not leaving (a stop gives everything back; what comes after is for the other nodes)."""
+        return bool(self.incarnation) and not self.lease_lost and not self._halted
+
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
         """Register, claim a first share (a lone node restarting takes all at once), then keep

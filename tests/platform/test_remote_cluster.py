@@ -26,6 +26,7 @@ class Membership:
     def __init__(self, held: dict[int, int]):
         self.held = held
         self.participants: list[Any] = []
+        self.acting = True  # registered, with a lease, not leaving
 
     def join(self, participant: Any) -> None:
         self.participants.append(participant)
@@ -110,6 +111,27 @@ async def test_an_event_of_a_partition_lost_by_the_write_is_not_acked(aiohttp_se
         await eventually(lambda: set(platform.pending), lambda left: left == {2}, timeout=5,
                          expected="only the stored one acked")
         assert 2 not in node.platform._seen  # sent again, it is taken again (and handed over)
+    finally:
+        await node.platform.close()
+
+
+async def test_a_node_leaving_or_without_a_lease_takes_no_event_and_acks_none(aiohttp_server, tmp_path: Path) -> None:
+    url, platform = await serve(aiohttp_server, tmp_path)
+    here, elsewhere = random_id_in(1), random_id_in(5)
+    node = ClusterNode(url, {1: 1}, [here])
+    await node.start()
+    try:
+        node.membership.acting = False  # a stop began (or the lease was lost): the others take over
+        platform._event(here, "vixn.created", {})
+        platform._event(elsewhere, "vixn.created", {})
+        await asyncio.sleep(0.3)
+        node.batch()
+        await asyncio.sleep(0.2)
+        assert node.got == [] and node.handed == []  # neither run here nor handed over...
+        assert set(platform.pending) == {1, 2}  # ...nor acked: the platform sends them again
+        node.membership.acting = True
+        platform._event(here, "vixn.created", {"again": 1})
+        await eventually(lambda: node.got, timeout=5, expected="taken once acting again")
     finally:
         await node.platform.close()
 
