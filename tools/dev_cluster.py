@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,26 @@ from tools.postgres import TempPostgres
 REPO = Path(__file__).resolve().parent.parent
 CALLBACKS = "/genesys/1/service/callback"
 CHECK_NUMBER = "+15550900001"  # no dial rule matches: answered at the first dial
+
+
+async def wait_answering(url: str, timeout: float, exited: Callable[[], str | None]) -> None:
+    """Wait until ``url`` answers 200; ``RuntimeError`` with ``exited()``'s words as soon as the
+    process behind it has ended, ``TimeoutError`` naming the last answer after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    async with ClientSession(timeout=ClientTimeout(total=5)) as http:
+        while time.monotonic() < deadline:
+            if (why := exited()) is not None:
+                raise RuntimeError(why)
+            try:
+                async with http.get(url) as r:
+                    if r.status == 200:
+                        return
+                    last = f"{r.status} {await r.text()}"
+            except OSError as e:
+                last = e
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"not answering 200 on {url} within {timeout:g} s ({last})")
 
 
 @dataclass
@@ -148,23 +169,15 @@ class DevCluster:
 
     async def _up(self, child: Child, path: str) -> None:
         """Wait until ``child`` answers 200 on ``path`` (a node: ready, i.e. it holds partitions)."""
-        deadline = time.monotonic() + self.args.start_timeout
-        last: Any = None
-        async with ClientSession(timeout=ClientTimeout(total=5)) as http:
-            while time.monotonic() < deadline:
-                if not child.running():
-                    raise RuntimeError(f"{child.name} exited with {child.proc and child.proc.returncode}:\n"
-                                       f"{child.tail()}")
-                try:
-                    async with http.get(child.url + path) as r:
-                        if r.status == 200:
-                            return
-                        last = f"{r.status} {await r.text()}"
-                except OSError as e:
-                    last = e
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{child.name} not up on {path} within {self.args.start_timeout:g} s ({last}):\n"
-                           f"{child.tail()}")
+        def exited() -> str | None:
+            if child.running():
+                return None
+            return f"{child.name} exited with {child.proc and child.proc.returncode}:\n{child.tail()}"
+
+        try:
+            await wait_answering(child.url + path, self.args.start_timeout, exited)
+        except TimeoutError as e:
+            raise RuntimeError(f"{child.name} {e}:\n{child.tail()}") from None
 
     def describe(self) -> str:
         lines = [f"cluster of {len(self.nodes)} node(s) in {self.work}",

@@ -30,7 +30,7 @@ import aiohttp
 import pytest
 
 from tests.support.cluster_audit import audit_writes, open_callbacks
-from tests.support.cluster_processes import Database, ProcessCluster
+from tests.support.cluster_processes import Database, ProcessCluster, write_cluster_config
 from tests.support.receiver import Receiver
 
 log = logging.getLogger(__name__)
@@ -81,12 +81,7 @@ def number_of(i: int) -> str:
 
 
 def write_config(root: Path) -> Path:
-    config = root / "config"
-    (config / "services").mkdir(parents=True)
-    (config / "simulator.toml").write_text(SIMULATOR)
-    (config / "services" / "proof.json").write_text(json.dumps(SERVICE))
-    (config / "notifications.json").write_text(json.dumps({"allowed_networks": ["127.0.0.0/8"]}))
-    return config
+    return write_cluster_config(root, SIMULATOR, {"proof": SERVICE})
 
 
 @dataclass

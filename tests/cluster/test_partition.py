@@ -23,7 +23,7 @@ from aiohttp import web
 
 from tests.cluster.tcpproxy import TcpProxy
 from tests.support.cluster_audit import audit_writes, open_callbacks
-from tests.support.cluster_processes import LEASE, Database, ProcessCluster
+from tests.support.cluster_processes import LEASE, Database, ProcessCluster, write_cluster_config
 from tests.support.loopback import serve
 from tests.support.sockets import local_ports_to
 
@@ -71,12 +71,7 @@ class PeerReceiver:
 
 
 def write_config(root: Path) -> Path:
-    config = root / "config"
-    (config / "services").mkdir(parents=True)
-    (config / "simulator.toml").write_text(SIMULATOR)
-    (config / "services" / "long.json").write_text(json.dumps(SERVICE))
-    (config / "notifications.json").write_text(json.dumps({"allowed_networks": ["127.0.0.0/8"]}))
-    return config
+    return write_cluster_config(root, SIMULATOR, {"long": SERVICE})
 
 
 async def until(read: Any, timeout: float, what: str, interval: float = 0.1) -> Any:

@@ -4,12 +4,10 @@ database, sharing a secret key and the configuration folder; a node is killed (-
 
 from __future__ import annotations
 
-import asyncio
-import time
+import json
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -17,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.conftest import REPO
 from tests.support.engine_process import EngineProcess
 from tests.support.platform_process import PlatformProcess
+from tools.dev_cluster import wait_answering
 
 LEASE, HEARTBEAT = 3.0, 0.5
 
@@ -67,21 +66,13 @@ class ProcessCluster:
 
 
 async def wait_ready(node: EngineProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    async with ClientSession(timeout=ClientTimeout(total=5)) as http:
-        while time.monotonic() < deadline:
-            if node.proc is None or node.proc.poll() is not None:
-                raise RuntimeError(f"{node.url} exited:\n{node.log()}")
-            try:
-                async with http.get(node.url + "/health/ready") as r:
-                    if r.status == 200:
-                        return
-                    last = f"{r.status} {await r.text()}"
-            except OSError as e:
-                last = e
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{node.url} not ready within {timeout:g} s ({last}):\n{node.log()}")
+    def exited() -> str | None:
+        return None if node.proc is not None and node.proc.poll() is None else f"{node.url} exited:\n{node.log()}"
+
+    try:
+        await wait_answering(node.url + "/health/ready", timeout, exited)
+    except TimeoutError as e:
+        raise RuntimeError(f"{e}:\n{node.log()}") from None
 
 
 class Database:
@@ -101,3 +92,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def write_cluster_config(root: Path, simulator: str, services: dict[str, dict]) -> Path:
+    """A configuration folder for a test cluster: the simulator, the services, and notifications
+    allowed to a loopback receiver."""
+    config = root / "config"
+    (config / "services").mkdir(parents=True)
+    (config / "simulator.toml").write_text(simulator)
+    for name, service in services.items():
+        (config / "services" / f"{name}.json").write_text(json.dumps(service))
+    (config / "notifications.json").write_text(json.dumps({"allowed_networks": ["127.0.0.0/8"]}))
+    return config
