@@ -17,7 +17,9 @@ node -> platform
 platform -> node
     ``welcome{incarnation, clock, scale, queues}``
     ``ev{seq, sid, name, data, floor}``        sent again after ``RESEND_SECONDS`` until acked;
-                                               ``floor``: every seq below it is acked
+                                               ``floor``: every seq below it is acked; a
+                                               session's events go out in order (an earlier
+                                               one unacked on another connection goes first)
     ``queue{name, stats, waiting}``            a queue changed (coalesced per ``QUEUE_FRAME_SECONDS``)
     ``error{reason}``                          then the platform closes the connection
 
@@ -85,6 +87,7 @@ class PendingEvent:
     name: str
     data: dict[str, Any]
     sent_at: float = 0.0  # monotonic; 0: not sent yet
+    link: Link | None = None  # the connection it was last sent on
 
 
 @dataclass
@@ -149,12 +152,23 @@ class PlatformServer:
         link = self._target(event.sid)
         if link is None:
             return  # kept until a node connects
+        # A session's events must reach it in order: an earlier one still unacked that went out
+        # on another connection (one that closed, or a node that stopped taking events) goes
+        # again first, on this one. Otherwise a later event (call.ended) handed over at once
+        # overtakes it (route.done, resent only after RESEND_SECONDS) and the flow, not yet in
+        # the state that awaits it, discards it.
+        for earlier in [e for e in self.pending.values() if e.seq < event.seq and e.sid == event.sid]:
+            if earlier.link is not link:
+                self._put(link, earlier)
+        self._put(link, event)
+
+    def _put(self, link: Link, event: PendingEvent) -> None:
         stats = self._stats(link.node)
         if event.sent_at:
             stats.events_resent += 1
         else:
             stats.events_sent += 1
-        event.sent_at = time.monotonic()
+        event.sent_at, event.link = time.monotonic(), link
         link.send({"t": "ev", "seq": event.seq, "sid": event.sid, "name": event.name, "data": event.data,
                    "floor": self._floor()})
 
