@@ -12,7 +12,10 @@ out as frames and is made safe by the engine's own storage, as for any durable p
   event the platform sends again after a crash is recognised and dropped;
 - in a cluster (``join_cluster``), an event for a session another node runs is handed over to it
   (``send_to`` with the source ``p<platform incarnation>:<seq>``, so a copy sent again, to this
-  node or another, inserts nothing) and acked once that handoff is written; after a claim the node
+  node or another, inserts nothing) and acked once that handoff is written; one taken here writes
+  its source with the batch that stores it, and one the platform sends ``again`` goes through its
+  source even when its session runs here (``event_sources.py``): a node killed after its commit
+  but before its ack does not get the event applied twice by the next holder; after a claim the node
   binds the claimed partitions' sessions (``bind{sids}``: their events come straight here), and
   after a reconnect binds again what it holds; released or dropped partitions are no longer bound;
 - a platform that restarted (a new incarnation: its queues and calls are gone) is told to the
@@ -38,6 +41,7 @@ from ..ids import partition_of
 from ..scxml.clock import Clock
 from ..sessions.manager import NoSuchSession
 from .adapter import Deliver, Position, QueueListener, QueueStats
+from .event_sources import SOURCES, source_of, source_rows
 from .ioprocessor import platform_event
 
 if TYPE_CHECKING:
@@ -84,6 +88,7 @@ class RemotePlatform:
         self._local: dict[int, str] = {}  # seq -> session, of events taken here not yet acked (cluster)
         self._binding: set[int] = set()  # partitions whose sessions this node binds (a cluster's)
         self.handoffs = 0  # events handed over to another node (cluster)
+        self.taken_again = 0  # events sent again, taken through their source (cluster)
         self._stored_state: dict[str, Any] | None = None
         self._dirty_state = False  # the incarnation or floor changed: store it with the next batch
         self._clock_hint: float | None = None
@@ -130,6 +135,10 @@ class RemotePlatform:
     def _contribute(self, batch: Any) -> None:
         if not self._to_ack and not self._dirty_state and not self._handed:
             return
+        if self._membership is not None and self._to_ack:  # taken here: their sources with them
+            taken = {seq: sid for seq in self._to_ack if (sid := self._local.get(seq)) is not None}
+            if taken:
+                batch.add(SOURCES, source_rows(self.platform_incarnation, taken))
         self._in_batch.extend(self._to_ack)
         # A handoff is written at the start of the batch after the one being built now (the
         # manager writes them before building; one made while that write was awaited waits
@@ -314,14 +323,17 @@ class RemotePlatform:
             return
         sid, name = str(frame.get("sid")), str(frame.get("name"))
         data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+        # Sent before (a cluster's): some node may have stored it already, its ack lost with it.
+        # Taken through its source even for a session running here, so it lands at most once.
+        again = self._send_to is not None and bool(frame.get("again"))
         taken = False
-        for sink in list(self._sinks):
+        for sink in () if again else list(self._sinks):
             try:
                 taken = bool(sink(sid, name, data)) or taken
             except Exception:
                 taken = True  # it ran here: not handed over as well
                 log.exception("delivering %s to session %s failed", name, sid)
-        if not taken and self._hand_over(sid, name, data, seq):
+        if not taken and self._hand_over(sid, name, data, seq, again):
             # Not among the numbers seen: a copy sent again is handed over again, and the
             # holder's inbox takes one (its source is the same).
             self._handed.append(seq)
@@ -350,17 +362,21 @@ class RemotePlatform:
                 stored.append(seq)
         return stored
 
-    def _hand_over(self, sid: str, name: str, data: dict[str, Any], seq: int) -> bool:
-        """An event for a session not running here, to its partition's holder (a cluster's); False
-        when there is none to hand it to (no cluster, or the partition is held here and the
-        session ended: skipped, as an embedded platform's event for an ended session is)."""
+    def _hand_over(self, sid: str, name: str, data: dict[str, Any], seq: int, again: bool = False) -> bool:
+        """An event for a session not running here (or sent ``again``: wherever it runs), to its
+        partition's holder through its source (a cluster's); False when there is none to hand it
+        to (no cluster, or the partition is held here and the session ended: skipped, as an
+        embedded platform's event for an ended session is)."""
         if self._send_to is None or self._persist is None:
             return False
         try:
-            self._send_to(sid, platform_event(name, data), source=f"p{self.platform_incarnation}:{seq}")
+            self._send_to(sid, platform_event(name, data), source=source_of(self.platform_incarnation, seq))
         except NoSuchSession:
             return False
-        self.handoffs += 1
+        if again:
+            self.taken_again += 1
+        else:
+            self.handoffs += 1
         return True
 
     def bind_partitions(self, partitions: set[int]) -> None:

@@ -16,7 +16,8 @@ node -> platform
     ``eack{seqs}``                             these events are stored by the node
 platform -> node
     ``welcome{incarnation, clock, scale, queues}``
-    ``ev{seq, sid, name, data, floor}``        sent again after ``RESEND_SECONDS`` until acked;
+    ``ev{seq, sid, name, data, floor, again}`` sent again after ``RESEND_SECONDS`` until acked
+                                               (then with ``again``: it went out before);
                                                ``floor``: every seq below it is acked; a
                                                session's events go out in order (an earlier
                                                one unacked on another connection goes first)
@@ -164,13 +165,15 @@ class PlatformServer:
 
     def _put(self, link: Link, event: PendingEvent) -> None:
         stats = self._stats(link.node)
+        frame = {"t": "ev", "seq": event.seq, "sid": event.sid, "name": event.name, "data": event.data,
+                 "floor": self._floor()}
         if event.sent_at:
             stats.events_resent += 1
+            frame["again"] = 1  # a node may have stored it already: a cluster takes it through its source
         else:
             stats.events_sent += 1
         event.sent_at, event.link = time.monotonic(), link
-        link.send({"t": "ev", "seq": event.seq, "sid": event.sid, "name": event.name, "data": event.data,
-                   "floor": self._floor()})
+        link.send(frame)
 
     def _floor(self) -> int:
         return next(iter(self.pending), self._seq + 1)

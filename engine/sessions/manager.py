@@ -332,20 +332,24 @@ class SessionManager(SessionHost):
         deliveries, platform events). A session running here gets it as ``route_event`` gives it;
         one of a partition another node holds gets it through a handoff inbox row, taken by that
         node once this node's next batch commits (``source``, a name of where the event came from,
-        makes a copy sent again insert nothing). Callers await ``commit()`` after it, to answer
-        once the event is durable. ``NoSuchSession`` when the session runs nowhere."""
+        makes a copy sent again insert nothing; in a cluster also for a session running here,
+        taken back as a handoff before the next batch is built). Callers await ``commit()`` after
+        it, to answer once the event is durable. ``NoSuchSession`` when the session runs nowhere."""
         session = self.sessions.get(session_id)
-        if session is not None and session.is_running:
-            self.route_event(None, session, event)
+        running = session is not None and session.is_running
+        if running and (source is None or self.cluster is None):
+            self.route_event(None, session, event)  # type: ignore[arg-type]
             return
         if self.cluster is None or self.store is None:
             raise NoSuchSession(session_id)
         part = partition_of(session_id)
-        if part in self._parts:
+        if part in self._parts and not running:
             raise NoSuchSession(session_id)
         row = {"id": self.store.new_id(), "session_id": session_id, "event": dumps(encode_event(event)),
                "created_at": time.time(), "part": part, "taken_epoch": None}
         if source is not None:
+            if part in self._settling:  # being adopted: taken in order with what was handed over before
+                self._settling[part] += 1
             self._sourced.append((source, row))
             self._changed()
         else:
@@ -592,8 +596,8 @@ class SessionManager(SessionHost):
         self._in_flight_since, self._unwritten_since = self._unwritten_since, None
         refused: Fenced | None = None
         try:
-            if self._sourced:
-                await self._hand_over_sourced()
+            if self._sourced and await self._hand_over_sourced():
+                await self._take_own()
             batch, events, effects, waiters = self._build()
             deletes, self._built_deletes = self._built_deletes, {}
             if batch:
@@ -948,9 +952,18 @@ class SessionManager(SessionHost):
         if taken:
             self._changed()
 
-    async def _hand_over_sourced(self) -> None:
+    async def _take_own(self) -> None:
+        """Take at once what was just handed over to sessions running here, so it reaches them
+        before the events the batch being built releases (which came after it)."""
+        try:
+            await self._take()
+        except Exception as e:  # the notification's take and the heartbeat's go on trying
+            log.warning("taking events handed over to this node's own sessions failed (%s: %s)", type(e).__name__, e)
+
+    async def _hand_over_sourced(self) -> bool:
         """Write the handoffs named by a source, each once (``send_to(..., source=...)``), before
-        the batch whose waiters wait for them; retried like a batch."""
+        the batch whose waiters wait for them; retried like a batch. True when some are for
+        partitions held here."""
         assert self.cluster is not None and self.store is not None
         sourced, self._sourced = self._sourced, []
         notify = sorted({(INBOX_CHANNEL, str(row["part"])) for _source, row in sourced})
@@ -958,7 +971,7 @@ class SessionManager(SessionHost):
         while True:
             try:
                 await rows.hand_over_sourced(self.store, self.cluster.fence(()), sourced, notify)
-                return
+                return any(row["part"] in self._parts for _source, row in sourced)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
