@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterator, Mapping
 from typing import Any
 
 from ..ids import random_id
@@ -65,6 +65,10 @@ class IOProcessorTable(Mapping):
 
     def __len__(self) -> int:
         return len(self._entries())
+
+    def items(self) -> ItemsView[str, Any]:
+        """Built once, not once per key (a context copies them on every wake)."""
+        return self._entries().items()
 
     def __repr__(self) -> str:
         return repr(self._entries())

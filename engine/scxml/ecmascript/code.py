@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # `In('id')` with a literal id; any other call (or a dynamic In) may reach the configuration or
 # _event through a function, so the session pushes them before running it.
@@ -20,6 +22,13 @@ CALL = re.compile(r"[\w$\]\)]\s*\(")
 MUTATES = re.compile(r"(?<![=!<>])=(?!=)|\+\+|--|\bdelete\b|\bnew\b")
 
 NAME = re.compile(r"^[A-Za-z_$][\w$]*$")
+# Literals whose value this side knows without asking a context: a quoted string without
+# escapes or line breaks, a decimal number of at most 15 digits, true/false/null, an empty object
+# or array. Flows are full of them (every <data> default, every reset to ''), and each one asked
+# of a context cost a compiled function and a call.
+_STRING = re.compile(r"""^(?:'([^'\\\n\r\u2028\u2029]*)'|"([^"\\\n\r\u2028\u2029]*)")$""")
+_NUMBER = re.compile(r"^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?$")
+_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
 
 _keys = itertools.count()
 
@@ -43,6 +52,7 @@ class JsCode:
     # side effect would escape this; flows do not write those.)
     pure: bool = False
     name: str | None = None  # the expression is this one variable's name
+    literal: Callable[[], Any] | None = None  # the expression's value, made here (see ``literal_value``)
 
 
 def analyse(mode: str, text: str) -> JsCode:
@@ -60,6 +70,7 @@ def analyse(mode: str, text: str) -> JsCode:
     if mode == EXPR and NAME.match(text) and text not in ("undefined", "null", "true", "false", "NaN", "Infinity"):
         code.name = text
     if mode == EXPR:
+        code.literal = literal_value(text)
         code.value_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
         code.cond_src = f"(function(){{return !!(\n{text}\n);}})"
     elif mode == LOCATION:
@@ -68,3 +79,23 @@ def analyse(mode: str, text: str) -> JsCode:
     else:
         code.script = text
     return code
+
+
+def literal_value(text: str) -> Callable[[], Any] | None:
+    """A maker of ``text``'s value when it is a literal (see ``_STRING``), else None. Objects and
+    arrays are made anew each time: every evaluation of ``({})`` is a new object."""
+    m = _STRING.match(text)
+    if m is not None:
+        value: Any = m.group(1) if m.group(1) is not None else m.group(2)
+    elif _NUMBER.match(text) and not (text[0] == "-" and float(text) == 0):  # -0 keeps its sign there
+        number = float(text)
+        value = int(number) if number.is_integer() else number  # one number type: 2.0 is 2
+    elif text in _WORDS:
+        value = _WORDS[text]
+    elif text in ("({})", "{}"):
+        return dict
+    elif text in ("[]", "([])"):
+        return list
+    else:
+        return None
+    return lambda: value

@@ -298,6 +298,8 @@ class EcmaData:
         jc = expr.code
         if jc is None:
             raise expr.fail(expr.error or "cannot be evaluated")
+        if jc.literal is not None:
+            return jc.literal()  # its value is known here: no call into the context
         known = self._known
         if jc.name is not None and known is not None and jc.name in known:
             return known[jc.name]  # a variable this side wrote, unchanged since: no call into the context
@@ -315,6 +317,9 @@ class EcmaData:
         jc = expr.code
         if jc is None:
             raise expr.fail(expr.error or "cannot be evaluated")
+        if jc.literal is not None:
+            truth = _truthy(jc.literal())
+            return True if truth is None else truth  # None: an object or array, truthy
         known = self._known
         if jc.name is not None and known is not None and jc.name in known:
             truth = _truthy(known[jc.name])
