@@ -38,8 +38,10 @@ FORWARDED = "x-cbe-forwarded"
 POLL_SECONDS = 0.25  # how often a request without a live holder looks again
 CONNECT_SECONDS = 2.0  # a holder not accepting a connection this long is taken as gone (nothing was sent)
 # What the holder needs to answer as this node would have: the body's type, the key (in any of
-# its forms: header, bearer token, the console's cookie with its CSRF token and origin).
-PASSED_ON = ("Content-Type", "Accept", "x-api-key", "Authorization", "Cookie", "X-CSRF-Token", "Origin")
+# its forms: header, bearer token, the console's cookie with its CSRF token and origin), and a
+# Basic HTTP event's origin (``_event.origin``).
+PASSED_ON = ("Content-Type", "Accept", "x-api-key", "Authorization", "Cookie", "X-CSRF-Token", "Origin",
+             "X-SCXML-Origin")
 ANSWER_HEADERS = ("Content-Type", "Retry-After", "Allow")
 
 
