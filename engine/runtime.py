@@ -178,8 +178,10 @@ class Runtime:
                     cpu_seconds=s.ecmascript_cpu_seconds, memory_bytes=s.ecmascript_memory_bytes,
                     live_contexts=s.ecmascript_live_contexts, idle_seconds=s.ecmascript_idle_seconds),
                 facilities=facilities, queue_facts=facilities.queue_json, platform_requests=queue_request))
+            # A cluster publishes the load balancer's URL (any node forwards the event to the holder).
             registry.register_processor(BASIC_HTTP, partial(
-                BasicHttpProcessor, base_url=s.base_url, key=box.derive("basichttp-capability"),
+                BasicHttpProcessor, base_url=(s.public_url.rstrip("/") or s.base_url) if s.in_cluster else s.base_url,
+                key=box.derive("basichttp-capability"),
                 policy=policy, retry=RetryBudget(s.basichttp_max_attempts, s.basichttp_retry_seconds)), "basichttp")
             flows = FlowRegistry(s.flows_dir, registry, store, s.flow_watch_interval, shared=shared)
             limits = Limits(max_microsteps=s.max_microsteps, max_invoke_depth=s.max_invoke_depth,
