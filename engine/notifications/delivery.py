@@ -20,15 +20,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientError
-
 from ..callbacks import history
 from ..outbound import DeliveryFailure, Sender, retry_after_seconds
 from ..scxml import AttrDict, Event
 from ..sessions.manager import NoSuchSession
 from ..storage import dumps
-from ..urlpolicy import GuardedClient, UrlPolicy, UrlRefused, describe_error, printable, refusal
+from ..urlpolicy import UrlPolicy, UrlRefused, describe_error, printable, refusal
 from . import webhooks
+from .webhook_client import WebhookClient
 
 if TYPE_CHECKING:
     from ..scxml.clock import Clock
@@ -118,7 +117,7 @@ class Dispatcher:
         self.changed: dict[int, Delivery] = {}
         self.done: list[int] = []
         self.delivered = 0
-        self._client: GuardedClient | None = None
+        self._client: WebhookClient | None = None
         self._tasks: dict[str, asyncio.Task] = {}  # the task draining each busy key
         self._timers: dict[str, Any] = {}
         # A cluster node attempts only while its lease outlasts an attempt (None: always may).
@@ -317,24 +316,23 @@ class Dispatcher:
         else:
             headers["webhook-id"] = d.webhook_id
         if self._client is None:
-            self._client = self.policy.client(self.timeout)
+            self._client = WebhookClient(self.policy, self.timeout)
         try:
-            async with self._client.post(d.target, data=body, headers=headers) as resp:
-                await resp.read()
-                if 200 <= resp.status < 300:
-                    return resp.status
-                if 300 <= resp.status < 400:
-                    raise DeliveryFailure(f"HTTP {resp.status} (redirects are not followed)", retry=False)
-                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-                raise DeliveryFailure(f"HTTP {resp.status}", retry=resp.status in RETRYABLE_STATUS,
-                              retry_after=retry_after)
+            answer = await self._client.post(d.target, body, headers)
         except UrlRefused as e:
             raise DeliveryFailure(f"refused by the outbound URL policy: {e}", retry=False) from None
-        except (ClientError, TimeoutError, OSError) as e:
+        except OSError as e:  # TimeoutError, ProtocolFault and the resolver's AddressRefused among them
             reason = refusal(e)
             if reason is not None:
                 raise DeliveryFailure(f"refused by the outbound URL policy: {reason}", retry=False) from None
             raise DeliveryFailure(describe_error(e), retry=True) from e
+        status = answer.status
+        if 200 <= status < 300:
+            return status
+        if 300 <= status < 400:
+            raise DeliveryFailure(f"HTTP {status} (redirects are not followed)", retry=False)
+        raise DeliveryFailure(f"HTTP {status}", retry=status in RETRYABLE_STATUS,
+                              retry_after=retry_after_seconds(answer.headers.get("retry-after")))
 
     def _succeeded(self, d: Delivery) -> None:
         self._pop(d)

@@ -1,0 +1,85 @@
+"""The webhook client's reader of HTTP/1.1 answers: framing it must get right, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.notifications.http1 import ProtocolFault, ResponseReader, encode_request
+
+
+def read(*parts: bytes, max_body: int = 1000) -> ResponseReader:
+    reader = ResponseReader(max_body)
+    for i, part in enumerate(parts):
+        done = reader.feed(part)
+        assert done == (i == len(parts) - 1), f"complete after part {i}: {done}"
+    return reader
+
+
+def test_a_length_framed_answer_split_anywhere() -> None:
+    raw = b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nRetry-After: 3\r\n\r\nhello"
+    for cut in range(1, len(raw)):
+        reader = read(raw[:cut], raw[cut:])
+        assert (reader.status, reader.headers["retry-after"], reader.keep_alive, reader.buffer) == (201, "3", True, b"")
+
+
+def test_chunked_with_extensions_and_trailers() -> None:
+    reader = read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n", b"A\r\n0123456789\r\n0\r\n",
+                  b"X-Trailer: 1\r\n\r\n")
+    assert reader.status == 200 and reader.keep_alive and reader.buffer == b""
+
+
+def test_interim_answers_are_skipped() -> None:
+    reader = read(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+    assert reader.status == 204
+
+
+def test_keep_alive_rules() -> None:
+    assert not read(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert not read(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert read(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").keep_alive
+
+
+def test_a_body_ending_with_the_connection() -> None:
+    reader = ResponseReader(1000)
+    assert not reader.feed(b"HTTP/1.1 200 OK\r\n\r\nsome text")
+    assert reader.closed() and not reader.keep_alive and reader.status == 200
+    cut = ResponseReader(1000)
+    assert not cut.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    assert not cut.closed()  # cut short: a failure, not an answer
+
+
+def test_oversized_bodies_stop_the_read() -> None:
+    declared = ResponseReader(10)
+    assert declared.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+    assert declared.oversized and not declared.keep_alive
+    chunked = ResponseReader(10)
+    assert not chunked.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n")
+    assert chunked.feed(b"8\r\n1234")
+    assert chunked.oversized and not chunked.keep_alive
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/2 200 OK\r\n\r\n",
+    b"ICY 200 OK\r\n\r\n",
+    b"HTTP/1.1 2x0 OK\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+])
+def test_what_cannot_be_framed_is_refused(raw: bytes) -> None:
+    with pytest.raises(ProtocolFault):
+        ResponseReader(1000).feed(raw)
+
+
+def test_the_request_bytes_and_forged_headers() -> None:
+    raw = encode_request("/a?b", "h:8080", {"webhook-id": "msg_1"}, b"{}")
+    assert raw == b"POST /a?b HTTP/1.1\r\nHost: h:8080\r\nContent-Length: 2\r\nwebhook-id: msg_1\r\n\r\n{}"
+    for headers in ({"x": "a\nb"}, {"x": "a\rb"}, {"x\r\ny": "1"}, {"x:y": "1"}):
+        with pytest.raises(ValueError):
+            encode_request("/", "h", headers, b"")
