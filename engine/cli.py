@@ -254,6 +254,10 @@ def _cmd_config(args: argparse.Namespace) -> int:
 async def _config_export(folder: Path, settings, args: argparse.Namespace) -> int:
     from . import persistence
     from .atomic_file import write_atomic
+    from .notifications.outbound_config import FILE as NOTIFICATIONS_FILE
+    from .notifications.outbound_config import KIND as OUTBOUND_KIND
+    from .notifications.outbound_config import exported_file
+    from .secretbox import SecretBox
     from .storage import config_docs
 
     store = await persistence.open_store(settings.db_url)
@@ -263,6 +267,11 @@ async def _config_export(folder: Path, settings, args: argparse.Namespace) -> in
             for doc in await config_docs.read_kind(store, kind):
                 write_atomic(folder / sub / f"{doc.name}{ext}", doc.body.encode("utf-8"), 0o644)
                 written += 1
+        if (outbound := await config_docs.read(store, OUTBOUND_KIND, OUTBOUND_KIND)) is not None:
+            # its secrets opened, as config/notifications.json holds them: readable by its owner only
+            write_atomic(folder / NOTIFICATIONS_FILE,
+                         exported_file(outbound.body, SecretBox.for_data_dir(settings.data_dir)).encode(), 0o600)
+            written += 1
         for name, version, text, current in await config_docs.current_flows(store, args.all_versions):
             targets = [folder / "scxml" / f"{name}.scxml"] if current else []
             if args.all_versions:  # beside the flows, where no engine takes them for flows of their own
@@ -281,9 +290,12 @@ async def _config_import(folder: Path, settings, args: argparse.Namespace) -> in
     from .callbacks.callback_settings import CallbackSettings
     from .callbacks.services import ServiceRegistry
     from .notifications.notifier import TransactionLists
+    from .notifications.outbound_config import FILE as NOTIFICATIONS_FILE
+    from .notifications.outbound_config import SharedOutboundConfig
     from .runtime import engine_registry
+    from .secretbox import SecretBox
     from .sessions.flows import FlowRegistry
-    from .storage import config_docs
+    from .storage import KeyMismatch, check_secret_key, config_docs
     from .storage.shared_config import SharedConfig
 
     if not folder.is_dir():
@@ -301,6 +313,13 @@ async def _config_import(folder: Path, settings, args: argparse.Namespace) -> in
         flows = FlowRegistry(folder / "scxml", engine_registry(), store, watch_interval=0, shared=shared)
         await flows.start()
         await flows.close()
+        if (folder / NOTIFICATIONS_FILE).is_file():  # its secrets sealed with the cluster's key, checked first
+            box = SecretBox.for_data_dir(settings.data_dir)
+            try:
+                await check_secret_key(store, box.derive("cluster-key-check").hex())
+            except KeyMismatch as e:
+                raise ValueError(f"{NOTIFICATIONS_FILE} not imported: {e}") from None
+            await SharedOutboundConfig(folder / NOTIFICATIONS_FILE, box, shared).reload()
         after = await config_docs.revisions(store)
     finally:
         await store.close()

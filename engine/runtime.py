@@ -32,6 +32,8 @@ from .callbacks.records import client_data
 from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
 from .notifications.notifier import NotificationConfig, TransactionLists, target_problems
+from .notifications.outbound_config import FILE as NOTIFICATIONS_FILE
+from .notifications.outbound_config import SharedOutboundConfig
 from .notifications.service import NotificationService
 from .observability.lifecycle import LifecycleLog
 from .observability.metrics import EngineMetrics
@@ -91,6 +93,7 @@ class Runtime:
     listener: Listener | None = None
     freeze_gc: bool = False
     shared: SharedConfig | None = None  # a cluster's shared configuration (None: the files)
+    outbound: SharedOutboundConfig | None = None  # a cluster's notifications.json (None: the file)
     started_at: float = 0.0
     _maintenance: asyncio.Task | None = field(default=None, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -103,19 +106,10 @@ class Runtime:
         sim_path = s.config_dir / "simulator.toml"
         sim_config = load_simulator_config(sim_path) if sim_path.is_file() else SimulatorConfig()
         box = SecretBox.for_data_dir(s.data_dir)
-        # One outbound URL policy (notifications.json) for every target: notifications, Basic HTTP
-        # sends of flows, FCM (its URLs are checked here, before anything else opens).
-        notification_config = NotificationConfig.load(s.config_dir / "notifications.json", box)
-        policy = notification_config.policy
-        fcm = FcmClient(s.fcm_base_url, s.fcm_token_uri, policy=policy)
-
-        def target_check(options: dict) -> list[str]:
-            """A service's or list's notification target under the outbound URL policy."""
-            return target_problems(options, policy)
-
         store = await persistence.open_store(s.db_url) if s.persistence else None
         membership: Membership | None = None
         listener: Listener | None = None
+        fcm: FcmClient | None = None
         try:
             if s.in_cluster and store is not None:
                 # Built before the parts that subscribe to it or join it (the manager first); started
@@ -127,6 +121,19 @@ class Runtime:
             if shared is not None and listener is not None:  # what another node changed, served here too
                 listener.subscribe(CONFIG_CHANNEL, shared.on_notice)
                 listener.on_reconnect(shared.sweep)
+            # One outbound URL policy (notifications.json; a cluster's shared document) for every
+            # target: notifications, Basic HTTP sends of flows, FCM (its URLs are checked here).
+            outbound = (SharedOutboundConfig(s.config_dir / NOTIFICATIONS_FILE, box, shared)
+                        if shared is not None else None)
+            notification_config = (await outbound.open() if outbound is not None
+                                   else NotificationConfig.load(s.config_dir / NOTIFICATIONS_FILE, box))
+            policy = notification_config.policy
+            fcm = FcmClient(s.fcm_base_url, s.fcm_token_uri, policy=policy)
+
+            def target_check(options: dict) -> list[str]:
+                """A service's or list's notification target under the outbound URL policy."""
+                return target_problems(options, policy)
+
             lists = TransactionLists(s.config_dir, check=target_check, shared=shared)
             await lists.open()
             queue_settings = CallbackSettings(s.config_dir, shared=shared)
@@ -219,7 +226,8 @@ class Runtime:
             if not isinstance(basichttp, BasicHttpProcessor):
                 raise TypeError(f"the Basic HTTP processor of this registry is a {type(basichttp).__name__}")
         except BaseException:
-            await fcm.close()
+            if fcm is not None:
+                await fcm.close()
             if remote is not None:
                 await remote.close()
             if store is not None:
@@ -230,7 +238,7 @@ class Runtime:
                    flows=flows, manager=manager, lists=lists, services=services, queue_settings=queue_settings,
                    bus=bus, notifications=notifications, callbacks=callbacks, fcm=fcm, push=push,
                    basichttp=basichttp, metrics=metrics, membership=membership, listener=listener,
-                   freeze_gc=freeze_gc, shared=shared)
+                   freeze_gc=freeze_gc, shared=shared, outbound=outbound)
 
     async def start(self) -> None:
         """Open every part: flows, credentials, sessions, deliveries, callbacks; then housekeeping."""

@@ -19,12 +19,14 @@ constructor argument.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -37,6 +39,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_LENGTH = 2048
 # Explicitly named although is_global already excludes them: the addresses an SSRF aims for first.
 METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
+
+
+class Resettable(Protocol):
+    def reset(self) -> None:
+        """Forget connections and addresses obtained under rules that have just changed."""
 
 
 class UrlRefused(ValueError):
@@ -151,9 +158,13 @@ class UrlPolicy:
             except ValueError as e:
                 raise UrlRefused(f"allowed network {_printable(str(text))} is not an IP network: {e}") from None
         self.networks = tuple(nets)
-        # URLs already allowed (a policy never changes once built): a webhook target is checked
-        # on every delivery, and parsing it again cost ~13 us a POST. Bounded; refusals are not kept.
+        # URLs already allowed (emptied when ``adopt`` changes the rules): a webhook target is
+        # checked on every delivery, and parsing it again cost ~13 us a POST. Bounded; refusals
+        # are not kept.
         self._allowed: dict[str, URL] = {}
+        # What ``adopt`` must reach besides this object: policies made by ``exempting``, clients.
+        self._derived: weakref.WeakSet[UrlPolicy] = weakref.WeakSet()
+        self._clients: weakref.WeakSet[Resettable] = weakref.WeakSet()
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any], where: str) -> UrlPolicy:
@@ -173,7 +184,25 @@ class UrlPolicy:
         other = UrlPolicy()
         other.origins, other.networks = self.origins, self.networks
         other.exempt = self.exempt | {parse_url(u)[1] for u in urls}
+        self._derived.add(other)
         return other
+
+    def add_client(self, client: Resettable) -> None:
+        """``client.reset()`` is called whenever ``adopt`` changes the rules (a client that keeps
+        connections open registers; it is held weakly)."""
+        self._clients.add(client)
+
+    def adopt(self, other: UrlPolicy) -> None:
+        """Take ``other``'s allow lists in place, here and in every policy made from this one by
+        ``exempting``: a cluster's shared ``notifications.json`` changed, and the parts holding
+        this object (notifications, Basic HTTP, FCM) must obey the new rules from their next
+        request. Their clients drop the connections and DNS answers made under the old rules."""
+        self.origins, self.networks = other.origins, other.networks
+        self._allowed = {}
+        for client in list(self._clients):
+            client.reset()
+        for derived in list(self._derived):
+            derived.adopt(self)
 
     def describe(self) -> dict[str, Any]:
         return {"allowed_targets": sorted(str(o) for o in self.origins) or "any origin, public addresses only",
@@ -249,6 +278,8 @@ class GuardedClient:
         self.policy = policy
         self.timeout = timeout
         self._session: ClientSession | None = None
+        self._leaving: dict[ClientSession, asyncio.Task] = {}  # sessions left by ``reset``, closing soon
+        policy.add_client(self)
 
     def post(self, target: str, **kwargs: Any) -> Any:
         """``async with client.post(url, data=..., headers=...) as response``; raises ``UrlRefused``."""
@@ -259,9 +290,30 @@ class GuardedClient:
         return self._session.post(url, allow_redirects=False, **kwargs)
 
     async def close(self) -> None:
+        for session, task in list(self._leaving.items()):
+            task.cancel()
+            await session.close()
+        self._leaving.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def reset(self) -> None:
+        """The policy changed: the next request opens a new session (new connections, addresses
+        resolved and checked again). The old one is closed once its requests in flight are over
+        (they end within ``timeout``)."""
+        old, self._session = self._session, None
+        if old is None:
+            return
+        try:
+            self._leaving[old] = asyncio.get_running_loop().create_task(self._close_later(old))
+        except RuntimeError:  # no loop runs: nothing can be in flight either
+            return
+
+    async def _close_later(self, session: ClientSession) -> None:
+        await asyncio.sleep(self.timeout)
+        self._leaving.pop(session, None)
+        await session.close()
 
 
 def refusal(error: BaseException) -> str | None:

@@ -1,5 +1,6 @@
 """``POST /admin/config/reload``: read the configuration files again (services, business hours,
-transaction lists, CALLBACK_SETTINGS, and the flows as ``/admin/flows/reload`` does).
+transaction lists, CALLBACK_SETTINGS, and the flows as ``/admin/flows/reload`` does; in a cluster
+also ``notifications.json``, which a single engine reads only at start).
 
 On a single engine the files are what it serves, so they are read again. In a cluster they are
 imported into the database under the rule of every import: only a file changed since its last
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..notifications.outbound_config import KIND as OUTBOUND_KIND
 from ..runtime import Runtime
 from .appkeys import RUNTIME
 from .contract import ok, operation
@@ -44,6 +46,9 @@ async def reload_config(request: web.Request) -> web.Response:
     await engine.services.open()
     flows = await engine.flows.reload()
     after = _served(engine)
-    changed = sorted(f"{kind} {name}" for kind, named in after.items() for name, value in named.items()
-                     if before[kind].get(name) != value)
+    changed = [f"{kind} {name}" for kind, named in after.items() for name, value in named.items()
+               if before[kind].get(name) != value]
+    if engine.outbound is not None and await engine.outbound.reload():
+        changed.append(f"{OUTBOUND_KIND} {OUTBOUND_KIND}")
+    changed.sort()
     return web.json_response({"changed": changed, "flows": flows})

@@ -62,25 +62,42 @@ class NotificationConfig:
     def load(cls, path: Path, box: SecretBox) -> NotificationConfig:
         if not path.is_file():
             return cls(box)
-        try:
-            raw = json.loads(path.read_text())
-        except ValueError as e:
-            raise ValueError(f"{path}: not valid JSON: {e}") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: must be a JSON object")
+        return cls.from_raw(read_object(path.read_text(), str(path)), str(path), box)
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], where: str, box: SecretBox) -> NotificationConfig:
+        """From the parsed JSON (a file's, or a cluster's stored document once its secrets are
+        opened); ``ValueError`` starting with ``where`` names what is wrong."""
         secrets = raw.get("secrets", {})
         if not isinstance(secrets, dict) or not all(isinstance(v, str) and v for v in secrets.values()):
-            raise ValueError(f"{path}: secrets must map URL prefixes to secret strings")
+            raise ValueError(f"{where}: secrets must map URL prefixes to secret strings")
         max_attempts = raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
-            raise ValueError(f"{path}: max_attempts must be a whole number, at least 1")
-        return cls(box, UrlPolicy.from_config(raw, str(path)), dict(secrets), max_attempts)
+            raise ValueError(f"{where}: max_attempts must be a whole number, at least 1")
+        return cls(box, UrlPolicy.from_config(raw, where), dict(secrets), max_attempts)
+
+    def adopt(self, other: NotificationConfig) -> None:
+        """Serve ``other``'s settings in this very object, which the notifier, the dispatcher,
+        Basic HTTP and FCM hold (a cluster's shared document changed)."""
+        self.policy.adopt(other.policy)
+        self.secrets, self.max_attempts = other.secrets, other.max_attempts
 
     def secret_for(self, url: str) -> str | None:
         if not self.secrets:
             return None
         best = max((p for p in self.secrets if url.startswith(p)), key=len, default=None)
         return self.secrets[best] if best else None
+
+
+def read_object(text: str, where: str) -> dict[str, Any]:
+    """The JSON object of a ``notifications.json``; ``ValueError`` naming ``where`` otherwise."""
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{where}: not valid JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be a JSON object")
+    return raw
 
 
 def target_problems(options: Mapping[str, Any], policy: UrlPolicy) -> list[str]:
