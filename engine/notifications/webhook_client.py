@@ -18,7 +18,7 @@ What it keeps of the engine's outbound rules (``engine.urlpolicy``):
 - an answer's body is counted, not kept: past ``max_body`` the connection is dropped;
 - connections are reused while the peer keeps them alive, dropped on ``Connection: close``, on
   anything this client cannot frame, and after ``keepalive`` seconds idle; at most ``limit`` are
-  open at once.
+  open at once; when the policy's rules change (``reset``), none made before is used again.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import socket
 import ssl
 from collections import deque
 from typing import NamedTuple
+
+from aiohttp.abc import AbstractResolver
 
 from ..urlpolicy import DEFAULT_PORTS, UrlPolicy
 from .http1 import ProtocolFault, ResponseReader, encode_request
@@ -53,6 +55,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False  # the transport is gone
         self.dropped = False  # no longer counted by the pool
         self.idle_since = 0.0
+        self.generation = client.generation  # the policy rules it was opened under
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -114,7 +117,7 @@ class WebhookClient:
         self.keepalive = keepalive
         self.max_body = max_body
         self._ssl = ssl_context
-        self._resolver = policy.resolver()
+        self._resolver: AbstractResolver | None = None  # made in the loop: aiohttp's binds to it
         self._idle: dict[Key, list[_Connection]] = {}
         self._live: set[_Connection] = set()
         self._open = 0  # connections counted against ``limit`` (connecting, busy or idle)
@@ -122,6 +125,10 @@ class WebhookClient:
         self._hosts: dict[Key, str] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
+        self.generation = 0  # bumped by ``reset``: connections of an older one are not reused
+        register = getattr(policy, "add_client", None)  # policies whose rules can change call ``reset``
+        if register is not None:
+            register(self)
 
     @property
     def open_connections(self) -> int:
@@ -141,6 +148,15 @@ class WebhookClient:
                 raise TimeoutError(f"no complete answer within {self.timeout:g} s") from None
             raise
 
+    def reset(self) -> None:
+        """The policy's rules changed: connections opened under the old ones (their addresses were
+        checked by those rules) are not used again; those in flight finish and are then closed."""
+        self.generation += 1
+        for idle in self._idle.values():
+            for conn in idle:
+                self._drop(conn)
+        self._idle.clear()
+
     async def close(self) -> None:
         self._closed = True
         if self._sweep is not None:
@@ -148,6 +164,9 @@ class WebhookClient:
         for conn in list(self._live):
             conn.abort()
         self._idle.clear()
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -226,6 +245,8 @@ class WebhookClient:
             ipaddress.ip_address(host)
             addresses = [(host, 0)]  # an IP literal: ``UrlPolicy.check`` already judged it
         except ValueError:
+            if self._resolver is None:
+                self._resolver = self.policy.resolver()
             found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)  # only allowed addresses
             addresses = [(r["host"], r["family"]) for r in found]
         error: OSError | None = None
@@ -249,7 +270,7 @@ class WebhookClient:
 
     def _release(self, conn: _Connection, keep: bool) -> None:
         conn.reader = conn.waiter = None
-        if keep and not self._closed:
+        if keep and not self._closed and conn.generation == self.generation:
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.setdefault(conn.key, []).append(conn)
             if self._sweep is None:

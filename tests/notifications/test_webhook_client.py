@@ -181,6 +181,32 @@ async def test_an_idle_connection_is_closed_after_keepalive(peers) -> None:
     await client.close()
 
 
+async def test_after_a_reset_no_connection_made_before_is_used_again(peers) -> None:
+    """The policy's rules changed: the idle connection is closed, and one in flight during the
+    reset finishes but is not kept."""
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        if request.query.get("hold"):
+            await release.wait()
+        return web.Response(text="ok")
+
+    peer = await peers(held)
+    client = WebhookClient(LOOPBACK, 5.0)
+    await client.post(peer.url(), b"{}", HEADERS)
+    await client.post(peer.url(), b"{}", HEADERS)
+    in_flight = asyncio.ensure_future(client.post(peer.url("/hook?hold=1"), b"{}", HEADERS))
+    while len(peer.seen) < 3:
+        await asyncio.sleep(0.01)
+    client.reset()
+    release.set()
+    assert (await in_flight).status == 200 and client.open_connections == 0
+    await client.post(peer.url(), b"{}", HEADERS)
+    ports = [port for port, *_ in peer.seen]
+    assert ports[0] == ports[1] == ports[2] and ports[3] != ports[0]
+    await client.close()
+
+
 # -- failures ---------------------------------------------------------------------------------------
 async def test_a_slow_server_hits_the_timeout_and_its_connection_is_dropped(peers) -> None:
     async def stall(request: web.Request) -> web.Response:
