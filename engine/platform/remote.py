@@ -130,6 +130,10 @@ class RemotePlatform:
         (``send_to``), and take part in the membership so claimed partitions' sessions are bound
         here (``running`` lists the sessions running on this node)."""
         self._send_to, self._running, self._membership = send_to, running, membership
+        # The nodes store one platform state, the last writer's: numbers another node took in (or
+        # put in a batch its fence refused) are not this node's to ack unstored. A copy sent again
+        # is recognised by its source instead (``event_sources.py``).
+        self._seen = set()
         membership.join(PlatformBinding(self))
 
     def _contribute(self, batch: Any) -> None:
