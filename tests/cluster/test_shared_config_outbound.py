@@ -22,12 +22,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 
+from engine import persistence
 from engine.api.appkeys import RUNTIME
 from engine.app import create_app
-from engine.notifications.outbound_config import KIND, NAME
+from engine.notifications.outbound_config import KIND, NAME, SharedOutboundConfig
 from engine.runtime import Runtime
+from engine.secretbox import SecretBox
 from engine.settings import Settings
-from engine.storage import config_docs
+from engine.storage import Store, config_docs
+from engine.storage.shared_config import SharedConfig
 from engine.urlpolicy import UrlRefused
 from tests.callbacks.conftest import write_config
 from tests.conftest import REPO
@@ -233,3 +236,49 @@ async def test_an_export_holds_notifications_json_and_imported_again_changes_not
                                    "import", str(out))
     assert done.returncode == 2 and "secret key differs" in done.stderr, done.stderr
     assert runtime(b).notifications.config.max_attempts == 5
+
+
+# -- a node starting ------------------------------------------------------------------------------
+async def start_outbound(db_url: str, folder: Path, box: SecretBox, name: str) -> tuple[SharedOutboundConfig, Store]:
+    """What ``Runtime.build`` does with the ``notifications.json`` of a cluster node."""
+    store = await persistence.open_store(db_url)
+    outbound = SharedOutboundConfig(folder / "notifications.json", box, SharedConfig(store, name))
+    try:
+        await outbound.open()
+    except BaseException:
+        await store.close()
+        raise
+    return outbound, store
+
+
+async def test_a_starting_node_serves_the_stored_policy_and_refuses_to_start_on_nothing_good(
+        postgres, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db_url = postgres.new_database()
+    box = SecretBox(Fernet.generate_key())
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    for folder in (a_dir, b_dir):
+        folder.mkdir()
+    (b_dir / "notifications.json").write_text('{"allowed_networks": ["10.0.0.0/33"]}')
+    with pytest.raises(ValueError, match=r"10\.0\.0\.0/33"):  # nothing stored, a bad file: as a single engine
+        await start_outbound(db_url, b_dir, box, "b")
+
+    (a_dir / "notifications.json").write_text(json.dumps({"allowed_targets": ["http://127.0.0.1:9"],
+                                                          "allowed_networks": ["127.0.0.0/8"]}))
+    a, a_store = await start_outbound(db_url, a_dir, box, "a")
+    with caplog.at_level(logging.ERROR, logger="engine.notifications"):
+        b, b_store = await start_outbound(db_url, b_dir, box, "b")  # its file is bad: the stored one serves
+    assert "10.0.0.0/33" in caplog.text and "the stored one (revision 1) serves" in caplog.text
+    (b_dir / "notifications.json").unlink()
+    c, c_store = await start_outbound(db_url, b_dir, box, "c")  # no file at all: the stored one serves
+    try:
+        for served in (a, b, c):
+            with pytest.raises(UrlRefused, match="not in the allow list"):
+                served.config.policy.check(OTHER)
+            assert served.config.policy.check(HOOK)
+        # a stored document this node cannot read, and a file saying nothing new: it does not start
+        await config_docs.save(a_store, KIND, NAME, '{"allowed_networks": "all"}', "elsewhere")
+        with pytest.raises(ValueError, match="allowed_networks must be a list"):
+            await start_outbound(db_url, b_dir, box, "d")
+    finally:
+        for store in (a_store, b_store, c_store):
+            await store.close()
