@@ -54,9 +54,10 @@ def _field(name: str) -> ColumnElement[Any]:
     return cast(callbacks.c.record, JSON)[name].as_string()
 
 
-async def waiting_rows(store: Store, cap: int = WAITING_CAP) -> tuple[list[WaitingRow], bool]:
-    """The stored callbacks QUEUED or ROUTING, oldest first, at most ``cap``; and whether there
-    were more (then the counts per queue must come from ``waiting_counts``)."""
+async def waiting_rows(store: Store, cap: int | None = None) -> tuple[list[WaitingRow], bool]:
+    """The stored callbacks QUEUED or ROUTING, oldest first, at most ``cap`` (``WAITING_CAP``);
+    and whether there were more (then the counts per queue must come from ``waiting_counts``)."""
+    cap = WAITING_CAP if cap is None else cap
     t = callbacks
     query = (select(t.c.id, t.c.service, t.c.customer_number, t.c.state, t.c.session_id,
                     _field("_urs_virtual_queue").label("queue"), _field("_submitted_time").label("submitted"))
@@ -82,8 +83,10 @@ def _carries_code() -> list[ColumnElement[bool]]:
             _field("_access_code").not_in(("", "false", "0"))]
 
 
-async def call_in_total(store: Store, cap: int = CALL_INS_COUNT_CAP) -> int:
-    """How many stored open callbacks carry an access code, counting at most ``cap``."""
+async def call_in_total(store: Store, cap: int | None = None) -> int:
+    """How many stored open callbacks carry an access code, counting at most ``cap``
+    (``CALL_INS_COUNT_CAP``)."""
+    cap = CALL_INS_COUNT_CAP if cap is None else cap
     found = select(literal(1).label("one")).select_from(callbacks).where(*_carries_code()).limit(cap).subquery()
     rows = await _read(store, select(func.count().label("n")).select_from(found), "the call-in records")
     return int(rows[0]["n"]) if rows else 0
