@@ -1,6 +1,7 @@
 """Indexes of the live callback records that the console's polled reads need (queues, call-ins),
 made on first use and kept in step by the callback service from then on (``add_index``), so a read
-costs what it shows, not a scan of every live record."""
+costs what it shows, not a scan of every live record. In a cluster they hold this node's partitions
+only: the views add the other nodes' callbacks from the database (``cluster_reads``)."""
 
 from __future__ import annotations
 
