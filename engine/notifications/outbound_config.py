@@ -113,21 +113,21 @@ class SharedOutboundConfig:
             raise ValueError(f"{self.path}: not UTF-8 text: {e}") from None
         raw = read_object(text, str(self.path))
         config = NotificationConfig.from_raw(raw, str(self.path), self.box)
-        if await self._stored_already(raw):
+        stored = await self.shared.document(KIND, NAME)
+        if stored is not None and self._says(stored, raw):
+            self._apply(stored)  # served already, unless another node stored it since this one looked
             return False
         doc = await self.shared.import_source(KIND, NAME, sealed_document(raw, self.box), content_hash(data))
-        if doc is None:
+        if doc is None:  # this very file was imported before (by another node since this one looked)
+            await self._reread(NAME)
             return False
         if not self.shared.superseded(KIND, NAME, doc.revision):
             self.config.adopt(config)
         return True
 
-    async def _stored_already(self, raw: dict[str, Any]) -> bool:
+    def _says(self, stored: ConfigDoc, raw: dict[str, Any]) -> bool:
         """Whether the stored document says what the file says (e.g. the file was exported from
         it): sealing is not repeatable, so the import's own test of the body would always differ."""
-        stored = await self.shared.document(KIND, NAME)
-        if stored is None:
-            return False
         try:
             return opened_document(stored.body, self.box, FILE) == {"secrets": {}, **raw}
         except ValueError:
@@ -144,8 +144,8 @@ class SharedOutboundConfig:
             log.error("%s refused here; the outbound policy served stays: %s", FILE, e)
 
     def _apply(self, doc: ConfigDoc) -> None:
-        if self.shared.superseded(KIND, NAME, doc.revision):
-            return  # a later revision is served already
+        if self.shared.superseded(KIND, NAME, doc.revision - 1):
+            return  # this revision or a later one is served already
         where = f"stored {FILE} (revision {doc.revision})"
         self.config.adopt(NotificationConfig.from_raw(opened_document(doc.body, self.box, where), where, self.box))
         self.shared.seen(KIND, NAME, doc.revision)

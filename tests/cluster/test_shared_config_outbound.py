@@ -282,3 +282,35 @@ async def test_a_starting_node_serves_the_stored_policy_and_refuses_to_start_on_
     finally:
         for store in (a_store, b_store, c_store):
             await store.close()
+
+
+async def test_a_node_that_looked_before_another_imported_the_same_file_serves_what_is_stored(
+        postgres, tmp_path: Path) -> None:
+    """Two nodes starting at once with the same new file: the one whose import finds the file
+    stored already (by the other, after it read nothing) still serves what is stored."""
+    db_url = postgres.new_database()
+    box = SecretBox(Fernet.generate_key())
+    (tmp_path / "notifications.json").write_text(json.dumps({"allowed_targets": ["http://127.0.0.1:9"],
+                                                             "allowed_networks": ["127.0.0.0/8"]}))
+    _, a_store = await start_outbound(db_url, tmp_path, box, "a")
+    b_store = await persistence.open_store(db_url)
+    try:
+        b = SharedOutboundConfig(tmp_path / "notifications.json", box, SharedConfig(b_store, "b"))
+        assert b.config.policy.check("http://example.com/hook")  # what it read at first: nothing stored
+        assert await b.import_file() is False  # the stored document says what the file says
+        with pytest.raises(UrlRefused, match="not in the allow list"):
+            b.config.policy.check("http://example.com/hook")
+        assert b.config.policy.check(HOOK)
+
+        # stored since, from this very file's import: another body (written directly, its row keeps
+        # the file's hash), which is what every node serves
+        await config_docs.save(a_store, KIND, NAME, json.dumps({"allowed_targets": ["http://127.0.0.2:9"],
+                                                                "allowed_networks": ["127.0.0.0/8"]}), "a")
+        b = SharedOutboundConfig(tmp_path / "notifications.json", box, SharedConfig(b_store, "b"))
+        assert await b.import_file() is False
+        assert b.config.policy.check(OTHER)
+        with pytest.raises(UrlRefused, match="not in the allow list"):
+            b.config.policy.check(HOOK)
+    finally:
+        await a_store.close()
+        await b_store.close()
