@@ -64,7 +64,10 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.reader = ResponseReader(max_body)
         self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
+        if self.closed:  # the peer closed it after it was taken: nothing was sent
+            self.waiter.set_exception(ProtocolFault("the peer had closed the connection"))
+        else:
+            self.transport.write(request)
         return self.waiter
 
     def data_received(self, data: bytes) -> None:
@@ -121,7 +124,7 @@ class WebhookClient:
         self._idle: dict[Key, list[_Connection]] = {}
         self._live: set[_Connection] = set()
         self._open = 0  # connections counted against ``limit`` (connecting, busy or idle)
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[tuple[Key, asyncio.Future[_Connection | None]]] = deque()
         self._hosts: dict[Key, str] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
@@ -168,7 +171,7 @@ class WebhookClient:
             await self._resolver.close()
             self._resolver = None
         while self._waiters:
-            waiter = self._waiters.popleft()
+            _, waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(ConnectionAbortedError("the webhook client is closed"))
 
@@ -203,39 +206,60 @@ class WebhookClient:
 
     # -- the pool --------------------------------------------------------------------------
     async def _acquire(self, key: Key, fresh: bool) -> tuple[_Connection, bool]:
-        loop = asyncio.get_running_loop()
-        while True:
-            if self._closed:
-                raise ConnectionAbortedError("the webhook client is closed")
-            idle = None if fresh else self._idle.get(key)
+        """A connection to ``key`` and whether it carried an exchange before. At the limit, callers
+        queue in order and each freed connection (or its slot) is handed to the first in line, so
+        a key that keeps posting cannot starve the others."""
+        if self._closed:
+            raise ConnectionAbortedError("the webhook client is closed")
+        if not fresh:
+            idle = self._idle.get(key)
+            now = asyncio.get_running_loop().time()
             while idle:
                 conn = idle.pop()  # the most recently used: likeliest still open at the peer
-                if not conn.closed and loop.time() - conn.idle_since < self.keepalive:
+                if not conn.closed and now - conn.idle_since < self.keepalive:
                     return conn, True
                 self._drop(conn)
+        if not self._waiters:
             if self._open >= self.limit:
                 self._evict_one_idle()
             if self._open < self.limit:
                 self._open += 1
-                try:
-                    return await self._connect(key), False
-                except BaseException:
-                    self._open -= 1
-                    self._wake()
-                    raise
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # woken, but leaving: the turn goes to the next one
+                return await self._connect_counted(key), False
+        handed = await self._wait_turn(key)
+        if handed is not None:
+            if not fresh and not handed.closed:
+                return handed, True
+            self._retire(handed)  # its slot is ours
+        return await self._connect_counted(key), False
+
+    async def _wait_turn(self, key: Key) -> _Connection | None:
+        """Queue until a connection to ``key`` is handed over, or a slot (None) is."""
+        waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        entry = (key, waiter)
+        self._waiters.append(entry)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                handed = waiter.result()  # given, but leaving: it goes to the next in line
+                if handed is None:
+                    self._slot_freed()
                 else:
-                    try:
-                        self._waiters.remove(waiter)
-                    except ValueError:
-                        pass
-                raise
+                    self._release(handed, True)
+            else:
+                try:
+                    self._waiters.remove(entry)
+                except ValueError:
+                    pass
+            raise
+
+    async def _connect_counted(self, key: Key) -> _Connection:
+        """A new connection on a slot already counted."""
+        try:
+            return await self._connect(key)
+        except BaseException:
+            self._slot_freed()
+            raise
 
     async def _connect(self, key: Key) -> _Connection:
         scheme, host, port = key
@@ -270,24 +294,48 @@ class WebhookClient:
 
     def _release(self, conn: _Connection, keep: bool) -> None:
         conn.reader = conn.waiter = None
-        if keep and not self._closed and conn.generation == self.generation:
-            conn.idle_since = asyncio.get_running_loop().time()
-            self._idle.setdefault(conn.key, []).append(conn)
-            if self._sweep is None:
-                self._sweep = asyncio.get_running_loop().call_later(self.keepalive, self._expire_idle)
-            self._wake()
-        else:
+        if not keep or self._closed or conn.generation != self.generation or conn.closed:
             self._drop(conn)
+            return
+        first = self._first_waiter()
+        if first is not None:
+            if first[0] == conn.key:
+                self._waiters.popleft()
+                first[1].set_result(conn)
+            else:
+                self._drop(conn)  # its slot goes to the first in line, for another origin
+            return
+        conn.idle_since = asyncio.get_running_loop().time()
+        self._idle.setdefault(conn.key, []).append(conn)
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(self.keepalive, self._expire_idle)
 
     def _drop(self, conn: _Connection, abort: bool = False) -> None:
-        """Close ``conn`` and stop counting it (once)."""
+        """Close ``conn`` and free its slot (once)."""
         if conn.dropped:
             return
+        self._retire(conn, abort)
+        self._slot_freed()
+
+    def _retire(self, conn: _Connection, abort: bool = False) -> None:
+        """Close ``conn``; its slot stays counted (the caller reuses it)."""
         conn.dropped = True
         self._live.discard(conn)
-        self._open -= 1
         conn.abort() if abort else conn.close()
-        self._wake()
+
+    def _first_waiter(self) -> tuple[Key, asyncio.Future[_Connection | None]] | None:
+        while self._waiters and self._waiters[0][1].done():
+            self._waiters.popleft()
+        return self._waiters[0] if self._waiters else None
+
+    def _slot_freed(self) -> None:
+        """A slot is free: the first in line takes it, else it is no longer counted."""
+        first = self._first_waiter()
+        if first is None:
+            self._open -= 1
+        else:
+            self._waiters.popleft()
+            first[1].set_result(None)
 
     def _forget_idle(self, conn: _Connection) -> None:
         """An idle connection the peer closed."""
@@ -316,10 +364,3 @@ class WebhookClient:
                 del self._idle[key]
         if any(self._idle.values()):
             self._sweep = asyncio.get_running_loop().call_later(self.keepalive, self._expire_idle)
-
-    def _wake(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return

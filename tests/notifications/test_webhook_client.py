@@ -120,6 +120,61 @@ async def test_concurrent_posts_open_at_most_limit_connections(peers) -> None:
     await client.close()
 
 
+async def test_at_the_limit_a_busy_origin_does_not_starve_another(peers) -> None:
+    """One connection allowed: an origin posting back to back hands the slot on to the other
+    origin waiting in line, instead of taking its own connection again."""
+    order: list[str] = []
+
+    async def note(request: web.Request) -> web.Response:
+        order.append(request.path)
+        await asyncio.sleep(0.005)
+        return web.Response(text="ok")
+
+    busy, other = await peers(note), await peers(note)
+    client = WebhookClient(LOOPBACK, 5.0, limit=1)
+
+    async def back_to_back() -> None:
+        for _ in range(20):
+            await client.post(busy.url("/busy"), b"{}", HEADERS)
+
+    loop_task = asyncio.ensure_future(back_to_back())
+    while not order:
+        await asyncio.sleep(0.001)
+    await client.post(other.url("/other"), b"{}", HEADERS)
+    assert order.index("/other") <= 2, order
+    await loop_task
+    assert client.open_connections == 1
+    await client.close()
+
+
+async def test_a_post_timing_out_in_line_leaves_the_pool_whole(peers) -> None:
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        if request.query.get("hold"):
+            await release.wait()
+        return web.Response(text="ok")
+
+    peer = await peers(held)
+    client = WebhookClient(LOOPBACK, 5.0, limit=1)
+    holding = asyncio.ensure_future(client.post(peer.url("/hook?hold=1"), b"{}", HEADERS))
+    while not peer.seen:
+        await asyncio.sleep(0.005)
+    client.timeout = 0.1
+    with pytest.raises(TimeoutError):  # waited in line for the one connection
+        await client.post(peer.url(), b"{}", HEADERS)
+    queued = asyncio.ensure_future(client.post(peer.url("/hook?queued=1"), b"{}", HEADERS))
+    await asyncio.sleep(0.02)
+    queued.cancel()  # leaves the line
+    client.timeout = 5.0
+    release.set()
+    assert (await holding).status == 200
+    assert (await client.post(peer.url(), b"{}", HEADERS)).status == 200
+    assert client.open_connections == 1 and len({port for port, *_ in peer.seen}) == 1
+    assert [path for _, path, *_ in peer.seen] == ["/hook?hold=1", "/hook"]
+    await client.close()
+
+
 async def test_a_server_closing_the_connection_gets_a_new_one(peers) -> None:
     async def closing(request: web.Request) -> web.Response:
         return web.Response(text="ok", headers={"Connection": "close"})
