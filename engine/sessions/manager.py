@@ -814,8 +814,11 @@ class SessionManager(SessionHost):
         """Let restored sessions run: their timers re-armed, what was queued to them processed on
         a later loop turn, their pending effects redone."""
         for session, state in restored:
-            if self.sessions.get(session.id) is session and session.is_running:  # not dropped meanwhile
-                session.resume(state.pending)
+            if self.sessions.get(session.id) is not session or not session.is_running:
+                continue  # dropped meanwhile
+            if self.cluster is not None and self.info[session.id].part not in self._parts:
+                continue  # its partition was lost while it was restored (a fence): not this node's to run
+            session.resume(state.pending)
         for row in outbox:
             if self.cluster is None or row["part"] in self._parts:
                 self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))

@@ -288,30 +288,47 @@ class Membership:
                                  "it (give every node the platform process's platform_url)")
 
     async def _run(self) -> None:
+        """The heartbeat, on its own: claims and adoptions (which wait for the storage writer)
+        run in ``_claims``, so a slow adoption never holds the next heartbeat back, and a node
+        that lost its lease registers again on the next tick even while an adoption waits (the
+        writer may be waiting for that registration)."""
         watchdog = asyncio.create_task(self._watch(), name=f"cluster watchdog {self.node}")
+        claims = asyncio.create_task(self._claims(), name=f"cluster claims {self.node}")
         try:
             while not self._halted:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.heartbeat)
-                except TimeoutError:
-                    pass
-                self._wake.clear()
+                await asyncio.sleep(self.heartbeat)
                 try:
                     if self.lease_lost:
                         await self.register()
                     if await self.beat():
-                        await self.balance()
-                        for callback in self._on_beat:
-                            try:
-                                await callback()
-                            except Exception:
-                                log.exception("cluster: a heartbeat sweep failed")
+                        self._wake.set()
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:
-                    log.warning("cluster: heartbeat or claim failed (%s: %s)", type(e).__name__, e)
+                    log.warning("cluster: heartbeat failed (%s: %s)", type(e).__name__, e)
         finally:
             watchdog.cancel()
+            claims.cancel()
+
+    async def _claims(self) -> None:
+        """Balance after every good heartbeat and when poked (partitions given back), then run
+        the sweeps (work handed over whose notification was lost)."""
+        while not self._halted:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.lease_lost:
+                continue
+            try:
+                await self.balance()
+                for callback in self._on_beat:
+                    try:
+                        await callback()
+                    except Exception:
+                        log.exception("cluster: a heartbeat sweep failed")
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("cluster: claim failed (%s: %s)", type(e).__name__, e)
 
     async def _watch(self) -> None:
         """Fence this node at its local deadline, even while a heartbeat hangs."""
@@ -380,6 +397,7 @@ class Membership:
         return {p: self.held[p] for p in sorted(self.held)[-k:]}
 
     async def _claim(self, k: int) -> None:
+        incarnation = self.incarnation
         for _attempt in range(3):
             try:
                 claimed = await self._claim_once(k)
@@ -390,7 +408,7 @@ class Membership:
                 await asyncio.sleep(0.01)  # another node claimed one of them first: look again
         else:
             return
-        if not claimed or self.lease_lost:  # fenced meanwhile: the claim was this node's last act
+        if not claimed or self._fenced_since(incarnation):  # the claim was this node's last act
             return
         got = {part: epoch for part, epoch, _owner, _before in claimed}
         log.info("cluster: node %s claimed %d partitions", self.node, len(got))
@@ -398,6 +416,8 @@ class Membership:
         await self.store.reseed()  # the ids minted from now on follow the whole history of what it took
         chunks = sorted(got)
         for start in range(0, len(chunks), ADOPT_CHUNK):
+            if self._fenced_since(incarnation):  # the fence dropped them all: adopt no more
+                return
             chunk = {p: got[p] for p in chunks[start:start + ADOPT_CHUNK]}
             for participant in self.participants:
                 await participant.adopt(chunk)
@@ -405,8 +425,18 @@ class Membership:
                 adopted = getattr(participant, "adopted", None)
                 if adopted is not None:
                     await adopted(chunk)
+            if self._fenced_since(incarnation):
+                # fenced while the chunk was being adopted: the fence's drop may have come before
+                # a participant took it in, so it is dropped again, everywhere
+                for participant in self.participants:
+                    participant.drop(set(chunk))
+                return
             self.adopted.update(p for p in chunk if self.held.get(p) == chunk[p])
             await asyncio.sleep(0)
+
+    def _fenced_since(self, incarnation: str) -> bool:
+        """Whether this node fenced itself (and maybe registered again) since ``incarnation``."""
+        return self.lease_lost or self.incarnation != incarnation
 
     async def _claim_once(self, k: int) -> list[Any]:
         """One claim, in REPEATABLE READ: a partition another node claimed after this statement's

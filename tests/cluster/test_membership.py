@@ -210,3 +210,50 @@ async def test_a_node_cut_from_the_database_fences_itself_before_its_lease_runs_
         proxy.heal()  # first: closing a connection through a cut proxy would wait for ever
         await cluster.close()
         await proxy.stop()
+
+
+class StallingRecorder(Recorder):
+    """A participant whose second phase (``adopted``) waits for ``gate``, as the session manager's
+    waits for the storage writer, and the writer of a fenced node waits for its registration."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.stalled = asyncio.Event()
+
+    async def adopted(self, partitions: dict[int, int]) -> None:
+        if not self.gate.is_set():
+            self.stalled.set()
+            await self.gate.wait()
+
+
+async def test_a_node_fenced_while_an_adoption_waits_registers_again_on_the_next_tick(db_url: str) -> None:
+    """Found by bench/cluster.py on an overloaded machine: the adoption of a claim ran in the
+    heartbeat loop and waited for a commit, the commit waited for the node's new registration, and
+    the registration waited for the heartbeat loop: the node stayed fenced for the whole adoption
+    (10 s per chunk) and its sessions stood still. The heartbeat must not wait for an adoption."""
+    cluster = Cluster(db_url)
+    try:
+        store = await persistence.open_store(db_url)
+        stalling = StallingRecorder()
+        a = Membership(store, "a", lease=LEASE, heartbeat=HEARTBEAT, participants=[stalling])
+        await a.start()
+        cluster.nodes["a"] = (a, stalling, store)
+        b = await cluster.start("b")
+        await until(lambda: split(cluster, ("a", "b")) and len(b.held) == PARTITIONS // 2, 20, cluster=cluster)
+        stalling.gate.clear()
+        await b.stop()  # a claims what b gave back, and its adoption stalls
+        await asyncio.wait_for(stalling.stalled.wait(), 5)
+        before = a.incarnation
+        await a.self_fence("a test")
+        assert a.lease_lost and not a.held
+        await until(lambda: not a.lease_lost and a.incarnation != before, 4 * HEARTBEAT + 1)
+        assert not stalling.gate.is_set()  # registered again while the adoption still waits
+        stalling.gate.set()
+        # the stalled claim adopts nothing more, drops what it had taken in, and a claims afresh
+        await until(lambda: len(a.held) == PARTITIONS and stalling.held == set(a.held)
+                    and a.adopted == set(a.held), 20, cluster=cluster)
+        assert epochs_strictly_increase(await claims(db_url))
+    finally:
+        await cluster.close()
