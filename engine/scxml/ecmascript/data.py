@@ -32,6 +32,7 @@ from ..errors import ExecutionError
 from . import codec
 from .code import EXPR, LOCATION
 from .ors import ORS_JS
+from .prelude import CODEC_LOADER
 from .sandbox import describe, new_context
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class EcmaData:
 
     __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
                  "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_pending", "_queue", "_queue_text",
-                 "_saved", "_sid", "_volatile")
+                 "_saved", "_sid", "_volatile", "_with_codec")
     can_hibernate = True
 
     def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
@@ -82,6 +83,7 @@ class EcmaData:
         self._in_pushed: str | None = None
         self._queue: Any = None  # the context's _genesys.queue control (ors.ORS_JS), if it has one
         self._queue_text: str | None = None  # the queue figures last pushed into the context
+        self._with_codec = False  # the context has the tagged codec (prelude.CODEC_LOADER)
 
     # ------------------------------------------------------------------ the context
     @property
@@ -105,6 +107,7 @@ class EcmaData:
         self._ctx = ctx
         self._fns = {}
         self._queue = self._queue_text = None
+        self._with_codec = False
         self._gen = next(_generations)
         kind.pool.built += 1
         io = {}
@@ -114,14 +117,14 @@ class EcmaData:
             except Exception:
                 log.exception("session %s: _ioprocessors could not be read", self._sid)
         try:
-            self._api("init")(self._sid, self._name, codec.to_json(io))
+            self._api("init")(self._sid, self._name, self._tagged(codec.to_json(io)))
             facilities = kind.facilities_json(self._sid)
             if facilities is not None:
                 control = ctx.eval(ORS_JS)(facilities, kind.queue_facts is not None)
                 if kind.queue_facts is not None:
                     self._queue = control
             if self._blob:
-                self._api("load")(self._blob)
+                self._api("load")(self._tagged(self._blob))
         except Exception as e:
             self._ctx = self._fns = self._queue = None
             raise ExecutionError(f"cannot restore the session's data: {describe(e, kind.limits)}") from e
@@ -149,6 +152,21 @@ class EcmaData:
             fn = fns[name] = self._ctx.eval("__scxml." + name)  # type: ignore[index]
         return fn
 
+    def _load_codec(self) -> None:
+        """The tagged codec into the context: before tagged text goes in, or when a value coming
+        out needs it (the prelude answers "C" or null then, and is asked again)."""
+        if not self._with_codec:
+            self._ctx.eval(CODEC_LOADER)
+            self._with_codec = True
+
+    def _tagged(self, text: str) -> str:
+        """``text``, for the context, with the codec loaded first if the text needs it: for tags
+        other than references to this event's objects (``codec.to_json`` writes a dict of the
+        flow's own with a "$t" key under an "o" tag, so a "ref" tag is always a reference)."""
+        if not self._with_codec and '"$t"' in text and text.count('"$t"') != text.count('"$t": "ref"'):
+            self._load_codec()
+        return text
+
     def _function(self, key: Any, source: str) -> Any:
         fns = self._fns
         fn = fns.get(key)  # type: ignore[union-attr]
@@ -159,6 +177,9 @@ class EcmaData:
     def _save(self, names: list[str] | None = None) -> str:
         try:
             text = self._api("save")() if names is None else self._api("saveSome")(" ".join(names))
+            if text is None:  # a value needs the tagged codec
+                self._load_codec()
+                text = self._api("save")() if names is None else self._api("saveSome")(" ".join(names))
         except Exception as e:
             raise ExecutionError(f"the variables cannot be saved: {describe(e, self._kind.limits)}") from e
         return text[1:]
@@ -203,7 +224,7 @@ class EcmaData:
             missing = [k for k, v in pending.items() if v is UNDEFINED]  # type: ignore[union-attr]
             if missing:
                 pending = {k: v for k, v in pending.items() if v is not UNDEFINED}  # type: ignore[union-attr]
-            self._api("load")(codec.to_json(pending, self._gen), " ".join(missing))
+            self._api("load")(self._tagged(codec.to_json(pending, self._gen)), " ".join(missing))
         except Exception as e:
             raise ExecutionError(f"data {', '.join(pending or ())}: {describe(e, self._kind.limits)}") from None
 
@@ -273,6 +294,8 @@ class EcmaData:
         data = ev.data
         kind, payload = (codec.UNDEFINED, None) if data is None else codec.to_js(data)
         try:
+            if kind == codec.JSON_TEXT:
+                self._load_codec()
             self._api("setEvent")(ev.name, ev.type, ev.sendid, ev.origin, ev.origintype, ev.invokeid, kind, payload,
                                   ev.raw)
         except Exception as e:
@@ -307,6 +330,9 @@ class EcmaData:
         try:
             fn = self._function(jc.key, jc.value_src if jc.mode == EXPR else jc.cond_src)
             result = fn()
+            if result == "C":  # the value needs the tagged codec: the context kept it until then
+                self._load_codec()
+                result = self._api("resume")()
         except Exception as e:
             self._fail(jc, expr, e)
         if self._queue is not None and not jc.pure:
@@ -357,6 +383,8 @@ class EcmaData:
         self._prepare(jc)
         kind, payload = codec.to_js(value, self._gen)
         try:
+            if kind == codec.JSON_TEXT:
+                self._load_codec()
             self._function(jc.key, jc.value_src)(kind, payload)
         except Exception as e:
             self._fail(jc, location, e)
@@ -399,7 +427,11 @@ class EcmaData:
             if not self.defines(name):
                 return None
             try:
-                return codec.to_python(codec.loads(self._api("get")(name)[1:]))
+                text = self._api("get")(name)
+                if text is None:  # the value needs the tagged codec
+                    self._load_codec()
+                    text = self._api("get")(name)
+                return codec.to_python(codec.loads(text[1:]))
             except Exception as e:
                 raise ExecutionError(f"{name}: {describe(e, self._kind.limits)}") from None
         return codec.to_python(self.variables().get(name))
@@ -434,7 +466,7 @@ class EcmaData:
         if self._pending:
             self._flush()
         if self._ctx is not None:
-            self._api("load")(codec.to_json(dict(values)))
+            self._api("load")(self._tagged(codec.to_json(dict(values))))
             self._fresh = False
             self._known = None
             return

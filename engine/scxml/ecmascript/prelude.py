@@ -4,10 +4,11 @@ crossings, and (compiled on first need) the tagged codec and the XML DOM.
 It lives in JavaScript because a context with a CPU time limit refuses calls into Python: what
 a flow's code may reach must already be inside the context. Everything it defines hangs off one
 frozen, non-enumerable global, ``__scxml``, so it is neither the author's data nor replaceable.
-Building a context is on the path of every event of a session that had to let its context go,
-so the part compiled at once is small: plain JSON goes through the engine's own ``JSON``; the
-codec and the DOM are kept as string literals (cheap to scan) and compiled only when a value
-needs them.
+Building a context is on the path of every session's start and of every event of a session that
+had to let its context go, and QuickJS compiles the prelude anew in each (the binding cannot load
+bytecode): so the part compiled at once is small and has no comments; plain JSON goes through the
+engine's own ``JSON``; the codec and the DOM (``CODEC_LOADER``) are evaluated by the session's
+datamodel in the few contexts whose values need them (``EcmaData._load_codec``).
 
 The tagged encoding is JSON in which a few objects ``{"$t": tag, ...}`` stand for what JSON
 cannot say: ``u`` undefined, ``n`` NaN/Infinity/-0, ``date``, ``re``, ``map``, ``set``, ``big``,
@@ -16,8 +17,6 @@ cannot say: ``u`` undefined, ``n`` NaN/Infinity/-0, ``date``, ``re``, ``map``, `
 referred to after; cycles included) and ``ref`` (an object of this context handed out by ``out``
 and given back in the same event).
 """
-
-import json
 
 # The XML DOM flows get for XML <data> and <content>: getElementsByTagName, getAttribute, ...
 DOM_JS = r"""(function (hasOwn) {
@@ -240,139 +239,135 @@ function decode(text) {
 return {encode: encode, decode: decode};
 })"""
 
+# Comments of the core are here, not in it (it is compiled in every context):
+# - state: the system variables' values; S.refs: objects out() handed over in this event (kind 4
+#   gives them back); S.codec: the tagged codec once Python loaded it (CODEC_LOADER), else null;
+#   S.wait: the value out() could not encode without the codec, until resume() is called.
+# - isPlain: every value plain JSON (no undefined, NaN, -0, Date, Map, function, DOM, class
+#   instance, "$t" key, shared or cyclic object); else the tagged codec is needed.
+# - encode answers null when the codec is needed and not loaded: out() then keeps the value and
+#   answers "C", save/saveSome/get answer null; Python loads the codec and asks again.
+# - value kinds: 0 the value itself; 1 tagged JSON; 2 undefined; 3 plain JSON; 4 an object out()
+#   handed over. Python loads the codec before it sends kind 1 or tagged text, unless its only tags
+#   are references to objects of this event (parse() takes those without the codec).
+# - userNames: globals are only ever added (a flow cannot delete a var), so the list changes
+#   with the count.
+# - ("..." + x).slice(0) flattens a rope the binding cannot read.
 _CORE_JS = r"""(function (G) {
 "use strict";
 var hasOwn = Object.prototype.hasOwnProperty, getProto = Object.getPrototypeOf;
-var evalGlobal = eval;  // indirect: the modules below compile in the global scope, once, on need
 var state = {event: undefined, sid: undefined, name: undefined, io: undefined, active: Object.create(null)};
-var S = {refs: [], dom: null, codec: null};
-var CODEC = @CODEC@;
-var DOM = @DOM@;
-function loadDom() { if (S.dom === null) S.dom = evalGlobal(DOM)(hasOwn); return S.dom; }
-function codec() { if (S.codec === null) S.codec = evalGlobal(CODEC)(G, hasOwn, S, loadDom); return S.codec; }
-
+var S = {refs: [], dom: null, codec: null, wait: undefined};
 function readOnly(name, get) {
-  Object.defineProperty(G, name, {
-    get: get, enumerable: false, configurable: false,
-    set: function () { throw new TypeError(name + " is a read-only system variable"); }
-  });
+Object.defineProperty(G, name, {get: get, enumerable: false, configurable: false,
+set: function () { throw new TypeError(name + " is a read-only system variable"); }});
 }
 readOnly("_event", function () { return state.event; });
 readOnly("_sessionid", function () { return state.sid; });
 readOnly("_name", function () { return state.name; });
 readOnly("_ioprocessors", function () { return state.io; });
 readOnly("_x", function () { return undefined; });
-Object.defineProperty(G, "In", {
-  value: function In(id) { return state.active[id] === true; },
-  writable: false, enumerable: false, configurable: false
-});
-
-// JSON text when every value is plain JSON (no undefined, NaN, -0, Date, Map, function, DOM,
-// class instance, "$t" key, shared or cyclic object), else null: the tagged codec takes over.
+Object.defineProperty(G, "In", {value: function In(id) { return state.active[id] === true; },
+writable: false, enumerable: false, configurable: false});
 function isPlain(v, seen) {
-  var t = typeof v;
-  if (t === "string" || t === "boolean" || v === null) return true;
-  if (t === "number") return v === v && v !== Infinity && v !== -Infinity && !(v === 0 && 1 / v < 0);
-  if (t !== "object" || seen.has(v)) return false;
-  seen.add(v);
-  var proto = getProto(v), i;
-  if (proto === Array.prototype) {
-    for (i = 0; i < v.length; i++) if (!(i in v) || !isPlain(v[i], seen)) return false;
-    return true;
-  }
-  if (proto !== Object.prototype && proto !== null) return false;
-  if (hasOwn.call(v, "$t") || typeof v.toJSON === "function") return false;
-  var keys = Object.keys(v);
-  for (i = 0; i < keys.length; i++) if (!isPlain(v[keys[i]], seen)) return false;
-  return true;
+var t = typeof v;
+if (t === "string" || t === "boolean" || v === null) return true;
+if (t === "number") return v === v && v !== Infinity && v !== -Infinity && !(v === 0 && 1 / v < 0);
+if (t !== "object" || seen.has(v)) return false;
+seen.add(v);
+var proto = getProto(v), i;
+if (proto === Array.prototype) {
+for (i = 0; i < v.length; i++) if (!(i in v) || !isPlain(v[i], seen)) return false;
+return true;
+}
+if (proto !== Object.prototype && proto !== null) return false;
+if (hasOwn.call(v, "$t") || typeof v.toJSON === "function") return false;
+var keys = Object.keys(v);
+for (i = 0; i < keys.length; i++) if (!isPlain(v[keys[i]], seen)) return false;
+return true;
 }
 function plain(top) { return isPlain(top, new Set()) ? JSON.stringify(top) : null; }
-function encode(v) { var p = plain(v); return p === null ? codec().encode(v) : "J" + p; }
+function encode(v) { var p = plain(v); return p !== null ? "J" + p : S.codec !== null ? S.codec.encode(v) : null; }
 function out(v) {
-  var t = typeof v;
-  if (t === "boolean") return v;
-  if (t === "number") return (v === v && v !== Infinity && v !== -Infinity && !(v === 0 && 1 / v < 0)) ? v : encode(v);
-  if (t === "string") return v.indexOf("\0") < 0 ? ("S" + v).slice(0) : encode(v);
-  if (v === null) return "N";
-  if (t === "object" && S.refs.length < 10000) {
-    var proto = getProto(v);
-    if (proto === Object.prototype || proto === Array.prototype || proto === null) {
-      S.refs.push(v);
-      return ("R" + (S.refs.length - 1) + ":" + encode(v)).slice(0);
-    }
-  }
-  return encode(v);
+var t = typeof v;
+if (t === "boolean") return v;
+if (t === "number" && v === v && v !== Infinity && v !== -Infinity && !(v === 0 && 1 / v < 0)) return v;
+if (t === "string" && v.indexOf("\0") < 0) return ("S" + v).slice(0);
+if (v === null) return "N";
+var text = encode(v);
+if (text === null) { S.wait = v; return "C"; }
+if (t === "object" && S.refs.length < 10000) {
+var proto = getProto(v);
+if (proto === Object.prototype || proto === Array.prototype || proto === null) {
+S.refs.push(v);
+return ("R" + (S.refs.length - 1) + ":" + text).slice(0);
 }
-// kind 0: the value itself; 1: tagged JSON; 2: undefined; 3: plain JSON; 4: an object out() handed over
+}
+return text;
+}
 function value(kind, payload) {
-  return kind === 0 ? payload : kind === 3 ? JSON.parse(payload) : kind === 4 ? S.refs[payload]
-      : kind === 2 ? undefined : codec().decode(payload);
+return kind === 0 ? payload : kind === 3 ? JSON.parse(payload) : kind === 4 ? S.refs[payload]
+: kind === 2 ? undefined : S.codec.decode(payload);
 }
-function parse(text) { return text.indexOf('"$t"') < 0 ? JSON.parse(text) : codec().decode(text); }
-
+function ref(k, v) { return v !== null && typeof v === "object" && v.$t === "ref" ? S.refs[v.v] : v; }
+function parse(text) {
+return text.indexOf('"$t"') < 0 ? JSON.parse(text) : S.codec !== null ? S.codec.decode(text) : JSON.parse(text, ref);
+}
+function saved(names) {
+var all = {};
+for (var i = 0; i < names.length; i++) all[names[i]] = G[names[i]];
+var p = plain(all);
+return p !== null ? ("J" + p).slice(0) : S.codec !== null ? S.codec.encode(undefined, names) : null;
+}
 var baseline = null, namesCache = null, namesCount = -1;
 function userNames() {
-  // Globals are only ever added (a flow cannot delete a var): the list changes with the count.
-  var all = Object.getOwnPropertyNames(G);
-  if (all.length === namesCount) return namesCache;
-  var names = [];
-  for (var i = 0; i < all.length; i++) {
-    var n = all[i];
-    if (!baseline[n] && n.slice(0, 2) !== "__") names.push(n);
-  }
-  namesCache = names; namesCount = all.length;
-  return names;
+var all = Object.getOwnPropertyNames(G);
+if (all.length === namesCount) return namesCache;
+var names = [];
+for (var i = 0; i < all.length; i++) {
+var n = all[i];
+if (!baseline[n] && n.slice(0, 2) !== "__") names.push(n);
 }
-
+namesCache = names; namesCount = all.length;
+return names;
+}
 var api = {
-  out: out,
-  value: value,
-  init: function (sid, name, io) { state.sid = sid; state.name = name; state.io = Object.freeze(parse(io)); },
-  setIn: function (ids) {
-    var active = Object.create(null), list = ids ? ids.split(" ") : [];
-    for (var i = 0; i < list.length; i++) active[list[i]] = true;
-    state.active = active;
-  },
-  setEvent: function (name, type, sendid, origin, origintype, invokeid, kind, payload, raw) {
-    S.refs = [];
-    var ev = {name: name, type: type, sendid: sendid === null ? undefined : sendid,
-              origin: origin === null ? undefined : origin,
-              origintype: origintype === null ? undefined : origintype,
-              invokeid: invokeid === null ? undefined : invokeid,
-              data: value(kind, payload)};
-    if (raw !== null) ev.raw = raw;
-    state.event = Object.freeze(ev);
-  },
-  declare: function (name, kind, payload) { G[name] = value(kind, payload); },
-  has: function (name) { return !baseline[name] && name.slice(0, 2) !== "__" && hasOwn.call(G, name); },
-  get: function (name) { return encode(G[name]); },
-  save: function () {
-    var names = userNames(), all = {};
-    for (var i = 0; i < names.length; i++) all[names[i]] = G[names[i]];
-    var p = plain(all);
-    return p === null ? codec().encode(undefined, names) : ("J" + p).slice(0);
-  },
-  saveSome: function (text) {
-    var names = text.split(" "), all = {};
-    for (var i = 0; i < names.length; i++) all[names[i]] = G[names[i]];
-    var p = plain(all);
-    return p === null ? codec().encode(undefined, names) : ("J" + p).slice(0);
-  },
-  load: function (text, undefinedNames) {
-    var values = parse(text);
-    for (var k in values) if (hasOwn.call(values, k)) G[k] = values[k];
-    if (undefinedNames) {
-      var names = undefinedNames.split(" ");
-      for (var i = 0; i < names.length; i++) G[names[i]] = undefined;
-    }
-  },
-  defineFacility: function (name, text) {
-    Object.defineProperty(G, name, {value: parse(text), writable: false, enumerable: false, configurable: false});
-  }
+out: out,
+value: value,
+resume: function () { var v = S.wait; S.wait = undefined; return out(v); },
+useCodec: function (make, makeDom) {
+function loadDom() { if (S.dom === null) S.dom = makeDom(hasOwn); return S.dom; }
+if (S.codec === null) S.codec = make(G, hasOwn, S, loadDom);
+},
+init: function (sid, name, io) { state.sid = sid; state.name = name; state.io = Object.freeze(parse(io)); },
+setIn: function (ids) {
+var active = Object.create(null), list = ids ? ids.split(" ") : [];
+for (var i = 0; i < list.length; i++) active[list[i]] = true;
+state.active = active;
+},
+setEvent: function (name, type, sendid, origin, origintype, invokeid, kind, payload, raw) {
+S.refs = [];
+var ev = {name: name, type: type, sendid: sendid === null ? undefined : sendid,
+origin: origin === null ? undefined : origin, origintype: origintype === null ? undefined : origintype,
+invokeid: invokeid === null ? undefined : invokeid, data: value(kind, payload)};
+if (raw !== null) ev.raw = raw;
+state.event = Object.freeze(ev);
+},
+has: function (name) { return !baseline[name] && name.slice(0, 2) !== "__" && hasOwn.call(G, name); },
+get: function (name) { return encode(G[name]); },
+save: function () { return saved(userNames()); },
+saveSome: function (text) { return saved(text.split(" ")); },
+load: function (text, undefinedNames) {
+var values = parse(text);
+for (var k in values) if (hasOwn.call(values, k)) G[k] = values[k];
+if (undefinedNames) {
+var names = undefinedNames.split(" ");
+for (var i = 0; i < names.length; i++) G[names[i]] = undefined;
+}
+}
 };
-Object.defineProperty(G, "__scxml", {
-  value: Object.freeze(api), writable: false, enumerable: false, configurable: false
-});
+Object.defineProperty(G, "__scxml", {value: Object.freeze(api), writable: false, enumerable: false,
+configurable: false});
 baseline = Object.create(null);
 var names = Object.getOwnPropertyNames(G);
 for (var i = 0; i < names.length; i++) baseline[names[i]] = true;
@@ -380,4 +375,7 @@ baseline._genesys = true;
 })(globalThis);
 """
 
-PRELUDE = _CORE_JS.replace("@CODEC@", json.dumps(CODEC_JS)).replace("@DOM@", json.dumps(DOM_JS))
+PRELUDE = _CORE_JS
+# What Python evaluates in a context the first time a value needs the tagged codec (and with it,
+# the XML DOM, compiled on its own first use): most contexts never need either.
+CODEC_LOADER = f"__scxml.useCodec({CODEC_JS}, {DOM_JS})"
