@@ -54,7 +54,7 @@ def test_a_variable_read_after_a_script_loads_the_codec_when_it_needs_it() -> No
 
 
 def test_tagged_event_data_and_saved_data_load_the_codec_before_they_go_in() -> None:
-    host, s = start("""<datamodel><data id="seen" expr="''"/></datamodel><state id="s">
+    _, s = start("""<datamodel><data id="seen" expr="''"/></datamodel><state id="s">
       <transition event="go" cond="_event.data.u === undefined &amp;&amp; 'u' in _event.data">
         <assign location="seen" expr="typeof _event.data.when + ':' + (_event.data.when instanceof Date)"/>
       </transition></state>""")
