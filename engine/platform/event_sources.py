@@ -8,6 +8,10 @@ stores the event (fenced by the session's partition, so a refused batch leaves i
 the platform sends again after that commit, to whichever node, goes the handed-over way and finds
 the row. Without it, a node killed between its commit and its ``eack`` made the next holder
 apply the event a second time to a session restored with it already applied.
+
+Left open: the copy sent again winning the race with the first copy's write still in flight (the
+platform sends it elsewhere only once the first node's connection is gone or the session was
+bound elsewhere, the latter fencing that write): both would land. The window is one write.
 """
 
 from __future__ import annotations
