@@ -176,6 +176,11 @@ async def test_each_node_shows_the_queues_and_call_ins_of_every_node(two, monkey
             ("waiting", "+15550900033", "QUEUED")]
         assert all(w["since"].endswith("Z") for w in empty["callbacks_waiting"])
         assert found["Callback_VQ"]["callbacks_waiting"] == []
+    for client, cid in ((b, made[0]), (a, made[1])):  # a place in the queue, asked of the node not holding it
+        r = await client.get(f"/genesys/1/service/{cid}/check-queue-position", headers=ADMIN)
+        assert r.status == 200, await r.text()
+        where = await r.json()
+        assert (where["_position"], where["_total_waiting"]) == (made.index(cid) + 1, 3), where
 
     # a callback of a cancelled through b (forwarded to a) leaves both nodes' views
     assert (await b.delete(f"{BASE}/waiting/{made[0]}", headers=ADMIN)).status == 200
