@@ -106,11 +106,11 @@ class SharedOutboundConfig:
         serve it; ``ValueError`` (nothing stored) when it does not validate."""
         if not self.path.is_file():
             return False
-        data = self.path.read_bytes()
         try:
+            data = self.path.read_bytes()
             text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{self.path}: not UTF-8 text: {e}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{self.path}: cannot be read as UTF-8 text: {e}") from None
         raw = read_object(text, str(self.path))
         config = NotificationConfig.from_raw(raw, str(self.path), self.box)
         stored = await self.shared.document(KIND, NAME)
