@@ -130,7 +130,9 @@ class Dispatcher:
         self._flush_timer: asyncio.TimerHandle | None = None
         # Each attempt in its callback's history, written in the batch that writes its outcome.
         store = manager.store if manager is not None else None
-        self.history = history.HistoryLog(store, manager.request_write if manager is not None else _nothing,
+        # A delivered attempt's row waits for the batch that deletes the delivery (``_write_soon``);
+        # a failed one goes with the batch ``_persist`` asks for at once.
+        self.history = history.HistoryLog(store, self._write_soon if manager is not None else _nothing,
                                           clock.now, partitioned=manager is not None and manager.cluster is not None)
         if store is not None:
             manager.batch_contributors.append(self.history.contribute)
@@ -339,16 +341,21 @@ class Dispatcher:
         self.delivered += 1
         self.done.append(d.id)
         self.changed.pop(d.id, None)
-        # Deleting delivered rows can wait for the next batch; a crash before it only means a
-        # redelivery with the same webhook-id. A short timer bounds the wait when all is quiet.
-        if self._flush_timer is None:
-            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush)
+        self._write_soon()
         for hook in self.on_delivered:
             hook(d)
 
+    def _write_soon(self) -> None:
+        """Deleting delivered rows (and writing their attempts' history) can wait for the next
+        batch: a crash before it only means a redelivery with the same webhook-id. A short timer
+        bounds the wait when all is quiet; before, each delivery's history row asked for a batch
+        of its own, a commit per message at low rates."""
+        if self._flush_timer is None and not self.closed:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush)
+
     def _flush(self) -> None:
         self._flush_timer = None
-        if self.done:
+        if self.done or self.history.new:
             self.manager.request_write()
 
     def _failed(self, d: Delivery, f: DeliveryFailure) -> None:
