@@ -274,7 +274,7 @@ class CallbackService:
             self._submit(record, history.API_CREATE)
             self._arm(record)
         self.mark(record)
-        await self.manager.commit()
+        await self.manager.commit(parts=None if partition is None else (partition,))
         return record
 
     async def get(self, cid: str) -> dict[str, Any]:
@@ -314,7 +314,7 @@ class CallbackService:
         self._lifecycle(record, history.API_CANCEL).cancel()
         self._end_flow(record, CompletionReason.CANCELLED)
         self.mark(record)
-        await self.manager.commit()
+        await self.manager.commit(parts=self._parts_of(cid))
         return record
 
     async def reschedule(self, service_name: str, cid: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -354,8 +354,12 @@ class CallbackService:
                 # what changed, and the client's keys as they are now (the flow's _data)
                 session.deliver(Event("cb.updated", AttrDict(keys=dict(keys), _data=client_data(record))))
         self.mark(record)
-        await self.manager.commit()
+        await self.manager.commit(parts=self._parts_of(record["_id"]))
         return record
+
+    def _parts_of(self, cid: str) -> tuple[int, ...] | None:
+        """The partition a change of callback ``cid`` lies in, for the commit's wait (cluster)."""
+        return None if self.cluster is None else (partition_of(cid),)
 
     async def availability(self, service_name: str, start: str | None, end: str | None,
                            days: str | None, max_slots: str | None) -> dict[str, int]:

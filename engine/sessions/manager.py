@@ -49,7 +49,7 @@ import errno
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +126,7 @@ class SessionManager(SessionHost):
         self._inbox_done: list[int] = []
         self._outbox_done: list[int] = []
         self._waiters: list[asyncio.Future] = []
+        self._waiter_parts: dict[asyncio.Future, frozenset[int] | None] = {}  # cluster: what each waits for
         self._wake = asyncio.Event()
         # Other layers (the callback service) add their rows to each batch, so their changes
         # commit in the same transaction as the session snapshots they go with.
@@ -429,15 +430,20 @@ class SessionManager(SessionHost):
             self._unwritten_since = time.monotonic()
         self._wake.set()
 
-    async def commit(self, timeout: float | None = None) -> None:
+    async def commit(self, timeout: float | None = None, parts: Collection[int] | None = None) -> None:
         """Return once everything that happened before the call is durable; raise
-        ``StorageUnavailable`` when that takes longer than ``timeout`` (default: the manager's)."""
+        ``StorageUnavailable`` when that takes longer than ``timeout`` (default: the manager's).
+        In a cluster, also when a partition is dropped (a fence) before the next batch is built:
+        what it held was forgotten unwritten. ``parts`` names the partitions the change is in
+        (None: it may be in any, and any drop fails the wait)."""
         if self._writer is None:
             return
         if self._writer.done():
             raise StorageUnavailable("the storage writer has stopped; see the engine log")
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
+        if self.cluster is not None:
+            self._waiter_parts[future] = frozenset(parts) if parts is not None else None
         self._wake.set()
         limit = self.durability_timeout if timeout is None else timeout
         try:
@@ -513,7 +519,29 @@ class SessionManager(SessionHost):
         self._new_inbox, self._new_outbox, self._new_flows = [], [], []
         self._inbox_done, self._outbox_done = [], []
         self._held_events, self._held_effects, self._waiters = [], [], []
+        if self._waiter_parts:
+            for future in waiters:
+                self._waiter_parts.pop(future, None)
         return events, effects, waiters
+
+    def _fail_waiters_in(self, partitions: set[int]) -> None:
+        """Waits for changes not yet in a batch that may lie in ``partitions``, being dropped
+        unwritten: their callers must not hear that they were stored (a create answered 200 whose
+        record was forgotten would be a lost callback)."""
+        kept = []
+        for future in self._waiters:
+            wanted = self._waiter_parts.get(future)
+            if future.done() or (wanted is not None and not wanted & partitions):
+                kept.append(future)
+                continue
+            self._waiter_parts.pop(future, None)
+            lost = sorted(partitions if wanted is None else wanted & partitions)
+            future.set_exception(StorageUnavailable(
+                f"this node lost partition(s) {lost[:8]} before the change was stored: "
+                + ("it was not stored; try again" if wanted is not None else
+                   "it may not have been stored; read it back or try again")))
+            future.add_done_callback(lambda f: f.exception())  # retrieved, even by nobody
+        self._waiters = kept
 
     def _build_fenced(self) -> tuple[UnitOfWork, list, list, list]:
         """``_build`` in a cluster: every row with its partition, each snapshot with the epoch this
@@ -878,6 +906,7 @@ class SessionManager(SessionHost):
         never run or stored again here; what they held back (events, effects) is not released."""
         if not partitions:
             return
+        self._fail_waiters_in(partitions)
         for p in partitions:
             self._parts.pop(p, None)
         self._waiting_to_run = {k: v for k, v in self._waiting_to_run.items() if not partitions.intersection(k)}
