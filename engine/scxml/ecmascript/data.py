@@ -380,6 +380,13 @@ class EcmaData:
         root = m.group(1) if m else ""
         if root in SYSTEM_NAMES:
             raise location.fail(f"{root} is a read-only system variable")
+        known = self._known
+        if known is not None and (root in known or root in self._volatile) and _primitive(value) \
+                and location.text.strip() == root:
+            # A primitive to a variable of the flow by its name: it goes in with the next code, as
+            # <data> values do, one call for all (what the context would do: set the global).
+            self._set(root, value)
+            return
         self._prepare(jc)
         kind, payload = codec.to_js(value, self._gen)
         try:
