@@ -6,6 +6,7 @@ epochs rise. Shared by the proof test and the partition test."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from itertools import pairwise
 from typing import Any
@@ -55,6 +56,26 @@ async def open_callbacks(db: Database) -> str:
                               "w.session_id WHERE c.id = :id ORDER BY w.id", id=r["id"])
         path = [f"{n['node']}@{n['epoch']}" for n in nodes]
         runs = [p for i, p in enumerate(path) if i == 0 or p != path[i - 1]]
-        examples.append(f"{r['id']} {r['state']} written by {runs}")
+        examples.append(f"{r['id']} {r['state']} written by {runs}; {await session_detail(db, r['id'])}")
     return (f"{ {r['state']: r['n'] for r in states} }; of the {len(stuck)} open ones, {moved} have sessions written "
             f"by more than one node; e.g. {examples}")
+
+
+async def session_detail(db: Database, callback_id: str) -> str:
+    """A stuck callback's session as stored: status, active states, what waits in its queues,
+    pending delayed sends, its inbox and outbox rows, and the last events it recorded."""
+    found = await db.rows("SELECT s.id, s.snapshot FROM sessions s JOIN callbacks c ON c.session_id = s.id "
+                          "WHERE c.id = :id", id=callback_id)
+    if not found:
+        return "no session row"
+    sid, state = found[0]["id"], json.loads(found[0]["snapshot"])
+    inbox = await db.rows("SELECT event, taken_epoch FROM inbox WHERE session_id = :sid", sid=sid)
+    outbox = await db.rows("SELECT kind FROM outbox WHERE session_id = :sid", sid=sid)
+    events = await db.rows("SELECT name FROM callback_events WHERE callback_id = :id ORDER BY id DESC LIMIT 4",
+                           id=callback_id)
+    queued = [e.get("name") for e in state.get("external", [])]
+    sends = [p.get("name") for p in state.get("pending", [])]
+    return (f"session {sid[:8]} {state.get('status')} in {state.get('configuration')}, queued {queued}, "
+            f"sends {sends}"
+            f"; inbox {[(json.loads(r['event']).get('name'), r['taken_epoch']) for r in inbox]}"
+            f"; outbox {[r['kind'] for r in outbox]}; last events {[r['name'] for r in events][::-1]}")
