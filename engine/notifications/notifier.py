@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +35,7 @@ from ..urlpolicy import UrlPolicy, UrlRefused
 from .delivery import Delivery, Dispatcher
 from .subscriptions import Subscription, SubscriptionRegistry, callback_tag
 from .transaction_list import PROPERTY_KEYS, TransactionList, parse
+from .webhooks import message_id
 
 log = logging.getLogger("engine.notifications")
 ENABLED = ("notify", "subscribe_notify")
@@ -316,7 +316,7 @@ class StatusNotifier:
                                                          for k, v in message.items()}}
             self.new_deliveries.append(Delivery(
                 id=self.new_id(), key=f"{sub.type}|{sub.target}|{tag}", type=sub.type, target=sub.target,
-                device_id=sub.device_id, message=body, webhook_id=f"msg_{secrets.token_hex(16)}",
+                device_id=sub.device_id, message=body, webhook_id=message_id("msg"),
                 max_attempts=sub.max_attempts or max_attempts or self.config.max_attempts,
                 created_at=time.time(), secret=secret,
             ))

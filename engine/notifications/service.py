@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ from . import rows as notification_rows
 from .delivery import DEAD, Delivery, Dispatcher
 from .notifier import NotificationConfig, StatusNotifier, TransactionLists
 from .subscriptions import Subscription, SubscriptionRegistry
+from .webhooks import message_id
 
 log = logging.getLogger("engine.notifications")
 
@@ -91,7 +91,7 @@ class NotificationService:
     def enqueue(self, kind: str, key: str, target: str, message: dict[str, Any]) -> None:
         self.notifier.new_deliveries.append(Delivery(
             id=self._new_id(), key=key, type=kind, target=target, device_id=target, message=message,
-            webhook_id=f"{kind}_{secrets.token_hex(16)}", max_attempts=self.config.max_attempts,
+            webhook_id=message_id(kind), max_attempts=self.config.max_attempts,
             created_at=time.time()))
         self.flush()
 

@@ -5,6 +5,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+
+# Random bytes for message ids, drawn from the OS in blocks: ``secrets.token_hex`` made a system
+# call per message (~3 % of the event loop's time under a notification load). Used from the event
+# loop's thread only; a forked child starts with an empty block.
+_RANDOM_BLOCK = 4096
+_random = bytearray()
+os.register_at_fork(after_in_child=_random.clear)
+
+
+def message_id(prefix: str) -> str:
+    """A ``webhook-id``: ``<prefix>_`` and 128 random bits as 32 hex digits."""
+    if len(_random) < 16:
+        _random[:] = os.urandom(_RANDOM_BLOCK)
+    value = _random[-16:].hex()
+    del _random[-16:]
+    return f"{prefix}_{value}"
 
 
 def secret_bytes(secret: str) -> bytes:
