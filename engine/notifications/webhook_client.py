@@ -129,9 +129,7 @@ class WebhookClient:
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
         self.generation = 0  # bumped by ``reset``: connections of an older one are not reused
-        register = getattr(policy, "add_client", None)  # policies whose rules can change call ``reset``
-        if register is not None:
-            register(self)
+        policy.add_client(self)  # ``reset`` when the policy adopts new rules
 
     @property
     def open_connections(self) -> int:

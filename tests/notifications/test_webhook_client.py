@@ -394,3 +394,18 @@ async def test_tls_is_verified_chain_and_host_name(peers, tmp_path) -> None:
         await client.post(wrong.url(scheme="https"), b"{}", HEADERS)
     assert len(good.seen) == 1 and wrong.seen == []
     await client.close()
+
+
+async def test_a_policy_adopting_new_rules_resets_the_client(peers) -> None:
+    """``UrlPolicy.adopt`` (a cluster's notifications.json changed): the kept connection is closed,
+    and a target the new rules refuse is refused."""
+    peer = await peers()
+    policy = UrlPolicy(networks=["127.0.0.0/8"])
+    client = WebhookClient(policy, 5.0)
+    await client.post(peer.url(), b"{}", HEADERS)
+    assert client.open_connections == 1
+    policy.adopt(UrlPolicy())
+    assert client.open_connections == 0
+    with pytest.raises(UrlRefused):
+        await client.post(peer.url(), b"{}", HEADERS)
+    await client.close()
