@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from engine import persistence
 from engine.api.appkeys import RUNTIME
 from engine.app import create_app
+from engine.ids import partition_of
 from engine.notifications.outbound_config import KIND, NAME, SharedOutboundConfig
 from engine.runtime import Runtime
 from engine.secretbox import SecretBox
@@ -34,6 +36,7 @@ from engine.storage.shared_config import SharedConfig
 from engine.urlpolicy import UrlRefused
 from tests.callbacks.conftest import write_config
 from tests.conftest import REPO
+from tests.support.eventually import eventually
 from tests.support.platform_process import PlatformProcess
 from tools.postgres import free_port
 
@@ -41,6 +44,11 @@ ADMIN = {"x-api-key": "admin-key"}
 LEASE, HEARTBEAT = 3.0, 0.5
 HOOK, OTHER = "http://127.0.0.1:9/hook", "http://127.0.0.2:9/hook"  # loopback: allowed by a network only
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# Sends an event over Basic HTTP to ``target``; ends only when the send fails (a refusal).
+POSTER = ('<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python" initial="s">'
+          '<datamodel><data id="target" expr="\'\'"/></datamodel>'
+          '<state id="s"><onentry><send event="x" type="basichttp" targetexpr="target"/></onentry>'
+          '<transition event="error.communication" target="refused"/></state><final id="refused"/></scxml>')
 
 
 @pytest.fixture
@@ -49,6 +57,9 @@ async def two_nodes(aiohttp_client, postgres, tmp_path: Path,
     secret_key = Fernet.generate_key().decode()
     monkeypatch.setenv("CALLBACK_ENGINE_SECRET_KEY", secret_key)  # one key for every node
     config = write_config(tmp_path)  # notifications.json: loopback allowed, any origin
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "scxml", flows)
+    (flows / "poster.scxml").write_text(POSTER)
     platform = PlatformProcess(config, tmp_path / "platform.log")
     await platform.start()
     database_url = postgres.new_database()
@@ -59,7 +70,7 @@ async def two_nodes(aiohttp_client, postgres, tmp_path: Path,
             shutil.copytree(config, own / "config")
             port = free_port()
             settings = Settings.load(
-                config_dir=own / "config", env={}, data_dir=own / "data", flows_dir=REPO / "scxml",
+                config_dir=own / "config", env={}, data_dir=own / "data", flows_dir=flows,
                 admin_key="admin-key", flow_watch_interval=0, port=port, database_url=database_url, node_name=name,
                 platform_url=platform.url, cluster_lease_seconds=LEASE, cluster_heartbeat_seconds=HEARTBEAT)
             clients.append(await aiohttp_client(create_app(settings), server_kwargs={"port": port}))
@@ -314,3 +325,54 @@ async def test_a_node_that_looked_before_another_imported_the_same_file_serves_w
     finally:
         await a_store.close()
         await b_store.close()
+
+
+async def test_a_basic_http_send_of_a_flow_on_the_other_node_obeys_the_new_policy(two_nodes) -> None:
+    a, b, _, _ = two_nodes
+    received: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(request.path)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hook)
+    peer = TestServer(app, host="127.0.0.1")
+    await peer.start_server()
+    origin = f"http://127.0.0.1:{peer.port}"
+
+    async def post_from_b(path: str) -> str:
+        """A poster session started (and run) on b, sending to the peer."""
+        deadline = time.monotonic() + 20  # b takes its share of the partitions from a (a rebalance)
+        while (started := await b.post("/scxml/session/start", headers=ADMIN,
+                                       json={"src": "poster", "target": origin + path})).status == 503:
+            assert time.monotonic() < deadline, "b holds no partition"
+            await asyncio.sleep(0.1)
+        assert started.status == 200, await started.text()
+        sid = (await started.json())["sessionid"]
+        membership = runtime(b).membership
+        assert membership is not None and partition_of(sid) in membership.held  # run by b
+        return sid
+
+    async def finished(sid: str) -> bool:
+        return (await (await b.get(f"/scxml/session/{sid}/query", headers=ADMIN)).json())["status"] == "finished"
+
+    try:
+        await post_from_b("/before")  # loopback allowed by the shipped test file: reached
+        await eventually(lambda: received == ["/before"], timeout=5, expected="the send of b reached the peer")
+
+        write_file(a, {"allowed_targets": ["http://127.0.0.1:9"], "allowed_networks": ["127.0.0.0/8"]})
+        assert await reload(a) == ["notifications notifications"]
+        await within_a_second(lambda: not allows(b, origin)["basichttp"])
+        refused = await post_from_b("/after")
+        await eventually(lambda: finished(refused), timeout=5, expected="the send of b refused")
+        assert received == ["/before"]
+
+        write_file(a, {"allowed_targets": [origin], "allowed_networks": ["127.0.0.0/8"]})
+        assert await reload(a) == ["notifications notifications"]
+        await within_a_second(lambda: allows(b, origin)["basichttp"])
+        await post_from_b("/allowed")
+        await eventually(lambda: received == ["/before", "/allowed"], timeout=5,
+                         expected="the send of b reached the peer again")
+    finally:
+        await peer.close()
