@@ -33,6 +33,7 @@ from typing import NamedTuple
 from aiohttp.abc import AbstractResolver
 
 from ..urlpolicy import DEFAULT_PORTS, UrlPolicy
+from .deadlines import Deadlines
 from .http1 import ProtocolFault, ResponseReader, encode_request
 
 Key = tuple[str, str, int]
@@ -127,6 +128,7 @@ class WebhookClient:
         self._waiters: deque[tuple[Key, asyncio.Future[_Connection | None]]] = deque()
         self._hosts: dict[Key, str] = {}
         self._sweep: asyncio.TimerHandle | None = None
+        self._deadlines = Deadlines()  # one timer for every post's timeout
         self._closed = False
         self.generation = 0  # bumped by ``reset``: connections of an older one are not reused
         policy.add_client(self)  # ``reset`` when the policy adopts new rules
@@ -140,14 +142,17 @@ class WebhookClient:
         key: Key = (url.scheme, url.raw_host or "", url.port or DEFAULT_PORTS[url.scheme])
         host = self._hosts.get(key) or self._host_header(key)
         request = encode_request(url.raw_path_qs or "/", host, headers, body)
-        deadline = asyncio.timeout(self.timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = self._deadlines.start(task, self.timeout)
         try:
-            async with deadline:
-                return await self._exchange(key, request)
-        except TimeoutError:
-            if deadline.expired():
+            return await self._exchange(key, request)
+        except asyncio.CancelledError:
+            if self._deadlines.expired(task, cancelling):
                 raise TimeoutError(f"no complete answer within {self.timeout:g} s") from None
             raise
+        finally:
+            self._deadlines.finish(task)
 
     def reset(self) -> None:
         """The policy's rules changed: connections opened under the old ones (their addresses were
