@@ -391,6 +391,22 @@ class RemotePlatform:
 
     def unbind_partitions(self, partitions: set[int]) -> None:
         self._binding -= partitions
+        self._forget_taken(partitions)
+
+    def _forget_taken(self, partitions: set[int]) -> None:
+        """Events taken here for sessions of ``partitions`` and not acked yet, when the partitions
+        are dropped (a fence) or given back: what would have stored them may have been forgotten
+        unwritten with the partition, and a claim of it again before the ack would make them look
+        stored. Neither acked nor counted as seen: the platform sends them again, and a copy whose
+        first one was stored after all finds its source (``event_sources.py``)."""
+        gone = {seq for seq, sid in self._local.items() if partition_of(sid) in partitions}
+        if not gone:
+            return
+        for seq in gone:
+            del self._local[seq]
+        self._to_ack = [seq for seq in self._to_ack if seq not in gone]
+        self._in_batch = [seq for seq in self._in_batch if seq not in gone]
+        self._seen -= gone
 
     def _bind(self, partitions: Iterable[int]) -> None:
         parts = set(partitions)
