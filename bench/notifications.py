@@ -24,8 +24,9 @@ In one run it
 * paced phase: ``--paced-callbacks`` creates arriving open-loop at ``--paced-load`` times the
   saturated callback rate: the latency at a defined load rather than behind a growing backlog;
 * reference: a bare aiohttp POST loop to the same receiver with the warm-up's real bodies (so the
-  same payload sizes), configured like the engine's dispatcher (one ``ClientSession``, 10 s total
-  timeout, default connector, compact JSON by orjson per request, a ``webhook-id`` header), at the
+  same payload sizes): one ``ClientSession``, 10 s total timeout, default connector, compact JSON
+  by orjson per request, a ``webhook-id`` header (what the engine's dispatcher did before it had
+  its own client, ``engine.notifications.webhook_client``; kept as the issue's yardstick), at the
   concurrency the engine's dispatcher reached (the connections it used in the saturated phase,
   unless ``--ref-concurrency``); once after each engine phase;
 * engine CPU per delivered message next to the bare loop's CPU per request (this process's CPU
@@ -456,8 +457,9 @@ async def reference_round(receiver: tuple[str, int], path: str, bodies: list[dic
                           concurrency: int) -> dict[str, Any]:
     """A bare POST loop doing what the engine's dispatcher does per delivery, minus the storage.
 
-    Same client settings as ``engine.notifications.delivery.Dispatcher`` (one session, 10 s total
-    timeout, default connector), the same serialisation (orjson) and headers, the warm-up's real bodies.
+    aiohttp's client as the engine's dispatcher used it before its own client (one session, 10 s
+    total timeout, default connector), the same serialisation (orjson) and headers, the warm-up's
+    real bodies.
     Connections are opened by an untimed first batch: the engine's were warm too.
     """
     url = f"{receiver[0]}{path}"
