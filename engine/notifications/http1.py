@@ -16,6 +16,7 @@ from collections.abc import Mapping
 MAX_HEAD = 65536  # status line and headers together
 MAX_CHUNK_LINE = 1024
 NO_BODY = frozenset((204, 304))
+USER_AGENT = "callback-engine"  # some receivers' firewalls refuse requests without one
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -24,9 +25,9 @@ class ProtocolFault(ConnectionError):
 
 
 def encode_request(path: str, host: str, headers: Mapping[str, str], body: bytes) -> bytes:
-    """``POST path`` with ``Host``, ``Content-Length`` and ``headers``; a name or value holding a
+    """``POST path`` with ``Host``, ``User-Agent``, ``Content-Length`` and ``headers``; a name or value holding a
     line break is refused (it would forge headers)."""
-    lines = [f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"]
+    lines = [f"POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nContent-Length: {len(body)}\r\n"]
     for name, value in headers.items():
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
             raise ValueError(f"header {name!r} holds a line break or a colon")

@@ -79,7 +79,8 @@ def test_what_cannot_be_framed_is_refused(raw: bytes) -> None:
 
 def test_the_request_bytes_and_forged_headers() -> None:
     raw = encode_request("/a?b", "h:8080", {"webhook-id": "msg_1"}, b"{}")
-    assert raw == b"POST /a?b HTTP/1.1\r\nHost: h:8080\r\nContent-Length: 2\r\nwebhook-id: msg_1\r\n\r\n{}"
+    assert raw == (b"POST /a?b HTTP/1.1\r\nHost: h:8080\r\nUser-Agent: callback-engine\r\nContent-Length: 2\r\n"
+                   b"webhook-id: msg_1\r\n\r\n{}")
     for headers in ({"x": "a\nb"}, {"x": "a\rb"}, {"x\r\ny": "1"}, {"x:y": "1"}):
         with pytest.raises(ValueError):
             encode_request("/", "h", headers, b"")

@@ -103,6 +103,7 @@ async def test_a_post_reaches_the_receiver_with_its_headers_and_the_connection_i
     (port1, path1, headers1, body1), (port2, path2, _, body2) = peer.seen
     assert (path1, body1, path2, body2) == ("/hook?x=1", body, "/hook?x=2", b"{}")
     assert headers1["Host"] == f"127.0.0.1:{peer.port}" and headers1["webhook-id"] == "msg_1"
+    assert headers1["User-Agent"] == "callback-engine"
     assert headers1["Content-Type"] == "application/json" and headers1["Content-Length"] == str(len(body))
     assert port1 == port2  # one kept-alive connection carried both
 
