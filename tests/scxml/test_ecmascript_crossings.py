@@ -61,3 +61,23 @@ def test_a_deferred_value_survives_a_snapshot_and_a_dropped_context() -> None:
     assert not s.datamodel.live
     s.send("check")
     assert s.final_state == "pass"
+
+
+def test_a_snapshot_reads_objects_from_the_context_only_after_code_that_may_change_them() -> None:
+    s = start("""<datamodel><data id="o" expr="({n: 1})"/><data id="k" expr="0"/></datamodel><state id="s">
+      <transition event="count"><assign location="k" expr="k + 1"/></transition>
+      <transition event="path"><assign location="o.n" expr="o.n + 1"/></transition>
+      <transition event="script"><script>o.m = 'x';</script></transition>
+    </state>""")
+    s.to_state()
+    reads = []
+    fns = s.datamodel._fns
+    real = fns["saveSome"]
+    fns["saveSome"] = lambda names: reads.append(names) or real(names)
+    s.send("count")
+    assert s.to_state() is not None and s.variables["k"] == 1 and s.variables["o"] == {"n": 1}
+    assert reads == []  # k + 1 is a pure read, the assignment a primitive: o cannot have changed
+    s.send("path")
+    assert s.variables["o"] == {"n": 2} and reads == ["o"]
+    s.send("script")
+    assert s.variables["o"] == {"n": 2, "m": "x"}

@@ -57,8 +57,8 @@ class EcmaData:
     """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
 
     __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
-                 "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_pending", "_queue", "_queue_text",
-                 "_saved", "_sid", "_volatile", "_with_codec")
+                 "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_objects", "_objects_changed",
+                 "_pending", "_queue", "_queue_text", "_saved", "_sid", "_volatile", "_with_codec")
     can_hibernate = True
 
     def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
@@ -74,6 +74,10 @@ class EcmaData:
         self._fresh = True  # the saved variables are those of the context
         self._known: dict[str, Any] | None = {}  # None: anything may have changed
         self._volatile: dict[str, None] = {}
+        # The object-holding variables as last read from the context (names, text), and whether
+        # code that may change an object ran since: if not, a snapshot reads them from the text.
+        self._objects: tuple[list[str], str] | None = None
+        self._objects_changed = True
         # Values declared but not yet in the context: a session's <data> and start parameters go
         # in with one call, before the first code runs, not one call each.
         self._pending: dict[str, Any] | None = None
@@ -106,7 +110,7 @@ class EcmaData:
             raise ExecutionError(f"cannot start the script engine: {describe(e, kind.limits)}") from e
         self._ctx = ctx
         self._fns = {}
-        self._queue = self._queue_text = None
+        self._queue = self._queue_text = self._objects = None
         self._with_codec = False
         self._gen = next(_generations)
         kind.pool.built += 1
@@ -142,7 +146,7 @@ class EcmaData:
         except ExecutionError as e:
             log.error("session %s: its data could not be saved when its context was dropped (%s); "
                       "the last saved data stays", self._sid, e)
-        self._ctx = self._fns = self._saved = self._queue = None
+        self._ctx = self._fns = self._saved = self._queue = self._objects = None
         self._fresh = True
 
     def _api(self, name: str) -> Any:
@@ -190,10 +194,16 @@ class EcmaData:
         if known is None:
             values = codec.loads(self._save())
             self._learn(values)
+            self._objects = None
             return values
         values = dict(known)
         if self._volatile:
-            values.update(codec.loads(self._save(list(self._volatile))))
+            names = list(self._volatile)
+            objects = self._objects
+            if objects is None or self._objects_changed or objects[0] != names:
+                objects = self._objects = (names, self._save(names))
+                self._objects_changed = False
+            values.update(codec.loads(objects[1]))
         return values
 
     def _learn(self, values: Mapping[str, Any]) -> None:
@@ -241,6 +251,7 @@ class EcmaData:
             self._push_in(self._kind.in_ids_seen if jc.in_all else jc.in_ids)
         if not jc.pure:
             self._fresh = False
+            self._objects_changed = True
             if jc.mode != LOCATION:
                 self._known = None
             if self._queue is not None:
@@ -414,6 +425,8 @@ class EcmaData:
             self._pending = {}
         self._pending[name] = value
         self._fresh = False
+        if not _primitive(value):
+            self._objects_changed = True
         self._note(name, value)
 
     def set_variable(self, name: str, value: Any) -> None:
@@ -475,6 +488,7 @@ class EcmaData:
         if self._ctx is not None:
             self._api("load")(self._tagged(codec.to_json(dict(values))))
             self._fresh = False
+            self._objects_changed = True
             self._known = None
             return
         merged = self.variables()
