@@ -139,7 +139,8 @@ class RemotePlatform:
     def _contribute(self, batch: Any) -> None:
         if not self._to_ack and not self._dirty_state and not self._handed:
             return
-        if self._membership is not None and self._to_ack:  # taken here: their sources with them
+        cluster = self._membership is not None
+        if cluster and self._to_ack:  # taken here: their sources with them
             taken = {seq: sid for seq in self._to_ack if (sid := self._local.get(seq)) is not None}
             if taken:
                 batch.add(SOURCES, source_rows(self.platform_incarnation, taken))
@@ -150,9 +151,11 @@ class RemotePlatform:
         self._to_ack, self._handed = self._handed, []
         if self._to_ack and self._persist is not None:
             self._persist()
+        if cluster and not self._dirty_state:
+            return  # the sources recognise a copy sent again: only a new platform incarnation is stored
         self._dirty_state = False
         batch.values[STATE_KEY] = json.dumps({"incarnation": self.platform_incarnation, "floor": self._floor,
-                                              "seen": sorted(self._seen)})
+                                              "seen": [] if cluster else sorted(self._seen)})
 
     def _after_commit(self) -> None:
         if self._in_batch:

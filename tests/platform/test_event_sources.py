@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.ids import partition_of, random_id_in
 from engine.platform.event_sources import SOURCES, source_of
-from engine.platform.remote import RemotePlatform
+from engine.platform.remote import STATE_KEY, RemotePlatform
 from engine.platform.server import Link, PlatformServer
 from engine.storage import UnitOfWork
 from tests.platform.test_remote_cluster import ClusterNode, Membership, serve
@@ -60,11 +60,15 @@ async def test_an_event_taken_here_is_stored_with_its_source_one_sent_again_goes
         platform._event(elsewhere, "vixn.created", {})
         await eventually(lambda: (node.got, node.handed), lambda got: got[0] and got[1], timeout=5,
                          expected="one taken here, one handed over")
-        rows = written(node).upserts[SOURCES]
+        unit = written(node)
         # the handed-over one's source is written by the handoff's own statement, not here
-        assert [(r["source"], r["part"]) for r in rows] == [(source_of(platform.incarnation, 1), partition_of(here))]
+        assert [(r["source"], r["part"]) for r in unit.upserts[SOURCES]] == \
+            [(source_of(platform.incarnation, 1), partition_of(here))]
         assert node.handed == [(elsewhere, "vixn.created", source_of(platform.incarnation, 2))]
-        written(node)
+        # the platform's incarnation is stored once (a new one); no event numbers, batch after batch
+        state = json.loads(unit.values[STATE_KEY])
+        assert state["incarnation"] == platform.incarnation and state["seen"] == []
+        assert not written(node).values
         await eventually(lambda: not platform.pending, timeout=5, expected="both acked")
         # sent again (the ack lost, or another node took it first): through its source, not the sink
         frame = {"t": "ev", "seq": 7, "sid": here, "name": "vixn.created", "data": {}, "again": 1}
