@@ -33,7 +33,7 @@ from . import codec
 from .code import EXPR, LOCATION
 from .ors import ORS_JS
 from .prelude import CODEC_LOADER
-from .sandbox import describe, new_context
+from .sandbox import describe, new_session_context
 
 if TYPE_CHECKING:
     from .code import JsCode
@@ -58,7 +58,7 @@ class EcmaData:
 
     __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
                  "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_objects", "_objects_changed",
-                 "_pending", "_queue", "_queue_text", "_saved", "_sid", "_volatile", "_with_codec")
+                 "_pending", "_pick", "_queue", "_queue_text", "_saved", "_sid", "_volatile", "_with_codec")
     can_hibernate = True
 
     def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
@@ -68,6 +68,7 @@ class EcmaData:
         self._io = system.get("_ioprocessors")
         self._in = system.get("In")
         self._ctx: Any = None
+        self._pick: Any = None  # the prelude's functions by name (sandbox.new_session_context)
         self._fns: dict[Any, Any] | None = None
         self._blob: str | None = None  # the variables as tagged JSON: what a context is built from
         self._saved: dict[str, Any] | None = None  # the variables at the last save, while live
@@ -105,7 +106,7 @@ class EcmaData:
     def _wake(self) -> Any:
         kind = self._kind
         try:
-            ctx = new_context(kind.limits)
+            ctx, self._pick = new_session_context(kind.limits)
         except Exception as e:
             raise ExecutionError(f"cannot start the script engine: {describe(e, kind.limits)}") from e
         self._ctx = ctx
@@ -130,7 +131,7 @@ class EcmaData:
             if self._blob:
                 self._api("load")(self._tagged(self._blob))
         except Exception as e:
-            self._ctx = self._fns = self._queue = None
+            self._ctx = self._fns = self._queue = self._pick = None
             raise ExecutionError(f"cannot restore the session's data: {describe(e, kind.limits)}") from e
         self._fresh = True
         self._event_pushed = self._event is None
@@ -146,14 +147,14 @@ class EcmaData:
         except ExecutionError as e:
             log.error("session %s: its data could not be saved when its context was dropped (%s); "
                       "the last saved data stays", self._sid, e)
-        self._ctx = self._fns = self._saved = self._queue = self._objects = None
+        self._ctx = self._fns = self._saved = self._queue = self._objects = self._pick = None
         self._fresh = True
 
     def _api(self, name: str) -> Any:
         fns = self._fns
         fn = fns.get(name)  # type: ignore[union-attr]
         if fn is None:
-            fn = fns[name] = self._ctx.eval("__scxml." + name)  # type: ignore[index]
+            fn = fns[name] = self._pick(name)
         return fn
 
     def _load_codec(self) -> None:

@@ -253,6 +253,8 @@ return {encode: encode, decode: decode};
 # - userNames: globals are only ever added (a flow cannot delete a var), so the list changes
 #   with the count.
 # - ("..." + x).slice(0) flattens a rope the binding cannot read.
+# - The prelude's value is a function that hands Python the functions of __scxml by name: a call,
+#   where evaluating "__scxml.name" would compile a script each time.
 _CORE_JS = r"""(function (G) {
 "use strict";
 var hasOwn = Object.prototype.hasOwnProperty, getProto = Object.getPrototypeOf;
@@ -372,6 +374,7 @@ baseline = Object.create(null);
 var names = Object.getOwnPropertyNames(G);
 for (var i = 0; i < names.length; i++) baseline[names[i]] = true;
 baseline._genesys = true;
+return function (name) { return api[name]; };
 })(globalThis);
 """
 

@@ -42,13 +42,19 @@ class ScriptError(Exception):
 
 def new_context(limits: SandboxLimits) -> Any:
     """A context with the prelude loaded and the limits set."""
+    return new_session_context(limits)[0]
+
+
+def new_session_context(limits: SandboxLimits) -> tuple[Any, Any]:
+    """``(context, api)``: a context as ``new_context`` builds it, and the function that gives
+    the prelude's functions by name (``api("load")``)."""
     ctx = quickjs.Context()
     ctx.set_memory_limit(limits.memory_bytes)
     ctx.set_max_stack_size(limits.stack_bytes)
     ctx.set_time_limit(max(limits.cpu_seconds, 0.5))  # the prelude itself, even on a busy machine
-    ctx.eval(PRELUDE)
+    api = ctx.eval(PRELUDE)
     ctx.set_time_limit(limits.cpu_seconds)
-    return ctx
+    return ctx, api
 
 
 def describe(error: BaseException, limits: SandboxLimits) -> str:
