@@ -58,6 +58,7 @@ from engine import persistence  # noqa: E402
 from tests.support.engine_process import EngineProcess  # noqa: E402
 
 SERVICE = "scale"
+QUEUED_SETTLE_SECONDS = 3.0  # past the default ecmascript_idle_seconds, see rss_per_queued
 QUEUE = "Scale_VQ"  # no agents: an immediate callback stays QUEUED, its flow waiting
 BASE = "/genesys/1/service/callback"
 #: Nothing but the measured checks may refuse a create, and no TTL may end a callback meanwhile.
@@ -295,6 +296,9 @@ async def rss_per_queued(probe: Probe, count: int) -> int:
             await probe.create(False)
 
     await asyncio.gather(*(worker() for _ in range(8)))
+    # A session that just ran keeps its ECMAScript context for ecmascript_idle_seconds (2 s):
+    # the figure is for callbacks waiting in the queue, so those contexts are waited out.
+    await asyncio.sleep(QUEUED_SETTLE_SECONDS)
     await wait_quiet(probe.pid, timeout=120)
     return round((memory_bytes(probe.pid)["VmRSS"] - before) / count)
 
