@@ -910,12 +910,16 @@ class SessionManager(SessionHost):
         for p in partitions:
             self._parts.pop(p, None)
         self._waiting_to_run = {k: v for k, v in self._waiting_to_run.items() if not partitions.intersection(k)}
-        gone = {sid: s for sid, s in self.sessions.items()
-                if (info := self.info.get(sid)) is not None and info.part in partitions}
-        for sid, session in gone.items():
-            session.cancel_timers()
-            session.status = DROPPED  # a turn, a timer or a delivery still on its way finds it not running
-            del self.sessions[sid]
+        # By their info, not by ``sessions``: a session that ended since the last batch has left
+        # ``sessions`` but still waits, dirty, to be stored with the deletes of the events it took
+        # in. Kept, its next batch would leave its snapshot out (a partition not held) and write
+        # those deletes, no longer known as the partition's: its events gone, its state not moved.
+        gone = {sid for sid, info in self.info.items() if info.part in partitions}
+        for sid in gone:
+            session = self.sessions.pop(sid, None)
+            if session is not None:
+                session.cancel_timers()
+                session.status = DROPPED  # a turn, a timer or a delivery still on its way finds it not running
             self.info.pop(sid, None)
             self._dirty.pop(sid, None)
             self._delivered.pop(sid, None)
