@@ -52,6 +52,7 @@ from .scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
 from .scxml.ecmascript.ors import OrsFacilities, OrsSources
 from .scxml.events import AttrDict, Event
 from .secretbox import SecretBox
+from .sessions import rows as session_rows
 from .sessions.cluster_clock import simulated_now
 from .sessions.flows import FlowRegistry
 from .sessions.manager import NoSuchSession, SessionManager
@@ -292,6 +293,11 @@ class Runtime:
                     await self.purge()
                 except Exception:
                     log.exception("retention purge failed; will try again")
+            if ticks % 12 == 0 and self.store is not None and self.membership is not None:
+                try:  # a cluster's event sources, whatever the retention: they only guard against copies
+                    await session_rows.forget_sources(self.store, time.time() - session_rows.SOURCES_KEPT_SECONDS)
+                except Exception:
+                    log.exception("forgetting old event sources failed; will try again")
             ticks += 1
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from ..jsonable import jsonable
 from ..scxml.snapshot import decode_state
 from ..storage import Fence, Migration, Schema, Store, TableWrite, UnitOfWork, creates, metadata
 from ..storage import fence as fencing
-from ..storage.cluster_tables import session_writes, with_partition
+from ..storage.cluster_tables import inbox_sources, session_writes, with_partition
 
 # Every document version any session ran or runs: flows, and documents invoked by them.
 flow_versions = Table(
@@ -159,6 +159,19 @@ _SOURCED = """
 WITH s AS (INSERT INTO inbox_sources (source, at) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING source)
 INSERT INTO inbox (id, session_id, event, created_at, part, taken_epoch) SELECT $3, $4, $5, $6, $7, NULL FROM s
 """
+
+
+#: How long a source is remembered: far longer than any copy is sent again (the platform sends
+#: an unacked event again within seconds, and a new platform incarnation numbers afresh).
+SOURCES_KEPT_SECONDS = 86400.0
+
+
+async def forget_sources(store: Store, before: float) -> int:
+    """Drop the sources recorded before ``before`` (epoch seconds): one row per platform event
+    and handoff of a cluster, which would otherwise grow for ever; how many went."""
+    async with store.engine.begin() as conn:
+        done = await conn.execute(delete(inbox_sources).where(inbox_sources.c.at < before))
+    return done.rowcount or 0
 
 
 async def hand_over_sourced(store: Store, fence: Fence, rows: list[tuple[str, dict[str, Any]]],
