@@ -86,6 +86,7 @@ class RemotePlatform:
         self._running: Callable[[], Iterable[str]] = tuple  # the sessions running on this node
         self._membership: Membership | None = None  # a cluster node's (what it holds)
         self._local: dict[int, str] = {}  # seq -> session, of events taken here not yet acked (cluster)
+        self._held_back: dict[str, set[int]] = {}  # session -> its events left untaken, to come again (cluster)
         self._binding: set[int] = set()  # partitions whose sessions this node binds (a cluster's)
         self.handoffs = 0  # events handed over to another node (cluster)
         self.taken_again = 0  # events sent again, taken through their source (cluster)
@@ -272,6 +273,7 @@ class RemotePlatform:
             known = self.platform_incarnation
             self.platform_incarnation = incarnation
             self._seen, self._floor, self._dirty_state = set(), 0, True
+            self._held_back = {}
             if known is not None:
                 log.warning("the platform restarted (incarnation %s, was %s): its calls and queues are gone",
                             incarnation, known)
@@ -317,18 +319,24 @@ class RemotePlatform:
         if not self._started:  # their sessions are not restored yet: nobody could take them
             self._early.append(frame)
             return
-        if self._membership is not None and not self._membership.acting:
-            return  # leaving, or without a lease: neither taken nor acked; the platform sends it again
         seq = int(frame["seq"])
+        sid = str(frame.get("sid"))
+        if self._membership is not None and not self._membership.acting:
+            # Leaving, or without a lease: neither taken nor acked; the platform sends it again.
+            self._hold_back(sid, seq)
+            return
         floor = int(frame.get("floor") or 0)
         if floor > self._floor:  # everything below is acked: nothing there can come again
             self._floor = floor
             self._seen = {s for s in self._seen if s >= floor}
+            self._held_back = {k: kept for k, v in self._held_back.items() if (kept := {s for s in v if s >= floor})}
         if seq in self._seen:
             if seq not in self._to_ack and seq not in self._in_batch:
                 self._send({"t": "eack", "seqs": [seq]})  # stored before: the ack was lost
             return
-        sid, name = str(frame.get("sid")), str(frame.get("name"))
+        if self._overtakes(sid, seq):
+            return  # an earlier event of its session is still to come again: neither taken nor acked
+        name = str(frame.get("name"))
         data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
         # Sent before (a cluster's): some node may have stored it already, its ack lost with it.
         # Taken through its source even for a session running here, so it lands at most once.
@@ -355,6 +363,27 @@ class RemotePlatform:
             self._to_ack.append(seq)
             self._persist()
 
+    def _hold_back(self, sid: str, seq: int) -> None:
+        """``seq`` of session ``sid`` was not taken (and not acked): the platform sends it again,
+        and until then the session's later events are not taken either (``_overtakes``)."""
+        if self._membership is not None:
+            self._held_back.setdefault(sid, set()).add(seq)
+
+    def _overtakes(self, sid: str, seq: int) -> bool:
+        """Whether taking ``seq`` now would put it before an earlier event of its session that was
+        left untaken here and is to come again: a session's events must reach it in order (a
+        ``call.ended`` taken before the ``route.done`` it follows is dropped by the flow, which
+        then waits for ever). The earlier one taken again clears the way."""
+        held = self._held_back.get(sid)
+        if not held:
+            return False
+        held.discard(seq)
+        if any(s < seq for s in held):
+            return True
+        if not held:
+            del self._held_back[sid]
+        return False
+
     def _keep_unfenced(self, seqs: list[int], held: dict[int, int]) -> list[int]:
         """The events of a batch that were stored: one raised in a session of a partition the
         write found fenced (no longer held) was left out, so it is not acked (nor seen): the
@@ -364,6 +393,7 @@ class RemotePlatform:
             sid = self._local.pop(seq, None)
             if sid is not None and partition_of(sid) not in held:
                 self._seen.discard(seq)
+                self._hold_back(sid, seq)
                 log.warning("platform event %d for session %s not acked: its partition was lost", seq, sid)
             else:
                 stored.append(seq)
@@ -406,7 +436,7 @@ class RemotePlatform:
         if not gone:
             return
         for seq in gone:
-            del self._local[seq]
+            self._hold_back(self._local.pop(seq), seq)
         self._to_ack = [seq for seq in self._to_ack if seq not in gone]
         self._in_batch = [seq for seq in self._in_batch if seq not in gone]
         self._seen -= gone

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sqlalchemy import text
+
 from engine.ids import partition_of
 from engine.scxml import Event
 from engine.sessions import rows
@@ -58,11 +60,36 @@ async def test_callbacks_complete_once_while_the_nodes_fence_themselves_again_an
         stored = await stored_records(a)
         return {cid: stored[cid]["_callback_state"] if cid in stored else "NOT STORED" for cid in made}
 
-    await eventually(states, lambda got: set(got.values()) == {"COMPLETED"}, timeout=90, interval=0.5,
-                     expected="every callback answered as made stored and COMPLETED")
+    try:
+        await eventually(states, lambda got: set(got.values()) == {"COMPLETED"}, timeout=60, interval=0.5,
+                         expected="every callback answered as made stored and COMPLETED")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{await stuck_detail(a, nodes, await states())}") from None
     for cid, timeline in (await history_of(a)).items():
         if cid in made:
             assert [r["data"]["to"] for r in timeline if r["kind"] == "state"].count("COMPLETED") == 1, cid
+
+
+async def stuck_detail(a: Any, nodes: tuple[Any, ...], states: dict[str, str]) -> str:
+    """What each callback not COMPLETED stands at: its stored session, inbox and outbox rows, and
+    where the nodes hold it in memory."""
+    stored = await stored_records(a)
+    lines = []
+    for cid, state in states.items():
+        if state == "COMPLETED":
+            continue
+        sid = (stored.get(cid) or {}).get("_ors_session_id")
+        async with a.store.engine.connect() as conn:
+            found = [tuple(r) for q in (
+                "SELECT status, part, epoch, seq, substr(snapshot, position('\"configuration\"' in snapshot), 60), "
+                "substr(snapshot, position('\"external\"' in snapshot), 120) FROM sessions WHERE id = :s",
+                "SELECT 'inbox', id, taken_epoch, part, substr(event, 1, 60) FROM inbox WHERE session_id = :s",
+                "SELECT 'outbox', id, kind, part FROM outbox WHERE session_id = :s")
+                for r in (await conn.execute(text(q), {"s": sid})).all()]
+        memory = [(n.membership.node, sid in n.manager.sessions, cid in n.callbacks.records,
+                   partition_of(cid) in n.membership.held) for n in nodes]
+        lines.append(f"{cid} {state} session {sid}: {found}; (node, session, record, held): {memory}")
+    return "\n".join(lines)
 
 
 ENDER = """<?xml version="1.0" encoding="UTF-8"?>

@@ -209,3 +209,43 @@ async def test_an_event_taken_before_its_partition_was_dropped_and_claimed_again
                      expected="the tick acked")
     await a.manager.commit()
     assert await stored_ticks(a, sid) == 1
+
+
+ORDER = """<?xml version="1.0" encoding="UTF-8"?>
+<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python" name="order" initial="taking">
+  <datamodel><data id="seen" expr="[]"/></datamodel>
+  <state id="taking">
+    <transition event="platform.*"><assign location="seen" expr="seen + [_event.name]"/></transition>
+  </state>
+</scxml>
+"""
+
+
+async def test_an_event_left_untaken_is_not_overtaken_by_a_later_one_of_its_session(cluster) -> None:
+    """Found by tests/cluster/test_fence_churn.py: a node without a lease left a session's
+    route.done untaken (the platform sends it again), then, registered again, took its call.ended:
+    the flow, still routing, dropped call.ended and waited for ever. A session's later event is not
+    taken before an earlier one left untaken here comes again."""
+    (cluster.flows / "order.scxml").write_text(ORDER)
+    a = await cluster.start("order-a")
+    session = a.manager.start_flow("order")
+    await a.manager.commit()
+    sid = session.id
+
+    def frame(seq: int, name: str, again: bool = False) -> dict[str, Any]:
+        return {"t": "ev", "seq": 10**9 + seq, "sid": sid, "name": name, "data": {}, **({"again": 1} if again else {})}
+
+    membership = a.membership
+    assert membership is not None
+    membership.lease_lost = True  # for one event: as between a fence and the next registration
+    a.platform._frame(frame(1, "platform.first"))  # type: ignore[attr-defined]
+    membership.lease_lost = False
+    a.platform._frame(frame(2, "platform.second"))  # type: ignore[attr-defined]  # must wait for the first
+    await a.manager.commit()
+    await asyncio.sleep(0.3)
+    assert a.manager.describe(sid)["datamodel"]["seen"] == []  # type: ignore[index]
+    a.platform._frame(frame(1, "platform.first", again=True))  # type: ignore[attr-defined]  # the platform sends both again
+    a.platform._frame(frame(2, "platform.second", again=True))  # type: ignore[attr-defined]
+    await eventually(lambda: a.manager.describe(sid)["datamodel"]["seen"],  # type: ignore[index]
+                     lambda seen: seen == ["platform.first", "platform.second"], timeout=10, interval=0.05,
+                     expected="both events, in their order")

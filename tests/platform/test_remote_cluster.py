@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.ids import random_id_in
 from engine.platform.remote import RemotePlatform
-from engine.platform.server import PLATFORM_SERVER, PlatformServer, create_platform_app
+from engine.platform.server import PLATFORM_SERVER, RESEND_SECONDS, PlatformServer, create_platform_app
 from engine.storage import UnitOfWork
 from tests.callbacks.conftest import write_config
 from tests.support.eventually import eventually
@@ -130,8 +130,14 @@ async def test_a_node_leaving_or_without_a_lease_takes_no_event_and_acks_none(ai
         assert node.got == [] and node.handed == []  # neither run here nor handed over...
         assert set(platform.pending) == {1, 2}  # ...nor acked: the platform sends them again
         node.membership.acting = True
-        platform._event(here, "vixn.created", {"again": 1})
-        await eventually(lambda: node.got, timeout=5, expected="taken once acting again")
+        platform._event(here, "target.found", {})
+        # taken once acting again, after the earlier event of its session, which the platform sends
+        # again within its resend time: a session's events are not taken out of their order (both,
+        # sent again, go through their sources)
+        await eventually(lambda: [(sid, name) for sid, name, _source in node.handed if sid == here],
+                         lambda got: got == [(here, "vixn.created"), (here, "target.found")],
+                         timeout=RESEND_SECONDS + 5, expected="both taken once acting again, in their order")
+        assert node.got == []
     finally:
         await node.platform.close()
 
