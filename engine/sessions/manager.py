@@ -664,7 +664,8 @@ class SessionManager(SessionHost):
             except Fenced as e:
                 refused = e
                 await self._fenced(batch, deletes or {}, e)
-                if not batch:
+                if not batch:  # the database answered (a refusal): storage works again
+                    self._storage_answered()
                     return refused
                 continue
             except Exception as e:
@@ -679,10 +680,14 @@ class SessionManager(SessionHost):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if self._failing_since is not None:
-                log.warning("storage writes succeed again after %.1f s", time.monotonic() - self._failing_since)
-            self._write_error, self._failing_since, self.disk_full = None, None, False
+            self._storage_answered()
             return refused
+
+    def _storage_answered(self) -> None:
+        """A write went through, or was refused by the fence: no longer failing (readiness)."""
+        if self._failing_since is not None:
+            log.warning("storage writes succeed again after %.1f s", time.monotonic() - self._failing_since)
+        self._write_error, self._failing_since, self.disk_full = None, None, False
 
     async def _fenced(self, batch: UnitOfWork, deletes: fencing.DeleteParts, refusal: Fenced) -> None:
         """The fence refused ``batch``: forget what this node no longer holds, keep the rest of
