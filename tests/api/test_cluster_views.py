@@ -10,7 +10,6 @@ load balancer in these tests: its URL is the public one)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -24,12 +23,11 @@ from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 
 from engine.api import cluster_reads
-from engine.api.appkeys import RUNTIME
 from engine.api.cluster import FORWARDER
 from engine.app import create_app
 from engine.ids import PARTITIONS, partition_of
-from engine.runtime import Runtime
 from engine.settings import Settings
+from tests.api.test_cluster_nodes import held, runtime, until
 from tests.callbacks.conftest import ADMIN, BASE, write_config
 from tests.conftest import REPO
 from tests.support.eventually import eventually
@@ -104,23 +102,6 @@ async def node(aiohttp_client, place: Place, name: str, port: int, public_url: s
         platform_url=place.platform_url, public_url=public_url, cluster_lease_seconds=LEASE,
         cluster_heartbeat_seconds=HEARTBEAT)
     return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
-
-
-def runtime(client: TestClient) -> Runtime:
-    return client.app[RUNTIME]
-
-
-def held(client: TestClient) -> set[int]:
-    membership = runtime(client).membership
-    assert membership is not None
-    return set(membership.held)
-
-
-async def until(check, timeout: float = 20.0, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
