@@ -24,17 +24,14 @@ from cryptography.fernet import Fernet
 
 from engine.api import cluster_reads
 from engine.api.cluster import FORWARDER
-from engine.app import create_app
 from engine.ids import PARTITIONS, partition_of
-from engine.settings import Settings
-from tests.api.test_cluster_nodes import held, runtime, until
+from tests.api.test_cluster_nodes import held, node, runtime, until
 from tests.callbacks.conftest import ADMIN, BASE, write_config
 from tests.conftest import REPO
 from tests.support.eventually import eventually
 from tests.support.platform_process import PlatformProcess
 from tools.postgres import free_port
 
-LEASE, HEARTBEAT = 3.0, 0.5
 LISTENER = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python" name="listener"
        initial="waiting">
   <datamodel><data id="heard"/><data id="origin"/></datamodel>
@@ -93,15 +90,6 @@ async def place(postgres, tmp_path, monkeypatch) -> AsyncIterator[Place]:
         yield Place(tmp_path, postgres.new_database(), config, flows, platform.url)
     finally:
         platform.stop()
-
-
-async def node(aiohttp_client, place: Place, name: str, port: int, public_url: str) -> TestClient:
-    settings = Settings.load(
-        config_dir=place.config, env={}, data_dir=place.root / name, flows_dir=place.flows, admin_key="admin-key",
-        client_key="client-key", flow_watch_interval=0, port=port, database_url=place.database_url, node_name=name,
-        platform_url=place.platform_url, public_url=public_url, cluster_lease_seconds=LEASE,
-        cluster_heartbeat_seconds=HEARTBEAT)
-    return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
 
 
 @pytest.fixture
