@@ -56,13 +56,17 @@ def check_storable(value: Any, what: str) -> None:
 
 _SECONDS: dict[float, str] = {}  # whole seconds formatted lately, and their text
 _SECONDS_KEPT = 64
+_DAYS: dict[int, str] = {}  # days formatted lately (``yyyy-MM-dd``), by days since the epoch
+_DAYS_KEPT = 64
 
 
 def format_time(epoch: float) -> str:
     """``yyyy-MM-ddTHH:mm:ss.SSSZ``, milliseconds truncated (microseconds rounded first, as
     ``datetime.fromtimestamp`` does). Every record change writes a time, mostly within a second
-    already formatted (now, or a creation's expiry): the date and time of day of a second are
-    formatted once and kept for a while."""
+    already formatted (now, or a creation's expiry), so the text of a second is kept for a while.
+    The engine's clock may also run thousands of times faster than the wall's (a simulated
+    contact center), where every time falls in a new second: then the date comes from a small
+    cache of days and the time of day from arithmetic, not from ``strftime``."""
     frac, whole = math.modf(epoch)
     micros = round(frac * 1e6)
     if micros >= 1_000_000:
@@ -73,8 +77,20 @@ def format_time(epoch: float) -> str:
     if text is None:
         if len(_SECONDS) >= _SECONDS_KEPT:
             _SECONDS.clear()
-        text = _SECONDS[whole] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        text = _SECONDS[whole] = _second_text(int(whole))
     return f"{text}.{micros // 1000:03d}Z"
+
+
+def _second_text(whole: int) -> str:
+    day, second = divmod(whole, 86400)
+    date = _DAYS.get(day)
+    if date is None:
+        if len(_DAYS) >= _DAYS_KEPT:
+            _DAYS.clear()
+        date = _DAYS[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
 
 
 def parse_time(value: Any, field: str) -> float:
