@@ -24,6 +24,20 @@ from .errors import ExecutionError
 SYSTEM_NAMES = frozenset({"_event", "_sessionid", "_name", "_ioprocessors", "_x", "In"})
 
 
+class _NoValue:
+    """The value of a ``<data>`` that has none (no expr, src or content, late binding before its
+    state is entered, or a value that failed): ECMAScript's ``undefined``, as distinct from a
+    ``null`` the author wrote. Datamodels without that distinction (python) store None."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: Any = _NoValue()
+
+
 class Code:
     """A compiled expression, location or script; ``error`` is set when it did not compile."""
 
@@ -99,7 +113,8 @@ class DataModel(Protocol):
         """``<assign>`` (and ``idlocation``): system variables are read-only, names must exist."""
 
     def declare(self, name: str, value: Any) -> None:
-        """Create (or set) a variable: ``<data>`` and start parameters."""
+        """Create (or set) a variable: ``<data>`` and start parameters; ``value`` is ``NO_VALUE``
+        for a ``<data>`` without one."""
 
     def set_variable(self, name: str, value: Any) -> None:
         """Bind a ``<foreach>`` item or index, which must be a plain variable name."""
@@ -210,7 +225,7 @@ class PythonData:
             raise location.fail(f"{type(e).__name__}: {e}") from e
 
     def declare(self, name: str, value: Any) -> None:
-        self._store[name] = value
+        self._store[name] = None if value is NO_VALUE else value
 
     def execute(self, script: Code) -> None:
         if script.code is None:

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from .algorithm import by_order as _by_order
 from .algorithm import exit_set, history_to_record, in_final
 from .algorithm import select as select_transitions
+from .datamodel import NO_VALUE
 from .errors import CommunicationError, ExecutionError, SessionLimitError
 from .events import AttrDict, Event
 from .executable import SCXML_PROCESSOR, Action, DoneData, InvokeDef, SendRequest, build_data
@@ -706,7 +707,7 @@ class Session:
         else:
             for s in doc.states:
                 for decl in s.data:
-                    self.datamodel.declare(decl.id, None)
+                    self.datamodel.declare(decl.id, NO_VALUE)
             self._declare(doc.root.data)
         self._initial_data = None
 
@@ -732,10 +733,10 @@ class Session:
                 elif decl.value_factory is not None:
                     value = decl.value_factory()
                 else:
-                    value = None
+                    value = NO_VALUE
             except ExecutionError as e:
                 self._internal.append(_error_event("error.execution", str(e)))
-                value = None
+                value = NO_VALUE  # W3C 5.3: the variable is created, empty
             self.datamodel.declare(decl.id, value)
 
     # ------------------------------------------------------------------ sends

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..datamodel import SYSTEM_NAMES, Code, Foreign
+from ..datamodel import NO_VALUE, SYSTEM_NAMES, Code, Foreign
 from ..errors import ExecutionError
 from . import codec
 from .code import EXPR, LOCATION
@@ -419,7 +419,7 @@ class EcmaData:
                 self._known = None
 
     def declare(self, name: str, value: Any) -> None:
-        self._set(name, UNDEFINED if value is None else value)
+        self._set(name, UNDEFINED if value is NO_VALUE else value)
 
     def _set(self, name: str, value: Any) -> None:
         if self._pending is None:
