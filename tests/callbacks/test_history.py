@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from itertools import pairwise
 from pathlib import Path
 
@@ -48,6 +49,19 @@ def chained(timeline: list[dict]) -> bool:
     return all(b["from"] == a["state"] for a, b in pairwise(timeline))
 
 
+def stored_history(data: Path, cid: str) -> str:
+    """What the database holds of a callback (its record's state, its history rows by id): a
+    failure shows it whole (pytest shortens long values)."""
+    db = sqlite3.connect(str(data / "engine.db"))
+    try:
+        state = db.execute("SELECT state FROM callbacks WHERE id = ?", (cid,)).fetchall()
+        rows = db.execute("SELECT id, at, data FROM callback_history WHERE callback_id = ? ORDER BY id",
+                          (cid,)).fetchall()
+    finally:
+        db.close()
+    return json.dumps({"state": state, "history": rows})
+
+
 async def test_kill_9_leaves_no_gap_in_any_timeline(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     engine = EngineProcess(tmp_path / "data", REPO / "scxml", config_dir=str(config))
@@ -82,9 +96,10 @@ async def test_kill_9_leaves_no_gap_in_any_timeline(tmp_path: Path) -> None:
                                      timeout=60, interval=0.2, expected="every callback COMPLETED after the restart",
                                      seen=lambda got: {c: s for c, (s, _) in got.items()})
         for cid, (_state, timeline) in found.items():
-            assert timeline[0]["from"] == "SCHEDULED" and timeline[0]["source"] == "api create", (cid, timeline)
-            assert timeline[-1]["state"] == "COMPLETED", (cid, timeline)
-            assert chained(timeline), (cid, timeline)
+            whole = f"{cid}: {json.dumps(timeline)}; stored: {stored_history(tmp_path / 'data', cid)}"
+            assert timeline[0]["from"] == "SCHEDULED" and timeline[0]["source"] == "api create", whole
+            assert timeline[-1]["state"] == "COMPLETED", whole
+            assert chained(timeline), whole
     finally:
         engine.stop()
 
