@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .local import Local, compile_local
+
 # `In('id')` with a literal id; any other call (or a dynamic In) may reach the configuration or
 # _event through a function, so the session pushes them before running it.
 IN_LITERAL = re.compile(r"""\bIn\s*\(\s*(['"])([^'"\\]*)\1\s*\)""")
@@ -53,6 +55,7 @@ class JsCode:
     pure: bool = False
     name: str | None = None  # the expression is this one variable's name
     literal: Callable[[], Any] | None = None  # the expression's value, made here (see ``literal_value``)
+    local: Local | None = None  # answers the expression here when it can (``local.compile_local``)
 
 
 def analyse(mode: str, text: str) -> JsCode:
@@ -71,6 +74,8 @@ def analyse(mode: str, text: str) -> JsCode:
         code.name = text
     if mode == EXPR:
         code.literal = literal_value(text)
+        if code.literal is None and code.name is None:
+            code.local = compile_local(text)
         code.value_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
         code.cond_src = f"(function(){{return !!(\n{text}\n);}})"
     elif mode == LOCATION:

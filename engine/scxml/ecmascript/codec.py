@@ -25,7 +25,8 @@ TAG = "$t"
 # What ``value`` kind the prelude's functions take: 0 the payload itself, 1 tagged JSON, 2 undefined,
 # 3 plain JSON (parsed by the engine's own JSON, without the codec), 4 an object of the context by
 # the index ``out`` gave it.
-RAW, JSON_TEXT, UNDEFINED, PLAIN_JSON, REF = 0, 1, 2, 3, 4
+# 5 the object of the event being processed at a path (``local.EventObject``).
+RAW, JSON_TEXT, UNDEFINED, PLAIN_JSON, REF, EVENT_PATH = 0, 1, 2, 3, 4, 5
 MAX_SAFE_INT = 2**53
 
 

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..datamodel import NO_VALUE, SYSTEM_NAMES, Code, Foreign
 from ..errors import ExecutionError
+from ..events import AttrDict
 from . import codec
 from .code import EXPR, LOCATION
+from .local import EVENT, NotHere, plain_copy, truthy
 from .ors import ORS_JS
 from .prelude import CODEC_LOADER
 from .sandbox import describe, new_session_context
@@ -51,14 +53,16 @@ RESERVED = frozenset({
     "public", "await", "arguments", "eval",
 })
 _ROOT = re.compile(r"\s*([A-Za-z_$][\w$]*)")
+_SHARED_OBJECT = re.compile(r'"\$t":\s*"[dr]"')
 
 
 class EcmaData:
     """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
 
-    __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_pushed", "_fns", "_fresh", "_gen",
+    __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_changed", "_event_pushed", "_fns", "_fresh", "_gen",
                  "_in", "_in_pushed", "_io", "_kind", "_known", "_name", "_objects", "_objects_changed",
-                 "_pending", "_pick", "_queue", "_queue_text", "_saved", "_sid", "_volatile", "_with_codec")
+                 "_pending", "_pick", "_queue", "_queue_text", "_saved", "_shared", "_sid", "_volatile",
+                 "_with_codec")
     can_hibernate = True
 
     def __init__(self, kind: EcmaScriptDataModel, system: Mapping[str, Any]):
@@ -89,6 +93,11 @@ class EcmaData:
         self._queue: Any = None  # the context's _genesys.queue control (ors.ORS_JS), if it has one
         self._queue_text: str | None = None  # the queue figures last pushed into the context
         self._with_codec = False  # the context has the tagged codec (prelude.CODEC_LOADER)
+        # Variables holding, as this side set them, a copy of an object of the event being
+        # processed (name: its path, "data.target"): where the flow could see that the two are the
+        # same object (code in the context, in this event) the context is given the event's own.
+        self._shared: dict[str, str] | None = None
+        self._event_changed = False  # code that may change objects ran after _event went in
 
     # ------------------------------------------------------------------ the context
     @property
@@ -239,6 +248,14 @@ class EcmaData:
         except Exception as e:
             raise ExecutionError(f"data {', '.join(pending or ())}: {describe(e, self._kind.limits)}") from None
 
+    def _prepare_context(self) -> None:
+        """A context with every value set in it (for what only a context can do)."""
+        if self._ctx is None:
+            self._wake()
+        if self._pending:
+            self._flush()
+        self._kind.pool.touch(self)
+
     def _prepare(self, jc: JsCode) -> None:
         """Build the context if needed and push what ``jc`` may read."""
         if self._ctx is None:
@@ -246,17 +263,60 @@ class EcmaData:
         if self._pending:
             self._flush()
         self._kind.pool.touch(self)
-        if jc.needs_event and not self._event_pushed:
+        if (jc.needs_event or self._shared) and not self._event_pushed:
             self._push_event()
+        if self._shared:
+            self._share()
         if jc.in_all or jc.in_ids:
             self._push_in(self._kind.in_ids_seen if jc.in_all else jc.in_ids)
         if not jc.pure:
             self._fresh = False
             self._objects_changed = True
+            if self._event_pushed:
+                self._event_changed = True  # the code may change _event.data's objects in place
             if jc.mode != LOCATION:
                 self._known = None
             if self._queue is not None:
                 self._push_figures()
+
+    def _share(self) -> None:
+        """The variables that hold an object of this event get the event's own (see ``_shared``)."""
+        shared, self._shared = self._shared, None
+        try:
+            self._api("share")(" ".join(f"{name}:{path}" for name, path in shared.items()))  # type: ignore[union-attr]
+        except Exception as e:
+            raise ExecutionError(f"data {', '.join(shared)}: {describe(e, self._kind.limits)}") from None  # type: ignore[arg-type]
+        self._fresh = False
+        self._objects_changed = True
+
+    # ------------------------------------------------------------------ answered here (local.Scope)
+    def known_value(self, name: str) -> Any:
+        known = self._known
+        if known is None or name not in known:
+            raise NotHere
+        return known[name]
+
+    def event_field(self, path: tuple[str, ...]) -> Any:
+        ev = self._event
+        if self._event_changed:
+            raise NotHere  # code in the context may have changed it: the context's is the one
+        if ev is None or path[0] != "data":
+            if ev is not None and path == ("name",):
+                return ev.name
+            raise NotHere
+        value = ev.data
+        if value is None:
+            if len(path) == 1:
+                return UNDEFINED
+            raise NotHere
+        for key in path[1:]:
+            if type(value) is not dict and type(value) is not AttrDict:
+                raise NotHere
+            try:
+                value = value[key]
+            except KeyError:
+                raise NotHere from None  # undefined, or a property of Object.prototype: the context says
+        return plain_copy(value, path, ev)
 
     def _push_figures(self) -> None:
         """The queue figures as they are now, into the context, if they changed since last time."""
@@ -338,6 +398,11 @@ class EcmaData:
         known = self._known
         if jc.name is not None and known is not None and jc.name in known:
             return known[jc.name]  # a variable this side wrote, unchanged since: no call into the context
+        if jc.local is not None:
+            try:
+                return jc.local(self)
+            except NotHere:
+                pass
         self._prepare(jc)
         try:
             fn = self._function(jc.key, jc.value_src if jc.mode == EXPR else jc.cond_src)
@@ -363,6 +428,11 @@ class EcmaData:
             truth = _truthy(known[jc.name])
             if truth is not None:
                 return truth
+        if jc.local is not None:
+            try:
+                return truthy(jc.local(self))
+            except NotHere:
+                pass
         self._prepare(jc)
         try:
             truth = bool(self._function((jc.key, "cond"), jc.cond_src)())
@@ -393,14 +463,25 @@ class EcmaData:
         if root in SYSTEM_NAMES:
             raise location.fail(f"{root} is a read-only system variable")
         known = self._known
-        if known is not None and (root in known or root in self._volatile) and _primitive(value) \
-                and location.text.strip() == root:
-            # A primitive to a variable of the flow by its name: it goes in with the next code, as
-            # <data> values do, one call for all (what the context would do: set the global).
+        path = self._event_path(value)
+        if known is not None and (root in known or root in self._volatile) and location.text.strip() == root \
+                and (_primitive(value) or (path is not None and not self._overlaps(path))):
+            # A primitive (or a copy of an event's object) to a variable of the flow by its name:
+            # it goes in with the next code, as <data> values do, one call for all (what the
+            # context would do: set the global).
             self._set(root, value)
+            if path is not None:
+                if self._shared is None:
+                    self._shared = {}
+                self._shared[root] = path
             return
         self._prepare(jc)
-        kind, payload = codec.to_js(value, self._gen)
+        if path is not None:
+            if not self._event_pushed:
+                self._push_event()
+            kind, payload = codec.EVENT_PATH, path
+        else:
+            kind, payload = codec.to_js(value, self._gen)
         try:
             if kind == codec.JSON_TEXT:
                 self._load_codec()
@@ -418,10 +499,26 @@ class EcmaData:
             else:
                 self._known = None
 
+    def _event_path(self, value: Any) -> str | None:
+        """Where in the event being processed ``value`` was read (``local.plain_copy``), if it was."""
+        ref = getattr(value, "ref", None) if type(value) is codec.JsDict or type(value) is codec.JsList else None
+        if ref is None or ref[0] != EVENT or ref[1] is not self._event:
+            return None
+        return ".".join(ref[2])
+
+    def _overlaps(self, path: str) -> bool:
+        """Whether a variable holds the object at ``path`` of this event, or one inside or around it."""
+        for other in (self._shared or {}).values():
+            if path == other or path.startswith(other + ".") or other.startswith(path + "."):
+                return True
+        return False
+
     def declare(self, name: str, value: Any) -> None:
         self._set(name, UNDEFINED if value is NO_VALUE else value)
 
     def _set(self, name: str, value: Any) -> None:
+        if self._shared:
+            self._shared.pop(name, None)
         if self._pending is None:
             self._pending = {}
         self._pending[name] = value
@@ -442,7 +539,7 @@ class EcmaData:
                 return known[name]
             if name not in self._volatile:
                 return None
-        if self._pending:
+        if self._pending and self._ctx is not None:
             self._flush()
         if self._ctx is not None and not self._fresh:
             if not self.defines(name):
@@ -461,7 +558,7 @@ class EcmaData:
         known = self._known
         if known is not None:  # every variable is known by name, its value here or in the context
             return name in known or name in self._volatile
-        if self._pending:
+        if self._pending and self._ctx is not None:
             self._flush()
         if self._ctx is not None and not self._fresh:
             return bool(self._api("has")(name))
@@ -470,21 +567,40 @@ class EcmaData:
     def set_event(self, event: Any) -> None:
         self._event = event
         self._event_pushed = False
+        self._shared = None  # the copies are the values now: nothing else can reach the old event
+        self._event_changed = False
 
     def variables(self) -> dict[str, Any]:
-        if self._pending:
-            self._flush()
         if self._ctx is not None:
+            if self._pending:
+                self._flush()
             if not self._fresh or self._saved is None:
                 self._saved = self._collect()
                 self._fresh = True
             return dict(self._saved)
-        return codec.loads(self._blob) if self._blob else {}
+        # No context: the saved text and the values set since are all there is (a session whose
+        # code this side answered never builds one). Variables sharing an object are written as a
+        # definition and references to it: only the context can replace one of them.
+        pending = self._pending
+        if pending and self._blob and _SHARED_OBJECT.search(self._blob):
+            self._prepare_context()
+            return self.variables()
+        values = codec.loads(self._blob) if self._blob else {}
+        if pending:
+            self._pending = None
+            values.update(pending)
+            self._blob = codec.to_json(values)
+            if not all(_primitive(v) for v in pending.values()):
+                values = codec.loads(self._blob)  # objects as the text gives them, shared with nothing
+        return values
 
     def restore(self, values: Mapping[str, Any]) -> None:
         if not values:
             return
-        if self._pending:
+        if self._shared:
+            for name in values:
+                self._shared.pop(name, None)
+        if self._pending and self._ctx is not None:
             self._flush()
         if self._ctx is not None:
             self._api("load")(self._tagged(codec.to_json(dict(values))))

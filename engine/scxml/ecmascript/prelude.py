@@ -248,8 +248,11 @@ return {encode: encode, decode: decode};
 # - encode answers null when the codec is needed and not loaded: out() then keeps the value and
 #   answers "C", save/saveSome/get answer null; Python loads the codec and asks again.
 # - value kinds: 0 the value itself; 1 tagged JSON; 2 undefined; 3 plain JSON; 4 an object out()
-#   handed over. Python loads the codec before it sends kind 1 or tagged text, unless its only tags
-#   are references to objects of this event (parse() takes those without the codec).
+#   handed over; 5 the object of _event at a path ("data.target"): Python read it itself
+#   (local.py) and gives the event's own object where the flow could see it shared; share() puts
+#   such objects into variables ("name:data.target ..."). Python loads the codec before it sends
+#   kind 1 or tagged text, unless its only tags are references to objects of this event (parse()
+#   takes those without the codec).
 # - userNames: globals are only ever added (a flow cannot delete a var), so the list changes
 #   with the count.
 # - ("..." + x).slice(0) flattens a rope the binding cannot read.
@@ -307,9 +310,14 @@ return ("R" + (S.refs.length - 1) + ":" + text).slice(0);
 }
 return text;
 }
+function fromEvent(path) {
+var v = state.event, parts = path.split(".");
+for (var i = 0; i < parts.length; i++) v = v[parts[i]];
+return v;
+}
 function value(kind, payload) {
 return kind === 0 ? payload : kind === 3 ? JSON.parse(payload) : kind === 4 ? S.refs[payload]
-: kind === 2 ? undefined : S.codec.decode(payload);
+: kind === 2 ? undefined : kind === 5 ? fromEvent(payload) : S.codec.decode(payload);
 }
 function ref(k, v) { return v !== null && typeof v === "object" && v.$t === "ref" ? S.refs[v.v] : v; }
 function parse(text) {
@@ -365,6 +373,13 @@ for (var k in values) if (hasOwn.call(values, k)) G[k] = values[k];
 if (undefinedNames) {
 var names = undefinedNames.split(" ");
 for (var i = 0; i < names.length; i++) G[names[i]] = undefined;
+}
+},
+share: function (namesPaths) {
+var items = namesPaths.split(" ");
+for (var i = 0; i < items.length; i++) {
+var colon = items[i].indexOf(":");
+G[items[i].slice(0, colon)] = fromEvent(items[i].slice(colon + 1));
 }
 }
 };

@@ -1,0 +1,366 @@
+"""Expressions this side answers without a JavaScript context, exactly as the context would.
+
+A context costs a QuickJS runtime, the prelude compiled, the variables loaded and a compiled
+function per expression: most of a callback's datamodel time. Yet flows are mostly written in a
+tiny part of the language: a variable, a field of ``_event.data``, a literal, and ``===``,
+``!==``, ``&&``, ``||``, ``!``, ``+``, ``<`` between them. ``compile_local`` turns an expression
+of that part into a Python function of the session's ``Scope``; anything else gives None, and
+the context evaluates it.
+
+Exactness first: a function raises ``NotHere`` whenever its operands are not values whose
+JavaScript behaviour is certain here (a variable whose value this side does not know, an object
+compared, a float turned into text, a string with characters outside the BMP compared, a field
+that is missing, a value that is not plain JSON): the context then evaluates the expression as it
+always did. Objects read from ``_event.data`` come out as copies tagged with the event and path
+they came from (``EventObject``), so that the datamodel can give the context the event's own
+object wherever sharing could be seen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..datamodel import Foreign
+from ..events import AttrDict
+from .codec import JsDict, JsList
+
+MAX_SAFE_INT = 2**53
+UNDEFINED = Foreign({"$t": "u"})
+EVENT = "event"  # the first item of an EventObject's ``ref``
+
+
+class NotHere(Exception):
+    """The context must evaluate this expression (this side is not certain of the answer)."""
+
+
+class Scope(Protocol):
+    """What a compiled expression reads: the session's known variables and its event."""
+
+    def known_value(self, name: str) -> Any:
+        """A variable's value when this side knows it (a primitive); raises ``NotHere``."""
+
+    def event_field(self, path: tuple[str, ...]) -> Any:
+        """``_event`` then ``path`` (``("data", "vixn_id")``); raises ``NotHere``."""
+
+
+Local = Callable[[Scope], Any]
+
+# ------------------------------------------------------------------ values
+_NUMBER_TYPES = (int, float)
+
+
+def _kind(v: Any) -> str:
+    """The ECMAScript type of a value held here, or raise ``NotHere``."""
+    t = type(v)
+    if t is str:
+        return "string"
+    if t is bool:
+        return "boolean"
+    if t is int or t is float:
+        return "number"
+    if v is None:
+        return "null"
+    if t is Foreign and v.form == UNDEFINED.form:
+        return "undefined"
+    if t is JsDict or t is JsList:
+        return "object"
+    raise NotHere
+
+
+def truthy(v: Any) -> bool:
+    """ToBoolean."""
+    kind = _kind(v)
+    if kind == "object":
+        return True
+    if kind == "number":
+        return v == v and v != 0
+    if kind == "undefined":
+        return False
+    return bool(v)
+
+
+def _strict_equal(a: Any, b: Any) -> bool:
+    ka, kb = _kind(a), _kind(b)
+    if ka == "object" or kb == "object":
+        raise NotHere  # identity: the context knows which objects are the same
+    return ka == kb and (ka in ("null", "undefined") or a == b)
+
+
+def _text(v: Any) -> str:
+    """ToString of a primitive, where Python writes it the same; else ``NotHere``."""
+    kind = _kind(v)
+    if kind == "string":
+        return v
+    if kind == "boolean":
+        return "true" if v else "false"
+    if kind == "null":
+        return "null"
+    if kind == "undefined":
+        return "undefined"
+    if kind == "number" and type(v) is int and -MAX_SAFE_INT < v < MAX_SAFE_INT:
+        return str(v)
+    raise NotHere  # floats print differently; objects have their own toString
+
+
+def _number(v: float) -> Any:
+    """A number as the context hands it out: integral values as ``int``."""
+    if type(v) is float:
+        if v != v or v in (float("inf"), float("-inf")):
+            raise NotHere
+        if v.is_integer():
+            if v == 0 and str(v)[0] == "-":
+                raise NotHere  # -0
+            if -MAX_SAFE_INT < v < MAX_SAFE_INT:
+                return int(v)
+    elif not -MAX_SAFE_INT < v < MAX_SAFE_INT:
+        raise NotHere
+    return v
+
+
+def _plus(a: Any, b: Any) -> Any:
+    ka, kb = _kind(a), _kind(b)
+    if ka == "number" and kb == "number":
+        return _number(float(a) + float(b) if type(a) is float or type(b) is float else a + b)
+    if ka == "string" or kb == "string":
+        return _text(a) + _text(b)
+    raise NotHere
+
+
+def _bmp(s: str) -> bool:
+    return not s or max(s) < "\U00010000"
+
+
+def _compare(a: Any, b: Any) -> tuple[Any, Any]:
+    ka, kb = _kind(a), _kind(b)
+    if ka == "number" and kb == "number":
+        if a != a or b != b:
+            raise NotHere
+        return a, b
+    if ka == "string" and kb == "string" and _bmp(a) and _bmp(b):  # UTF-16 order = code point order
+        return a, b
+    raise NotHere
+
+
+def _less(a: Any, b: Any) -> bool:
+    a, b = _compare(a, b)
+    return a < b
+
+
+def _less_equal(a: Any, b: Any) -> bool:
+    a, b = _compare(a, b)
+    return a <= b
+
+
+def _greater(a: Any, b: Any) -> bool:
+    a, b = _compare(a, b)
+    return a > b
+
+
+def _greater_equal(a: Any, b: Any) -> bool:
+    a, b = _compare(a, b)
+    return a >= b
+
+
+def plain_copy(v: Any, path: tuple[str, ...] = (), event: Any = None) -> Any:
+    """``v`` as it comes back out of the context after a JSON round trip: a copy, integral
+    floats as ``int``; ``NotHere`` for what is not plain JSON. Objects are ``JsDict``/``JsList``
+    whose ``ref`` names the event and path they were read from."""
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return v
+    if t is int or t is float:
+        return _number(v)
+    if t is dict or t is AttrDict:
+        out: Any = JsDict()
+        for k, x in v.items():
+            if type(k) is not str or k == "$t":
+                raise NotHere
+            out[k] = _inner(x)
+    elif t is list:
+        out = JsList(_inner(x) for x in v)
+    else:
+        raise NotHere
+    out.ref = (EVENT, event, path)
+    return out
+
+
+def _inner(v: Any) -> Any:
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return v
+    if t is int or t is float:
+        return _number(v)
+    if t is dict or t is AttrDict:
+        out = {}
+        for k, x in v.items():
+            if type(k) is not str or k == "$t":
+                raise NotHere
+            out[k] = _inner(x)
+        return out
+    if t is list:
+        return [_inner(x) for x in v]
+    raise NotHere
+
+
+# ------------------------------------------------------------------ parsing
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<str>'[^'\\\n\r\u2028\u2029]*'|"[^"\\\n\r\u2028\u2029]*")
+  | (?P<num>(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?(?![\w$.]))
+  | (?P<name>[A-Za-z_$][\w$]*)
+  | (?P<op>===|!==|&&|\|\||<=|>=|[!()<>+.])
+)""", re.X)
+_SPACE = re.compile(r"\s*")
+_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None, "undefined": UNDEFINED}
+# Words that are not variables: keywords, and globals whose value is not a flow's variable.
+_NOT_VARIABLES = frozenset({"this", "new", "typeof", "void", "delete", "in", "instanceof", "function",
+                            "NaN", "Infinity", "In", "_sessionid", "_name", "_ioprocessors", "_x"})
+
+
+def _tokens(text: str) -> list[tuple[str, str]] | None:
+    out: list[tuple[str, str]] = []
+    pos, end = 0, len(text)
+    while True:
+        pos = _SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        if pos >= end:
+            return out
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            return None
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))  # type: ignore[arg-type]
+        pos = m.end()
+
+
+class _Parser:
+    def __init__(self, tokens: list[tuple[str, str]]):
+        self.tokens = tokens
+        self.at = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.at][1] if self.at < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        if self.at >= len(self.tokens):
+            raise SyntaxError
+        token = self.tokens[self.at]
+        self.at += 1
+        return token
+
+    def expect(self, op: str) -> None:
+        if self.take() != ("op", op):
+            raise SyntaxError
+
+    def binary(self, ops: dict[str, Callable[[Any, Any], Any]], lower: Callable[[], Local]) -> Local:
+        left = lower()
+        while self.peek() in ops and self.tokens[self.at][0] == "op":
+            fn = ops[self.take()[1]]
+            right = lower()
+            left = _apply(fn, left, right)
+        return left
+
+    def logical_or(self) -> Local:
+        left = self.logical_and()
+        while self.peek() == "||":
+            self.take()
+            left = _or(left, self.logical_and())
+        return left
+
+    def logical_and(self) -> Local:
+        left = self.equality()
+        while self.peek() == "&&":
+            self.take()
+            left = _and(left, self.equality())
+        return left
+
+    def equality(self) -> Local:
+        return self.binary(_EQUALITY, self.relational)
+
+    def relational(self) -> Local:
+        return self.binary(_RELATIONAL, self.additive)
+
+    def additive(self) -> Local:
+        return self.binary({"+": _plus}, self.unary)
+
+    def unary(self) -> Local:
+        if self.peek() == "!" and self.tokens[self.at][0] == "op":
+            self.take()
+            inner = self.unary()
+            return lambda scope: not truthy(inner(scope))
+        return self.primary()
+
+    def primary(self) -> Local:
+        kind, text = self.take()
+        if kind == "str":
+            value = text[1:-1]
+            return lambda scope: value
+        if kind == "num":
+            number = float(text)
+            value = int(number) if number.is_integer() else number
+            return lambda scope: value
+        if kind == "op" and text == "(":
+            inner = self.logical_or()
+            self.expect(")")
+            return inner
+        if kind != "name":
+            raise SyntaxError
+        if text in _LITERALS:
+            literal = _LITERALS[text]
+            return lambda scope: literal
+        if text in _NOT_VARIABLES:
+            raise SyntaxError
+        path: list[str] = []
+        while self.peek() == "." and self.tokens[self.at][0] == "op":
+            self.take()
+            member_kind, member = self.take()
+            if member_kind != "name":
+                raise SyntaxError
+            path.append(member)
+        if text == "_event":
+            if not path:
+                raise SyntaxError
+            fields = tuple(path)
+            return lambda scope: scope.event_field(fields)
+        if path:
+            raise SyntaxError  # members of the flow's own values: the context knows their prototypes
+        return lambda scope: scope.known_value(text)
+
+
+def _apply(fn: Callable[[Any, Any], Any], left: Local, right: Local) -> Local:
+    return lambda scope: fn(left(scope), right(scope))
+
+
+def _and(left: Local, right: Local) -> Local:
+    def both(scope: Scope) -> Any:
+        a = left(scope)
+        return right(scope) if truthy(a) else a
+    return both
+
+
+def _or(left: Local, right: Local) -> Local:
+    def either(scope: Scope) -> Any:
+        a = left(scope)
+        return a if truthy(a) else right(scope)
+    return either
+
+
+_EQUALITY: dict[str, Callable[[Any, Any], Any]] = {
+    "===": _strict_equal, "!==": lambda a, b: not _strict_equal(a, b)}
+_RELATIONAL: dict[str, Callable[[Any, Any], Any]] = {
+    "<": _less, "<=": _less_equal, ">": _greater, ">=": _greater_equal}
+
+
+def compile_local(text: str) -> Local | None:
+    """A function answering ``text`` here, or None when it is outside the part this side knows."""
+    tokens = _tokens(text)
+    if not tokens:
+        return None
+    parser = _Parser(tokens)
+    try:
+        fn = parser.logical_or()
+    except (SyntaxError, IndexError, ValueError):
+        return None
+    if parser.at != len(tokens):
+        return None
+    return fn

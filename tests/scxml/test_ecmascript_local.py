@@ -1,0 +1,164 @@
+"""Issue 15: expressions answered without a context (``ecmascript/local.py``) give exactly what
+the context gives (value and Python type), and objects read from ``_event.data`` stay the event's
+own objects wherever the flow could see the difference."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from engine.scxml import SessionHost, compile_document, standard_registry
+from engine.scxml.datamodel import NO_VALUE
+from engine.scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
+from engine.scxml.ecmascript.local import NotHere
+from engine.scxml.events import Event
+
+HEAD = '<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="ecmascript" initial="s">'
+
+VALUES = {
+    "s": "abc", "e": "", "astral": "\U0001F600", "digits": "10", "i": 7, "z": 0, "neg": -3, "f": 2.5,
+    "big": 1e20, "t": True, "no": False, "nul": None, "u": NO_VALUE, "huge": 2**53 + 1,
+}
+EVENT_DATA = {"code": 200, "result": "answer", "ratio": 0.5, "whole": 2.0, "none": None, "flag": False,
+              "target": {"agent": "a1", "n": [1, 2.0, {"k": "v"}]}, "list": [1, 2]}
+OPERATORS = ["===", "!==", "+", "<", "<=", ">", ">=", "&&", "||"]
+OPERANDS = [*VALUES, "'abc'", "''", "0", "1", "2.5", "true", "null", "undefined", "_event.data.code",
+            "_event.data.result", "_event.data.ratio", "_event.data.whole", "_event.data.none",
+            "_event.data.target", "_event.data.missing", "_event.name"]
+
+
+def data_model():
+    kind = EcmaScriptDataModel(SandboxLimits())
+    data = kind.new_session({"_sessionid": "sid", "_name": "n"})
+    for name, value in VALUES.items():
+        data.declare(name, value)
+    data.set_event(Event("dial.result", data=EVENT_DATA))
+    return kind, data
+
+
+def expressions() -> list[str]:
+    out = [f"{a} {op} {b}" for a, b in itertools.product(OPERANDS, repeat=2) for op in OPERATORS
+           if (a in VALUES or b in VALUES or a.startswith("_event") or b.startswith("_event"))]
+    out += [f"!{a}" for a in OPERANDS] + [f"!!{a}" for a in OPERANDS]
+    out += ["'x' + i + s", "(s || i) && t", "i + 1 < 10 && s !== ''", "!(i === 7) || nul === null",
+            "_event.data.target.agent + '@' + _event.data.code", "_event.data.target.n",
+            "_event.data", "_event.data.list", "i + f", "neg + neg", "f + f", "digits < s"]
+    return out
+
+
+def test_every_answer_given_without_a_context_is_the_contexts() -> None:
+    kind, data = data_model()
+    answered = 0
+    for text in expressions():
+        here = kind.compile_expr(text, 1, 1)
+        there = kind.compile_expr(text, 1, 1)
+        assert here.error is None, text
+        local = here.code.local
+        if local is None:
+            continue
+        there.code.local = None
+        try:
+            mine = local(data)
+        except NotHere:
+            continue
+        answered += 1
+        theirs = data.evaluate(there)
+        assert (mine, type(mine)) == (theirs, type(theirs)), text
+        assert data.test(here) is data.test(there), text
+    # most of them are answered here: the flows' common part
+    assert answered > 1500
+
+
+@pytest.mark.parametrize("text", ["huge + 1", "f + 's'", "big + ''", "astral < s", "_event.data.missing",
+                                  "_event.data.target === _event.data.target", "i.toString", "s.length"])
+def test_what_this_side_is_not_sure_of_goes_to_the_context(text: str) -> None:
+    kind, data = data_model()
+    code = kind.compile_expr(text, 1, 1)
+    if code.code.local is not None:
+        with pytest.raises(NotHere):
+            code.code.local(data)
+    data.evaluate(code)  # and the context answers it
+    assert kind.pool.built == 1
+
+
+def start(body: str):
+    registry = standard_registry()
+    registry.register_datamodel("ecmascript", lambda: EcmaScriptDataModel(SandboxLimits()))
+    host = SessionHost(registry=registry)
+    return host.start_session(compile_document(HEAD + body + "</scxml>", registry=host.registry))
+
+
+SHARING = """<datamodel><data id="a" expr="null"/><data id="b" expr="null"/><data id="ok" expr="false"/>
+  </datamodel><state id="s">
+  <transition event="take"><assign location="a" expr="_event.data.t"/></transition>
+  <transition event="take_same">
+    <assign location="a" expr="_event.data.t"/>
+    <script>a.x = 5;</script>
+    <assign location="ok" expr="_event.data.t.x === 5 &amp;&amp; a === _event.data.t"/>
+  </transition>
+  <transition event="take_two">
+    <assign location="a" expr="_event.data.t"/><assign location="b" expr="_event.data.t"/>
+  </transition>
+  <transition event="take_inner">
+    <assign location="a" expr="_event.data.t"/><assign location="b" expr="_event.data.t.inner"/>
+  </transition>
+  <transition event="change"><script>a.inner.y = 9;</script></transition>
+  <transition event="check_inner" cond="b.y === 9" target="pass"/>
+  <transition event="check_two" cond="a === b" target="pass"/>
+  <transition event="check" target="fail"/>
+</state><final id="pass"/><final id="fail"/>"""
+
+
+def test_an_event_object_taken_here_is_the_events_own_for_code_in_the_same_event() -> None:
+    s = start(SHARING)
+    s.send("take_same", {"t": {"x": 1}})
+    assert s.variables["ok"] is True and s.variables["a"] == {"x": 5}
+
+
+def test_an_event_object_taken_here_without_a_context_builds_none() -> None:
+    s = start(SHARING)
+    s.send("take", {"t": {"x": 1, "deep": [1, {"y": 2}]}})
+    assert s.variables["a"] == {"x": 1, "deep": [1, {"y": 2}]}
+    assert s.datamodel._kind.pool.built == 0
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_two_variables_given_the_same_event_object_stay_one_object(drop: bool) -> None:
+    s = start(SHARING)
+    s.send("take_two", {"t": {"x": 1}})
+    s.to_state()
+    if drop:
+        s.datamodel._kind.pool.drop_all()
+    s.send("check_two")
+    assert s.final_state == "pass"
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_an_object_and_one_inside_it_taken_from_the_event_stay_nested(drop: bool) -> None:
+    s = start(SHARING)
+    s.send("take_inner", {"t": {"inner": {"y": 1}}})
+    s.to_state()
+    if drop:
+        s.datamodel._kind.pool.drop_all()
+    s.send("change")
+    s.send("check_inner")
+    assert s.final_state == "pass"
+
+
+def test_replacing_a_variable_that_shares_an_object_keeps_the_other() -> None:
+    s = start("""<datamodel><data id="a" expr="({x: 1})"/><data id="b" expr="null"/></datamodel>
+      <state id="s">
+        <transition event="share"><assign location="b" expr="a"/></transition>
+        <transition event="replace"><assign location="a" expr="5"/></transition>
+        <transition event="check" cond="b.x === 1 &amp;&amp; a === 5" target="pass"/>
+        <transition event="check" target="fail"/>
+      </state><final id="pass"/><final id="fail"/>""")
+    s.send("share")
+    s.to_state()
+    s.datamodel._kind.pool.drop_all()
+    s.send("replace")  # answered here, a context-less session: its saved text refers a to b
+    s.to_state()
+    s.datamodel._kind.pool.drop_all()
+    s.send("check")
+    assert s.final_state == "pass"
