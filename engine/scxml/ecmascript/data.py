@@ -74,7 +74,9 @@ class EcmaData:
         self._ctx: Any = None
         self._pick: Any = None  # the prelude's functions by name (sandbox.new_session_context)
         self._fns: dict[Any, Any] | None = None
-        self._blob: str | None = None  # the variables as tagged JSON: what a context is built from
+        # Without a context: the variables holding objects, as tagged JSON (the primitives are in
+        # _known); a context is built from both.
+        self._blob: str | None = None
         self._saved: dict[str, Any] | None = None  # the variables at the last save, while live
         self._fresh = True  # the saved variables are those of the context
         self._known: dict[str, Any] | None = {}  # None: anything may have changed
@@ -139,6 +141,9 @@ class EcmaData:
                     self._queue = control
             if self._blob:
                 self._api("load")(self._tagged(self._blob))
+            known, pending = self._known, self._pending or {}
+            if known:
+                self._load({k: v for k, v in known.items() if k not in pending})
         except Exception as e:
             self._ctx = self._fns = self._queue = self._pick = None
             raise ExecutionError(f"cannot restore the session's data: {describe(e, kind.limits)}") from e
@@ -152,7 +157,9 @@ class EcmaData:
         if self._ctx is None:
             return
         try:
-            self._blob = codec.to_json(self.variables())
+            values = self.variables()
+            self._learn(values)
+            self._blob = self._objects_text(values)
         except ExecutionError as e:
             log.error("session %s: its data could not be saved when its context was dropped (%s); "
                       "the last saved data stays", self._sid, e)
@@ -240,13 +247,24 @@ class EcmaData:
             self._wake()
             self._kind.pool.touch(self)  # not otherwise: hibernate() flushes too, leaving the pool
         try:
-            # undefined (a <data> without a value) by name: as a tagged value it would need the codec
-            missing = [k for k, v in pending.items() if v is UNDEFINED]  # type: ignore[union-attr]
-            if missing:
-                pending = {k: v for k, v in pending.items() if v is not UNDEFINED}  # type: ignore[union-attr]
-            self._api("load")(self._tagged(codec.to_json(pending, self._gen)), " ".join(missing))
+            self._load(pending)  # type: ignore[arg-type]
         except Exception as e:
             raise ExecutionError(f"data {', '.join(pending or ())}: {describe(e, self._kind.limits)}") from None
+
+    def _load(self, values: dict[str, Any]) -> None:
+        """``values`` into the context's variables, with one call."""
+        # undefined (a <data> without a value) by name: as a tagged value it would need the codec
+        missing = [k for k, v in values.items() if type(v) is Foreign and v.form == UNDEFINED.form]
+        if missing:
+            values = {k: v for k, v in values.items() if k not in missing}
+        self._api("load")(self._tagged(codec.to_json(values, self._gen)), " ".join(missing))
+
+    def _objects_text(self, values: Mapping[str, Any]) -> str | None:
+        """The variables of ``values`` holding objects, as text (a session without a context keeps
+        its primitives in ``_known`` alone, and these)."""
+        volatile = self._volatile
+        objects = {k: v for k, v in values.items() if k in volatile}
+        return codec.to_json(objects) if objects else None
 
     def _prepare_context(self) -> None:
         """A context with every value set in it (for what only a context can do)."""
@@ -578,20 +596,22 @@ class EcmaData:
                 self._saved = self._collect()
                 self._fresh = True
             return dict(self._saved)
-        # No context: the saved text and the values set since are all there is (a session whose
-        # code this side answered never builds one). Variables sharing an object are written as a
+        # No context: the primitives are in _known, the objects in the text (a session whose code
+        # this side answered never builds a context). Variables sharing an object are written as a
         # definition and references to it: only the context can replace one of them.
         pending = self._pending
         if pending and self._blob and _SHARED_OBJECT.search(self._blob):
             self._prepare_context()
             return self.variables()
-        values = codec.loads(self._blob) if self._blob else {}
         if pending:
-            self._pending = None
-            values.update(pending)
-            self._blob = codec.to_json(values)
-            if not all(_primitive(v) for v in pending.values()):
-                values = codec.loads(self._blob)  # objects as the text gives them, shared with nothing
+            self._pending = None  # its primitives are in _known already (_note)
+            if self._blob or not all(_primitive(v) for v in pending.values()):
+                objects = codec.loads(self._blob) if self._blob else {}
+                objects.update(pending)
+                self._blob = self._objects_text(objects)
+        values = dict(self._known)  # type: ignore[arg-type]
+        if self._blob:
+            values.update(codec.loads(self._blob))
         return values
 
     def restore(self, values: Mapping[str, Any]) -> None:
@@ -610,8 +630,8 @@ class EcmaData:
             return
         merged = self.variables()
         merged.update(values)
-        self._blob = codec.to_json(merged)
         self._learn(merged)
+        self._blob = self._objects_text(merged)
 
 
 UNDEFINED = Foreign({codec.TAG: "u"})
