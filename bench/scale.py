@@ -400,8 +400,10 @@ def unmet_targets(result: dict[str, Any]) -> list[str]:
     return unmet
 
 
-async def run(workdir: Path, quick: bool) -> dict[str, Any]:
+async def run(workdir: Path, quick: bool, queued: int | None = None) -> dict[str, Any]:
     sizes = Sizes(quick)
+    if queued is not None:
+        sizes.queued = queued
     problems = Problems()
     config = write_config(workdir)
     began = time.perf_counter()
@@ -459,8 +461,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--queued", type=int, help="immediate callbacks whose RSS per QUEUED callback is measured "
+                                                   "(default 5000, quick 300; e.g. --quick --queued 5000)")
     args = parser.parse_args()
-    return asyncio.run(bench_main("scale-bench-", args.keep, lambda workdir: run(workdir, args.quick), report,
+    return asyncio.run(bench_main("scale-bench-", args.keep, lambda workdir: run(workdir, args.quick, args.queued),
+                                  report,
                                   lambda _result: ()))
 
 

@@ -72,6 +72,17 @@ class EcmaScriptDataModel:
         self.zones: set[str] = set()  # every literal time zone of a ...InZone('tz') call
         self.uses_genesys = False  # some compiled flow names _genesys: contexts get it
         self._checker = SyntaxChecker()
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def shared_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """One tuple for every session whose variables have these names, in this order (the
+        sessions of one flow): a waiting session keeps only its values (``EcmaData._pack``)."""
+        shared = self._names.get(names)
+        if shared is not None:
+            return shared
+        if len(self._names) < 1024:  # bounded: flows are few; beyond, each session keeps its own
+            self._names[names] = names
+        return names
 
     # ------------------------------------------------------------------ compiling
     def _compiled(self, mode: str, text: str, line: int, column: int) -> Code:
