@@ -3,7 +3,7 @@
 A context costs a QuickJS runtime, the prelude compiled, the variables loaded and a compiled
 function per expression: most of a callback's datamodel time. Yet flows are mostly written in a
 tiny part of the language: a variable, a field of ``_event.data``, a literal, and ``===``,
-``!==``, ``&&``, ``||``, ``!``, ``+``, ``<`` between them. ``compile_local`` turns an expression
+``==``, ``&&``, ``||``, ``!``, ``+``, ``-``, ``<`` (and their kin) between them. ``compile_local`` turns an expression
 of that part into a Python function of the session's ``Scope``; anything else gives None, and
 the context evaluates it.
 
@@ -88,6 +88,20 @@ def _strict_equal(a: Any, b: Any) -> bool:
     return ka == kb and (ka in ("null", "undefined") or a == b)
 
 
+def _loose_equal(a: Any, b: Any) -> bool:
+    """``==`` where it is ``===`` (operands of one type) or null/undefined; else ``NotHere``."""
+    ka, kb = _kind(a), _kind(b)
+    if ka == "object" or kb == "object":
+        raise NotHere
+    if ka == kb:
+        return ka in ("null", "undefined") or a == b
+    if {ka, kb} == {"null", "undefined"}:
+        return True
+    if ka in ("null", "undefined") or kb in ("null", "undefined"):
+        return False  # null and undefined equal nothing else
+    raise NotHere  # "1" == 1, true == 1: the coercions are the context's
+
+
 def _text(v: Any) -> str:
     """ToString of a primitive, where Python writes it the same; else ``NotHere``."""
     kind = _kind(v)
@@ -126,6 +140,18 @@ def _plus(a: Any, b: Any) -> Any:
     if ka == "string" or kb == "string":
         return _text(a) + _text(b)
     raise NotHere
+
+
+def _minus(a: Any, b: Any) -> Any:
+    if _kind(a) != "number" or _kind(b) != "number":
+        raise NotHere  # "5" - 1: the context converts
+    return _number(float(a) - float(b) if type(a) is float or type(b) is float else a - b)
+
+
+def _negate(v: Any) -> Any:
+    if _kind(v) != "number" or v == 0:
+        raise NotHere  # -0, and -"1"
+    return _number(-v)
 
 
 def _bmp(s: str) -> bool:
@@ -209,7 +235,7 @@ _TOKEN = re.compile(r"""\s*(?:
     (?P<str>'[^'\\\n\r\u2028\u2029]*'|"[^"\\\n\r\u2028\u2029]*")
   | (?P<num>(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?(?![\w$.]))
   | (?P<name>[A-Za-z_$][\w$]*)
-  | (?P<op>===|!==|&&|\|\||<=|>=|[!()<>+.])
+  | (?P<op>===|!==|==|!=|&&|\|\||<=|>=|\+\+|--|[!()<>+\-.])
 )""", re.X)
 _SPACE = re.compile(r"\s*")
 _LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None, "undefined": UNDEFINED}
@@ -281,13 +307,17 @@ class _Parser:
         return self.binary(_RELATIONAL, self.additive)
 
     def additive(self) -> Local:
-        return self.binary({"+": _plus}, self.unary)
+        return self.binary(_ADDITIVE, self.unary)
 
     def unary(self) -> Local:
         if self.peek() == "!" and self.tokens[self.at][0] == "op":
             self.take()
             inner = self.unary()
             return lambda scope: not truthy(inner(scope))
+        if self.peek() == "-" and self.tokens[self.at][0] == "op":
+            self.take()
+            negated = self.unary()
+            return lambda scope: _negate(negated(scope))
         return self.primary()
 
     def primary(self) -> Local:
@@ -346,7 +376,9 @@ def _or(left: Local, right: Local) -> Local:
 
 
 _EQUALITY: dict[str, Callable[[Any, Any], Any]] = {
-    "===": _strict_equal, "!==": lambda a, b: not _strict_equal(a, b)}
+    "===": _strict_equal, "!==": lambda a, b: not _strict_equal(a, b),
+    "==": _loose_equal, "!=": lambda a, b: not _loose_equal(a, b)}
+_ADDITIVE: dict[str, Callable[[Any, Any], Any]] = {"+": _plus, "-": _minus}
 _RELATIONAL: dict[str, Callable[[Any, Any], Any]] = {
     "<": _less, "<=": _less_equal, ">": _greater, ">=": _greater_equal}
 
