@@ -50,8 +50,8 @@ def chained(timeline: list[dict]) -> bool:
 
 
 def stored_history(data: Path, cid: str) -> str:
-    """What the database holds of a callback (its record's state, its history rows by id): a
-    failure shows it whole (pytest shortens long values)."""
+    """What the database holds of a callback (its record's state, its history rows by id) and the
+    engine's log lines naming it: a failure shows them whole (pytest shortens long values)."""
     db = sqlite3.connect(str(data / "engine.db"))
     try:
         state = db.execute("SELECT state FROM callbacks WHERE id = ?", (cid,)).fetchall()
@@ -59,7 +59,8 @@ def stored_history(data: Path, cid: str) -> str:
                           (cid,)).fetchall()
     finally:
         db.close()
-    return json.dumps({"state": state, "history": rows})
+    log = [line for line in (data / "engine.log").read_text(errors="replace").splitlines() if cid in line]
+    return json.dumps({"state": state, "history": rows, "log": log[-40:]})
 
 
 async def test_kill_9_leaves_no_gap_in_any_timeline(tmp_path: Path) -> None:
