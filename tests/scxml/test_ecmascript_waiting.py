@@ -79,3 +79,22 @@ def test_a_waiting_session_of_the_callback_flow_holds_under_three_kilobytes() ->
         tracemalloc.stop()
     assert datamodel < 1000, datamodel
     assert per_session < 2300, per_session  # the whole session: Session, configuration, datamodel
+
+
+def test_a_context_whose_data_cannot_be_saved_when_dropped_leaves_a_usable_session() -> None:
+    registry = standard_registry()
+    registry.register_datamodel("ecmascript", lambda: EcmaScriptDataModel(SandboxLimits()))
+    host = SessionHost(registry=registry)
+    doc = compile_document("""<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="ecmascript" initial="s">
+      <datamodel><data id="n" expr="1"/><data id="o" expr="null"/></datamodel><state id="s">
+      <transition event="trap"><script>
+        o = {}; Object.defineProperty(o, "x", {get: function () { throw new Error("no"); }, enumerable: true});
+      </script></transition>
+      <transition event="check" cond="n === 1" target="pass"/><transition event="check" target="fail"/>
+    </state><final id="pass"/><final id="fail"/></scxml>""", registry=host.registry)
+    s = host.start_session(doc)
+    s.send("trap")
+    s.datamodel._kind.pool.drop_all()  # the save fails: what can be read one by one is kept
+    assert not s.datamodel.live and s.datamodel.variables() == {"n": 1}  # o is lost (and logged)
+    s.send("check")
+    assert s.final_state == "pass"

@@ -188,9 +188,33 @@ class EcmaData:
             self._blob = self._objects_text(values)
         except ExecutionError as e:
             log.error("session %s: its data could not be saved when its context was dropped (%s); "
-                      "the last saved data stays", self._sid, e)
+                      "the variables that can be read one by one are kept", self._sid, e)
+            values = self._salvage()
+            self._learn(values)  # without a context, _known is never None
+            self._blob = self._objects_text(values)
         self._ctx = self._fns = self._saved = self._queue = self._objects = self._pick = None
         self._fresh = True
+
+    def _salvage(self) -> dict[str, Any]:
+        """The variables that can still be read one by one (the others are lost, and named)."""
+        values: dict[str, Any] = {}
+        lost = []
+        try:
+            names = self._api("names")().split()
+        except Exception:
+            names = []
+        for name in names:
+            try:
+                text = self._api("get")(name)
+                if text is None:
+                    self._load_codec()
+                    text = self._api("get")(name)
+                values[name] = codec.loads(text[1:])
+            except Exception:
+                lost.append(name)
+        if lost:
+            log.error("session %s: variables lost with its context: %s", self._sid, ", ".join(lost))
+        return values
 
     def _api(self, name: str) -> Any:
         fns = self._fns

@@ -366,6 +366,7 @@ state.event = Object.freeze(ev);
 has: function (name) { return !baseline[name] && name.slice(0, 2) !== "__" && hasOwn.call(G, name); },
 get: function (name) { return encode(G[name]); },
 save: function () { return saved(userNames()); },
+names: function () { return userNames().join(" "); },
 saveSome: function (text) { return saved(text.split(" ")); },
 load: function (text, undefinedNames) {
 var values = parse(text);
