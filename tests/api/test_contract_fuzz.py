@@ -5,7 +5,7 @@ the document's links (create a callback, then read, change and cancel it). It fa
 error, any response whose status, content type, headers or body the document does not describe,
 an undeclared method not answered 405, and an operation that answers without a key.
 
-Bounded for CI: CONTRACT_FUZZ_SECONDS per key (default 40; schemathesis fuzzes until the budget
+Bounded for CI: CONTRACT_FUZZ_SECONDS per key (default 30; schemathesis fuzzes until the budget
 is spent), one worker, a fixed seed. Outbound traffic stays on loopback: the URL allow list names
 only a closed loopback port and the FCM endpoints point there too.
 
@@ -29,7 +29,7 @@ import requests
 
 from tests.support.engine_process import ADMIN_KEY, CLIENT_KEY, DEVELOPER_KEY, shipped_engine
 
-SECONDS = int(os.environ.get("CONTRACT_FUZZ_SECONDS", "40"))
+SECONDS = int(os.environ.get("CONTRACT_FUZZ_SECONDS", "30"))
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance", "unsupported_method", "ignored_auth")
 
