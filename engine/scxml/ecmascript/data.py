@@ -587,6 +587,9 @@ class EcmaData:
     def _set(self, name: str, value: Any) -> None:
         if self._shared:
             self._shared.pop(name, None)
+        if self._ctx is None and name not in self._volatile and _primitive(value) and self._known is not None:
+            self._note(name, value)  # all a session without a context keeps of it (a context loads _known)
+            return
         if self._pending is None:
             self._pending = {}
         self._pending[name] = value
