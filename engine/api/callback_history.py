@@ -58,7 +58,9 @@ async def callback_history(request: web.Request) -> web.Response:
     runtime: Runtime = request.app[RUNTIME]
     cid = request.match_info["id"]
     try:
-        record = await runtime.callbacks.get(cid)
+        # A copy: the record in memory is live, and what happens while the history is read (a
+        # state change and its row) must show in both or in neither.
+        record = dict(await runtime.callbacks.get(cid))
     except NotFound:
         raise ApiError(404, f"no callback {cid!r}") from None
     rows = await _history_rows(runtime, cid)

@@ -121,3 +121,31 @@ def test_every_role_that_reads_callbacks_reads_their_history() -> None:
     path = "/admin/callbacks/abc/history"
     assert [r for r in (ADMINISTRATOR, SUPERVISOR, MONITOR, DEVELOPER, CLIENT_ROLE) if allowed(r, "GET", path)] == [
         ADMINISTRATOR, SUPERVISOR, MONITOR, DEVELOPER]
+
+
+async def test_the_record_shown_is_the_one_read_before_its_timeline(aiohttp_client, tmp_path, monkeypatch) -> None:
+    """A change made while the stored history is being read (a cancel, the flow moving on) must
+    not show in the record without its row in the timeline: the record is taken as it was when
+    the history began to be gathered, never read live when the answer is built."""
+    from engine.callbacks import history as history_module
+
+    client = await make_client(aiohttp_client, tmp_path)
+    runtime = client.app[RUNTIME]
+    later = format_time(runtime.clock.now() + 7200)
+    cid = await create(client, "callback", _customer_number="+15550900009", _desired_time=later)
+    await runtime.manager.commit()
+    read_stored = history_module.stored
+
+    async def stored_while_cancelled(store, callback_id):
+        rows = await read_stored(store, callback_id)
+        if callback_id == cid and not cancelled:
+            cancelled.append(await runtime.callbacks.cancel("callback", cid))  # lands during the read
+        return rows
+
+    cancelled: list = []
+    monkeypatch.setattr(history_module, "stored", stored_while_cancelled)
+    found = await history(client, cid)
+    assert cancelled, "the cancel did not happen during the read"
+    assert found["timeline"][-1]["state"] == found["record"]["_callback_state"] == "SCHEDULED", found
+    later_look = await history(client, cid)  # and the next answer has both
+    assert later_look["timeline"][-1]["state"] == later_look["record"]["_callback_state"] == "COMPLETED"
