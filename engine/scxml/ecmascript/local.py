@@ -3,7 +3,7 @@
 A context costs a QuickJS runtime, the prelude compiled, the variables loaded and a compiled
 function per expression: most of a callback's datamodel time. Yet flows are mostly written in a
 tiny part of the language: a variable, a field of ``_event.data``, a literal, and ``===``,
-``==``, ``&&``, ``||``, ``!``, ``+``, ``-``, ``<`` (and their kin) between them. ``compile_local`` turns an expression
+``==``, ``&&``, ``||``, ``!``, arithmetic and ``<`` (and their kin) between them. ``compile_local`` turns an expression
 of that part into a Python function of the session's ``Scope``; anything else gives None, and
 the context evaluates it.
 
@@ -18,6 +18,7 @@ object wherever sharing could be seen.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -148,6 +149,42 @@ def _minus(a: Any, b: Any) -> Any:
     return _number(float(a) - float(b) if type(a) is float or type(b) is float else a - b)
 
 
+def _numbers(a: Any, b: Any) -> tuple[Any, Any]:
+    if _kind(a) != "number" or _kind(b) != "number":
+        raise NotHere  # the context converts
+    return a, b
+
+
+def _times(a: Any, b: Any) -> Any:
+    a, b = _numbers(a, b)
+    if type(a) is float or type(b) is float:
+        return _number(float(a) * float(b))
+    if (a < 0 or b < 0) and (a == 0 or b == 0):
+        raise NotHere  # 0 * -3 is -0
+    return _number(a * b)
+
+
+def _divide(a: Any, b: Any) -> Any:
+    a, b = _numbers(a, b)
+    if b == 0:
+        raise NotHere  # Infinity, NaN
+    return _number(float(a) / float(b))  # both exact as doubles, so one correctly rounded quotient
+
+
+def _remainder(a: Any, b: Any) -> Any:
+    a, b = _numbers(a, b)
+    if b == 0:
+        raise NotHere  # NaN
+    return _number(math.fmod(float(a), float(b)))  # JavaScript's %: the sign of the dividend
+
+
+def _power(a: Any, b: Any) -> Any:
+    a, b = _numbers(a, b)
+    if type(a) is not int or type(b) is not int or b < 0 or (abs(a) > 1 and b > 53):
+        raise NotHere  # fractions and rounding are the context's (and no huge integers here)
+    return _number(a ** b)
+
+
 def _negate(v: Any) -> Any:
     if _kind(v) != "number" or v == 0:
         raise NotHere  # -0, and -"1"
@@ -235,7 +272,7 @@ _TOKEN = re.compile(r"""\s*(?:
     (?P<str>'[^'\\\n\r\u2028\u2029]*'|"[^"\\\n\r\u2028\u2029]*")
   | (?P<num>(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?(?![\w$.]))
   | (?P<name>[A-Za-z_$][\w$]*)
-  | (?P<op>===|!==|==|!=|&&|\|\||<=|>=|\+\+|--|[!()<>+\-.])
+  | (?P<op>===|!==|==|!=|&&|\|\||<=|>=|\+\+|--|\*\*|[!()<>+\-*/%.])
 )""", re.X)
 _SPACE = re.compile(r"\s*")
 _LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None, "undefined": UNDEFINED}
@@ -307,7 +344,17 @@ class _Parser:
         return self.binary(_RELATIONAL, self.additive)
 
     def additive(self) -> Local:
-        return self.binary(_ADDITIVE, self.unary)
+        return self.binary(_ADDITIVE, self.multiplicative)
+
+    def multiplicative(self) -> Local:
+        return self.binary(_MULTIPLICATIVE, self.exponent)
+
+    def exponent(self) -> Local:
+        base = self.unary()
+        if self.peek() == "**" and self.tokens[self.at][0] == "op":
+            self.take()
+            return _apply(_power, base, self.exponent())  # right to left
+        return base
 
     def unary(self) -> Local:
         if self.peek() == "!" and self.tokens[self.at][0] == "op":
@@ -379,6 +426,7 @@ _EQUALITY: dict[str, Callable[[Any, Any], Any]] = {
     "===": _strict_equal, "!==": lambda a, b: not _strict_equal(a, b),
     "==": _loose_equal, "!=": lambda a, b: not _loose_equal(a, b)}
 _ADDITIVE: dict[str, Callable[[Any, Any], Any]] = {"+": _plus, "-": _minus}
+_MULTIPLICATIVE: dict[str, Callable[[Any, Any], Any]] = {"*": _times, "/": _divide, "%": _remainder}
 _RELATIONAL: dict[str, Callable[[Any, Any], Any]] = {
     "<": _less, "<=": _less_equal, ">": _greater, ">=": _greater_equal}
 
