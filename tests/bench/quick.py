@@ -10,10 +10,10 @@ from typing import Any
 from tests.conftest import REPO
 
 
-def quick_run(script: str) -> dict[str, Any]:
-    """``bench/<script> --quick``: it must exit 0 and report ok with no problems; its last line
-    (one JSON object with every figure) is returned."""
-    done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--quick"], cwd=REPO,
+def quick_run(script: str, *options: str) -> dict[str, Any]:
+    """``bench/<script> --quick [options]``: it must exit 0 and report ok with no problems; its
+    last line (one JSON object with every figure) is returned."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--quick", *options], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
