@@ -168,3 +168,38 @@ def test_replacing_a_variable_that_shares_an_object_keeps_the_other() -> None:
     s.datamodel._kind.pool.drop_all()
     s.send("check")
     assert s.final_state == "pass"
+
+
+def random_expression(rng, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.25:
+        return rng.choice(OPERANDS)
+    shape = rng.random()
+    if shape < 0.15:
+        return rng.choice(["!", "-", "!!"]) + random_expression(rng, depth - 1)
+    if shape < 0.3:
+        return f"({random_expression(rng, depth - 1)})"
+    return f"{random_expression(rng, depth - 1)} {rng.choice(OPERATORS)} {random_expression(rng, depth - 1)}"
+
+
+def test_random_nested_expressions_answered_here_equal_the_contexts() -> None:
+    """Precedence, associativity and short-circuits over chains of mixed operators."""
+    import random
+
+    rng = random.Random(15)
+    kind, data = data_model()
+    answered = 0
+    for _ in range(8000):
+        text = random_expression(rng, 4)
+        here = kind.compile_expr(text, 1, 1)
+        if here.error is not None or here.code.local is None:
+            continue  # not ECMAScript (-x ** y), or outside the part answered here
+        try:
+            mine = here.code.local(data)
+        except NotHere:
+            continue
+        there = kind.compile_expr(text, 1, 1)
+        there.code.local = None
+        theirs = data.evaluate(there)
+        assert (mine, type(mine)) == (theirs, type(theirs)), text
+        answered += 1
+    assert answered > 1200
