@@ -203,3 +203,67 @@ def test_random_nested_expressions_answered_here_equal_the_contexts() -> None:
         assert (mine, type(mine)) == (theirs, type(theirs)), text
         answered += 1
     assert answered > 1200
+
+
+def both(values: dict, data, text: str):
+    """(this side's answer through the session, the context's), each in a session of its own."""
+    kind = EcmaScriptDataModel(SandboxLimits())
+    mine = kind.new_session({})
+    theirs = kind.new_session({})
+    for dm in (mine, theirs):
+        for name, value in values.items():
+            dm.declare(name, value)
+        dm.set_event(Event("ev", data=data))
+    here = kind.compile_expr(text, 1, 1)
+    there = kind.compile_expr(text, 1, 1)
+    there.code.local = there.code.name = there.code.literal = None
+    return mine.evaluate(here), theirs.evaluate(there), kind.pool.built
+
+
+@pytest.mark.parametrize(("values", "data", "text"), [
+    ({"limit": float("inf")}, None, "3 < limit"),  # the context holds null (JSON): 3 < 0
+    ({"limit": float("-inf")}, None, "limit === null"),
+    ({"x": float("nan")}, None, "(x)"),
+    ({"z": -0.0}, None, "z && 1"),  # -0, tagged as the context hands it out
+    ({"w": 2.0}, None, "w || 0"),  # one number type: 2
+    ({"w": 3e9}, None, "(w)"),
+    ({}, {"o": {"v": 1e19}}, "_event.data.o"),  # JSON writes it whole: an int
+    ({}, {"o": {"b": 1, "2": 2, "1": 3}}, "_event.data.o"),  # index keys first, ascending
+    ({"n": None, "t": True}, None, "n < 1 && t >= 1 && !(undefined < 1)"),
+])
+def test_values_are_answered_as_the_context_holds_them(values: dict, data, text: str) -> None:
+    mine, theirs, _ = both(values, data, text)
+    assert (repr(mine), type(mine)) == (repr(theirs), type(theirs))
+    if isinstance(mine, dict):
+        assert list(mine) == list(theirs)
+
+
+@pytest.mark.parametrize(("values", "data", "text"), [
+    ({}, {"s": "\ud800"}, "_event.data.s === 'a'"),  # a lone surrogate: the context cannot take it
+    ({"s": "\ud800"}, None, "s + 1"),
+])
+def test_a_lone_surrogate_is_left_to_the_context(values: dict, data, text: str) -> None:
+    kind = EcmaScriptDataModel(SandboxLimits())
+    dm = kind.new_session({})
+    for name, value in values.items():
+        dm.declare(name, value)
+    dm.set_event(Event("ev", data=data))
+    code = kind.compile_expr(text, 1, 1)
+    with pytest.raises(NotHere):
+        code.code.local(dm)
+
+
+@pytest.mark.parametrize("code_text", ["x >>= 1", "x <<= 1", "x >>>= 1", "inc?.()", "inc``", "inc/**/()"])
+def test_code_that_changes_a_variable_unseen_leaves_it_to_the_context(code_text: str) -> None:
+    """Shift assignments and calls the analysis missed (code.MUTATES, code.CALL) kept the old
+    value known here."""
+    kind = EcmaScriptDataModel(SandboxLimits())
+    dm = kind.new_session({})
+    dm.declare("x", 8)
+    dm.execute(kind.compile_script("function inc() { x = 99; return 0; }", 1, 1))
+    dm.variables()  # a snapshot: x is known here again
+    dm.evaluate(kind.compile_expr(code_text, 1, 1))
+    later = kind.compile_expr("x + 0", 1, 1)
+    with pytest.raises(NotHere):
+        later.code.local(dm)
+    assert dm.evaluate(later) in (4, 16, 99)

@@ -19,9 +19,12 @@ from .local import Local, compile_local
 # _event through a function, so the session pushes them before running it.
 IN_LITERAL = re.compile(r"""\bIn\s*\(\s*(['"])([^'"\\]*)\1\s*\)""")
 IN_ANY = re.compile(r"\bIn\s*\(")
-CALL = re.compile(r"[\w$\]\)]\s*\(")
-# What may change a variable in an expression: an assignment (=, +=, ...), ++/--, delete, new.
-MUTATES = re.compile(r"(?<![=!<>])=(?!=)|\+\+|--|\bdelete\b|\bnew\b")
+# A call: name(, x)(, a[i](, a?.(; and whatever this cannot read through: a template (a tagged
+# one calls its tag) and comments (name/**/()).
+CALL = re.compile(r"[\w$\]\)]\s*\(|\?\.\s*\(|`|/\*|//")
+# What may change a variable in an expression: an assignment (=, +=, <<=, >>>=, ...), ++/--,
+# delete, new. (An = after < or > alone is a comparison, <= or >=; after << or >> a shift.)
+MUTATES = re.compile(r"(?:<<|>>|[^=!<>])=(?!=)|^=|\+\+|--|\bdelete\b|\bnew\b")
 
 NAME = re.compile(r"^[A-Za-z_$][\w$]*$")
 # Literals whose value this side knows without asking a context: a quoted string without

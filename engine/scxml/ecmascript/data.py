@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -54,6 +55,7 @@ RESERVED = frozenset({
 })
 _ROOT = re.compile(r"\s*([A-Za-z_$][\w$]*)")
 _SHARED_OBJECT = re.compile(r'"\$t":\s*"[dr]"')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class EcmaData:
@@ -274,16 +276,16 @@ class EcmaData:
         return values
 
     def _learn(self, values: Mapping[str, Any]) -> None:
-        self._known = {k: v for k, v in values.items() if _primitive(v)}
-        self._volatile = {k: None for k, v in values.items() if not _primitive(v)}
+        self._known = {k: _held(v) for k, v in values.items() if _exact(v)}
+        self._volatile = {k: None for k, v in values.items() if not _exact(v)}
 
     def _note(self, name: str, value: Any) -> None:
         """``name`` now holds ``value`` (given from this side)."""
         known = self._known
         if known is None:
             return
-        if _primitive(value):
-            known[name] = value
+        if _exact(value):
+            known[name] = _held(value)
             self._volatile.pop(name, None)
         else:
             self._volatile[name] = None
@@ -469,7 +471,7 @@ class EcmaData:
         if jc.local is not None:
             try:
                 return jc.local(self)
-            except NotHere:
+            except Exception:  # NotHere, or anything this side did not foresee: the context answers
                 pass
         self._prepare(jc)
         try:
@@ -499,7 +501,7 @@ class EcmaData:
         if jc.local is not None:
             try:
                 return truthy(jc.local(self))
-            except NotHere:
+            except Exception:  # NotHere, or anything this side did not foresee: the context answers
                 pass
         self._prepare(jc)
         try:
@@ -533,7 +535,7 @@ class EcmaData:
         known = self._known
         path = self._event_path(value)
         if known is not None and (root in known or root in self._volatile) and location.text.strip() == root \
-                and (_primitive(value) or (path is not None and not self._overlaps(path))):
+                and (_exact(value) or (path is not None and not self._overlaps(path))):
             # A primitive (or a copy of an event's object) to a variable of the flow by its name:
             # it goes in with the next code, as <data> values do, one call for all (what the
             # context would do: set the global).
@@ -587,7 +589,7 @@ class EcmaData:
     def _set(self, name: str, value: Any) -> None:
         if self._shared:
             self._shared.pop(name, None)
-        if self._ctx is None and name not in self._volatile and _primitive(value) and self._known is not None:
+        if self._ctx is None and name not in self._volatile and _exact(value) and self._known is not None:
             self._note(name, value)  # all a session without a context keeps of it (a context loads _known)
             return
         if self._pending is None:
@@ -662,10 +664,14 @@ class EcmaData:
                 objects = codec.loads(self._blob) if self._blob else {}
                 objects.update(pending)
                 self._blob = self._objects_text(objects)
-        values = dict(self._known)  # type: ignore[arg-type]
+        if self._kn is _PACKED:  # nothing changed since the last snapshot
+            names, packed = self._packed  # type: ignore[misc]
+            values = dict(zip(names, packed, strict=True))
+        else:
+            values = dict(self._kn)
+            self._pack()  # a snapshot is taken at the end of each macrostep: the session may wait now
         if self._blob:
             values.update(codec.loads(self._blob))
-        self._pack()  # a snapshot is taken at the end of each macrostep: the session may wait now
         return values
 
     def restore(self, values: Mapping[str, Any]) -> None:
@@ -704,6 +710,30 @@ def _truthy(value: Any) -> bool | None:
     if t is Foreign:
         return False if value.form.get(codec.TAG) == "u" else None
     return None
+
+
+def _exact(value: Any) -> bool:
+    """A primitive this side knows as the context holds it (see ``_held``): not a string with a
+    lone surrogate (the context cannot be given one)."""
+    if type(value) is str:
+        return value.isascii() or _SURROGATE.search(value) is None
+    return _primitive(value)
+
+
+_MINUS_ZERO = Foreign({codec.TAG: "n", "v": "-0"})
+
+
+def _held(value: Any) -> Any:
+    """``value`` as the context holds it and hands it out: NaN and infinities go in as null (JSON),
+    -0 comes out tagged, and there is one number type, so an integral float is an int."""
+    if type(value) is float:
+        if not math.isfinite(value):
+            return None
+        if value == 0.0 and math.copysign(1.0, value) < 0:
+            return _MINUS_ZERO
+        if value.is_integer() and -codec.MAX_SAFE_INT < value < codec.MAX_SAFE_INT:
+            return int(value)
+    return value
 
 
 def _primitive(value: Any) -> bool:

@@ -70,8 +70,13 @@ def _kind(v: Any) -> str:
     raise NotHere
 
 
+_FALSY_NUMBERS = frozenset({"-0", "NaN"})
+
+
 def truthy(v: Any) -> bool:
     """ToBoolean."""
+    if type(v) is Foreign and isinstance(v.form, dict) and v.form.get("$t") == "n":
+        return v.form.get("v") not in _FALSY_NUMBERS  # -0, NaN, Infinity as the context tags them
     kind = _kind(v)
     if kind == "object":
         return True
@@ -195,15 +200,18 @@ def _bmp(s: str) -> bool:
     return not s or max(s) < "\U00010000"
 
 
+_TO_NUMBER = {"null": lambda v: 0, "boolean": int, "number": lambda v: v, "undefined": lambda v: math.nan}
+
+
 def _compare(a: Any, b: Any) -> tuple[Any, Any]:
     ka, kb = _kind(a), _kind(b)
-    if ka == "number" and kb == "number":
-        if a != a or b != b:
-            raise NotHere
-        return a, b
-    if ka == "string" and kb == "string" and _bmp(a) and _bmp(b):  # UTF-16 order = code point order
-        return a, b
-    raise NotHere
+    if ka == "string" and kb == "string":
+        if _bmp(a) and _bmp(b):  # UTF-16 order = code point order
+            return a, b
+        raise NotHere
+    if ka in _TO_NUMBER and kb in _TO_NUMBER:  # ToNumber of these is plain (NaN compares false)
+        return _TO_NUMBER[ka](a), _TO_NUMBER[kb](b)
+    raise NotHere  # strings against numbers, objects: the context converts
 
 
 def _less(a: Any, b: Any) -> bool:
@@ -226,21 +234,49 @@ def _greater_equal(a: Any, b: Any) -> bool:
     return a >= b
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A key JavaScript keeps first, in ascending order, whatever the order it was written in.
+_ARRAY_INDEX = re.compile(r"0|[1-9]\d{0,9}")
+
+
+def _text_value(v: str) -> str:
+    if not v.isascii() and _SURROGATE.search(v):
+        raise NotHere  # a lone surrogate: the context cannot be given it
+    return v
+
+
+def _key(k: Any) -> str:
+    if type(k) is not str or k == "$t":
+        raise NotHere  # "$t" is the codec's
+    return _text_value(k)
+
+
+def _in_order(d: dict[str, Any]) -> Any:
+    """``d``'s items in the context's order: array-index keys first, ascending, then the others
+    as written."""
+    items = d.items()
+    if not any(_ARRAY_INDEX.fullmatch(k) for k in d):
+        return items
+    indexed = sorted((k for k in d if _ARRAY_INDEX.fullmatch(k) and int(k) < 2**32 - 1), key=int)
+    rest = [k for k in d if k not in set(indexed)]
+    return [(k, d[k]) for k in indexed + rest]
+
+
 def plain_copy(v: Any, path: tuple[str, ...] = (), event: Any = None) -> Any:
-    """``v`` as it comes back out of the context after a JSON round trip: a copy, integral
-    floats as ``int``; ``NotHere`` for what is not plain JSON. Objects are ``JsDict``/``JsList``
-    whose ``ref`` names the event and path they were read from."""
+    """``v`` as it comes back out of the context: a copy, integral floats as ``int``;
+    ``NotHere`` for what is not plain JSON or would come out otherwise. Objects are
+    ``JsDict``/``JsList`` whose ``ref`` names the event and path they were read from."""
     t = type(v)
-    if t is str or t is bool or v is None:
+    if t is str:
+        return _text_value(v)
+    if t is bool or v is None:
         return v
     if t is int or t is float:
         return _number(v)
     if t is dict or t is AttrDict:
         out: Any = JsDict()
-        for k, x in v.items():
-            if type(k) is not str or k == "$t":
-                raise NotHere
-            out[k] = _inner(x)
+        for k, x in _in_order(v):
+            out[_key(k)] = _inner(x)
     elif t is list:
         out = JsList(_inner(x) for x in v)
     else:
@@ -250,17 +286,20 @@ def plain_copy(v: Any, path: tuple[str, ...] = (), event: Any = None) -> Any:
 
 
 def _inner(v: Any) -> Any:
+    """A part of an object: it comes out of the context as JSON text (JSON.stringify)."""
     t = type(v)
-    if t is str or t is bool or v is None:
+    if t is str:
+        return _text_value(v)
+    if t is bool or v is None:
         return v
+    if t is float and v.is_integer() and not -MAX_SAFE_INT < v < MAX_SAFE_INT:
+        return int(v) if abs(v) < 1e21 else v  # JSON.stringify writes it whole below 1e21
     if t is int or t is float:
         return _number(v)
     if t is dict or t is AttrDict:
         out = {}
-        for k, x in v.items():
-            if type(k) is not str or k == "$t":
-                raise NotHere
-            out[k] = _inner(x)
+        for k, x in _in_order(v):
+            out[_key(k)] = _inner(x)
         return out
     if t is list:
         return [_inner(x) for x in v]
