@@ -36,12 +36,16 @@ class LineRecord(logging.LogRecord):
 
 for _key, _value in vars(logging.LogRecord("", logging.INFO, "(unknown file)", 0, "", None, None)).items():
     setattr(LineRecord, _key, _value)
+# What a LineRecord's __dict__ starts from: format strings read a record's __dict__ (not its
+# class), so another handler's "%(levelname)s %(filename)s" needs every standard attribute there.
+_LINE_BLANK = {**vars(logging.LogRecord("", logging.INFO, "(unknown file)", 0, "", None, None)),
+               "thread": None, "threadName": None, "process": None, "processName": None}
 
 
 def fields_of(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
     """The ``extra=`` fields of a record, in the order they were given. A full record's own
     attributes come first in its ``__dict__`` (set by its constructor): only what follows is read."""
-    start = 0 if record.__class__ is LineRecord else _BORN_WITH
+    start = _BORN_WITH
     for key, value in islice(record.__dict__.items(), start, None):
         if key not in _STANDARD:
             yield key, value
@@ -63,7 +67,7 @@ def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> N
         handler.write_info(logger.name, message, fields, now)
         return
     record = LineRecord.__new__(LineRecord)
-    record.__dict__ = {"name": logger.name, "msg": message, "created": now,
+    record.__dict__ = {**_LINE_BLANK, "name": logger.name, "msg": message, "created": now,
                        "msecs": int((now - int(now)) * 1000) + 0.0, "relativeCreated": (now - _START) * 1000,
                        **fields}
     logger.handle(record)
@@ -174,7 +178,7 @@ class EngineTextFormatter(TextFormatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        start = 0 if record.__class__ is LineRecord else _BORN_WITH
+        start = _BORN_WITH
         extra = [f" {key}={value}" for key, value in islice(record.__dict__.items(), start, None)
                  if value is not None and key not in _STANDARD]  # fields_of, without a generator's cost
         line = self._line(record.created, record.msecs, record.levelname, record.name, record.getMessage(), extra)

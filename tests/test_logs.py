@@ -105,3 +105,22 @@ def test_info_line_writes_what_logger_info_writes_with_or_without_other_handlers
             logging.getLogger("engine.test_logs").removeHandler(extra_handler)
         assert len(lines) == 1 and "QUEUED" in lines[0]
         assert other.getvalue() == "callback state changed\n"
+
+
+def test_a_line_reaches_another_handler_with_every_standard_attribute() -> None:
+    """An operator's handler formats ``info_line``'s record with the usual attributes (format
+    strings read the record's ``__dict__``): before, ``%(levelname)s`` was a KeyError there and
+    logging printed 'Logging error' instead of the line."""
+    other = io.StringIO()
+    extra_handler = logging.StreamHandler(other)
+    extra_handler.setFormatter(logging.Formatter(
+        "%(levelname)s %(name)s %(filename)s:%(lineno)d %(module)s %(funcName)s %(threadName)s %(message)s"))
+    logging.getLogger("engine.test_logs").addHandler(extra_handler)
+    fields = {"callback_id": "c1", "service": "svc"}
+    try:
+        lines = _logged("text", lambda log: info_line(log, "callback created", fields))
+    finally:
+        logging.getLogger("engine.test_logs").removeHandler(extra_handler)
+    assert len(lines) == 1
+    assert lines[0].endswith("INFO engine.test_logs callback created callback_id=c1 service=svc")
+    assert other.getvalue() == "INFO engine.test_logs (unknown file):0 (unknown file) None None callback created\n"
