@@ -474,7 +474,7 @@ async def reference_round(client: aiohttp.ClientSession, ref: tuple[str, int], r
 async def measure(client: aiohttp.ClientSession, engine: EngineProcess, receiver: tuple[str, int],
                   ref: tuple[str, int], settings: Settings, problems: list[str]) -> dict[str, Any]:
     """Warm-up, the maximum rate, then each level: reference, then the engine at that rate."""
-    await check_flow(client, engine)
+    await check_flow(client, engine, (FLOW,))
     await drive(200, 8, lambda i: reference_round_warm(client, ref[0], i))
     warm = await run_phase(client, engine, receiver, "warm", [NOW, SCHEDULED] * settings.warmup, settings,
                            None, lead=1.0)
