@@ -29,15 +29,12 @@ _START = time.time()
 
 
 class LineRecord(logging.LogRecord):
-    """A record made by ``info_line``. What every such line shares (level, no file, no thread,
-    no exception) is set on the class from a blank record, so an instance holds only its name,
-    message, times and fields: a fifth of the work of building a full record."""
+    """A record made by ``info_line`` without ``LogRecord.__init__``: its ``__dict__`` is a copy
+    of a blank record's (level INFO, no file, no thread, no exception) with its name, message,
+    times and fields set. Format strings read a record's ``__dict__``, not its class, so another
+    handler's ``%(levelname)s %(filename)s`` finds every standard attribute there."""
 
 
-for _key, _value in vars(logging.LogRecord("", logging.INFO, "(unknown file)", 0, "", None, None)).items():
-    setattr(LineRecord, _key, _value)
-# What a LineRecord's __dict__ starts from: format strings read a record's __dict__ (not its
-# class), so another handler's "%(levelname)s %(filename)s" needs every standard attribute there.
 _LINE_BLANK = {**vars(logging.LogRecord("", logging.INFO, "(unknown file)", 0, "", None, None)),
                "thread": None, "threadName": None, "process": None, "processName": None}
 
