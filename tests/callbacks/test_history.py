@@ -97,10 +97,12 @@ async def test_kill_9_leaves_no_gap_in_any_timeline(tmp_path: Path) -> None:
                                      timeout=60, interval=0.2, expected="every callback COMPLETED after the restart",
                                      seen=lambda got: {c: s for c, (s, _) in got.items()})
         for cid, (_state, timeline) in found.items():
-            whole = f"{cid}: {json.dumps(timeline)}; stored: {stored_history(tmp_path / 'data', cid)}"
-            assert timeline[0]["from"] == "SCHEDULED" and timeline[0]["source"] == "api create", whole
-            assert timeline[-1]["state"] == "COMPLETED", whole
-            assert chained(timeline), whole
+            def whole(cid: str = cid, timeline: list[dict] = timeline) -> str:  # read only on a failure
+                return f"{cid}: {json.dumps(timeline)}; stored: {stored_history(tmp_path / 'data', cid)}"
+
+            assert timeline[0]["from"] == "SCHEDULED" and timeline[0]["source"] == "api create", whole()
+            assert timeline[-1]["state"] == "COMPLETED", whole()
+            assert chained(timeline), whole()
     finally:
         engine.stop()
 
