@@ -93,9 +93,9 @@ def test_values_json_would_lose_survive_a_snapshot() -> None:
 def test_a_waiting_session_holds_no_context_and_contexts_are_bounded() -> None:
     host = make_host(live_contexts=2)
     kind = host.registry.datamodel("ecmascript")
-    # Math.abs: a call, which only a context answers (n + 1 alone is answered without one)
+    # Math.hypot: a call only a context answers (n + 1 and Math.abs(n) are answered without one)
     doc = compile_document(HEAD + '<datamodel><data id="n" expr="0"/></datamodel><state id="s">'
-                           '<transition event="bump"><assign location="n" expr="Math.abs(n) + 1"/></transition>'
+                           '<transition event="bump"><assign location="n" expr="Math.hypot(n) + 1"/></transition>'
                            '</state></scxml>', registry=host.registry)
     sessions = [host.start_session(doc) for _ in range(5)]
     for _ in range(3):

@@ -56,12 +56,14 @@ RESERVED = frozenset({
 _ROOT = re.compile(r"\s*([A-Za-z_$][\w$]*)")
 _SHARED_OBJECT = re.compile(r'"\$t":\s*"[dr]"')
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_FUNCTION_TAG = re.compile(r'"\$t":\s*"fn"')  # a function in tagged text (prelude.py)
 
 
 class EcmaData:
     """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
 
-    __slots__ = ("__weakref__", "_blob", "_ctx", "_event", "_event_changed", "_event_pushed", "_fns", "_fresh", "_gen",
+    __slots__ = ("__weakref__", "_blob", "_builtins_changed", "_ctx", "_event", "_event_changed", "_event_pushed",
+                 "_fns", "_fresh", "_gen",
                  "_in", "_in_pushed", "_io", "_kind", "_kn", "_name", "_objects", "_objects_changed",
                  "_packed", "_pending", "_pick", "_queue", "_queue_text", "_saved", "_shared", "_sid", "_volatile",
                  "_with_codec")
@@ -104,6 +106,9 @@ class EcmaData:
         # same object (code in the context, in this event) the context is given the event's own.
         self._shared: dict[str, str] | None = None
         self._event_changed = False  # code that may change objects ran after _event went in
+        # Code that may have changed a built-in (Math.floor = ...) ran in the live context: only
+        # it answers Math, Date, String... (local.Scope.builtin) until a fresh context is built.
+        self._builtins_changed = False
 
     @property
     def _known(self) -> dict[str, Any] | None:
@@ -150,6 +155,7 @@ class EcmaData:
             raise ExecutionError(f"cannot start the script engine: {describe(e, kind.limits)}") from e
         self._ctx = ctx
         self._fns = {}
+        self._builtins_changed = False  # a fresh context: until a value that runs code goes in (_tagged)
         self._queue = self._queue_text = self._objects = None
         self._with_codec = False
         self._gen = next(_generations)
@@ -236,8 +242,11 @@ class EcmaData:
         """``text``, for the context, with the codec loaded first if the text needs it: for tags
         other than references to this event's objects (``codec.to_json`` writes a dict of the
         flow's own with a "$t" key under an "o" tag, so a "ref" tag is always a reference)."""
-        if not self._with_codec and '"$t"' in text and text.count('"$t"') != text.count('"$t": "ref"'):
-            self._load_codec()
+        if '"$t"' in text:
+            if _FUNCTION_TAG.search(text):
+                self._builtins_changed = True  # decoding a class runs its static blocks
+            if not self._with_codec and text.count('"$t"') != text.count('"$t": "ref"'):
+                self._load_codec()
         return text
 
     def _function(self, key: Any, source: str) -> Any:
@@ -342,6 +351,7 @@ class EcmaData:
         if not jc.pure:
             self._fresh = False
             self._objects_changed = True
+            self._builtins_changed = True
             if self._event_pushed:
                 self._event_changed = True  # the code may change _event.data's objects in place
             if jc.mode != LOCATION:
@@ -387,6 +397,22 @@ class EcmaData:
             except KeyError:
                 raise NotHere from None  # undefined, or a property of Object.prototype: the context says
         return plain_copy(value, path, ev)
+
+    def builtin(self, name: str) -> None:
+        if self._builtins_changed:
+            raise NotHere
+        known = self._known
+        if known is None or name in known or name in self._volatile:
+            raise NotHere  # the flow's own variable (<data id="Math">), or names not known here
+        # What a context would be given before it answered: a function among it would run code
+        # (a class's static block) that could change the built-in.
+        if self._ctx is None and self._blob and _FUNCTION_TAG.search(self._blob):
+            raise NotHere
+        if self._pending and _has_function(self._pending):
+            raise NotHere
+        ev = self._event
+        if not self._event_pushed and ev is not None and _has_function(ev.data):
+            raise NotHere
 
     def _push_figures(self) -> None:
         """The queue figures as they are now, into the context, if they changed since last time."""
@@ -438,6 +464,8 @@ class EcmaData:
         try:
             if kind == codec.JSON_TEXT:
                 self._load_codec()
+                if _FUNCTION_TAG.search(payload):
+                    self._builtins_changed = True
             self._api("setEvent")(ev.name, ev.type, ev.sendid, ev.origin, ev.origintype, ev.invokeid, kind, payload,
                                   ev.raw)
         except Exception as e:
@@ -746,4 +774,16 @@ def _primitive(value: Any) -> bool:
     if t is Foreign:
         form = value.form
         return isinstance(form, dict) and form.get(codec.TAG) in _PRIMITIVE_TAGS
+    return False
+
+
+def _has_function(value: Any) -> bool:
+    """Whether ``value`` holds a JavaScript function (a ``Foreign`` the context would evaluate)."""
+    t = type(value)
+    if t is Foreign:
+        return _FUNCTION_TAG.search(json.dumps(value.form)) is not None
+    if isinstance(value, dict):
+        return any(_has_function(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_function(v) for v in value)
     return False

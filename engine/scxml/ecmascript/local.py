@@ -25,15 +25,13 @@ from typing import Any, Protocol
 
 from ..datamodel import Foreign
 from ..events import AttrDict
+from .builtins import CALLS, MATH_CONSTANTS, length
 from .codec import JsDict, JsList
+from .values import MAX_SAFE_INT, UNDEFINED, NotHere, as_number, both_numbers, js_type, power, to_text
 
-MAX_SAFE_INT = 2**53
-UNDEFINED = Foreign({"$t": "u"})
+__all__ = ["EVENT", "UNDEFINED", "Local", "NotHere", "Scope", "compile_local", "plain_copy", "truthy"]
+
 EVENT = "event"  # the first item of an EventObject's ``ref``
-
-
-class NotHere(Exception):
-    """The context must evaluate this expression (this side is not certain of the answer)."""
 
 
 class Scope(Protocol):
@@ -45,31 +43,14 @@ class Scope(Protocol):
     def event_field(self, path: tuple[str, ...]) -> Any:
         """``_event`` then ``path`` (``("data", "vixn_id")``); raises ``NotHere``."""
 
+    def builtin(self, name: str) -> None:
+        """Raises ``NotHere`` unless the global ``name`` (``Math``) is surely the built-in the
+        context would use now: not a variable of the flow, not changed by code in the context."""
+
 
 Local = Callable[[Scope], Any]
 
 # ------------------------------------------------------------------ values
-_NUMBER_TYPES = (int, float)
-
-
-def _kind(v: Any) -> str:
-    """The ECMAScript type of a value held here, or raise ``NotHere``."""
-    t = type(v)
-    if t is str:
-        return "string"
-    if t is bool:
-        return "boolean"
-    if t is int or t is float:
-        return "number"
-    if v is None:
-        return "null"
-    if t is Foreign and v.form == UNDEFINED.form:
-        return "undefined"
-    if t is JsDict or t is JsList:
-        return "object"
-    raise NotHere
-
-
 _FALSY_NUMBERS = frozenset({"-0", "NaN"})
 
 
@@ -77,7 +58,7 @@ def truthy(v: Any) -> bool:
     """ToBoolean."""
     if type(v) is Foreign and isinstance(v.form, dict) and v.form.get("$t") == "n":
         return v.form.get("v") not in _FALSY_NUMBERS  # -0, NaN, Infinity as the context tags them
-    kind = _kind(v)
+    kind = js_type(v)
     if kind == "object":
         return True
     if kind == "number":
@@ -88,7 +69,7 @@ def truthy(v: Any) -> bool:
 
 
 def _strict_equal(a: Any, b: Any) -> bool:
-    ka, kb = _kind(a), _kind(b)
+    ka, kb = js_type(a), js_type(b)
     if ka == "object" or kb == "object":
         raise NotHere  # identity: the context knows which objects are the same
     return ka == kb and (ka in ("null", "undefined") or a == b)
@@ -96,7 +77,7 @@ def _strict_equal(a: Any, b: Any) -> bool:
 
 def _loose_equal(a: Any, b: Any) -> bool:
     """``==`` where it is ``===`` (operands of one type) or null/undefined; else ``NotHere``."""
-    ka, kb = _kind(a), _kind(b)
+    ka, kb = js_type(a), js_type(b)
     if ka == "object" or kb == "object":
         raise NotHere
     if ka == kb:
@@ -108,92 +89,48 @@ def _loose_equal(a: Any, b: Any) -> bool:
     raise NotHere  # "1" == 1, true == 1: the coercions are the context's
 
 
-def _text(v: Any) -> str:
-    """ToString of a primitive, where Python writes it the same; else ``NotHere``."""
-    kind = _kind(v)
-    if kind == "string":
-        return v
-    if kind == "boolean":
-        return "true" if v else "false"
-    if kind == "null":
-        return "null"
-    if kind == "undefined":
-        return "undefined"
-    if kind == "number" and type(v) is int and -MAX_SAFE_INT < v < MAX_SAFE_INT:
-        return str(v)
-    raise NotHere  # floats print differently; objects have their own toString
-
-
-def _number(v: float) -> Any:
-    """A number as the context hands it out: integral values as ``int``."""
-    if type(v) is float:
-        if v != v or v in (float("inf"), float("-inf")):
-            raise NotHere
-        if v.is_integer():
-            if v == 0 and str(v)[0] == "-":
-                raise NotHere  # -0
-            if -MAX_SAFE_INT < v < MAX_SAFE_INT:
-                return int(v)
-    elif not -MAX_SAFE_INT < v < MAX_SAFE_INT:
-        raise NotHere
-    return v
-
-
 def _plus(a: Any, b: Any) -> Any:
-    ka, kb = _kind(a), _kind(b)
+    ka, kb = js_type(a), js_type(b)
     if ka == "number" and kb == "number":
-        return _number(float(a) + float(b) if type(a) is float or type(b) is float else a + b)
+        return as_number(float(a) + float(b) if type(a) is float or type(b) is float else a + b)
     if ka == "string" or kb == "string":
-        return _text(a) + _text(b)
+        return to_text(a) + to_text(b)
     raise NotHere
 
 
 def _minus(a: Any, b: Any) -> Any:
-    if _kind(a) != "number" or _kind(b) != "number":
+    if js_type(a) != "number" or js_type(b) != "number":
         raise NotHere  # "5" - 1: the context converts
-    return _number(float(a) - float(b) if type(a) is float or type(b) is float else a - b)
-
-
-def _numbers(a: Any, b: Any) -> tuple[Any, Any]:
-    if _kind(a) != "number" or _kind(b) != "number":
-        raise NotHere  # the context converts
-    return a, b
+    return as_number(float(a) - float(b) if type(a) is float or type(b) is float else a - b)
 
 
 def _times(a: Any, b: Any) -> Any:
-    a, b = _numbers(a, b)
+    a, b = both_numbers(a, b)
     if type(a) is float or type(b) is float:
-        return _number(float(a) * float(b))
+        return as_number(float(a) * float(b))
     if (a < 0 or b < 0) and (a == 0 or b == 0):
         raise NotHere  # 0 * -3 is -0
-    return _number(a * b)
+    return as_number(a * b)
 
 
 def _divide(a: Any, b: Any) -> Any:
-    a, b = _numbers(a, b)
+    a, b = both_numbers(a, b)
     if b == 0:
         raise NotHere  # Infinity, NaN
-    return _number(float(a) / float(b))  # both exact as doubles, so one correctly rounded quotient
+    return as_number(float(a) / float(b))  # both exact as doubles, so one correctly rounded quotient
 
 
 def _remainder(a: Any, b: Any) -> Any:
-    a, b = _numbers(a, b)
+    a, b = both_numbers(a, b)
     if b == 0:
         raise NotHere  # NaN
-    return _number(math.fmod(float(a), float(b)))  # JavaScript's %: the sign of the dividend
-
-
-def _power(a: Any, b: Any) -> Any:
-    a, b = _numbers(a, b)
-    if type(a) is not int or type(b) is not int or b < 0 or (abs(a) > 1 and b > 53):
-        raise NotHere  # fractions and rounding are the context's (and no huge integers here)
-    return _number(a ** b)
+    return as_number(math.fmod(float(a), float(b)))  # JavaScript's %: the sign of the dividend
 
 
 def _negate(v: Any) -> Any:
-    if _kind(v) != "number" or v == 0:
+    if js_type(v) != "number" or v == 0:
         raise NotHere  # -0, and -"1"
-    return _number(-v)
+    return as_number(-v)
 
 
 def _bmp(s: str) -> bool:
@@ -204,7 +141,7 @@ _TO_NUMBER = {"null": lambda v: 0, "boolean": int, "number": lambda v: v, "undef
 
 
 def _compare(a: Any, b: Any) -> tuple[Any, Any]:
-    ka, kb = _kind(a), _kind(b)
+    ka, kb = js_type(a), js_type(b)
     if ka == "string" and kb == "string":
         if _bmp(a) and _bmp(b):  # UTF-16 order = code point order
             return a, b
@@ -272,7 +209,7 @@ def plain_copy(v: Any, path: tuple[str, ...] = (), event: Any = None) -> Any:
     if t is bool or v is None:
         return v
     if t is int or t is float:
-        return _number(v)
+        return as_number(v)
     if t is dict or t is AttrDict:
         out: Any = JsDict()
         for k, x in _in_order(v):
@@ -295,7 +232,7 @@ def _inner(v: Any) -> Any:
     if t is float and v.is_integer() and not -MAX_SAFE_INT < v < MAX_SAFE_INT:
         return int(v) if abs(v) < 1e21 else v  # JSON.stringify writes it whole below 1e21
     if t is int or t is float:
-        return _number(v)
+        return as_number(v)
     if t is dict or t is AttrDict:
         out = {}
         for k, x in _in_order(v):
@@ -311,7 +248,7 @@ _TOKEN = re.compile(r"""\s*(?:
     (?P<str>'[^'\\\n\r\u2028\u2029]*'|"[^"\\\n\r\u2028\u2029]*")
   | (?P<num>(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?(?![\w$.]))
   | (?P<name>[A-Za-z_$][\w$]*)
-  | (?P<op>===|!==|==|!=|&&|\|\||<=|>=|\+\+|--|\*\*|[!()<>+\-*/%.])
+  | (?P<op>===|!==|==|!=|&&|\|\||<=|>=|\+\+|--|\*\*|[!()<>+\-*/%.,])
 )""", re.X)
 _SPACE = re.compile(r"\s*")
 _LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None, "undefined": UNDEFINED}
@@ -392,7 +329,7 @@ class _Parser:
         base = self.unary()
         if self.peek() == "**" and self.tokens[self.at][0] == "op":
             self.take()
-            return _apply(_power, base, self.exponent())  # right to left
+            return _apply(power, base, self.exponent())  # right to left
         return base
 
     def unary(self) -> Local:
@@ -404,7 +341,17 @@ class _Parser:
             self.take()
             negated = self.unary()
             return lambda scope: _negate(negated(scope))
-        return self.primary()
+        return self.postfix()
+
+    def postfix(self) -> Local:
+        """An operand, then ``.length`` (of a literal, a call, an expression in parentheses)."""
+        value = self.primary()
+        while self.peek() == "." and self.tokens[self.at][0] == "op":
+            self.take()
+            if self.take() != ("name", "length"):
+                raise SyntaxError
+            value = _length_of(value)
+        return value
 
     def primary(self) -> Local:
         kind, text = self.take()
@@ -433,14 +380,64 @@ class _Parser:
             if member_kind != "name":
                 raise SyntaxError
             path.append(member)
+        if self.peek() == "(" and self.tokens[self.at][0] == "op":
+            return self.call(text, path)
         if text == "_event":
             if not path:
                 raise SyntaxError
             fields = tuple(path)
+            if len(fields) > 1 and fields[-1] == "length":
+                return _event_member(fields)
             return lambda scope: scope.event_field(fields)
+        if text == "Math" and len(path) == 1 and path[0] in MATH_CONSTANTS:
+            constant = MATH_CONSTANTS[path[0]]
+            return _call("Math", lambda: constant, [])
+        if path == ["length"]:
+            return lambda scope: length(scope.known_value(text))  # a string's own, unchangeable
         if path:
             raise SyntaxError  # members of the flow's own values: the context knows their prototypes
         return lambda scope: scope.known_value(text)
+
+    def call(self, name: str, path: list[str]) -> Local:
+        """A call of one of the pure built-ins (``builtins.CALLS``) with the arguments it answers."""
+        if len(path) > 1:
+            raise SyntaxError
+        entry = CALLS.get((name, path[0] if path else ""))
+        if entry is None:
+            raise SyntaxError
+        self.expect("(")
+        args: list[Local] = []
+        if self.peek() != ")":
+            args.append(self.logical_or())
+            while self.peek() == "," and self.tokens[self.at][0] == "op":
+                self.take()
+                args.append(self.logical_or())
+        self.expect(")")
+        fn, counts = entry
+        if len(args) not in counts:
+            raise SyntaxError  # Math.floor() is NaN; extra arguments: the context's
+        return _call(name, fn, args)
+
+
+def _call(root: str, fn: Callable[..., Any], args: list[Local]) -> Local:
+    def call(scope: Scope) -> Any:
+        scope.builtin(root)  # the flow's own Math, or a context whose Math was changed: NotHere
+        return fn(*[arg(scope) for arg in args])
+    return call
+
+
+def _event_member(fields: tuple[str, ...]) -> Local:
+    """``_event.data.x.length``: x's own property when x is an object, else its length."""
+    def member(scope: Scope) -> Any:
+        try:
+            return scope.event_field(fields)
+        except NotHere:
+            return length(scope.event_field(fields[:-1]))
+    return member
+
+
+def _length_of(value: Local) -> Local:
+    return lambda scope: length(value(scope))
 
 
 def _apply(fn: Callable[[Any, Any], Any], left: Local, right: Local) -> Local:
