@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,6 +101,9 @@ class CallbackService:
         self._new_events: list[dict[str, Any]] = []
         self._event_ids = 0
         self.timers = Timers(self.clock)
+        self.timers.on("submit", self._run_submit)
+        self.timers.on("ttl", self._run_ttl)
+        self.timers.on("purge", self._run_purge)
         # The limits' counts, kept in step with every change instead of scanning the records.
         self.waiting = RecordIndex(_waiting_in)  # records in WAITING_STATES, by service
         self.scheduled = TimeIndex(_scheduled_at)  # SCHEDULED records, by service and desired time
@@ -472,34 +475,34 @@ class CallbackService:
             # One timer while it waits (tens of thousands may): its TTL runs out only after its
             # submit time, so the TTL is armed when it is submitted (``_run_submit``).
             due = parse_time(record["_desired_time"], "") - options["_request_execution_time_buffer"]
-            self.timers.arm(f"submit:{cid}", due, self._run_submit, cid)
-            self.timers.cancel(f"ttl:{cid}")
+            self.timers.arm("submit", cid, due)
+            self.timers.cancel("ttl", cid)
             return
         purge = self.queue_settings.purge_seconds(record.get("_urs_virtual_queue", ""))
         if purge and record.get("_submitted_time") and record["_callback_state"] != CallbackState.SCHEDULED:
             due = parse_time(record["_submitted_time"], "") + purge
-            self.timers.arm(f"purge:{cid}", due, self._run_purge, cid)
+            self.timers.arm("purge", cid, due)
         expiry = parse_time(record["_expiration_time"], "")
-        self.timers.arm(f"ttl:{cid}", expiry, self._run_ttl, cid)
+        self.timers.arm("ttl", cid, expiry)
 
     def _disarm(self, cid: str) -> None:
-        for name in (f"submit:{cid}", f"ttl:{cid}", f"purge:{cid}"):
-            self.timers.cancel(name)
+        for kind in ("submit", "ttl", "purge"):
+            self.timers.cancel(kind, cid)
 
-    def _held_back(self, name: str, cid: str, run: Callable[[str], None]) -> bool:
+    def _held_back(self, kind: str, cid: str) -> bool:
         """In a cluster, a timer of a partition that is being adopted or given back waits a
         heartbeat: its sessions may not be here (yet, or any more). Given back, the wait is
         cancelled with the record; adopted, it fires then."""
         if self.cluster is None or partition_of(cid) in self.cluster.adopted:
             return False
-        self.timers.arm(f"{name}:{cid}", self.clock.now() + self.cluster.heartbeat * self.clock.scale, run, cid)
+        self.timers.arm(kind, cid, self.clock.now() + self.cluster.heartbeat * self.clock.scale)
         return True
 
     def _run_submit(self, cid: str) -> None:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] != CallbackState.SCHEDULED:
             return
-        if self._held_back("submit", cid, self._run_submit):
+        if self._held_back("submit", cid):
             return
         self._submit(record, history.TIMER_SUBMIT)
         self._arm(record)  # its TTL (and purge) from now on
@@ -509,7 +512,7 @@ class CallbackService:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] in (CallbackState.COMPLETED, CallbackState.SCHEDULED):
             return
-        if self._held_back("purge", cid, self._run_purge):
+        if self._held_back("purge", cid):
             return
         log.info("callback %s purged after waiting its queue's purge time", cid)
         self._complete(record, CompletionReason.PURGED, source=history.TIMER_PURGE)
@@ -518,7 +521,7 @@ class CallbackService:
         record = self.records.get(cid)
         if record is None or record["_callback_state"] == CallbackState.COMPLETED:
             return
-        if self._held_back("ttl", cid, self._run_ttl):
+        if self._held_back("ttl", cid):
             return
         log.info("callback %s expired (TTL)", cid)
         self._complete(record, CompletionReason.FAIL_TIMEOUT_TTL, source=history.TIMER_TTL)
@@ -552,7 +555,7 @@ class CallbackService:
         self.by_session[session.id] = record["_id"]
         purge = self.queue_settings.purge_seconds(record.get("_urs_virtual_queue", ""))
         if purge:
-            self.timers.arm(f"purge:{record['_id']}", self.clock.now() + purge, self._run_purge, record["_id"])
+            self.timers.arm("purge", record["_id"], self.clock.now() + purge)
         if not session.is_running and record["_callback_state"] != CallbackState.COMPLETED:
             self._session_ended(session)
 

@@ -42,7 +42,7 @@ ENABLED = ("notify", "subscribe_notify")
 PLACEHOLDER = re.compile(r"^<[^<>\x00-\x1f]*>$")
 DEFAULT_MAX_ATTEMPTS = 8
 _RECORD_KEYS = tuple(sorted(PROPERTY_KEYS))
-MAX_RESOLVED = 100_000  # callbacks whose resolved notification settings are kept
+MAX_RESOLVED = 4096  # bases of resolved notification settings kept (most engines use a handful)
 LIST_KIND = "transaction_list"  # a list's kind of shared document (a cluster's)
 
 
@@ -207,8 +207,8 @@ class StatusNotifier:
         self.config = config
         self.new_id = new_id  # ids of stored deliveries (the store's sequence)
         self.new_deliveries: list[Delivery] = []  # written with the next batch, then dispatched
-        # callback id -> (what its settings were resolved from, the settings): see ``_settings``
-        self._resolved: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        # what settings are resolved from -> (the service and list objects, the settings): ``_settings``
+        self._resolved: dict[tuple[Any, ...], tuple[Any, Any, dict[str, Any]]] = {}
 
     # -- settings -----------------------------------------------------------------------
     def settings_for(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -231,21 +231,28 @@ class StatusNotifier:
         return out
 
     def _settings(self, record: dict[str, Any]) -> dict[str, Any]:
-        """``settings_for(record)``, resolved again only when what it depends on changed: the
-        record's own notification keys, or the service or transaction list it names (reloads
-        replace those objects, so identity tells). A callback reports ~15 events and each asked
-        for its settings: resolving them each time was a tenth of the callback's cost."""
-        service_raw = self.services.raw.get(record["_service_name"])
+        """``settings_for(record)``, resolved once per basis: the service, the transaction list it
+        names and the record's own notification keys. A callback reports ~15 events and each asks
+        for its settings, and thousands of callbacks of a service share one basis: keeping them per
+        callback cost half a KiB of each waiting callback. Reloads replace the service's and the
+        list's objects, so identity tells a stale entry; a basis holding a value that cannot be a
+        key (a flow may set a list) is resolved each time."""
+        name = record["_service_name"]
+        service_raw = self.services.raw.get(name)
         list_name = record.get("_callback_events_list") or (service_raw or {}).get("_callback_events_list")
-        basis = (service_raw, self.lists.lists.get(list_name) if list_name else None, list_name,
-                 *map(record.get, _RECORD_KEYS))
-        found = self._resolved.get(record["_id"])
-        if found is not None and found[0] == basis:  # elements compare by identity first
-            return found[1]
+        tlist = self.lists.lists.get(list_name) if list_name else None
+        own = tuple(map(record.get, _RECORD_KEYS))
+        basis = (name, list_name, own, tuple(map(type, own)))  # types: True and 1 are equal keys
+        try:
+            found = self._resolved.get(basis)
+        except TypeError:  # an unhashable value among the record's keys
+            return self.settings_for(record)
+        if found is not None and found[0] is service_raw and found[1] is tlist:
+            return found[2]
         settings = self.settings_for(record)
-        if len(self._resolved) >= MAX_RESOLVED:
+        if found is None and len(self._resolved) >= MAX_RESOLVED:
             self._resolved.pop(next(iter(self._resolved)))
-        self._resolved[record["_id"]] = (basis, settings)
+        self._resolved[basis] = (service_raw, tlist, settings)
         return settings
 
     def check_request(self, service_name: str, keys: dict[str, Any]) -> None:
@@ -276,7 +283,6 @@ class StatusNotifier:
         ))
 
     def callback_ended(self, record: dict[str, Any]) -> None:
-        self._resolved.pop(record["_id"], None)
         for sub in self.subscriptions.for_callback(record["_id"]):
             self.subscriptions.remove(sub.id)
 

@@ -166,7 +166,7 @@ async def test_callbacks_and_their_timers_move_with_their_partitions_and_fire_on
     assert on_a | on_b == set(made) and not on_a & on_b and on_b
     for node, mine in ((a, on_a), (b, on_b)):
         assert {partition_of(cid) for cid in mine} <= set(node.membership.held)
-        assert {name for name in node.callbacks.timers._handles if name.startswith("submit:")} == \
+        assert {name for name in node.callbacks.timers.names() if name.startswith("submit:")} == \
             {f"submit:{cid}" for cid in mine}  # the others' timers were cancelled as they left
         assert node.callbacks.scheduled.count_between("later", 0, 2**40) == len(mine)
 
@@ -195,7 +195,7 @@ async def test_a_dropped_partition_forgets_without_writing_and_is_adopted_again(
     a.callbacks.mark(record)  # dirty: the drop must not write it
     a.membership.forget(set(parts))  # as after a fenced write: dropped at once
     assert not set(a.callbacks.records) & set(made)
-    assert not any(name.endswith(tuple(made)) for name in a.callbacks.timers._handles)
+    assert not any(name.endswith(tuple(made)) for name in a.callbacks.timers.names())
     assert not a.callbacks.scheduled.count_between("later", 0, 2**40)
     await a.manager.commit()
     assert "order" not in (await stored_records(a))[made[0]]

@@ -1,0 +1,70 @@
+"""A callback's notification settings are resolved once per basis (service, transaction list,
+the record's own notification keys) and shared by every callback of that basis, never kept per
+callback (half a KiB of each waiting callback), yet never stale after a reload."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from engine.notifications.notifier import StatusNotifier
+from engine.notifications.transaction_list import TransactionList
+
+
+def notifier(raw: dict[str, dict[str, Any]], lists: dict[str, TransactionList] | None = None) -> StatusNotifier:
+    services = SimpleNamespace(raw=raw, options={})
+    return StatusNotifier(services, SimpleNamespace(lists=lists or {}), None, None, None, None, None)  # type: ignore[arg-type]
+
+
+def record(n: int, **keys: Any) -> dict[str, Any]:
+    return {"_id": f"cb{n}", "_service_name": "svc", "_callback_state": "QUEUED", **keys}
+
+
+SERVICE = {"_enable_status_notification": "notify", "_status_notification_target": "https://example.com/a"}
+
+
+def test_callbacks_of_one_basis_share_one_settings_object() -> None:
+    n = notifier({"svc": dict(SERVICE)})
+    first = n._settings(record(1))
+    assert first["_enable_status_notification"] == "notify"
+    assert first["_status_notification_target"] == "https://example.com/a"
+    assert all(n._settings(record(i)) is first for i in range(2, 200))
+    assert len(n._resolved) == 1
+
+
+def test_a_callbacks_own_keys_make_its_own_basis() -> None:
+    n = notifier({"svc": dict(SERVICE)})
+    shared = n._settings(record(1))
+    own = n._settings(record(2, _status_notification_target="https://example.com/own"))
+    assert own is not shared and own["_status_notification_target"] == "https://example.com/own"
+    assert n._settings(record(3, _status_notification_target="https://example.com/own")) is own
+    assert n._settings(record(4))["_status_notification_target"] == "https://example.com/a"
+
+
+def test_equal_values_of_other_types_are_other_bases() -> None:
+    """True == 1 as dict keys; the settings read them differently ("true" against "1")."""
+    n = notifier({"svc": dict(SERVICE)})
+    assert n._settings(record(1, _status_notification_debug=True))["_status_notification_debug"] is True
+    assert n._settings(record(2, _status_notification_debug=1))["_status_notification_debug"] is False
+
+
+def test_a_reloaded_service_or_list_is_resolved_again() -> None:
+    raw = {"svc": dict(SERVICE)}
+    n = notifier(raw)
+    before = n._settings(record(1))
+    raw["svc"] = {**SERVICE, "_status_notification_target": "https://example.com/b"}  # a reload replaces it
+    after = n._settings(record(2))
+    assert after is not before and after["_status_notification_target"] == "https://example.com/b"
+    lists = {"l": TransactionList("l", {"_status_notification_target": "https://example.com/list"}, {}, [])}
+    n = notifier({"svc": {"_callback_events_list": "l", "_enable_status_notification": "notify"}}, lists)
+    assert n._settings(record(3))["_status_notification_target"] == "https://example.com/list"
+    lists["l"] = TransactionList("l", {"_status_notification_target": "https://example.com/list2"}, {}, [])
+    assert n._settings(record(4))["_status_notification_target"] == "https://example.com/list2"
+
+
+def test_a_value_that_cannot_be_a_key_is_resolved_without_the_cache() -> None:
+    """A flow may put a list into a record key (``cb:update``): it is resolved each time."""
+    n = notifier({"svc": dict(SERVICE)})
+    settings = n._settings(record(1, _status_notification_language=["en", "fr"]))
+    assert settings["_status_notification_language"] == ["en", "fr"]
+    assert len(n._resolved) == 0
