@@ -103,7 +103,7 @@ def _now() -> int:
 # -- conversions of strings: only the shapes whose value is exact on both sides ----------------
 # At most 15 digits, at most 15 after the point: the value is m / 10**k with m < 2**53 and 10**k
 # exact, so one correctly rounded division, whatever the parser.
-_DECIMAL = re.compile(r"[+-]?(\d{1,15})(?:\.(\d{1,15}))?")
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,15})(?:\.([0-9]{1,15}))?")  # ASCII digits: \d and int() take others too
 _LEADING_SPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER_GOES_ON = frozenset("0123456789.eE")  # after a decimal: it may go on (1.5e3, 1.)
 
@@ -140,7 +140,7 @@ def _string(v: Any) -> str:
     return to_text(v)
 
 
-_LEADING_INTEGER = re.compile(r"[+-]?(\d+)")
+_LEADING_INTEGER = re.compile(r"[+-]?([0-9]+)")
 
 
 def _parse_int(v: Any, *radix: Any) -> Any:

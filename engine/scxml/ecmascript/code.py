@@ -32,7 +32,7 @@ NAME = re.compile(r"^[A-Za-z_$][\w$]*$")
 # or array. Flows are full of them (every <data> default, every reset to ''), and each one asked
 # of a context cost a compiled function and a call.
 _STRING = re.compile(r"""^(?:'([^'\\\n\r\u2028\u2029]*)'|"([^"\\\n\r\u2028\u2029]*)")$""")
-_NUMBER = re.compile(r"^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?$")
+_NUMBER = re.compile(r"^-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?$")  # ASCII: float() takes "1\u0661"
 _WORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
 
 _keys = itertools.count()

@@ -173,7 +173,7 @@ def _greater_equal(a: Any, b: Any) -> bool:
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A key JavaScript keeps first, in ascending order, whatever the order it was written in.
-_ARRAY_INDEX = re.compile(r"0|[1-9]\d{0,9}")
+_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]{0,9}")  # ASCII digits: \d takes others ("1\u0661")
 
 
 def _text_value(v: str) -> str:
@@ -246,7 +246,7 @@ def _inner(v: Any) -> Any:
 # ------------------------------------------------------------------ parsing
 _TOKEN = re.compile(r"""\s*(?:
     (?P<str>'[^'\\\n\r\u2028\u2029]*'|"[^"\\\n\r\u2028\u2029]*")
-  | (?P<num>(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?(?![\w$.]))
+  | (?P<num>(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?(?![\w$.]))
   | (?P<name>[A-Za-z_$][\w$]*)
   | (?P<op>===|!==|==|!=|&&|\|\||<=|>=|\+\+|--|\*\*|[!()<>+\-*/%.,])
 )""", re.X)
