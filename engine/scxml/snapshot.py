@@ -27,6 +27,20 @@ FORMAT = 1
 # cheaper than ``isinstance`` against each, and most of a session's values are one of them.
 # Floats are not among them: NaN and the infinities have no JSON form and are tagged.
 _PLAIN = frozenset({str, int, bool, type(None)})
+_KEYS = frozenset({str})
+
+
+def _encode_items(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``values`` (string keys) with each value JSON-ready; raises ``Unencodable``.
+
+    The copy is made in C and only the values that are not their own JSON form are visited in
+    Python: a session's data is mostly such values, and a snapshot is encoded after every
+    macrostep that changed it, so the per-value loop was most of the cost of a snapshot."""
+    encoded = dict(values)
+    plain = _PLAIN
+    for name in [k for k, v in values.items() if type(v) not in plain]:
+        encoded[name] = encode_value(values[name])
+    return encoded
 
 
 class Unencodable(ValueError):
@@ -42,6 +56,8 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, AttrDict):
         return {TAG: "attrdict", "v": {str(k): encode_value(v) for k, v in value.items()}}
     if isinstance(value, dict):
+        if _KEYS.issuperset(map(type, value)) and TAG not in value:
+            return _encode_items(value)
         if all(isinstance(k, str) for k in value) and TAG not in value:
             plain = _PLAIN
             return {k: v if type(v) in plain else encode_value(v) for k, v in value.items()}
@@ -117,17 +133,16 @@ def encode_state(state: SessionState) -> dict[str, Any]:
     """The JSON-ready form of a session's state; raises what JSON-ready encoding cannot avoid
     (``RecursionError`` for data nested too deeply), never ``Unencodable``: a variable that cannot
     be stored is listed as lost, a done data that cannot is dropped."""
-    data: dict[str, Any] = {}
     lost = list(state.lost)
-    plain = _PLAIN
-    for name, value in state.data.items():
-        if type(value) in plain:
-            data[name] = value
-            continue
-        try:
-            data[name] = encode_value(value)
-        except Unencodable:
-            lost.append(name)
+    try:
+        data = _encode_items(state.data)
+    except Unencodable:  # rare: find which variables cannot be stored, keep the others
+        data = {}
+        for name, value in state.data.items():
+            try:
+                data[name] = encode_value(value)
+            except Unencodable:
+                lost.append(name)
     return {
         "format": FORMAT,
         "status": state.status,
