@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from . import fence, schema
 from .errors import StorageUnavailable
 from .migrations import Schema, migrate, ordered
-from .sqlite_writer import SqliteWriter, Step
+from .sqlite_writer import SqliteWriter, Step, tune
 from .unit import TableWrite, UnitOfWork
 
 log = logging.getLogger("engine.storage")
@@ -86,10 +86,7 @@ class Store:
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                # Committed transactions survive a process crash (kill -9) with NORMAL in WAL mode.
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA busy_timeout=5000")
+                tune(cur)  # as the unit-of-work writer's connection (WAL, synchronous=NORMAL, ...)
                 cur.close()
 
         store = cls(engine)
