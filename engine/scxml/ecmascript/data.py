@@ -202,6 +202,7 @@ class EcmaData:
             self._blob = self._objects_text(values)
         self._ctx = self._fns = self._saved = self._queue = self._objects = self._pick = None
         self._fresh = True
+        self._builtins_changed = False  # the changed context is gone; what a new one is given is checked (builtin)
 
     def _salvage(self) -> dict[str, Any]:
         """The variables that can still be read one by one (the others are lost, and named)."""
