@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -233,6 +234,7 @@ class CallbackService:
 
     async def create(self, service_name: str, params: dict[str, Any]) -> dict[str, Any]:
         options = self.service(service_name)
+        service_name = sys.intern(service_name)  # a known name, held by each of its records: one copy
         number = check_phone(params.get("_customer_number"))
         check_device(params)
         now = self.clock.now()

@@ -89,10 +89,12 @@ class Vixn:
     seeking: bool = False
     find_request_id: Any = None
     agent_id: str | None = None
+    # Its place in the waiting and seekers lists: made once, so both lists hold the one tuple
+    # (priority and arrival never change).
+    key: _Key = field(init=False)
 
-    @property
-    def key(self) -> _Key:
-        return (-self.priority, self.arrival, self.vixn_id)
+    def __post_init__(self) -> None:
+        self.key = (-self.priority, self.arrival, self.vixn_id)
 
 
 @dataclass(eq=False, slots=True)
@@ -188,7 +190,8 @@ class Simulator:
         self._agents: dict[str, Agent] = {}
         self._extensions: dict[str, str] = {}
         self._vixns: dict[str, Vixn] = {}
-        self._by_session: dict[str, list[str]] = {}  # session -> its vixn ids
+        # session -> its vixn ids (a tuple: nearly always one, and a list cost twice the memory)
+        self._by_session: dict[str, tuple[str, ...]] = {}
         self._timers: dict[str, dict[int, Any]] = {}  # session -> token -> timer handle
         self._tokens = itertools.count(1)
         self._arrivals = itertools.count(1)
@@ -291,7 +294,7 @@ class Simulator:
                 handle.cancel()
             if self._outbox:
                 self._outbox = [item for item in self._outbox if item[0] != session_id]
-            for vixn_id in list(self._by_session.get(session_id, ())):
+            for vixn_id in self._by_session.get(session_id, ()):
                 self._remove_vixn(self._vixns[vixn_id])
             self._by_session.pop(session_id, None)
             code = self._callin_of.get(session_id)
@@ -401,7 +404,7 @@ class Simulator:
         vixn = Vixn(vixn_id="vx-" + uuid.uuid4().hex[:16], session_id=sid, queue=q.name, priority=priority,
                     arrival=next(self._arrivals), created=self.clock.now())
         self._vixns[vixn.vixn_id] = vixn
-        self._by_session.setdefault(sid, []).append(vixn.vixn_id)
+        self._by_session[sid] = (*self._by_session.get(sid, ()), vixn.vixn_id)
         q.insert(vixn)
         self._touch(q.name)
         self._reply(sid, "vixn.created", data, vixn_id=vixn.vixn_id, queue=q.name)
@@ -565,8 +568,10 @@ class Simulator:
         self._vixns.pop(vixn.vixn_id, None)
         ids = self._by_session.get(vixn.session_id)
         if ids is not None and vixn.vixn_id in ids:
-            ids.remove(vixn.vixn_id)
-            if not ids:
+            rest = tuple(i for i in ids if i != vixn.vixn_id)
+            if rest:
+                self._by_session[vixn.session_id] = rest
+            else:
                 del self._by_session[vixn.session_id]
         self._touch(q.name)
 

@@ -176,7 +176,7 @@ class Session:
         self.status = RUNNING
         self.error: str | None = None
         self.done_data: Any = None
-        self.final_ids: list[str] = []
+        self.final_ids: Sequence[str] = ()  # replaced, never appended to: an idle session shares ()
         self.cancel_requested = False
         # A list, not a deque: internal queues stay tiny and an idle session stays small.
         self._internal: list[Event] = []

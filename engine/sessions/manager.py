@@ -78,9 +78,10 @@ DROPPED = "dropped"
 INBOX_CHANNEL = "cbe_inbox"
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionInfo:
-    """What the manager knows of a session beyond the interpreter: its flow version."""
+    """What the manager knows of a session beyond the interpreter: its flow version. Slots: one
+    per live session (thousands of waiting callbacks), ~100 bytes less than with a ``__dict__``."""
 
     flow: str
     version: int
