@@ -75,6 +75,11 @@ RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "fail
 # After an error.execution for a budget, going over one again this soon fails the session.
 NOTICE_SECONDS = 1.0
 SEND_WINDOW_SECONDS = 1.0
+# Configurations idle sessions are in, each frozen once with its atomic states in document order:
+# thousands of sessions wait in the same few configurations, and a set of its own cost each 216
+# bytes (its atomic list 88 more). Cleared when full; sessions keep what they hold.
+_CONFIGURATIONS: dict[frozenset[StateNode], tuple[frozenset[StateNode], list[StateNode]]] = {}
+MAX_SHARED_CONFIGURATIONS = 4096
 
 
 class SessionHostPort(Protocol):
@@ -172,7 +177,8 @@ class Session:
             "_ioprocessors": host.ioprocessors_for(self),
             "In": InPredicate(self),
         })
-        self.configuration: set[StateNode] = set()
+        # A set while it changes (a microstep), a shared frozenset while the session waits.
+        self.configuration: set[StateNode] | frozenset[StateNode] = set()
         self.status = RUNNING
         self.error: str | None = None
         self.done_data: Any = None
@@ -340,6 +346,7 @@ class Session:
         session.status = state.status
         by_id = doc.by_id
         session.configuration = {by_id[s] for s in state.configuration}
+        session._share_configuration()
         data = dict(state.data)
         if state.lost:
             data.update(session._recover_lost(state.lost))
@@ -462,8 +469,30 @@ class Session:
             self._fail(str(e))
         finally:
             self._busy = False
+        if self.status == RUNNING:
+            self._share_configuration()
         self.host.processed(self, time.perf_counter() - began)
         self._after_processing()
+
+    def _share_configuration(self) -> None:
+        """Hold the shared frozen copy of the configuration (and its atomic states) while idle."""
+        config = self.configuration
+        if type(config) is frozenset:
+            return
+        frozen = frozenset(config)
+        shared = _CONFIGURATIONS.get(frozen)
+        if shared is None:
+            if len(_CONFIGURATIONS) >= MAX_SHARED_CONFIGURATIONS:
+                _CONFIGURATIONS.clear()
+            shared = _CONFIGURATIONS[frozen] = (frozen, sorted((s for s in frozen if s.is_atomic), key=_by_order))
+        self.configuration, self._atomic = shared
+
+    def _changing_configuration(self) -> set[StateNode]:
+        """The configuration as a set of this session's own, to change."""
+        config = self.configuration
+        if type(config) is not set:
+            config = self.configuration = set(config)
+        return config
 
     def _after_processing(self) -> None:
         """Tell the host this session changed (it may persist it) and whether it ended."""
@@ -591,6 +620,7 @@ class Session:
     # ------------------------------------------------------------------ microstep
     def _microstep(self, enabled: list[Transition]) -> None:
         self._count_step(enabled[0])
+        self._changing_configuration()
         self._exit_states(enabled)
         for t in enabled:
             if t.actions:
@@ -621,14 +651,14 @@ class Session:
             self._run_block(block)
         if s.invokes and self._invocations:
             self._cancel_invokes(s)
-        self.configuration.discard(s)
+        self.configuration.discard(s)  # type: ignore[union-attr]  # a set: see _changing_configuration
 
     def _enter_states(self, enabled: list[Transition]) -> None:
         cached = self._cache.entries.get(enabled[0]) if len(enabled) == 1 else None
         if cached is None:
             cached = self._cache.entry_set(enabled, self._history)
         to_enter, default_entry, history_content = cached
-        config = self.configuration
+        config = self._changing_configuration()
         late = self.doc.uses_late_data
         for s in to_enter:
             config.add(s)
@@ -898,7 +928,7 @@ class Session:
     def _exit_interpreter(self, status: str) -> None:
         """Exit every active state (W3C exitInterpreter) and tell the parent if finished."""
         final_state = None
-        to_exit = sorted(self.configuration, key=_by_order, reverse=True)
+        to_exit = sorted(self._changing_configuration(), key=_by_order, reverse=True)
         if not self.final_ids:
             self.final_ids = [s.id for s in reversed(to_exit)]
         self.status = status
@@ -937,7 +967,7 @@ class Session:
         self.error = message
         self.final_ids = [s.id for s in sorted(self.configuration, key=_by_order)]
         self.status = FAILED
-        self.configuration.clear()
+        self.configuration = set()
         if self._invocations:
             for invocation in list(self._invocations.values()):
                 invocation.cancel()
