@@ -13,9 +13,14 @@ W3C_PYTHON = SHARED / "scxml-w3c" / "python"
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A PostgreSQL server for the whole test run (started on first use)."""
+    """A PostgreSQL server for the whole test run (started on first use). Under pytest-xdist each
+    worker is a run of its own, so each starts its own server, in its own folder, on a port of its
+    own block (``tests/support/ports.py``): workers share no database, socket or file."""
+    from tests.support.ports import free_port
     from tests.support.postgres import TempPostgres
 
-    server = TempPostgres().start()
+    server = TempPostgres()
+    server.port = free_port()  # not the kernel's bind(0) port, which another worker could draw too
+    server.start()
     yield server
     server.stop()

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from engine.api.cluster import FORWARDED, FORWARDER, Forwarder, forward
 from engine.storage import StorageUnavailable
 from engine.storage.owners import Owner
-from tools.postgres import free_port
+from tests.support.ports import free_port
 
 PARTITION = 5
 

@@ -30,8 +30,8 @@ from tests.callbacks.conftest import ADMIN, BASE, write_config
 from tests.conftest import REPO
 from tests.support.eventually import eventually
 from tests.support.platform_process import PlatformProcess
+from tests.support.ports import free_port
 from tests.support.receiver import Receiver
-from tools.postgres import free_port
 
 LEASE, HEARTBEAT = 3.0, 0.5
 WAITER = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python" name="waiter"

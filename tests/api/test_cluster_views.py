@@ -30,7 +30,7 @@ from tests.callbacks.conftest import ADMIN, BASE, write_config
 from tests.conftest import REPO
 from tests.support.eventually import eventually
 from tests.support.platform_process import PlatformProcess
-from tools.postgres import free_port
+from tests.support.ports import free_port
 
 LISTENER = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="python" name="listener"
        initial="waiting">

@@ -135,12 +135,15 @@ async def test_scheduled_then_rescheduled_then_run(cb_client) -> None:
 
 
 async def test_reschedule_only_while_scheduled(cb_client) -> None:
-    cid = await create(cb_client, "expiring", _customer_number="+15550900009")
-    r = await cb_client.put(f"{BASE}/expiring/{cid}", json={"_new_desired_time": clock_iso(cb_client, 3600)},
+    # tiny's queue has no agent and its TTL is the default: the callback stays QUEUED. (It was
+    # 'expiring', whose 60 s TTL is 0.3 s at the simulator's speed: on a busy machine the
+    # callback had expired before the PUT, which then met the COMPLETED refusal instead.)
+    cid = await create(cb_client, "tiny", _customer_number="+15550900009")
+    r = await cb_client.put(f"{BASE}/tiny/{cid}", json={"_new_desired_time": clock_iso(cb_client, 3600)},
                             headers=CLIENT)
     body = await r.json()
     assert r.status == 400 and "only SCHEDULED callbacks can be rescheduled" in body["message"]
-    await cb_client.delete(f"{BASE}/expiring/{cid}", headers=CLIENT)
+    await cb_client.delete(f"{BASE}/tiny/{cid}", headers=CLIENT)
 
 
 async def test_ttl_expiry(cb_client) -> None:

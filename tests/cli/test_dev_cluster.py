@@ -4,27 +4,13 @@ whole cluster stops cleanly (every node exits 0 on SIGTERM)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import REPO
-from tools.postgres import free_port
-
-
-def free_ports(n: int) -> int:
-    """The first of ``n`` consecutive ports free on loopback now (the nodes' ports)."""
-    while True:
-        first = free_port()
-        try:
-            for port in range(first + 1, first + n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
+from tests.support.ports import free_port, free_ports
 
 
 @pytest.mark.parametrize("nodes", [1, 2])

@@ -26,7 +26,7 @@ from tests.callbacks.conftest import write_config
 from tests.conftest import REPO
 from tests.support.fake_google import new_key
 from tests.support.platform_process import PlatformProcess
-from tools.postgres import free_port
+from tests.support.ports import free_port
 
 ADMIN = {"x-api-key": "admin-key"}
 LEASE, HEARTBEAT = 3.0, 0.5

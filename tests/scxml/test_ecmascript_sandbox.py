@@ -35,13 +35,15 @@ ERRORS = """<datamodel><data id="errors" expr="[]"/><data id="after" expr="0"/><
 def test_a_runaway_loop_is_stopped_and_the_session_goes_on() -> None:
     h = host(cpu_seconds=0.1)
     s = run(h, ERRORS.format(action="<script>while (true) {}</script>"))
-    started = time.perf_counter()
+    # The limit counts CPU time, so CPU time is measured: wall time also counts the turns other
+    # processes get, and on a busy machine three 0.1 s budgets took over 1.5 s of it.
+    started = time.process_time()
     for _ in range(3):
         s.send("go")
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     errors = s.variables["errors"]
     assert len(errors) == 3 and all("cpu_seconds" in e for e in errors), errors
-    assert elapsed < 1.5, f"three runaway scripts held the loop {elapsed:.2f} s"
+    assert elapsed < 1.5, f"three runaway scripts held the loop for {elapsed:.2f} s of CPU time"
     # the block stopped at the script; the session and its context stay usable
     assert s.variables["after"] == 0 and s.is_running
     s.send("error.execution")

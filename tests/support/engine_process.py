@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +14,13 @@ from aiohttp import ClientSession
 
 from tests.conftest import REPO
 from tests.support.eventually import eventually
+from tests.support.ports import free_port
 
 ADMIN_KEY = "test-admin-key"
 CLIENT_KEY = "test-client-key"
 DEVELOPER_KEY = "test-developer-key"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["ADMIN_KEY", "CLIENT_KEY", "DEVELOPER_KEY", "EngineProcess", "free_port", "shipped_engine"]
 
 
 class EngineProcess:
