@@ -107,8 +107,26 @@ def _second_text(whole: int) -> str:
     return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
 
 
+_PARSED: dict[str, float] = {}  # times parsed lately: a record's rows and timers read them again
+_PARSED_KEPT = 1024
+
+
 def parse_time(value: Any, field: str) -> float:
-    """Epoch seconds from ISO 8601 (``Z`` or an offset; UTC when none is given)."""
+    """Epoch seconds from ISO 8601 (``Z`` or an offset; UTC when none is given). A record's
+    desired and expiry times are parsed each time it is written and armed (several times a
+    callback), so the times parsed lately are kept."""
+    if type(value) is str:
+        epoch = _PARSED.get(value)
+        if epoch is not None:
+            return epoch
+    epoch = _parse_time(value, field)
+    if len(_PARSED) >= _PARSED_KEPT:
+        _PARSED.clear()
+    _PARSED[value] = epoch
+    return epoch
+
+
+def _parse_time(value: Any, field: str) -> float:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"{field} must be an ISO 8601 time such as 2026-05-01T14:30:00.000Z")
     text = value.strip()

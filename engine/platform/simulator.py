@@ -27,7 +27,6 @@ import logging
 import random
 import re
 import secrets
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -192,9 +191,15 @@ class Simulator:
         self._vixns: dict[str, Vixn] = {}
         # session -> its vixn ids (a tuple: nearly always one, and a list cost twice the memory)
         self._by_session: dict[str, tuple[str, ...]] = {}
+        # session -> the agents reserved for it or in a call with it: ``drop`` scanned every agent
+        # of every queue for each callback that ended
+        self._engaged: dict[str, list[Agent]] = {}
         self._timers: dict[str, dict[int, Any]] = {}  # session -> token -> timer handle
         self._tokens = itertools.count(1)
         self._arrivals = itertools.count(1)
+        # Interaction ids: a random prefix per simulator and the arrival serial (uuid4 was a tenth
+        # of the simulator's time); interactions do not outlive the simulator that made them.
+        self._vixn_prefix = secrets.token_hex(4)
         self._dials: dict[str, int] = {}  # number -> dials so far (for scripted sequences)
         self._rules: list[tuple[re.Pattern[str], DialRule]] = []
         self._callins: dict[str, CallIn] = {}
@@ -300,7 +305,7 @@ class Simulator:
             code = self._callin_of.get(session_id)
             if code is not None:
                 self._forget_callin(self._callins[code])
-            for agent in list(self._agents.values()):
+            for agent in self._engaged.pop(session_id, ()):
                 if agent.session_id != session_id:
                     continue
                 if agent.state == RESERVED:
@@ -401,8 +406,9 @@ class Simulator:
     def _vixn_create(self, sid: str, data: dict[str, Any]) -> None:
         q = self._queue_of(data)
         priority = _int(data.get("priority", 0), "priority")
-        vixn = Vixn(vixn_id="vx-" + uuid.uuid4().hex[:16], session_id=sid, queue=q.name, priority=priority,
-                    arrival=next(self._arrivals), created=self.clock.now())
+        arrival = next(self._arrivals)
+        vixn = Vixn(vixn_id=f"vx-{self._vixn_prefix}{arrival:08x}", session_id=sid, queue=q.name, priority=priority,
+                    arrival=arrival, created=self.clock.now())
         self._vixns[vixn.vixn_id] = vixn
         self._by_session[sid] = (*self._by_session.get(sid, ()), vixn.vixn_id)
         q.insert(vixn)
@@ -464,7 +470,7 @@ class Simulator:
             if vixn is not None:  # served: it leaves the queue for good
                 self._forget_vixn(vixn)
         elif agent.state == FREE and not agent.retiring:
-            agent.session_id = sid  # routed straight to a named free agent
+            self._engage(agent, sid)  # routed straight to a named free agent
         else:
             raise RequestError(f"agent {agent.agent_id} is not available to this session")
         agent.state, agent.vixn_id, agent.request_id = BUSY, None, data.get("request_id")
@@ -503,7 +509,8 @@ class Simulator:
             vixn = self._vixns[q.seekers[0][2]]
             q.discard(vixn)
             vixn.state, vixn.seeking, vixn.agent_id = RESERVED, False, agent.agent_id
-            agent.state, agent.session_id, agent.vixn_id = RESERVED, vixn.session_id, vixn.vixn_id
+            agent.state, agent.vixn_id = RESERVED, vixn.vixn_id
+            self._engage(agent, vixn.session_id)
             self._touch(q.name)
             self._emit(vixn.session_id, "target.found", self._target(vixn, agent), vixn.find_request_id)
 
@@ -540,7 +547,8 @@ class Simulator:
         self._free_agent(agent)
 
     def _free_agent(self, agent: Agent) -> None:
-        agent.state, agent.session_id, agent.vixn_id, agent.request_id = FREE, None, None, None
+        self._disengage(agent)
+        agent.state, agent.vixn_id, agent.request_id = FREE, None, None
         agent.free_since = self.clock.now()
         if agent.timer is not None:
             agent.timer.cancel()
@@ -553,6 +561,19 @@ class Simulator:
             q.offer(agent)
         self._touch(q.name)
         self._serve(q)
+
+    def _engage(self, agent: Agent, sid: str) -> None:
+        self._disengage(agent)
+        agent.session_id = sid
+        self._engaged.setdefault(sid, []).append(agent)
+
+    def _disengage(self, agent: Agent) -> None:
+        sid, agent.session_id = agent.session_id, None
+        agents = self._engaged.get(sid) if sid is not None else None
+        if agents is not None and agent in agents:
+            agents.remove(agent)
+            if not agents:
+                del self._engaged[sid]  # type: ignore[arg-type]
 
     def _remove_vixn(self, vixn: Vixn) -> None:
         """Leave the queue; a reserved agent goes back to work."""

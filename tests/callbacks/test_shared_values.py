@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from engine.app import RUNTIME
-from engine.callbacks.records import format_time, request_keys
+from engine.callbacks.records import BadRequest, format_time, parse_time, request_keys
 from tests.callbacks.conftest import BASE, CLIENT, make_client
 
 
@@ -42,3 +44,17 @@ async def test_records_of_a_service_share_its_name_and_their_time_stamps(aiohttp
     assert records[0]["_service_name"] is records[1]["_service_name"] is records[2]["_service_name"]
     for record in records:
         assert record["_created_time"] is record["_desired_time"]  # created now: one stamp
+
+
+def test_parsed_times_are_right_and_bad_ones_still_refused() -> None:
+    text = "2026-05-01T14:30:00.250Z"
+    assert parse_time(text, "t") == parse_time(text, "t") == 1777645800.25
+    assert parse_time("2026-05-01T16:30:00.250+02:00", "t") == 1777645800.25
+    for i in range(3000):  # more than the cache keeps: every answer still right
+        stamp = format_time(1_700_000_000 + i * 61.5)
+        assert parse_time(stamp, "t") == 1_700_000_000 + i * 61.5
+    for bad in ("", "tomorrow", 12, None, "9999-01-01T00:00:00Z"):
+        with pytest.raises(BadRequest):
+            parse_time(bad, "t")
+        with pytest.raises(BadRequest):
+            parse_time(bad, "t")  # refused again, not remembered

@@ -42,3 +42,33 @@ async def test_dropping_a_session_removes_its_waiting_and_seeking_interactions()
     assert "s1" not in sim._by_session and not any(v in sim._vixns for v in ids)
     assert [key[2] for key in queue.waiting] == [keep] and queue.seekers == []
     assert sim.queue_stats("Q").waiting == 1
+
+
+async def test_agents_are_found_by_session_and_forgotten_when_free() -> None:
+    """``drop`` reaches a session's agents through an index, not a scan of every agent: the
+    index must hold what the scan found (reserved and mid-call agents) and nothing once free."""
+    sim, rec, _ = make(config({"Q": {"agents": 3, "handle_seconds": 5}}, route_seconds=1))
+    ids = {sid: created(sim, sid, "Q") for sid in ("s1", "s2", "s3")}
+    for sid, vixn_id in ids.items():
+        sim.handle(sid, "target.find", {"vixn_id": vixn_id})
+    await rec.event("target.found", count=3)
+    assert {sid: [a.agent_id for a in agents] for sid, agents in sim._engaged.items()} == {
+        sid: [sim._vixns[v].agent_id] for sid, v in ids.items()}
+    sim.handle("s1", "route", {"agent_id": sim._vixns[ids["s1"]].agent_id})  # s1 in a call
+    busy = sim._engaged["s1"][0]
+    sim.drop("s1")  # mid-call: the call goes on, telling nobody
+    sim.drop("s2")  # reserved: the agent is free at once
+    assert busy.state == "busy" and busy.session_id is None
+    assert set(sim._engaged) == {"s3"} and sim.queue_stats("Q").agents_free == 1
+    reserved = sim._engaged["s3"][0]
+    sim.handle("s3", "agent.release", {"agent_id": reserved.agent_id})
+    assert sim._engaged == {}
+    await rec.event("agent.released", "s3")
+    assert not rec.named("call.ended", "s1")
+
+
+async def test_interaction_ids_are_unique_per_simulator_and_between_simulators() -> None:
+    first, _, _ = make(config({"Q": {"agents": 0, "handle_seconds": 10}}))
+    second, _, _ = make(config({"Q": {"agents": 0, "handle_seconds": 10}}))
+    made = [created(sim, f"s{i}", "Q") for i in range(50) for sim in (first, second)]
+    assert len(set(made)) == 100 and all(v.startswith("vx-") and len(v) == 19 for v in made)
