@@ -12,6 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -54,6 +55,24 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return _FALLBACK.encode(value)
+
+
+def _tuples(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Each row's values in the order of ``names``, a column the row leaves out as None.
+
+    One ``itemgetter`` per row (made once per column list) is a fifth of the cost of
+    ``tuple(map(row.get, names))``, and some twenty-five rows per callback go this way; a row
+    that leaves a column out (its default is NULL) sends the batch the slower way."""
+    getter = _GETTERS.get(names)
+    if getter is None:
+        getter = _GETTERS[names] = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    try:
+        return list(map(getter, rows))
+    except KeyError:
+        return [tuple(map(row.get, names)) for row in rows]
+
+
+_GETTERS: dict[tuple[str, ...], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
 
 
 class Store:
@@ -170,7 +189,7 @@ class Store:
         for target, rows in unit.upserts.items():
             if rows:
                 sql, names = self._driver_sql(target, "write")
-                steps.append((sql, [tuple(map(row.get, names)) for row in rows]))
+                steps.append((sql, _tuples(rows, names)))
         if unit.values:
             now = time.time()
             sql, names = self._driver_sql(_VALUES, "write")
