@@ -18,11 +18,10 @@ In one run it
   when the state's ``<onentry>`` ran, so receipt time minus ``t_entry`` is the latency through
   the commit and the dispatcher. The warm-up and paced phases run it; the saturated phase, where
   the CPU per message is measured, runs ``callback_plain``, the flow as it is, unless
-  ``--timed-saturated``: the stamp is the benchmark's, not the engine's work, and it is not cheap
-  (in ECMAScript a call such as ``Date.now()`` may change objects, so the datamodel pushes the
-  event and the state ids before it and reads the variables back for the next snapshot: on the
-  default flow it made the saturated CPU per message about 1.7 times the plain flow's, 0.58-0.71
-  against 0.35-0.41 ms);
+  ``--timed-saturated``: the stamp is the benchmark's, not the engine's work. (It used to cost:
+  until ``Date.now()`` was answered without a JavaScript context (``ecmascript/builtins.py``),
+  each stamp built a context, and the saturated CPU per message was 0.53-0.68 ms against
+  0.32-0.34 ms since, on a busy machine; the timed and the plain flow now cost about the same);
 * warm-up: a few callbacks, to compile the flow, open the connections, learn how many messages
   one callback sends and keep real message bodies for the reference;
 * saturated phase: ``--callbacks`` creates with ``--concurrency`` in flight; rate = messages /

@@ -3,9 +3,10 @@
 A context costs a QuickJS runtime, the prelude compiled, the variables loaded and a compiled
 function per expression: most of a callback's datamodel time. Yet flows are mostly written in a
 tiny part of the language: a variable, a field of ``_event.data``, a literal, and ``===``,
-``==``, ``&&``, ``||``, ``!``, arithmetic and ``<`` (and their kin) between them. ``compile_local`` turns an expression
-of that part into a Python function of the session's ``Scope``; anything else gives None, and
-the context evaluates it.
+``==``, ``&&``, ``||``, ``!``, arithmetic and ``<`` (and their kin) between them, calls of the
+pure built-ins (``Date.now()``, ``Math.floor(x)``: ``builtins.py``) and ``.length``.
+``compile_local`` turns an expression of that part into a Python function of the session's
+``Scope``; anything else gives None, and the context evaluates it.
 
 Exactness first: a function raises ``NotHere`` whenever its operands are not values whose
 JavaScript behaviour is certain here (a variable whose value this side does not know, an object
