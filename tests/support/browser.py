@@ -19,6 +19,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import REPO
+from tests.support.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -48,7 +49,10 @@ def start_browser(profile: Path, window: tuple[int, int] = WINDOW) -> WebDriver:
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: use the given driver, fetch nothing
-    browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    # chromedriver's port from this process's block: Selenium's own pick (bind(0), then closed)
+    # could be drawn by another worker before chromedriver binds it
+    service = Service(executable_path=str(CHROMEDRIVER), port=free_port())
+    browser = webdriver.Chrome(service=service, options=options)
     browser.set_window_size(*window)
     return browser
 
