@@ -54,6 +54,8 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, float):
         return value if isfinite(value) else {TAG: "float", "v": repr(value)}
     if isinstance(value, AttrDict):
+        if _KEYS.issuperset(map(type, value)):
+            return {TAG: "attrdict", "v": _encode_items(value)}
         return {TAG: "attrdict", "v": {str(k): encode_value(v) for k, v in value.items()}}
     if isinstance(value, dict):
         if _KEYS.issuperset(map(type, value)) and TAG not in value:

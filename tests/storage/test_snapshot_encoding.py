@@ -47,7 +47,7 @@ TRICKY = [
     ("nan", float("nan")),
     ("inf", float("-inf")),
     ("minus zero", -0.0),
-    ("attrdict", AttrDict(a=1, b=(2,))),
+    ("attrdict", AttrDict(a=1, b=(2,), c={"d": {3}})),
     ("tag key", {TAG: "tuple", "v": [1]}),
     ("int key", {1: "one"}),
     ("str subclass key", {Name("k"): 1}),
