@@ -93,6 +93,23 @@ def test_math_on_generated_doubles_is_the_contexts() -> None:
     assert answered > 60 * 40
 
 
+def test_numbers_written_as_text_are_the_contexts() -> None:
+    """Number::toString of doubles of every exponent (fixed and exponent forms, the 1e21 and 1e-7
+    edges), through String(x) and string concatenation."""
+    rng = random.Random(1504)
+    answered = 0
+    edges = [1e21, 9.999999999999999e20, 1e-7, 1e-6, 1.5e-7, 123e-20, 0.1, 2.0**60, 5e-324, 1.7976931348623157e308,
+             1e20, 0.000001, -1e21, -1e-7, 4503599627370495.5, 1.0000000000000002, 0.30000000000000004]
+    for round_ in range(80):
+        values = {f"x{i}": random_double(rng) for i in range(6)}
+        if round_ < len(edges):
+            values["x0"] = edges[round_]
+        texts = [f"String(x{i})" for i in range(6)] + [f"x{i} + ''" for i in range(6)]
+        texts += ["'v=' + x0 + x1", "String(x2 / 3)", "String(x3).length", "(x4 + 'px').length"]
+        answered += compare(values, None, texts)
+    assert answered > 80 * 15
+
+
 @pytest.mark.parametrize("name", ["PI", "E", "LN2", "LN10", "LOG2E", "LOG10E", "SQRT2", "SQRT1_2"])
 def test_maths_constants_are_the_contexts_doubles(name: str) -> None:
     assert compare({}, None, [f"Math.{name}", f"Math.{name} * 2", f"Math.floor(Math.{name} * 1000)"]) == 3

@@ -7,6 +7,7 @@ the same way (``builtins.py``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..datamodel import Foreign
@@ -49,9 +50,35 @@ def to_text(v: Any) -> str:
         return "null"
     if kind == "undefined":
         return "undefined"
-    if kind == "number" and type(v) is int and -MAX_SAFE_INT < v < MAX_SAFE_INT:
-        return str(v)
-    raise NotHere  # floats print differently; objects have their own toString
+    if kind == "number":
+        if type(v) is int and -MAX_SAFE_INT < v < MAX_SAFE_INT:
+            return str(v)
+        if type(v) is float and math.isfinite(v) and v != 0:
+            return number_text(v)
+    raise NotHere  # NaN, the infinities, -0 (held tagged); objects have their own toString
+
+
+def number_text(x: float) -> str:
+    """Number::toString of a finite, non-zero double: the shortest digits that give ``x`` back
+    (Python's ``repr`` finds the same ones), written out as ECMAScript writes them."""
+    mantissa, _, exponent = repr(abs(x)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    n = len(whole) + int(exponent or 0)  # the point is after the first n digits
+    stripped = digits.lstrip("0")
+    n -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0")
+    k = len(digits)
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        text = (digits[0] + ("." + digits[1:] if k > 1 else "")) + ("e+" if e >= 0 else "e-") + str(abs(e))
+    return "-" + text if x < 0 else text
 
 
 def as_number(v: float) -> Any:
