@@ -254,7 +254,8 @@ return {encode: encode, decode: decode};
 #   kind 1 or tagged text, unless its only tags are references to objects of this event (parse()
 #   takes those without the codec).
 # - userNames: globals are only ever added (a flow cannot delete a var), so the list changes
-#   with the count.
+#   with the count; or when load() gives a value to a name of the fresh context's (a flow's
+#   <data id="Math">), which claim() makes the flow's own from then on, so it is saved.
 # - ("..." + x).slice(0) flattens a rope the binding cannot read.
 # - The prelude's value is a function that hands Python the functions of __scxml by name: a call,
 #   where evaluating "__scxml.name" would compile a script each time.
@@ -330,6 +331,9 @@ var p = plain(all);
 return p !== null ? ("J" + p).slice(0) : S.codec !== null ? S.codec.encode(undefined, names) : null;
 }
 var baseline = null, namesCache = null, namesCount = -1;
+function claim(name) {
+if (baseline[name]) { delete baseline[name]; namesCount = -1; }
+}
 function userNames() {
 var all = Object.getOwnPropertyNames(G);
 if (all.length === namesCount) return namesCache;
@@ -370,10 +374,10 @@ names: function () { return userNames().join(" "); },
 saveSome: function (text) { return saved(text.split(" ")); },
 load: function (text, undefinedNames) {
 var values = parse(text);
-for (var k in values) if (hasOwn.call(values, k)) G[k] = values[k];
+for (var k in values) if (hasOwn.call(values, k)) { G[k] = values[k]; claim(k); }
 if (undefinedNames) {
 var names = undefinedNames.split(" ");
-for (var i = 0; i < names.length; i++) G[names[i]] = undefined;
+for (var i = 0; i < names.length; i++) { G[names[i]] = undefined; claim(names[i]); }
 }
 },
 share: function (namesPaths) {
