@@ -46,7 +46,9 @@ class EngineProcess:
             **{f"CALLBACK_ENGINE_{k.upper()}": str(v) for k, v in self.settings.items()},
         })
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child process
+        # Private from the start, like every file of the data folder (the engine warns of and
+        # fixes one readable by others, which each bench then counted as an alarm in its log).
+        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "run_engine.py"), "serve", "--data", str(self.data_dir),
              "--port", str(self.port)],
