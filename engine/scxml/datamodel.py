@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from .errors import ExecutionError
+from .interning import Interner, itself
 
 SYSTEM_NAMES = frozenset({"_event", "_sessionid", "_name", "_ioprocessors", "_x", "In"})
 
@@ -178,9 +179,8 @@ def _reserved(name: str) -> bool:
     return name in SYSTEM_NAMES or name.startswith("__")
 
 
-#: Names of packed stores, shared by the sessions of a flow (``PythonData._pack``); cleared when full.
-_SHARED_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
-MAX_SHARED_NAMES = 1024
+#: Names of packed stores, shared by the sessions of a flow (``PythonData._pack``).
+_SHARED_NAMES: Interner[tuple[str, ...], tuple[str, ...]] = Interner(1024)
 #: References to a store when nothing but its session holds it: the attribute, the local name in
 #: ``_pack`` and ``sys.getrefcount``'s argument. More means a function's globals, a stored
 #: ``globals()`` or a running frame holds it, and a copy would no longer be the namespace they see.
@@ -217,12 +217,7 @@ class PythonData:
         store = self._st
         if store is None or sys.getrefcount(store) != _SOLE_REFERENCES:
             return
-        names = tuple(store)
-        shared = _SHARED_NAMES.get(names)
-        if shared is None:
-            if len(_SHARED_NAMES) >= MAX_SHARED_NAMES:
-                _SHARED_NAMES.clear()
-            shared = _SHARED_NAMES[names] = names
+        shared = _SHARED_NAMES.get(tuple(store), itself)
         self._names, self._values, self._st = shared, tuple(store.values()), None
 
     def evaluate(self, expr: Code) -> Any:

@@ -57,6 +57,7 @@ from .datamodel import NO_VALUE
 from .errors import CommunicationError, ExecutionError, SessionLimitError
 from .events import AttrDict, Event
 from .executable import SCXML_PROCESSOR, Action, DoneData, InvokeDef, SendRequest, build_data
+from .interning import Interner
 from .invokers import SCXML_INVOKE_TYPE, Invocation, start_invocation
 from .model import FINAL, PARALLEL, ROOT, Document, StateNode, Transition
 from .session_state import InvocationState, SessionState
@@ -78,8 +79,11 @@ SEND_WINDOW_SECONDS = 1.0
 # Configurations idle sessions are in, each frozen once with its atomic states in document order:
 # thousands of sessions wait in the same few configurations, and a set of its own cost each 216
 # bytes (its atomic list 88 more). Cleared when full; sessions keep what they hold.
-_CONFIGURATIONS: dict[frozenset[StateNode], tuple[frozenset[StateNode], list[StateNode]]] = {}
-MAX_SHARED_CONFIGURATIONS = 4096
+_CONFIGURATIONS: Interner[frozenset[StateNode], tuple[frozenset[StateNode], list[StateNode]]] = Interner(4096)
+
+
+def _frozen_configuration(frozen: frozenset[StateNode]) -> tuple[frozenset[StateNode], list[StateNode]]:
+    return frozen, sorted((s for s in frozen if s.is_atomic), key=_by_order)
 
 
 class SessionHostPort(Protocol):
@@ -479,13 +483,7 @@ class Session:
         config = self.configuration
         if type(config) is frozenset:
             return
-        frozen = frozenset(config)
-        shared = _CONFIGURATIONS.get(frozen)
-        if shared is None:
-            if len(_CONFIGURATIONS) >= MAX_SHARED_CONFIGURATIONS:
-                _CONFIGURATIONS.clear()
-            shared = _CONFIGURATIONS[frozen] = (frozen, sorted((s for s in frozen if s.is_atomic), key=_by_order))
-        self.configuration, self._atomic = shared
+        self.configuration, self._atomic = _CONFIGURATIONS.get(frozenset(config), _frozen_configuration)
 
     def _changing_configuration(self) -> set[StateNode]:
         """The configuration as a set of this session's own, to change."""

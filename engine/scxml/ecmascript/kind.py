@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ..datamodel import SYSTEM_NAMES, Code, DataModel
+from ..interning import Interner, itself
 from . import codec
 from .code import EXPR, LOCATION, SCRIPT, analyse
 from .data import EcmaData
@@ -72,17 +73,12 @@ class EcmaScriptDataModel:
         self.zones: set[str] = set()  # every literal time zone of a ...InZone('tz') call
         self.uses_genesys = False  # some compiled flow names _genesys: contexts get it
         self._checker = SyntaxChecker()
-        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._names: Interner[tuple[str, ...], tuple[str, ...]] = Interner(1024)  # flows are few
 
     def shared_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """One tuple for every session whose variables have these names, in this order (the
         sessions of one flow): a waiting session keeps only its values (``EcmaData._pack``)."""
-        shared = self._names.get(names)
-        if shared is not None:
-            return shared
-        if len(self._names) < 1024:  # bounded: flows are few; beyond, each session keeps its own
-            self._names[names] = names
-        return names
+        return self._names.get(names, itself)
 
     # ------------------------------------------------------------------ compiling
     def _compiled(self, mode: str, text: str, line: int, column: int) -> Code:
