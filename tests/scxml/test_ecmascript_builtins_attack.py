@@ -16,18 +16,11 @@ from engine.scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
 from engine.scxml.ecmascript.local import NotHere
 from engine.scxml.errors import ExecutionError
 from engine.scxml.events import Event
+from tests.scxml.test_ecmascript_builtins import typed
 
 HEAD = '<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="ecmascript" initial="s">'
 KIND = EcmaScriptDataModel(SandboxLimits())
 CLASS_42 = "class { static { Math.floor = function () { return 42; }; } }"
-
-
-def typed(v: Any) -> Any:
-    if isinstance(v, float):
-        return ("float", repr(v))
-    if isinstance(v, Foreign):
-        return ("Foreign", repr(v.form))
-    return (type(v).__name__, v)
 
 
 def start(body: str) -> Any:
