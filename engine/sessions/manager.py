@@ -625,8 +625,12 @@ class SessionManager(SessionHost):
         self._in_flight_since, self._unwritten_since = self._unwritten_since, None
         refused: Fenced | None = None
         try:
-            if self._sourced and await self._hand_over_sourced():
-                await self._take_own()
+            # Until none is left, with no await from the last look to ``_build``: one handed over
+            # while the last ones were written came before the direct events that batch would
+            # release (a platform's route.done sent again, then its call.ended taken straight in).
+            while self._sourced:
+                if await self._hand_over_sourced():
+                    await self._take_own()
             batch, events, effects, waiters = self._build()
             deletes, self._built_deletes = self._built_deletes, {}
             if batch:
