@@ -163,6 +163,7 @@ class SessionManager(SessionHost):
         self.adopted_counts = [0, 0, 0]  # sessions, events, effects restored by adoptions (report_adopted)
         self._round = 0
         self._taking: asyncio.Task | None = None
+        self._take_lock = asyncio.Lock()  # takes of handed-over events, one at a time (``_take``)
         self._take_again = False
         if cluster is not None:
             cluster.join(self)
@@ -976,6 +977,13 @@ class SessionManager(SessionHost):
     async def _take(self) -> None:
         """Take the events other nodes handed over to the sessions of the partitions held here
         (on a ``cbe_inbox`` notification and on every heartbeat) and deliver them."""
+        # One take at a time: the writer's own take (``_take_own``) must not return while another
+        # holds rows it took but has not delivered yet, or the batch built after it would release
+        # its direct events before them.
+        async with self._take_lock:
+            await self._take_locked()
+
+    async def _take_locked(self) -> None:
         cluster = self.cluster
         if cluster is None or self.store is None or not self._parts or cluster.lease_lost:
             return

@@ -60,3 +60,36 @@ async def test_a_sourced_event_is_not_overtaken_by_a_later_direct_one(node, monk
     await eventually(lambda: len(session.variables["seen"]), lambda n: n == 3, timeout=5, interval=0.01,
                      expected="the three events processed")
     assert session.variables["seen"] == [0, 1, 2]
+
+
+async def test_a_sourced_event_another_take_holds_is_not_overtaken(node, monkeypatch) -> None:
+    """The writer's own take finds the sourced row already taken by another take (the heartbeat's,
+    a notification's) whose delivery is still to come: the batch waits for that take, so the
+    direct event it releases comes after."""
+    manager = node.manager
+    session = manager.start_flow("counter")
+    await manager.commit()
+
+    real_hand_over, real_take = rows.hand_over_sourced, rows.take_inbox
+    slow: set[asyncio.Task] = set()
+
+    async def take(*args, **kwargs):
+        found = await real_take(*args, **kwargs)
+        if asyncio.current_task() in slow:
+            await asyncio.sleep(0.5)  # a take whose answer comes late (a busy loop, a slow connection)
+        return found
+
+    async def hand_over(*args, **kwargs) -> None:
+        await real_hand_over(*args, **kwargs)
+        # Another take gets in between the handoff and the writer's own take, and takes the row.
+        other = asyncio.get_running_loop().create_task(manager._take())
+        slow.add(other)
+        await asyncio.sleep(0.1)
+        manager.route_event(None, session, Event("go", {"k": 2}, type="external"))  # the direct one, after
+
+    monkeypatch.setattr(rows, "take_inbox", take)
+    monkeypatch.setattr(rows, "hand_over_sourced", hand_over)
+    manager.send_to(session.id, Event("go", {"k": 1}, type="external"), source="p-order:3")
+    await eventually(lambda: len(session.variables["seen"]), lambda n: n == 2, timeout=5, interval=0.01,
+                     expected="the two events processed")
+    assert session.variables["seen"] == [1, 2]
