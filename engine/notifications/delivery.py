@@ -42,6 +42,7 @@ FLUSH_DELAY = 0.5  # seconds a delivered row may wait for a batch before one is 
 BURST = 32  # attempts of one ordering key in a row before the dispatcher lets others run
 LEASE_WAIT = 0.25  # seconds before a key held back by a short lease looks again (cluster)
 PUBLIC_TARGETS_KEPT = 4096
+CLOSE_WAIT = 10.0  # seconds close() waits for the attempts it cancelled to finish unwinding
 
 
 @dataclass
@@ -405,8 +406,18 @@ class Dispatcher:
             self._flush_timer.cancel()
         for timer in self._timers.values():
             timer.cancel()
-        for task in list(self._tasks.values()):
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
+        if tasks:
+            # An attempt may be cancelled in a storage call (the push sender stores the credentials'
+            # status): it unwinds by closing that connection, which must end here, before the store
+            # closes. Left running, the loop's owner cancels it again when the loop closes, and
+            # aiosqlite's close, cancelled twice, waits forever for its stopped thread.
+            _done, late = await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+            if late:
+                log.error("%d delivery attempts still unwinding %g s after they were cancelled: %s",
+                          len(late), CLOSE_WAIT, ", ".join(sorted(repr(t.get_coro()) for t in late)))
         if self._client is not None:
             await self._client.close()
 
