@@ -75,7 +75,6 @@ class Watchdog:
         header = f"WATCHDOG: {test} still running after {self.seconds:g} s (pid {os.getpid()}); stacks follow\n"
         with path.open("w") as f:
             _write_stacks(f, header)
-        self.dumps.append(path)
         if self.stream is not None:
             try:
                 _write_stacks(self.stream, header)
@@ -83,6 +82,7 @@ class Watchdog:
                 self.stream.flush()
             except (OSError, ValueError):
                 pass
+        self.dumps.append(path)  # once written everywhere
         return path
 
 
