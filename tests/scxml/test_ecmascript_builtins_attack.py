@@ -10,24 +10,16 @@ from typing import Any
 
 import pytest
 
-from engine.scxml import SessionHost, compile_document, standard_registry
 from engine.scxml.datamodel import Foreign
 from engine.scxml.ecmascript import EcmaScriptDataModel, SandboxLimits
 from engine.scxml.ecmascript.local import NotHere
 from engine.scxml.errors import ExecutionError
 from engine.scxml.events import Event
 from tests.scxml.test_ecmascript_builtins import typed
+from tests.scxml.test_ecmascript_local_attack import start
 
-HEAD = '<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="ecmascript" initial="s">'
 KIND = EcmaScriptDataModel(SandboxLimits())
 CLASS_42 = "class { static { Math.floor = function () { return 42; }; } }"
-
-
-def start(body: str) -> Any:
-    registry = standard_registry()
-    registry.register_datamodel("ecmascript", lambda: EcmaScriptDataModel(SandboxLimits()))
-    host = SessionHost(registry=registry)
-    return host.start_session(compile_document(HEAD + body + "</scxml>", registry=host.registry))
 
 
 def answers(dm: Any, text: str, kind: EcmaScriptDataModel) -> tuple[Any, Any, bool]:
