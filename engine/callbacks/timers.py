@@ -130,7 +130,7 @@ class Timers:
     def _run(self) -> None:
         self._wake = None
         heap = self._heap
-        limit = self._clock.now() + EARLY * getattr(self._clock, "scale", 1.0)
+        limit = self._clock.now() + EARLY * self._clock.scale
         fired = 0
         while heap and heap[0][0] <= limit and fired < BURST:
             entry = heapq.heappop(heap)
