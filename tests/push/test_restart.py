@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from aiohttp import ClientSession
 
+from engine.callbacks import rows as callback_rows
+from engine.runtime import Runtime
+from engine.settings import Settings
 from tests.callbacks.conftest import BASE, LOOPBACK_ALLOWED, write_config
 from tests.conftest import REPO
 from tests.push.conftest import credentials_body
@@ -77,3 +82,65 @@ async def test_pushes_pending_at_a_crash_are_delivered_after_restart(tmp_path: P
         assert "notifications:" in engine.log_path.read_text()  # the restart resumed stored pushes
     finally:
         engine.stop()
+
+
+# A flow that fails one dial after a delay, as the callback flow does between retries: restored
+# with that delay overdue, it reports the failed dial on its first turn after the restart.
+FAILS_A_DIAL = """<scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:cb="urn:callback-engine:callback"
+       version="1.0" datamodel="ecmascript" initial="retry_wait">
+  <datamodel>
+    <data id="c_call_num_attempt" expr="1"/><data id="c_call_result" expr="0"/>
+    <data id="_max_dial_attempts" expr="3"/>
+  </datamodel>
+  <state id="retry_wait">
+    <onentry><send event="cb.retry" delay="200ms"/></onentry>
+    <transition event="cb.retry" target="dial_done">
+      <assign location="c_call_num_attempt" expr="2"/><assign location="c_call_result" expr="3"/>
+    </transition>
+  </state>
+  <state id="dial_done"><onentry><cb:notify event="_cbe_on_dial_done"/></onentry></state>
+</scxml>"""
+
+
+async def test_a_session_restored_reports_to_its_callback_even_when_the_callbacks_load_slowly(
+        tmp_path: Path, monkeypatch, caplog) -> None:
+    """The restart's order, forced: the callbacks' load takes many loop turns (as on a loaded
+    machine), during which a restored session's overdue retry is due. Its failed dial must still
+    be recorded and pushed: a session let run before its callback was loaded fired
+    ``_cbe_on_dial_done`` to no callback (no event row, no push; "runs no callback" logged)."""
+    config = write_config(tmp_path)
+    (config / "simulator.toml").write_text("time_scale = 1.0\n")
+    (config / "services" / "fails.json").write_text(json.dumps({"_service": "fails_a_dial"}))
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "fails_a_dial.scxml").write_text(FAILS_A_DIAL)
+    settings = Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=flows,
+                             flow_watch_interval=0)
+    runtime = await Runtime.build(settings)
+    await runtime.start()
+    record = await runtime.callbacks.create("fails", {"_customer_number": "+15550030001", "_device_os": "fcm",
+                                                      "_device_notification_id": device(0)})
+    cid = record["_id"]
+    await runtime.close()  # stored waiting for its retry...
+    await asyncio.sleep(0.4)  # ...which is overdue when it starts again
+
+    load_open = callback_rows.load_open
+
+    async def slow_load_open(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        for _turn in range(50):  # loop turns, not time: an overdue timer fires within a few
+            await asyncio.sleep(0)
+        return await load_open(*args, **kwargs)
+
+    monkeypatch.setattr(callback_rows, "load_open", slow_load_open)
+    runtime = await Runtime.build(settings)
+    await runtime.start()
+    try:
+        dials = await eventually(
+            lambda: runtime.callbacks.event_rows(cid),
+            lambda rows: any(r["name"] == "_cbe_on_dial_done" for r in rows), timeout=5,
+            expected="the failed dial recorded", seen=lambda rows: [r["name"] for r in rows])
+        assert [json.loads(r["data"])["c_call_num_attempt"] for r in dials if r["name"] == "_cbe_on_dial_done"] == [2]
+        assert runtime.push.pushed == [(cid, "CALLBACK_ATTEMPT_FAILED")]
+        assert "runs no callback" not in caplog.text
+    finally:
+        await runtime.close()
