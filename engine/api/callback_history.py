@@ -63,13 +63,19 @@ async def callback_history(request: web.Request) -> web.Response:
         record = dict(await runtime.callbacks.get(cid))
     except NotFound:
         raise ApiError(404, f"no callback {cid!r}") from None
-    rows = await _history_rows(runtime, cid)
+    # Memory at one instant: the history rows not stored yet, and the deliveries not delivered
+    # yet with their status now. The store is read after it, and the rows this node made since are
+    # left out: a delivery that died during the read showed as dead with none of its attempts.
+    mark = runtime.store.id_mark() if runtime.store is not None else None
+    unwritten = runtime.callbacks.history.unwritten(cid) + runtime.notifications.dispatcher.history.unwritten(cid)
+    undelivered = [(callback_of(d.key), _undelivered(d), "dead" if d.status == DEAD else "pending")
+                   for d in runtime.notifications.dispatcher.of_callback(cid)]
+    rows = await _history_rows(runtime, cid, unwritten, mark)
     deliveries = history.attempts_by_delivery(rows, history.DELIVERY)
     pushes = history.attempts_by_delivery(rows, history.PUSH)
-    for d in runtime.notifications.dispatcher.of_callback(cid):  # not delivered yet: its status now
-        about = callback_of(d.key)
+    for about, shown, status in undelivered:
         found = (pushes if about is not None and about[1] == history.PUSH else deliveries)
-        found.setdefault(d.id, _undelivered(d))["status"] = "dead" if d.status == DEAD else "pending"
+        found.setdefault(shown["id"], shown)["status"] = status
     return web.json_response({
         "record": records([_shown_record(record)])[0],
         "timeline": [_iso(item, "at") for item in history.timeline(rows)],
@@ -80,11 +86,15 @@ async def callback_history(request: web.Request) -> web.Response:
     })
 
 
-async def _history_rows(runtime: Runtime, cid: str) -> list[dict[str, Any]]:
-    """Stored rows and those still on their way to the store, in the order they happened (those
-    in memory first: a row leaves memory only once it is committed, so none falls between)."""
-    unwritten = runtime.callbacks.history.unwritten(cid) + runtime.notifications.dispatcher.history.unwritten(cid)
-    stored = await history.stored(runtime.store, cid) if runtime.store is not None else []
+async def _history_rows(runtime: Runtime, cid: str, unwritten: list[dict[str, Any]],
+                        mark: int | None) -> list[dict[str, Any]]:
+    """Stored rows and ``unwritten`` (those on their way to the store when ``mark`` was taken), in
+    the order they happened. Memory is read first: a row leaves memory only once it is committed,
+    so none falls between. Stored rows this node minted after ``mark`` are newer than that view."""
+    store = runtime.store
+    stored = await history.stored(store, cid) if store is not None else []
+    if store is not None and mark is not None:
+        stored = [r for r in stored if not store.minted_since(mark, r["id"])]
     seen = {r["id"] for r in stored}
     return sorted(stored + [r for r in unwritten if r["id"] not in seen], key=lambda r: r["id"])
 

@@ -130,6 +130,16 @@ class Store:
         self._next_id += self._id_step
         return value
 
+    def id_mark(self) -> int:
+        """The next id ``new_id`` gives: a reader that took its view of memory at this mark leaves
+        out the rows minted since (``minted_since``), which that view cannot account for."""
+        return self._next_id
+
+    def minted_since(self, mark: int, value: int) -> bool:
+        """Whether ``value`` is an id this store gave at or after ``mark`` (an ``id_mark``); ids
+        other cluster nodes mint fall between ours and are never counted."""
+        return value >= mark and (value - mark) % self._id_step == 0
+
     async def _top_id(self, conn: AsyncConnection) -> int:
         """The largest key of every sequenced table."""
         top = 0

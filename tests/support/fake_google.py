@@ -7,6 +7,7 @@ whatever the test scripted (UNREGISTERED, INVALID_ARGUMENT, 429 with Retry-After
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -54,6 +55,8 @@ class FakeGoogle:
     answers: list[tuple[int, dict, dict]] = field(default_factory=list)  # scripted, consumed first
     by_device: dict[str, tuple[int, dict]] = field(default_factory=dict)  # device token -> answer
     fail_all: int | None = None  # answer every send with this status (an outage)
+    gate: asyncio.Event | None = None  # while set and not open, sends wait for it (an attempt in flight)
+    held: int = 0  # sends waiting at the gate now
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -121,6 +124,12 @@ class FakeGoogle:
         if request.match_info["project"] != self.project:
             return web.json_response(fcm_error(403, "SENDER_ID_MISMATCH", "PERMISSION_DENIED"), status=403)
         body = await request.json()
+        if self.gate is not None:
+            self.held += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.held -= 1
         message = body.get("message", {})
         if not message.get("token") or not all(isinstance(v, str) for v in message.get("data", {}).values()):
             return web.json_response(fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT"), status=400)
