@@ -109,10 +109,10 @@ def record(n: int, state: str, desired: float, created: float) -> dict[str, Any]
     return rec
 
 
-def row(rec: dict[str, Any], desired: float, created: float) -> tuple[Any, ...]:
+def row(rec: dict[str, Any], desired: float, created: float, serial: int) -> tuple[Any, ...]:
     return (rec["_id"], rec["_service_name"], rec["_callback_state"], rec["_customer_number"], desired,
             desired + SERVICE_OPTIONS["_ttl"], rec.get("_ors_session_id"), created, created,
-            json.dumps(rec, separators=(",", ":")))
+            json.dumps(rec, separators=(",", ":")), serial)
 
 
 async def build_database(data: Path, live: int, completed: int, events: int, first_number: int) -> None:
@@ -125,11 +125,12 @@ async def build_database(data: Path, live: int, completed: int, events: int, fir
     now = time.time()
     db = sqlite3.connect(path)
     try:
-        insert = "INSERT INTO callbacks VALUES (?,?,?,?,?,?,?,?,?,?)"
-        rows = []
+        insert = ("INSERT INTO callbacks (id, service, state, customer_number, desired_time, expiration_time, "
+                  "session_id, created_at, updated_at, record, serial) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+        rows = []  # serials below any the engine mints (negative, as migration 9 numbers old callbacks)
         for i in range(live):
             desired = now + DAY + (30 * DAY) * i / max(1, live)
-            rows.append(row(record(first_number + i, "SCHEDULED", desired, now - 60), desired, now - 60))
+            rows.append(row(record(first_number + i, "SCHEDULED", desired, now - 60), desired, now - 60, -live - i))
         db.executemany(insert, rows)
         done_ids = []
         for start in range(0, completed, 20_000):
@@ -138,17 +139,20 @@ async def build_database(data: Path, live: int, completed: int, events: int, fir
                 created = now - DAY + DAY * i / max(1, completed)
                 rec = record(10_000_000 + i, "COMPLETED", created, created)
                 done_ids.append(rec["_id"])
-                rows.append(row(rec, created, created))
+                rows.append(row(rec, created, created, -2 * live - completed + i))
             db.executemany(insert, rows)
         for start in range(0, events, 100_000):
             batch = []
             for i in range(start, min(events, start + 100_000)):
-                cid = done_ids[i % len(done_ids)]
+                n = i % len(done_ids)
+                cid = done_ids[n]
                 message = {"event_id": "_cbe_on_callback_status_updated", "timestamp": str(int(now)),
                            "_service_id": cid, "_service_name": SERVICE, "_callback_state": "COMPLETED",
                            "_customer_number": "+15550000000", "_v_queue": QUEUE}
-                batch.append((i + 1, cid, message["event_id"], json.dumps(message, separators=(",", ":")), now))
-            db.executemany("INSERT INTO callback_events VALUES (?,?,?,?,?)", batch)
+                batch.append((i + 1, cid, message["event_id"], json.dumps(message, separators=(",", ":")), now,
+                              -2 * live - completed + n))
+            db.executemany("INSERT INTO callback_events (id, callback_id, name, data, created_at, callback_serial) "
+                           "VALUES (?,?,?,?,?,?)", batch)
         db.commit()
     finally:
         db.close()

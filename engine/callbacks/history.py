@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text, delete
+from sqlalchemy import BigInteger, Column, Float, Integer, Select, String, Table, Text
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
 from ..ids import partition_of
 from ..storage import Migration, Store, TableWrite, UnitOfWork, creates, dumps, metadata
+from . import serials
 
 STATE, DELIVERY, PUSH = "state", "delivery", "push"
 # What caused a state change.
@@ -44,8 +44,9 @@ callback_history = Table(
     Column("kind", String(16), nullable=False),
     Column("at", Float, nullable=False),
     Column("data", Text, nullable=False),
+    Column("callback_serial", BigInteger),  # the callback's serial; NULL: not known to the writer
 )
-Index("ix_callback_history_callback", callback_history.c.callback_id, callback_history.c.id)
+# Indexed by (callback_serial, id), and (callback_id, id) where the serial is NULL: migration 9.
 
 CALLBACK_HISTORY = TableWrite(callback_history, sequenced=True)
 MIGRATION = Migration(6, "callback history: state changes, delivery and push attempts", creates(callback_history))
@@ -55,10 +56,12 @@ class HistoryLog:
     """History rows of one writer, on their way to the next batch (kept in memory without a store)."""
 
     def __init__(self, store: Store | None, request_write: Callable[[], None], clock: Callable[[], float],
-                 partitioned: bool = False):
+                 partitioned: bool = False, serial_of: Callable[[str], int | None] = lambda _cid: None):
         """``clock``: the engine clock's now (the record's times are on it too). ``partitioned``
-        (a cluster node): each row carries its callback's partition, which fences its write."""
+        (a cluster node): each row carries its callback's partition, which fences its write.
+        ``serial_of``: a callback's serial (``CallbackSerials.of``), None where not known."""
         self.store = store
+        self.serial_of = serial_of
         self.partitioned = partitioned
         self.request_write = request_write
         self.clock = clock
@@ -68,7 +71,8 @@ class HistoryLog:
 
     def add(self, callback_id: str, kind: str, data: dict[str, Any]) -> None:
         row = {"id": self.store.new_id() if self.store is not None else next(_memory_ids),
-               "callback_id": callback_id, "kind": kind, "at": self.clock(), "data": dumps(data)}
+               "callback_id": callback_id, "kind": kind, "at": self.clock(), "data": dumps(data),
+               "callback_serial": self.serial_of(callback_id)}
         if self.partitioned:
             row["part"] = partition_of(callback_id)
         if self.store is None:
@@ -108,15 +112,14 @@ class HistoryLog:
 
 
 async def stored(store: Store, callback_id: str) -> list[dict[str, Any]]:
-    """A callback's stored history rows, oldest first."""
-    t = callback_history
-    return await store.rows_where(t, t.c.callback_id == callback_id, order_by=(t.c.id,))
+    """A callback's stored history rows, oldest first (two ranges of the indexes)."""
+    return await store.fetch_all(serials.rows_of(callback_history, callback_id))  # type: ignore[arg-type]
 
 
-async def purge_of(conn: AsyncConnection, callback_ids: ColumnElement[Any] | Iterable[str]) -> int:
-    """Delete the history of these callbacks (a sub-select or ids); how many rows went."""
-    gone = await conn.execute(delete(callback_history).where(callback_history.c.callback_id.in_(callback_ids)))
-    return gone.rowcount
+async def purge_of(conn: AsyncConnection, their_serials: Select[Any], their_ids: Select[Any]) -> int:
+    """Delete the history of some callbacks (sub-selects of their serials and of their ids, the
+    same callbacks); how many rows went."""
+    return await serials.delete_of(conn, callback_history, their_serials, their_ids)
 
 
 # -- what an attempt row holds ----------------------------------------------------------------

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage import Migration, Schema, Store, TableWrite, creates, dumps, metadata
 from ..storage.cluster_tables import with_partition
-from . import history
+from . import history, serial_migration, serials
 from .records import parse_time
 from .vocabulary import CallbackState
 
@@ -44,6 +44,7 @@ callbacks = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("record", Text, nullable=False),
+    Column("serial", BigInteger),  # given at create, grows with time: the key of its events (migration 9)
 )
 Index("ix_callbacks_service_state", callbacks.c.service, callbacks.c.state)
 Index("ix_callbacks_customer", callbacks.c.customer_number)
@@ -57,8 +58,9 @@ callback_events = Table(
     Column("name", String(100), nullable=False),
     Column("data", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("callback_serial", BigInteger),  # the callback's serial; NULL: not known to the writer
 )
-Index("ix_callback_events_callback", callback_events.c.callback_id, callback_events.c.id)
+# Indexed by (callback_serial, id), and (callback_id, id) where the serial is NULL: migration 9.
 
 # Migration 5: what a query, the start-up load and the purge look for costs the same with a large
 # history (every query is a range of one of these, ordered like the list answers). The indexes
@@ -91,14 +93,20 @@ SCHEMA = Schema("callbacks", (Migration(2, "callback records and their status ev
                                         creates(callbacks, callback_events)),
                                 Migration(5, "callback indexes by state, creation and update time",
                                           _flat_indexes),
-                                history.MIGRATION),
+                                history.MIGRATION,
+                                Migration(9, "status events and history indexed by their callback's serial, "
+                                             "which grows with time (the random callback id dirtied a "
+                                             "random index page per callback in every commit)",
+                                          serial_migration.migrate)),
                 (CALLBACKS, CALLBACK_EVENTS, history.CALLBACK_HISTORY))
 #: Every state a record can be in but COMPLETED: "not COMPLETED" is a range of the state indexes.
 OPEN_STATES = tuple(s.value for s in CallbackState if s != CallbackState.COMPLETED)
 
 
-def record_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The stored row of a record: the record as JSON, and the columns queries filter on."""
+def record_row(record: dict[str, Any], serial: int | None = None) -> dict[str, Any]:
+    """The stored row of a record: the record as JSON, and the columns queries filter on.
+    ``serial``: the callback's (``CallbackSerials``), written by its first row and kept after (a
+    callback stored without one has its events found through the unserialed indexes)."""
     return {
         "id": record["_id"], "service": record["_service_name"], "state": record["_callback_state"],
         "customer_number": record["_customer_number"],
@@ -106,7 +114,7 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
         "expiration_time": parse_time(record["_expiration_time"], ""),
         "session_id": record.get("_ors_session_id"),
         "created_at": parse_time(record["_created_time"], ""),
-        "updated_at": time.time(), "record": dumps(record),
+        "updated_at": time.time(), "record": dumps(record), "serial": serial,
     }
 
 
@@ -116,18 +124,22 @@ _SHARED_VALUES = ("_service_name", "_callback_state", "_call_direction", "_urs_v
 _DECODE_CHUNK = 2000
 
 
-async def load_open(store: Store, partitions: list[int] | None = None) -> list[dict[str, Any]]:
+async def load_open(store: Store, partitions: list[int] | None = None,
+                    known: serials.CallbackSerials | None = None) -> list[dict[str, Any]]:
     """Every record not yet COMPLETED (decoded); only the open rows are read, however long the history.
 
     Tens of thousands of records stay in memory for as long as they wait: decoded one JSON array
     per chunk, the records share one string per key (the decoder reuses the keys it has seen in
     one document), and the values that repeat across records are interned: about 1 KiB less per
     record than decoding each on its own, and faster. ``partitions``: only theirs (a cluster node
-    adopting partitions reads them over the ``(part, state)`` index)."""
-    query = select(callbacks.c.record).where(callbacks.c.state.in_(OPEN_STATES))
+    adopting partitions reads them over the ``(part, state)`` index). ``known`` learns their serials."""
+    query = select(callbacks.c.id, callbacks.c.serial, callbacks.c.record).where(callbacks.c.state.in_(OPEN_STATES))
     if partitions is not None:
         query = query.where(PART.in_(partitions))
     found = await store.fetch_all(query)
+    if known is not None:
+        for row in found:
+            known.learn(row["id"], row["serial"])
     texts = [r["record"] for r in found]
     records: list[dict[str, Any]] = []
     for start in range(0, len(texts), _DECODE_CHUNK):
@@ -200,16 +212,15 @@ async def is_session_of_callback(store: Store, session_id: str) -> bool:
 
 
 async def events_of(store: Store, callback_id: str) -> list[dict[str, Any]]:
-    """The recorded status event rows of a callback, oldest first."""
-    t = callback_events
-    return await store.rows_where(t, t.c.callback_id == callback_id, order_by=(t.c.id,))
+    """The recorded status event rows of a callback, oldest first (two ranges of the indexes)."""
+    return await store.fetch_all(serials.rows_of(callback_events, callback_id))  # type: ignore[arg-type]
 
 
 async def purge(conn: AsyncConnection, cutoff: float) -> dict[str, int]:
     """Callbacks COMPLETED before ``cutoff``, with their recorded events and history; open ones stay."""
     done = (callbacks.c.state == CallbackState.COMPLETED, callbacks.c.updated_at < cutoff)
-    await history.purge_of(conn, select(callbacks.c.id).where(*done))
-    events = await conn.execute(delete(callback_events).where(
-        callback_events.c.callback_id.in_(select(callbacks.c.id).where(*done))))
+    their_serials, their_ids = select(callbacks.c.serial).where(*done), select(callbacks.c.id).where(*done)
+    await history.purge_of(conn, their_serials, their_ids)
+    events = await serials.delete_of(conn, callback_events, their_serials, their_ids)
     records = await conn.execute(delete(callbacks).where(*done))
-    return {"callbacks": records.rowcount, "callback_events": events.rowcount}
+    return {"callbacks": records.rowcount, "callback_events": events}

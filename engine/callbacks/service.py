@@ -65,6 +65,7 @@ from .records import (
     request_keys,
     service_fields,
 )
+from .serials import CallbackSerials
 from .services import ServiceRegistry
 from .shared_counts import SharedCounts
 from .timers import Timers
@@ -101,6 +102,7 @@ class CallbackService:
         self._dirty: dict[str, dict[str, Any]] = {}
         self._new_events: list[dict[str, Any]] = []
         self._event_ids = 0
+        self.serials = CallbackSerials(self.store, self.records)  # the key of each callback's event and history rows
         self.timers = Timers(self.clock)
         self.timers.on("submit", self._run_submit)
         self.timers.on("ttl", self._run_ttl)
@@ -122,7 +124,7 @@ class CallbackService:
             self.cluster.join(self)
         # State changes, each with what caused it (the console's timeline), in the same batches.
         self.history = history.HistoryLog(self.store, manager.request_write, self.clock.now,
-                                          partitioned=self.cluster is not None)
+                                          partitioned=self.cluster is not None, serial_of=self.serials.of)
         manager.batch_contributors.append(self.history.contribute)
         manager.after_commit.append(self.history.written)
         manager.on_session_end.append(self._session_ended)
@@ -134,7 +136,7 @@ class CallbackService:
         the callbacks of each partition this node claims)."""
         if self.store is None or self.cluster is not None:
             return
-        self._restore(await callback_rows.load_open(self.store))
+        self._restore(await callback_rows.load_open(self.store, known=self.serials))
         durable_platform = self.platform is not None and self.platform.durable
         for sid, cid in [] if durable_platform else list(self.by_session.items()):
             session = self.manager.sessions.get(sid)
@@ -172,7 +174,7 @@ class CallbackService:
     async def adopt(self, partitions: dict[int, int]) -> None:
         """This node claimed ``partitions``: load their open callbacks and arm their timers (the
         session manager, which joined first, has restored their sessions already)."""
-        records = await callback_rows.load_open(self.store, sorted(partitions))  # type: ignore[arg-type]
+        records = await callback_rows.load_open(self.store, sorted(partitions), self.serials)  # type: ignore[arg-type]
         self._restore(records)
         if records:
             log.info("callback service: %d open callbacks of %d partitions adopted", len(records), len(partitions))
@@ -271,6 +273,7 @@ class CallbackService:
             "_urs_virtual_queue": keys.get("_urs_virtual_queue", options["_urs_virtual_queue"]),
         }
         self.records[cid] = record
+        self.serials.new(cid)
         self.bus.publish(CallbackCreated(record))
         if scheduled:
             self._lifecycle(record, history.API_CREATE).created()
@@ -712,7 +715,7 @@ class CallbackService:
         self._event_ids += 1
         row = {"id": self._event_ids if self.store is None else self.store.new_id(),
                "callback_id": record["_id"], "name": name, "data": dumps(message),
-               "created_at": self.clock.now()}
+               "created_at": self.clock.now(), "callback_serial": self.serials.of(record["_id"])}
         if self.cluster is not None:
             row["part"] = partition_of(record["_id"])
         self.bus.publish(StatusEvent(record, name, values, record.get("_ors_session_id")))
@@ -736,7 +739,7 @@ class CallbackService:
             return
         records = batch.rows(callback_rows.CALLBACKS)
         for cid, record in self._dirty.items():
-            records.append(callback_rows.record_row(record))
+            records.append(callback_rows.record_row(record, self.serials.of(cid)))
             # A completed record leaves memory once its flow has wound down (it may still report).
             if (record["_callback_state"] == CallbackState.COMPLETED
                     and record.get("_ors_session_id") not in self.by_session):
@@ -750,7 +753,7 @@ class CallbackService:
         records being written kept until the commit (the shared limits count them from memory)."""
         records = batch.rows(callback_rows.CLUSTER_CALLBACKS)
         for cid, record in self._dirty.items():
-            row = callback_rows.record_row(record)
+            row = callback_rows.record_row(record, self.serials.of(cid))
             row["part"] = partition_of(cid)
             records.append(row)
             if (record["_callback_state"] == CallbackState.COMPLETED

@@ -81,12 +81,16 @@ async def test_callback_records_and_their_events(db_url: str) -> None:
     store = await persistence.open_store(db_url)
     try:
         unit = UnitOfWork()
-        unit.add(callback_rows.CALLBACKS, [callback_rows.record_row(record("c1", "QUEUED")),
-                                           callback_rows.record_row(record("c22", "COMPLETED", "+15559990000"))])
+        serial = store.new_id()
+        unit.add(callback_rows.CALLBACKS, [callback_rows.record_row(record("c1", "QUEUED"), serial),
+                                           callback_rows.record_row(record("c22", "COMPLETED", "+15559990000"),
+                                                                    store.new_id())])
         first, second = store.new_id(), store.new_id()
         unit.add(callback_rows.CALLBACK_EVENTS, [
-            {"id": second, "callback_id": "c1", "name": "later", "data": '{"n":2}', "created_at": 2.0},
-            {"id": first, "callback_id": "c1", "name": "first", "data": '{"n":1}', "created_at": 1.0}])
+            {"id": second, "callback_id": "c1", "name": "later", "data": '{"n":2}', "created_at": 2.0,
+             "callback_serial": serial},
+            {"id": first, "callback_id": "c1", "name": "first", "data": '{"n":1}', "created_at": 1.0,
+             "callback_serial": serial}])
         await store.write(unit)
         row = (await callback_rows.find(store, service="svc", states=["QUEUED"]))[0]
         assert (row["customer_number"], row["desired_time"], row["expiration_time"], row["session_id"]) == \
@@ -105,6 +109,7 @@ async def test_callback_records_and_their_events(db_url: str) -> None:
         await store.write(unit)
         row = (await callback_rows.find(store, states=["COMPLETED"], service="svc"))[0]
         assert row["id"] == "c1" and row["created_at"] == 502.0 and json.loads(row["record"]) == changed
+        assert row["serial"] == serial  # given by the first write, kept after
     finally:
         await store.close()
 

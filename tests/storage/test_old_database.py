@@ -81,10 +81,10 @@ async def test_an_old_database_opens_as_migrated_and_reads_back(db_url: str) -> 
         async with store.engine.connect() as conn:
             recorded = (await conn.execute(text("select version, applied_at from schema_migrations"))).all()
         # none re-applied; only migrations 5 (the callbacks' flat-cost indexes), 6 (the callbacks'
-        # history), 7 (the cluster tables and partition columns) and 8 (the cluster's shared configuration)
-        # are new to it
+        # history), 7 (the cluster tables and partition columns), 8 (the cluster's shared configuration)
+        # and 9 (events and history keyed by the callback's serial) are new to it
         assert sorted(map(tuple, recorded))[:4] == [(1, 100.5), (2, 100.5), (3, 100.5), (4, 100.5)]
-        assert sorted(v for v, _ in recorded if v > 4) == [5, 6, 7, 8]
+        assert sorted(v for v, _ in recorded if v > 4) == [5, 6, 7, 8, 9]
         assert store.new_id() == 15  # past the largest inbox, outbox, event and delivery id
         assert [f["name"] for f in await session_rows.load_flow_versions(store)] == ["hello"]
         assert [s["id"] for s in await session_rows.load_running(store)] == ["s1"]
@@ -130,7 +130,8 @@ async def test_a_new_sqlite_database_gets_exactly_the_old_tables(tmp_path) -> No
         finally:
             await store.close()
     assert schemas[0] == schemas[1]
-    # 20 tables and 14 indexes (migration 5: three callback indexes for one; 6: callback_history and its
+    # 20 tables and 16 indexes (migration 5: three callback indexes for one; 6: callback_history and its
     # index; 7: five cluster tables and three indexes, the partition indexes being PostgreSQL's only;
-    # 8: four shared-configuration tables and an index, the flow versions' unique one PostgreSQL's only)
-    assert len(schemas[0]) == 34
+    # 8: four shared-configuration tables and an index, the flow versions' unique one PostgreSQL's only;
+    # 9: the events' and history's index by callback id each replaced by two, by serial and unserialed)
+    assert len(schemas[0]) == 36
