@@ -17,7 +17,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..atomic_file import save
 from ..callbacks.event_catalog import ALL_EVENTS
 from ..callbacks.records import BadRequest
 from ..callbacks.services import NAME, ServiceRegistry
+from ..ids import random_id
 from ..scxml.clock import Clock
 from ..secretbox import SecretBox
 from ..storage.config_docs import content_hash
@@ -44,6 +44,7 @@ DEFAULT_MAX_ATTEMPTS = 8
 _RECORD_KEYS = tuple(sorted(PROPERTY_KEYS))
 MAX_RESOLVED = 4096  # bases of resolved notification settings kept (most engines use a handful)
 LIST_KIND = "transaction_list"  # a list's kind of shared document (a cluster's)
+_MISSING = object()
 
 
 @dataclass
@@ -275,7 +276,7 @@ class StatusNotifier:
         now = self.clock.now()
         options = self.services.options.get(record["_service_name"], {})
         self.subscriptions.add(Subscription(
-            id=uuid.uuid4().hex, subscriber_id=f"callback:{record['_id']}",
+            id=random_id(), subscriber_id=f"callback:{record['_id']}",
             provider=str(cfg.get("_status_notification_provider") or "default"), type=kind, device_id=target,
             properties={}, filter=callback_tag(record["_service_name"], record["_id"]),
             expires_at=now + 2 * options.get("_ttl", 86400) + 86400, created_at=now, callback_id=record["_id"],
@@ -314,14 +315,15 @@ class StatusNotifier:
         count = 0
         for sub in self.subscriptions.matching(tag, now):
             http = sub.type in ("httpcb", "customhttp")
+            target = sub.target  # a property: read once
             # Stored with the delivery, so sealed: only the dispatcher opens it, to sign.
-            secret = sub.sealed_secret or (self._sealed(self.config.secret_for(sub.target)) if http else None)
+            secret = sub.sealed_secret or (self._sealed(self.config.secret_for(target)) if http else None)
             body = message
             if sub.type == "fcm":  # an FCM data message: string values only
                 body = {"token": sub.device_id, "data": {k: v if isinstance(v, str) else json.dumps(v)
                                                          for k, v in message.items()}}
             self.new_deliveries.append(Delivery(
-                id=self.new_id(), key=f"{sub.type}|{sub.target}|{tag}", type=sub.type, target=sub.target,
+                id=self.new_id(), key=f"{sub.type}|{target}|{tag}", type=sub.type, target=target,
                 device_id=sub.device_id, message=body, webhook_id=message_id("msg"),
                 max_attempts=sub.max_attempts or max_attempts or self.config.max_attempts,
                 created_at=time.time(), secret=secret,
@@ -345,9 +347,13 @@ def status_message(name: str, now: float, record: Mapping[str, Any], values: Map
     for param in params:
         if param in message:
             continue
-        if param in values:
-            message[param] = values[param]
-        elif param in record:
-            message[param] = record[param]
+        # One lookup each where ``in`` then ``[]`` made two: a flow's values look a name up in the
+        # session's datamodel, then the record.
+        value = values.get(param, _MISSING)
+        if value is _MISSING:
+            value = record.get(param, _MISSING)
+            if value is _MISSING:
+                continue
+        message[param] = value
     message.update(custom)
     return message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.notifications import http1
 from engine.notifications.http1 import ProtocolFault, ResponseReader, encode_request
 
 
@@ -84,3 +85,20 @@ def test_the_request_bytes_and_forged_headers() -> None:
     for headers in ({"x": "a\nb"}, {"x": "a\rb"}, {"x\r\ny": "1"}, {"x:y": "1"}):
         with pytest.raises(ValueError):
             encode_request("/", "h", headers, b"")
+
+
+def test_header_names_checked_once_are_still_checked_for_their_colon() -> None:
+    """Names are kept once checked (``_NAMES``): a line that is only a known name, without its
+    colon, is still refused, and a known name in other letter cases reads the same."""
+    assert read(b"HTTP/1.1 200 OK\r\nX-Seen: 1\r\nContent-Length: 0\r\n\r\n").headers["x-seen"] == "1"
+    with pytest.raises(ProtocolFault):
+        ResponseReader(1000).feed(b"HTTP/1.1 200 OK\r\nX-Seen\r\nContent-Length: 0\r\n\r\n")
+    assert read(b"HTTP/1.1 200 OK\r\nx-SEEN: 2\r\ncontent-length: 0\r\n\r\n").headers["x-seen"] == "2"
+
+
+def test_the_kept_header_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "_NAMES", {})
+    monkeypatch.setattr(http1, "MAX_NAMES", 3)
+    for i in range(10):
+        assert read(f"HTTP/1.1 200 OK\r\nX-{i}: v\r\nContent-Length: 0\r\n\r\n".encode()).headers[f"x-{i}"] == "v"
+        assert len(http1._NAMES) <= 3
