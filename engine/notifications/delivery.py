@@ -62,11 +62,16 @@ class Delivery:
     status: str = PENDING
     last_error: str = ""
 
-    @functools.cached_property
+    @property
     def message_json(self) -> str:
         """The message as compact JSON, encoded once for the stored row and every attempt's body
-        (the message is never changed once the delivery exists)."""
-        return dumps(self.message)
+        (the message is never changed once the delivery exists). Kept in the instance's dict
+        beside the fields (``asdict`` and ``==`` see fields only); not ``functools.cached_property``,
+        which takes a lock shared by every delivery at each first read (3.11)."""
+        text = self.__dict__.get("_message_json")
+        if text is None:
+            text = self.__dict__["_message_json"] = dumps(self.message)
+        return text
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "ordering_key": self.key, "status": self.status, "attempts": self.attempts,

@@ -57,3 +57,17 @@ def test_a_value_json_cannot_hold_is_sent_and_stored_as_null() -> None:
                  created_at=1.0)
     assert json.loads(d.body()) == {"a": None, "b": None, "c": 1.5}
     assert json.loads(d.record())["message"] == {"a": None, "b": None, "c": 1.5}
+
+
+def test_the_message_is_encoded_once_and_is_no_field() -> None:
+    """The stored row and every attempt's body share one encoding of the message, which is not
+    a field: the API's view, equality and the stored record hold the fields only."""
+    d = Delivery(id=9, key="k", type="httpcb", target="https://example.test/h", device_id="dev",
+                 message={"event_id": "_cbe_on_dial_init"}, webhook_id="msg_3", max_attempts=3, created_at=1.0)
+    record = d.record()
+    d.message["added_later"] = 1  # the engine never does this: it shows the first encoding is reused
+    assert json.loads(d.body()) == {"deviceId": "dev", "message": {"event_id": "_cbe_on_dial_init"}}
+    assert d.message_json == json.dumps({"event_id": "_cbe_on_dial_init"}, separators=(",", ":"))
+    assert "_message_json" not in asdict(d) and "_message_json" not in d.public()
+    assert set(json.loads(record)) == set(asdict(d))
+    assert Delivery(**json.loads(record)) == Delivery(**{**asdict(d), "message": {"event_id": "_cbe_on_dial_init"}})
