@@ -92,11 +92,9 @@ async def _history_rows(runtime: Runtime, cid: str, unwritten: list[dict[str, An
     the order they happened. Memory is read first: a row leaves memory only once it is committed,
     so none falls between. Stored rows this node minted after ``mark`` are newer than that view."""
     store = runtime.store
-    stored = await history.stored(store, cid) if store is not None else []
-    if store is not None and mark is not None:
-        stored = [r for r in stored if not store.minted_since(mark, r["id"])]
-    seen = {r["id"] for r in stored}
-    return sorted(stored + [r for r in unwritten if r["id"] not in seen], key=lambda r: r["id"])
+    if store is None or mark is None:
+        return sorted(unwritten, key=lambda r: r["id"])
+    return store.as_of(mark, await history.stored(store, cid), unwritten)
 
 
 async def _events(runtime: Runtime, cid: str) -> list[dict[str, Any]]:

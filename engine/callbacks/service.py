@@ -101,6 +101,7 @@ class CallbackService:
         self.events: dict[str, list[dict[str, Any]]] = {}  # kept in memory without a store
         self._dirty: dict[str, dict[str, Any]] = {}
         self._new_events: list[dict[str, Any]] = []
+        self._writing_events: list[dict[str, Any]] = []  # in the batch being written
         self._event_ids = 0
         self.serials = CallbackSerials(self.store, self.records)  # the key of each callback's event and history rows
         self.timers = Timers(self.clock)
@@ -112,6 +113,7 @@ class CallbackService:
         self.scheduled = TimeIndex(_scheduled_at)  # SCHEDULED records, by service and desired time
         self._indexes: list[RecordIndex | TimeIndex] = [self.waiting, self.scheduled]
         manager.batch_contributors.append(self._contribute)
+        manager.after_commit.append(self._events_written)
         # In a cluster (PostgreSQL) this node holds the callbacks of its partitions only: it
         # loads them as it claims them (``adopt``), the limits count every node's records, and
         # every row it writes carries its callback's partition (which fences the write).
@@ -209,6 +211,10 @@ class CallbackService:
 
     def _written(self) -> None:
         self._writing = {}
+
+    def _events_written(self) -> None:
+        """An after-commit hook: the event rows of the batch just written are in the store now."""
+        self._writing_events = []
 
     def _here(self, record: dict[str, Any]) -> None:
         """A change of ``record`` must be made by the node holding it: in a cluster another
@@ -415,20 +421,19 @@ class CallbackService:
 
     async def events_of(self, service_name: str, cid: str) -> list[dict[str, Any]]:
         await self.owned(service_name, cid)
-        pending = [e for e in self._new_events if e["callback_id"] == cid]
-        if self.store is None:
-            rows = self.events.get(cid, [])
-        else:
-            rows = await callback_rows.events_of(self.store, cid) + pending
-        return [json.loads(r["data"]) for r in rows]
+        return [json.loads(r["data"]) for r in await self.event_rows(cid)]
 
     async def event_rows(self, cid: str) -> list[dict[str, Any]]:
         """A callback's recorded status event rows (``id``, ``name``, ``data`` as JSON text,
-        ``created_at``), oldest first, those not yet written included; any service."""
+        ``created_at``), oldest first, those not yet written included; any service. Memory is
+        read first, at one instant, then the store (``Store.as_of``): the rows of the batch being
+        written were in neither place while it was written, and a batch committed during the read
+        showed its rows twice."""
         if self.store is None:
             return list(self.events.get(cid, []))
-        pending = [e for e in self._new_events if e["callback_id"] == cid]
-        return await callback_rows.events_of(self.store, cid) + pending
+        mark = self.store.id_mark()
+        unwritten = [e for e in (*self._writing_events, *self._new_events) if e["callback_id"] == cid]
+        return self.store.as_of(mark, await callback_rows.events_of(self.store, cid), unwritten)
 
     # -- checks ---------------------------------------------------------------------------
     def _check_hours(self, options: dict[str, Any], desired: float) -> None:
@@ -746,7 +751,7 @@ class CallbackService:
                 self.records.pop(cid, None)
         batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
         self._dirty = {}
-        self._new_events = []
+        self._writing_events, self._new_events = self._new_events, []
 
     def _contribute_partitioned(self, batch: UnitOfWork) -> None:
         """``_contribute`` on a cluster node: each row with its callback's partition, and the
@@ -762,7 +767,7 @@ class CallbackService:
         batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
         self._writing.update(self._dirty)
         self._dirty = {}
-        self._new_events = []
+        self._writing_events, self._new_events = self._new_events, []
 
 
 def _waiting_in(record: dict[str, Any]) -> str | None:

@@ -140,6 +140,15 @@ class Store:
         other cluster nodes mint fall between ours and are never counted."""
         return value >= mark and (value - mark) % self._id_step == 0
 
+    def as_of(self, mark: int, stored: list[dict[str, Any]], unwritten: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows as they were when ``mark`` was taken, by id: ``unwritten``, the rows memory held
+        then (a row leaves memory only once it is committed, so none falls between), and the
+        ``stored`` ones read after it but minted before it; a row both in memory and stored (its
+        batch committed during the read) counts once."""
+        kept = [r for r in stored if not self.minted_since(mark, r["id"])]
+        seen = {r["id"] for r in kept}
+        return sorted(kept + [r for r in unwritten if r["id"] not in seen], key=_row_id)
+
     async def _top_id(self, conn: AsyncConnection) -> int:
         """The largest key of every sequenced table."""
         top = 0
@@ -281,3 +290,7 @@ class Store:
     async def put_value(self, key: str, value: str, updated_at: float) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(self._statement(_VALUES), [{"key": key, "value": value, "updated_at": updated_at}])
+
+
+def _row_id(row: dict[str, Any]) -> Any:
+    return row["id"]
