@@ -96,7 +96,7 @@ async def test_cancel_while_queued(cb_client) -> None:
     rec = await record(cb_client, cid)
     assert rec["_callback_state"] == "COMPLETED" and rec["_callback_reason"] == "CANCELLED"
     evts = names(await eventually(lambda: events(cb_client, "expiring", cid),
-                                  lambda got: "_cbe_on_service_exit" in names(got), timeout=2,
+                                  lambda got: "_cbe_on_service_exit" in names(got), timeout=10,
                                   expected="_cbe_on_service_exit among the events"))
     assert "_cbe_on_callback_cancelled" in evts and "_cbe_on_service_exit" in evts
     r = await cb_client.delete(f"{BASE}/expiring/{cid}", headers=CLIENT)
@@ -151,7 +151,7 @@ async def test_ttl_expiry(cb_client) -> None:
     done = await wait_state(cb_client, cid, "COMPLETED")
     assert done["_callback_reason"] == "FAIL_TIMEOUT_TTL"
     evts = await eventually(lambda: events(cb_client, "expiring", cid),
-                            lambda got: "_cbe_on_service_exit" in names(got), timeout=2,
+                            lambda got: "_cbe_on_service_exit" in names(got), timeout=10,
                             expected="_cbe_on_service_exit among the events")
     exit_event = next(e for e in evts if e["event_id"] == "_cbe_on_service_exit")
     assert exit_event["c_termination_type"] == "COMPLETED.FAIL_TIMEOUT_TTL"
