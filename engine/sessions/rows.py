@@ -5,7 +5,10 @@ Only this domain decodes a stored snapshot: the API asks here for what a stored 
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text, delete, func, select
@@ -13,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..jsonable import jsonable
 from ..scxml.snapshot import decode_state
-from ..storage import Fence, Migration, Schema, Store, TableWrite, UnitOfWork, creates, metadata
+from ..storage import SLOTS, Fence, Migration, Schema, Store, TableWrite, UnitOfWork, creates, metadata
 from ..storage import fence as fencing
 from ..storage.cluster_tables import inbox_sources, session_writes, with_partition
 
@@ -141,16 +144,30 @@ _TAKE = """
 UPDATE inbox i SET taken_epoch = p.epoch FROM cluster_partitions p
 WHERE i.part = p.id AND p.owner = $1 AND p.owner_incarnation = $2 AND p.id = ANY($3::int[])
   AND (i.taken_epoch IS NULL OR i.taken_epoch < p.epoch)
-RETURNING i.id, i.part, i.session_id, i.event
+RETURNING i.id, i.part, i.session_id, i.event, i.created_at
 """
 
 
 async def take_inbox(store: Store, node: str, incarnation: str, parts: list[int]) -> list[dict[str, Any]]:
-    """Take the inbox rows of ``parts`` not yet taken at their held epoch, oldest first."""
+    """Take the inbox rows of ``parts`` not yet taken at their held epoch, oldest first
+    (``oldest_first``)."""
     async with store.engine.begin() as conn:
         found = (await conn.exec_driver_sql(_TAKE, (node, incarnation, parts))).all()
-    return sorted(({"id": r[0], "part": r[1], "session_id": r[2], "event": r[3]} for r in found),
-                  key=lambda r: r["id"])
+    return [{"id": r[0], "part": r[1], "session_id": r[2], "event": r[3]} for r in oldest_first(found)]
+
+
+def oldest_first(found: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Inbox rows ``(id, ..., created_at)`` in the order they were made. Not by id alone: rows come
+    from several nodes, each minting ids in a slot of its own at its own pace, so a row a busy node
+    made first can have a larger id than one a quieter node made after it (a dead holder's
+    ``route.done`` and the ``call.ended`` handed over after it: taken first, ``call.ended`` is
+    discarded by the flow, which then waits for ever). So: each slot's rows in id order (exact
+    within a node, whatever its clock does), the slots merged by the time each row was made
+    (the nodes' clocks, which must agree closer than one session's events follow each other)."""
+    by_slot: dict[int, list[Sequence[Any]]] = defaultdict(list)
+    for row in sorted(found, key=lambda r: r[0]):
+        by_slot[row[0] % SLOTS].append(row)
+    return list(heapq.merge(*by_slot.values(), key=lambda r: r[-1]))
 
 
 # An event from outside the engine that names where it came from (a platform event's number) is
