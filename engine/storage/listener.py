@@ -44,13 +44,28 @@ class Listener:
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[Any]] = set()  # subscribers' coroutines, held until done
+        # asyncpg runs one operation at a time on a connection: the probe and the LISTENs of
+        # channels subscribed after the start take turns (overlapping, they failed).
+        self._using = asyncio.Lock()
 
     def subscribe(self, channel: str, callback: Subscriber) -> None:
         """Call ``callback(payload)`` for every notification on ``channel``."""
         first = channel not in self._subscribers
         self._subscribers.setdefault(channel, []).append(callback)
         if first and self._raw is not None:  # subscribed after start: listen on the live connection too
-            self._spawn(self._raw.add_listener(channel, self._dispatch))
+            self._spawn(self._listen_late(self._raw, channel))
+
+    async def _listen_late(self, raw: Any, channel: str) -> None:
+        """LISTEN on ``channel`` on the connection ``raw``, in turn with the other operations on it.
+        If it fails, the connection is replaced: the next one listens on every channel."""
+        async with self._using:
+            if raw is not self._raw:  # replaced meanwhile: ``_connect`` listened on every channel
+                return
+            try:
+                await raw.add_listener(channel, self._dispatch)
+            except Exception as e:
+                log.warning("cluster: cannot listen on %s (%s); connecting the listener again", channel, e)
+                self._lost.set()
 
     def on_reconnect(self, sweep: Callable[[], Any]) -> None:
         """Call ``sweep()`` (sync or async) after each reconnection: what was notified meanwhile is lost."""
@@ -130,7 +145,8 @@ class Listener:
             except TimeoutError:
                 pass
             try:
-                await asyncio.wait_for(self._raw.fetchval("SELECT 1"), self.probe_seconds)
+                async with self._using:
+                    await asyncio.wait_for(self._raw.fetchval("SELECT 1"), self.probe_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

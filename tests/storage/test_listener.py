@@ -47,3 +47,26 @@ async def test_notifications_reach_subscribers_and_a_lost_connection_is_replaced
     finally:
         await listener.close()
         await sender.close()
+
+
+async def test_channels_subscribed_together_after_the_start_are_all_listened_on(postgres, caplog) -> None:
+    """Parts that subscribe after the start (a cluster's shared configuration, keys, sign-ins) do
+    so in one go: their LISTENs ran at once on the one connection, which asyncpg refuses ("another
+    operation is in progress"), so all but one channel were deaf until a reconnection."""
+    url = postgres.new_database()
+    sender = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    listener = Listener(url, probe_seconds=0.5)
+    heard: dict[str, list[str]] = {f"cbe_late_{n}": [] for n in range(4)}
+    try:
+        await listener.start()
+        for channel, payloads in heard.items():
+            listener.subscribe(channel, payloads.append)
+        await asyncio.sleep(1.2)  # the LISTENs and at least one probe go out on the connection
+        await sender.execute("SELECT " + ", ".join(f"pg_notify('{c}', '{c}')" for c in heard))
+        await eventually(lambda: heard, lambda got: all(p == [c] for c, p in got.items()), timeout=3,
+                         expected="every late channel told once")
+        assert listener.reconnects == 0
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    finally:
+        await listener.close()
+        await sender.close()
