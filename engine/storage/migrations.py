@@ -69,8 +69,17 @@ def ordered(schemas: Iterable[Schema]) -> list[Migration]:
     return [by_version[v][1] for v in sorted(by_version)]
 
 
+#: The advisory lock a PostgreSQL database's migrations are applied under ("CBE0").
+MIGRATION_LOCK = 0x43424530
+
+
 def migrate(conn: Connection, migrations: list[Migration]) -> list[int]:
-    """Bring the schema up to date; returns the versions applied now."""
+    """Bring the schema up to date; returns the versions applied now. On PostgreSQL, under an
+    advisory lock held to the end of the transaction: the nodes of a cluster starting together
+    (a first start, an upgrade) apply each migration once, the others waiting and finding it done
+    (they failed to start: two creating the same tables)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     if not inspect(conn).has_table("schema_migrations"):
         schema.schema_migrations.create(conn)
     done = set(conn.execute(select(schema.schema_migrations.c.version)).scalars())
