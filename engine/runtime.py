@@ -209,7 +209,10 @@ class Runtime:
             }, checks=[target_check], shared=shared)
             await services.open()
             bus = CallbackBus()
-            notifications = NotificationService(manager, services, lists, notification_config, bus, listener=listener)
+            # The callback service, built next, numbers the callbacks: their deliveries' attempt
+            # rows are keyed by that serial too (looked up when a row is made, never before).
+            notifications = NotificationService(manager, services, lists, notification_config, bus, listener=listener,
+                                                serial_of=lambda cid: callbacks.serials.of(cid))
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, platform)
             push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform, shared)
             if remote is not None and membership is not None:

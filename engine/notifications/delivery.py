@@ -109,9 +109,11 @@ class Dispatcher:
     """Carries deliveries out; one in flight per ordering key."""
 
     def __init__(self, clock: Clock, manager: SessionManager, policy: UrlPolicy, box: SecretBox,
-                 timeout: float = 10.0, base_backoff: float = 1.0):
+                 timeout: float = 10.0, base_backoff: float = 1.0,
+                 serial_of: Callable[[str], int | None] = lambda _cid: None):
         """``policy``: where HTTP deliveries may go (checked again at every attempt, on the
-        address connected to); ``box`` opens the sealed webhook secrets."""
+        address connected to); ``box`` opens the sealed webhook secrets; ``serial_of``: a
+        callback's serial, which keys its attempts' history rows (``CallbackSerials.of``)."""
         self.clock = clock
         self.manager = manager
         self.policy = policy
@@ -141,7 +143,8 @@ class Dispatcher:
         # A delivered attempt's row waits for the batch that deletes the delivery (``_write_soon``);
         # a failed one goes with the batch ``_persist`` asks for at once.
         self.history = history.HistoryLog(store, self._write_soon if manager is not None else _nothing,
-                                          clock.now, partitioned=manager is not None and manager.cluster is not None)
+                                          clock.now, partitioned=manager is not None and manager.cluster is not None,
+                                          serial_of=serial_of)
         if store is not None:
             manager.batch_contributors.append(self.history.contribute)
             manager.after_commit.append(self.history.written)

@@ -38,14 +38,16 @@ DELIVERIES_CHANNEL = "cbe_deliveries"  # payload: the partition a delivery was h
 
 class NotificationService:
     def __init__(self, manager: SessionManager, services: ServiceRegistry, lists: TransactionLists,
-                 config: NotificationConfig, bus: CallbackBus, listener: Listener | None = None):
+                 config: NotificationConfig, bus: CallbackBus, listener: Listener | None = None,
+                 serial_of: Callable[[str], int | None] = lambda _cid: None):
         """``listener``: a cluster node's notifications (deliveries handed over to it, changed
-        subscriptions)."""
+        subscriptions). ``serial_of``: a callback's serial (the callback service's), the key
+        of its deliveries' attempts in its history."""
         self.manager = manager
         self.config = config
         self.lists = lists
         self.subscriptions = SubscriptionRegistry(config.box)
-        self.dispatcher = Dispatcher(manager.clock, manager, config.policy, config.box)
+        self.dispatcher = Dispatcher(manager.clock, manager, config.policy, config.box, serial_of=serial_of)
         self._ids = 0
         self.notifier = StatusNotifier(services, lists, self.subscriptions, self.dispatcher, manager.clock,
                                        config, self._new_id)

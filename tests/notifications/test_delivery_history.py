@@ -3,6 +3,10 @@ HTTP status or error; dead letters are still listed and replayed as before."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from engine.api.appkeys import RUNTIME
+from engine.callbacks import history
 from tests.callbacks.conftest import ADMIN, create
 from tests.support.eventually import eventually
 
@@ -68,3 +72,21 @@ async def test_a_delivery_waiting_for_its_retry_shows_as_pending(make_engine, re
     [delivery] = await eventually(lambda: deliveries(client, cid), lambda got: len(got) == 1 and got[0]["attempts"],
                                   timeout=10, expected="a failed attempt")
     assert delivery["status"] == "pending" and delivery["attempts"][0]["result"] == "retry"
+
+
+async def test_attempt_rows_are_keyed_by_their_callback_s_serial(make_engine, receiver) -> None:
+    """The attempts' history rows carry their callback's serial, as its state changes do: keyed
+    by the random callback id alone, each dirtied a random index page (migration 9)."""
+    client = await make_engine({"keyed": svc(receiver)}, lists=ONE_EVENT)
+    runtime = client.app[RUNTIME]
+    cid = await create(client, "keyed", _customer_number="+15550800103")
+    await receiver.wait_for(1, timeout=20)
+    await eventually(lambda: deliveries(client, cid), lambda got: len(got) == 1 and got[0]["status"] == "delivered",
+                     timeout=10, expected="the delivery delivered in the history")
+    await eventually(lambda: runtime.notifications.dispatcher.history.unwritten(cid), lambda got: not got,
+                     timeout=10, expected="the attempt's row stored")
+    t = history.callback_history
+    rows = await runtime.store.fetch_all(select(t.c.kind, t.c.callback_serial).where(t.c.callback_id == cid))
+    serial = runtime.callbacks.serials.of(cid)
+    assert serial is not None and {r["kind"] for r in rows} >= {history.STATE, history.DELIVERY}, rows
+    assert all(r["callback_serial"] == serial for r in rows), rows
