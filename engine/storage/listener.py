@@ -62,7 +62,7 @@ class Listener:
             if raw is not self._raw:  # replaced meanwhile: ``_connect`` listened on every channel
                 return
             try:
-                await raw.add_listener(channel, self._dispatch)
+                await asyncio.wait_for(raw.add_listener(channel, self._dispatch), self.probe_seconds)
             except Exception as e:
                 log.warning("cluster: cannot listen on %s (%s); connecting the listener again", channel, e)
                 self._lost.set()
@@ -145,13 +145,18 @@ class Listener:
             except TimeoutError:
                 pass
             try:
-                async with self._using:
-                    await asyncio.wait_for(self._raw.fetchval("SELECT 1"), self.probe_seconds)
+                await asyncio.wait_for(self._probe(), self.probe_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 log.warning("cluster: the notification listener's connection does not answer (%s)", e)
                 return
+
+    async def _probe(self) -> None:
+        """``SELECT 1`` in turn with a late LISTEN; the caller's bound covers the wait for the turn
+        too, so a LISTEN stuck on a cut connection cannot hold the watch."""
+        async with self._using:
+            await self._raw.fetchval("SELECT 1")
 
     async def _disconnect(self) -> None:
         conn, self._conn, self._raw = self._conn, None, None

@@ -147,7 +147,7 @@ class Store:
         batch committed during the read) counts once."""
         kept = [r for r in stored if not self.minted_since(mark, r["id"])]
         seen = {r["id"] for r in kept}
-        return sorted(kept + [r for r in unwritten if r["id"] not in seen], key=_row_id)
+        return sorted(kept + [r for r in unwritten if r["id"] not in seen], key=_ROW_ID)
 
     async def _top_id(self, conn: AsyncConnection) -> int:
         """The largest key of every sequenced table."""
@@ -292,5 +292,4 @@ class Store:
             await conn.execute(self._statement(_VALUES), [{"key": key, "value": value, "updated_at": updated_at}])
 
 
-def _row_id(row: dict[str, Any]) -> Any:
-    return row["id"]
+_ROW_ID = itemgetter("id")
