@@ -291,11 +291,14 @@ class EcmaData:
 
     def _note(self, name: str, value: Any) -> None:
         """``name`` now holds ``value`` (given from this side)."""
-        known = self._known
+        known = self._kn
+        if known is _PACKED:
+            known = self._known
         if known is None:
             return
-        if _exact(value):
-            known[name] = _held(value)
+        held = _held_exact(value)
+        if held is not _INEXACT:
+            known[name] = held
             self._volatile.pop(name, None)
         else:
             self._volatile[name] = None
@@ -372,7 +375,9 @@ class EcmaData:
 
     # ------------------------------------------------------------------ answered here (local.Scope)
     def known_value(self, name: str) -> Any:
-        known = self._known
+        known = self._kn
+        if known is _PACKED:
+            known = self._known
         if known is None or name not in known:
             raise NotHere
         return known[name]
@@ -494,7 +499,9 @@ class EcmaData:
             raise expr.fail(expr.error or "cannot be evaluated")
         if jc.literal is not None:
             return jc.literal()  # its value is known here: no call into the context
-        known = self._known
+        known = self._kn
+        if known is _PACKED:
+            known = self._known
         if jc.name is not None and known is not None and jc.name in known:
             return known[jc.name]  # a variable this side wrote, unchanged since: no call into the context
         if jc.local is not None:
@@ -522,7 +529,9 @@ class EcmaData:
         if jc.literal is not None:
             truth = _truthy(jc.literal())
             return True if truth is None else truth  # None: an object or array, truthy
-        known = self._known
+        known = self._kn
+        if known is _PACKED:
+            known = self._known
         if jc.name is not None and known is not None and jc.name in known:
             truth = _truthy(known[jc.name])
             if truth is not None:
@@ -561,7 +570,9 @@ class EcmaData:
         root = m.group(1) if m else ""
         if root in SYSTEM_NAMES:
             raise location.fail(f"{root} is a read-only system variable")
-        known = self._known
+        known = self._kn
+        if known is _PACKED:
+            known = self._known
         path = self._event_path(value)
         if known is not None and (root in known or root in self._volatile) and location.text.strip() == root \
                 and (_exact(value) or (path is not None and not self._overlaps(path))):
@@ -618,9 +629,18 @@ class EcmaData:
     def _set(self, name: str, value: Any) -> None:
         if self._shared:
             self._shared.pop(name, None)
-        if self._ctx is None and name not in self._volatile and _exact(value) and self._known is not None:
-            self._note(name, value)  # all a session without a context keeps of it (a context loads _known)
-            return
+        if self._ctx is None and name not in self._volatile:
+            # All a session without a context keeps of a primitive (a context loads _known): the
+            # common case (every <data>, start parameter and <assign> of a literal), so done here
+            # in one step rather than through _note.
+            known = self._kn
+            if known is _PACKED:
+                known = self._known
+            if known is not None:
+                held = _held_exact(value)
+                if held is not _INEXACT:
+                    known[name] = held
+                    return
         if self._pending is None:
             self._pending = {}
         self._pending[name] = value
@@ -635,7 +655,9 @@ class EcmaData:
         self._set(name, value)
 
     def variable(self, name: str) -> Any:
-        known = self._known
+        known = self._kn
+        if known is _PACKED:
+            known = self._known
         if known is not None:
             if name in known:
                 return known[name]
@@ -657,7 +679,9 @@ class EcmaData:
         return codec.to_python(self.variables().get(name))
 
     def defines(self, name: str) -> bool:
-        known = self._known
+        known = self._kn
+        if known is _PACKED:
+            known = self._known
         if known is not None:  # every variable is known by name, its value here or in the context
             return name in known or name in self._volatile
         if self._pending and self._ctx is not None:
@@ -747,6 +771,24 @@ def _exact(value: Any) -> bool:
     if type(value) is str:
         return value.isascii() or _SURROGATE.search(value) is None
     return _primitive(value)
+
+
+_INEXACT = object()  # _held_exact: not a value this side knows as the context holds it
+
+
+def _held_exact(value: Any) -> Any:
+    """``_held(value)`` when ``_exact(value)``, else ``_INEXACT``: one call where the hot paths
+    (every declared, set and assigned value) made two, the common types tested first."""
+    t = type(value)
+    if t is str:
+        return value if value.isascii() or _SURROGATE.search(value) is None else _INEXACT
+    if t is bool or value is None:
+        return value
+    if t is int:
+        return value if -codec.MAX_SAFE_INT < value < codec.MAX_SAFE_INT else _INEXACT
+    if t is float:
+        return _held(value)
+    return value if t is Foreign and _primitive(value) else _INEXACT
 
 
 _MINUS_ZERO = Foreign({codec.TAG: "n", "v": "-0"})
