@@ -27,6 +27,8 @@ CALL = re.compile(r"[\w$\]\)]\s*\(|\?\.\s*\(|`|/\*|//")
 MUTATES = re.compile(r"(?:<<|>>|[^=!<>])=(?!=)|^=|\+\+|--|\bdelete\b|\bnew\b")
 
 NAME = re.compile(r"^[A-Za-z_$][\w$]*$")
+# The variable a location starts with (``x`` of ``x.y[0]``).
+LOCATION_ROOT = re.compile(r"\s*([A-Za-z_$][\w$]*)")
 # Literals whose value this side knows without asking a context: a quoted string without
 # escapes or line breaks, a decimal number of at most 15 digits, true/false/null, an empty object
 # or array. Flows are full of them (every <data> default, every reset to ''), and each one asked
@@ -59,10 +61,19 @@ class JsCode:
     name: str | None = None  # the expression is this one variable's name
     literal: Callable[[], Any] | None = None  # the expression's value, made here (see ``literal_value``)
     local: Local | None = None  # answers the expression here when it can (``local.compile_local``)
+    # A location's variable (LOCATION_ROOT of its text, "" if none) and whether the text is that
+    # name alone: an <assign> asks both, so they are found once here.
+    root: str = ""
+    bare: bool = False
 
 
 def analyse(mode: str, text: str) -> JsCode:
     """A ``JsCode`` for ``text``: its wrappers and what it needs pushed into the context first."""
+    root = ""
+    if mode == LOCATION:
+        m = LOCATION_ROOT.match(text)
+        root = m.group(1) if m else ""
+        bare = text.strip() == root
     if mode != SCRIPT:
         text = text.strip().rstrip(";").rstrip()  # `new testobject();` is written as an expression (W3C 452)
     literal = tuple(m.group(2) for m in IN_LITERAL.finditer(text))
@@ -82,6 +93,7 @@ def analyse(mode: str, text: str) -> JsCode:
         code.value_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
         code.cond_src = f"(function(){{return !!(\n{text}\n);}})"
     elif mode == LOCATION:
+        code.root, code.bare = root, bare
         code.value_src = f"(function(k,p){{\"use strict\";\n{text}\n= __scxml.value(k,p);}})"
         code.cond_src = f"(function(){{return __scxml.out((\n{text}\n));}})"
     else:

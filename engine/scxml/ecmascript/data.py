@@ -53,7 +53,6 @@ RESERVED = frozenset({
     "while", "with", "yield", "let", "static", "implements", "interface", "package", "private", "protected",
     "public", "await", "arguments", "eval",
 })
-_ROOT = re.compile(r"\s*([A-Za-z_$][\w$]*)")
 _SHARED_OBJECT = re.compile(r'"\$t":\s*"[dr]"')
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _FUNCTION_TAG = re.compile(r'"\$t":\s*"fn"')  # a function in tagged text (prelude.py)
@@ -566,15 +565,14 @@ class EcmaData:
         jc = location.code
         if jc is None or jc.mode != LOCATION:
             raise location.fail(location.error or "not assignable")
-        m = _ROOT.match(location.text)
-        root = m.group(1) if m else ""
+        root = jc.root  # of location.text, found when it was compiled
         if root in SYSTEM_NAMES:
             raise location.fail(f"{root} is a read-only system variable")
         known = self._kn
         if known is _PACKED:
             known = self._known
         path = self._event_path(value)
-        if known is not None and (root in known or root in self._volatile) and location.text.strip() == root \
+        if known is not None and jc.bare and (root in known or root in self._volatile) \
                 and (_exact(value) or (path is not None and not self._overlaps(path))):
             # A primitive (or a copy of an event's object) to a variable of the flow by its name:
             # it goes in with the next code, as <data> values do, one call for all (what the
