@@ -305,30 +305,35 @@ class Session:
         if not self.datamodel.can_hibernate:
             raise ValueError(f"the {self.doc.datamodel.name} datamodel of this session cannot be stored")
         invocations = []
-        for inv in (self._invocations or {}).values():
-            handle = inv.handle
-            child = handle.id if isinstance(handle, Session) else None
-            invocations.append(InvocationState(
-                inv.invokeid, inv.state.id, inv.state.invokes.index(inv.definition), child,
-                None if child is not None else inv.invoker.save(inv), inv.finished,
-            ))
+        if self._invocations:
+            for inv in self._invocations.values():
+                handle = inv.handle
+                child = handle.id if isinstance(handle, Session) else None
+                invocations.append(InvocationState(
+                    inv.invokeid, inv.state.id, inv.state.invokes.index(inv.definition), child,
+                    None if child is not None else inv.invoker.save(inv), inv.finished,
+                ))
+        history = self._history
+        # Taken after every macrostep the host stores: the fields in their order, the empty parts
+        # without a comprehension (by keyword, building the value cost as much as the rest of it).
         return SessionState(
-            status=self.status,
-            configuration=[s.id for s in self.configuration],
-            data=self.datamodel.variables(),
-            history={k: [s.id for s in v] for k, v in (self._history or {}).items()},
-            internal=list(self._internal),
-            external=list(self._external or ()),
-            pending=self.pending_sends(),
-            invocations=invocations,
-            late_done=sorted(self._late_done or ()),
-            sendseq=self._sendseq,
-            parent=self.parent.id if self.parent is not None else None,
-            invokeid=self.invokeid,
-            final_ids=list(self.final_ids),
-            done_data=self.done_data,
-            error=self.error,
-            cancel_requested=self.cancel_requested,
+            self.status,
+            [s.id for s in self.configuration],
+            self.datamodel.variables(),
+            [],  # lost: known only once encoded
+            {k: [s.id for s in v] for k, v in history.items()} if history else {},
+            list(self._internal),
+            list(self._external) if self._external else [],
+            self.pending_sends(),
+            invocations,
+            sorted(self._late_done) if self._late_done else [],
+            self._sendseq,
+            self.parent.id if self.parent is not None else None,
+            self.invokeid,
+            list(self.final_ids),
+            self.done_data,
+            self.error,
+            self.cancel_requested,
         )
 
     def to_bare_state(self) -> SessionState:

@@ -123,3 +123,22 @@ def test_non_finite_floats_survive_a_snapshot_as_tagged_values() -> None:
     back = decode_value(json.loads(text))
     assert math.isnan(back[0]) and back[1] == math.inf and back[2] == -math.inf
     assert math.copysign(1, back[3]) == -1 and back[4] == 1.5 and back[5] == {"x": [math.inf]}
+
+
+def test_to_state_puts_each_part_of_the_session_in_its_own_field() -> None:
+    """``to_state`` builds the value positionally (it is taken after every stored macrostep): each
+    field gets its own part, whatever the order of the fields."""
+    host = SessionHost()
+    session = paused_session(host)
+    session._internal = [Event("raised", type="internal")]
+    session._late_done = {"late_b", "late_a"}
+    session.final_ids, session.done_data, session.error = ["f"], {"d": 1}, "an error"
+    session.cancel_requested = True
+    state = session.to_state()
+    assert (state.status, state.lost, state.sendseq) == (RUNNING, [], session._sendseq)
+    assert [e.name for e in state.internal] == ["raised"] and state.external == []
+    assert state.late_done == ["late_a", "late_b"] and state.final_ids == ["f"]
+    assert (state.done_data, state.error, state.cancel_requested) == ({"d": 1}, "an error", True)
+    assert (state.parent, state.invokeid) == (None, None) and state.data["got"] == []
+    child = host.sessions[state.invocations[0].child].to_state()
+    assert (child.parent, child.invokeid, child.configuration) == (session.id, "kid", ["k"])
