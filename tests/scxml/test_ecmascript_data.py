@@ -219,3 +219,13 @@ def test_integral_numbers_come_out_as_integers() -> None:
     s = host.start_session(doc)
     s.send("bump")
     assert s.variables["n"] == 2 and type(s.variables["n"]) is int
+
+
+def test_refused_start_names_are_answered_per_set_of_names() -> None:
+    kind = EcmaScriptDataModel(SandboxLimits())
+    given = {"_id": 1, "_event": 2, "__x": 3, "_genesys": 4, "ok": 5}
+    assert kind.refused_names(given) == ["_event", "__x", "_genesys"]
+    answer = kind.refused_names(["a", "_sessionid"])
+    answer.append("mine")  # the caller's list: the remembered answer stays as it was
+    assert kind.refused_names(iter(["a", "_sessionid"])) == ["_sessionid"]
+    assert kind.refused_names(["a", "b"]) == [] and kind.refused_names([]) == []

@@ -74,6 +74,7 @@ class EcmaScriptDataModel:
         self.uses_genesys = False  # some compiled flow names _genesys: contexts get it
         self._checker = SyntaxChecker()
         self._names: Interner[tuple[str, ...], tuple[str, ...]] = Interner(1024)  # flows are few
+        self._refused: Interner[tuple[str, ...], tuple[str, ...]] = Interner(256)  # per set of start names
 
     def shared_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """One tuple for every session whose variables have these names, in this order (the
@@ -137,8 +138,14 @@ class EcmaScriptDataModel:
         return name in builtin_names()
 
     def refused_names(self, names: Iterable[str]) -> list[str]:
-        return [n for n in names if n in SYSTEM_NAMES or n.startswith("__") or n == "_genesys"]
+        """Asked of every session's start parameters, whose names are the same callback after
+        callback (a service's options and the record's fields): answered once per set of names."""
+        return list(self._refused.get(tuple(names), _refused_among))
 
     def shadowing(self, names: Iterable[str]) -> list[str]:
         builtins = builtin_names()
         return [n for n in names if n in builtins]
+
+
+def _refused_among(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n for n in names if n in SYSTEM_NAMES or n.startswith("__") or n == "_genesys")
