@@ -14,17 +14,38 @@ In one run it
   ``t_entry``, the receiver's stamps and this process's send times are then readings of one and the
   same wall clock, and every figure is real milliseconds with no scaled clock to convert;
 * warm-up: immediate and scheduled callbacks, to learn how many messages each kind sends;
-* maximum rate: ``--saturate`` immediate callbacks created closed-loop with ``--concurrency`` in
-  flight; max = callbacks / (first create sent -> last of their notifications received), the
-  method of ``bench/callbacks.py`` with the deliveries included (``--max-rate`` gives it instead,
-  so that two versions can be compared at the same rates);
+* the former maximum, for comparison: ``--saturate`` immediate callbacks created closed-loop with
+  ``--concurrency`` in flight, callbacks / (first create sent -> last of their notifications
+  received), the method of ``bench/callbacks.py`` with the deliveries included. It is not the
+  maximum the levels are shares of: their load is a different one (half of it scheduled, which
+  costs more per callback), and 90 % of this figure was more than the engine could carry of it;
+* the maximum rate: the highest rate of the levels' own load that the engine kept up with, found by
+  open-loop probes of ``--probe-seconds`` each (the same stream a level sends, below, and the same
+  ``kept_up`` verdict a level gets). The first probe runs at 85 % of the former maximum (50/s
+  without it); while every probe kept up the next is 1.25 times the fastest, while none did it is
+  0.8 times the slowest; once one kept up and a faster one fell behind, the next is their geometric
+  middle, until the two lie within 5 % of each other or ``--probes`` have run. The maximum is the
+  fastest probe that kept up below the slowest that fell behind (a slower probe that fell behind
+  lowers it: it errs on the side the levels can carry). Every probe is in the JSON (rate, verdict
+  and the figures it rests on), so a reader can check it. ``--max-rate`` gives the maximum instead
+  (no probe, no former maximum), so that two versions can be compared at the same rates.
+  Why not a closed loop of the mix counted over a steady window: the engine answers a create
+  before that callback's work is done, so closed-loop creates outrun the completions and the
+  backlog grows instead of settling (tried: over an 8 s window twice as many creates as
+  completions, and the backlog kept growing); and a backlog's work costs less CPU per callback
+  (bigger group commits, fuller turns) than the same callbacks arriving at an even pace, so a
+  batch's throughput overstates what an open stream can carry. Only the stream itself tells;
 * for each share in ``--levels`` (default 50 % and 90 % of that maximum): the bare server under an
   open-loop POST stream at that rate (the reference), then ``--seconds`` of open-loop creates at that
   rate (create i is sent i / rate seconds in, whatever the answers before it did).
   ``--scheduled-share`` of them are scheduled ``--lead`` seconds ahead (``_desired_time`` truncated
   to the millisecond; the service's ``_request_execution_time_buffer`` is 0, so the session starts
   at the desired time, not two minutes before). No scheduled create is made in the last ``--lead``
-  seconds, so every scheduled dial falls inside the loaded stretch.
+  seconds, so every scheduled dial falls inside the loaded stretch; those slots stay empty, so the
+  sessions started there (the immediate creates and the scheduled ones made ``--lead`` earlier) keep
+  the pace of the rest of the stretch. (Until this change they were filled with immediate creates,
+  which started 1 + ``--scheduled-share`` times as many sessions per second there: a burst of 1.5
+  times the stretch's pace at its end, where ``kept_up`` and the p99 look.)
 
 Figures per level (p50 / p99 / max, milliseconds):
 
@@ -61,6 +82,7 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -87,6 +109,7 @@ from bench.common import (  # noqa: E402
     simulator_toml,
 )
 from bench.httpload import LoadResult, drive, paced, quantile, wait_machine_quiet, wait_quiet  # noqa: E402
+from bench.httpload import _timed as timed_call  # noqa: E402 - the drivers' one way to time and count a request
 from bench.notifications import (  # noqa: E402
     CID,
     ENTRY,
@@ -123,6 +146,12 @@ WAS_SCHEDULED = "_cbe_on_callback_scheduled"
 #: Slices of a phase's sending window in the timeline.
 SLICES = 10
 KEPT_UP = {True: "kept up", False: "FELL BEHIND", None: "pace unknown (too few callbacks)"}
+#: The search for the maximum: the first probe at FIRST_SHARE of the former (immediate-only)
+#: maximum, or at FIRST_RATE callbacks/s without it; up by STEP_UP or down by STEP_DOWN until one
+#: probe kept up and a faster one fell behind, then the geometric middle of the two until they lie
+#: within BRACKET of each other.
+FIRST_SHARE, FIRST_RATE = 0.85, 50.0
+STEP_UP, STEP_DOWN, BRACKET = 1.25, 0.8, 0.05
 
 
 @dataclass(frozen=True)
@@ -130,7 +159,9 @@ class Settings:
     """Counts, rates and speeds of one run."""
 
     quick: bool
-    saturate: int
+    saturate: int  # immediate creates of the former maximum, for comparison and the search's start (0: none)
+    probes: int  # open-loop probes the search for the maximum may run
+    probe_seconds: float  # each probe's stretch of load
     max_rate: float | None  # given: no maximum-rate phase
     concurrency: int
     seconds: float
@@ -157,6 +188,11 @@ def level_name(share: float) -> str:
     return f"load{round(100 * share)}"
 
 
+def probe_name(number: int) -> str:
+    """``probe1`` for the first probe of the search for the maximum: its phase, service and path."""
+    return f"probe{number}"
+
+
 # -- configuration ----------------------------------------------------------------------------
 
 def write_setup(root: Path, settings: Settings, receiver: str) -> tuple[Path, Path]:
@@ -168,7 +204,8 @@ def write_setup(root: Path, settings: Settings, receiver: str) -> tuple[Path, Pa
     (config / "transaction-lists" / f"{EVENTS_LIST}.cfg").write_text(events_list())
     # The outbound URL policy refuses loopback targets unless their network is allowed.
     (config / "notifications.json").write_text(json.dumps({"allowed_networks": ["127.0.0.1/32"]}))
-    for phase in ("warm", "max", *map(level_name, settings.levels)):
+    probes = (probe_name(number) for number in range(1, settings.probes + 1))
+    for phase in ("warm", "max", *probes, *map(level_name, settings.levels)):
         options = {**SERVICE_OPTIONS, "_status_notification_target": f"{receiver}/hook/{phase}"}
         (config / "services" / f"bench_{phase}.json").write_text(json.dumps(options))
     (flows / f"{FLOW}.scxml").write_text(timed_flow((REPO / "scxml" / "callback.scxml").read_text()))
@@ -188,12 +225,40 @@ def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def paced_kinds(count: int, rate: float, share: float, lead: float) -> list[str]:
-    """Which creates of an open-loop stream are scheduled: ``share`` of them, evenly spread,
-    none in the last ``lead`` seconds (their dials would come after the load has stopped)."""
+def open_stream(seconds: float, rate: float, share: float, lead: float) -> tuple[list[float], list[str]]:
+    """The creates of an open-loop stream: when each is due (seconds in) and its kind.
+
+    Slot i is due i / rate in; ``share`` of the slots, evenly spread, are scheduled ``lead`` ahead.
+    A scheduled slot in the last ``lead`` seconds stays empty: its dial would come after the load
+    has stopped, and an immediate create in its place would start a session there on top of the
+    scheduled ones made ``lead`` earlier ((1 + share) times the sessions of the rest of the stream,
+    a burst at its end). Empty, the sessions keep the pace of the rest; only scheduled creates,
+    the cheap part of a scheduled callback, are missing there.
+    """
+    count = max(2, round(rate * seconds))
     last_scheduled = count / rate - lead
-    return [SCHEDULED if math.floor((i + 1) * share) > math.floor(i * share) and i / rate <= last_scheduled
-            else NOW for i in range(count)]
+    due, kinds = [], []
+    for slot in range(count):
+        kind = SCHEDULED if math.floor((slot + 1) * share) > math.floor(slot * share) else NOW
+        if kind == NOW or slot / rate <= last_scheduled:
+            due.append(slot / rate)
+            kinds.append(kind)
+    return due, kinds
+
+
+async def paced_at(due: list[float], call: Callable[[int], Awaitable[int]]) -> LoadResult:
+    """Open loop: request i starts ``due[i]`` seconds in, whatever the answers before it did
+    (``httpload.paced`` with a schedule that may skip slots); its latency counts from then."""
+    result = LoadResult(requests=len(due), seconds=0.0)
+    began = time.perf_counter()
+
+    async def one(index: int) -> None:
+        await asyncio.sleep(max(0.0, began + due[index] - time.perf_counter()))
+        await timed_call(result, index, call)
+
+    await asyncio.gather(*(one(index) for index in range(len(due))))
+    result.seconds = time.perf_counter() - began
+    return result
 
 
 @dataclass
@@ -206,16 +271,17 @@ class Phase:
     sent: list[float]  # wall clock when each create was sent
     desired: list[float | None]  # the scheduled ones' desired time
     creates: LoadResult
-    rate: float | None  # offered rate of an open-loop phase
+    rate: float | None  # offered rate of an open-loop phase (of its slots)
+    due: list[float] | None  # when each create of an open-loop phase was due, seconds in
     wait: dict[str, Any]
     cpu: dict[str, float]
     rows: list[list[Any]]
 
 
 async def create_callbacks(client: aiohttp.ClientSession, engine_url: str, name: str, kinds: list[str],
-                           settings: Settings, lead: float, rate: float | None) -> tuple[
+                           settings: Settings, lead: float, due: list[float] | None) -> tuple[
                                LoadResult, list[str], list[float], list[float | None]]:
-    """Create one callback per kind, closed-loop or open-loop at ``rate``; ids, send times, desired times."""
+    """Create one callback per kind, closed-loop or open-loop when ``due``; ids, send times, desired times."""
     count = len(kinds)
     ids, sent, desired = [""] * count, [0.0] * count, [None] * count
     failures: list[str] = []
@@ -235,23 +301,24 @@ async def create_callbacks(client: aiohttp.ClientSession, engine_url: str, name:
                 failures.append(f"{response.status}: {raw[:200].decode(errors='replace')}")
             return response.status
 
-    result = await (paced(count, rate, one) if rate else drive(count, settings.concurrency, one))
+    result = await (paced_at(due, one) if due is not None else drive(count, settings.concurrency, one))
     result.failures.extend(failures)
     return result, ids, sent, desired
 
 
 async def run_phase(client: aiohttp.ClientSession, engine: EngineProcess, receiver: tuple[str, int], name: str,
                     kinds: list[str], settings: Settings, expected: dict[str, int] | None,
-                    lead: float, rate: float | None = None) -> Phase:
+                    lead: float, rate: float | None = None, due: list[float] | None = None) -> Phase:
     """Create the callbacks on an idle engine, then wait until their messages are in and none is open.
 
     ``expected`` is the number of messages per kind; without it (the warm-up) the wait ends once
-    every callback completed and the receiver's count held still for a second.
+    every callback completed and the receiver's count held still for a second. ``due`` (seconds
+    in, one per kind) makes it an open loop at ``rate``.
     """
     assert engine.proc is not None
     await wait_quiet(engine.proc.pid, timeout=60.0)
     cpu = Usage({"engine": engine.proc.pid, "receiver": receiver[1]})
-    creates, ids, sent, desired = await create_callbacks(client, engine.url, name, kinds, settings, lead, rate)
+    creates, ids, sent, desired = await create_callbacks(client, engine.url, name, kinds, settings, lead, due)
     path = f"/hook/{name}"
     if expected is None:
         await wait_completed(client, engine.url, name, timeout=60.0)
@@ -261,7 +328,7 @@ async def run_phase(client: aiohttp.ClientSession, engine: EngineProcess, receiv
         wait = await wait_delivered(client, receiver[0], path, total, settings.stall)
     figures = cpu.figures()
     rows, _ = await dump(client, receiver[0], path)
-    return Phase(name, kinds, ids, sent, desired, creates, rate, wait, figures, rows)
+    return Phase(name, kinds, ids, sent, desired, creates, rate, due, wait, figures, rows)
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -356,8 +423,12 @@ def delivery_check(phase: Phase, expected: dict[str, int], problems: list[str]) 
 
 
 def scheduled_figures(phase: Phase, seen: dict[str, dict[str, list[Any]]], began: float, window: float,
-                      ring: float, problems: list[str]) -> dict[str, Any]:
-    """desired -> dial sent by the flow (lower), -> dial surely at the platform (upper), -> flow start."""
+                      ring: float, problems: list[str], early_is_problem: bool = True) -> dict[str, Any]:
+    """desired -> dial sent by the flow (lower), -> dial surely at the platform (upper), -> flow start.
+
+    ``early_is_problem``: whether a scheduled create answered after its desired time fails the run
+    (a level's lead is too short), or is only counted (a probe of the search may overload the engine).
+    """
     sent_at, upper, start = [], [], []
     early = untimed = 0
     for cid, kind, desired in zip(phase.ids, phase.kinds, phase.desired, strict=True):
@@ -376,7 +447,7 @@ def scheduled_figures(phase: Phase, seen: dict[str, dict[str, list[Any]]], began
         sent_at.append((offset, dial - desired))
         upper.append((offset, min(init[T], done - ring if done is not None else math.inf) - desired))
         start.append((offset, flow - desired))
-    if early:
+    if early and early_is_problem:
         problems.append(f"{phase.name}: {early} scheduled callbacks started at once (their create took "
                         f"longer than the lead); raise --lead")
     if untimed:
@@ -393,15 +464,22 @@ def kept_up(lifetimes: list[tuple[float, float]], window: float, callbacks: int,
     (start -> last message) of the last fifth of the stretch is at most 1.5 times that of the
     middle fifth, plus 20 ms; a backlog that keeps growing makes every later callback wait longer.
     """
-    middle = sorted(value for offset, value in lifetimes if 0.4 * window <= offset < 0.6 * window)
-    last = sorted(value for offset, value in lifetimes if offset >= 0.8 * window)
-    if not middle or not last or finished <= 0:
+    middle, last = trend_medians(lifetimes, window)
+    if middle is None or last is None or finished <= 0:
         return None
     pace = callbacks / finished >= 0.9 * callbacks / window
-    return pace and quantile(last, 0.5) <= 1.5 * quantile(middle, 0.5) + 0.020
+    return pace and last <= 1.5 * middle + 0.020
 
 
-def phase_figures(phase: Phase, expected: dict[str, int], ring: float, problems: list[str]) -> dict[str, Any]:
+def trend_medians(lifetimes: list[tuple[float, float]], window: float) -> tuple[float | None, float | None]:
+    """Median lifetime (seconds) of the callbacks started in the middle fifth and in the last fifth."""
+    middle = sorted(value for offset, value in lifetimes if 0.4 * window <= offset < 0.6 * window)
+    last = sorted(value for offset, value in lifetimes if offset >= 0.8 * window)
+    return (quantile(middle, 0.5) if middle else None), (quantile(last, 0.5) if last else None)
+
+
+def phase_figures(phase: Phase, expected: dict[str, int], ring: float, problems: list[str],
+                  early_is_problem: bool = True) -> dict[str, Any]:
     """Latencies, lifetimes, drain, silences, client slip and CPU of one phase."""
     sent = [s for s, cid in zip(phase.sent, phase.ids, strict=True) if cid]
     if not sent:
@@ -435,13 +513,15 @@ def phase_figures(phase: Phase, expected: dict[str, int], ring: float, problems:
         "disturbed": max(phase.cpu["foreign_cpu_share"], phase.cpu["steal_share"]) > DISTURBED,
         **silence(receipts, began), "delivery": delivery_check(phase, expected, problems),
     }
-    if phase.rate:
-        # Send i was due i / rate after the stretch began; the earliest start all sends agree with is that moment.
-        due = [at - i / phase.rate for i, at in enumerate(sorted(phase.sent))]
-        figures["client_slip"] = spread([at - min(due) for at in due])
+    if phase.rate and phase.due is not None:
+        # Send i was due due[i] after the stretch began; the earliest start all sends agree with is that moment.
+        starts = [at - due for at, due in zip(phase.sent, phase.due, strict=True)]
+        figures["client_slip"] = spread([at - min(starts) for at in starts])
         figures["kept_up"] = kept_up(lifetimes, window, callbacks, last - began)
+        figures["lifetime_p50_ms_middle_last"] = [None if value is None else round(1000 * value, 2)
+                                                  for value in trend_medians(lifetimes, window)]
     if any(kind == SCHEDULED for kind in phase.kinds):
-        figures.update(scheduled_figures(phase, seen, began, window, ring, problems))
+        figures.update(scheduled_figures(phase, seen, began, window, ring, problems, early_is_problem))
     return figures
 
 
@@ -483,25 +563,108 @@ async def measure(client: aiohttp.ClientSession, engine: EngineProcess, receiver
         sat: dict[str, Any] = {"given": settings.max_rate}
         maximum: float | None = settings.max_rate
     else:
-        saturated = await run_phase(client, engine, receiver, "max", [NOW] * settings.saturate, settings, expected,
-                                    lead=settings.lead)
-        sat = phase_figures(saturated, expected, settings.ring, problems)
-        maximum = sat["achieved_per_second"]
+        sat = await measure_maximum(client, engine, receiver, settings, expected, problems)
+        maximum = sat["callbacks_per_second"]
     if not maximum:
-        raise BenchFailed("the maximum rate could not be measured")
+        raise BenchFailed(f"the maximum rate could not be measured: no probe kept up "
+                          f"{[(probe['rate'], probe['kept_up']) for probe in sat.get('probes', [])]}")
     levels: dict[str, Any] = {}
     for share in settings.levels:
         rate = share * maximum
-        count = max(2, round(rate * settings.seconds))
         reference = await reference_round(client, ref, rate, settings.reference_seconds, problems)
-        kinds = paced_kinds(count, rate, settings.scheduled_share, settings.lead)
-        phase = await run_phase(client, engine, receiver, level_name(share), kinds, settings, expected,
-                                lead=settings.lead, rate=rate)
-        levels[level_name(share)] = {"share": share, "reference": reference,
-                                     **phase_figures(phase, expected, settings.ring, problems)}
-        await wait_completed(client, engine.url, level_name(share), timeout=30.0)
+        figures = await open_loop(client, engine, receiver, level_name(share), rate, settings.seconds, settings,
+                                  expected, problems)
+        levels[level_name(share)] = {"share": share, "reference": reference, **figures}
     return {"messages_per_callback": expected, "warmup": phase_figures(warm, expected, settings.ring, problems),
             "maximum": sat, "max_rate_used": maximum, "levels": levels}
+
+
+async def open_loop(client: aiohttp.ClientSession, engine: EngineProcess, receiver: tuple[str, int], name: str,
+                    rate: float, seconds: float, settings: Settings, expected: dict[str, int], problems: list[str],
+                    early_is_problem: bool = True) -> dict[str, Any]:
+    """The levels' load: ``seconds`` of open-loop creates at ``rate``, ``--scheduled-share`` of them
+    ``--lead`` ahead; its figures once every callback completed."""
+    due, kinds = open_stream(seconds, rate, settings.scheduled_share, settings.lead)
+    phase = await run_phase(client, engine, receiver, name, kinds, settings, expected, lead=settings.lead, rate=rate,
+                            due=due)
+    figures = phase_figures(phase, expected, settings.ring, problems, early_is_problem)
+    await wait_completed(client, engine.url, name, timeout=30.0)
+    return figures
+
+
+def bracket(probes: list[tuple[float, bool]]) -> tuple[float | None, float | None]:
+    """(the highest rate that kept up below every rate that fell behind, the lowest that fell behind).
+
+    A probe that fell behind under a rate that kept up (a hiccup, or a noisy neighbour) lowers the
+    maximum instead of being outvoted: the figure errs on the side the levels can carry.
+    """
+    fell = min((rate for rate, kept in probes if not kept), default=None)
+    kept = [rate for rate, ok in probes if ok and (fell is None or rate < fell)]
+    return (max(kept) if kept else None), fell
+
+
+def next_probe(probes: list[tuple[float, bool]], first: float) -> float | None:
+    """The rate of the next probe given those run (rate, kept up), or ``None``: the bracket is narrow."""
+    if not probes:
+        return first
+    low, high = bracket(probes)
+    if low is None:
+        assert high is not None
+        return round(high * STEP_DOWN, 1)
+    if high is None:
+        return round(low * STEP_UP, 1)
+    if high <= low * (1 + BRACKET):
+        return None
+    return round(math.sqrt(low * high), 1)
+
+
+def probe_summary(rate: float, figures: dict[str, Any]) -> dict[str, Any]:
+    """What a reader needs to check one probe's verdict."""
+    lifetime, first = figures["start_to_last_message"], figures["create_to_first_status"]
+    return {"rate": rate, "kept_up": figures["kept_up"], "callbacks": figures["callbacks"],
+            "scheduled": figures["scheduled"], "sent_per_second": figures["sent_per_second"],
+            "achieved_per_second": figures["achieved_per_second"],
+            "drain_seconds": figures["drain_seconds"],
+            "lifetime_p50_ms_middle_last": figures["lifetime_p50_ms_middle_last"],
+            "start_to_last_message_ms_p50_p99": [lifetime["p50_ms"], lifetime["p99_ms"]],
+            "create_to_first_status_ms_p50_p99": [first["p50_ms"], first["p99_ms"]],
+            "started_at_once": figures.get("started_at_once", 0),
+            "engine_cpu_share": figures["cpu"]["engine_cpu_share"],
+            "engine_cpu_ms_per_callback": figures["engine_cpu_ms_per_callback"],
+            "foreign_cpu_share": figures["cpu"]["foreign_cpu_share"], "disturbed": figures["disturbed"]}
+
+
+async def measure_maximum(client: aiohttp.ClientSession, engine: EngineProcess, receiver: tuple[str, int],
+                          settings: Settings, expected: dict[str, int], problems: list[str]) -> dict[str, Any]:
+    """The former maximum (immediate creates closed-loop: callbacks / first create -> last message),
+    kept for comparison and as the first guess; then the maximum: the highest rate of the levels' own
+    open-loop load that kept up, found by probes (``next_probe``)."""
+    out: dict[str, Any] = {}
+    first = FIRST_RATE
+    if settings.saturate:
+        former = await run_phase(client, engine, receiver, "max", [NOW] * settings.saturate, settings, expected,
+                                 lead=settings.lead)
+        figures = phase_figures(former, expected, settings.ring, problems)
+        out["immediate_only"] = {"callbacks_per_second": figures["achieved_per_second"], **figures}
+        if figures["achieved_per_second"]:
+            first = round(FIRST_SHARE * figures["achieved_per_second"], 1)
+    verdicts: list[tuple[float, bool]] = []
+    probes: list[dict[str, Any]] = []
+    for number in range(1, settings.probes + 1):
+        rate = next_probe(verdicts, first)
+        if rate is None:
+            break
+        figures = await open_loop(client, engine, receiver, probe_name(number), rate, settings.probe_seconds,
+                                  settings, expected, problems, early_is_problem=False)
+        verdicts.append((rate, figures["kept_up"] is True))
+        probes.append(probe_summary(rate, figures))
+    low, high = bracket(verdicts)
+    at_max = next((probe for probe in probes if probe["rate"] == low), {})
+    return {"callbacks_per_second": low, "fell_behind_at": high, "first_probe": first,
+            "narrowed": next_probe(verdicts, first) is None,
+            "engine_cpu_ms_per_callback": at_max.get("engine_cpu_ms_per_callback"),
+            "engine_cpu_share": at_max.get("engine_cpu_share"),
+            "disturbed": any(probe["disturbed"] for probe in probes), "probes": probes, **out}
 
 
 async def reference_round_warm(client: aiohttp.ClientSession, base: str, index: int) -> int:
@@ -514,10 +677,16 @@ async def reference_round_warm(client: aiohttp.ClientSession, base: str, index: 
 def headline(figures: dict[str, Any], quiet: dict[str, Any]) -> dict[str, Any]:
     """The figures a reader wants first, flat: ``..._at_50`` is at 50 % of the maximum rate."""
     sat = figures.get("maximum", {})
+    former = sat.get("immediate_only", {})
     out: dict[str, Any] = {"max_callbacks_per_second": figures.get("max_rate_used"),
                            "max_rate_measured": "given" not in sat,
-                           "max_engine_cpu_ms_per_callback": sat.get("engine_cpu_ms_per_callback")}
+                           "max_fell_behind_at": sat.get("fell_behind_at"), "max_probes": len(sat.get("probes", [])),
+                           "max_engine_cpu_ms_per_callback": sat.get("engine_cpu_ms_per_callback"),
+                           "max_engine_cpu_share": sat.get("engine_cpu_share"),
+                           "max_immediate_only_callbacks_per_second": former.get("callbacks_per_second"),
+                           "max_immediate_only_engine_cpu_ms_per_callback": former.get("engine_cpu_ms_per_callback")}
     disturbed = ["maximum"] if sat.get("disturbed") else []
+    disturbed += ["immediate-only maximum"] if former.get("disturbed") else []
     for name, level in figures.get("levels", {}).items():
         at = name.removeprefix("load")
         first, ref = level["create_to_first_status"], level["reference"]["latency"]
@@ -582,13 +751,28 @@ def print_report(result: dict[str, Any]) -> None:
     if "given" in sat:
         print(f"  maximum: {sat['given']} callbacks/s, given (--max-rate), not measured")
     else:
-        print(f"  maximum: {h['max_callbacks_per_second']} callbacks/s create -> last notification ({sat['callbacks']} "
-              f"callbacks, {s['concurrency']} in flight; engine {sat['engine_cpu_ms_per_callback']} ms CPU each; "
-              f"messages per callback {result['messages_per_callback']})")
+        former = sat.get("immediate_only")
+        if former:
+            print(f"  former maximum (immediate creates closed-loop, {s['concurrency']} in flight, create -> "
+                  f"last notification; comparison only): {former['callbacks_per_second']} callbacks/s "
+                  f"({former['callbacks']} callbacks; engine {former['engine_cpu_ms_per_callback']} ms CPU each)")
+        unfinished = "" if sat["narrowed"] else " (the probes ran out before the bracket was narrow)"
+        print(f"  maximum: {h['max_callbacks_per_second']} callbacks/s, the fastest probe of the levels' load "
+              f"({round(100 * s['scheduled_share'])} % scheduled {s['lead']:g} s ahead, {s['probe_seconds']:g} s "
+              f"open loop) that kept up; fell behind at {sat['fell_behind_at']}/s{unfinished}; engine "
+              f"{sat['engine_cpu_share']} of a core, {sat['engine_cpu_ms_per_callback']} ms CPU per callback; "
+              f"messages per callback {result['messages_per_callback']}")
+        for probe in sat["probes"]:
+            print(f"    probe {probe['rate']}/s: {KEPT_UP[probe['kept_up']]} (sent {probe['sent_per_second']}/s, "
+                  f"achieved {probe['achieved_per_second']}/s, drain {probe['drain_seconds']} s, lifetime p50 "
+                  f"middle/last fifth {'/'.join(map(str, probe['lifetime_p50_ms_middle_last']))} ms, engine "
+                  f"{probe['engine_cpu_share']} core, {probe['engine_cpu_ms_per_callback']} ms/callback, others "
+                  f"{probe['foreign_cpu_share']})")
     for level in result["levels"].values():
         ref, cpu = level["reference"], level["cpu"]
         print(f"  {round(100 * level['share'])} % = {level['offered_per_second']} callbacks/s offered, open loop: "
-              f"{level['callbacks']} callbacks ({level['scheduled']} scheduled) in {level['sending_seconds']} s; "
+              f"{level['callbacks']} callbacks ({level['scheduled']} scheduled) in {level['sending_seconds']} s, "
+              f"{level['sent_per_second']}/s (no scheduled create in the last {s['lead']:g} s); "
               f"{KEPT_UP[level['kept_up']]} (achieved {level['achieved_per_second']}/s, "
               f"drain {level['drain_seconds']} s)")
         print(f"    start -> last message      : {quantile_text(level['start_to_last_message'])}")
@@ -613,10 +797,17 @@ def settings_from(argv: list[str] | None) -> Settings:
     """Parse the CLI; ``--quick`` shrinks every count and time not given explicitly."""
     parser = argparse.ArgumentParser(description="latency under load: create -> first status, desired -> dial")
     parser.add_argument("--quick", action="store_true", help="smoke run: small counts, seconds")
-    parser.add_argument("--saturate", type=int, help="callbacks of the maximum-rate phase (default 3000, quick 150)")
+    parser.add_argument("--saturate", type=int,
+                        help="immediate callbacks of the former closed-loop maximum, reported for comparison and "
+                             "the search's first guess (default 3000, quick 150; 0: skip, first probe at "
+                             f"{FIRST_RATE:g}/s)")
+    parser.add_argument("--probes", type=int, help="open-loop probes the search for the maximum may run "
+                                                   "(default 7, quick 3)")
+    parser.add_argument("--probe-seconds", type=float, help="seconds of load per probe (default 8, quick 3)")
     parser.add_argument("--max-rate", type=float,
                         help="take this as the maximum callbacks/s instead of measuring it (A/B runs at equal rates)")
-    parser.add_argument("--concurrency", type=int, default=32, help="creates in flight at the maximum (default 32)")
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="creates in flight in the former (closed-loop) maximum (default 32)")
     parser.add_argument("--seconds", type=float, help="seconds of open-loop load per level (default 25, quick 4)")
     parser.add_argument("--levels", default="0.5,0.9", help="shares of the maximum rate (default 0.5,0.9)")
     parser.add_argument("--scheduled-share", type=float, default=0.5,
@@ -645,10 +836,13 @@ def settings_from(argv: list[str] | None) -> Settings:
     if not levels or not all(0 < share <= 1.5 for share in levels):
         parser.error("--levels: shares between 0 and 1.5, e.g. 0.5,0.9")
     seconds, lead = max(0.5, pick(args.seconds, 25.0, 4.0)), max(0.1, pick(args.lead, 2.0, 1.5))
-    if lead >= seconds:
-        parser.error("--lead must be shorter than --seconds: scheduled dials must fall inside the load")
+    probe_seconds = max(0.5, pick(args.probe_seconds, 8.0, 3.0))
+    if lead >= min(seconds, probe_seconds):
+        parser.error("--lead must be shorter than --seconds and --probe-seconds: scheduled dials must fall "
+                     "inside the load")
     return Settings(
-        quick=quick, saturate=max(10, int(pick(args.saturate, 3000, 150))),
+        quick=quick, saturate=max(0, int(pick(args.saturate, 3000, 150))),
+        probes=max(1, int(pick(args.probes, 7, 3))), probe_seconds=probe_seconds,
         max_rate=args.max_rate if args.max_rate and args.max_rate > 0 else None, concurrency=max(1, args.concurrency),
         seconds=seconds, levels=levels, scheduled_share=min(1.0, max(0.0, args.scheduled_share)), lead=lead,
         reference_seconds=max(0.5, pick(args.reference_seconds, 10.0, 2.0)), shorten=max(1.0, args.shorten),

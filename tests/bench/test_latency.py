@@ -15,12 +15,20 @@ FIGURES = ("create_to_first_status_ms_p50", "create_to_first_status_ms_p99", "de
 
 
 def test_quick_run_measures_every_callback_and_prints_every_figure() -> None:
-    # Shorter than --quick's load (4 s a level) and bare stream (2 s): what is checked is that
-    # every part runs and reports, and CI time counts.
-    result = quick_run("latency.py", "--seconds", "2.5", "--lead", "1", "--reference-seconds", "1")
+    # Shorter than --quick's load (4 s a level, 3 s a probe) and bare stream (2 s): what is checked
+    # is that every part runs and reports, and CI time counts.
+    result = quick_run("latency.py", "--seconds", "2.5", "--probe-seconds", "2", "--lead", "1",
+                       "--reference-seconds", "1")
 
     headline = result["headline"]
     assert isinstance(headline["max_callbacks_per_second"], float)
+    assert isinstance(headline["max_immediate_only_callbacks_per_second"], float)
+    # the maximum is the rate of a probe of the levels' mix that kept up, none slower fell behind
+    probes = result["maximum"]["probes"]
+    assert 1 <= len(probes) <= 3
+    assert [probe["rate"] for probe in probes if probe["kept_up"] is True and probe["scheduled"] > 0
+            and probe["callbacks"] > probe["scheduled"]].count(headline["max_callbacks_per_second"]) == 1
+    assert all(probe["kept_up"] is True for probe in probes if probe["rate"] < headline["max_callbacks_per_second"])
     for at in LEVELS:
         assert isinstance(headline[f"rate_at_{at}"], float)
         for figure in FIGURES:
