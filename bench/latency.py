@@ -31,8 +31,8 @@ In one run it
   (no probe, no former maximum), so that two versions can be compared at the same rates.
   Why not a closed loop of the mix counted over a steady window: the engine answers a create
   before that callback's work is done, so closed-loop creates outrun the completions and the
-  backlog grows instead of settling (tried: over an 8 s window twice as many creates as
-  completions, and the backlog kept growing); and a backlog's work costs less CPU per callback
+  backlog grows instead of settling (tried, on a busy machine: over an 8 s window twice as many
+  creates as completions, and the backlog kept growing); and a backlog's work costs less CPU per callback
   (bigger group commits, fuller turns) than the same callbacks arriving at an even pace, so a
   batch's throughput overstates what an open stream can carry. Only the stream itself tells;
 * for each share in ``--levels`` (default 50 % and 90 % of that maximum): the bare server under an
