@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,24 +22,21 @@ from sqlalchemy.pool import NullPool
 
 import engine.storage  # noqa: F401  (what every store's engine is made under)
 
-SSL_REQUEST = 8  # bytes: length and the SSLRequest code
+SSL_REQUEST = struct.pack("!ll", 8, 80877103)  # its length, then the SSLRequest code
 TURNS = 80  # cancellation points swept, in event loop turns after the connect starts
 
 
 async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A database (or a proxy in front of it) that stalls at the SSL request."""
-    await reader.read(SSL_REQUEST)
     await reader.read()  # until the client gives up and closes
 
 
 async def cuts_at_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A database cutting the connection on the SSL request (a restart, a proxy dropping it)."""
-    await reader.read(SSL_REQUEST)
 
 
 async def accepts_then_cuts(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A server answering 'S' (SSL accepted) and then cutting the connection."""
-    await reader.read(SSL_REQUEST)
     writer.write(b"S")
     await writer.drain()
 
@@ -47,7 +45,7 @@ Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[Non
 
 
 class SslStage:
-    """A loopback server that counts the SSL requests it got and runs ``behaviour`` on each."""
+    """A loopback server that counts the SSL requests it got and then runs ``behaviour``."""
 
     def __init__(self, behaviour: Behaviour):
         self.behaviour = behaviour
@@ -60,8 +58,9 @@ class SslStage:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            self.requests += 1
-            await self.behaviour(reader, writer)
+            if await reader.read(len(SSL_REQUEST)) == SSL_REQUEST:  # not prefer's retry in plain text
+                self.requests += 1
+                await self.behaviour(reader, writer)
         except asyncio.CancelledError:
             pass
         finally:
@@ -115,8 +114,9 @@ async def test_a_connect_abandoned_during_ssl_negotiation_leaves_no_unretrieved_
         loop.set_exception_handler(previous)
         await engine.dispose()
         await stage.stop()
-    # The sweep reached the SSL request (else it proved nothing) and nothing was left unretrieved.
-    assert stage.requests > 0
+    # The window (TCP connected, create_connection not yet returned) comes before the request is
+    # sent: most attempts got past it before their cancellation, the first ones did not reach it.
+    assert TURNS // 2 <= stage.requests < TURNS
     assert [(c.get("message"), repr(c.get("exception"))) for c in reported] == []
 
 
