@@ -608,7 +608,12 @@ class Session:
         groups = self._eventless
         if groups is None:
             # A tuple: when empty (the common case) it is the shared empty tuple, so idle sessions stay small.
-            groups = self._eventless = tuple(s.eventless for s in self._atomic_states() if s.eventless)
+            atomic = self._atomic_states()
+            if len(atomic) == 1:  # most configurations: no generator to build
+                eventless = atomic[0].eventless
+                groups = self._eventless = (eventless,) if eventless else ()
+            else:
+                groups = self._eventless = tuple(s.eventless for s in atomic if s.eventless)
         if not groups:
             return []
         return select_transitions(groups, self._cond, self.configuration, self._history)
