@@ -23,6 +23,12 @@ TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: of reading an answer. Bounded: cleared when full.
 _NAMES: dict[str, str] = {}
 MAX_NAMES = 1024
+#: Final answer heads read (their bytes, up to the blank line) -> status, headers, keep-alive. A
+#: receiver answers every POST with the same head but for its ``Date`` (whole seconds), so nearly
+#: every answer is one read before; parsing it again was most of the cost of reading an answer.
+#: What the head says about the body (``_frame``) is worked out for each answer. Bounded.
+_HEADS: dict[bytes, tuple[int, dict[str, str], bool]] = {}
+MAX_HEADS = 64
 
 
 class ProtocolFault(ConnectionError):
@@ -93,7 +99,14 @@ class ResponseReader:
             return False
         if end > MAX_HEAD:
             raise ProtocolFault(f"answer head over {MAX_HEAD} bytes")
-        head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4:]
+        raw_head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+        seen = _HEADS.get(raw_head)
+        if seen is not None:  # the same bytes read before: the same answer head
+            self.status, self.keep_alive = seen[0], seen[2]
+            self.headers = dict(seen[1])
+            self._frame(seen[0], self.headers)
+            return True
+        head = raw_head.decode("latin-1")
         lines = head.split("\r\n")
         version, _, rest = lines[0].partition(" ")
         code = rest[:3]
@@ -118,9 +131,12 @@ class ResponseReader:
             if status == 101:
                 raise ProtocolFault("the peer switched protocols")
             return True  # an interim answer: the real one follows
-        self.status, self.headers = status, headers
         connection = headers.get("connection", "").lower()
-        self.keep_alive = ("close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection)
+        keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        if len(_HEADS) >= MAX_HEADS:
+            _HEADS.clear()
+        _HEADS[raw_head] = (status, dict(headers), keep_alive)
+        self.status, self.headers, self.keep_alive = status, headers, keep_alive
         self._frame(status, headers)
         return True
 

@@ -102,3 +102,32 @@ def test_the_kept_header_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     for i in range(10):
         assert read(f"HTTP/1.1 200 OK\r\nX-{i}: v\r\nContent-Length: 0\r\n\r\n".encode()).headers[f"x-{i}"] == "v"
         assert len(http1._NAMES) <= 3
+
+
+def test_an_answer_head_read_before_is_read_the_same() -> None:
+    """Heads are kept once read (``_HEADS``): the same bytes give the same status, headers and
+    keep-alive, each reader its own copy of the headers, and each works out its own body framing
+    (here the body limit differs)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\nX-Kept: 1\r\n\r\n"
+    first = read(head + b"hello")
+    first.headers["x-kept"] = "changed by a reader"
+    again = read(head + b"hello")
+    assert (again.status, again.headers, again.keep_alive, again.oversized) == (
+        200, {"content-length": "5", "connection": "close", "x-kept": "1"}, False, False)
+    small = ResponseReader(3)
+    assert small.feed(head) and small.oversized and not small.keep_alive
+    # an interim answer is never kept as the answer: the final one after it is read each time
+    for _ in range(2):
+        assert read(b"HTTP/1.1 100 Continue\r\n\r\n" + head + b"hello").status == 200
+    # a head refused by its framing is refused each time it comes
+    for _ in range(2):
+        with pytest.raises(ProtocolFault):
+            ResponseReader(1000).feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+
+def test_the_kept_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "_HEADS", {})
+    monkeypatch.setattr(http1, "MAX_HEADS", 3)
+    for i in range(10):
+        assert read(f"HTTP/1.1 200 OK\r\nDate: {i}\r\nContent-Length: 0\r\n\r\n".encode()).headers["date"] == str(i)
+        assert len(http1._HEADS) <= 3
