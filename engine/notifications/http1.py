@@ -26,9 +26,11 @@ MAX_NAMES = 1024
 #: Final answer heads read (their bytes, up to the blank line) -> status, headers, keep-alive. A
 #: receiver answers every POST with the same head but for its ``Date`` (whole seconds), so nearly
 #: every answer is one read before; parsing it again was most of the cost of reading an answer.
-#: What the head says about the body (``_frame``) is worked out for each answer. Bounded.
+#: What the head says about the body (``_frame``) is worked out for each answer. Bounded, in count
+#: and in the size of a head kept (a receiver's usual head is a few hundred bytes).
 _HEADS: dict[bytes, tuple[int, dict[str, str], bool]] = {}
 MAX_HEADS = 64
+MAX_KEPT_HEAD = 2048
 
 
 class ProtocolFault(ConnectionError):
@@ -133,9 +135,10 @@ class ResponseReader:
             return True  # an interim answer: the real one follows
         connection = headers.get("connection", "").lower()
         keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-        if len(_HEADS) >= MAX_HEADS:
-            _HEADS.clear()
-        _HEADS[raw_head] = (status, dict(headers), keep_alive)
+        if len(raw_head) <= MAX_KEPT_HEAD:
+            if len(_HEADS) >= MAX_HEADS:
+                _HEADS.clear()
+            _HEADS[raw_head] = (status, dict(headers), keep_alive)
         self.status, self.headers, self.keep_alive = status, headers, keep_alive
         self._frame(status, headers)
         return True

@@ -131,3 +131,10 @@ def test_the_kept_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(10):
         assert read(f"HTTP/1.1 200 OK\r\nDate: {i}\r\nContent-Length: 0\r\n\r\n".encode()).headers["date"] == str(i)
         assert len(http1._HEADS) <= 3
+
+
+def test_a_large_head_is_read_but_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "_HEADS", {})
+    big = "x" * (http1.MAX_KEPT_HEAD + 1)
+    assert read(f"HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 0\r\n\r\n".encode()).headers["x-big"] == big
+    assert http1._HEADS == {}
