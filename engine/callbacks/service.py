@@ -103,6 +103,7 @@ class CallbackService:
         self._new_events: list[dict[str, Any]] = []
         self._writing_events: list[dict[str, Any]] = []  # in the batch being written
         self._event_ids = 0
+        self._loading: list[set[int]] = []  # the partitions of each adoption reading its records
         self.serials = CallbackSerials(self.store, self.records)  # the key of each callback's event and history rows
         self.timers = Timers(self.clock)
         self.timers.on("submit", self._run_submit)
@@ -176,7 +177,16 @@ class CallbackService:
     async def adopt(self, partitions: dict[int, int]) -> None:
         """This node claimed ``partitions``: load their open callbacks and arm their timers (the
         session manager, which joined first, has restored their sessions already)."""
-        records = await callback_rows.load_open(self.store, sorted(partitions), self.serials)  # type: ignore[arg-type]
+        loading = set(partitions)
+        self._loading.append(loading)
+        try:
+            records = await callback_rows.load_open(self.store, sorted(partitions), self.serials)  # type: ignore[arg-type]
+        finally:
+            self._loading = [other for other in self._loading if other is not loading]
+        # A partition dropped while its records were read (the node fenced itself) is not taken
+        # in: its sessions went with the drop, and each of its callbacks would be failed as "the
+        # callback's session is gone", its failure notified, while the next holder runs it on.
+        records = [r for r in records if partition_of(r["_id"]) in loading]
         self._restore(records)
         if records:
             log.info("callback service: %d open callbacks of %d partitions adopted", len(records), len(partitions))
@@ -189,6 +199,8 @@ class CallbackService:
 
     def drop(self, partitions: set[int]) -> None:
         """This node no longer holds ``partitions``: forget their callbacks without writing."""
+        for loading in self._loading:
+            loading -= partitions
         self._forget(partitions)
         self._dirty = {cid: r for cid, r in self._dirty.items() if partition_of(cid) not in partitions}
         self._new_events = [e for e in self._new_events if e["part"] not in partitions]

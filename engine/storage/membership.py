@@ -419,12 +419,7 @@ class Membership:
             if self._fenced_since(incarnation):  # the fence dropped them all: adopt no more
                 return
             chunk = {p: got[p] for p in chunks[start:start + ADOPT_CHUNK]}
-            for participant in self.participants:
-                await participant.adopt(chunk)
-            for participant in self.participants:  # all of them holding the chunk, it may run
-                adopted = getattr(participant, "adopted", None)
-                if adopted is not None:
-                    await adopted(chunk)
+            await self._adopt_chunk(chunk, incarnation)
             if self._fenced_since(incarnation):
                 # fenced while the chunk was being adopted: the fence's drop may have come before
                 # a participant took it in, so it is dropped again, everywhere
@@ -433,6 +428,22 @@ class Membership:
                 return
             self.adopted.update(p for p in chunk if self.held.get(p) == chunk[p])
             await asyncio.sleep(0)
+
+    async def _adopt_chunk(self, chunk: dict[int, int], incarnation: str) -> None:
+        """Every participant takes ``chunk`` in, then (all of them holding it) lets it run. None
+        is told to once the node fenced itself: the fence dropped the chunk in those before it,
+        and a later one would take its part in without theirs (the callback service would find the
+        sessions of its callbacks gone and fail them)."""
+        for participant in self.participants:
+            if self._fenced_since(incarnation):
+                return
+            await participant.adopt(chunk)
+        for participant in self.participants:
+            if self._fenced_since(incarnation):
+                return
+            adopted = getattr(participant, "adopted", None)
+            if adopted is not None:
+                await adopted(chunk)
 
     def _fenced_since(self, incarnation: str) -> bool:
         """Whether this node fenced itself (and maybe registered again) since ``incarnation``."""

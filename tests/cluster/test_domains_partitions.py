@@ -206,6 +206,48 @@ async def test_a_dropped_partition_forgets_without_writing_and_is_adopted_again(
     assert "order" not in a.callbacks.records[made[0]]
 
 
+
+async def test_callbacks_read_while_their_node_fences_itself_are_not_failed(cluster, monkeypatch) -> None:
+    """Found in the cluster proof: a node lost its lease while the callback service was reading
+    the callbacks of partitions it had claimed. The fence dropped their sessions; the records,
+    read on, found no session and were failed (FAIL_ERROR, their failure notified) although the
+    node taking the partitions over ran them on to AGENT_CONNECTED."""
+    from engine.callbacks import service as callback_service
+
+    a = await cluster.start("a")
+    made = [(await a.callbacks.create("hold", {"_customer_number": f"+1555021{i:04d}"}))["_id"] for i in range(4)]
+    await a.manager.commit()
+    parts = {partition_of(cid) for cid in made}
+    reading, release = asyncio.Event(), asyncio.Event()
+    load_open = callback_service.callback_rows.load_open
+
+    async def held_load_open(store, partitions=None, known=None):
+        records = await load_open(store, partitions, known)
+        if partitions is not None and set(partitions) & parts and not release.is_set():
+            reading.set()
+            await release.wait()
+        return records
+
+    monkeypatch.setattr(callback_service.callback_rows, "load_open", held_load_open)
+    failed: list[tuple[str, str]] = []
+    complete = a.callbacks._complete
+
+    def noted(record, reason, *args, **kwargs):
+        failed.append((record["_id"], reason))
+        return complete(record, reason, *args, **kwargs)
+
+    monkeypatch.setattr(a.callbacks, "_complete", noted)
+    a.membership.forget(set(parts))  # as after a fenced write; the node adopts them again on a tick
+    await asyncio.wait_for(reading.wait(), 10)  # their sessions restored, their callbacks being read
+    await a.membership.self_fence("a test")  # and now the lease is lost: everything dropped
+    release.set()
+    await eventually(lambda: set(a.callbacks.records) >= set(made), lambda ok: ok, timeout=20, interval=0.05,
+                     expected="the callbacks adopted again after the node registered anew")
+    assert not [f for f in failed if f[0] in made]
+    stored = await stored_records(a)
+    assert {stored[cid]["_callback_state"] for cid in made} == {"QUEUED"}
+    assert {a.callbacks.records[cid]["_callback_state"] for cid in made} == {"QUEUED"}
+
 async def test_limits_and_availability_count_every_nodes_callbacks(cluster) -> None:
     a = await cluster.start("a")
     b = await cluster.start("b")

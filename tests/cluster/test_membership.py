@@ -257,3 +257,66 @@ async def test_a_node_fenced_while_an_adoption_waits_registers_again_on_the_next
         assert epochs_strictly_increase(await claims(db_url))
     finally:
         await cluster.close()
+
+
+class StallingAdopter(Recorder):
+    """A participant whose first phase (``adopt``) waits for ``gate``, as the session manager's
+    waits for the sessions of the chunk to be read from the database."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.stalled: dict[int, int] | None = None
+        self.stalling = asyncio.Event()
+
+    async def adopt(self, partitions: dict[int, int]) -> None:
+        await super().adopt(partitions)
+        if not self.gate.is_set():
+            self.stalled = dict(partitions)
+            self.stalling.set()
+            await self.gate.wait()
+
+
+class Told(Recorder):
+    """A participant that keeps every chunk it was told to adopt and let run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.adoptions: list[dict[int, int]] = []
+        self.runs: list[dict[int, int]] = []
+
+    async def adopt(self, partitions: dict[int, int]) -> None:
+        await super().adopt(partitions)
+        self.adoptions.append(dict(partitions))
+
+    async def adopted(self, partitions: dict[int, int]) -> None:
+        self.runs.append(dict(partitions))
+
+
+async def test_a_chunk_whose_adoption_the_node_fenced_is_offered_to_no_later_participant(db_url: str) -> None:
+    """Found in the cluster proof: a node lost its lease while the session manager was reading a
+    chunk's sessions; the fence dropped them, and the callback service, told to adopt the chunk
+    next, loaded its callbacks, found their sessions gone and failed each one (FAIL_ERROR, its
+    failure notified) while the node that took the partitions over ran them on."""
+    cluster = Cluster(db_url)
+    try:
+        store = await persistence.open_store(db_url)
+        first, second = StallingAdopter(), Told()
+        a = Membership(store, "a", lease=LEASE, heartbeat=HEARTBEAT, participants=[first, second])
+        await a.start()
+        cluster.nodes["a"] = (a, first, store)
+        b = await cluster.start("b")
+        await until(lambda: split(cluster, ("a", "b")) and len(b.held) == PARTITIONS // 2, 20, cluster=cluster)
+        first.gate.clear()
+        await b.stop()  # a claims what b gave back, and its first participant's adoption stalls
+        await asyncio.wait_for(first.stalling.wait(), 5)
+        await a.self_fence("a test")
+        first.gate.set()
+        await until(lambda: len(a.held) == PARTITIONS and second.held == set(a.held)
+                    and a.adopted == set(a.held), 20, cluster=cluster)
+        assert first.stalled is not None
+        assert first.stalled not in second.adoptions  # the later participant never took the fenced chunk
+        assert first.stalled not in second.runs
+    finally:
+        await cluster.close()
