@@ -62,8 +62,9 @@ Figures per level (p50 / p99 / max, milliseconds):
 * the reference: the bare server's request latency at the same arrival rate;
 * the create request's own latency; how late this client sent (open-loop slip: should be ~0);
   each callback's lifetime (create or desired time -> its last message) and whether the engine kept
-  pace (``kept_up``: it finished callbacks at 90 % of the rate they came at or more, and the lifetimes
-  did not keep growing over the stretch); the drain after the last create; the
+  pace (``kept_up``: from ``--lead`` in to the last create, the steady part, it completed as many
+  callbacks as started there, short by at most 3 % of them or 0.2 s of them; see ``steady_pace``);
+  the median lifetimes of the middle and the last fifth; the drain after the last create; the
   longest silence at the receiver, a timeline and the slowest callbacks (to find stalls); the CPU
   of engine, receiver, client and everyone else.
 
@@ -146,6 +147,9 @@ WAS_SCHEDULED = "_cbe_on_callback_scheduled"
 #: Slices of a phase's sending window in the timeline.
 SLICES = 10
 KEPT_UP = {True: "kept up", False: "FELL BEHIND", None: "pace unknown (too few callbacks)"}
+#: ``steady_pace``: the engine kept up when it completed all but this share of the callbacks that
+#: started in the steady part, or all but this many seconds of them; fewer starts say nothing.
+KEPT_UP_SHORTFALL, KEPT_UP_SLACK, KEPT_UP_MIN_STARTS = 0.03, 0.2, 10
 #: The search for the maximum: the first probe at FIRST_SHARE of the former (immediate-only)
 #: maximum, or at FIRST_RATE callbacks/s without it; up by STEP_UP or down by STEP_DOWN until one
 #: probe kept up and a faster one fell behind, then the geometric middle of the two until they lie
@@ -272,6 +276,7 @@ class Phase:
     desired: list[float | None]  # the scheduled ones' desired time
     creates: LoadResult
     rate: float | None  # offered rate of an open-loop phase (of its slots)
+    lead: float  # seconds a scheduled create's desired time lies ahead
     due: list[float] | None  # when each create of an open-loop phase was due, seconds in
     wait: dict[str, Any]
     cpu: dict[str, float]
@@ -328,7 +333,7 @@ async def run_phase(client: aiohttp.ClientSession, engine: EngineProcess, receiv
         wait = await wait_delivered(client, receiver[0], path, total, settings.stall)
     figures = cpu.figures()
     rows, _ = await dump(client, receiver[0], path)
-    return Phase(name, kinds, ids, sent, desired, creates, rate, due, wait, figures, rows)
+    return Phase(name, kinds, ids, sent, desired, creates, rate, lead, due, wait, figures, rows)
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -456,19 +461,28 @@ def scheduled_figures(phase: Phase, seen: dict[str, dict[str, list[Any]]], began
             "desired_to_flow_start": spread([value for _, value in start]), "started_at_once": early}
 
 
-def kept_up(lifetimes: list[tuple[float, float]], window: float, callbacks: int, finished: float) -> bool | None:
-    """Whether the engine kept pace with the arrivals, by two signs of a growing backlog.
+def steady_pace(lifetimes: list[tuple[float, float]], steady_from: float, steady_to: float) -> dict[str, Any]:
+    """Callbacks started and completed in the stream's steady part, and whether the engine kept up.
 
-    Its rate: callbacks / (first create -> last message) is at least 90 % of callbacks / sending
-    window (a normal drain costs a few per cent of a 25 s stretch). Its trend: the median lifetime
-    (start -> last message) of the last fifth of the stretch is at most 1.5 times that of the
-    middle fifth, plus 20 ms; a backlog that keeps growing makes every later callback wait longer.
+    ``lifetimes`` are (start, start -> last message) in seconds from the first create; the steady
+    part runs from ``--lead`` in (the first scheduled sessions start: the full mix is in) to the last
+    create. An engine that keeps up completes there as many callbacks as start there (the ones
+    completed early in it started a lifetime before it, as many as start in its last lifetime);
+    one that does not completes at its own pace and the difference is the backlog it grew. Kept up:
+    the shortfall is at most KEPT_UP_SHORTFALL of the starts, or KEPT_UP_SLACK seconds of them
+    (a short stretch: a commit's batch at either end is not a backlog). ``None``: too few starts.
     """
-    middle, last = trend_medians(lifetimes, window)
-    if middle is None or last is None or finished <= 0:
-        return None
-    pace = callbacks / finished >= 0.9 * callbacks / window
-    return pace and last <= 1.5 * middle + 0.020
+    seconds = steady_to - steady_from
+    started = sum(1 for at, _ in lifetimes if steady_from <= at < steady_to)
+    completed = sum(1 for at, life in lifetimes if steady_from <= at + life < steady_to)
+    verdict: bool | None = None
+    if started >= KEPT_UP_MIN_STARTS and seconds > 0:
+        allowed = max(KEPT_UP_SHORTFALL * started, KEPT_UP_SLACK * started / seconds)
+        verdict = started - completed <= allowed
+    return {"kept_up": verdict, "steady_seconds": round(seconds, 3), "steady_started": started,
+            "steady_completed": completed,
+            "steady_completed_per_second": round(completed / seconds, 1) if seconds > 0 else None,
+            "steady_started_per_second": round(started / seconds, 1) if seconds > 0 else None}
 
 
 def trend_medians(lifetimes: list[tuple[float, float]], window: float) -> tuple[float | None, float | None]:
@@ -517,7 +531,7 @@ def phase_figures(phase: Phase, expected: dict[str, int], ring: float, problems:
         # Send i was due due[i] after the stretch began; the earliest start all sends agree with is that moment.
         starts = [at - due for at, due in zip(phase.sent, phase.due, strict=True)]
         figures["client_slip"] = spread([at - min(starts) for at in starts])
-        figures["kept_up"] = kept_up(lifetimes, window, callbacks, last - began)
+        figures.update(steady_pace(lifetimes, min(phase.lead, window), window))
         figures["lifetime_p50_ms_middle_last"] = [None if value is None else round(1000 * value, 2)
                                                   for value in trend_medians(lifetimes, window)]
     if any(kind == SCHEDULED for kind in phase.kinds):
@@ -621,7 +635,9 @@ def next_probe(probes: list[tuple[float, bool]], first: float) -> float | None:
 def probe_summary(rate: float, figures: dict[str, Any]) -> dict[str, Any]:
     """What a reader needs to check one probe's verdict."""
     lifetime, first = figures["start_to_last_message"], figures["create_to_first_status"]
-    return {"rate": rate, "kept_up": figures["kept_up"], "callbacks": figures["callbacks"],
+    return {"rate": rate, "kept_up": figures["kept_up"], "steady_started_per_second":
+            figures["steady_started_per_second"], "steady_completed_per_second": figures["steady_completed_per_second"],
+            "callbacks": figures["callbacks"],
             "scheduled": figures["scheduled"], "sent_per_second": figures["sent_per_second"],
             "achieved_per_second": figures["achieved_per_second"],
             "drain_seconds": figures["drain_seconds"],
@@ -763,8 +779,9 @@ def print_report(result: dict[str, Any]) -> None:
               f"{sat['engine_cpu_share']} of a core, {sat['engine_cpu_ms_per_callback']} ms CPU per callback; "
               f"messages per callback {result['messages_per_callback']}")
         for probe in sat["probes"]:
-            print(f"    probe {probe['rate']}/s: {KEPT_UP[probe['kept_up']]} (sent {probe['sent_per_second']}/s, "
-                  f"achieved {probe['achieved_per_second']}/s, drain {probe['drain_seconds']} s, lifetime p50 "
+            print(f"    probe {probe['rate']}/s: {KEPT_UP[probe['kept_up']]} (steady part: started "
+                  f"{probe['steady_started_per_second']}/s, completed {probe['steady_completed_per_second']}/s; "
+                  f"drain {probe['drain_seconds']} s, lifetime p50 "
                   f"middle/last fifth {'/'.join(map(str, probe['lifetime_p50_ms_middle_last']))} ms, engine "
                   f"{probe['engine_cpu_share']} core, {probe['engine_cpu_ms_per_callback']} ms/callback, others "
                   f"{probe['foreign_cpu_share']})")
@@ -773,8 +790,8 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"  {round(100 * level['share'])} % = {level['offered_per_second']} callbacks/s offered, open loop: "
               f"{level['callbacks']} callbacks ({level['scheduled']} scheduled) in {level['sending_seconds']} s, "
               f"{level['sent_per_second']}/s (no scheduled create in the last {s['lead']:g} s); "
-              f"{KEPT_UP[level['kept_up']]} (achieved {level['achieved_per_second']}/s, "
-              f"drain {level['drain_seconds']} s)")
+              f"{KEPT_UP[level['kept_up']]} (steady part: started {level['steady_started_per_second']}/s, "
+              f"completed {level['steady_completed_per_second']}/s; drain {level['drain_seconds']} s)")
         print(f"    start -> last message      : {quantile_text(level['start_to_last_message'])}")
         print(f"    create -> first status     : {quantile_text(level['create_to_first_status'])}")
         print(f"    desired -> dial sent       : {quantile_text(level.get('desired_to_dial_sent', {}))}")

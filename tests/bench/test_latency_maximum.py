@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from bench.latency import BRACKET, NOW, SCHEDULED, STEP_DOWN, STEP_UP, bracket, next_probe, open_stream
+from bench.latency import (
+    BRACKET,
+    NOW,
+    SCHEDULED,
+    STEP_DOWN,
+    STEP_UP,
+    bracket,
+    next_probe,
+    open_stream,
+    steady_pace,
+)
 
 
 def search(capacity: float, first: float, budget: int = 6) -> tuple[float | None, list[float]]:
@@ -73,3 +83,37 @@ def test_the_stream_keeps_its_session_pace_to_the_end() -> None:
     assert all(kind == NOW for at, kind in zip(due, kinds, strict=True) if at > 8.0)
     assert sum(kind == SCHEDULED for kind in kinds) == 400  # slots 1, 3, ... 799: the last due at 7.99 s
     assert due == sorted(due) and len(due) == len(kinds) == 1000 - 100
+
+
+def stream_lifetimes(rate: float, seconds: float, capacity: float, base: float = 0.05) -> list[tuple[float, float]]:
+    """(start, lifetime) of a stream at ``rate`` served first come first served at ``capacity``."""
+    free, out = 0.0, []
+    for index in range(round(rate * seconds)):
+        start = index / rate
+        free = max(free, start) + 1 / capacity
+        out.append((start, free - start + base))
+    return out
+
+
+def test_an_engine_with_room_to_spare_kept_up() -> None:
+    pace = steady_pace(stream_lifetimes(200.0, 8.0, capacity=220.0), 2.0, 8.0)
+    assert pace["kept_up"] is True
+    assert pace["steady_started"] == 1200 and pace["steady_completed"] == 1200
+
+
+def test_an_engine_slower_than_the_stream_fell_behind_and_its_own_pace_is_reported() -> None:
+    # 275/s offered, 221/s served (a quiet run's probe: the former verdict passed it, its backlog
+    # having grown early and then slowly): completions in the steady part are 4/5 of the starts.
+    lifetimes = stream_lifetimes(275.0, 8.0, capacity=221.0)
+    pace = steady_pace(lifetimes, 2.0, 8.0)
+    assert pace["kept_up"] is False
+    assert pace["steady_completed_per_second"] == pytest.approx(221.0, abs=2.0)
+
+
+def test_a_stream_just_over_the_engine_fell_behind_and_just_under_kept_up() -> None:
+    assert steady_pace(stream_lifetimes(230.0, 8.0, capacity=221.0), 2.0, 8.0)["kept_up"] is False
+    assert steady_pace(stream_lifetimes(215.0, 8.0, capacity=221.0), 2.0, 8.0)["kept_up"] is True
+
+
+def test_too_few_starts_say_nothing() -> None:
+    assert steady_pace(stream_lifetimes(3.0, 3.0, capacity=100.0), 1.0, 3.0)["kept_up"] is None
