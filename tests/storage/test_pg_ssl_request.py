@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import engine.storage  # noqa: F401  (what every store's engine is made under)
+from tests.storage.loopback_server import LoopbackServer
 
 SSL_REQUEST = struct.pack("!ll", 8, 80877103)  # its length, then the SSLRequest code
 TURNS = 80  # cancellation points swept, in event loop turns after the connect starts
@@ -44,19 +45,15 @@ async def accepts_then_cuts(reader: asyncio.StreamReader, writer: asyncio.Stream
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class SslStage:
+class SslStage(LoopbackServer):
     """A loopback server that counts the SSL requests it got and then runs ``behaviour``."""
 
     def __init__(self, behaviour: Behaviour):
+        super().__init__()
         self.behaviour = behaviour
         self.requests = 0
-        self.server: asyncio.Server | None = None
 
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             if await reader.read(len(SSL_REQUEST)) == SSL_REQUEST:  # not prefer's retry in plain text
                 self.requests += 1
@@ -65,10 +62,6 @@ class SslStage:
             pass
         finally:
             writer.close()
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
 
 
 async def connect_once(engine: AsyncEngine) -> None:

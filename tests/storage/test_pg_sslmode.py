@@ -13,23 +13,20 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from engine.storage import Store
+from tests.storage.loopback_server import LoopbackServer
 
 SSL_REQUEST_CODE = 80877103
 PROTOCOL_3 = 196608  # a StartupMessage's first field after its length
 
 
-class FirstMessage:
+class FirstMessage(LoopbackServer):
     """A loopback server recording the code of each connection's first message, then closing."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.codes: list[int] = []
-        self.server: asyncio.Server | None = None
 
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readexactly(8)
             self.codes.append(struct.unpack("!ll", head)[1])
@@ -37,10 +34,6 @@ class FirstMessage:
             pass
         finally:
             writer.close()
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
 
 
 async def first_message_code(query: str) -> list[int]:
