@@ -24,11 +24,16 @@ def test_quick_run_measures_every_callback_and_prints_every_figure() -> None:
     assert isinstance(headline["max_callbacks_per_second"], float)
     assert isinstance(headline["max_immediate_only_callbacks_per_second"], float)
     # the maximum is the rate of a probe of the levels' mix that kept up, none slower fell behind
+    # (a probe that fell behind while other processes took the CPU is run again, at most twice: the
+    # first of the two is reported, marked, and its verdict does not count)
     probes = result["maximum"]["probes"]
-    assert 1 <= len(probes) <= 3
-    assert [probe["rate"] for probe in probes if probe["kept_up"] is True and probe["scheduled"] > 0
+    rerun = [probe for probe in probes if "rerun" in probe]
+    counted = [probe for probe in probes if "rerun" not in probe]
+    assert 1 <= len(counted) <= 3 and len(rerun) <= 2
+    assert all(probe["kept_up"] is not True and probe["disturbed"] for probe in rerun)
+    assert [probe["rate"] for probe in counted if probe["kept_up"] is True and probe["scheduled"] > 0
             and probe["callbacks"] > probe["scheduled"]].count(headline["max_callbacks_per_second"]) == 1
-    assert all(probe["kept_up"] is True for probe in probes if probe["rate"] < headline["max_callbacks_per_second"])
+    assert all(probe["kept_up"] is True for probe in counted if probe["rate"] < headline["max_callbacks_per_second"])
     for at in LEVELS:
         assert isinstance(headline[f"rate_at_{at}"], float)
         for figure in FIGURES:
