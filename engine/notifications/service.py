@@ -19,13 +19,13 @@ from typing import Any
 
 from ..callbacks.bus import CallbackBus, CallbackCreated, CallbackEnded, StatusEvent
 from ..callbacks.services import ServiceRegistry
-from ..ids import partition_of_ordering_key
+from ..ids import partition_of, partition_of_ordering_key
 from ..outbound import Sender
 from ..sessions.manager import SessionManager
 from ..storage import UnitOfWork
 from ..storage.listener import Listener
 from . import rows as notification_rows
-from .delivery import DEAD, Delivery, Dispatcher
+from .delivery import DEAD, Delivery, Dispatcher, callback_of
 from .notifier import NotificationConfig, StatusNotifier, TransactionLists
 from .subscriptions import Subscription, SubscriptionRegistry
 from .webhooks import message_id
@@ -53,6 +53,11 @@ class NotificationService:
                                        config, self._new_id)
         self._released: list[Delivery] = []
         self._parts: dict[int, int] = {}  # delivery id -> partition, of those held here (cluster)
+        # Cluster: subscriptions made for a callback and removed as it ended, until the batch that
+        # deletes them commits (not yet in a batch, in the batch being written): a drop of the
+        # callback's partition forgets that end, so it puts them back (``_undo_ends``).
+        self._ending: dict[str, Subscription] = {}
+        self._ending_written: dict[str, Subscription] = {}
         if manager.store is not None:
             manager.batch_contributors.append(self._contribute)
             manager.after_commit.append(self._after_commit)
@@ -86,6 +91,8 @@ class NotificationService:
             self.flush()
 
     def _callback_ended(self, event: CallbackEnded) -> None:
+        if self.cluster is not None:
+            self._ending.update((sub.id, sub) for sub in self.subscriptions.for_callback(event.record["_id"]))
         self.notifier.callback_ended(event.record)
         self.flush()
 
@@ -142,13 +149,21 @@ class NotificationService:
     def _contribute(self, batch: UnitOfWork) -> None:
         subs, dispatcher, notifier = self.subscriptions, self.dispatcher, self.notifier
         batch.add(notification_rows.SUBSCRIPTIONS, [sub.row() for sub in subs.changed.values()])
-        batch.delete(notification_rows.SUBSCRIPTIONS, subs.removed)
         if self.cluster is not None:
             batch.notify.extend((notification_rows.SUBSCRIPTIONS_CHANNEL, sub_id)
                                 for sub_id in [*subs.changed, *subs.removed])
+            # A callback's end deletes its subscriptions as part of its partition's state: fenced
+            # with it, and left out with it (the end is made again by the session's next holder).
+            ending = {i: sub for i in subs.removed if (sub := self._ending.pop(i, None)) is not None}
+            batch.delete(notification_rows.SUBSCRIPTIONS, [i for i in subs.removed if i not in ending])
+            if ending:
+                self.manager.delete_partitioned(batch, notification_rows.SUBSCRIPTIONS,
+                                                [(i, partition_of(sub.callback_id or "")) for i, sub in ending.items()])
+            self._ending_written = ending
             subs.changed, subs.removed = {}, []
             self._contribute_partitioned(batch)
             return
+        batch.delete(notification_rows.SUBSCRIPTIONS, subs.removed)
         subs.changed, subs.removed = {}, []
         new, notifier.new_deliveries = notifier.new_deliveries, []
         deliveries = batch.rows(notification_rows.DELIVERIES)
@@ -201,11 +216,39 @@ class NotificationService:
 
     def drop(self, partitions: set[int]) -> None:
         """This node no longer holds ``partitions``: forget their deliveries at once, stopping the
-        attempts in flight, writing nothing."""
+        attempts in flight, writing nothing.
+
+        Those not yet in a batch that a callback's state made (its status events, its pushes) go
+        too: the drop forgot that state unwritten (the event rows, the session's snapshot), and
+        the session restored from its last snapshot makes them again. Kept, such a delivery was
+        written with the next batch (handed over, or taken again once the partition was claimed
+        anew) and sent beside the one of the replay: the same status event twice, under two
+        webhook-ids, one of them never recorded (seen in the cluster proof)."""
         self.dispatcher.forget(_in(partitions), cancel=True)
         self.dispatcher.history.drop(partitions)
         self._released = [d for d in self._released if partition_of_ordering_key(d.key) not in partitions]
+        notifier = self.notifier
+        notifier.new_deliveries = [d for d in notifier.new_deliveries if not _made_in(d.key, partitions)]
+        self._undo_ends(partitions)
         self._forget_ids(partitions)
+
+    def _undo_ends(self, partitions: set[int]) -> None:
+        """The subscriptions of callbacks of ``partitions`` removed by an end not yet stored are
+        live again: the drop forgot that end (their deletes, not yet in a batch, never are, and
+        one in the batch being written is left out if the fence refuses it), and the session
+        restored from its last snapshot ends the callback again. Gone, its last status events
+        found no subscription and were never sent. (Were the end stored after all, its commit's
+        notification removes them again.)"""
+        undone = {i: sub for i, sub in [*self._ending.items(), *self._ending_written.items()]
+                  if partition_of(sub.callback_id or "") in partitions}
+        if not undone:
+            return
+        subs = self.subscriptions
+        subs.removed = [i for i in subs.removed if i not in undone]
+        for sub_id, sub in undone.items():
+            self._ending.pop(sub_id, None)
+            self._ending_written.pop(sub_id, None)
+            subs.stored(sub_id, sub.row())
 
     def _forget_ids(self, partitions: set[int]) -> None:
         for delivery_id in [i for i, p in self._parts.items() if p in partitions]:
@@ -262,6 +305,7 @@ class NotificationService:
             self.subscriptions.stored(sub_id, rows.get(sub_id))
 
     def _after_commit(self) -> None:
+        self._ending_written = {}
         released, self._released = self._released, []
         if self.cluster is not None:
             for d in released:
@@ -324,3 +368,10 @@ class NotificationService:
 def _in(partitions: set[int]) -> Callable[[str], bool]:
     """Whether an ordering key falls in ``partitions``."""
     return lambda key: partition_of_ordering_key(key) in partitions
+
+
+def _made_in(key: str, partitions: set[int]) -> bool:
+    """Whether a delivery with ordering key ``key`` was made by the state of a callback held in
+    one of ``partitions`` (a callback's deliveries live in its partition). A message a client
+    published is nobody's state: one for a partition this node does not hold is handed over."""
+    return callback_of(key) is not None and partition_of_ordering_key(key) in partitions

@@ -1,0 +1,188 @@
+"""What a callback's macrostep did for its notifications is forgotten with it when a drop forgets
+the macrostep (an engine node in this process on a PostgreSQL database, the platform its own
+process): the session restored from its last snapshot does it again.
+
+Found in the cluster proof: a node lost its lease between a status event of a callback's flow and
+the batch that would have written it. The drop forgot the event row and the session's snapshot,
+but the event's delivery waited on in the notifier and went out with the next batch (handed over,
+then taken back once the node had claimed the partition again); the session restored from its last
+snapshot made the event again, so it reached the receiver twice under two webhook-ids while the
+database recorded it once. Likewise the end of a callback removes the subscription made for it:
+a forgotten end must not remove it, or the replayed end's status events find nobody to notify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import select, text
+
+from engine.callbacks import rows as callback_rows
+from engine.callbacks.bus import CallbackEnded
+from engine.ids import partition_of
+from engine.notifications import rows as notification_rows
+from engine.runtime import Runtime
+from engine.storage import StorageUnavailable
+from tests.cluster.test_domains_partitions import SERVICES, Nodes, write_config
+from tests.support.eventually import eventually
+from tests.support.platform_process import PlatformProcess
+from tests.support.receiver import Receiver
+
+DROPPED_EVENT = "_cbe_on_target_found"  # the hold queue has no agent: the flow never reports it itself
+MARKER_EVENT = "_cbe_on_dial_init"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    config = write_config(tmp_path_factory.mktemp("platform"), {})
+    process = PlatformProcess(config, tmp_path_factory.mktemp("platform-log") / "platform.log")
+    asyncio.run(process.start())
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def cluster(postgres, platform, tmp_path):
+    nodes = Nodes(tmp_path, postgres.new_database(), platform.url, write_config(tmp_path, SERVICES))
+    yield nodes
+    await nodes.close()
+
+
+def first_arrivals(receiver: Receiver, callback_id: str) -> list[str]:
+    """The status events of ``callback_id`` as the receiver got them, each webhook-id once."""
+    seen: set[str] = set()
+    found = []
+    for r in receiver.received:
+        webhook_id = r.headers.get("webhook-id", "")
+        message = r.body.get("message", r.body)
+        if webhook_id in seen or message.get("_service_id") != callback_id:
+            continue
+        seen.add(webhook_id)
+        found.append(message["event_id"])
+    return found
+
+
+async def recorded(node: Runtime, callback_id: str) -> list[str]:
+    """The status events of ``callback_id`` the database holds, in the order they were recorded."""
+    table = callback_rows.callback_events
+    rows = await node.store.fetch_all(  # type: ignore[union-attr]
+        select(table.c.name).where(table.c.callback_id == callback_id).order_by(table.c.id))
+    return [row["name"] for row in rows]
+
+
+def lose_lease(node: Runtime, _part: int) -> Awaitable[None]:
+    return node.membership.self_fence("a test")  # type: ignore[union-attr]
+
+
+async def lose_partition(node: Runtime, part: int) -> None:
+    node.membership.forget({part})  # type: ignore[union-attr]  # as after a fenced write
+
+
+async def waiting_callback(node: Runtime, receiver: Receiver, number: str) -> dict:
+    """A callback notifying ``receiver`` whose flow waits for an agent of a queue that has none,
+    once every status event so far is recorded and has arrived."""
+    notify = {"_enable_status_notification": "subscribe_notify", "_status_notification_type": "httpcb",
+              "_status_notification_target": receiver.url()}
+    record = await node.callbacks.create("hold", {"_customer_number": number, **notify})
+    cid = record["_id"]
+
+    async def settled() -> tuple[list[str], list[str]]:
+        await node.manager.commit()
+        return await recorded(node, cid), first_arrivals(receiver, cid)
+
+    await eventually(settled, lambda got: "_cbe_on_virtual_ixn_create" in got[0] and got[0] == got[1],
+                     timeout=15, interval=0.1, expected="the flow's first events recorded and notified")
+    return record
+
+
+async def adopted_again(node: Runtime, record: dict) -> None:
+    """Until the node holds the callback's partition again, its session restored as last stored."""
+    part, sid = partition_of(record["_id"]), record["_ors_session_id"]
+    await eventually(lambda: part in node.membership.adopted and sid in node.manager.sessions  # type: ignore[union-attr]
+                     and record["_id"] in node.callbacks.records, lambda ok: ok, timeout=20, interval=0.05,
+                     expected="the callback's partition adopted again")
+
+
+async def stored_subscriptions(node: Runtime) -> set[str]:
+    rows = await node.store.fetch_all(select(notification_rows.subscriptions.c.id))  # type: ignore[union-attr]
+    return {row["id"] for row in rows}
+
+
+@pytest.mark.parametrize("drop", [lose_lease, lose_partition], ids=["lease lost", "partition fenced"])
+async def test_a_status_event_forgotten_by_a_drop_is_not_notified(
+        cluster, drop: Callable[[Runtime, int], Awaitable[None]]) -> None:
+    receiver = await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        record = await waiting_callback(a, receiver, "+15550610001")
+        cid, sid = record["_id"], record["_ors_session_id"]
+        # a status event of a macrostep whose batch is not built yet: its row and its delivery wait
+        a.callbacks.flow_event(a.manager.sessions[sid], DROPPED_EVENT)
+        assert any(d.message.get("event_id") == DROPPED_EVENT for d in a.notifications.notifier.new_deliveries)
+        await drop(a, partition_of(cid))  # before that batch: the event, the session's state, forgotten unwritten
+
+        # the node claims the partition again (a new epoch) and restores the session as last stored
+        await adopted_again(a, record)
+        # a later event of the same callback: same ordering key, so it comes after any sent before
+        a.callbacks.flow_event(a.manager.sessions[sid], MARKER_EVENT)
+        await a.manager.commit()
+        await eventually(lambda: first_arrivals(receiver, cid), lambda got: MARKER_EVENT in got, timeout=15,
+                         interval=0.1, expected="the later event notified")
+        stored = await recorded(a, cid)
+        assert DROPPED_EVENT not in stored
+        assert first_arrivals(receiver, cid) == stored, "a status event the database never recorded was notified"
+    finally:
+        await receiver.stop()
+
+
+@pytest.mark.parametrize("drop", [lose_lease, lose_partition], ids=["lease lost", "partition fenced"])
+async def test_a_callback_end_forgotten_by_a_drop_keeps_its_subscription(
+        cluster, drop: Callable[[Runtime, int], Awaitable[None]]) -> None:
+    receiver = await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        record = await waiting_callback(a, receiver, "+15550610002")
+        cid, sid = record["_id"], record["_ors_session_id"]
+        (sub,) = a.notifications.subscriptions.for_callback(cid)
+        a.callbacks.bus.publish(CallbackEnded(record))  # as its flow's end does: the subscription goes
+        assert not a.notifications.subscriptions.for_callback(cid)
+        await drop(a, partition_of(cid))  # before the batch of that end: forgotten, the flow runs on
+
+        await adopted_again(a, record)
+        await a.manager.commit()
+        assert sub.id in await stored_subscriptions(a)
+        assert [s.id for s in a.notifications.subscriptions.for_callback(cid)] == [sub.id]
+        a.callbacks.flow_event(a.manager.sessions[sid], MARKER_EVENT)  # what the replayed flow reports
+        await a.manager.commit()
+        await eventually(lambda: first_arrivals(receiver, cid), lambda got: MARKER_EVENT in got, timeout=15,
+                         interval=0.1, expected="the later event notified")
+    finally:
+        await receiver.stop()
+
+
+async def test_a_callback_end_in_a_fenced_batch_keeps_its_subscription(cluster) -> None:
+    """The end's batch is being written when the fence refuses the callback's partition (another
+    node claimed it): the subscription's delete is left out with the partition's rows."""
+    receiver = await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        record = await waiting_callback(a, receiver, "+15550610003")
+        cid = record["_id"]
+        part = partition_of(cid)
+        (sub,) = a.notifications.subscriptions.for_callback(cid)
+        async with a.store.engine.begin() as conn:  # type: ignore[union-attr]  # as a claim by another node
+            await conn.execute(text("UPDATE cluster_partitions SET epoch = epoch + 1 WHERE id = :p"), {"p": part})
+        a.callbacks.bus.publish(CallbackEnded(record))
+        with pytest.raises(StorageUnavailable):  # the batch of that end was refused
+            await a.manager.commit(parts=[part])
+        assert part not in a.membership.held  # type: ignore[union-attr]
+        assert sub.id in await stored_subscriptions(a)
+
+        await adopted_again(a, record)  # the partition is this node's in the database still: taken again
+        await a.manager.commit()
+        assert sub.id in await stored_subscriptions(a)
+        assert [s.id for s in a.notifications.subscriptions.for_callback(cid)] == [sub.id]
+    finally:
+        await receiver.stop()
