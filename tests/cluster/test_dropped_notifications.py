@@ -13,7 +13,6 @@ a forgotten end must not remove it, or the replayed end's status events find nob
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -25,29 +24,14 @@ from engine.ids import partition_of
 from engine.notifications import rows as notification_rows
 from engine.runtime import Runtime
 from engine.storage import StorageUnavailable
-from tests.cluster.test_domains_partitions import SERVICES, Nodes, write_config
+from tests.cluster.test_domains_partitions import cluster, platform, platform_config
 from tests.support.eventually import eventually
-from tests.support.platform_process import PlatformProcess
 from tests.support.receiver import Receiver
+
+__all__ = ["cluster", "platform", "platform_config"]  # the fixtures, shared with the domains' tests
 
 DROPPED_EVENT = "_cbe_on_target_found"  # the hold queue has no agent: the flow never reports it itself
 MARKER_EVENT = "_cbe_on_dial_init"
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("platform"), {})
-    process = PlatformProcess(config, tmp_path_factory.mktemp("platform-log") / "platform.log")
-    asyncio.run(process.start())
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-async def cluster(postgres, platform, tmp_path):
-    nodes = Nodes(tmp_path, postgres.new_database(), platform.url, write_config(tmp_path, SERVICES))
-    yield nodes
-    await nodes.close()
 
 
 def first_arrivals(receiver: Receiver, callback_id: str) -> list[str]:

@@ -4,9 +4,10 @@ connections a subclass serves (``serve``), for tests of what a client sends firs
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     def __init__(self) -> None:
         self.server: asyncio.Server | None = None
 
@@ -15,8 +16,9 @@ class LoopbackServer:
         self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
         return self.server.sockets[0].getsockname()[1]
 
+    @abstractmethod
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        """Handle one connection (the subclass's part of the conversation)."""
 
     async def stop(self) -> None:
         assert self.server is not None
