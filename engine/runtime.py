@@ -57,6 +57,7 @@ from .sessions.cluster_clock import simulated_now
 from .sessions.flows import FlowRegistry
 from .sessions.manager import NoSuchSession, SessionManager
 from .settings import Settings
+from .shutdown import bounded_step
 from .storage import Store, check_secret_key
 from .storage.config_docs import CHANNEL as CONFIG_CHANNEL
 from .storage.listener import Listener
@@ -314,22 +315,22 @@ class Runtime:
             self._stopping.set()  # a signal, not only a cancel: a cancel can get lost in a driver
             self._maintenance.cancel()
             await asyncio.wait([self._maintenance], timeout=5)
+        limit = self.settings.shutdown_timeout
         if self.membership is not None:  # gives the partitions back: written, then claimed by the others at once
-            try:
-                await asyncio.wait_for(self.membership.stop(), self.settings.shutdown_timeout)
-            except Exception:
-                log.exception("cluster: leaving the cluster failed; the partitions expire with the lease")
-        await self.callbacks.close()
-        await self.manager.close()
-        await self.notifications.close()
-        await self.fcm.close()
+            await bounded_step("leaving the cluster (partitions not given back expire with the lease)",
+                               self.membership.stop(), limit)
+        await bounded_step("the callback service", self.callbacks.close(), limit)
+        # The final flush waits for storage up to the durability timeout before it gives up.
+        await bounded_step("the session manager", self.manager.close(), limit + self.settings.durability_timeout)
+        await bounded_step("the notifications", self.notifications.close(), limit)
+        await bounded_step("push", self.fcm.close(), limit)
         if isinstance(self.platform, RemotePlatform):
-            await self.platform.close()
-        await self.flows.close()
+            await bounded_step("the platform connection", self.platform.close(), limit)
+        await bounded_step("the flow registry", self.flows.close(), limit)
         if self.listener is not None:
-            await self.listener.close()
+            await bounded_step("the storage listener", self.listener.close(), limit)
         if self.store is not None:
-            await self.store.close()
+            await bounded_step("storage", self.store.close(), limit)
         log.info("engine stopped")
 
 

@@ -76,6 +76,9 @@ SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}
 #: so no timer, turn or delivery runs it again; it is neither stored nor reported as ended.
 DROPPED = "dropped"
 INBOX_CHANNEL = "cbe_inbox"
+#: The writer is cancelled again after each of these waits while it runs on (see ``_stop_writer``).
+WRITER_STOP_SECONDS = 2.0
+WRITER_STOP_ATTEMPTS = 5
 
 
 @dataclass(slots=True)
@@ -195,15 +198,26 @@ class SessionManager(SessionHost):
                 await self.commit()
             except StorageUnavailable as e:
                 log.error("stopping with changes not stored: %s", e)
-            self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
-            self._writer = None
+            await self._stop_writer()
         if self._taking is not None:
             self._taking.cancel()
         await super().close()
+
+    async def _stop_writer(self) -> None:
+        """Cancel the writer and wait for it, a bounded while each time: a cancel that arrives as a
+        driver call completes can be lost inside its ``wait_for`` (Python 3.11), and the loop
+        would wait for the next wake for ever. Cancelled again until it ends, at most a few times."""
+        writer, self._writer = self._writer, None
+        for _ in range(WRITER_STOP_ATTEMPTS):
+            if writer is None or writer.done():
+                break
+            writer.cancel()
+            await asyncio.wait([writer], timeout=WRITER_STOP_SECONDS)
+        else:
+            log.error("the storage writer did not stop after %d cancels; left behind", WRITER_STOP_ATTEMPTS)
+            return
+        if writer is not None and not writer.cancelled() and (error := writer.exception()) is not None:
+            log.error("the storage writer had failed: %s", error)
 
     # -- sessions ----------------------------------------------------------------------------
     def start_flow(self, name: str, data: dict[str, Any] | None = None, *, persistent: bool = True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,28 @@ async def test_the_outbox_carries_a_kind_through_its_one_sender(tmp_path: Path) 
         assert got == [("device-1", {"hello": "world"})]
     finally:
         await runtime.close()
+
+
+async def test_a_part_whose_close_hangs_is_named_and_left_and_the_rest_still_closes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    runtime = await Runtime.build(settings(tmp_path, shutdown_timeout=0.3))
+    await runtime.start()
+    stuck = asyncio.Event()
+
+    async def never_answers() -> None:  # a close waiting on a peer that never answers
+        await stuck.wait()
+
+    monkeypatch.setattr(runtime.notifications, "close", never_answers)
+    store_closed = []
+    close_store = runtime.store.close
+
+    async def counted_store_close() -> None:
+        store_closed.append(True)
+        await close_store()
+
+    monkeypatch.setattr(runtime.store, "close", counted_store_close)
+    await asyncio.wait_for(runtime.close(), 10)
+    assert store_closed == [True]  # the steps after the stuck one ran
+    [line] = [r.getMessage() for r in caplog.records if "did not finish" in r.getMessage()]
+    assert line.startswith("stopping: the notifications did not finish within 0.3 s")
+    assert "never_answers" in line and "Event.wait" in line  # where it waits
