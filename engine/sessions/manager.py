@@ -830,6 +830,9 @@ class SessionManager(SessionHost):
             # They run once every participant holds the partitions too (``adopted``): a flow's
             # actions and status events need its callback's record, loaded after this.
             self._waiting_to_run[tuple(parts)] = (restored, outbox)
+            # A partition forgotten while its sessions were read (a fenced write) found nothing to
+            # drop then: what was read of it goes now, not left in memory unrun.
+            self.drop({p for p in parts if p not in cluster.held})  # type: ignore[union-attr]
         else:
             self._waiting_to_run[()] = (restored, outbox)  # ``run_restored``, as ``adopted`` above
         if parts is None:
@@ -946,12 +949,21 @@ class SessionManager(SessionHost):
         self._fail_waiters_in(partitions)
         for p in partitions:
             self._parts.pop(p, None)
-        self._waiting_to_run = {k: v for k, v in self._waiting_to_run.items() if not partitions.intersection(k)}
+        # An adoption's sessions still waiting to run lose those of these partitions only: the rest
+        # of the chunk runs once adopted (dropping the whole entry left them never resumed).
+        for key, (restored, outbox) in list(self._waiting_to_run.items()):
+            if partitions.intersection(key):
+                info = self.info
+                self._waiting_to_run[key] = ([(s, st) for s, st in restored
+                                              if (i := info.get(s.id)) is not None and i.part not in partitions],
+                                             [row for row in outbox if row.get("part") not in partitions])
         # By their info, not by ``sessions``: a session that ended since the last batch has left
         # ``sessions`` but still waits, dirty, to be stored with the deletes of the events it took
         # in. Kept, its next batch would leave its snapshot out (a partition not held) and write
         # those deletes, no longer known as the partition's: its events gone, its state not moved.
         gone = {sid for sid, info in self.info.items() if info.part in partitions}
+        for p in partitions:
+            self._settling.pop(p, None)
         for sid in gone:
             session = self.sessions.pop(sid, None)
             if session is not None:

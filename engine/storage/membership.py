@@ -433,11 +433,16 @@ class Membership:
         """Every participant takes ``chunk`` in, then (all of them holding it) lets it run. None
         is told to once the node fenced itself: the fence dropped the chunk in those before it,
         and a later one would take its part in without theirs (the callback service would find the
-        sessions of its callbacks gone and fail them)."""
+        sessions of its callbacks gone and fail them). Likewise a partition a fenced write made the
+        node forget meanwhile is offered to no later participant. The second phase is told of the
+        chunk as first offered: the drop took the forgotten partition's part out of it already."""
         for participant in self.participants:
             if self._fenced_since(incarnation):
                 return
-            await participant.adopt(chunk)
+            still = {p: epoch for p, epoch in chunk.items() if self.held.get(p) == epoch}
+            if not still:
+                break
+            await participant.adopt(still)
         for participant in self.participants:
             if self._fenced_since(incarnation):
                 return

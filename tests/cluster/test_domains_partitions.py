@@ -248,6 +248,39 @@ async def test_callbacks_read_while_their_node_fences_itself_are_not_failed(clus
     assert {stored[cid]["_callback_state"] for cid in made} == {"QUEUED"}
     assert {a.callbacks.records[cid]["_callback_state"] for cid in made} == {"QUEUED"}
 
+async def test_the_rest_of_a_chunk_runs_when_one_partition_of_it_is_forgotten_during_its_adoption(
+        cluster, monkeypatch) -> None:
+    """A fenced write made the node forget one partition of a chunk while the chunk was being
+    adopted: the sessions of the chunk's other partitions run on (hello.scxml's delayed wake is
+    armed again, the flow ends), not left restored in memory and never resumed, as when the drop
+    threw the chunk's whole list of sessions waiting to run away."""
+    from engine.callbacks import service as callback_service
+
+    a = await cluster.start("a")
+    lost, kept = sorted(a.membership.adopted)[:2]
+    reading, release = asyncio.Event(), asyncio.Event()
+    load_open = callback_service.callback_rows.load_open
+
+    async def held_load_open(store, partitions=None, known=None):
+        records = await load_open(store, partitions, known)
+        if partitions is not None and {lost, kept} <= set(partitions) and not release.is_set():
+            reading.set()
+            await release.wait()
+        return records
+
+    monkeypatch.setattr(callback_service.callback_rows, "load_open", held_load_open)
+    sessions = {p: a.manager.start_flow("hello", partition=p).id for p in (lost, kept)}
+    await a.manager.commit()
+    a.membership.forget({lost, kept})  # as after a fenced write; the node adopts them again on a tick
+    await asyncio.wait_for(reading.wait(), 10)  # the sessions restored, waiting to run; the callbacks being read
+    assert set(sessions.values()) <= set(a.manager.sessions)  # still waiting for their wake
+    a.membership.forget({lost})  # another write found this one fenced meanwhile
+    release.set()
+    await eventually(lambda: set(sessions.values()) & set(a.manager.sessions), lambda left: not left,
+                     timeout=20, interval=0.05,
+                     expected="both flows ended: the kept partition's at once, the forgotten one's adopted again")
+
+
 async def test_limits_and_availability_count_every_nodes_callbacks(cluster) -> None:
     a = await cluster.start("a")
     b = await cluster.start("b")

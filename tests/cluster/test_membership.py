@@ -320,3 +320,32 @@ async def test_a_chunk_whose_adoption_the_node_fenced_is_offered_to_no_later_par
         assert first.stalled not in second.runs
     finally:
         await cluster.close()
+
+
+async def test_a_partition_forgotten_while_a_chunk_is_adopted_is_offered_to_no_later_participant(db_url: str) -> None:
+    """A write found one partition of a chunk fenced (``forget``) while the first participant was
+    still reading the chunk: the later participants take the rest of the chunk in, not that one
+    (its state went with the drop; taken in, the callback service would run callbacks of a
+    partition the node no longer holds)."""
+    cluster = Cluster(db_url)
+    try:
+        store = await persistence.open_store(db_url)
+        first, second = StallingAdopter(), Told()
+        a = Membership(store, "a", lease=LEASE, heartbeat=HEARTBEAT, participants=[first, second])
+        await a.start()
+        cluster.nodes["a"] = (a, first, store)
+        b = await cluster.start("b")
+        await until(lambda: split(cluster, ("a", "b")) and len(b.held) == PARTITIONS // 2, 20, cluster=cluster)
+        first.gate.clear()
+        await b.stop()  # a claims what b gave back, and its first participant's adoption stalls
+        await asyncio.wait_for(first.stalling.wait(), 5)
+        stalled = dict(first.stalled or {})
+        lost = min(stalled)
+        adoptions_before = len(second.adoptions)
+        a.forget({lost})
+        first.gate.set()
+        await until(lambda: len(second.adoptions) > adoptions_before, 10, cluster=cluster)
+        offered = second.adoptions[adoptions_before]
+        assert offered == {p: e for p, e in stalled.items() if p != lost}
+    finally:
+        await cluster.close()
