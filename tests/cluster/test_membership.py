@@ -294,6 +294,21 @@ class Told(Recorder):
         self.runs.append(dict(partitions))
 
 
+async def stalled_adoption(cluster: Cluster, db_url: str) -> tuple[Membership, StallingAdopter, Told]:
+    """Node a with two participants, the first stalled in adopting a chunk that b gave back."""
+    store = await persistence.open_store(db_url)
+    first, second = StallingAdopter(), Told()
+    a = Membership(store, "a", lease=LEASE, heartbeat=HEARTBEAT, participants=[first, second])
+    await a.start()
+    cluster.nodes["a"] = (a, first, store)
+    b = await cluster.start("b")
+    await until(lambda: split(cluster, ("a", "b")) and len(b.held) == PARTITIONS // 2, 20, cluster=cluster)
+    first.gate.clear()
+    await b.stop()  # a claims what b gave back, and its first participant's adoption stalls
+    await asyncio.wait_for(first.stalling.wait(), 5)
+    return a, first, second
+
+
 async def test_a_chunk_whose_adoption_the_node_fenced_is_offered_to_no_later_participant(db_url: str) -> None:
     """Found in the cluster proof: a node lost its lease while the session manager was reading a
     chunk's sessions; the fence dropped them, and the callback service, told to adopt the chunk
@@ -301,16 +316,7 @@ async def test_a_chunk_whose_adoption_the_node_fenced_is_offered_to_no_later_par
     failure notified) while the node that took the partitions over ran them on."""
     cluster = Cluster(db_url)
     try:
-        store = await persistence.open_store(db_url)
-        first, second = StallingAdopter(), Told()
-        a = Membership(store, "a", lease=LEASE, heartbeat=HEARTBEAT, participants=[first, second])
-        await a.start()
-        cluster.nodes["a"] = (a, first, store)
-        b = await cluster.start("b")
-        await until(lambda: split(cluster, ("a", "b")) and len(b.held) == PARTITIONS // 2, 20, cluster=cluster)
-        first.gate.clear()
-        await b.stop()  # a claims what b gave back, and its first participant's adoption stalls
-        await asyncio.wait_for(first.stalling.wait(), 5)
+        a, first, second = await stalled_adoption(cluster, db_url)
         await a.self_fence("a test")
         first.gate.set()
         await until(lambda: len(a.held) == PARTITIONS and second.held == set(a.held)
@@ -329,16 +335,7 @@ async def test_a_partition_forgotten_while_a_chunk_is_adopted_is_offered_to_no_l
     partition the node no longer holds)."""
     cluster = Cluster(db_url)
     try:
-        store = await persistence.open_store(db_url)
-        first, second = StallingAdopter(), Told()
-        a = Membership(store, "a", lease=LEASE, heartbeat=HEARTBEAT, participants=[first, second])
-        await a.start()
-        cluster.nodes["a"] = (a, first, store)
-        b = await cluster.start("b")
-        await until(lambda: split(cluster, ("a", "b")) and len(b.held) == PARTITIONS // 2, 20, cluster=cluster)
-        first.gate.clear()
-        await b.stop()  # a claims what b gave back, and its first participant's adoption stalls
-        await asyncio.wait_for(first.stalling.wait(), 5)
+        a, first, second = await stalled_adoption(cluster, db_url)
         stalled = dict(first.stalled or {})
         lost = min(stalled)
         adoptions_before = len(second.adoptions)
