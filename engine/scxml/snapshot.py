@@ -134,7 +134,12 @@ def decode_event(d: dict[str, Any]) -> Event:
 def encode_state(state: SessionState) -> dict[str, Any]:
     """The JSON-ready form of a session's state; raises what JSON-ready encoding cannot avoid
     (``RecursionError`` for data nested too deeply), never ``Unencodable``: a variable that cannot
-    be stored is listed as lost, a done data that cannot is dropped."""
+    be stored is listed as lost, a done data that cannot is dropped.
+
+    The fields that ``decode_state`` reads as optional (``_OPTIONAL``) are left out while they
+    hold their default (most sessions: no parent, no error, no done data): some 100 bytes of a
+    snapshot that is written after every macrostep, and snapshots written with them (by earlier
+    versions) read the same. The others are always written, as every earlier reader expects."""
     lost = list(state.lost)
     try:
         data = _encode_items(state.data)
@@ -145,32 +150,46 @@ def encode_state(state: SessionState) -> dict[str, Any]:
                 data[name] = encode_value(value)
             except Unencodable:
                 lost.append(name)
-    return {
+    snap = {
         "format": FORMAT,
         "status": state.status,
         "configuration": list(state.configuration),
         "data": data,
-        "lost": lost,
-        "history": {k: list(v) for k, v in state.history.items()},
-        "internal": [encode_event(e) for e in state.internal],
-        "external": [encode_event(e) for e in state.external],
+        "lost": lost,  # read as required by versions before 2026-12-02 (``_recover_lost``): always written
+        "history": {k: list(v) for k, v in state.history.items()} if state.history else {},
+        "internal": [encode_event(e) for e in state.internal] if state.internal else [],
+        "external": [encode_event(e) for e in state.external] if state.external else [],
         "pending": [{
             "name": req.name, "target": req.target, "type": req.type, "sendid": req.sendid,
             "data": encode_value(req.data), "due": req.due, "line": req.line, "explicit": req.explicit_id,
-        } for req in state.pending],
+        } for req in state.pending] if state.pending else [],
         "invocations": [{
             "invokeid": inv.invokeid, "state": inv.state, "index": inv.index, "child": inv.child,
             "handle": inv.handle, "finished": inv.finished,
-        } for inv in state.invocations],
+        } for inv in state.invocations] if state.invocations else [],
         "late_done": list(state.late_done),
         "sendseq": state.sendseq,
-        "parent": state.parent,
-        "invokeid": state.invokeid,
-        "final_ids": list(state.final_ids),
-        "done_data": _safe(state.done_data),
-        "error": state.error,
-        "cancel_requested": state.cancel_requested,
     }
+    if state.parent is not None:
+        snap["parent"] = state.parent
+    if state.invokeid is not None:
+        snap["invokeid"] = state.invokeid
+    if state.final_ids:
+        snap["final_ids"] = list(state.final_ids)
+    if state.done_data is not None:
+        done_data = _safe(state.done_data)
+        if done_data is not None:
+            snap["done_data"] = done_data
+    if state.error is not None:
+        snap["error"] = state.error
+    if state.cancel_requested:
+        snap["cancel_requested"] = True
+    return snap
+
+
+#: The fields ``encode_state`` leaves out while they hold their default; ``decode_state`` reads
+#: each with that default (``.get``), as every version since the first one has read them.
+_OPTIONAL = ("parent", "invokeid", "final_ids", "done_data", "error", "cancel_requested")
 
 
 def decode_state(snap: dict[str, Any]) -> SessionState:

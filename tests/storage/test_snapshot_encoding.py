@@ -15,7 +15,7 @@ import pytest
 from engine.scxml import RUNNING
 from engine.scxml.events import AttrDict
 from engine.scxml.session_state import SessionState
-from engine.scxml.snapshot import TAG, decode_state, decode_value, encode_state, encode_value
+from engine.scxml.snapshot import _OPTIONAL, TAG, decode_state, decode_value, encode_state, encode_value
 from engine.storage.store import dumps
 
 
@@ -84,3 +84,32 @@ def test_encoding_copies_and_never_changes_the_state() -> None:
     encoded["data"]["plain"]["k"] = 2
     encoded["data"]["new"] = 3
     assert data == {"plain": {"k": 1}, "t": (1,)} and inner == {"k": 1}
+
+
+def test_optional_fields_are_left_out_at_their_default_and_read_back_as_it() -> None:
+    encoded = encode_state(SessionState(status=RUNNING, configuration=["s"], data={"a": 1}))
+    assert not set(_OPTIONAL) & set(encoded)
+    back = decode_state(json.loads(dumps(encoded)))
+    assert back == SessionState(status=RUNNING, configuration=["s"], data={"a": 1})
+
+
+def test_optional_fields_are_written_when_set() -> None:
+    state = SessionState(status="finished", configuration=[], data={"a": 1}, parent="p1", invokeid="i1",
+                         final_ids=["done"], done_data={"x": (1, 2)}, error="boom", cancel_requested=True)
+    state.data["fn"] = lambda: 1  # lost
+    encoded = encode_state(state)
+    assert set(_OPTIONAL) <= set(encoded)
+    back = decode_state(json.loads(dumps(encoded)))
+    assert (back.parent, back.invokeid, back.final_ids, back.error, back.cancel_requested, back.lost) == \
+        ("p1", "i1", ["done"], "boom", True, ["fn"])
+    assert same(back.done_data, {"x": (1, 2)})
+
+
+def test_a_snapshot_written_with_every_field_restores_the_same() -> None:
+    """As the versions before the optional fields were left out wrote them."""
+    old = ('{"format":1,"status":"running","configuration":["s"],"data":{"a":1},"lost":[],"history":{},'
+           '"internal":[],"external":[],"pending":[],"invocations":[],"late_done":[],"sendseq":3,"parent":null,'
+           '"invokeid":null,"final_ids":[],"done_data":null,"error":null,"cancel_requested":false}')
+    back = decode_state(json.loads(old))
+    assert back == SessionState(status=RUNNING, configuration=["s"], data={"a": 1}, sendseq=3)
+    assert decode_state(json.loads(dumps(encode_state(back)))) == back
