@@ -55,10 +55,12 @@ def check_storable(value: Any, what: str) -> None:
         raise ValueError(f"{what} cannot be stored as JSON: {e}") from None
 
 
-_SECONDS: dict[float, str] = {}  # whole seconds formatted lately, and their text
-_SECONDS_KEPT = 64
+_MINUTES: dict[int, str] = {}  # minutes formatted lately (``yyyy-MM-ddTHH:mm:``), by minutes since the epoch
+_MINUTES_KEPT = 64
 _DAYS: dict[int, str] = {}  # days formatted lately (``yyyy-MM-dd``), by days since the epoch
 _DAYS_KEPT = 64
+_SECOND_TEXT = tuple(f"{second:02d}." for second in range(60))  # ``ss.`` of each second of a minute
+_MILLI_TEXT = tuple(f"{milli:03d}Z" for milli in range(1000))  # ``SSSZ`` of each millisecond
 # Stamps made lately, by millisecond: a record's created, desired, submitted and updated times
 # mostly fall in one millisecond, and callbacks created together share them too; one string
 # object for all of them, not one each (~73 bytes a time field of every live record).
@@ -68,43 +70,46 @@ _STAMPS_KEPT = 256
 
 def format_time(epoch: float) -> str:
     """``yyyy-MM-ddTHH:mm:ss.SSSZ``, milliseconds truncated (microseconds rounded first, as
-    ``datetime.fromtimestamp`` does). Every record change writes a time, mostly within a second
-    already formatted (now, or a creation's expiry), so the text of a second is kept for a while,
-    and the whole stamp of a millisecond (one string shared by every record holding it).
-    The engine's clock may also run thousands of times faster than the wall's (a simulated
-    contact center), where every time falls in a new second: then the date comes from a small
-    cache of days and the time of day from arithmetic, not from ``strftime``."""
+    ``datetime.fromtimestamp`` does). Every record change writes a time, so the whole stamp of a
+    millisecond is kept for a while (one string shared by every record holding it). The engine's
+    clock may also run thousands of times faster than the wall's (a simulated contact center),
+    where almost every time falls in a new second: so a new stamp is the text of its minute (a
+    small cache, a minute lasts tens of milliseconds even then) and the texts of its second and
+    millisecond (tables), never ``strftime`` or number formatting."""
     frac, whole = math.modf(epoch)
     micros = round(frac * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
     elif micros < 0:
         whole, micros = whole - 1, micros + 1_000_000
-    key = int(whole) * 1000 + micros // 1000
+    second = int(whole)
+    milli = micros // 1000
+    key = second * 1000 + milli
     stamp = _STAMPS.get(key)
     if stamp is not None:
         return stamp
-    text = _SECONDS.get(whole)
+    minute, second = divmod(second, 60)
+    text = _MINUTES.get(minute)
     if text is None:
-        if len(_SECONDS) >= _SECONDS_KEPT:
-            _SECONDS.clear()
-        text = _SECONDS[whole] = _second_text(int(whole))
+        if len(_MINUTES) >= _MINUTES_KEPT:
+            _MINUTES.clear()
+        text = _MINUTES[minute] = _minute_text(minute)
     if len(_STAMPS) >= _STAMPS_KEPT:
         _STAMPS.clear()
-    stamp = _STAMPS[key] = f"{text}.{micros // 1000:03d}Z"
+    stamp = _STAMPS[key] = text + _SECOND_TEXT[second] + _MILLI_TEXT[milli]
     return stamp
 
 
-def _second_text(whole: int) -> str:
-    day, second = divmod(whole, 86400)
+def _minute_text(minute: int) -> str:
+    """``yyyy-MM-ddTHH:mm:`` of a minute since the epoch."""
+    day, minute = divmod(minute, 1440)
     date = _DAYS.get(day)
     if date is None:
         if len(_DAYS) >= _DAYS_KEPT:
             _DAYS.clear()
         date = _DAYS[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
+    hour, minute = divmod(minute, 60)
+    return f"{date}T{hour:02d}:{minute:02d}:"
 
 
 _PARSED: dict[str, float] = {}  # times parsed lately: a record's rows and timers read them again
