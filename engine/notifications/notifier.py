@@ -42,6 +42,7 @@ ENABLED = ("notify", "subscribe_notify")
 PLACEHOLDER = re.compile(r"^<[^<>\x00-\x1f]*>$")
 DEFAULT_MAX_ATTEMPTS = 8
 _RECORD_KEYS = tuple(sorted(PROPERTY_KEYS))
+_OWN_KEYS = PROPERTY_KEYS | {"_callback_events_list"}  # a record's keys its notification settings read
 MAX_RESOLVED = 4096  # bases of resolved notification settings kept (most engines use a handful)
 LIST_KIND = "transaction_list"  # a list's kind of shared document (a cluster's)
 _MISSING = object()
@@ -209,7 +210,7 @@ class StatusNotifier:
         self.new_id = new_id  # ids of stored deliveries (the store's sequence)
         self.new_deliveries: list[Delivery] = []  # written with the next batch, then dispatched
         # what settings are resolved from -> (the service and list objects, the settings): ``_settings``
-        self._resolved: dict[tuple[Any, ...], tuple[Any, Any, dict[str, Any]]] = {}
+        self._resolved: dict[Any, tuple[Any, Any, dict[str, Any]]] = {}
 
     # -- settings -----------------------------------------------------------------------
     def settings_for(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -237,13 +238,19 @@ class StatusNotifier:
         for its settings, and thousands of callbacks of a service share one basis: keeping them per
         callback cost half a KiB of each waiting callback. Reloads replace the service's and the
         list's objects, so identity tells a stale entry; a basis holding a value that cannot be a
-        key (a flow may set a list) is resolved each time."""
+        key (a flow may set a list) is resolved each time. Most records have no notification key
+        of their own: their basis is the service's name alone, found without reading the keys."""
         name = record["_service_name"]
         service_raw = self.services.raw.get(name)
-        list_name = record.get("_callback_events_list") or (service_raw or {}).get("_callback_events_list")
+        basis: Any
+        if record.keys().isdisjoint(_OWN_KEYS):  # the service (and its list) decide everything
+            list_name = service_raw.get("_callback_events_list") if service_raw is not None else None
+            basis = name
+        else:
+            list_name = record.get("_callback_events_list") or (service_raw or {}).get("_callback_events_list")
+            own = tuple(map(record.get, _RECORD_KEYS))
+            basis = (name, list_name, own, tuple(map(type, own)))  # types: True and 1 are equal keys
         tlist = self.lists.lists.get(list_name) if list_name else None
-        own = tuple(map(record.get, _RECORD_KEYS))
-        basis = (name, list_name, own, tuple(map(type, own)))  # types: True and 1 are equal keys
         try:
             found = self._resolved.get(basis)
         except TypeError:  # an unhashable value among the record's keys

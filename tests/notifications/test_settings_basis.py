@@ -68,3 +68,18 @@ def test_a_value_that_cannot_be_a_key_is_resolved_without_the_cache() -> None:
     settings = n._settings(record(1, _status_notification_language=["en", "fr"]))
     assert settings["_status_notification_language"] == ["en", "fr"]
     assert len(n._resolved) == 0
+
+
+def test_a_record_naming_its_own_list_is_not_given_the_services_settings() -> None:
+    """A record with no notification key of its own shares its service's basis (found by the
+    service's name alone); one naming a list of its own, or holding a key of its own even empty,
+    is resolved on its own basis, before and after the service's basis is cached."""
+    lists = {"mine": TransactionList("mine", {"_status_notification_target": "https://example.com/mine"}, {}, [])}
+    n = notifier({"svc": dict(SERVICE)}, lists)
+    plain = n._settings(record(1))
+    assert plain["_status_notification_target"] == "https://example.com/a" and plain["list"] is None
+    own = n._settings(record(2, _callback_events_list="mine"))
+    assert own["list"] is lists["mine"] and own["list_name"] == "mine"
+    empty = n._settings(record(3, _status_notification_target=""))  # empty: the service's value
+    assert empty is not plain and empty == plain
+    assert n._settings(record(4)) is plain
