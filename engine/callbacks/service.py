@@ -702,14 +702,16 @@ class CallbackService:
             elif event_name == RESCHEDULED_EVENT:
                 self.history.state_changed(record["_id"], details.get("from_state"), to_state, None, source,
                                            f"desired time {record.get('_desired_time')}")
-            if to_state:
+            if to_state and to_state != record["_callback_state"]:  # the first of the change's events
                 record["_callback_state"] = to_state
                 if to_state == CallbackState.COMPLETED:
                     record["_callback_reason"] = details.get("reason")
                     record["_completed_time"] = format_time(self.clock.now())
                 self._track(record)
-            values = {**record, "_v_queue": record.get("_urs_virtual_queue")}
-            self._record_event(record, event_name, SERVICE_EVENTS.get(event_name, ()), values)
+            # A service event's attributes are the record's (``_record_event`` reads it), and its
+            # queue under the seed's name: not a copy of the record for each of a callback's events.
+            self._record_event(record, event_name, SERVICE_EVENTS.get(event_name, ()),
+                               {"_v_queue": record.get("_urs_virtual_queue")})
             if to_state == CallbackState.COMPLETED and event_name == STATUS_UPDATED_EVENT:
                 self.bus.publish(CallbackCompleted(record, record["_callback_reason"]))
 
@@ -717,24 +719,30 @@ class CallbackService:
 
     def _record_event(self, record: dict[str, Any], name: str, attrs: tuple[str, ...],
                       values: Mapping[str, Any]) -> None:
+        """Record status event ``name`` and publish it; each of ``attrs`` is taken from ``values``,
+        else from the record (as the notifier's message takes them)."""
+        now = self.clock.now()
+        cid = record["_id"]
         message: dict[str, Any] = {
             "event_id": name,
-            "timestamp": str(int(self.clock.now())),
-            "_service_id": record["_id"],
+            "timestamp": str(int(now)),
+            "_service_id": cid,
             "_service_name": record["_service_name"],
             "_callback_state": record["_callback_state"],
         }
         for attr in attrs:
             if attr not in message:
                 value = values.get(attr, _ABSENT)
+                if value is _ABSENT:
+                    value = record.get(attr, _ABSENT)
                 if value is not _ABSENT:
                     message[attr] = value
         self._event_ids += 1
         row = {"id": self._event_ids if self.store is None else self.store.new_id(),
-               "callback_id": record["_id"], "name": name, "data": dumps(message),
-               "created_at": self.clock.now(), "callback_serial": self.serials.of(record["_id"])}
+               "callback_id": cid, "name": name, "data": dumps(message),
+               "created_at": now, "callback_serial": self.serials.of(cid)}
         if self.cluster is not None:
-            row["part"] = partition_of(record["_id"])
+            row["part"] = partition_of(cid)
         self.bus.publish(StatusEvent(record, name, values, record.get("_ors_session_id")))
         if self.store is None:
             bucket = self.events.setdefault(record["_id"], [])
