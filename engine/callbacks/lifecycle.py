@@ -289,6 +289,16 @@ def _illegal_message(event: str, state: str) -> str:
     )
 
 
+def _refuse(event: str, state: str, reason: str | None) -> None:
+    """Why ``event`` with ``reason`` cannot be applied in ``state``, raised in the order the checks
+    are made: an unknown event, a reason given to an event that takes none, an illegal state."""
+    if event not in _LEGAL_SOURCES:
+        raise IllegalTransition(f"unknown callback lifecycle event {event!r}; expected one of {', '.join(EVENTS)}")
+    if reason is not None and event not in _TAKES_REASON:
+        raise InvalidReason(f"{event} takes no reason (got {reason!r})")
+    raise IllegalTransition(_illegal_message(event, state))
+
+
 def _ignore(_event_name: str, _details: dict[str, Any]) -> None:
     """The listener when none is given."""
 
@@ -379,7 +389,9 @@ class Lifecycle:
 
     def _emit(self, name: str, from_state: str | None, to_state: str | None, reason: str | None,
               extra: Mapping[str, Any]) -> None:
-        details: dict[str, Any] = {**extra, "from_state": from_state, "to_state": to_state, "reason": reason}
+        details: dict[str, Any] = {"from_state": from_state, "to_state": to_state, "reason": reason}
+        if extra:  # rarely given: the extra keywords come first, the change's own keys win
+            details = {**extra, **details}
         try:
             self._listener(name, details)
         except Exception:
@@ -400,16 +412,11 @@ class Lifecycle:
         Raises :class:`IllegalTransition` when the event is not legal now and
         :class:`InvalidReason` for a bad ``reason``; either way nothing changed.
         """
-        if event not in _LEGAL_SOURCES:
-            raise IllegalTransition(
-                f"unknown callback lifecycle event {event!r}; expected one of {', '.join(EVENTS)}"
-            )
-        if reason is not None and event not in _TAKES_REASON:
-            raise InvalidReason(f"{event} takes no reason (got {reason!r})")
         source = self._state
         step = STEPS.get((source, event))
-        if step is None:
-            raise IllegalTransition(_illegal_message(event, source))
+        if step is None or (reason is not None and not step.completes):
+            _refuse(event, source, reason)
+        assert step is not None
         for validate in step.validators:  # refusals happen before anything changes
             validate(reason)
         target = step.target
