@@ -20,6 +20,7 @@ from ..bounded_json import MAX_DEPTH, nesting_exceeds
 from .options import OPTIONS, REQUEST_OPTIONS, request_option
 
 PHONE = re.compile(r"^\+?[0-9]{3,20}$")
+_PHONE_NOISE = re.compile(r"[\s().-]")  # spaces, brackets, dots and dashes people write numbers with
 USER_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 UNDERSCORE_KEY = re.compile(r"_[A-Za-z0-9_.-]{1,99}")
 # Keys the service owns; a client may not set them on create or update.
@@ -173,7 +174,7 @@ def check_phone(value: Any) -> str:
         raise BadRequest("_customer_number is required")
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise BadRequest("_customer_number must be a phone number")
-    number = re.sub(r"[\s().-]", "", str(value))
+    number = _PHONE_NOISE.sub("", str(value))
     if not PHONE.match(number):
         raise BadRequest(f"_customer_number {str(value)[:40]!r} is not a phone number "
                          f"(digits, optionally a leading +, 3 to 20 digits)")

@@ -267,7 +267,8 @@ class CallbackService:
             desired = now
         keys = request_keys(params, options, allow_empty=False)
         self.bus.check_create(service_name, keys)  # e.g. the outbound URL policy on the target
-        if await self.runs_session_anywhere(keys.get("_status_notification_target")):
+        target = keys.get("_status_notification_target")
+        if isinstance(target, str) and target and await self.runs_session_anywhere(target):
             raise BadRequest("_status_notification_target names the session of a callback: events cannot be "
                              "sent into another callback's flow")
         self._check_hours(options, desired)
