@@ -193,8 +193,14 @@ class EngineTextFormatter(TextFormatter):
         return self._line(now, (now - int(now)) * 1000, "INFO", name, message, extra)
 
     def _line(self, created: float, msecs: float, level: str, name: str, message: str, extra: list[str]) -> str:
-        line = f"{self._stamp(created)},{int(msecs):03d} {level} {name} {message}{''.join(extra)}"
+        millis = int(msecs)
+        # ",SSS " from a table: formatting the number was a tenth of the line's cost
+        after_stamp = _MILLIS[millis] if 0 <= millis < 1000 else f",{millis:03d} "
+        line = f"{self._stamp(created)}{after_stamp}{level} {name} {message}{''.join(extra)}"
         return line if line.isprintable() else escape_controls(line)
+
+
+_MILLIS = tuple(f",{millis:03d} " for millis in range(1000))  # what follows a text line's second
 
 
 class TurnFlushingHandler(logging.StreamHandler):
