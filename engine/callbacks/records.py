@@ -98,6 +98,13 @@ def format_time(epoch: float) -> str:
     if len(_STAMPS) >= _STAMPS_KEPT:
         _STAMPS.clear()
     stamp = _STAMPS[key] = text + _SECOND_TEXT[second] + _MILLI_TEXT[milli]
+    # What parse_time gives for it, as datetime computes it (whole microseconds over 10**6): a
+    # record's new times are read back as it is armed and written, not parsed from the text.
+    epoch = key * 1000 / 1_000_000
+    if 0 <= epoch <= MAX_TIME:
+        if len(_PARSED) >= _PARSED_KEPT:
+            _PARSED.clear()
+        _PARSED[stamp] = epoch
     return stamp
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.callbacks.records import MAX_TIME, format_time, parse_time
+from engine.callbacks.records import MAX_TIME, BadRequest, format_time, parse_time
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,16 @@ def test_format_time_formats_as_datetime_does(epoch: float) -> None:
     """The per-second cache gives exactly what ``datetime`` gives, carries and rounding included."""
     expected = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
     assert format_time(epoch) == expected
+
+
+def test_a_stamp_just_formatted_reads_back_as_its_text_does() -> None:
+    """format_time remembers what parse_time gives for each new stamp (without parsing it): the
+    same float datetime makes of the text, and a stamp out of the accepted range still refused."""
+    rng = random.Random(11)
+    for i in range(20_000):
+        epoch = rng.uniform(1.6e9, 1.9e9) if i % 2 else rng.uniform(0, MAX_TIME)
+        text = format_time(epoch)
+        assert parse_time(text, "t") == datetime.fromisoformat(text[:-1] + "+00:00").timestamp()
+    for outside in (-0.5, -86_400.25, MAX_TIME + 0.001):
+        with pytest.raises(BadRequest):
+            parse_time(format_time(outside), "t")
