@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
@@ -289,7 +289,7 @@ def _illegal_message(event: str, state: str) -> str:
     )
 
 
-def _refuse(event: str, state: str, reason: str | None) -> None:
+def _refuse(event: str, state: str, reason: str | None) -> NoReturn:
     """Why ``event`` with ``reason`` cannot be applied in ``state``, raised in the order the checks
     are made: an unknown event, a reason given to an event that takes none, an illegal state."""
     if event not in _LEGAL_SOURCES:
@@ -416,7 +416,6 @@ class Lifecycle:
         step = STEPS.get((source, event))
         if step is None or (reason is not None and not step.completes):
             _refuse(event, source, reason)
-        assert step is not None
         for validate in step.validators:  # refusals happen before anything changes
             validate(reason)
         target = step.target
