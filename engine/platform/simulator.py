@@ -28,8 +28,7 @@ import random
 import re
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -753,27 +752,46 @@ class Simulator:
     def _touch(self, queue: str) -> None:
         self._dirty[queue] = None
 
-    @contextmanager
-    def _operation(self, buffer: bool = False) -> Iterator[None]:
+    def _operation(self, buffer: bool = False) -> _Operation:
         """Group changes so listeners hear about each changed queue once, after state is consistent."""
-        self._depth += 1
-        outer = self._buffering
-        self._buffering = outer or buffer
-        try:
-            yield
-        finally:
-            self._buffering = outer
-            self._depth -= 1
-            if self._depth == 0 and self._dirty:
-                dirty, self._dirty = list(self._dirty), {}
-                for queue in dirty:
-                    if queue not in self._queues:
-                        continue
-                    for listener in list(self._listeners):
-                        try:
-                            listener(queue)
-                        except Exception:
-                            log.exception("queue listener failed for %s", queue)
+        return _Operation(self, buffer)
+
+    def _operation_done(self) -> None:
+        """The outermost operation ended: tell the listeners of each queue it changed."""
+        dirty, self._dirty = list(self._dirty), {}
+        for queue in dirty:
+            if queue not in self._queues:
+                continue
+            for listener in list(self._listeners):
+                try:
+                    listener(queue)
+                except Exception:
+                    log.exception("queue listener failed for %s", queue)
+
+
+class _Operation:
+    """``Simulator._operation``: a plain context manager, since every request and timer of every
+    callback runs in one (a generator-based one cost more than most requests themselves)."""
+
+    __slots__ = ("_buffer", "_outer", "_sim")
+
+    def __init__(self, sim: Simulator, buffer: bool):
+        self._sim = sim
+        self._buffer = buffer
+        self._outer = False
+
+    def __enter__(self) -> None:
+        sim = self._sim
+        sim._depth += 1
+        self._outer = outer = sim._buffering
+        sim._buffering = outer or self._buffer
+
+    def __exit__(self, *exc: object) -> None:
+        sim = self._sim
+        sim._buffering = self._outer
+        sim._depth -= 1
+        if sim._depth == 0 and sim._dirty:
+            sim._operation_done()
 
 
 def _text(data: dict[str, Any], key: str) -> str:
