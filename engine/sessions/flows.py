@@ -22,12 +22,13 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..atomic_file import SaveError, save, write_atomic
 from ..scxml import Document, DocumentError, Problem, Registry, compile_document
+from ..scxml.interning import Interner
 from ..storage import Store
 from ..storage.config_docs import CHANNEL, content_hash, notice
 from ..storage.shared_config import SharedConfig
@@ -92,6 +93,16 @@ def runs_host_code(raw: bytes, registry: Registry) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class StartNames:
+    """How a flow version takes a set of start parameter names (``SessionManager.start_flow``)."""
+
+    declared: tuple[str, ...]  # replace the initial value of a top-level <data>
+    undeclared: tuple[str, ...]  # become variables of their own
+    refused: tuple[str, ...]  # reserved by the datamodel (sorted)
+    shadowing: tuple[str, ...]  # undeclared ones that would hide a builtin of the datamodel (sorted)
+
+
 @dataclass
 class FlowVersion:
     name: str
@@ -100,6 +111,21 @@ class FlowVersion:
     doc: Document
     created_at: float
     kind: str = "flow"
+    # start_names by the parameter names in their order: a service starts all its callbacks with the same ones
+    _starts: Interner[tuple[str, ...], StartNames] = field(
+        default_factory=lambda: Interner(256), init=False, repr=False, compare=False)
+
+    def start_names(self, names: tuple[str, ...]) -> StartNames:
+        """What becomes of start parameters with these names, worked out once per set of names."""
+        return self._starts.get(names, self._start_names)
+
+    def _start_names(self, names: tuple[str, ...]) -> StartNames:
+        datamodel = self.doc.datamodel
+        declared = {d.id for d in self.doc.root.data}
+        undeclared = tuple(n for n in names if n not in declared)
+        return StartNames(tuple(n for n in names if n in declared), undeclared,
+                          tuple(sorted(datamodel.refused_names(names))),
+                          tuple(sorted(datamodel.shadowing(undeclared))))
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "hash": self.hash,

@@ -234,22 +234,19 @@ class SessionManager(SessionHost):
         """
         fv = self.flows.get(name)
         data = dict(data or {})
-        datamodel = fv.doc.datamodel
-        bad = datamodel.refused_names(data)
-        if bad:
-            raise BadStartData(f"parameter names reserved by the datamodel: {', '.join(sorted(bad))}")
-        declared = {d.id for d in fv.doc.root.data}
-        shadowing = sorted(datamodel.shadowing(k for k in data if k not in declared))
-        if shadowing:
-            raise BadStartData(f"parameter names that would shadow {datamodel.name} builtins in flow {name!r}: "
-                               f"{', '.join(shadowing)} (rename them, or declare them as <data>)")
+        names = fv.start_names(tuple(data))  # worked out once per set of names (a service's are always the same)
+        if names.refused:
+            raise BadStartData(f"parameter names reserved by the datamodel: {', '.join(names.refused)}")
+        if names.shadowing:
+            raise BadStartData(f"parameter names that would shadow {fv.doc.datamodel.name} builtins in flow "
+                               f"{name!r}: {', '.join(names.shadowing)} (rename them, or declare them as <data>)")
         if partition is None and self.cluster is not None and persistent:
             partition = self.placement()
-        session = self._create(fv, data={k: v for k, v in data.items() if k in declared},
-                               persistent=persistent, partition=partition)
-        for key, value in data.items():
-            if key not in declared:
-                session.datamodel.declare(key, value)
+        session = self._create(fv, data={k: data[k] for k in names.declared}, persistent=persistent,
+                               partition=partition)
+        declare = session.datamodel.declare
+        for key in names.undeclared:
+            declare(key, data[key])
         if before_start is not None:  # e.g. the callback service maps the session to its record
             before_start(session)
         for observe in self.on_session_start:
