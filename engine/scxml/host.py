@@ -144,11 +144,15 @@ class SessionHost:
 
     def perform_effect(self, session_id: str, kind: str, payload: dict[str, Any]) -> Any:
         """Carry out an effect; may return an awaitable that completes when it is done."""
-        self.active_processors()  # processors register their effect handlers when built
         handler = self.effect_handlers.get(kind)
         if handler is None:
-            log.error("no handler for effect %r of session %s", kind, session_id)
-            return None
+            # Processors register their effect handlers when built: build them all only then, not
+            # for every effect (every platform request of every callback comes here).
+            self.active_processors()
+            handler = self.effect_handlers.get(kind)
+            if handler is None:
+                log.error("no handler for effect %r of session %s", kind, session_id)
+                return None
         return handler(session_id, payload)
 
     def refuses_external(self, name: str) -> str | None:
