@@ -60,6 +60,36 @@ def test_a_waiting_callback_session_has_no_context_and_packed_values() -> None:
     assert sessions[0].final_state == "pass"
 
 
+def test_a_packed_session_is_read_in_place_and_unpacked_only_to_change() -> None:
+    """Reads (conditions, names, a status event's attributes) leave the values packed; a change
+    unpacks them, and the next snapshot packs them again with the same shared names."""
+    host, doc = host_and_doc()
+    s = host.start_session(doc, data={"_id": "cb-1"})
+    s.send("target.found", {"agent_id": "a1", "target": {"agent": "a1"}})
+    state = s.to_state()
+    data = s.datamodel
+    packed = data._packed
+    assert packed is not None and type(data._kn) is not dict
+    assert data.defines("c_agent_id") and data.defines("c_target") and not data.defines("nope")
+    assert data.variable("c_agent_id") == "a1" and data.variable("_id") == "cb-1" and data.variable("nope") is None
+    assert data.variable("c_target") == {"agent": "a1"}  # an object: from its text
+    assert data._packed is packed  # still packed, nothing to pack again
+    assert s.to_state().data == state.data
+    s.send("check")  # its conditions read c_agent_id and c_call_num_attempt in place
+    assert s.final_state == "pass"
+    assert data._packed is packed
+
+
+def test_a_packed_session_unpacks_to_change_a_value() -> None:
+    host, doc = host_and_doc()
+    s = host.start_session(doc, data={"_id": "cb-1"})
+    s.to_state()
+    s.send("target.found", {"agent_id": "a2", "target": {}})  # assigns: unpacked
+    assert type(s.datamodel._kn) is dict and s.datamodel._packed is None
+    assert s.to_state().data["c_agent_id"] == "a2"
+    assert s.datamodel._packed is not None and s.datamodel.variable("c_agent_id") == "a2"
+
+
 def test_a_waiting_session_of_the_callback_flow_holds_under_three_kilobytes() -> None:
     """~1.9 KB measured: the variables held twice (text and dict) made it ~3.9 KB, and a dict of
     their own per session ~2.5 KB."""

@@ -83,7 +83,8 @@ class EcmaData:
         self._saved: dict[str, Any] | None = None  # the variables at the last save, while live
         self._fresh = True  # the saved variables are those of the context
         self._kn: Any = {}  # _known's value, or _PACKED
-        self._packed: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
+        # (the flow's shared names, this session's values, the shared index of the names)
+        self._packed: tuple[tuple[str, ...], tuple[Any, ...], dict[str, int]] | None = None
         self._known = {}  # None: anything may have changed
         self._volatile: dict[str, None] = {}
         # The object-holding variables as last read from the context (names, text), and whether
@@ -114,10 +115,18 @@ class EcmaData:
         """The primitives this side knows, by name (see the module's docstring)."""
         known = self._kn
         if known is _PACKED:
-            names, values = self._packed  # type: ignore[misc]
+            names, values, _index = self._packed  # type: ignore[misc]
             known = self._kn = dict(zip(names, values, strict=True))
             self._packed = None
         return known
+
+    def _packed_value(self, name: str) -> Any:
+        """A packed session's known value of ``name`` (``_ABSENT`` if it has none) without
+        unpacking: a macrostep that only reads (a condition, a status event's attributes, the
+        callback service at the session's end) leaves it packed, with nothing to pack again."""
+        _names, values, index = self._packed  # type: ignore[misc]
+        i = index.get(name)
+        return _ABSENT if i is None else values[i]
 
     @_known.setter
     def _known(self, known: dict[str, Any] | None) -> None:
@@ -127,10 +136,11 @@ class EcmaData:
     def _pack(self) -> None:
         """Keep the known values of a session without a context as a tuple, their names shared
         by the sessions of the flow: a waiting session held a dict of its own (~1.2 KB for the
-        callback flow's 26 variables). Unpacked on the next use."""
+        callback flow's 26 variables). Read in place; unpacked on the next change."""
         known = self._kn
         if type(known) is dict and known:
-            self._packed = (self._kind.shared_names(tuple(known)), tuple(known.values()))
+            names, index = self._kind.shared_index(tuple(known))
+            self._packed = (names, tuple(known.values()), index)
             self._kn = _PACKED
 
     # ------------------------------------------------------------------ the context
@@ -376,7 +386,10 @@ class EcmaData:
     def known_value(self, name: str) -> Any:
         known = self._kn
         if known is _PACKED:
-            known = self._known
+            value = self._packed_value(name)
+            if value is _ABSENT:
+                raise NotHere
+            return value
         if known is None or name not in known:
             raise NotHere
         return known[name]
@@ -498,11 +511,15 @@ class EcmaData:
             raise expr.fail(expr.error or "cannot be evaluated")
         if jc.literal is not None:
             return jc.literal()  # its value is known here: no call into the context
-        known = self._kn
-        if known is _PACKED:
-            known = self._known
-        if jc.name is not None and known is not None and jc.name in known:
-            return known[jc.name]  # a variable this side wrote, unchanged since: no call into the context
+        name = jc.name
+        if name is not None:  # a variable this side wrote, unchanged since: no call into the context
+            known = self._kn
+            if known is _PACKED:
+                value = self._packed_value(name)
+                if value is not _ABSENT:
+                    return value
+            elif known is not None and name in known:
+                return known[name]
         if jc.local is not None:
             try:
                 return jc.local(self)
@@ -528,13 +545,17 @@ class EcmaData:
         if jc.literal is not None:
             truth = _truthy(jc.literal())
             return True if truth is None else truth  # None: an object or array, truthy
-        known = self._kn
-        if known is _PACKED:
-            known = self._known
-        if jc.name is not None and known is not None and jc.name in known:
-            truth = _truthy(known[jc.name])
-            if truth is not None:
-                return truth
+        name = jc.name
+        if name is not None:
+            known = self._kn
+            if known is _PACKED:
+                value = self._packed_value(name)
+            else:
+                value = known[name] if known is not None and name in known else _ABSENT
+            if value is not _ABSENT:
+                truth = _truthy(value)
+                if truth is not None:
+                    return truth
         if jc.local is not None:
             try:
                 return truthy(jc.local(self))
@@ -654,8 +675,11 @@ class EcmaData:
 
     def variable(self, name: str) -> Any:
         known = self._kn
-        if known is _PACKED:
-            known = self._known
+        if known is _PACKED:  # no context: the objects are in the text
+            value = self._packed_value(name)
+            if value is not _ABSENT:
+                return value
+            return codec.to_python(self.variables().get(name)) if name in self._volatile else None
         if known is not None:
             if name in known:
                 return known[name]
@@ -679,7 +703,7 @@ class EcmaData:
     def defines(self, name: str) -> bool:
         known = self._kn
         if known is _PACKED:
-            known = self._known
+            return name in self._packed[2] or name in self._volatile  # type: ignore[index]
         if known is not None:  # every variable is known by name, its value here or in the context
             return name in known or name in self._volatile
         if self._pending and self._ctx is not None:
@@ -716,7 +740,7 @@ class EcmaData:
                 objects.update(pending)
                 self._blob = self._objects_text(objects)
         if self._kn is _PACKED:  # nothing changed since the last snapshot
-            names, packed = self._packed  # type: ignore[misc]
+            names, packed, _index = self._packed  # type: ignore[misc]
             values = dict(zip(names, packed, strict=True))
         else:
             values = dict(self._kn)
@@ -748,6 +772,7 @@ class EcmaData:
 UNDEFINED = Foreign({codec.TAG: "u"})
 _CHANGED = object()  # a value never primitive: "this variable's object changed"
 _PACKED = object()  # _kn: the known values are in _packed
+_ABSENT = object()  # _packed_value: no known value of that name
 _PRIMITIVE_TAGS = frozenset({"u", "n", "big"})
 
 

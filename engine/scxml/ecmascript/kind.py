@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ..datamodel import SYSTEM_NAMES, Code, DataModel
-from ..interning import Interner, itself
+from ..interning import Interner
 from . import codec
 from .code import EXPR, LOCATION, SCRIPT, analyse
 from .data import EcmaData
@@ -73,13 +73,19 @@ class EcmaScriptDataModel:
         self.zones: set[str] = set()  # every literal time zone of a ...InZone('tz') call
         self.uses_genesys = False  # some compiled flow names _genesys: contexts get it
         self._checker = SyntaxChecker()
-        self._names: Interner[tuple[str, ...], tuple[str, ...]] = Interner(1024)  # flows are few
+        # names -> (the one tuple of them, its index by name); flows are few
+        self._names: Interner[tuple[str, ...], tuple[tuple[str, ...], dict[str, int]]] = Interner(1024)
         self._refused: Interner[tuple[str, ...], tuple[str, ...]] = Interner(256)  # per set of start names
 
     def shared_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """One tuple for every session whose variables have these names, in this order (the
         sessions of one flow): a waiting session keeps only its values (``EcmaData._pack``)."""
-        return self._names.get(names, itself)
+        return self.shared_index(names)[0]
+
+    def shared_index(self, names: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, int]]:
+        """``shared_names`` and, shared as well, each name's position: a packed session's
+        values are read in place (``EcmaData._packed_value``)."""
+        return self._names.get(names, _indexed)
 
     # ------------------------------------------------------------------ compiling
     def _compiled(self, mode: str, text: str, line: int, column: int) -> Code:
@@ -145,6 +151,10 @@ class EcmaScriptDataModel:
     def shadowing(self, names: Iterable[str]) -> list[str]:
         builtins = builtin_names()
         return [n for n in names if n in builtins]
+
+
+def _indexed(names: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, int]]:
+    return names, {name: i for i, name in enumerate(names)}
 
 
 def _refused_among(names: tuple[str, ...]) -> tuple[str, ...]:
