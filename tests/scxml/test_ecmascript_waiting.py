@@ -80,14 +80,22 @@ def test_a_packed_session_is_read_in_place_and_unpacked_only_to_change() -> None
     assert data._packed is packed
 
 
-def test_a_packed_session_unpacks_to_change_a_value() -> None:
+def test_a_packed_session_is_written_in_place_and_unpacked_when_its_names_change() -> None:
     host, doc = host_and_doc()
     s = host.start_session(doc, data={"_id": "cb-1"})
     s.to_state()
-    s.send("target.found", {"agent_id": "a2", "target": {}})  # assigns: unpacked
+    # c_target, null so far, now holds an object (kept as text): the packed names change
+    s.send("target.found", {"agent_id": "a2", "target": {}})
     assert type(s.datamodel._kn) is dict and s.datamodel._packed is None
     assert s.to_state().data["c_agent_id"] == "a2"
-    assert s.datamodel._packed is not None and s.datamodel.variable("c_agent_id") == "a2"
+    names = s.datamodel._packed[0]
+    # primitives to variables it has: written in place, the names still the shared ones
+    s.send("target.found", {"agent_id": "a3", "target": {"agent": "a3"}})
+    assert s.datamodel._packed[0] is names and type(s.datamodel._kn) is not dict
+    data = s.to_state().data
+    assert (data["c_agent_id"], data["c_call_num_attempt"], data["c_target"]) == ("a3", 2, {"agent": "a3"})
+    s.send("check")  # c_call_num_attempt is 2 now
+    assert s.final_state == "fail"
 
 
 def test_a_waiting_session_of_the_callback_flow_holds_under_three_kilobytes() -> None:

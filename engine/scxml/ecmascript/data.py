@@ -84,7 +84,7 @@ class EcmaData:
         self._fresh = True  # the saved variables are those of the context
         self._kn: Any = {}  # _known's value, or _PACKED
         # (the flow's shared names, this session's values, the shared index of the names)
-        self._packed: tuple[tuple[str, ...], tuple[Any, ...], dict[str, int]] | None = None
+        self._packed: tuple[tuple[str, ...], list[Any], dict[str, int]] | None = None
         self._known = {}  # None: anything may have changed
         self._volatile: dict[str, None] = {}
         # The object-holding variables as last read from the context (names, text), and whether
@@ -134,13 +134,14 @@ class EcmaData:
         self._packed = None
 
     def _pack(self) -> None:
-        """Keep the known values of a session without a context as a tuple, their names shared
+        """Keep the known values of a session without a context as a list, their names shared
         by the sessions of the flow: a waiting session held a dict of its own (~1.2 KB for the
-        callback flow's 26 variables). Read in place; unpacked on the next change."""
+        callback flow's 26 variables). Read and written in place (``_packed_value``, ``_set``);
+        unpacked only when the names change."""
         known = self._kn
         if type(known) is dict and known:
             names, index = self._kind.shared_index(tuple(known))
-            self._packed = (names, tuple(known.values()), index)
+            self._packed = (names, list(known.values()), index)
             self._kn = _PACKED
 
     # ------------------------------------------------------------------ the context
@@ -301,11 +302,13 @@ class EcmaData:
     def _note(self, name: str, value: Any) -> None:
         """``name`` now holds ``value`` (given from this side)."""
         known = self._kn
+        held = _held_exact(value)
         if known is _PACKED:
+            if held is _INEXACT and name in self._volatile:
+                return  # an object where one was: the packed names stay as they are
             known = self._known
         if known is None:
             return
-        held = _held_exact(value)
         if held is not _INEXACT:
             known[name] = held
             self._volatile.pop(name, None)
@@ -590,11 +593,10 @@ class EcmaData:
         if root in SYSTEM_NAMES:
             raise location.fail(f"{root} is a read-only system variable")
         known = self._kn
-        if known is _PACKED:
-            known = self._known
         path = self._event_path(value)
-        if known is not None and jc.bare and (root in known or root in self._volatile) \
-                and (_exact(value) or (path is not None and not self._overlaps(path))):
+        if known is not None and jc.bare \
+                and (root in (self._packed[2] if known is _PACKED else known) or root in self._volatile) \
+                and (_exact(value) or (path is not None and not self._overlaps(path))):  # type: ignore[index]
             # A primitive (or a copy of an event's object) to a variable of the flow by its name:
             # it goes in with the next code, as <data> values do, one call for all (what the
             # context would do: set the global).
@@ -654,7 +656,13 @@ class EcmaData:
             # in one step rather than through _note.
             known = self._kn
             if known is _PACKED:
-                known = self._known
+                held = _held_exact(value)
+                _names, values, index = self._packed  # type: ignore[misc]
+                i = index.get(name)
+                if i is not None and held is not _INEXACT:
+                    values[i] = held  # in place: the names stay the flow's shared ones
+                    return
+                known = self._known  # a new name, or no longer a primitive: the names change
             if known is not None:
                 held = _held_exact(value)
                 if held is not _INEXACT:
@@ -739,7 +747,7 @@ class EcmaData:
                 objects = codec.loads(self._blob) if self._blob else {}
                 objects.update(pending)
                 self._blob = self._objects_text(objects)
-        if self._kn is _PACKED:  # nothing changed since the last snapshot
+        if self._kn is _PACKED:  # no name changed since the last snapshot
             names, packed, _index = self._packed  # type: ignore[misc]
             values = dict(zip(names, packed, strict=True))
         else:
