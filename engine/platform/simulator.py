@@ -474,8 +474,7 @@ class Simulator:
             raise RequestError(f"agent {agent.agent_id} is not available to this session")
         agent.state, agent.vixn_id, agent.request_id = BUSY, None, data.get("request_id")
         self._touch(agent.queue)
-        agent.timer = self.clock.call_at(self.clock.now() + self.config.route_seconds,
-                                         self._agent_timer, agent, self._connected)
+        agent.timer = self.clock.call_later(self.config.route_seconds, self._agent_timer, agent, self._connected)
 
     def _callin_register(self, sid: str, data: dict[str, Any]) -> None:
         number = _text(data, "number")
@@ -535,7 +534,7 @@ class Simulator:
         if conf.handle_jitter > 0:
             seconds = max(0.0, self.rng.uniform(seconds - conf.handle_jitter, seconds + conf.handle_jitter))
         agent.handle_seconds = seconds
-        agent.timer = self.clock.call_at(self.clock.now() + seconds, self._agent_timer, agent, self._call_ended)
+        agent.timer = self.clock.call_later(seconds, self._agent_timer, agent, self._call_ended)
 
     def _call_ended(self, agent: Agent) -> None:
         q = self._queues[agent.queue]
@@ -730,7 +729,7 @@ class Simulator:
     def _later(self, sid: str, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """A timer owned by a session, so ``drop`` can cancel it."""
         token = next(self._tokens)
-        handle = self.clock.call_at(self.clock.now() + delay, self._session_timer, sid, token, fn, args)
+        handle = self.clock.call_later(delay, self._session_timer, sid, token, fn, args)
         self._timers.setdefault(sid, {})[token] = handle
 
     def _session_timer(self, sid: str, token: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:

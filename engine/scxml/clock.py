@@ -34,6 +34,11 @@ class Clock:
         """Run ``callback`` at absolute time ``when`` (at once if it is already due)."""
         return self.loop.call_later(max(0.0, when - self.now()), callback, *args)
 
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        """Run ``callback`` ``delay`` seconds of this clock from now: ``call_at(now() + delay)``
+        without reading the time twice (the simulator's calls, rings and treatments)."""
+        return self.loop.call_later(max(0.0, delay), callback, *args)
+
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
         return self.loop.call_soon(callback, *args)
 
@@ -55,3 +60,6 @@ class ScaledClock(Clock):
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
         return self.loop.call_later(max(0.0, (when - self.now()) / self.scale), callback, *args)
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        return self.loop.call_later(max(0.0, delay) / self.scale, callback, *args)
