@@ -434,8 +434,9 @@ class Membership:
         is told to once the node fenced itself: the fence dropped the chunk in those before it,
         and a later one would take its part in without theirs (the callback service would find the
         sessions of its callbacks gone and fail them). Likewise a partition a fenced write made the
-        node forget meanwhile is offered to no later participant. The second phase is told of the
-        chunk as first offered: the drop took the forgotten partition's part out of it already."""
+        node forget meanwhile is offered to no later participant. The second phase tells each one of
+        the part it was offered: a partition forgotten since was taken out of it by the drop."""
+        offered: list[tuple[PartitionParticipant, dict[int, int]]] = []
         for participant in self.participants:
             if self._fenced_since(incarnation):
                 return
@@ -443,12 +444,13 @@ class Membership:
             if not still:
                 break
             await participant.adopt(still)
-        for participant in self.participants:
+            offered.append((participant, still))
+        for participant, part_of_chunk in offered:  # each told of what it was offered (it keys its work by that)
             if self._fenced_since(incarnation):
                 return
             adopted = getattr(participant, "adopted", None)
             if adopted is not None:
-                await adopted(chunk)
+                await adopted(part_of_chunk)
 
     def _fenced_since(self, incarnation: str) -> bool:
         """Whether this node fenced itself (and maybe registered again) since ``incarnation``."""

@@ -281,6 +281,35 @@ async def test_the_rest_of_a_chunk_runs_when_one_partition_of_it_is_forgotten_du
                      expected="both flows ended: the kept partition's at once, the forgotten one's adopted again")
 
 
+async def test_the_rest_of_a_chunk_runs_when_one_partition_of_it_is_forgotten_before_its_adoption(
+        cluster, monkeypatch) -> None:
+    """Found in review: a partition forgotten after the claim but before its chunk's adoption
+    began. The session manager was offered the rest of the chunk and kept its restored sessions
+    under that part, but was told to let the whole chunk run: it found nothing under the whole
+    chunk, and the kept partition's sessions were never resumed."""
+    a = await cluster.start("a")
+    lost, kept = sorted(a.membership.adopted)[:2]
+    sessions = {p: a.manager.start_flow("hello", partition=p).id for p in (lost, kept)}
+    await a.manager.commit()
+    store = a.membership.store
+    reseed = store.reseed
+    forgot = []
+
+    async def reseed_then_forget() -> None:  # a claim reseeds the ids, then adopts its chunks
+        await reseed()
+        if not forgot and {lost, kept} <= set(a.membership.held) and lost not in a.membership.adopted:
+            forgot.append(lost)
+            a.membership.forget({lost})  # a fenced write, after the claim, before the chunk's adoption
+
+    monkeypatch.setattr(store, "reseed", reseed_then_forget)
+    a.membership.forget({lost, kept})  # as after a fenced write; re-claimed on a tick
+    await eventually(lambda: forgot, lambda got: got == [lost], timeout=10, interval=0.05,
+                     expected="the partition forgotten between claim and adoption")
+    await eventually(lambda: set(sessions.values()) & set(a.manager.sessions), lambda left: not left,
+                     timeout=20, interval=0.05,
+                     expected="both flows ended: the kept partition's at once, the forgotten one's adopted again")
+
+
 async def test_limits_and_availability_count_every_nodes_callbacks(cluster) -> None:
     a = await cluster.start("a")
     b = await cluster.start("b")
