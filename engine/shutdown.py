@@ -25,7 +25,11 @@ async def bounded_step(name: str, step: Awaitable[Any], seconds: float) -> bool:
     """Run ``step`` for at most ``seconds``; True when it finished in time. Its own failure is
     logged and counts as finished (stopping goes on either way)."""
     task = asyncio.ensure_future(step)
-    done, _ = await asyncio.wait([task], timeout=seconds)
+    try:
+        done, _ = await asyncio.wait([task], timeout=seconds)
+    except asyncio.CancelledError:  # the stop itself was cancelled: so is the step (wait leaves it running)
+        task.cancel()
+        raise
     if not done:
         log.error("stopping: %s did not finish within %g s; going on without it. Pending tasks:\n%s",
                   name, seconds, pending_stacks(exclude=asyncio.current_task()))

@@ -62,3 +62,22 @@ async def test_the_chain_follows_awaits_through_coroutines_and_generators() -> N
     chain = [c.split(" ", 1)[1].rsplit(".", 1)[-1] for c in await_chain(task.get_coro())]
     assert chain == ["outer", "inner", "__await__"]  # the future's bare iterator tells nothing more
     task.cancel()
+
+
+async def test_cancelling_the_stop_cancels_the_step_it_waits_for() -> None:
+    started, cancelled = asyncio.Event(), []
+
+    async def slow_part() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    stopping = asyncio.create_task(bounded_step("a slow part", slow_part(), 3600))
+    await started.wait()
+    stopping.cancel()
+    await asyncio.wait([stopping])
+    await asyncio.sleep(0)
+    assert stopping.cancelled() and cancelled == [True]

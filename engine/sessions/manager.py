@@ -948,9 +948,9 @@ class SessionManager(SessionHost):
             self._parts.pop(p, None)
         # An adoption's sessions still waiting to run lose those of these partitions only: the rest
         # of the chunk runs once adopted (dropping the whole entry left them never resumed).
+        info = self.info
         for key, (restored, outbox) in list(self._waiting_to_run.items()):
             if partitions.intersection(key):
-                info = self.info
                 self._waiting_to_run[key] = ([(s, st) for s, st in restored
                                               if (i := info.get(s.id)) is not None and i.part not in partitions],
                                              [row for row in outbox if row.get("part") not in partitions])
