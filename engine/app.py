@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api import (
-    access_log,
     admin,
     basichttp,
     call_ins,
@@ -36,8 +35,7 @@ from .api import (
     service_options,
 )
 from .api.appkeys import INITIAL_KEY, KEYS, RUNTIME, SETTINGS
-from .api.auth import require_key
-from .api.errors import json_errors
+from .api.door import door
 from .api.malformed import quiet_malformed_requests
 from .console import routes as console
 from .console.session import SESSIONS as CONSOLE_SESSIONS
@@ -56,8 +54,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     settings = settings or Settings.load()
     quiet_malformed_requests()  # a client's garbage: one short line, not an ERROR with a traceback
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[access_log.access_log, json_errors, require_key, health.storage_gate,
-                                       admin.unsaved_is_503])
+                          middlewares=[door])
     key_store = open_keys(settings)
     scrub_environment()  # the keys are read; subprocesses and flows must not see them
     app[SETTINGS] = settings

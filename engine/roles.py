@@ -80,8 +80,44 @@ def in_area(path: str, area: str) -> bool:
     return path == area or path.startswith(area + "/")
 
 
+class Areas:
+    """Some areas compiled for one test per request: the paths equal to an area, and the prefixes
+    (``area + "/"``; ``""`` for ``/``, which holds every path) that ``str.startswith`` tries at once.
+    Holds a path exactly when ``in_area`` holds it for one of the areas."""
+
+    __slots__ = ("exact", "prefixes")
+
+    def __init__(self, areas: tuple[str, ...]) -> None:
+        self.exact = frozenset(a for a in areas if a != "/")
+        self.prefixes = tuple("" if a == "/" else a + "/" for a in areas)
+
+    def hold(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.prefixes)
+
+
+def _compile(table: dict[str, tuple[Grant, ...]]) -> tuple[dict[str, Areas], dict[tuple[str, str], Areas]]:
+    """Per role, the areas open to every method; per role and named method, the areas open to it
+    (those of every method included). Built once: the check runs on every request."""
+    any_method: dict[str, Areas] = {}
+    by_method: dict[tuple[str, str], Areas] = {}
+    for role, grants in table.items():
+        everywhere = tuple(a for g in grants if g.methods is None for a in g.areas)
+        any_method[role] = Areas(everywhere)
+        for method in {m for g in grants if g.methods is not None for m in g.methods}:
+            named = tuple(a for g in grants if g.methods is not None and method in g.methods for a in g.areas)
+            by_method[role, method] = Areas(everywhere + named)
+    return any_method, by_method
+
+
+_ANY_METHOD, _BY_METHOD = _compile(ROLES)
+_NOWHERE = Areas(())
+SCOPED_CLIENT = Areas(SCOPED_CLIENT_AREAS)
+
+
 def allowed(role: str, method: str, path: str) -> bool:
-    return any(g.allows(method, path) for g in ROLES.get(role, ()))
+    """Whether a grant of ``role`` names an area holding ``path`` and ``method``."""
+    areas = _BY_METHOD.get((role, method)) or _ANY_METHOD.get(role, _NOWHERE)
+    return areas.hold(path)
 
 
 def roles_allowing(method: str, path: str) -> list[str]:

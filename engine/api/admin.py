@@ -24,7 +24,7 @@ from ..sessions.flows import FlowError, FlowRegistry, runs_host_code
 from .appkeys import ROLE, RUNTIME, SETTINGS
 from .body import read_json_object
 from .contract import Answer, Body, Param, ok, operation, ref
-from .errors import ApiError, Handler
+from .errors import ApiError
 from .schemas import ANY_OBJECT, NEW_HOURS, array, obj, string_map
 from .times import FLOW_VERSION_TIMES, flow, with_iso
 
@@ -39,14 +39,11 @@ CALLBACK = {"name": "callback"}
 OFFICE = {"name": "office"}
 
 
-@web.middleware
-async def unsaved_is_503(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A configuration write that did not reach the disk: 503 with the reason, nothing changed."""
-    try:
-        return await handler(request)
-    except SaveError as e:
-        log.error("%s %s: %s", request.method, request.path, e)
-        raise ApiError(503, str(e)) from None
+def unsaved_is_503(request: web.Request, error: SaveError) -> ApiError:
+    """A configuration write that did not reach the disk: 503 with the reason, nothing changed
+    (the door raises what this returns for a ``SaveError`` out of a handler)."""
+    log.error("%s %s: %s", request.method, request.path, error)
+    return ApiError(503, str(error))
 
 
 def flows(request: web.Request) -> FlowRegistry:

@@ -23,7 +23,7 @@ from aiohttp import web
 from .. import roles
 from ..keys import ApiKey
 from .appkeys import API_KEY, KEYS, ROLE
-from .errors import Handler, error_response
+from .errors import error_response
 
 OPEN_PREFIXES = ("/health", "/basichttp/", "/docs/", "/ui/")  # /ui/: the console's files and its sign-in
 OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/ui"})  # the contract and its page hold no secret
@@ -69,36 +69,39 @@ def _refusal(role: str, method: str, path: str) -> web.Response:
     return error_response(403, f"the {role} role may not {method} {path}; this needs the {needs}")
 
 
-@web.middleware
-async def require_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(OPEN_PREFIXES) or request.path in OPEN_PATHS:
-        return await handler(request)
+def key_refusal(request: web.Request) -> web.Response | None:
+    """The door's key and role check: the refusal to answer, or None when the request may go on
+    (its key and role then set on it, for the handlers and the access log)."""
+    path = request.path
+    if path.startswith(OPEN_PREFIXES) or path in OPEN_PATHS:
+        return None
     presented = presented_key(request)
-    sessions = request.app.get(COOKIE_SESSIONS)
-    if presented is None and sessions is not None and sessions.cookie in request.cookies:
+    if presented is not None:
+        found_key = request.app[KEYS].authenticate(presented)
+        if found_key is None:
+            return error_response(401, "invalid API key")
+        key = found_key
+    else:
+        sessions = request.app.get(COOKIE_SESSIONS)
+        if sessions is None or sessions.cookie not in request.cookies:
+            return error_response(401, "API key required: send Authorization: Bearer <key> or x-api-key: <key>")
         # The console's page: its session cookie stands for the key it signed in with.
         found = sessions.key_for(request, request.cookies[sessions.cookie])
         if isinstance(found, web.Response):
             return found
         key = found
-    elif presented is None:
-        return error_response(401, "API key required: send Authorization: Bearer <key> or x-api-key: <key>")
-    else:
-        found_key = request.app[KEYS].authenticate(presented)
-        if found_key is None:
-            return error_response(401, "invalid API key")
-        key = found_key
     request[ROLE] = key.role
     request[API_KEY] = key
     if request.match_info.http_exception is not None:
-        return await handler(request)  # no such route: its 404/405, for every role alike
-    if not roles.allowed(key.role, request.method, request.path):
-        return _refusal(key.role, request.method, request.path)
+        return None  # no such route: its 404/405, for every role alike
+    method = request.method
+    if not roles.allowed(key.role, method, path):
+        return _refusal(key.role, method, path)
     if key.services is not None:
-        if not any(roles.in_area(request.path, a) for a in roles.SCOPED_CLIENT_AREAS):
+        if not roles.SCOPED_CLIENT.hold(path):
             return error_response(403, f"this key is scoped to the services {', '.join(key.services)}; "
                                        f"it reaches only the callback and notification APIs")
         service = request.match_info.get("service")
-        if request.path.startswith(CALLBACK_PATH) and service is not None and service not in key.services:
+        if path.startswith(CALLBACK_PATH) and service is not None and service not in key.services:
             return error_response(404, f"no callback service {service!r}", NOT_FOUND_KIND)
-    return await handler(request)
+    return None

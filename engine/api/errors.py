@@ -1,5 +1,5 @@
 """JSON errors everywhere: ``{"exception": kind, "message": what and why}``; bad input is a 4xx,
-never a 500."""
+never a 500. The door (``door.py``) turns what escapes a handler into these answers."""
 
 from __future__ import annotations
 
@@ -36,24 +36,22 @@ def error_response(status: int, message: str, kind: str | None = None, **extra: 
     return web.json_response(body, status=status)
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as e:
-        return web.json_response(e.body_json, status=e.status_code)
-    except StorageUnavailable as e:
-        return error_response(503, str(e))
-    except web.HTTPRequestEntityTooLarge:
+def answer_for(request: web.Request, error: Exception) -> web.Response | None:
+    """The JSON answer to an exception that escaped a handler or the door's checks; None for a
+    redirect and the like (an ``HTTPException`` below 400), which goes on to the client as it is."""
+    if isinstance(error, ApiError):
+        return web.json_response(error.body_json, status=error.status_code)
+    if isinstance(error, StorageUnavailable):
+        return error_response(503, str(error))
+    if isinstance(error, web.HTTPRequestEntityTooLarge):
         limit = request.app[SETTINGS].max_body_bytes
         return error_response(413, f"request body larger than {limit} bytes")
-    except web.HTTPException as e:
-        if e.status_code < 400:
-            raise
-        answer = error_response(e.status_code, e.reason or "request failed")
-        if "Allow" in e.headers:  # a 405 says which methods the path takes (RFC 9110)
-            answer.headers["Allow"] = e.headers["Allow"]
+    if isinstance(error, web.HTTPException):
+        if error.status_code < 400:
+            return None
+        answer = error_response(error.status_code, error.reason or "request failed")
+        if "Allow" in error.headers:  # a 405 says which methods the path takes (RFC 9110)
+            answer.headers["Allow"] = error.headers["Allow"]
         return answer
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal error; see the engine log", "InternalError")
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
+    return error_response(500, "internal error; see the engine log", "InternalError")

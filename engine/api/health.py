@@ -9,9 +9,9 @@ has nowhere to place a new callback, and after losing its lease ("lease lost") i
 nothing; ``/health`` then also names the node, its partitions, its lease's remaining seconds and
 its platform.
 
-``storage_gate`` refuses changing requests at once (503) while storage is known to be failing:
-they would only wait for ``durability_timeout`` and then answer 503 anyway, having changed
-something in memory meanwhile.
+``storage_refusal`` refuses changing requests at once (503) while
+storage is known to be failing: they would only wait for ``durability_timeout`` and then answer
+503 anyway, having changed something in memory meanwhile.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from aiohttp import web
 from ..storage import StorageUnavailable
 from .appkeys import RUNTIME, SETTINGS
 from .contract import JSON, Answer, ok, operation, ref
-from .errors import Handler, error_response
+from .errors import error_response
 from .times import iso
 
 VERSION = "0.1.0"
@@ -111,8 +111,9 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if reasons else 200)
 
 
-@web.middleware
-async def storage_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+def storage_refusal(request: web.Request) -> web.Response | None:
+    """The door's storage gate: 503 for a changing request while storage is known to be failing;
+    None otherwise."""
     if request.method in CHANGING and not request.path.startswith("/health"):
         runtime = request.app.get(RUNTIME)
         if runtime is not None:
@@ -120,4 +121,4 @@ async def storage_gate(request: web.Request, handler: Handler) -> web.StreamResp
                 runtime.manager.check_writer()
             except StorageUnavailable as e:
                 return error_response(503, str(e))
-    return await handler(request)
+    return None

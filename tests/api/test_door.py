@@ -1,0 +1,66 @@
+"""The door (``engine/api/door.py``): one middleware doing what five did, in their order. A
+configuration write that was not saved is a 503 (its reason logged), an unexpected error a JSON
+500, a redirect goes out as it is; every answer, refusals included, has its access line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from aiohttp import web
+
+from engine.api.door import door
+from engine.app import create_app
+from engine.atomic_file import SaveError
+from tests.api.conftest import ADMIN, make_settings
+from tests.support.engine_process import free_port
+
+
+async def _save_fails(request: web.Request) -> web.Response:
+    raise SaveError("flows/x.scxml", OSError(28, "No space left on device"))
+
+
+async def _breaks(request: web.Request) -> web.Response:
+    raise RuntimeError("a bug")
+
+
+async def _moves(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/admin/flows")
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):
+    port = free_port()
+    app = create_app(make_settings(tmp_path, port=port))
+    app.router.add_post("/admin/test/save", _save_fails)
+    app.router.add_get("/admin/test/bug", _breaks)
+    app.router.add_get("/admin/test/moved", _moves)
+    return await aiohttp_client(app, server_kwargs={"port": port})
+
+
+def test_the_app_has_one_middleware_layer(tmp_path) -> None:
+    assert list(create_app(make_settings(tmp_path)).middlewares) == [door]
+
+
+async def test_what_escapes_a_handler_is_answered_and_logged(client, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with client.post("/admin/test/save", headers=ADMIN) as r:
+        assert r.status == 503
+        assert await r.json() == {"exception": "ServiceUnavailable",
+                                  "message": "could not save flows/x.scxml: No space left on device"}
+    async with client.get("/admin/test/bug", headers=ADMIN) as r:
+        assert r.status == 500
+        assert await r.json() == {"exception": "InternalError", "message": "internal error; see the engine log"}
+    async with client.get("/admin/test/moved", headers=ADMIN, allow_redirects=False) as r:
+        assert r.status == 302 and r.headers["Location"] == "/admin/flows"
+    async with client.get("/admin/test/bug") as r:
+        assert r.status == 401  # the key is checked before anything runs
+    async with client.get("/admin/test/nowhere", headers=ADMIN) as r:
+        assert r.status == 404 and (await r.json())["exception"] == "NotFound"
+    errors = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+    assert ("engine.api", "POST /admin/test/save: could not save flows/x.scxml: No space left on device") in errors
+    assert any(n == "engine.api" and m == "unhandled error in GET /admin/test/bug" for n, m in errors)
+    access = [(r.route, r.status, r.key) for r in caplog.records if r.name == "engine.access"]
+    assert access == [("/admin/test/save", 503, "env-administrator"), ("/admin/test/bug", 500, "env-administrator"),
+                      ("/admin/test/moved", 302, "env-administrator"), ("/admin/test/bug", 401, "-"),
+                      ("(unmatched)", 404, "env-administrator")]
