@@ -9,7 +9,7 @@ import json
 import logging
 import re
 
-from engine.logs import info_line, setup_logging
+from engine.logs import FLUSH_SECONDS, info_line, setup_logging
 
 FORGED = "2026-01-01 00:00:00,000 ERROR engine.api forged line"
 
@@ -57,7 +57,7 @@ def test_text_lines_show_the_fields_and_stay_on_one_line() -> None:
     assert not any(line.startswith(FORGED) for line in lines)
 
 
-async def test_lines_of_a_loop_turn_are_flushed_together_and_warnings_at_once(tmp_path) -> None:
+async def test_info_lines_are_flushed_together_and_warnings_at_once(tmp_path) -> None:
     path = tmp_path / "engine.log"
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -66,13 +66,37 @@ async def test_lines_of_a_loop_turn_are_flushed_together_and_warnings_at_once(tm
         try:
             log = logging.getLogger("engine.test_logs")
             log.info("first")
-            log.info("second")
-            assert path.read_text() == ""  # written, not yet flushed: the turn goes on
+            info_line(log, "second", {})
             await asyncio.sleep(0)
+            assert path.read_text() == ""  # written, not yet flushed: the next turns may add lines
+            await asyncio.sleep(FLUSH_SECONDS * 1.5)
             assert [line.split(" ", 4)[-1] for line in path.read_text().splitlines()] == ["first", "second"]
             log.info("third")
             log.warning("fourth")
             assert path.read_text().splitlines()[-1].endswith("WARNING engine.test_logs fourth")
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+
+
+def test_a_flush_due_on_a_loop_that_stopped_does_not_hold_up_the_next_loops_lines(tmp_path) -> None:
+    path = tmp_path / "engine.log"
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+
+    async def log_and_leave(text: str) -> None:
+        logging.getLogger("engine.test_logs").info(text)
+
+    async def log_and_wait(text: str) -> None:
+        logging.getLogger("engine.test_logs").info(text)
+        await asyncio.sleep(FLUSH_SECONDS * 1.5)
+
+    with open(path, "w") as stream:
+        setup_logging("INFO", "text", stream)
+        try:
+            asyncio.run(log_and_leave("first"))  # its loop closes before the flush is due
+            asyncio.run(log_and_wait("second"))
+            assert [line.split(" ", 4)[-1] for line in path.read_text().splitlines()] == ["first", "second"]
         finally:
             root.handlers[:] = handlers
             root.setLevel(level)

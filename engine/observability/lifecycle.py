@@ -1,11 +1,23 @@
-"""The lifecycle log: one INFO line when a callback is created, changes state or completes, when a
-session starts, ends or fails, each with ``callback_id``, ``session_id`` and ``service`` as fields.
-A delivery or push that went out is a DEBUG line: a notification load makes one per message (the
-INFO line cost ~4 % of the event loop), and its outcome is already kept where an operator looks
-for it (the attempt in the callback's history, the delivered counter in the metrics); failures,
-retries and dead letters stay INFO and WARNING lines (the dispatcher logs those itself).
+"""The lifecycle log: what happens to callbacks and flow sessions, each line with ``callback_id``,
+``session_id`` and ``service`` as fields.
 
-The fields go as ``extra=`` and the messages are constant strings: nothing is formatted unless a
+At INFO a callback leaves two lines, its creation and its outcome ("callback completed", with the
+reason): the log says what was asked and how it ended, as a contact center's logs do, and stays
+small enough to keep at the engine's default level under load. Each state change between them
+("callback state changed") and the start and end of the callback's flow session are DEBUG lines:
+the full history of a callback is always in the API (``GET /genesys/1/service/callback/{service}/{id}/events``,
+``GET /admin/callbacks/{id}/history``),
+which keeps every change with its time, so the INFO log does not repeat it (six more lines per
+callback cost ~0.1 ms of the engine's CPU each time, half its flushes). A session that is not a
+callback's (started through the session API) has no other line: its start and end are INFO. A
+session that failed is a WARNING, always.
+
+A delivery or push that went out is a DEBUG line: a notification load makes one per message, and its
+outcome is already kept where an operator looks for it (the attempt in the callback's history, the
+delivered counter in the metrics); failures, retries and dead letters stay INFO and WARNING lines
+(the dispatcher logs those itself).
+
+The fields go as ``extra=`` and the messages are constant strings: nothing is built unless a
 handler writes the line, and a JSON log gets them as keys to filter on (``callback_id=...``).
 """
 
@@ -49,10 +61,12 @@ class LifecycleLog:
             "desired_time": record["_desired_time"]})
 
     def _status(self, event: StatusEvent) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return  # checked first: most callbacks change state several times
         record = event.record
         if event.name != STATUS_UPDATED_EVENT or record["_callback_state"] == COMPLETED:
             return  # a completion has its own line, with the reason
-        info_line(log, "callback state changed", {
+        log.debug("callback state changed", extra={
             "callback_id": record["_id"], "session_id": event.session_id, "service": record["_service_name"],
             "state": record["_callback_state"]})
 
@@ -65,17 +79,27 @@ class LifecycleLog:
     # -- sessions -------------------------------------------------------------------------------
     def _session_started(self, session: Session, flow: str, data: dict[str, Any]) -> None:
         # A callback's flow gets its record's id and service as _service_id and _service_name.
-        info_line(log, "session started", {
-            "callback_id": data.get("_service_id"), "session_id": session.id, "service": data.get("_service_name"),
-            "flow": flow})
+        callback_id = data.get("_service_id")
+        level = logging.INFO if callback_id is None else logging.DEBUG
+        if log.isEnabledFor(level):
+            _line(level, "session started", {
+                "callback_id": callback_id, "session_id": session.id, "service": data.get("_service_name"),
+                "flow": flow})
 
     def _session_ended(self, session: Session) -> None:
-        fields = {"callback_id": _variable(session, "_service_id"), "session_id": session.id,
+        failed = session.status == FAILED
+        if not failed and not log.isEnabledFor(logging.INFO):
+            return
+        callback_id = _variable(session, "_service_id")
+        level = logging.WARNING if failed else logging.INFO if callback_id is None else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return
+        fields = {"callback_id": callback_id, "session_id": session.id,
                   "service": _variable(session, "_service_name"), "status": session.status}
-        if session.status == FAILED:
+        if failed:
             log.warning("session failed", extra={**fields, "error": session.error})
         else:
-            info_line(log, "session ended", {**fields, "final_state": session.final_state})
+            _line(level, "session ended", {**fields, "final_state": session.final_state})
 
     # -- deliveries -----------------------------------------------------------------------------
     def _delivered(self, d: Delivery) -> None:
@@ -89,6 +113,14 @@ class LifecycleLog:
             log.debug("push sent", extra={**fields, "event": data.get("event") if isinstance(data, dict) else None})
         else:
             log.debug("delivery delivered", extra={**fields, "event": d.message.get("event_id")})
+
+
+def _line(level: int, message: str, fields: dict[str, Any]) -> None:
+    """An INFO line the cheap way (``info_line``), a line of another level the usual way."""
+    if level == logging.INFO:
+        info_line(log, message, fields)
+    else:
+        log.log(level, message, extra=fields)
 
 
 def _variable(session: Session, name: str) -> Any:

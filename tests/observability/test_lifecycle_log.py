@@ -1,7 +1,8 @@
 """Issue 12 item 4: a real engine process logging JSON. Every line is JSON, the first included; a
-callback leaves a trail of lifecycle lines (created, each state, completed; its session started
-and ended) carrying callback_id, session_id and service as fields; a flow's <log> line carries
-its session id; every request has an access line with the key's NAME and never a key."""
+callback leaves a trail of lifecycle lines carrying callback_id, session_id and service as fields:
+at INFO its creation and its outcome, at DEBUG also each state and its session's start and end
+(issue 15); a session that is not a callback's has its start and end at INFO; a flow's <log> line
+carries its session id; every request has an access line with the key's NAME and never a key."""
 
 from __future__ import annotations
 
@@ -53,9 +54,11 @@ def _lines(engine: EngineProcess) -> list[dict]:
     return [json.loads(line) for line in lines]  # every line, the first one included, is JSON
 
 
-async def test_a_json_log_follows_a_callback_and_every_request(tmp_path: Path) -> None:
+async def _run(tmp_path: Path, level: str) -> tuple[str, str, list[dict]]:
+    """An engine logging JSON at ``level`` through ``_traffic``: the callback's id, the hello
+    session's id and the log's lines."""
     engine = EngineProcess(tmp_path / "data", REPO / "scxml", config_dir=str(write_config(tmp_path)),
-                           log_format="json")
+                           log_format="json", log_level=level)
     await engine.start()
     try:
         cid, sid = await _traffic(engine)
@@ -64,24 +67,26 @@ async def test_a_json_log_follows_a_callback_and_every_request(tmp_path: Path) -
                          expected="the hello session's end logged")
     finally:
         assert engine.stop() == 0
-    lines = _lines(engine)
+    return cid, sid, _lines(engine)
+
+
+async def test_a_json_log_follows_a_callback_and_every_request(tmp_path: Path) -> None:
+    cid, sid, lines = await _run(tmp_path, "INFO")
     assert "callback engine on" in lines[0]["message"] or "callback engine on" in lines[1]["message"]
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
 
+    # At INFO a callback says what was asked and how it ended; the steps between are DEBUG lines.
     trail = [line for line in lines if line["logger"] == "engine.lifecycle" and line.get("callback_id") == cid]
-    said = [(line["message"], line.get("state")) for line in trail]
-    assert said[0] == ("callback created", None)
-    for step in (("session started", None), ("callback state changed", "QUEUED"),
-                 ("callback state changed", "ROUTING"), ("callback state changed", "PROCESSING"),
-                 ("callback completed", "COMPLETED"), ("session ended", None)):
-        assert step in said, (step, said)
-    assert [m for m, _ in said[:3]] == ["callback created", "callback state changed", "session started"]
-    session = trail[2]["session_id"]
-    for i, line in enumerate(trail):
-        assert line["service"] == "callback" and line["level"] == "INFO"
-        # Created, then QUEUED as its flow is submitted, before the flow's session exists.
-        assert line["session_id"] == (None if i < 2 else session), line
-    assert next(line for line in trail if line["message"] == "callback completed")["reason"] == "AGENT_CONNECTED"
+    assert [(line["message"], line.get("state"), line["level"]) for line in trail] == [
+        ("callback created", None, "INFO"), ("callback completed", "COMPLETED", "INFO")]
+    assert all(line["service"] == "callback" for line in trail)
+    assert trail[0]["session_id"] is None and trail[1]["session_id"]  # created before its flow's session
+    assert trail[1]["reason"] == "AGENT_CONNECTED"
+
+    # A session of its own (not a callback's) has its start and end at INFO.
+    hello = [(line["message"], line["level"]) for line in lines
+             if line["logger"] == "engine.lifecycle" and line.get("session_id") == sid]
+    assert hello == [("session started", "INFO"), ("session ended", "INFO")]
 
     flow_log = [line for line in lines if line["logger"] == "engine.scxml.log"]
     assert {"message": "flow: waiting half a second", "session_id": sid} in [
@@ -94,3 +99,22 @@ async def test_a_json_log_follows_a_callback_and_every_request(tmp_path: Path) -
     assert [(line["status"], line["key"]) for line in refused] == [(401, "-"), (401, "-")]
     assert not [line for line in access if cid in line["route"]]  # the pattern, never the path
     assert not [line for line in access if line["route"].startswith("/health")]  # probes: DEBUG only
+
+
+async def test_at_debug_a_callback_leaves_every_step(tmp_path: Path) -> None:
+    cid, _, lines = await _run(tmp_path, "DEBUG")
+    trail = [line for line in lines if line["logger"] == "engine.lifecycle" and line.get("callback_id") == cid]
+    said = [(line["message"], line.get("state"), line["level"]) for line in trail]
+    assert said[0] == ("callback created", None, "INFO")
+    for step in (("session started", None, "DEBUG"), ("callback state changed", "QUEUED", "DEBUG"),
+                 ("callback state changed", "ROUTING", "DEBUG"), ("callback state changed", "PROCESSING", "DEBUG"),
+                 ("callback completed", "COMPLETED", "INFO"), ("session ended", None, "DEBUG")):
+        assert step in said, (step, said)
+    assert [m for m, _, _ in said[:3]] == ["callback created", "callback state changed", "session started"]
+    session = trail[2]["session_id"]
+    for i, line in enumerate(trail):
+        assert line["service"] == "callback"
+        # Created, then QUEUED as its flow is submitted, before the flow's session exists.
+        assert line["session_id"] == (None if i < 2 else session), line
+    probes = [line for line in lines if line["logger"] == "engine.access" and line["route"] == "/health/live"]
+    assert probes and all(line["level"] == "DEBUG" for line in probes)
