@@ -5,10 +5,10 @@ At INFO a callback leaves two lines, its creation and its outcome ("callback com
 reason): the log says what was asked and how it ended, as a contact center's logs do, and stays
 small enough to keep at the engine's default level under load. Each state change between them
 ("callback state changed") and the start and end of the callback's flow session are DEBUG lines:
-the full history of a callback is always in the API (``GET /genesys/1/service/callback/{service}/{id}/events``,
-``GET /admin/callbacks/{id}/history``),
-which keeps every change with its time, so the INFO log does not repeat it (six more lines per
-callback cost ~0.1 ms of the engine's CPU each time, half its flushes). A session that is not a
+the full history of a callback is always in the API (``GET
+/genesys/1/service/callback/{service}/{id}/events``, ``GET /admin/callbacks/{id}/history``), which
+keeps every change with its time, so the INFO log does not repeat it (six more lines per callback,
+and their flushes, cost ~0.06 ms of the engine's CPU each time). A session that is not a
 callback's (started through the session API) has no other line: its start and end are INFO. A
 session that failed is a WARNING, always.
 
