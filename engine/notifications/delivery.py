@@ -42,6 +42,7 @@ FLUSH_DELAY = 0.5  # seconds a delivered row may wait for a batch before one is 
 BURST = 32  # attempts of one ordering key in a row before the dispatcher lets others run
 LEASE_WAIT = 0.25  # seconds before a key held back by a short lease looks again (cluster)
 PUBLIC_TARGETS_KEPT = 4096
+ABOUTS_KEPT = 4096  # ordering keys whose callback is kept (``_callback_of``)
 CLOSE_WAIT = 10.0  # seconds close() waits for the attempts it cancelled to finish unwinding
 
 
@@ -138,6 +139,7 @@ class Dispatcher:
         self.closed = False
         self._flush_timer: asyncio.TimerHandle | None = None
         self._public_targets: dict[tuple[str, str], str] = {}
+        self._abouts: dict[str, tuple[str, str] | None] = {}  # ordering key -> callback_of(key)
         # Each attempt in its callback's history, written in the batch that writes its outcome.
         store = manager.store if manager is not None else None
         # A delivered attempt's row waits for the batch that deletes the delivery (``_write_soon``);
@@ -279,7 +281,7 @@ class Dispatcher:
 
     def _remember(self, d: Delivery, status: int | None, failure: DeliveryFailure | None) -> None:
         """The attempt in its callback's history (a message published by a client has none)."""
-        about = callback_of(d.key)
+        about = self._callback_of(d.key)
         if about is None:
             return
         if failure is None:
@@ -292,6 +294,17 @@ class Dispatcher:
         self.history.add(about[0], about[1], history.attempt(
             d.id, d.type, event.get("event") or event.get("event_id"), self._public_target(d.type, d.target),
             result, status, error))
+
+    def _callback_of(self, key: str) -> tuple[str, str] | None:
+        """``callback_of(key)``, kept per ordering key: a callback's ~15 deliveries share one, and
+        splitting it again for every attempt's history row was a fifth of ``_remember``. Bounded."""
+        try:
+            return self._abouts[key]
+        except KeyError:
+            if len(self._abouts) >= ABOUTS_KEPT:
+                self._abouts.clear()
+            about = self._abouts[key] = callback_of(key)
+            return about
 
     def _public_target(self, kind: str, target: str) -> str:
         """``history.public_target``, kept per target: parsing the URL again for every attempt's

@@ -107,6 +107,11 @@ class FilterIndex(Generic[T]):
             del self._by_prefix[prefix]
             _drop_length(self._prefix_lengths, len(prefix))
 
+    def has_patterns(self) -> bool:
+        """Whether any filter is a pattern: without one, the groups matching a tag are at most
+        ``exact[tag]``, found without the generator of ``matching``."""
+        return bool(self._prefix_lengths)
+
     def matching(self, tag: str) -> Iterator[dict[str, T]]:
         """The entry groups whose filter matches ``tag`` (each distinct filter once)."""
         group = self.exact.get(tag)

@@ -159,7 +159,11 @@ class SubscriptionRegistry:
 
     def matching(self, tag: str, now: float) -> list[Subscription]:
         self.expire(now)
-        groups = list(self._filters.matching(tag))
+        filters = self._filters
+        if not filters.has_patterns():  # only exact filters (a subscribe_notify engine): one lookup
+            group = filters.exact.get(tag)
+            return list(group.values()) if group else []
+        groups = list(filters.matching(tag))
         if len(groups) == 1:
             return list(groups[0].values())
         order = self._order

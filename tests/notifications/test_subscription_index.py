@@ -197,3 +197,31 @@ def test_a_subscription_pushed_again_expires_at_its_latest_time() -> None:
     assert heap.pop_expired(50.0) == ["a"]
     assert len(heap) == 0
 
+
+
+def test_a_registry_of_exact_filters_matches_by_one_lookup_and_a_pattern_brings_the_index_back() -> None:
+    """Without a pattern the registry answers from the exact filters alone (``has_patterns``
+    false); once a pattern is added the index is searched too, and once it is gone again the
+    exact lookup serves alone, with the same answers as the reference throughout."""
+    registry, reference = SubscriptionRegistry(BOX), Reference()
+    for sub in (subscription("a", "callback/s/1", 50.0, "1"), subscription("b", "callback/s/1", 50.0, None),
+                subscription("c", "callback/s/2", 50.0, "2")):
+        registry.add(sub)
+        reference.add(sub)
+    tags_tried = ["callback/s/1", "callback/s/2", "callback/s/3", ""]
+    assert not registry._filters.has_patterns()
+    for tag in tags_tried:
+        assert [s.id for s in registry.matching(tag, 1.0)] == [s.id for s in reference.matching(tag, 1.0)]
+    assert [s.id for s in registry.matching("callback/s/1", 1.0)] == ["a", "b"]
+    pattern = subscription("p", "callback/s/*", 50.0, None)
+    registry.add(pattern)
+    reference.add(pattern)
+    assert registry._filters.has_patterns()
+    assert [s.id for s in registry.matching("callback/s/1", 1.0)] == ["a", "b", "p"]
+    registry.remove("p")
+    reference.remove("p")
+    assert not registry._filters.has_patterns()
+    for tag in tags_tried:
+        assert [s.id for s in registry.matching(tag, 1.0)] == [s.id for s in reference.matching(tag, 1.0)]
+    assert registry.matching("callback/s/1", 60.0) == []  # expired on the fast path too
+    assert sorted(registry.removed) == ["a", "b", "c", "p"]
