@@ -241,8 +241,15 @@ class Dispatcher:
         task.add_done_callback(functools.partial(self._drained, key))
 
     def _drained(self, key: str, task: asyncio.Task) -> None:
+        """The task draining ``key`` is done. Still the key's task (no other started since): the
+        key is free. ``_drain`` frees it itself, but a task cancelled before its first step (a
+        partition dropped in the turn its delivery was submitted) never ran its body: the key
+        stayed busy for good, and its deliveries taken again later were never attempted."""
         if self._tasks.get(key) is task:
             del self._tasks[key]
+            if key in self.busy:  # only such a task leaves it busy: what was queued since goes now
+                self.busy.discard(key)
+                self._kick(key)
 
     def _timer_fired(self, key: str) -> None:
         self._timers.pop(key, None)

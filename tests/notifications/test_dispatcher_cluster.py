@@ -111,3 +111,31 @@ async def test_forgotten_keys_finish_or_cancel_their_attempt_in_flight() -> None
     await asyncio.sleep(0.05)
     assert sender.sent == [1]  # cancelled, never completed
     await d.close()
+
+
+async def test_a_key_whose_attempt_was_cancelled_before_it_began_is_carried_out_when_taken_again() -> None:
+    """A partition dropped in the very turn its delivery was submitted: the draining task was
+    cancelled before its first step, so its body (and the ``finally`` that frees the key) never
+    ran. The key stayed busy for good, and the delivery taken again once the partition was
+    claimed anew was never attempted on this node."""
+    d, sender = dispatcher()
+    d.submit(delivery(1, key="test|t|a"))  # its task is created, not yet started
+    assert d.forget(lambda key: key == "test|t|a", cancel=True) == set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert "test|t|a" not in d.busy
+    assert d.take(delivery(1, key="test|t|a"))
+    await until(lambda: sender.sent == [1])
+    await d.close()
+
+
+async def test_a_delivery_taken_while_the_cancelled_task_is_still_winding_down_goes_out() -> None:
+    """The same drop, and the partition claimed anew before the cancelled task's end was seen:
+    the delivery taken meanwhile waited behind a key that was still busy."""
+    d, sender = dispatcher()
+    d.submit(delivery(1, key="test|t|a"))
+    d.forget(lambda key: key == "test|t|a", cancel=True)
+    assert d.take(delivery(1, key="test|t|a"))  # the key is still busy here
+    await until(lambda: sender.sent == [1])
+    assert not d.busy
+    await d.close()
