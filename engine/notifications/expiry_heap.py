@@ -38,6 +38,12 @@ class ExpiryHeap:
             self._heap = [(at, n, k) for k, (at, n) in self._live.items()]
             heapq.heapify(self._heap)
 
+    def due(self, now: float) -> bool:
+        """Whether ``pop_expired(now)`` may find anything: the earliest slot (live or stale) is
+        due. Asked at every publish, nearly always to learn that nothing is, without the list
+        ``pop_expired`` makes."""
+        return bool(self._heap) and self._heap[0][0] <= now
+
     def pop_expired(self, now: float) -> list[str]:
         """Keys whose time is ``<= now``, earliest first; they are no longer tracked."""
         due: list[str] = []

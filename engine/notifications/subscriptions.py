@@ -154,8 +154,10 @@ class SubscriptionRegistry:
 
     def expire(self, now: float) -> None:
         """Remove the subscriptions whose time is up (``expires_at <= now``)."""
-        for sub_id in self._expiries.pop_expired(now):
-            self.remove(sub_id)
+        expiries = self._expiries
+        if expiries.due(now):
+            for sub_id in expiries.pop_expired(now):
+                self.remove(sub_id)
 
     def matching(self, tag: str, now: float) -> list[Subscription]:
         self.expire(now)

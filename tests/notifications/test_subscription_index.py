@@ -193,8 +193,10 @@ def test_a_subscription_pushed_again_expires_at_its_latest_time() -> None:
     heap = ExpiryHeap()
     heap.push("a", 5.0)
     heap.push("a", 50.0)
-    assert heap.pop_expired(10.0) == []
-    assert heap.pop_expired(50.0) == ["a"]
+    assert heap.due(10.0) and heap.pop_expired(10.0) == []  # only the stale slot was due: gone now
+    assert not heap.due(10.0)
+    assert heap.due(50.0) and heap.pop_expired(50.0) == ["a"]
+    assert not heap.due(1e9)  # nothing left
     assert len(heap) == 0
 
 
