@@ -181,7 +181,7 @@ async def test_queue_position(cb_client) -> None:
         r = await cb_client.get(f"/genesys/1/service/{second}/check-queue-position", headers=CLIENT)
         return await r.json()
 
-    pos = await eventually(position, lambda pos: pos.get("_position", 0) == 2, timeout=3, expected="position 2")
+    pos = await eventually(position, lambda pos: pos.get("_position", 0) == 2, timeout=15, expected="position 2")
     assert pos["_position"] == 2 and pos["_total_waiting"] >= 2
     assert pos["ewt"] == -1  # Empty_VQ has no agents: unknown
     r = await cb_client.get("/genesys/1/service/nope/check-queue-position", headers=CLIENT)
