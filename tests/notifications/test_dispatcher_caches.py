@@ -3,28 +3,13 @@ working it out afresh answers, and stays bounded."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from engine.notifications import delivery
 from engine.notifications.delivery import Dispatcher, callback_of
 from engine.scxml.clock import Clock
 
-
-class Host:
-    """What a dispatcher needs of the session manager here: nothing is stored."""
-
-    store = None
-    cluster = None
-
-    def __init__(self) -> None:
-        self.batch_contributors: list[Any] = []
-        self.after_commit: list[Any] = []
-
-    def request_write(self) -> None:
-        pass
-
+from .dispatcher_host import Host
 
 KEYS = ["httpcb|https://r.example/h|callback/svc/c1", "httpcb|https://r.example/h|callback/svc/c2",
         "fcm|c3", "fcm|c3|x", "customhttp|https://r.example/h|news/today", "orscb|sess|callback/other/c4",

@@ -6,24 +6,11 @@ left are forgotten, their attempts in flight finishing or cancelled."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from engine.notifications.delivery import DEAD, Delivery, Dispatcher
 from engine.scxml.clock import Clock
 
-
-class Host:
-    """What a dispatcher needs of the session manager here: nothing is stored."""
-
-    store = None
-    cluster = None
-
-    def __init__(self) -> None:
-        self.batch_contributors: list[Any] = []
-        self.after_commit: list[Any] = []
-
-    def request_write(self) -> None:
-        pass
+from .dispatcher_host import Host
 
 
 class Sender:
