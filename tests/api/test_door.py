@@ -9,9 +9,11 @@ import logging
 import pytest
 from aiohttp import web
 
+from engine.api.appkeys import RUNTIME
 from engine.api.door import door
 from engine.app import create_app
 from engine.atomic_file import SaveError
+from engine.storage import StorageUnavailable
 from tests.api.conftest import ADMIN, make_settings
 from tests.support.engine_process import free_port
 
@@ -64,3 +66,31 @@ async def test_what_escapes_a_handler_is_answered_and_logged(client, caplog) -> 
     assert access == [("/admin/test/save", 503, "env-administrator"), ("/admin/test/bug", 500, "env-administrator"),
                       ("/admin/test/moved", 302, "env-administrator"), ("/admin/test/bug", 401, "-"),
                       ("(unmatched)", 404, "env-administrator")]
+
+
+async def test_while_storage_fails_the_key_and_role_are_checked_first(client, monkeypatch, caplog) -> None:
+    """The storage gate stands behind the key check: a change without a key (or with a key nobody
+    issued, or one whose role may not make it) is refused as such, not told that storage fails;
+    reads and the probes go on; the access line holds the status the client got."""
+    def failing() -> None:
+        raise StorageUnavailable("storage is failing: [Errno 28] No space left on device")
+
+    made = await (await client.post("/admin/keys", json={"name": "m-1", "role": "monitor"}, headers=ADMIN)).json()
+    monkeypatch.setattr(client.app[RUNTIME].manager, "check_writer", failing)
+    caplog.set_level(logging.DEBUG)
+    cases = [
+        ("POST", "/admin/test/save", {}, 401), ("POST", "/admin/test/save", {"x-api-key": "nope"}, 401),
+        ("POST", "/genesys/1/service/callback/callback", {}, 401),
+        ("POST", "/admin/flows/reload", {"x-api-key": made["key"]}, 403),
+        ("DELETE", "/admin/keys/m-1", {"x-api-key": made["key"]}, 403),
+        ("POST", "/admin/nowhere", {}, 401),
+        ("POST", "/admin/test/save", ADMIN, 503), ("POST", "/admin/nowhere", ADMIN, 503),
+        ("GET", "/admin/flows", {"x-api-key": made["key"]}, 200), ("GET", "/health/live", {}, 200),
+    ]
+    for method, path, headers, status in cases:
+        async with client.request(method, path, headers=headers) as r:
+            body = await r.json()
+            assert r.status == status, (method, path, body)
+            assert (r.status == 503) == ("storage is failing" in str(body)), (method, path, body)
+    access = [r.status for r in caplog.records if r.name == "engine.access"]
+    assert access == [status for _, _, _, status in cases]
