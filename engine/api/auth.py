@@ -71,8 +71,12 @@ def _refusal(role: str, method: str, path: str) -> web.Response:
 
 def key_refusal(request: web.Request) -> web.Response | None:
     """The door's key and role check: the refusal to answer, or None when the request may go on
-    (its key and role then set on it, for the handlers and the access log)."""
-    path = request.path
+    (its key and role then set on it, for the handlers and the access log).
+
+    The path checked is the one the router matches (``path_safe``: ``%2F`` stays encoded), not the
+    decoded ``request.path``: a decoded slash would draw an area boundary the router does not see,
+    so a path decoding into an area a role may reach could still be routed outside it."""
+    path = request.rel_url.path_safe
     if path.startswith(OPEN_PREFIXES) or path in OPEN_PATHS:
         return None
     presented = presented_key(request)

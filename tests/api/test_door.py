@@ -14,7 +14,7 @@ from engine.api.door import door
 from engine.app import create_app
 from engine.atomic_file import SaveError
 from engine.storage import StorageUnavailable
-from tests.api.conftest import ADMIN, make_settings
+from tests.api.conftest import ADMIN, CLIENT, make_settings
 from tests.support.engine_process import free_port
 
 
@@ -94,3 +94,24 @@ async def test_while_storage_fails_the_key_and_role_are_checked_first(client, mo
             assert (r.status == 503) == ("storage is failing" in str(body)), (method, path, body)
     access = [r.status for r in caplog.records if r.name == "engine.access"]
     assert access == [status for _, _, _, status in cases]
+
+
+async def _restricted(request: web.Request) -> web.Response:
+    return web.json_response({"part": request.match_info["part"]})
+
+
+async def test_the_key_check_reads_the_path_the_router_matches(aiohttp_client, tmp_path) -> None:
+    """An encoded slash is no area boundary: the router matches ``%2F`` as part of a segment, so the
+    role check must too, or a route with a variable segment outside the client's areas (here a
+    stand-in for a future one) could be reached by a path that decodes into them."""
+    port = free_port()
+    app = create_app(make_settings(tmp_path, port=port))
+    app.router.add_get("/genesys/{part}/probe", _restricted)
+    client = await aiohttp_client(app, server_kwargs={"port": port})
+    sneaky = "/genesys/1%2Fservice%2F..%2F..%2Fx/probe"  # decodes to /genesys/1/service/../../x/probe
+    async with client.get(sneaky, headers=CLIENT) as r:
+        assert r.status == 403, await r.text()
+    async with client.get(sneaky, headers=ADMIN) as r:
+        assert r.status == 200 and (await r.json())["part"] == "1/service/../../x"
+    async with client.get("/genesys/plain/probe", headers=CLIENT) as r:
+        assert r.status == 403  # the same route without the trick: outside the client's areas
