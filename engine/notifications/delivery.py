@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..callbacks import history
 from ..outbound import DeliveryFailure, Sender, retry_after_seconds
 from ..scxml import AttrDict, Event
+from ..scxml.interning import Interner
 from ..sessions.manager import NoSuchSession
 from ..storage import dumps
 from ..urlpolicy import UrlPolicy, UrlRefused, describe_error, printable, refusal
@@ -138,8 +139,8 @@ class Dispatcher:
         self.senders: dict[str, Sender] = {}
         self.closed = False
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._public_targets: dict[tuple[str, str], str] = {}
-        self._abouts: dict[str, tuple[str, str] | None] = {}  # ordering key -> callback_of(key)
+        self._public_targets: Interner[tuple[str, str], str] = Interner(PUBLIC_TARGETS_KEPT)
+        self._abouts: Interner[str, tuple[str, str] | None] = Interner(ABOUTS_KEPT)  # key -> callback_of(key)
         # Each attempt in its callback's history, written in the batch that writes its outcome.
         store = manager.store if manager is not None else None
         # A delivered attempt's row waits for the batch that deletes the delivery (``_write_soon``);
@@ -305,23 +306,12 @@ class Dispatcher:
     def _callback_of(self, key: str) -> tuple[str, str] | None:
         """``callback_of(key)``, kept per ordering key: a callback's ~15 deliveries share one, and
         splitting it again for every attempt's history row was a fifth of ``_remember``. Bounded."""
-        try:
-            return self._abouts[key]
-        except KeyError:
-            if len(self._abouts) >= ABOUTS_KEPT:
-                self._abouts.clear()
-            about = self._abouts[key] = callback_of(key)
-            return about
+        return self._abouts.get(key, callback_of)
 
     def _public_target(self, kind: str, target: str) -> str:
         """``history.public_target``, kept per target: parsing the URL again for every attempt's
         row cost ~4 % of the event loop's time under a notification load. Bounded."""
-        shown = self._public_targets.get((kind, target))
-        if shown is None:
-            if len(self._public_targets) >= PUBLIC_TARGETS_KEPT:
-                self._public_targets.clear()
-            shown = self._public_targets[(kind, target)] = history.public_target(kind, target)
-        return shown
+        return self._public_targets.get((kind, target), _public_target_of)
 
     async def _send(self, d: Delivery) -> int | None:
         """One attempt; the HTTP status of a webhook that took it."""
@@ -471,3 +461,8 @@ def _about(key: str, callback_id: str) -> bool:
 
 def _nothing() -> None:
     """No session manager (a benchmark's dispatcher that never dispatches): nothing to write."""
+
+
+def _public_target_of(kind_and_target: tuple[str, str]) -> str:
+    """``history.public_target`` of a ``(kind, target)`` key (``Dispatcher._public_target``)."""
+    return history.public_target(*kind_and_target)

@@ -108,9 +108,16 @@ class FilterIndex(Generic[T]):
             _drop_length(self._prefix_lengths, len(prefix))
 
     def has_patterns(self) -> bool:
-        """Whether any filter is a pattern: without one, the groups matching a tag are at most
-        ``exact[tag]``, found without the generator of ``matching``."""
+        """Whether any filter is a pattern (else ``exact`` holds every filter)."""
         return bool(self._prefix_lengths)
+
+    def groups(self, tag: str) -> list[dict[str, T]]:
+        """``matching(tag)`` as a list; with no pattern filter (a subscribe_notify engine has only
+        exact ones) one dict lookup, without the generator."""
+        if self.has_patterns():
+            return list(self.matching(tag))
+        group = self.exact.get(tag)
+        return [group] if group else []
 
     def matching(self, tag: str) -> Iterator[dict[str, T]]:
         """The entry groups whose filter matches ``tag`` (each distinct filter once)."""

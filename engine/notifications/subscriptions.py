@@ -161,11 +161,7 @@ class SubscriptionRegistry:
 
     def matching(self, tag: str, now: float) -> list[Subscription]:
         self.expire(now)
-        filters = self._filters
-        if not filters.has_patterns():  # only exact filters (a subscribe_notify engine): one lookup
-            group = filters.exact.get(tag)
-            return list(group.values()) if group else []
-        groups = list(filters.matching(tag))
+        groups = self._filters.groups(tag)
         if len(groups) == 1:
             return list(groups[0].values())
         order = self._order

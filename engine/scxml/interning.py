@@ -4,15 +4,16 @@ once: tens of thousands of sessions wait at once, and each copy of its own costs
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+_ABSENT: Any = object()
 
 
 class Interner(Generic[K, V]):
-    """The one value for each key, made on first use. Bounded: when ``limit`` keys are held, all
-    are forgotten at once (values already handed out stay valid; later ones are made anew)."""
+    """The one value for each key, made on first use (None too). Bounded: when ``limit`` keys are
+    held, all are forgotten at once (values already handed out stay valid; later ones are made anew)."""
 
     __slots__ = ("_limit", "_values")
 
@@ -21,8 +22,8 @@ class Interner(Generic[K, V]):
         self._values: dict[K, V] = {}
 
     def get(self, key: K, make: Callable[[K], V]) -> V:
-        found = self._values.get(key)
-        if found is None:
+        found = self._values.get(key, _ABSENT)
+        if found is _ABSENT:
             if len(self._values) >= self._limit:
                 self._values.clear()
             found = self._values[key] = make(key)

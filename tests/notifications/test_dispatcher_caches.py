@@ -23,4 +23,7 @@ def test_the_callback_of_an_ordering_key_is_kept_bounded_and_the_same(monkeypatc
         for key in KEYS:
             assert d._callback_of(key) == callback_of(key)
             assert len(d._abouts) <= 3
-    assert d._callback_of("news|x|y") is None and d._abouts["news|x|y"] is None  # a miss is kept too
+    held = len(d._abouts)
+    assert d._callback_of("news|x|y") is None and len(d._abouts) == held + 1  # a miss is kept too
+    monkeypatch.setattr(delivery, "callback_of", lambda key: pytest.fail("worked out again"))
+    assert d._callback_of("news|x|y") is None

@@ -27,3 +27,15 @@ def test_bounded_by_forgetting_all_when_full() -> None:
     interner.get(99, str)
     assert len(interner) == 1  # the three forgotten, the new one kept
     assert held == ["0", "1", "2"]  # values handed out stay valid
+
+
+def test_a_none_value_is_kept_like_any_other() -> None:
+    made: list[str] = []
+    interner: Interner[str, None] = Interner(10)
+
+    def make(key: str) -> None:
+        made.append(key)
+
+    assert interner.get("x", make) is None
+    assert interner.get("x", make) is None
+    assert made == ["x"]  # made once: a None answer is an answer, not a miss
