@@ -3,7 +3,9 @@ the API's description (``/openapi.json``, ``/docs``) needs a key; what each role
 table in ``engine/roles.py``.
 
 No key: 401 "API key required"; a key nobody issued (or one revoked or rotated away): 401
-"invalid API key"; a role that may not do this: 403 naming the roles that may. A client key
+"invalid API key"; a role that may not do this: 403 naming the roles that may. The role is checked
+before the router's 404 or 405, so a key learns whether a path or method exists only inside its
+role's areas. A client key
 scoped to services reaches only their callbacks: the service in a callback URL is checked here
 (another service answers 404, as if it did not exist, so a scoped key learns nothing about
 other services); queries and the queue position are filtered in ``gms.py``.
@@ -96,8 +98,6 @@ def key_refusal(request: web.Request) -> web.Response | None:
         key = found
     request[ROLE] = key.role
     request[API_KEY] = key
-    if request.match_info.http_exception is not None:
-        return None  # no such route: its 404/405, for every role alike
     method = request.method
     if not roles.allowed(key.role, method, path):
         return _refusal(key.role, method, path)
@@ -108,4 +108,6 @@ def key_refusal(request: web.Request) -> web.Response | None:
         service = request.match_info.get("service")
         if path.startswith(CALLBACK_PATH) and service is not None and service not in key.services:
             return error_response(404, f"no callback service {service!r}", NOT_FOUND_KIND)
+    # Only now may the router say that no route has this path (404) or this method (405): a role
+    # learns which paths and methods exist only where it may go.
     return None

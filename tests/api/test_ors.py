@@ -68,7 +68,8 @@ async def test_error_answers_are_json_with_a_clear_message(engine_client) -> Non
         (client.get("/scxml/sessions?status=odd", headers=CLIENT), 400, "status must be"),
         (client.get("/scxml/sessions"), 401, "API key required"),
         (client.get("/admin/flows", headers=CLIENT), 403, "administrator key"),
-        (client.get("/nowhere", headers=CLIENT), 404, "Not Found"),
+        (client.get("/nowhere", headers=CLIENT), 403, "administrator key"),
+        (client.get("/nowhere", headers=ADMIN), 404, "Not Found"),
     ]
     for request, status, text in cases:
         r = await request

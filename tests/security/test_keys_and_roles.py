@@ -135,8 +135,12 @@ async def test_every_role_reaches_exactly_its_areas(client) -> None:
     # a refusal says who may
     r = await client.put("/admin/flows/x", data="<scxml/>", headers=headers["monitor"])
     assert "administrator key" in (await r.json())["message"] and "developer key" in (await r.json())["message"]
-    # an unknown path is a 404 for everyone with a valid key
+    # an unknown path is a 404 only where the role may go: elsewhere the same 403 as a real one
     r = await client.get("/admin/nowhere", headers=headers["monitor"])
+    assert r.status == 403 and "administrator key" in (await r.json())["message"]
+    r = await client.get("/genesys/1/service/nowhere/x/y", headers=headers["monitor"])
+    assert r.status == 404
+    r = await client.get("/admin/nowhere", headers=headers["administrator"])
     assert r.status == 404
 
 
