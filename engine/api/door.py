@@ -32,12 +32,9 @@ async def door(request: web.Request, handler: Handler) -> web.StreamResponse:
             if response is None:
                 response = storage_refusal(request)
             if response is None:
-                try:
-                    response = await handler(request)
-                except SaveError as e:
-                    raise unsaved_is_503(request, e) from None
-        except Exception as e:
-            answer = answer_for(request, e)
+                response = await handler(request)
+        except Exception as e:  # a SaveError is a 503 wherever it came from, the checks included
+            answer = answer_for(request, unsaved_is_503(request, e) if isinstance(e, SaveError) else e)
             if answer is None:
                 raise  # a redirect and the like: the client gets it as it is
             response = answer

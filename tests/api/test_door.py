@@ -9,7 +9,7 @@ import logging
 import pytest
 from aiohttp import web
 
-from engine.api.appkeys import RUNTIME
+from engine.api.appkeys import KEYS, RUNTIME
 from engine.api.door import door
 from engine.app import create_app
 from engine.atomic_file import SaveError
@@ -115,3 +115,36 @@ async def test_the_key_check_reads_the_path_the_router_matches(aiohttp_client, t
         assert r.status == 200 and (await r.json())["part"] == "1/service/../../x"
     async with client.get("/genesys/plain/probe", headers=CLIENT) as r:
         assert r.status == 403  # the same route without the trick: outside the client's areas
+
+
+async def test_a_role_learns_which_routes_exist_only_inside_its_areas(client) -> None:
+    """The role is checked before the router's 404 and 405: outside its areas a key gets the same
+    403 for a path or method that exists and for one that does not; inside them, and for the
+    administrator, the router's answer stands."""
+    outside = [("GET", "/admin/no-such-thing"), ("GET", "/admin/flows/x/y/z"),
+               ("DELETE", "/admin/reports/callbacks"), ("PATCH", "/admin/flows")]
+    for method, path in outside:
+        async with client.request(method, path, headers=CLIENT) as r:
+            assert r.status == 403, (method, path)
+            body = await r.json()
+            assert body["exception"] == "Forbidden" and "client role may not" in body["message"]
+    async with client.get("/admin/no-such-thing", headers=ADMIN) as r:
+        assert r.status == 404
+    async with client.delete("/admin/reports/callbacks", headers=ADMIN) as r:
+        assert r.status == 405
+    async with client.get("/genesys/1/service/no/such/route", headers=CLIENT) as r:
+        assert r.status == 404  # inside the client's areas: the router's answer
+    async with client.request("PATCH", "/genesys/1/service/callback/x", headers=CLIENT) as r:
+        assert r.status == 405
+
+
+async def test_a_save_error_in_the_door_checks_is_a_503_too(client, monkeypatch) -> None:
+    """Not only a handler's: a configuration write that fails under the key check (the keys file,
+    say) answers 503 with the reason, as one in a handler does, not a bare 500."""
+    def fails(presented: str) -> None:
+        raise SaveError("config/keys.json", OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(client.app[KEYS], "authenticate", fails)
+    async with client.get("/admin/flows", headers=ADMIN) as r:
+        assert r.status == 503
+        assert (await r.json())["message"] == "could not save config/keys.json: No space left on device"
