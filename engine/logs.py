@@ -212,16 +212,19 @@ FLUSH_SECONDS = 0.1  # how long an INFO line may wait in the buffer for the line
 
 
 class BatchFlushingHandler(logging.StreamHandler):
-    """Writes each line as it comes into a buffered stream and flushes it at most every
+    """Writes each line as it comes into a buffered stream and flushes at most once every
     ``FLUSH_SECONDS``: the lines of a busy stretch (a few per callback, one per request) go out in
     one system call instead of one per line or per event-loop turn (the flush of every turn was ~2 %
-    of the event loop under load). WARNING and above, and lines logged outside an event loop's
-    thread, are flushed at once; a process killed outright (``kill -9``) loses at most its last
-    ``FLUSH_SECONDS`` of INFO lines (a normal exit flushes them)."""
+    of the event loop under load). The first line after a quiet stretch goes out at once, so only
+    a busy stretch waits. WARNING and above, and lines logged outside an event loop's thread, are
+    flushed at once; a process killed outright (``kill -9``) loses at most its last
+    ``FLUSH_SECONDS`` of INFO lines (a normal exit flushes them; so does start-up once the engine
+    is ready, ``flush_lines``)."""
 
     def __init__(self, stream: IO[str]) -> None:
         super().__init__(stream)
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is due on
+        self._flushed_at = -FLUSH_SECONDS  # time.monotonic() of the last flush
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -249,22 +252,38 @@ class BatchFlushingHandler(logging.StreamHandler):
             return
         self._flush_soon()
 
+    def flush(self) -> None:
+        super().flush()
+        self._flushed_at = time.monotonic()
+
     def _flush_soon(self) -> None:
-        """A flush ``FLUSH_SECONDS`` from now on the running loop, unless one is due there already;
-        at once without a loop. A flush due on a loop that stopped before it ran does not hold up
-        the lines logged on the next one."""
+        """Unless a flush is due on the running loop already: at once when the last one is
+        ``FLUSH_SECONDS`` old, else when it will be. At once without a loop. A flush due on a loop
+        that stopped before it ran does not hold up the lines logged on the next one."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop here (start-up, another thread): now
             self.flush()
             return
-        if self._flush_on is not loop:
+        if self._flush_on is loop:
+            return
+        wait = self._flushed_at + FLUSH_SECONDS - time.monotonic()
+        if wait <= 0:  # the first line of a stretch
+            self.flush()
+        else:
             self._flush_on = loop
-            loop.call_later(FLUSH_SECONDS, self._flush_due)
+            loop.call_later(wait, self._flush_due)
 
     def _flush_due(self) -> None:
         self._flush_on = None
         self.flush()
+
+
+def flush_lines() -> None:
+    """Write out at once what the engine's handlers hold (start-up: so the lines of a restore are
+    on disk by the time the engine answers, even if it is then killed outright)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", stream: IO[str] | None = None) -> None:

@@ -31,6 +31,7 @@ from .callbacks.flow_actions import ReportDesk
 from .callbacks.records import client_data
 from .callbacks.service import CallbackService
 from .callbacks.services import ServiceRegistry
+from .logs import flush_lines
 from .notifications.notifier import NotificationConfig, TransactionLists, target_problems
 from .notifications.outbound_config import FILE as NOTIFICATIONS_FILE
 from .notifications.outbound_config import SharedOutboundConfig
@@ -268,6 +269,7 @@ class Runtime:
         log.info("engine ready: %d flows, %d sessions restored, persistence %s",
                  len(self.flows.current), len(self.manager.sessions),
                  "on (" + self.settings.db_url.split("://")[0] + ")" if self.store else "off")
+        flush_lines()  # what start-up restored is on disk before the first request is answered
 
     async def purge(self) -> dict[str, int]:
         """Forget what ended more than ``retention_days`` ago (hourly, and on demand)."""
