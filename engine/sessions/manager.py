@@ -105,6 +105,15 @@ class NoSuchSession(LookupError):
     node's, or there is no cluster). The caller tells ended (the stored status) from unknown."""
 
 
+
+class _NotStoredInTime(Exception):
+    """A commit's wait outlived its limit (``SessionManager.commit`` answers StorageUnavailable)."""
+
+
+def _too_late(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_NotStoredInTime())
+
 class SessionManager(SessionHost):
     """A ``SessionHost`` that persists sessions and restores them on start."""
 
@@ -455,18 +464,25 @@ class SessionManager(SessionHost):
             return
         if self._writer.done():
             raise StorageUnavailable("the storage writer has stopped; see the engine log")
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._waiters.append(future)
         if self.cluster is not None:
             self._waiter_parts[future] = frozenset(parts) if parts is not None else None
         self._wake.set()
         limit = self.durability_timeout if timeout is None else timeout
+        # The future is this call's alone, so a timer that fails it is the whole time limit: no
+        # wait_for and shield (two more tasks' worth of callbacks on every create). The writer
+        # skips a future already done (failed here, or cancelled with the caller).
+        timer = loop.call_later(limit, _too_late, future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), limit)
-        except TimeoutError:
+            await future
+        except _NotStoredInTime:
             reason = self._write_error or "the storage writer is behind"
             raise StorageUnavailable(f"the change was not stored within {limit:g} s ({reason}); "
                                      "it is kept and will be stored when storage recovers") from None
+        finally:
+            timer.cancel()
 
     def check_writer(self) -> None:
         """Refuse new work at once (``StorageUnavailable``) while storage is known to be failing,
