@@ -5,10 +5,9 @@ table in ``engine/roles.py``.
 No key: 401 "API key required"; a key nobody issued (or one revoked or rotated away): 401
 "invalid API key"; a role that may not do this: 403 naming the roles that may. The role is checked
 before the router's 404 or 405, so a key learns whether a path or method exists only inside its
-role's areas. A client key
-scoped to services reaches only their callbacks: the service in a callback URL is checked here
-(another service answers 404, as if it did not exist, so a scoped key learns nothing about
-other services); queries and the queue position are filtered in ``gms.py``.
+role's areas. A client key scoped to services reaches only their callbacks: the service in a
+callback URL is checked here (another service answers 404, as if it did not exist, so a scoped key
+learns nothing about other services); queries and the queue position are filtered in ``gms.py``.
 
 The console's page (``/ui/``) sends no key: its session cookie (``engine/console/session.py``)
 stands for the key it signed in with, with that key's role and scope, as long as the session

@@ -105,7 +105,6 @@ class NoSuchSession(LookupError):
     node's, or there is no cluster). The caller tells ended (the stored status) from unknown."""
 
 
-
 class _NotStoredInTime(Exception):
     """A commit's wait outlived its limit (``SessionManager.commit`` answers StorageUnavailable)."""
 
@@ -113,6 +112,7 @@ class _NotStoredInTime(Exception):
 def _too_late(future: asyncio.Future) -> None:
     if not future.done():
         future.set_exception(_NotStoredInTime())
+
 
 class SessionManager(SessionHost):
     """A ``SessionHost`` that persists sessions and restores them on start."""
