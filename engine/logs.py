@@ -209,6 +209,9 @@ _MILLIS = tuple(f",{millis:03d} " for millis in range(1000))  # what follows a t
 
 
 FLUSH_SECONDS = 0.1  # how long an INFO line may wait in the buffer for the lines after it
+# What ``handleError`` names when a flush fails (no one line is to blame).
+_FLUSH_FAILED = logging.LogRecord("engine.logs", logging.ERROR, "(unknown file)", 0,
+                                  "the log stream could not be flushed", None, None)
 
 
 class BatchFlushingHandler(logging.StreamHandler):
@@ -253,8 +256,17 @@ class BatchFlushingHandler(logging.StreamHandler):
         self._flush_soon()
 
     def flush(self) -> None:
-        super().flush()
-        self._flushed_at = time.monotonic()
+        """A stream that cannot take the lines (stderr's reader gone, a full disk) is this
+        handler's error (``handleError``, as ``StreamHandler.emit`` has it), never its caller's:
+        an INFO line flushed at once runs in a request handler, ``flush_lines`` in start-up and
+        ``_flush_due`` on the event loop, which a raising callback's ERROR line would stop."""
+        try:
+            super().flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(_FLUSH_FAILED)
+        self._flushed_at = time.monotonic()  # a failing stream is tried again a stretch later
 
     def _flush_soon(self) -> None:
         """Unless a flush is due on the running loop already: at once when the last one is

@@ -107,6 +107,49 @@ def test_a_flush_due_on_a_loop_that_stopped_does_not_hold_up_the_next_loops_line
             root.setLevel(level)
 
 
+class _Unflushable(io.StringIO):
+    """A log stream whose flush fails, as stderr does when its reader is gone or its disk is full."""
+
+    broken = True
+
+    def flush(self) -> None:
+        if self.broken:
+            raise OSError(28, "No space left on device")
+
+
+async def test_a_stream_that_cannot_be_flushed_fails_no_caller(monkeypatch) -> None:
+    """A failed flush is the handler's error (``handleError``, as ``StreamHandler.emit`` does), not
+    the caller's: an INFO line (the first of a stretch is flushed at once), a warning, the flush
+    due a moment later on the loop and ``flush_lines`` at start-up must not raise into a request
+    handler, the engine's start or the event loop."""
+    wait = 0.5  # as above: the three lines stay one stretch on a loaded machine
+    monkeypatch.setattr(logs, "FLUSH_SECONDS", wait)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = _Unflushable()
+    setup_logging("INFO", "text", stream)
+    handler = root.handlers[0]
+    reported: list[str] = []
+    monkeypatch.setattr(handler, "handleError", lambda record: reported.append(record.getMessage()))
+    loop_errors: list[dict] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
+    try:
+        log = logging.getLogger("engine.test_logs")
+        log.info("first")
+        info_line(log, "second", {})
+        log.info("third")  # a busy stretch: flushed by the loop, a moment later
+        await asyncio.sleep(wait * 1.5)
+        log.warning("fourth")
+        logs.flush_lines()
+    finally:
+        stream.broken = False  # the handler lives on in logging's list, flushed at exit
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert loop_errors == []
+    # the first line's flush, the loop's, the warning's and start-up's
+    assert reported == ["the log stream could not be flushed"] * 4
+
+
 def test_info_line_writes_what_logger_info_writes_with_or_without_other_handlers() -> None:
     """``info_line`` skips the record when the engine's handler is the only destination; the text
     is the same as ``Logger.info(..., extra=...)`` gives, and with another handler attached (the
