@@ -26,8 +26,9 @@ from ..keys import ApiKey
 from .appkeys import API_KEY, KEYS, ROLE
 from .errors import error_response
 
-OPEN_PREFIXES = ("/health", "/basichttp/", "/docs/", "/ui/")  # /ui/: the console's files and its sign-in
-OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/ui"})  # the contract and its page hold no secret
+# Whole segments only: a route added later under, say, "/healthcheck" must not be open by accident.
+OPEN_PREFIXES = ("/health/", "/basichttp/", "/docs/", "/ui/")  # /ui/: the console's files and its sign-in
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/ui"})  # the contract and its page hold no secret
 CALLBACK_PATH = "/genesys/1/service/callback/"
 NOT_FOUND_KIND = "com.genesyslab.gsg.services.callback.CallbackNotFound"
 

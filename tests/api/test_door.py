@@ -8,8 +8,10 @@ import logging
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from engine.api.appkeys import KEYS, RUNTIME
+from engine.api.auth import key_refusal
 from engine.api.door import door
 from engine.app import create_app
 from engine.atomic_file import SaveError
@@ -148,3 +150,15 @@ async def test_a_save_error_in_the_door_checks_is_a_503_too(client, monkeypatch)
     async with client.get("/admin/flows", headers=ADMIN) as r:
         assert r.status == 503
         assert (await r.json())["message"] == "could not save config/keys.json: No space left on device"
+
+
+async def test_the_open_paths_are_whole_segments(client) -> None:
+    """``/health`` is open, and so is what lies under ``/health/``; a path that only begins with
+    the same letters is not (none of today's routes is such: the key check is asked directly)."""
+    for path, is_open in (("/health", True), ("/health/ready", True), ("/healthcheck", False),
+                          ("/health.json", False), ("/docsx", False), ("/uix", False)):
+        request = make_mocked_request("GET", path, app=client.app)
+        refusal = key_refusal(request)
+        assert (refusal is None) == is_open, path
+        if not is_open:
+            assert refusal.status == 401
