@@ -25,7 +25,9 @@ from tests.support.eventually import eventually
 
 @pytest.fixture
 async def pair(postgres, tmp_path: Path):
-    """Node ``a`` alone holds every partition; then ``b`` joins, holding none (it takes a's when a dies)."""
+    """Node ``a`` holds every partition; then ``b`` joins and the two settle at half each (it takes
+    a's half when a dies). Settled first: while ``a`` still gives partitions back, a commit that
+    waits on every partition fails (a drop may have taken the change), and that is not this test."""
     folder = tmp_path / "flows"
     folder.mkdir()
     (folder / "counter.scxml").write_text(COUNTER)
@@ -34,6 +36,10 @@ async def pair(postgres, tmp_path: Path):
     await eventually(lambda: len(a.membership.adopted), lambda n: n == PARTITIONS, timeout=15, interval=0.05,
                      expected="node a holding every partition")
     b = await Node("b", url, folder).start()
+    half = PARTITIONS // 2
+    await eventually(lambda: (len(a.membership.adopted), len(b.membership.adopted)),
+                     lambda got: got == (half, half), timeout=15, interval=0.05,
+                     expected="the partitions shared half and half")
     yield a, b
     for node in (a, b):
         if node.store.engine is not None:
