@@ -298,11 +298,18 @@ class NotificationService:
         self.subscriptions.stored(payload, await notification_rows.load_subscription(store, payload))
 
     async def _reload_subscriptions(self) -> None:
+        """Take every stored subscription as it is, but those changed here or announced since the
+        read began, and those with a change of this node's not yet stored: the read saw an older
+        state of them. Applied, a subscription made and announced while the read ran (absent from
+        it) was removed from memory for good, and its callback's status events went unnotified."""
         store = self.manager.store
         assert store is not None
-        rows = {r["id"]: r for r in await notification_rows.load_subscriptions(store)}
-        for sub_id in set(self.subscriptions.items) | set(rows):
-            self.subscriptions.stored(sub_id, rows.get(sub_id))
+        subs = self.subscriptions
+        with subs.reading() as since:
+            rows = {r["id"]: r for r in await notification_rows.load_subscriptions(store)}
+        newer = since | set(subs.changed) | set(subs.removed)
+        for sub_id in (set(subs.items) | set(rows)) - newer:
+            subs.stored(sub_id, rows.get(sub_id))
 
     def _after_commit(self) -> None:
         self._ending_written = {}

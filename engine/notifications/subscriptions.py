@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,7 @@ class SubscriptionRegistry:
     _by_callback: dict[str, dict[str, Subscription]] = field(default_factory=dict)
     _order: dict[str, int] = field(default_factory=dict)  # id -> when first added
     _added: Iterator[int] = field(default_factory=itertools.count)
+    _reads: list[set[str]] = field(default_factory=list)  # per full read in flight: the ids changed since it began
 
     def load(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -98,9 +100,26 @@ class SubscriptionRegistry:
                 self._seal(sub)
                 self.changed[sub.id] = sub
 
+    @contextmanager
+    def reading(self) -> Iterator[set[str]]:
+        """While every stored subscription is read again (a cluster): yields the ids this node
+        changed or was told of since the read began. What the read found of them may be older
+        than what this node has, so it must not be applied to them."""
+        since: set[str] = set()
+        self._reads.append(since)
+        try:
+            yield since
+        finally:
+            self._reads.remove(since)
+
+    def _touched(self, sub_id: str) -> None:
+        for since in self._reads:
+            since.add(sub_id)
+
     def stored(self, sub_id: str, row: dict[str, Any] | None) -> None:
         """Another node changed subscription ``sub_id`` (a cluster): take its stored ``row`` as
         it is (None: it was removed), without writing it again."""
+        self._touched(sub_id)
         current = self.items.get(sub_id)
         if row is None:
             if current is not None:
@@ -112,6 +131,7 @@ class SubscriptionRegistry:
         self._index(Subscription(**json.loads(row["record"])))
 
     def add(self, sub: Subscription) -> Subscription:
+        self._touched(sub.id)
         self._seal(sub)
         self._index(sub)
         self.changed[sub.id] = sub
@@ -144,6 +164,7 @@ class SubscriptionRegistry:
             sub.sealed_secret = self.box.seal(str(secret))
 
     def remove(self, sub_id: str) -> Subscription | None:
+        self._touched(sub_id)
         sub = self.items.pop(sub_id, None)
         if sub is not None:
             self._unindex(sub)

@@ -13,6 +13,7 @@ a forgotten end must not remove it, or the replayed end's status events find nob
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -168,5 +169,50 @@ async def test_a_callback_end_in_a_fenced_batch_keeps_its_subscription(cluster) 
         await a.manager.commit()
         assert sub.id in await stored_subscriptions(a)
         assert [s.id for s in a.notifications.subscriptions.for_callback(cid)] == [sub.id]
+    finally:
+        await receiver.stop()
+
+
+async def test_a_subscription_made_while_all_are_read_again_is_kept(cluster, monkeypatch) -> None:
+    """A node reads every subscription again at its first sweep (and after its listener was cut
+    off). A subscription made while that read ran, stored and announced before the read's answer
+    was applied, was not in what the read saw: applied as "removed", it was gone from memory for
+    good (its own announcement came first), and its callback's later status events were never
+    notified."""
+    receiver = await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        service = a.notifications
+        service._resync = False  # only the read below: a later one would hide the loss
+        reading, release = asyncio.Event(), asyncio.Event()
+        load = notification_rows.load_subscriptions
+
+        async def held_load(store):
+            rows = await load(store)  # read before the subscription below is stored
+            reading.set()
+            await release.wait()
+            return rows
+
+        announced = asyncio.Event()
+        stored = service.subscriptions.stored
+
+        def noted(sub_id: str, row: dict | None) -> None:
+            stored(sub_id, row)
+            announced.set()
+
+        monkeypatch.setattr(notification_rows, "load_subscriptions", held_load)
+        monkeypatch.setattr(service.subscriptions, "stored", noted)
+        read_again = asyncio.create_task(service._reload_subscriptions())
+        await reading.wait()
+        record = await waiting_callback(a, receiver, "+15550610004")  # its subscription made and stored
+        (sub,) = service.subscriptions.for_callback(record["_id"])
+        await asyncio.wait_for(announced.wait(), 15)  # and its announcement taken in
+        release.set()
+        await read_again
+        assert [s.id for s in service.subscriptions.for_callback(record["_id"])] == [sub.id]
+        a.callbacks.flow_event(a.manager.sessions[record["_ors_session_id"]], MARKER_EVENT)
+        await a.manager.commit()
+        await eventually(lambda: first_arrivals(receiver, record["_id"]), lambda got: MARKER_EVENT in got,
+                         timeout=15, interval=0.1, expected="the later event notified")
     finally:
         await receiver.stop()
