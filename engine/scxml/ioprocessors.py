@@ -61,6 +61,12 @@ class ScxmlProcessor:
             event.invokeid = session.invokeid
             self.host.route_event(session, parent, event)
         elif target.startswith("#_scxml_"):
+            if target[8:] != session.id:
+                # Another session is outside this flow: the engine's own events (a callback's
+                # cb.cancel, dial.result...) may not come from it, as from any outside source.
+                reason = self.host.refuses_external(req.name)  # type: ignore[arg-type]
+                if reason is not None:
+                    raise CommunicationError(f"line {req.line}: {target}: {reason}")
             other = self.host.sessions.get(target[8:])
             if other is None or not other.is_running:
                 if self.host.hand_over(session, target[8:], event):

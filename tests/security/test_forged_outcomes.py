@@ -87,3 +87,66 @@ async def test_basic_http_cannot_raise_engine_events_even_with_the_capability(cb
     assert r.status == 200
     after = await record(cb_client, cid)
     assert after["_callback_state"] != "COMPLETED" and "_callback_reason" not in after
+
+
+FORGING_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript"
+       initial="s">
+  <datamodel><data id="target" expr="''"/><data id="name" expr="''"/><data id="outcome" expr="''"/></datamodel>
+  <state id="s">
+    <onentry>
+      <send eventexpr="name" targetexpr="'#_scxml_' + target">
+        <param name="reason" expr="'AGENT_CONNECTED'"/><param name="code" expr="'0'"/>
+        <param name="result" expr="'answer'"/>
+      </send>
+      <send event="customer.note" targetexpr="'#_scxml_' + target"/>
+      <send event="sent"/>
+    </onentry>
+    <transition event="error.*" target="refused">
+      <assign location="outcome" expr="_event.name + ': ' + _event.data.message"/>
+    </transition>
+    <transition event="sent" target="refused"><assign location="outcome" expr="'sent'"/></transition>
+  </state>
+  <state id="refused"/>
+</scxml>
+"""
+
+
+@pytest.mark.parametrize(("name", "data"), FORGED)
+async def test_a_flow_cannot_send_engine_events_to_another_session(aiohttp_client, tmp_path, name, data):
+    """A developer's sandboxed flow (any session a client starts) sending ``cb.cancel``,
+    ``dial.result``... to a callback's session over the SCXML processor (``#_scxml_<id>``, the id
+    every reader of the record sees): refused with error.communication, the callback unchanged."""
+    import shutil
+
+    from engine.app import create_app
+    from engine.settings import Settings
+    from tests.callbacks.conftest import REPO, write_config
+    from tests.support.engine_process import free_port
+    from tests.support.eventually import eventually
+
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "scxml", flows)
+    port = free_port()
+    settings = Settings.load(config_dir=write_config(tmp_path), env={}, data_dir=tmp_path / "data", flows_dir=flows,
+                             admin_key="admin-key", client_key="client-key", developer_key="developer-key",
+                             flow_watch_interval=0, port=port)
+    client = await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+    r = await client.put("/admin/flows/forger", data=FORGING_FLOW, headers={"x-api-key": "developer-key"})
+    assert r.status == 200, await r.text()
+    cid = await create(client, "tiny", _customer_number="+15551230004")  # waits: no agents on Empty_VQ
+    before = await record(client, cid)
+    sid = before["_ors_session_id"]
+    r = await client.post("/scxml/session/start", data={"src": "forger", "target": sid, "name": name}, headers=CLIENT)
+    started = await r.json()
+    assert r.status == 200, started
+
+    async def query() -> dict:
+        r = await client.get(f"/scxml/session/{started['sessionid']}/query", headers=CLIENT)
+        return await r.json()
+
+    found = await eventually(query, lambda found: found["datamodel"]["outcome"], expected="the sends made")
+    outcome = found["datamodel"]["outcome"]
+    assert outcome.startswith("error.communication") and "reserved" in outcome, found
+    after = await record(client, cid)
+    assert after["_callback_state"] == before["_callback_state"] != "COMPLETED", after
+    assert "_callback_reason" not in after
