@@ -314,6 +314,10 @@ class SessionManager(SessionHost):
         """``ready=False``: the datamodel as the session's own values (an ended session's, which
         no longer change), to be made JSON-ready only if somebody asks (``describe``)."""
         info = self.info.get(session.id)
+        try:
+            variables = session.variables
+        except Exception:  # an ecmascript context whose values cannot be copied out (over its memory
+            variables = {}  # limit): the session is failed for it, and its end must still be told
         return {
             "sessionid": session.id,
             "flow": info.flow if info else session.doc.name,
@@ -321,7 +325,7 @@ class SessionManager(SessionHost):
             "status": session.status,
             "active_states": session.active_state_ids(),
             "final_state": session.final_state,
-            "datamodel": jsonable(session.variables) if ready else session.variables,
+            "datamodel": jsonable(variables) if ready else variables,
             "error": session.error,
             "parent": info.parent_id if info else None,
             "persistent": info.persistent if info else False,

@@ -291,3 +291,36 @@ async def test_a_flow_cannot_put_unstorable_values_into_a_record(aiohttp_client,
     r = await client.put("/admin/transaction-lists/deep", data=text, headers=CB_ADMIN)
     body = await r.json()
     assert r.status == 400 and "nested deeper" in body["message"], body
+
+
+# An ECMAScript (sandboxed, developer-uploadable) callback flow whose variable fits in its context
+# but not in the copy that saving it makes: its variables cannot even be read out.
+HUGE_CALLBACK_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript"
+       name="hugecb" initial="wait">
+  <state id="wait">
+    <onentry><script>var s = 'x'; try { while (true) { s += s; } } catch (e) {}</script></onentry>
+  </state>
+</scxml>
+"""
+
+
+async def test_an_ecmascript_callback_whose_variables_cannot_be_saved_completes_with_fail_error(
+        aiohttp_client, tmp_path, caplog):
+    from tests.callbacks.conftest import create, wait_state
+
+    client = await callback_engine(aiohttp_client, tmp_path, "huge", "hugecb", HUGE_CALLBACK_FLOW)
+    cid = await create(client, "huge", _customer_number="+15551239997")
+    done = await wait_state(client, cid, "COMPLETED", timeout=10)
+    assert done["_callback_reason"] == "FAIL_ERROR", done
+    sid = done["_ors_session_id"]
+    r = await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)
+    found = await r.json()
+    assert r.status == 200, found
+    assert found["status"] == "failed" and "cannot be saved" in found["error"], found
+    manager = client.app[RUNTIME].manager
+    assert sid not in manager.sessions
+    row = await session_rows.get_session(manager.store, sid)
+    assert row["status"] == "failed" and "cannot be saved" in json.loads(row["snapshot"])["error"]
+    assert "storage writer error" not in caplog.text
+    other = await create(client, "callback", _customer_number="+15551239996")
+    assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
