@@ -41,3 +41,32 @@ async def test_start_parameters_cannot_replace_javascript_builtins(engine_client
     assert r.status == 400 and "ecmascript builtins" in (await r.json())["message"]
     r = await client.post("/scxml/session/start", json={"src": "sandboxed", "_genesys": 1}, headers=CLIENT)
     assert r.status == 400
+
+
+def nested_flow(depth: int, terms: int) -> bytes:
+    """Valid JavaScript the local evaluator's parser would walk by recursion: ``depth``
+    parentheses around ``1``, then a sum of ``terms`` ones."""
+    deep = "(" * depth + "1" + ")" * depth
+    long_sum = "+".join(["1"] * terms)
+    return f"""<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript" initial="s">
+  <datamodel><data id="n" expr="{deep}"/><data id="m" expr="0"/></datamodel>
+  <state id="s"><transition event="go"><assign location="m" expr="{'!' * depth}true ? {long_sum} : 0"/>
+  </transition></state></scxml>""".encode()
+
+
+async def test_deeply_nested_expressions_upload_and_run_or_are_refused_clearly(engine_client):  # noqa: F811
+    client = await engine_client(developer_key="dev-key")
+    r = await client.put("/admin/flows/nested", data=nested_flow(300, 3000), headers=DEVELOPER)
+    assert r.status == 200, await r.text()  # QuickJS takes it: so must the engine
+    r = await client.post("/scxml/session/start", json={"src": "nested"}, headers=CLIENT)
+    sid = (await r.json())["sessionid"]
+    r = await client.post(f"/scxml/session/{sid}/event/go", headers=CLIENT)
+    assert r.status == 200, await r.text()
+    found = await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
+    assert found["datamodel"] == {"n": 1, "m": 3000}, found
+    # Deeper than QuickJS itself parses: a 400 naming the line, never a 500.
+    r = await client.put("/admin/flows/nested", data=nested_flow(50_000, 1), headers=DEVELOPER)
+    body = await r.json()
+    assert r.status == 400, body
+    assert body["problems"] and body["problems"][0]["line"] == 2, body
+    assert "recursion too deep" in body["problems"][0]["message"], body

@@ -476,8 +476,8 @@ def compile_local(text: str) -> Local | None:
     parser = _Parser(tokens)
     try:
         fn = parser.logical_or()
-    except (SyntaxError, IndexError, ValueError):
-        return None
+    except (SyntaxError, IndexError, ValueError, RecursionError):
+        return None  # RecursionError: nested deeper than this parser walks (the context parses it)
     if parser.at != len(tokens):
         return None
     return fn
