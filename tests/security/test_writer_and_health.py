@@ -107,6 +107,27 @@ async def test_deeply_nested_json_is_refused_at_every_json_endpoint(client, leve
     assert r.status == 200, await r.text()
 
 
+async def test_a_lone_surrogate_is_refused_at_every_json_endpoint_and_changes_nothing(client):
+    """JSON may write half a UTF-16 pair ("\\ud800"): no Unicode text, so no snapshot or row can
+    hold it. A callback created with one answered 200 and completed FAIL_ERROR at once ("its state
+    cannot be stored"); every JSON input now refuses it with 400 naming where it is."""
+    sid = (await start(client, "deep"))["sessionid"]
+    endpoints = [*JSON_ENDPOINTS, ("POST", f"/scxml/session/{sid}/event/dig", CLIENT)]
+    for body in ('{"order": "x\\ud800", "_customer_number": "+15551230000"}', '{"a": [{"\\udfffk": 1}]}'):
+        for method, path, headers in endpoints:
+            r = await client.request(method, path, data=body, headers={**headers, "Content-Type": "application/json"})
+            answer = await r.json()
+            assert r.status == 400, (path, r.status, answer)
+            assert "lone UTF-16 surrogate" in answer["message"], (path, answer)
+            assert "$.order" in answer["message"] or "$.a[0]" in answer["message"], (path, answer)
+    r = await client.get("/genesys/1/service/callback?_customer_number=%2B15551230000", headers=CLIENT)
+    assert r.status in (200, 404) and not (await r.json() if r.status == 200 else []), await r.text()
+    # a pair written as two escapes is one character, and welcome
+    r = await client.post(f"/scxml/session/{sid}/event/ping", data='{"smile": "\\ud83d\\ude00"}',
+                          headers={**CLIENT, "Content-Type": "application/json"})
+    assert r.status == 200, await r.text()
+
+
 async def test_a_session_that_cannot_be_stored_fails_alone_and_the_writer_goes_on(client):
     victim = (await start(client, "deep"))["sessionid"]
     bystander = (await start(client, "deep"))["sessionid"]
