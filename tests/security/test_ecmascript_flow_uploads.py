@@ -70,3 +70,34 @@ async def test_deeply_nested_expressions_upload_and_run_or_are_refused_clearly(e
     assert r.status == 400, body
     assert body["problems"] and body["problems"][0]["line"] == 2, body
     assert "recursion too deep" in body["problems"][0]["message"], body
+
+
+def parallel_flow(regions: int) -> bytes:
+    """One parallel state of ``regions`` regions, each taking ``go`` back to itself: every
+    region's transition conflicts with every other's, and each exits the whole configuration."""
+    body = "".join(f'<state id="p{i}"><transition event="go" target="p{i}"/></state>' for i in range(regions))
+    return (f'<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript" initial="P">\n'
+            f'<parallel id="P">{body}</parallel></scxml>').encode()
+
+
+async def test_a_parallel_state_too_wide_for_one_step_is_refused_at_upload(engine_client):  # noqa: F811
+    """3,000 regions (within the body limit) held the event loop 1.5 s per ``go``, for every
+    session of the engine: the microstep's cost grows with the square of the states active at
+    once, in one step that no turn budget can cut."""
+    client = await engine_client(developer_key="dev-key")
+    r = await client.put("/admin/flows/wide", data=parallel_flow(3000), headers=DEVELOPER)
+    body = await r.json()
+    assert r.status == 400, body
+    [problem] = body["problems"]
+    assert problem["line"] == 2 and "3000 states active at once" in problem["message"], problem
+    assert "at most 128" in problem["message"], problem
+    r = await client.post("/scxml/session/start", json={"src": "wide"}, headers=CLIENT)
+    assert r.status == 404  # nothing was registered
+    r = await client.put("/admin/flows/wide", data=parallel_flow(128), headers=DEVELOPER)
+    assert r.status == 200, await r.text()
+    r = await client.post("/scxml/session/start", json={"src": "wide"}, headers=CLIENT)
+    sid = (await r.json())["sessionid"]
+    r = await client.post(f"/scxml/session/{sid}/event/go", headers=CLIENT)
+    assert r.status == 200, await r.text()
+    found = await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
+    assert len(found["active_states"]) == 129, found
