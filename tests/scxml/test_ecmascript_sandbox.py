@@ -57,6 +57,21 @@ def test_a_runaway_condition_is_an_error_not_a_hang() -> None:
     assert s.final_state == "pass"
 
 
+def test_many_runaway_conditions_in_one_step_fail_the_session_instead_of_holding_the_loop() -> None:
+    """cpu_seconds bounds each evaluation, but one step tests every transition's cond: 25 runaway
+    conds held the event loop 25 x cpu_seconds (an upload within the body limit holds thousands).
+    The fourth stop within a second fails the session."""
+    h = host(cpu_seconds=0.05)
+    conds = "".join('<transition event="go" cond="(function(){for(;;){}})()" target="bad"/>' for _ in range(25))
+    s = run(h, f'<state id="s">{conds}</state><final id="bad"/>')
+    started = time.process_time()
+    s.send("go")
+    elapsed = time.process_time() - started
+    assert s.status == "failed", s.status
+    assert "stopped 4 times within a second" in s.error and "cpu_seconds" in s.error, s.error
+    assert elapsed < 0.6, f"25 runaway conditions held the loop for {elapsed:.2f} s of CPU time"
+
+
 def test_a_gigabyte_allocation_is_refused_within_the_memory_limit() -> None:
     h = host(memory_bytes=64 * 1024 * 1024)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB

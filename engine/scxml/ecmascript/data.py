@@ -25,18 +25,19 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..datamodel import NO_VALUE, SYSTEM_NAMES, Code, Foreign
-from ..errors import ExecutionError
+from ..errors import ExecutionError, SessionLimitError
 from ..events import AttrDict
 from . import codec
 from .code import EXPR, LOCATION
 from .local import EVENT, NotHere, plain_copy, truthy
 from .ors import ORS_JS
 from .prelude import CODEC_LOADER
-from .sandbox import describe, new_session_context
+from .sandbox import INTERRUPTIONS_PER_SECOND, describe, interrupted, new_session_context
 
 if TYPE_CHECKING:
     from .code import JsCode
@@ -63,7 +64,7 @@ class EcmaData:
 
     __slots__ = ("__weakref__", "_blob", "_builtins_changed", "_ctx", "_event", "_event_changed", "_event_pushed",
                  "_fns", "_fresh", "_gen",
-                 "_in", "_in_pushed", "_io", "_kind", "_kn", "_name", "_objects", "_objects_changed",
+                 "_in", "_in_pushed", "_interrupted", "_io", "_kind", "_kn", "_name", "_objects", "_objects_changed",
                  "_packed", "_pending", "_pick", "_queue", "_queue_text", "_saved", "_shared", "_sid", "_volatile",
                  "_with_codec")
     can_hibernate = True
@@ -75,6 +76,7 @@ class EcmaData:
         self._io = system.get("_ioprocessors")
         self._in = system.get("In")
         self._ctx: Any = None
+        self._interrupted: tuple[float, ...] = ()  # monotonic times cpu_seconds stopped code lately
         self._pick: Any = None  # the prelude's functions by name (sandbox.new_session_context)
         self._fns: dict[Any, Any] | None = None
         # Without a context: the variables holding objects, as tagged JSON (the primitives are in
@@ -505,6 +507,18 @@ class EcmaData:
         message = describe(error, self._kind.limits)
         if "out of memory" in str(error) and self._ctx is not None:
             self._ctx.gc()
+        if interrupted(error):
+            # cpu_seconds bounds one evaluation, but one step may run any number of them (a
+            # transition's cond after another's, each <onentry>): stopped more than
+            # INTERRUPTIONS_PER_SECOND times within a second, the session fails rather than hold
+            # the event loop cpu_seconds at a time for as long as it has conditions.
+            now = time.monotonic()
+            recent = (*(t for t in self._interrupted if now - t < 1.0), now)
+            self._interrupted = recent
+            if len(recent) > INTERRUPTIONS_PER_SECOND:
+                raise SessionLimitError(
+                    f"{code.fail(message)}; stopped {len(recent)} times within a second (at most "
+                    f"{INTERRUPTIONS_PER_SECOND}; the ecmascript limit cpu_seconds)")
         return code.fail(message)
 
     # ------------------------------------------------------------------ the DataModel port

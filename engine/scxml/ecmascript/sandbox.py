@@ -57,6 +57,16 @@ def new_session_context(limits: SandboxLimits) -> tuple[Any, Any]:
     return ctx, api
 
 
+# Evaluations of one session cpu_seconds may stop within a second; one more fails the session.
+INTERRUPTIONS_PER_SECOND = 3
+
+
+def interrupted(error: BaseException) -> bool:
+    """Whether ``error`` is an evaluation stopped by the CPU time limit."""
+    text = str(error).strip()
+    return "interrupted" in (text.splitlines()[0] if text else "")
+
+
 def describe(error: BaseException, limits: SandboxLimits) -> str:
     """What went wrong, in one line, naming the limit when one stopped the script."""
     text = str(error).strip()
