@@ -231,6 +231,7 @@ class FlowRegistry:
         path = self.folder / f"{name}.scxml"
         async with self._lock:
             try:
+                _check_utf8(raw, str(path))
                 doc = compile_document(raw, source=str(path), base_dir=str(self.folder),
                                        strict=True, registry=self.registry)
             except DocumentError as e:
@@ -430,3 +431,15 @@ class FlowRegistry:
                 await self.scan()
             except Exception:
                 log.exception("flow folder scan failed")
+
+
+def _check_utf8(raw: bytes, source: str) -> None:
+    """A flow is stored and served as UTF-8 text: a document in another encoding (UTF-16 with its
+    XML declaration, which the parser reads) is refused before anything is written."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - raw.rfind(b"\n", 0, e.start)
+        message = f"a flow must be UTF-8 text: byte {e.start} (0x{raw[e.start]:02x}) is not"
+        raise DocumentError([Problem(source, line, column, message)]) from None

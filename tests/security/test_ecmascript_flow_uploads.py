@@ -101,3 +101,20 @@ async def test_a_parallel_state_too_wide_for_one_step_is_refused_at_upload(engin
     assert r.status == 200, await r.text()
     found = await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
     assert len(found["active_states"]) == 129, found
+
+
+async def test_a_flow_in_another_encoding_than_utf8_is_refused_not_a_500(engine_client):  # noqa: F811
+    """A UTF-16 document with its XML declaration parses, but a flow is stored as UTF-8 text:
+    the upload answered 500 (UnicodeDecodeError when the version was saved)."""
+    client = await engine_client(developer_key="dev-key")
+    text = ('<?xml version="1.0" encoding="UTF-16"?>\n<scxml xmlns="http://www.w3.org/2005/07/scxml" '
+            'version="1.0" datamodel="ecmascript"><state id="s"/></scxml>')
+    r = await client.put("/admin/flows/utf16", data=text.encode("utf-16"), headers=DEVELOPER)
+    body = await r.json()
+    assert r.status == 400, body
+    [problem] = body["problems"]
+    assert "must be UTF-8" in problem["message"] and "byte 0 (0xff)" in problem["message"], problem
+    r = await client.get("/admin/flows/utf16", headers=DEVELOPER)
+    assert r.status == 404, await r.text()  # nothing registered, no file left behind
+    r = await client.put("/admin/flows/utf16", data=text.replace("UTF-16", "UTF-8").encode(), headers=DEVELOPER)
+    assert r.status == 200, await r.text()
