@@ -428,7 +428,8 @@ class SessionManager(SessionHost):
 
     def refuses_external(self, name: str) -> str | None:
         for prefix, owner in self.reserved_events.items():
-            if name.startswith(prefix):
+            # The bare name too: a descriptor 'error.*' (or 'error') matches the event 'error'.
+            if name.startswith(prefix) or name == prefix.rstrip("."):
                 return f"event names starting {prefix!r} are reserved: only {owner} raises them"
         return None
 

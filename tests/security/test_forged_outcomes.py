@@ -150,3 +150,44 @@ async def test_a_flow_cannot_send_engine_events_to_another_session(aiohttp_clien
     after = await record(client, cid)
     assert after["_callback_state"] == before["_callback_state"] != "COMPLETED", after
     assert "_callback_reason" not in after
+
+
+WILDCARD_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript" initial="s">
+  <datamodel><data id="caught" expr="''"/></datamodel>
+  <state id="s">
+    <transition event="error.* done.* cb.* dial.* platform.*" target="caught">
+      <assign location="caught" expr="_event.name"/>
+    </transition>
+  </state>
+  <final id="caught"/>
+</scxml>
+"""
+
+
+@pytest.mark.parametrize("name", ["error", "done", "cb", "dial", "platform"])
+async def test_a_bare_reserved_name_is_refused_too(aiohttp_client, tmp_path, name):
+    """A descriptor 'error.*' matches the event 'error' itself (W3C 3.12.1): the bare name of a
+    reserved namespace reached a flow's error handler from the client event API."""
+    import shutil
+
+    from engine.app import create_app
+    from engine.settings import Settings
+    from tests.callbacks.conftest import REPO, write_config
+    from tests.support.engine_process import free_port
+
+    flows = tmp_path / "flows"
+    shutil.copytree(REPO / "scxml", flows)
+    (flows / "wild.scxml").write_text(WILDCARD_FLOW)
+    port = free_port()
+    settings = Settings.load(config_dir=write_config(tmp_path), env={}, data_dir=tmp_path / "data", flows_dir=flows,
+                             admin_key="admin-key", client_key="client-key", flow_watch_interval=0, port=port)
+    client = await aiohttp_client(create_app(settings), server_kwargs={"port": port})
+    r = await client.post("/scxml/session/start", data={"src": "wild"}, headers=CLIENT)
+    sid = (await r.json())["sessionid"]
+    r = await client.post(f"/scxml/session/{sid}/event/{name}", headers=CLIENT)
+    body = await r.json()
+    assert r.status == 403 and "reserved" in body["message"], body
+    found = await (await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)).json()
+    assert found["status"] == "running" and found["datamodel"]["caught"] == "", found
+    r = await client.post(f"/scxml/session/{sid}/event/errors", headers=CLIENT)  # a name of its own
+    assert r.status == 200, await r.text()
