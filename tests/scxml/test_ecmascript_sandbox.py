@@ -72,6 +72,20 @@ def test_many_runaway_conditions_in_one_step_fail_the_session_instead_of_holding
     assert elapsed < 0.6, f"25 runaway conditions held the loop for {elapsed:.2f} s of CPU time"
 
 
+def test_a_script_that_throws_the_word_interrupted_is_not_taken_for_the_cpu_limit() -> None:
+    """Only QuickJS's own stop counts towards the limit: a flow's ``throw 'interrupted'`` (or an
+    Error with that message) is its own error, reported as such, however often it comes."""
+    h = host(cpu_seconds=0.5)
+    s = run(h, ERRORS.format(action="<script>if (errors.length % 2) throw new Error('interrupted'); "
+                                    "else throw 'interrupted'</script>"))
+    for _ in range(6):
+        s.send("go")
+    errors = s.variables["errors"]
+    assert s.is_running and len(errors) == 6, (s.status, s.error, errors)
+    assert not any("cpu_seconds" in e for e in errors), errors
+    assert all("interrupted" in e for e in errors) and any("Error: interrupted" in e for e in errors), errors
+
+
 def test_a_gigabyte_allocation_is_refused_within_the_memory_limit() -> None:
     h = host(memory_bytes=64 * 1024 * 1024)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB

@@ -59,19 +59,21 @@ def new_session_context(limits: SandboxLimits) -> tuple[Any, Any]:
 
 # Evaluations of one session cpu_seconds may stop within a second; one more fails the session.
 INTERRUPTIONS_PER_SECOND = 3
+_INTERRUPTED = "InternalError: interrupted"  # the first line of QuickJS's error when the time limit stops code
 
 
 def interrupted(error: BaseException) -> bool:
-    """Whether ``error`` is an evaluation stopped by the CPU time limit."""
+    """Whether ``error`` is an evaluation stopped by the CPU time limit: QuickJS's own error, not
+    a script's ``throw 'interrupted'`` or ``new Error('interrupted')``."""
     text = str(error).strip()
-    return "interrupted" in (text.splitlines()[0] if text else "")
+    return (text.splitlines()[0] if text else "") == _INTERRUPTED
 
 
 def describe(error: BaseException, limits: SandboxLimits) -> str:
     """What went wrong, in one line, naming the limit when one stopped the script."""
     text = str(error).strip()
     first = text.splitlines()[0] if text else type(error).__name__
-    if "interrupted" in first:
+    if first == _INTERRUPTED:
         return f"stopped after {limits.cpu_seconds:g} s of CPU time (the ecmascript limit cpu_seconds)"
     if "out of memory" in first:
         return f"went over {limits.memory_bytes // (1024 * 1024)} MB (the ecmascript limit memory_bytes)"
