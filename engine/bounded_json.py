@@ -38,12 +38,17 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         raise TooDeep(f"JSON nested deeper than {max_depth} levels") from None
     if nesting_exceeds(value, max_depth):
         raise TooDeep(f"JSON nested deeper than {max_depth} levels")
-    found = lone_surrogate(value)
+    found = None if _plain(text) else lone_surrogate(value)
     if found is not None:
         where, char = found
         raise NotUnicode(f"the string at {where} holds a lone UTF-16 surrogate (\\u{ord(char):04x}), "
                          "which is not a Unicode character")
     return value
+
+
+def _plain(text: str | bytes) -> bool:
+    """ASCII with no ``\\u`` escape: no string in it can hold a surrogate, so most bodies skip the walk."""
+    return text.isascii() and (b"\\u" not in text if isinstance(text, bytes | bytearray) else "\\u" not in text)
 
 
 def lone_surrogate(value: Any) -> tuple[str, str] | None:
