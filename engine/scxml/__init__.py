@@ -36,7 +36,7 @@ A session's data: ``Session.datamodel`` is its ``DataModel`` (the only way to it
 """
 
 from .basichttp import BASIC_HTTP, BasicHttpProcessor
-from .compiler import compile_document, load_document
+from .compiler import compile_document, load_document, over_limits
 from .errors import CommunicationError, DocumentError, ExecutionError, Problem, SessionLimitError
 from .events import AttrDict, Event
 from .executable import SCXML_PROCESSOR, Action
@@ -79,5 +79,6 @@ __all__ = [
     "SessionLimitError",
     "compile_document",
     "load_document",
+    "over_limits",
     "standard_registry",
 ]

@@ -214,7 +214,7 @@ class Compiler:
             self.problems.append(Problem(
                 self.source, worst.line, worst.column,
                 f"<parallel id={worst.id!r}> can hold {active[id(worst)]} states active at once; at most "
-                f"{MAX_ACTIVE_STATES} are allowed (each step costs the square of that number)"))
+                f"{MAX_ACTIVE_STATES} are allowed (each step costs the square of that number)", limit=True))
 
     def _child_name(self, parent: etree._Element, pname: str, child: etree._Element) -> str | None:
         """Name of an allowed SCXML child, or None after reporting why it is not allowed."""
@@ -681,8 +681,13 @@ def compile_document(
     strict: bool = False,
     registry: Registry | None = None,
     default_datamodel: str = "python",
+    limits: bool = True,
 ) -> Document:
-    """Parse and compile an SCXML document; raises ``DocumentError`` listing every problem."""
+    """Parse and compile an SCXML document; raises ``DocumentError`` listing every problem.
+
+    ``limits=False`` (a version the store already holds): a document beyond one of the engine's
+    bounds (``Problem.limit``) still compiles, the problem listed in ``doc.problems``; see
+    ``over_limits``."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
     try:
         root = etree.fromstring(raw, _parser())
@@ -698,11 +703,20 @@ def compile_document(
         compiler.problem(el, f"transition target {', '.join(repr(m) for m in missing)} does not exist")
     for s in doc.states:
         _check_initial(compiler, s)
-    fatal = [p for p in compiler.problems if strict or not p.deferred]
+    problems = compiler.problems if limits else [p for p in compiler.problems if not p.limit]
+    fatal = [p for p in problems if strict or not p.deferred]
     if fatal:
-        raise DocumentError(sorted(compiler.problems if strict else fatal, key=lambda p: p.line))
+        raise DocumentError(sorted(problems if strict else fatal, key=lambda p: p.line))
+    if not limits:
+        doc.problems.extend(p for p in compiler.problems if p.limit)
     doc.content_hash = hashlib.sha256(raw).hexdigest()
     return doc
+
+
+def over_limits(doc: Document) -> list[Problem]:
+    """The engine's bounds a document compiled with ``limits=False`` goes beyond (none: it is
+    fit to start new sessions)."""
+    return [p for p in doc.problems if p.limit]
 
 
 def _check_initial(compiler: Compiler, s: StateNode) -> None:

@@ -12,6 +12,11 @@ class Problem:
     ``deferred`` problems are the ones the W3C standard wants reported at run
     time as ``error.execution`` (an expression that does not compile, a send
     type nobody handles); strict loading refuses them too.
+
+    ``limit`` problems break no rule of the standard: the document goes beyond a
+    bound this engine sets to keep one session from holding the event loop. A
+    version stored before the bound existed is still compiled (``limits=False``)
+    so the sessions already running on it are not lost at a restart.
     """
 
     source: str
@@ -19,6 +24,7 @@ class Problem:
     column: int
     message: str
     deferred: bool = False
+    limit: bool = False
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}:{self.column}: {self.message}"

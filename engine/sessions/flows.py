@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_file import SaveError, save, write_atomic
-from ..scxml import Document, DocumentError, Problem, Registry, compile_document
+from ..scxml import Document, DocumentError, Problem, Registry, compile_document, over_limits
 from ..scxml.interning import Interner
 from ..storage import Store
 from ..storage.config_docs import CHANNEL, content_hash, notice
@@ -178,17 +178,30 @@ class FlowRegistry:
             self._watcher = None
 
     def _adopt_row(self, row: dict[str, Any]) -> None:
+        """A stored version. One stored before a bound of this engine existed (``over_limits``)
+        is kept for the sessions running on it, which a restart must not lose, but starts no
+        new one: the flow has no current version until a fitting one is added."""
         try:
             doc = compile_document(row["text"], source=row["name"], base_dir=row.get("base_dir"),
-                                   registry=self.registry)
+                                   registry=self.registry, limits=False)
         except DocumentError as e:
             log.error("stored version %s of %s no longer compiles: %s", row["version"], row["name"], e)
             return
         fv = FlowVersion(row["name"], row["version"], row["hash"], doc, row["created_at"], row["kind"])
         self.by_hash[fv.hash] = fv
-        if fv.kind == "flow":
-            self.versions.setdefault(fv.name, []).append(fv)
+        if fv.kind != "flow":
+            return
+        self.versions.setdefault(fv.name, []).append(fv)
+        beyond = over_limits(doc)
+        if beyond:
+            self.current.pop(fv.name, None)
+            self.refused[fv.name] = beyond
+            log.warning("stored version %s of %s goes beyond this engine's limits; it runs only the sessions "
+                        "already started on it, new ones need a version within them: %s", row["version"],
+                        row["name"], "; ".join(map(str, beyond)))
+        else:
             self.current[fv.name] = fv
+            self.refused.pop(fv.name, None)
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, name: str) -> FlowVersion:
@@ -317,7 +330,7 @@ class FlowRegistry:
     def _take_current(self, row: dict[str, Any]) -> bool:
         """Serve the stored current version of a flow (compiled from its stored row if new here)."""
         fv = self.by_hash.get(row["hash"])
-        if fv is None or fv.kind != "flow" or fv.name != row["name"]:
+        if fv is None or fv.kind != "flow" or fv.name != row["name"] or over_limits(fv.doc):
             return False
         self.current[row["name"]] = fv
         self.sources[row["name"]] = row["source_hash"]

@@ -877,8 +877,10 @@ class SessionManager(SessionHost):
         if row is None:
             return
         try:
+            # limits=False: a version stored before one of the engine's bounds existed still
+            # runs the sessions started on it (the flow registry starts no new one on it).
             doc = compile_document(row["text"], source=row["name"], base_dir=row.get("base_dir"),
-                                   registry=self.flows.registry)
+                                   registry=self.flows.registry, limits=False)
         except DocumentError as e:
             log.error("stored version %s of %s no longer compiles: %s", row["version"], row["name"], e)
             return
