@@ -42,6 +42,9 @@ class Settings:
     turn_seconds: float = 0.02  # ...or after this long, whichever comes first
     max_foreach_items: int = 10_000  # <foreach> iterations in one macrostep
     max_sends_per_second: int = 1_000  # <send> events one session may dispatch per second
+    # A session whose stored state (its snapshot's JSON) would be larger is failed (its callback
+    # completes FAIL_ERROR): every macrostep writes it again, and memory holds it while it runs.
+    max_session_state_bytes: int = 1024 * 1024
     # The ECMAScript sandbox (engine.scxml.ecmascript.SandboxLimits; the defaults are its own):
     ecmascript_cpu_seconds: float = 0.2  # CPU time one evaluation (condition, expression, script) may use
     ecmascript_memory_bytes: int = 32 * 1024 * 1024  # what one session's JavaScript context may allocate
@@ -109,6 +112,8 @@ class Settings:
             value = getattr(self, key)
             if value and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
                 raise ValueError(f"{where}: {key} must be an http(s) URL, not {value!r}")
+        if self.max_session_state_bytes < 64 * 1024:
+            raise ValueError(f"{where}: max_session_state_bytes must be at least 65536 (64 KiB)")
         if len(self.node_name) > 200 or any(c.isspace() for c in self.node_name):
             raise ValueError(f"{where}: node_name must be at most 200 characters, without spaces")
 

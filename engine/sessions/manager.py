@@ -105,6 +105,10 @@ class NoSuchSession(LookupError):
     node's, or there is no cluster). The caller tells ended (the stored status) from unknown."""
 
 
+class _TooLarge(ValueError):
+    """A session's snapshot beyond ``max_state_bytes``."""
+
+
 class _NotStoredInTime(Exception):
     """A commit's wait outlived its limit (``SessionManager.commit`` answers StorageUnavailable)."""
 
@@ -120,10 +124,13 @@ class SessionManager(SessionHost):
     def __init__(self, flows: FlowRegistry, store: Store | None, *, registry: Registry | None = None,
                  clock: Clock | None = None, limits: Limits | None = None, durability_timeout: float = 10.0,
                  reserved_events: dict[str, str] | None = None, cluster: Membership | None = None,
-                 listener: Listener | None = None, audit: bool = False):
+                 listener: Listener | None = None, audit: bool = False, max_state_bytes: int | None = None):
         super().__init__(registry=registry or flows.registry, clock=clock, limits=limits)
         self.flows = flows
         self.store = store
+        # A snapshot larger than this fails its session (None: no bound): written at every
+        # macrostep and held in memory, one flow's huge data would otherwise swamp both.
+        self.max_state_bytes = max_state_bytes
         self.durability_timeout = durability_timeout
         # name prefix -> who alone may raise such events; system events are the interpreter's
         self.reserved_events = {**SYSTEM_EVENTS, **(reserved_events or {})}
@@ -635,12 +642,22 @@ class SessionManager(SessionHost):
         """The session's snapshot as JSON; a session whose state cannot be encoded is failed with
         the cause (its callback completes with FAIL_ERROR) and stored without its data."""
         try:
-            return dumps(encode_state(session.to_state()))
+            text = dumps(encode_state(session.to_state()))
+            limit = self.max_state_bytes
+            if limit is not None and len(text) > limit // 4:  # fewer characters: within it however encoded
+                size = len(text.encode())
+                if size > limit:
+                    raise _TooLarge(f"it is {size:,} bytes of JSON, more than the {limit:,} a session may store "
+                                    "(max_session_state_bytes)")
+            return text
         except Exception as e:  # RecursionError on data nested too deeply, a value JSON refuses...
-            cause = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            cause = str(e) if isinstance(e, _TooLarge) else f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             log.error("session %s: its state cannot be stored (%s); the session is failed", session.id, cause)
             session.fail(f"its state cannot be stored: {cause}")
             self._dirty.pop(session.id, None)  # it is written now, in this batch
+            ended = self.ended.get(session.id)
+            if ended is not None:  # its description keeps no copy of the data that was too much
+                ended["datamodel"] = {}
             return dumps(encode_state(session.to_bare_state()))
 
     async def _write_loop(self) -> None:

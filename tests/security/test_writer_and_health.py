@@ -345,3 +345,32 @@ async def test_an_ecmascript_callback_whose_variables_cannot_be_saved_completes_
     assert "storage writer error" not in caplog.text
     other = await create(client, "callback", _customer_number="+15551239996")
     assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+
+
+# An ECMAScript callback flow whose data fits its context (32 MB) but not what a session may
+# store (max_session_state_bytes, 1 MiB by default): written at every macrostep and held while
+# it runs, a thousand such callbacks would hold gigabytes.
+BULKY_CALLBACK_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript"
+       name="bulkycb" initial="wait">
+  <datamodel><data id="bulk" expr="'x'.repeat(2 * 1024 * 1024)"/></datamodel>
+  <state id="wait"/>
+</scxml>
+"""
+
+
+async def test_an_ecmascript_callback_whose_state_is_too_large_to_store_completes_with_fail_error(
+        aiohttp_client, tmp_path):
+    from tests.callbacks.conftest import create, wait_state
+
+    client = await callback_engine(aiohttp_client, tmp_path, "bulky", "bulkycb", BULKY_CALLBACK_FLOW)
+    cid = await create(client, "bulky", _customer_number="+15551239995")
+    done = await wait_state(client, cid, "COMPLETED", timeout=10)
+    assert done["_callback_reason"] == "FAIL_ERROR", done
+    sid = done["_ors_session_id"]
+    manager = client.app[RUNTIME].manager
+    row = await session_rows.get_session(manager.store, sid)
+    error = json.loads(row["snapshot"])["error"]
+    assert row["status"] == "failed" and "max_session_state_bytes" in error and "it is 2,09" in error, error
+    assert len(row["snapshot"]) < 2_000
+    other = await create(client, "callback", _customer_number="+15551239994")
+    assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
