@@ -180,7 +180,8 @@ class FlowRegistry:
     def _adopt_row(self, row: dict[str, Any]) -> None:
         """A stored version. One stored before a bound of this engine existed (``over_limits``)
         is kept for the sessions running on it, which a restart must not lose, but starts no
-        new one: the flow has no current version until a fitting one is added."""
+        new one: as with a folder file that no longer compiles, the version before it (if any)
+        keeps serving and the flow shows why."""
         try:
             doc = compile_document(row["text"], source=row["name"], base_dir=row.get("base_dir"),
                                    registry=self.registry, limits=False)
@@ -194,11 +195,10 @@ class FlowRegistry:
         self.versions.setdefault(fv.name, []).append(fv)
         beyond = over_limits(doc)
         if beyond:
-            self.current.pop(fv.name, None)
             self.refused[fv.name] = beyond
             log.warning("stored version %s of %s goes beyond this engine's limits; it runs only the sessions "
-                        "already started on it, new ones need a version within them: %s", row["version"],
-                        row["name"], "; ".join(map(str, beyond)))
+                        "already started on it (new ones start on the version before it, if any): %s",
+                        row["version"], row["name"], "; ".join(map(str, beyond)))
         else:
             self.current[fv.name] = fv
             self.refused.pop(fv.name, None)

@@ -48,9 +48,21 @@ def test_limits_false_compiles_and_lists_what_is_beyond() -> None:
                                         limits=False)) == []
 
 
+NARROW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" initial="one">
+<state id="one"/></scxml>"""
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["only-version", "after-a-fitting-one"])
 async def test_sessions_of_a_version_stored_before_a_limit_survive_a_restart(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    # An engine from before the bound: the flow is accepted and a session of it stored.
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, earlier: bool) -> None:
+    if earlier:  # version 1 fits every bound
+        (tmp_path / "flows").mkdir()
+        (tmp_path / "flows" / "wide.scxml").write_text(NARROW)
+        engine = await Runtime.build(Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data",
+                                                   flows_dir=tmp_path / "flows", flow_watch_interval=0))
+        await engine.start()
+        await engine.close()
+    # An engine from before the bound: the wide version is accepted and a session of it stored.
     monkeypatch.setattr(scxml_compiler, "MAX_ACTIVE_STATES", 10_000)
     engine = await Runtime.build(settings(tmp_path))
     await engine.start()
@@ -70,12 +82,16 @@ async def test_sessions_of_a_version_stored_before_a_limit_survive_a_restart(
         await engine.manager.commit()
         await eventually(lambda: session.datamodel.variable("pokes") == 1, timeout=2, expected="the poke taken")
 
-        # No new session starts on it, and the flow says why.
-        with pytest.raises(FlowError):
-            engine.manager.start_flow("wide")
+        # No new session starts on it: on the version before it if there is one; the flow says why.
         described = engine.flows.describe_flow("wide")
-        assert described["current"] is None
         assert any("states active at once" in p for p in described["refused"]), described
         assert any("goes beyond this engine's limits" in r.getMessage() for r in caplog.records)
+        if earlier:
+            assert described["current"] == 1, described
+            assert engine.manager.start_flow("wide").active_state_ids() == ["one"]
+        else:
+            assert described["current"] is None, described
+            with pytest.raises(FlowError):
+                engine.manager.start_flow("wide")
     finally:
         await engine.close()
