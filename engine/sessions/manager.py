@@ -652,8 +652,9 @@ class SessionManager(SessionHost):
             return text
         except Exception as e:  # RecursionError on data nested too deeply, a value JSON refuses...
             cause = str(e) if isinstance(e, _TooLarge) else f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            log.error("session %s: its state cannot be stored (%s); the session is failed", session.id, cause)
-            session.fail(f"its state cannot be stored: {cause}")
+            outcome = "the session is failed" if session.is_running else "its end is stored without its data"
+            log.error("session %s: its state cannot be stored (%s); %s", session.id, cause, outcome)
+            session.fail(f"its state cannot be stored: {cause}")  # nothing when it has ended already
             self._dirty.pop(session.id, None)  # it is written now, in this batch
             ended = self.ended.get(session.id)
             if ended is not None:  # its description keeps no copy of the data that was too much

@@ -21,7 +21,8 @@ GROWING = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" i
 <datamodel><data id="blob" expr="''"/></datamodel>
 <state id="s">
   <transition event="grow"><assign location="blob" expr="blob + 'x' * _event.data['size']"/></transition>
-</state></scxml>"""
+  <transition event="grow_and_end" target="end"><assign location="blob" expr="'x' * _event.data['size']"/></transition>
+</state><final id="end"/></scxml>"""
 
 
 def settings(tmp_path: Path, **extra) -> Settings:
@@ -71,6 +72,25 @@ async def test_a_session_grown_beyond_the_bound_is_failed_and_stored_without_its
     try:
         assert sids[0] not in engine.manager.sessions
         assert engine.manager.sessions[sids[1]].is_running
+    finally:
+        await engine.close()
+
+
+async def test_a_session_that_ends_beyond_the_bound_is_stored_as_ended_without_its_data(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
+    try:
+        manager = engine.manager
+        session = manager.start_flow("growing")
+        manager.send_to(session.id, Event("grow_and_end", {"size": 2 * LIMIT}))
+        await manager.commit()
+        await eventually(lambda: not session.is_running, timeout=2, expected="the session ended")
+        await manager.commit()
+        row = await session_rows.get_session(manager.store, session.id)
+        assert row["status"] == "finished" and len(row["snapshot"]) < 2_000, (row["status"], len(row["snapshot"]))
+        assert session.status == "finished"
+        assert "its end is stored without its data" in caplog.text
     finally:
         await engine.close()
 
