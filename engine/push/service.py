@@ -239,8 +239,11 @@ class PushService:
         options = self.callbacks.services.options.get(record["_service_name"], {})
         hours = self.callbacks.services.business_hours(options)
         if hours is not None:
-            closes = hours.closes_at(datetime.fromtimestamp(now, UTC))
-            candidates.append((closes.timestamp() if closes else now, "the business closes"))
+            at = datetime.fromtimestamp(now, UTC)
+            if not hours.is_open(at):
+                candidates.append((now, "the business is closed"))
+            elif (closes := hours.closes_at(at)) is not None:  # None: open without a break for a year
+                candidates.append((closes.timestamp(), "the business closes"))
         return min(candidates)
 
     # -- sending ------------------------------------------------------------------------------

@@ -116,6 +116,23 @@ async def test_no_upcoming_when_the_business_closes_first(push_engine, google) -
     assert "CALLBACK_UPCOMING" not in google.events(device(2))
 
 
+async def test_upcoming_when_the_business_never_closes(push_engine, google) -> None:
+    """Open round the clock, the business sets no deadline (it set "now", which skipped every push)."""
+    client = await push_engine({"pushy": PUSHY}, QUEUE, SIMULATOR)
+    hours = {"time_zone": "UTC", "weekly": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat",
+                                                                         "sun")}}
+    r = await client.put("/admin/business-hours/always", json=hours, headers=ADMIN)
+    assert r.status == 200, await r.text()
+    r = await client.put("/admin/services/always", json={**PUSHY, "_business_hours_service": "always"},
+                         headers=ADMIN)
+    assert r.status == 200, await r.text()
+    await create_push(client, "pushy", 0)
+    await create_push(client, "pushy", 1)
+    cid = await create_push(client, "always", 2)  # 480 s away: under 5 minutes once the first call ends
+    await wait_state(client, cid, "COMPLETED", timeout=40)
+    assert google.events(device(2)).count("CALLBACK_UPCOMING") == 1, google.events(device(2))
+
+
 async def test_attempt_failed_then_final_attempt_failed(push_engine, google) -> None:
     client = await push_engine({"dialling": {"_service": "callback", "_dial_retry_timeout": 30}}, None, SIMULATOR)
     cid = await create_push(client, "dialling", 1, number="+15550020001")
