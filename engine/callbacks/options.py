@@ -95,14 +95,16 @@ REQUEST_OPTIONS: dict[str, str] = {
     "_status_notification_type": "how the app is told (httpcb or orscb)",
     "_status_notification_target": "where the app is told (checked against the outbound URL policy)",
     "_status_notification_provider": "the app's notification provider",
+    "_status_notification_debug": "the app's developer asks for diagnostics in its notifications (the seed's "
+                                  "'additional parameters to your Callback queries'; nothing the record does not "
+                                  "show already)",
     "_status_notification_language": "the customer's language for push texts",
 }
 # Every other known option is the operator's: dialling (_max_dial_attempts, _dial_retry_timeout,
 # _wait_for_agent...), capacity (_max_request_by_time_bucket, _request_time_bucket,
 # _max_queued_callbacks_per_service...), time (_ttl, _request_execution_time_buffer,
 # _desired_time_horizon_days, _business_hours_service), the flow (_service), and what is reported
-# (_callback_events_list, _status_notification_debug, which exposes engine internals,
-# _max_notify_delivery_attempts).
+# (_callback_events_list, _max_notify_delivery_attempts).
 SERVICE_ONLY: frozenset[str] = frozenset(OPTIONS) - frozenset(REQUEST_OPTIONS)
 # Fields of a create request that are not options: checked where they are used.
 REQUEST_FIELDS: dict[str, str] = {

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..atomic_file import save
 from ..callbacks.event_catalog import ALL_EVENTS
+from ..callbacks.history import public_target
 from ..callbacks.records import BadRequest
 from ..callbacks.services import NAME, ServiceRegistry
 from ..ids import random_id
@@ -312,8 +313,13 @@ class StatusNotifier:
             message["_debug"] = {"list": cfg["list_name"] or "(default set)", "session": session_id,
                                  "tag": callback_tag(record["_service_name"], record["_id"])}
         options = self.services.options.get(record["_service_name"], {})
-        self.publish(callback_tag(record["_service_name"], record["_id"]), message,
-                     max_attempts=options.get("_max_notify_delivery_attempts"))
+        sent = self.publish(callback_tag(record["_service_name"], record["_id"]), message,
+                            max_attempts=options.get("_max_notify_delivery_attempts"))
+        if cfg["_status_notification_debug"]:  # the seed's debug mode: in the payload and in the log
+            log.info("status notification %s of callback %s: %d deliveries, list %s, %s to %s",
+                     name, record["_id"], sent, message["_debug"]["list"], cfg["_enable_status_notification"],
+                     public_target(cfg["_status_notification_type"], cfg["_status_notification_target"])
+                     or "its subscribers")
 
     # -- publishing -------------------------------------------------------------------------------
     def publish(self, tag: str, message: dict[str, Any], max_attempts: int | None = None) -> int:

@@ -104,6 +104,26 @@ async def test_precedence_request_over_service_over_list(make_engine, receiver) 
     await stays_false(lambda: by_path() != expected and by_path(), 0.3, what="another delivery")
 
 
+async def test_a_create_may_ask_for_the_debug_mode(make_engine, receiver, caplog) -> None:
+    """Seed 000: ``_status_notification_debug`` is one of the "additional parameters to your Callback
+    queries": the messages carry ``_debug`` and each is logged, the target without its query."""
+    caplog.set_level("INFO", logger="engine.notifications")
+    client = await make_engine({"notified": svc(receiver)})
+    target = receiver.url("/debug") + "?token=secret-in-query"
+    cid = await create(client, "notified", _customer_number="+15550800010", _status_notification_debug="true",
+                       _status_notification_target=target)
+    plain = await create(client, "notified", _customer_number="+15550800011")
+    await wait_state(client, cid, "COMPLETED")
+    await wait_state(client, plain, "COMPLETED")
+    await receiver.wait_for(15, "/debug")
+    debug = await settled(lambda: receiver.messages("/debug"), 0.2, what="the debug messages")
+    assert all(m["_debug"]["list"] == "(default set)" and m["_debug"]["tag"].endswith(cid) for m in debug), debug[0]
+    assert not [m for m in receiver.messages() if "_debug" in m]  # the other callback's messages have none
+    lines = [r.getMessage() for r in caplog.records if "status notification _cbe_on_" in r.getMessage()]
+    assert len(lines) == len(debug) and all(cid in line for line in lines), lines[:3]
+    assert receiver.url("/debug") in lines[0] and "secret-in-query" not in caplog.text
+
+
 async def test_notify_publishes_only_to_client_subscriptions(make_engine, receiver) -> None:
     client = await make_engine({"pub": {"_service": "callback", "_enable_status_notification": "notify",
                                         "_callback_events_list": "one"}},
