@@ -29,7 +29,8 @@ class CallbackCreated(NamedTuple):
 
 
 class RecordUpdated(NamedTuple):
-    """The flow set record keys (``<cb:update>`` params), e.g. the call-in access code."""
+    """Record keys changed: the flow's ``<cb:update>`` params (e.g. the call-in access code), or a
+    client's update or reschedule (its keys, and ``_desired_time`` / ``_expiration_time``)."""
 
     record: Record
     keys: dict[str, Any]

@@ -354,6 +354,15 @@ class CallbackService:
         keys = request_keys(params, options, allow_empty=True)
         if new_time in (None, "") and not keys:
             raise BadRequest("nothing to change: give _new_desired_time and/or keys to update")
+        session = self.manager.sessions.get(record.get("_ors_session_id") or "")
+        running = session is not None and session.is_running
+        fixed = sorted(k for k in keys if k in FIXED_ONCE_STARTED and keys[k] != record.get(k))
+        if fixed and running:
+            raise BadRequest(f"{', '.join(fixed)} cannot be changed once the callback's flow has started "
+                             f"(it is {record['_callback_state']}); the flow was started with the value it has")
+        if keys:  # e.g. the outbound URL policy on a new notification target, as at creation
+            updated = {k: v for k, v in {**record, **keys}.items() if v != ""}
+            self.bus.check_create(service_name, updated)
         if new_time not in (None, ""):
             if record["_callback_state"] != CallbackState.SCHEDULED:
                 raise BadRequest(f"callback {cid} is {record['_callback_state']}; "
@@ -370,16 +379,16 @@ class CallbackService:
                 record.pop(key, None)
             else:
                 record[key] = value
+        changed = dict(keys)
         if new_time not in (None, ""):
-            record["_desired_time"] = format_time(desired)
-            record["_expiration_time"] = format_time(desired + options["_ttl"])
+            record["_desired_time"] = changed["_desired_time"] = format_time(desired)
+            record["_expiration_time"] = changed["_expiration_time"] = format_time(desired + options["_ttl"])
             self._lifecycle(record, history.API_RESCHEDULE).reschedule()
             self._arm(record)
-        elif keys:
-            session = self.manager.sessions.get(record.get("_ors_session_id") or "")
-            if session is not None and session.is_running:
-                # what changed, and the client's keys as they are now (the flow's _data)
-                session.deliver(Event("cb.updated", AttrDict(keys=dict(keys), _data=client_data(record))))
+        elif keys and running:
+            # what changed, and the client's keys as they are now (the flow's _data)
+            session.deliver(Event("cb.updated", AttrDict(keys=dict(keys), _data=client_data(record))))  # type: ignore[union-attr]
+        self.bus.publish(RecordUpdated(record, changed))  # notifications follow a new target, push a new token
         self.mark(record)
         await self.manager.commit(parts=self._parts_of(record["_id"]))
         return record
@@ -789,6 +798,11 @@ class CallbackService:
         self._writing.update(self._dirty)
         self._dirty = {}
         self._writing_events, self._new_events = self._new_events, []
+
+
+#: Request options a running flow was started with (start parameters): changing them on the record
+#: afterwards would leave the flow and the record disagreeing (push would watch another queue).
+FIXED_ONCE_STARTED = frozenset({"_call_direction", "_urs_virtual_queue"})
 
 
 def _waiting_in(record: dict[str, Any]) -> str | None:

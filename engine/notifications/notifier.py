@@ -25,7 +25,7 @@ from typing import Any
 from ..atomic_file import save
 from ..callbacks.event_catalog import ALL_EVENTS
 from ..callbacks.history import public_target
-from ..callbacks.records import BadRequest
+from ..callbacks.records import BadRequest, parse_time
 from ..callbacks.services import NAME, ServiceRegistry
 from ..ids import random_id
 from ..scxml.clock import Clock
@@ -44,6 +44,9 @@ PLACEHOLDER = re.compile(r"^<[^<>\x00-\x1f]*>$")
 DEFAULT_MAX_ATTEMPTS = 8
 _RECORD_KEYS = tuple(sorted(PROPERTY_KEYS))
 _OWN_KEYS = PROPERTY_KEYS | {"_callback_events_list"}  # a record's keys its notification settings read
+# ...and what the subscription made on a callback's behalf also follows: its end of life
+_FOLLOWED = _OWN_KEYS | {"_expiration_time"}
+SUBSCRIPTION_MARGIN = 86400.0  # a callback's subscription outlives its expiration time by this
 MAX_RESOLVED = 4096  # bases of resolved notification settings kept (most engines use a handful)
 LIST_KIND = "transaction_list"  # a list's kind of shared document (a cluster's)
 _MISSING = object()
@@ -283,13 +286,30 @@ class StatusNotifier:
             return
         now = self.clock.now()
         options = self.services.options.get(record["_service_name"], {})
+        # It is removed when the callback ends; the expiry is a backstop, so it must come after
+        # the callback's own (a callback scheduled days ahead expires days ahead).
+        expires_at = now + 2 * options.get("_ttl", 86400) + SUBSCRIPTION_MARGIN
+        if record.get("_expiration_time"):
+            expires = parse_time(record["_expiration_time"], "_expiration_time")
+            expires_at = max(expires_at, expires + SUBSCRIPTION_MARGIN)
         self.subscriptions.add(Subscription(
             id=random_id(), subscriber_id=f"callback:{record['_id']}",
             provider=str(cfg.get("_status_notification_provider") or "default"), type=kind, device_id=target,
             properties={}, filter=callback_tag(record["_service_name"], record["_id"]),
-            expires_at=now + 2 * options.get("_ttl", 86400) + 86400, created_at=now, callback_id=record["_id"],
+            expires_at=expires_at, created_at=now, callback_id=record["_id"],
             max_attempts=options.get("_max_notify_delivery_attempts"),
         ))
+
+    def callback_updated(self, record: dict[str, Any], keys: Mapping[str, Any]) -> None:
+        """Keys changed (a client's update, a reschedule, the flow's ``<cb:update>``): when they
+        are ones the callback's notification settings or its subscription's expiry follow, the
+        subscription made on its behalf is made again from the record as it is now (or dropped,
+        if it no longer asks for ``subscribe_notify``)."""
+        if keys.keys().isdisjoint(_FOLLOWED):
+            return
+        for sub in self.subscriptions.for_callback(record["_id"]):
+            self.subscriptions.remove(sub.id)
+        self.callback_created(record)
 
     def callback_ended(self, record: dict[str, Any]) -> None:
         for sub in self.subscriptions.for_callback(record["_id"]):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..callbacks.bus import CallbackBus, CallbackCreated, CallbackEnded, StatusEvent
+from ..callbacks.bus import CallbackBus, CallbackCreated, CallbackEnded, RecordUpdated, StatusEvent
 from ..callbacks.services import ServiceRegistry
 from ..ids import partition_of, partition_of_ordering_key
 from ..outbound import Sender
@@ -63,6 +63,7 @@ class NotificationService:
             manager.after_commit.append(self._after_commit)
         bus.add_create_check(self.notifier.check_request)
         bus.subscribe(CallbackCreated, lambda e: self.notifier.callback_created(e.record))
+        bus.subscribe(RecordUpdated, lambda e: self.notifier.callback_updated(e.record, e.keys))
         bus.subscribe(StatusEvent, self._status_event)
         bus.subscribe(CallbackEnded, self._callback_ended)
         # In a cluster this node carries out the deliveries of its partitions only (an ordering
