@@ -236,6 +236,11 @@ class StatusNotifier:
         out["_status_notification_debug"] = str(out.get("_status_notification_debug", "false")).lower() == "true"
         return out
 
+    def language_for(self, record: dict[str, Any]) -> str | None:
+        """The callback's ``_status_notification_language`` by the notification settings' own
+        precedence (request > service > its transaction list's ``[properties]``): push texts use it."""
+        return self._settings(record).get("_status_notification_language")
+
     def _settings(self, record: dict[str, Any]) -> dict[str, Any]:
         """``settings_for(record)``, resolved once per basis: the service, the transaction list it
         names and the record's own notification keys. A callback reports ~15 events and each asks

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +51,12 @@ UPCOMING_SENT, UPCOMING_SUPPRESSED = "sent", "suppressed"
 
 class PushService:
     def __init__(self, callbacks: CallbackService, bus: CallbackBus, outbox: Outbox, settings: CallbackSettings,
-                 fcm: FcmClient, box: SecretBox, platform: Platform | None, shared: SharedConfig | None = None):
+                 fcm: FcmClient, box: SecretBox, platform: Platform | None, shared: SharedConfig | None = None,
+                 language_for: Callable[[dict[str, Any]], str | None] | None = None):
         self.callbacks = callbacks
+        # The language of a callback's push texts, resolved as its status notifications' settings
+        # are (the transaction list's [properties] included); without one, the record or service.
+        self.language_for = language_for or self._own_language
         self.outbox = outbox
         self.settings = settings
         self.fcm = fcm
@@ -254,8 +259,7 @@ class PushService:
         if ewt is None and self.platform is not None:
             position = self.platform.position(record.get("_ors_session_id") or "")
             ewt = position.ewt_seconds if position is not None else -1
-        language = record.get("_status_notification_language") or self.callbacks.services.options.get(
-            record["_service_name"], {}).get("_status_notification_language")
+        language = self.language_for(record)
         title, body, used = localized(event, language, {**extra, "minutes": extra.get("minutes", "?")})
         data = {"event": event, "_id": record["_id"], "_service_name": record["_service_name"],
                 "_callback_state": record["_callback_state"], "ewt": str(int(ewt if ewt is not None else -1)),
@@ -264,6 +268,10 @@ class PushService:
         self.outbox.enqueue("fcm", f"fcm|{record['_id']}", token, message)
         self.pushed.append((record["_id"], event))
         self.callbacks.mark(record)
+
+    def _own_language(self, record: dict[str, Any]) -> str | None:
+        return record.get("_status_notification_language") or self.callbacks.services.options.get(
+            record["_service_name"], {}).get("_status_notification_language")
 
     async def _deliver(self, d: OutboundMessage) -> None:
         try:

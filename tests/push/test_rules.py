@@ -199,6 +199,24 @@ async def test_languages_fall_back_to_english(push_engine, google) -> None:
     assert titles[device(2)] == ("We could not reach you", "en")
 
 
+async def test_the_language_follows_the_notification_precedence(push_engine, google) -> None:
+    """Request > service > the transaction list's [properties] (SPEC 6; the list's value was never used)."""
+    failing = {"_service": "callback", "_dial_retry_timeout": 30, "_max_dial_attempts": 1,
+               "_callback_events_list": "german"}
+    client = await push_engine({"listed": failing, "french": {**failing, "_status_notification_language": "fr"}},
+                               None, SIMULATOR)
+    r = await client.put("/admin/transaction-lists/german", headers=ADMIN,
+                         data="[properties]\n_status_notification_language = de\n[_cbe_on_service_create]\n")
+    assert r.status == 200, await r.text()
+    await create_push(client, "listed", 1, number="+15550020010")
+    await create_push(client, "french", 2, number="+15550020020")
+    await create_push(client, "french", 3, number="+15550020030", _status_notification_language="en")
+    for n in (1, 2, 3):
+        await wait_events(google, n, 1)
+    languages = {m["message"]["token"]: m["message"]["data"]["language"] for m in google.messages}
+    assert languages == {device(1): "de", device(2): "fr", device(3): "en"}, languages
+
+
 async def test_fcm_errors(push_engine, google) -> None:
     client = await push_engine({"dialling": {"_service": "callback", "_dial_retry_timeout": 30},
                                 "once": {"_service": "callback", "_max_dial_attempts": 1}}, None, SIMULATOR)
