@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import bounded_json
 from ..callbacks.event_catalog import ALL_EVENTS
+from ..callbacks.options import OPTIONS, coerce
 
 PROPERTY_KEYS = frozenset({
     "_enable_status_notification", "_status_notification_type", "_status_notification_target",
@@ -98,7 +99,9 @@ def parse(text: str, name: str = "list") -> TransactionList:
             for key, (value, number) in entries.items():
                 if key not in PROPERTY_KEYS:
                     warnings.append(f"line {number}, section [properties]: unknown property {key}")
-                properties[key] = value
+                    properties[key] = value
+                    continue
+                properties[key] = _property(key, value, number)
             continue
         first_line = min((n for _, n in entries.values()), default=0)
         if section not in ALL_EVENTS:
@@ -106,6 +109,24 @@ def parse(text: str, name: str = "list") -> TransactionList:
             continue
         events[section] = _event(section, entries)
     return TransactionList(name, properties, events, warnings, text)
+
+
+def _property(key: str, value: str, number: int) -> str:
+    """A switch of the notification settings (one of fixed choices, or yes/no) checked as the
+    same option of a service is, so a list cannot turn notifications to a value nothing
+    understands (``true`` read as off, a type nothing delivers); a yes/no kept as ``true`` or
+    ``false``. Free values (the target, the language, the provider) are left as written: the
+    seed's own list holds placeholders there, and a target meets the URL policy where it is used."""
+    option = OPTIONS.get(key)
+    if option is None or not (option.choices or option.type is bool):
+        return value
+    try:
+        checked = coerce(key, value)
+    except ValueError as e:
+        raise TransactionListError(str(e), "properties", number) from None
+    if isinstance(checked, bool):
+        return "true" if checked else "false"
+    return value
 
 
 def _event(section: str, entries: dict[str, tuple[str, int]]) -> EventSpec:

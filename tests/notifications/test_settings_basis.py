@@ -7,8 +7,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from engine.notifications.notifier import StatusNotifier
-from engine.notifications.transaction_list import TransactionList
+from engine.notifications.transaction_list import TransactionList, TransactionListError, parse
 
 
 def notifier(raw: dict[str, dict[str, Any]], lists: dict[str, TransactionList] | None = None) -> StatusNotifier:
@@ -83,3 +85,18 @@ def test_a_record_naming_its_own_list_is_not_given_the_services_settings() -> No
     empty = n._settings(record(3, _status_notification_target=""))  # empty: the service's value
     assert empty is not plain and empty == plain
     assert n._settings(record(4)) is plain
+
+
+def test_a_lists_properties_are_checked_like_a_services_options() -> None:
+    """SPEC 6: a malformed list is refused with the section and line; a value the engine would
+    read as something else (``true`` as off, a type nothing delivers) is malformed too."""
+    for value, wanted in (("_enable_status_notification = true", "must be one of false, notify"),
+                          ("_status_notification_type = foo", "must be one of httpcb, orscb"),
+                          ("_status_notification_debug = maybe", "must be a bool")):
+        with pytest.raises(TransactionListError, match=wanted) as caught:
+            parse(f"[_cbe_on_service_create]\n\n[properties]\n{value}\n")
+        assert str(caught.value).startswith("line 4, section [properties]:"), caught.value
+    listed = parse("[properties]\n_status_notification_debug = yes\n_enable_status_notification = to_notify\n"
+                   "_status_notification_target = <your URL>\n")
+    assert listed.properties == {"_status_notification_debug": "true", "_enable_status_notification": "to_notify",
+                                 "_status_notification_target": "<your URL>"}  # the seed's placeholder
