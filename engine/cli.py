@@ -136,17 +136,34 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _cmd_platform(args: argparse.Namespace) -> int:
     """Run the contact-center simulator as its own process, for engine nodes whose
-    ``platform_url`` points here (a cluster; issue 14)."""
+    ``platform_url`` points here (a cluster; issue 14). Its shared secret, ``platform_key``, comes
+    from the environment or a file as a node's does (never the command line or simulator.toml);
+    without one it listens on a loopback address only."""
     from aiohttp import web
 
+    from .keys import scrub_environment
     from .logs import setup_logging
     from .platform.server import create_platform_app
-    from .settings import REPO
+    from .settings import ENV_PREFIX, REPO, loopback, platform_key_from
 
     setup_logging("DEBUG" if args.verbose else args.log_level, "text")
     config_dir = Path(args.config) if args.config else REPO / "config"
     try:
-        app = create_platform_app(config_dir)
+        key = platform_key_from()
+    except (ValueError, OSError) as e:
+        print(f"error: platform_key: {e}", file=sys.stderr)
+        return 2
+    scrub_environment()  # read: nothing this process starts sees it
+    if key is None:
+        if not loopback(args.host):
+            print(f"error: the platform on {args.host} (not a loopback address) needs platform_key: set "
+                  f"{ENV_PREFIX}PLATFORM_KEY or {ENV_PREFIX}PLATFORM_KEY_FILE here and on every node", file=sys.stderr)
+            return 2
+        logging.getLogger("engine.platform.server").warning(
+            "no platform_key (%sPLATFORM_KEY or ..._FILE): any process on this machine can connect as a node",
+            ENV_PREFIX)
+    try:
+        app = create_platform_app(config_dir, key)
         sock = _listen(args.host, args.port)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

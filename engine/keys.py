@@ -39,7 +39,7 @@ from typing import Any, Protocol, TypeVar
 
 from .atomic_file import write_atomic
 from .roles import ADMINISTRATOR, CLIENT, DEVELOPER, ROLES
-from .settings import ENV_PREFIX, Settings
+from .settings import ENV_PREFIX, SECRETS, Settings
 
 log = logging.getLogger("engine.keys")
 T = TypeVar("T")
@@ -446,11 +446,11 @@ def open_keys(settings: Settings) -> KeyStore:
 
 
 def scrub_environment(environ: MutableMapping[str, str] | None = None) -> list[str]:
-    """Remove the key variables from the process environment (subprocesses and flows then never
-    see them); returns the names removed."""
+    """Remove the key variables (the API keys, the platform link's) from the process environment
+    (subprocesses and flows then never see them); returns the names removed."""
     environ = os.environ if environ is None else environ
     removed = []
-    for attr in ENV_SETTINGS.values():
+    for attr in SECRETS:
         for var in (f"{ENV_PREFIX}{attr.upper()}", f"{ENV_PREFIX}{attr.upper()}_FILE"):
             if environ.pop(var, None) is not None:
                 removed.append(var)

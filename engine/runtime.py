@@ -152,7 +152,7 @@ class Runtime:
             platform: platform_adapter.Platform
             if s.platform_url:
                 # The platform process keeps the clock of the queues and calls: a node adopts it.
-                platform = remote = RemotePlatform(s.platform_url, s.node)
+                platform = remote = RemotePlatform(s.platform_url, s.node, key=s.platform_key)
                 remote.load_state(await store.get_value(REMOTE_PLATFORM_STATE) if store else None)
                 platform_clock = await remote.connect(float(stored) if stored else None, sim_config.time_scale,
                                                       timeout=s.platform_connect_timeout)

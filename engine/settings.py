@@ -6,6 +6,7 @@ command line or the settings file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -13,9 +14,13 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "CALLBACK_ENGINE_"
+#: Settings that are secrets: from ``CALLBACK_ENGINE_<NAME>`` or ``..._FILE`` only.
+SECRETS = ("admin_key", "client_key", "developer_key", "platform_key")
+MIN_PLATFORM_KEY = 16  # characters: a shared secret guessable in a few tries protects nothing
 
 
 @dataclass
@@ -76,6 +81,9 @@ class Settings:
     admin_key: str | None = field(default=None, repr=False)
     client_key: str | None = field(default=None, repr=False)
     developer_key: str | None = field(default=None, repr=False)
+    # The platform link's shared secret (engine/platform/auth.py): the platform process refuses a
+    # node without it, and a node believes only a platform that proves it holds it too.
+    platform_key: str | None = field(default=None, repr=False)
 
     @property
     def db_url(self) -> str:
@@ -114,6 +122,14 @@ class Settings:
                 raise ValueError(f"{where}: {key} must be an http(s) URL, not {value!r}")
         if self.max_session_state_bytes < 64 * 1024:
             raise ValueError(f"{where}: max_session_state_bytes must be at least 65536 (64 KiB)")
+        if self.platform_key is not None and len(self.platform_key) < MIN_PLATFORM_KEY:
+            raise ValueError(f"{where}: platform_key must be at least {MIN_PLATFORM_KEY} characters")
+        if self.platform_url and not self.platform_key and not loopback(self.platform_url):
+            # Over a network, whatever answers at that address would be believed (and anyone
+            # could connect to the platform in this node's name): a key or nothing.
+            raise ValueError(f"{where}: platform_url {self.platform_url} is not on this machine: set "
+                             f"platform_key ({ENV_PREFIX}PLATFORM_KEY or {ENV_PREFIX}PLATFORM_KEY_FILE), "
+                             "the same as the platform process's")
         if len(self.node_name) > 200 or any(c.isspace() for c in self.node_name):
             raise ValueError(f"{where}: node_name must be at most 200 characters, without spaces")
 
@@ -130,16 +146,18 @@ class Settings:
         if path.is_file():
             with open(path, "rb") as f:
                 table = tomllib.load(f).get("engine", {})
-            for key in ("admin_key", "client_key", "developer_key"):
+            for key in SECRETS:
                 if key in table:
                     raise ValueError(f"{path}: {key} is a secret; set {ENV_PREFIX}{key.upper()} instead")
             settings._apply(table, str(path))
         settings._apply({f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls)
                          if ENV_PREFIX + f.name.upper() in env}, "environment")
-        for key in ("admin_key", "client_key", "developer_key"):
+        for key in SECRETS:
             file_var = f"{ENV_PREFIX}{key.upper()}_FILE"
             if file_var in env:
                 setattr(settings, key, Path(env[file_var]).read_text().strip())
+        if settings.platform_key == "":  # an empty variable is no key (and says so at check)
+            settings.platform_key = None
         settings._apply({k: v for k, v in overrides.items() if v is not None}, "command line")
         settings.check()
         return settings
@@ -150,6 +168,30 @@ class Settings:
             if key not in types:
                 raise ValueError(f"{where}: unknown setting {key!r}")
             setattr(self, key, _convert(key, raw, str(types[key]), where))
+
+
+def platform_key_from(env: dict[str, str] | None = None) -> str | None:
+    """The platform process's ``platform_key``, from the same variables a node reads (the
+    process has no settings file of its own beyond simulator.toml, which holds no secret)."""
+    env = dict(os.environ if env is None else env)
+    value = env.get(ENV_PREFIX + "PLATFORM_KEY")
+    if ENV_PREFIX + "PLATFORM_KEY_FILE" in env:
+        value = Path(env[ENV_PREFIX + "PLATFORM_KEY_FILE"]).read_text().strip()
+    if value and len(value) < MIN_PLATFORM_KEY:
+        raise ValueError(f"platform_key must be at least {MIN_PLATFORM_KEY} characters")
+    return value or None
+
+
+def loopback(address: str) -> bool:
+    """Whether ``address`` (a host, or a URL's host) is this machine only: ``localhost`` or a
+    loopback IP. A name that only resolves there today is not counted: DNS may change."""
+    host = (urlsplit(address).hostname or "") if "://" in address else address.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _convert(key: str, raw: Any, typ: str, where: str) -> Any:

@@ -1,7 +1,8 @@
 """A cluster on one machine for development (``./dev cluster [N]``): a throwaway PostgreSQL, the
 platform process and N engine nodes on consecutive ports, sharing one database, one secret key
-and the platform; prints the URLs and an administrator key, and stops everything on Ctrl-C or
-SIGTERM (the nodes first, so they give their partitions back while the database is still up).
+and the platform (its platform_key generated into the work folder); prints the URLs and an
+administrator key, and stops everything on Ctrl-C or SIGTERM (the nodes first, so they give their
+partitions back while the database is still up).
 
 ``--check`` starts the cluster, creates one callback through the first node, waits until it is
 COMPLETED (read through the last node), and stops: the smoke test of a cluster (``tests/cli/test_dev_cluster.py``).
@@ -123,6 +124,10 @@ class DevCluster:
         if not key_file.exists():
             key_file.write_bytes(Fernet.generate_key())
             key_file.chmod(0o600)
+        platform_key = self.work / "platform.key"  # the platform link's secret, for the platform and every node
+        if not platform_key.exists():
+            platform_key.touch(0o600)
+            platform_key.write_text(secrets.token_urlsafe(32))
         if not self.database_url:
             self.postgres = TempPostgres().start()
             self.database_url = self.postgres.new_database()
@@ -130,7 +135,8 @@ class DevCluster:
         port = self.args.platform_port
         self.platform = Child("platform", f"http://127.0.0.1:{port}", self.work / "platform.log",
                               [python, "run_engine.py", "platform", "--config", str(config), "--port", str(port),
-                               "--log-level", self.args.log_level])
+                               "--log-level", self.args.log_level],
+                              {"CALLBACK_ENGINE_PLATFORM_KEY_FILE": str(platform_key)})
         self.platform.start()
         await self._up(self.platform, "/health")
         for i in range(1, self.args.nodes + 1):
@@ -145,6 +151,7 @@ class DevCluster:
                    "CALLBACK_ENGINE_CLUSTER_LEASE_SECONDS": str(self.args.lease),
                    "CALLBACK_ENGINE_CLUSTER_HEARTBEAT_SECONDS": str(self.args.heartbeat),
                    "CALLBACK_ENGINE_SECRET_KEY_FILE": str(key_file),
+                   "CALLBACK_ENGINE_PLATFORM_KEY_FILE": str(platform_key),
                    "CALLBACK_ENGINE_ADMIN_KEY": self.admin_key,
                    "CALLBACK_ENGINE_LOG_LEVEL": self.args.log_level}
             self.nodes.append(Child(f"node{i}", url, self.work / f"node{i}.log",

@@ -17,6 +17,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from ..atomic_file import SaveError, write_atomic
 from ..callbacks.services import ServiceRegistry
+from ..platform.auth import PROOF_HEADER, SETTING, proof_ok, sign
 from ..platform.config import SimulatorConfig, save_simulator_config
 from ..roles import ADMINISTRATOR
 from ..scxml import DocumentError
@@ -230,15 +231,27 @@ async def put_simulator(request: web.Request) -> web.Response:
 
 
 async def _at_platform(request: web.Request, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """The simulator runs in the platform process (``platform_url``): ask it. Its refusals (400,
-    404) are passed on; an unreachable platform is 503."""
-    url = request.app[SETTINGS].platform_url.rstrip("/") + path
+    """The simulator runs in the platform process (``platform_url``): ask it, the request signed
+    with ``platform_key`` and the answer believed only with the platform's proof of it. Its
+    refusals (400, 404) are passed on; an unreachable or refusing platform is 503."""
+    settings = request.app[SETTINGS]
+    url = settings.platform_url.rstrip("/") + path
+    headers, nonce = {}, ""
+    if settings.platform_key:
+        headers["Authorization"], nonce = sign(settings.platform_key, method, path)
     try:
         async with ClientSession(timeout=ClientTimeout(total=15)) as client, \
-                client.request(method, url, json=body) as r:
+                client.request(method, url, json=body, headers=headers) as r:
             found = await r.json(content_type=None)
+            shown = r.headers.get(PROOF_HEADER)
     except (ClientError, TimeoutError, ValueError) as e:
         raise ApiError(503, f"the platform process ({url}) did not answer: {e or type(e).__name__}") from None
+    if r.status == 401:
+        log.error("platform %s refused this node's %s (401)", settings.platform_url, SETTING)
+        raise ApiError(503, f"the platform process ({url}) refused this node's platform_key")
+    if r.status in (200, 400, 404) and settings.platform_key and not proof_ok(settings.platform_key, nonce, shown):
+        log.error("platform %s: its answer does not prove it holds %s; not believed", settings.platform_url, SETTING)
+        raise ApiError(503, f"the answer from {url} does not prove it holds platform_key: not believed")
     if r.status in (400, 404):
         raise ApiError(r.status, str(found.get("error") if isinstance(found, dict) else found))
     if r.status != 200 or not isinstance(found, dict):

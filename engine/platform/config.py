@@ -249,6 +249,9 @@ def load_simulator_config(path: str | Path) -> SimulatorConfig:
         raise ValueError(f"{path}: {e}") from None
     if set(table) == {"simulator"}:
         table = table["simulator"]
+    if "platform_key" in table:  # a secret is never in a settings file (the PUT rewrites this one)
+        raise ValueError(f"{path}: platform_key is a secret; set CALLBACK_ENGINE_PLATFORM_KEY "
+                         "(or CALLBACK_ENGINE_PLATFORM_KEY_FILE) instead")
     try:
         return SimulatorConfig.from_dict(table)
     except (ValueError, TypeError) as e:

@@ -22,6 +22,11 @@ out as frames and is made safe by the engine's own storage, as for any durable p
   flows as ``platform.restarted``; requests not yet acked by the old one are dropped with it.
 
 Disconnected, requests and drops wait and are sent on reconnect (backoff up to ``MAX_BACKOFF``).
+
+With a ``platform_key`` the handshake is signed (``auth.py``) and the platform's ``welcome``
+must carry its proof over the same nonce; until one does, nothing the other end sends is
+believed (no event taken, no queue mirrored). A refusal (401, or a welcome without a valid
+proof) is logged as an ERROR naming the setting and retried like an unreachable platform.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from ..ids import partition_of
 from ..scxml.clock import Clock
 from ..sessions.manager import NoSuchSession
 from .adapter import Deliver, Position, QueueListener, QueueStats
+from .auth import SETTING, proof_ok, sign
 from .event_sources import SOURCES, source_of, source_rows
 from .ioprocessor import platform_event
 
@@ -53,6 +59,7 @@ log = logging.getLogger("engine.platform.remote")
 
 STATE_KEY = "platform_remote"  # engine_values: the platform incarnation and the event numbers seen
 MAX_BACKOFF = 2.0
+REFUSED_LOG_SECONDS = 60.0  # a refusal repeated on every retry is logged again at most this often
 BIND_CHUNK = 2000  # session ids per bind frame
 
 
@@ -61,9 +68,11 @@ class RemotePlatform:
 
     durable = True
 
-    def __init__(self, url: str, node: str, session: Callable[[], aiohttp.ClientSession] | None = None):
+    def __init__(self, url: str, node: str, session: Callable[[], aiohttp.ClientSession] | None = None,
+                 key: str | None = None):
         self.url = url.rstrip("/")
         self.node = node
+        self.key = key  # platform_key: signs the handshake, checks the platform's proof
         self.incarnation = uuid.uuid4().hex  # this node process
         self.clock: Clock | None = None  # set by the composition root once built
         self.scale_hint = 1.0
@@ -106,6 +115,9 @@ class RemotePlatform:
         self._disconnected_since: float | None = time.monotonic()
         self._last_error = "not connected yet"
         self._closed = False
+        self._nonce: str | None = None  # of this connection's signed handshake
+        self._believed = False  # this connection's welcome was checked: its frames are taken
+        self._refused_logged: tuple[str, float] | None = None  # the last refusal logged, and when
 
     # -- wiring ----------------------------------------------------------------------------------
     def load_state(self, stored: str | None) -> None:
@@ -203,7 +215,11 @@ class RemotePlatform:
         while not self._closed:
             try:
                 assert self._http is not None
-                async with self._http.ws_connect(self.url + "/platform/ws", heartbeat=5.0,
+                headers = {}
+                self._believed, self._nonce = False, None
+                if self.key:
+                    headers["Authorization"], self._nonce = sign(self.key, "GET", "/platform/ws")
+                async with self._http.ws_connect(self.url + "/platform/ws", heartbeat=5.0, headers=headers,
                                                  max_msg_size=16 * 1024 * 1024) as ws:
                     now = self.clock.now() if self.clock else self._clock_hint
                     scale = getattr(self.clock, "scale", 1.0) if self.clock else self.scale_hint
@@ -212,14 +228,24 @@ class RemotePlatform:
                     await ws.send_json({"t": "hello", "node": self.node, "incarnation": self.incarnation,
                                         "clock": now, "scale": scale, "adopt": self.clock is None})
                     self._ws = ws
+                    left = False
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             continue
-                        self._frame(json.loads(msg.data))
+                        if not self._frame(json.loads(msg.data)):
+                            left = True  # not the platform (or one without our key): nothing more is read
+                            break
                         delay = 0.05
-                self._last_error = f"connection closed ({ws.close_code})"
+                if not left:
+                    self._last_error = f"connection closed ({ws.close_code})"
             except asyncio.CancelledError:
                 raise
+            except aiohttp.WSServerHandshakeError as e:
+                if e.status == 401:
+                    self._refused(f"refused by the platform (401): this node's {SETTING} is missing or "
+                                  "not the platform process's")
+                else:
+                    self._last_error = f"{type(e).__name__}: {e}"
             except (aiohttp.ClientError, OSError, ValueError) as e:
                 self._last_error = f"{type(e).__name__}: {e}"
             finally:
@@ -229,6 +255,16 @@ class RemotePlatform:
                 log.warning("platform %s connection lost (%s); reconnecting", self.url, self._last_error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
+
+    def _refused(self, reason: str) -> None:
+        """An ERROR naming the platform and the setting: once, then at most every
+        ``REFUSED_LOG_SECONDS`` while the same refusal repeats on each retry."""
+        self._last_error = reason
+        now = time.monotonic()
+        last = self._refused_logged
+        if last is None or last[0] != reason or now - last[1] >= REFUSED_LOG_SECONDS:
+            self._refused_logged = (reason, now)
+            log.error("platform %s: %s; retrying", self.url, reason)
 
     def _send(self, frame: dict[str, Any]) -> bool:
         ws = self._ws
@@ -245,8 +281,16 @@ class RemotePlatform:
         with contextlib.suppress(ConnectionError, RuntimeError, aiohttp.ClientError):
             await ws.send_str(json.dumps(frame, separators=(",", ":")))
 
-    def _frame(self, frame: dict[str, Any]) -> None:
+    def _frame(self, frame: dict[str, Any]) -> bool:
+        """Take one frame; False when the connection must be left (the other end is not believed)."""
         kind = frame.get("t")
+        if not self._believed and kind not in ("welcome", "error"):
+            self._refused(f"frame {kind!r} before a welcome; not the platform")
+            return False
+        if kind == "welcome" and self.key and not proof_ok(self.key, self._nonce or "", frame.get("proof")):
+            self._refused(f"its welcome does not prove it holds {SETTING}: a platform process without "
+                          "this key, or not the platform")
+            return False
         if kind == "ev":
             self._event(frame)
         elif kind == "ack":
@@ -262,10 +306,12 @@ class RemotePlatform:
             log.error("platform %s: %s", self.url, frame.get("reason"))
         else:
             log.warning("unknown frame %r from the platform", kind)
+        return True
 
     def _welcome(self, frame: dict[str, Any]) -> None:
         incarnation = str(frame.get("incarnation"))
         self._welcome_clock, self._welcome_scale = float(frame.get("clock") or 0), float(frame.get("scale") or 1)
+        self._believed, self._refused_logged = True, None
         restarted = incarnation != self.platform_incarnation
         if restarted:
             # A platform we never talked to (or that lost everything): its event numbers start

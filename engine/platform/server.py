@@ -29,7 +29,16 @@ platform timers agree; the simulator is built only then. A node starting later t
 platform's clock (``adopt``); a running node whose clock runs at another scale is refused. A
 platform that restarts has a new ``incarnation``: the nodes tell their flows ``platform.restarted``.
 
-Nothing here authenticates: run it on a private network (like the database).
+Who may talk to it: every route but ``/health`` needs a request signed with the shared
+``platform_key`` (``auth.py``; the process reads it from ``CALLBACK_ENGINE_PLATFORM_KEY`` or
+``..._FILE``, as the nodes do). Without it the WebSocket upgrade is refused with 401 before
+anything is read, so nobody else can say ``hello``, ``bind`` sessions to take their events, or
+make requests in a node's name; ``/platform/stats`` and ``/admin/simulator`` (GET: queues,
+calls and phone numbers; PUT and ``call-in``: they change the simulator) are refused alike.
+``/health`` stays open for probes and says only whether the simulator is up. The ``welcome``
+carries ``proof``: the node believes only a platform that holds the key too. A platform
+started without a key accepts anyone: ``run_engine.py platform`` allows that on a loopback
+address only.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..scxml.clock import Clock, ScaledClock
+from .auth import PROOF_HEADER, SCHEME, Refused, Verifier, proof
 from .config import SimulatorConfig, load_simulator_config, save_simulator_config
 from .simulator import Simulator
 
@@ -105,7 +115,9 @@ class NodeStats:
 class PlatformServer:
     """The simulator, its connected nodes, the events they have not stored yet."""
 
-    def __init__(self, config_dir: Path):
+    def __init__(self, config_dir: Path, key: str | None = None):
+        self.key = key
+        self.verifier = Verifier(key) if key else None
         self.config_path = Path(config_dir) / "simulator.toml"
         self.config = load_simulator_config(self.config_path) if self.config_path.is_file() else SimulatorConfig()
         self.incarnation = uuid.uuid4().hex
@@ -241,8 +253,11 @@ class PlatformServer:
             self._stats(link.node).connects += 1
             link.sender = asyncio.get_running_loop().create_task(link.pump())
             assert self.simulator is not None
-            link.send({"t": "welcome", "incarnation": self.incarnation, "clock": self.simulator.clock.now(),
-                       "scale": self.scale, "queues": self._queues_now()})
+            welcome = {"t": "welcome", "incarnation": self.incarnation, "clock": self.simulator.clock.now(),
+                       "scale": self.scale, "queues": self._queues_now()}
+            if self.key:  # the node believes nothing of a platform that cannot show it holds the key
+                welcome["proof"] = proof(self.key, request[NONCE])
+            link.send(welcome)
             log.info("node %s connected (incarnation %s)", link.node, hello.get("incarnation"))
             for event in list(self.pending.values()):  # what no live node holds goes to this one
                 owner = self.bound.get(event.sid)
@@ -335,10 +350,28 @@ class PlatformServer:
 
     # -- HTTP: health, stats and the simulator's admin routes ------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
+        """Open to anyone (a probe holds no key): up or not, and the simulator's counts; which
+        nodes are connected is in ``/platform/stats``, for the key's holders."""
         ok, detail = self.simulator.health() if self.simulator else (True, "waiting for the first node (its clock)")
-        return web.json_response({"status": "ok" if ok else "not ready", "detail": detail,
-                                  "incarnation": self.incarnation, "nodes": sorted(self.links)},
+        return web.json_response({"status": "ok" if ok else "not ready", "detail": detail},
                                  status=200 if ok else 503)
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every route but ``OPEN_ROUTES`` needs a request signed with the platform key: refused
+        here, before its handler runs, so a refused request changes and reveals nothing."""
+        if self.verifier is None or request.path in OPEN_ROUTES:
+            return await handler(request)
+        try:
+            request[NONCE] = self.verifier.check(request.headers.get("Authorization"), request.method,
+                                                 request.path)
+        except Refused as e:
+            log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, e)
+            return web.json_response({"error": str(e)}, status=401, headers={"WWW-Authenticate": SCHEME})
+        response = await handler(request)
+        if not response.prepared:  # a WebSocket's answer went out already: its proof is in welcome
+            response.headers[PROOF_HEADER] = proof(self.verifier.key, request[NONCE])
+        return response
 
     async def platform_stats(self, _request: web.Request) -> web.Response:
         return web.json_response({
@@ -410,11 +443,17 @@ def _error(status: int, message: str) -> web.Response:
 
 
 PLATFORM_SERVER: web.AppKey[PlatformServer] = web.AppKey("platform_server", PlatformServer)
+NONCE: web.RequestKey[str] = web.RequestKey("platform_nonce")  # of the request's signature
+#: Answered without the key: a liveness probe. Everything else reveals or changes the state of
+#: the calls (the WebSocket, stats with the numbers dialled, the simulator's settings, call-ins).
+OPEN_ROUTES = frozenset({"/health"})
 
 
-def create_platform_app(config_dir: Path) -> web.Application:
-    server = PlatformServer(config_dir)
-    app = web.Application()
+def create_platform_app(config_dir: Path, key: str | None = None) -> web.Application:
+    """The platform's routes; ``key`` is the shared ``platform_key`` (None: anyone may connect,
+    which the command allows on a loopback address only)."""
+    server = PlatformServer(config_dir, key)
+    app = web.Application(middlewares=[server.guard])
     app[PLATFORM_SERVER] = server
     app.on_startup.append(server.start)
     app.on_shutdown.append(server.stop)

@@ -52,6 +52,7 @@ class Place:
     flows: Path
     platform_url: str
     receiver: Receiver
+    platform_key: str
     dead_letters: dict[int, int] = field(default_factory=dict)  # partition -> a dead letter's id
 
 
@@ -66,7 +67,7 @@ async def place(postgres, tmp_path, monkeypatch) -> AsyncIterator[Place]:
     await platform.start()
     receiver = await Receiver().start()
     try:
-        yield Place(tmp_path, postgres.new_database(), config, flows, platform.url, receiver)
+        yield Place(tmp_path, postgres.new_database(), config, flows, platform.url, receiver, platform.key)
     finally:
         await receiver.stop()
         platform.stop()
@@ -74,13 +75,13 @@ async def place(postgres, tmp_path, monkeypatch) -> AsyncIterator[Place]:
 
 async def node(aiohttp_client, place: Any, name: str, port: int | None = None, public_url: str = "") -> TestClient:
     """A node of ``place`` (any object with its fields: root, config, flows, database_url,
-    platform_url) on ``port`` (a free one by default)."""
+    platform_url, platform_key) on ``port`` (a free one by default)."""
     port = port or free_port()
     settings = Settings.load(
         config_dir=place.config, env={}, data_dir=place.root / name, flows_dir=place.flows, admin_key="admin-key",
         client_key="client-key", flow_watch_interval=0, port=port, database_url=place.database_url, node_name=name,
-        platform_url=place.platform_url, public_url=public_url, cluster_lease_seconds=LEASE,
-        cluster_heartbeat_seconds=HEARTBEAT)
+        platform_url=place.platform_url, platform_key=place.platform_key, public_url=public_url,
+        cluster_lease_seconds=LEASE, cluster_heartbeat_seconds=HEARTBEAT)
     return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
 
 

@@ -70,6 +70,7 @@ class Place:
     config: Path
     flows: Path
     platform_url: str
+    platform_key: str
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ async def place(postgres, tmp_path, monkeypatch) -> AsyncIterator[Place]:
     platform = PlatformProcess(config, tmp_path / "platform.log")
     await platform.start()
     try:
-        yield Place(tmp_path, postgres.new_database(), config, flows, platform.url)
+        yield Place(tmp_path, postgres.new_database(), config, flows, platform.url, platform.key)
     finally:
         platform.stop()
 

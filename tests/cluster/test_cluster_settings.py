@@ -39,7 +39,8 @@ def test_the_settings_file_and_environment_set_them(tmp_path) -> None:
     (tmp_path / "engine.toml").write_text(
         '[engine]\ncluster_lease_seconds = 3\ncluster_heartbeat_seconds = 0.5\ncluster_audit = true\n'
         'platform_url = "http://platform:8090"\n')
-    s = load(tmp_path, internal_url="http://10.0.0.5:8081", public_url="https://callbacks.example.com/")
+    s = load(tmp_path, internal_url="http://10.0.0.5:8081", public_url="https://callbacks.example.com/",
+             platform_key="k" * 16)
     assert (s.cluster_lease_seconds, s.cluster_heartbeat_seconds, s.cluster_audit) == (3.0, 0.5, True)
     assert (s.platform_url, s.internal_url, s.public_url) == (
         "http://platform:8090", "http://10.0.0.5:8081", "https://callbacks.example.com/")

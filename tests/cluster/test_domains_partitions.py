@@ -77,8 +77,9 @@ def write_config(root: Path, services: dict[str, dict[str, Any]]) -> Path:
 class Nodes:
     """Engine nodes (``Runtime``) of one cluster in this process, sharing a secret key."""
 
-    def __init__(self, root: Path, db_url: str, platform_url: str, config: Path):
+    def __init__(self, root: Path, db_url: str, platform_url: str, config: Path, platform_key: str | None = None):
         self.root, self.db_url, self.platform_url, self.config = root, db_url, platform_url, config
+        self.platform_key = platform_key
         self.key = Fernet.generate_key()
         self.nodes: dict[str, Runtime] = {}
 
@@ -89,8 +90,8 @@ class Nodes:
         settings = Settings.load(
             config_dir=self.config, env={}, data_dir=data, flows_dir=REPO / "scxml", flow_watch_interval=0,
             admin_key="admin-key", client_key="client-key", database_url=self.db_url, node_name=name,
-            platform_url=self.platform_url, cluster_lease_seconds=LEASE, cluster_heartbeat_seconds=HEARTBEAT,
-            retention_days=0)
+            platform_url=self.platform_url, platform_key=self.platform_key, cluster_lease_seconds=LEASE,
+            cluster_heartbeat_seconds=HEARTBEAT, retention_days=0)
         runtime = await Runtime.build(settings)
         await runtime.start()
         self.nodes[name] = runtime
@@ -118,7 +119,7 @@ def platform(platform_config, tmp_path_factory):
 
 @pytest.fixture
 async def cluster(postgres, platform, tmp_path):
-    nodes = Nodes(tmp_path, postgres.new_database(), platform.url, write_config(tmp_path, SERVICES))
+    nodes = Nodes(tmp_path, postgres.new_database(), platform.url, write_config(tmp_path, SERVICES), platform.key)
     yield nodes
     await nodes.close()
 

@@ -139,7 +139,7 @@ async def test_a_session_ended_but_not_stored_when_its_partition_is_dropped_keep
     the next batch left its snapshot out (a partition not held) but wrote the delete of its event's
     inbox row, no longer known as the partition's. The next holder restored it before the event,
     with the event gone. Now the drop forgets it, and the next holder finds the event."""
-    nodes = Nodes(tmp_path, postgres.new_database(), platform.url)
+    nodes = Nodes(tmp_path, postgres.new_database(), platform.url, platform.key)
     (nodes.flows / "ender.scxml").write_text(ENDER)
     try:
         a = await nodes.start("ender-a")

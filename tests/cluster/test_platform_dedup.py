@@ -13,6 +13,7 @@ before the session's later events.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,14 @@ from tests.support.eventually import eventually
 
 @pytest.fixture
 async def platform_app(aiohttp_server, tmp_path: Path) -> tuple[str, PlatformServer]:
-    app = create_platform_app(write_config(tmp_path / "platform", {}))
+    app = create_platform_app(write_config(tmp_path / "platform", {}), secrets.token_urlsafe(24))
     server = await aiohttp_server(app)
     return str(server.make_url("/")).rstrip("/"), app[PLATFORM_SERVER]
 
 
 @pytest.fixture
 async def cluster(postgres, platform_app, tmp_path):
-    nodes = Nodes(tmp_path, postgres.new_database(), platform_app[0])
+    nodes = Nodes(tmp_path, postgres.new_database(), platform_app[0], platform_app[1].key)
     yield nodes
     await nodes.close()
 

@@ -54,8 +54,8 @@ class Nodes:
     """Engine nodes of one cluster in this process: the shipped flows plus a counter of
     ``platform.tick`` events."""
 
-    def __init__(self, root: Path, db_url: str, platform_url: str):
-        self.root, self.db_url, self.platform_url = root, db_url, platform_url
+    def __init__(self, root: Path, db_url: str, platform_url: str, platform_key: str | None = None):
+        self.root, self.db_url, self.platform_url, self.platform_key = root, db_url, platform_url, platform_key
         self.config = write_config(root, SERVICES)
         self.flows = root / "flows"
         shutil.copytree(REPO / "scxml", self.flows)
@@ -70,8 +70,8 @@ class Nodes:
         return Settings.load(
             config_dir=self.config, env={}, data_dir=data, flows_dir=self.flows, flow_watch_interval=0,
             admin_key="admin-key", client_key="client-key", database_url=self.db_url, node_name=name,
-            platform_url=self.platform_url, cluster_lease_seconds=LEASE, cluster_heartbeat_seconds=HEARTBEAT,
-            retention_days=0, **more)
+            platform_url=self.platform_url, platform_key=self.platform_key, cluster_lease_seconds=LEASE,
+            cluster_heartbeat_seconds=HEARTBEAT, retention_days=0, **more)
 
     async def start(self, name: str) -> Runtime:
         runtime = await Runtime.build(self.settings(name))
@@ -86,13 +86,14 @@ class Nodes:
 
 @pytest.fixture
 async def cluster(postgres, platform, tmp_path):  # noqa: F811
-    nodes = Nodes(tmp_path, postgres.new_database(), platform.url)
+    nodes = Nodes(tmp_path, postgres.new_database(), platform.url, platform.key)
     yield nodes
     await nodes.close()
 
 
-async def platform_stats(url: str) -> dict:
-    async with ClientSession() as http, http.get(url + "/platform/stats") as r:
+async def platform_stats(process: PlatformProcess) -> dict:
+    async with ClientSession() as http, \
+            http.get(process.url + "/platform/stats", headers=process.signed("GET", "/platform/stats")) as r:
         return await r.json()
 
 
@@ -107,13 +108,14 @@ async def test_waiting_callbacks_moved_to_another_node_hear_the_platform_there_a
     moved = {b.callbacks.records[cid]["_ors_session_id"] for cid in set(b.callbacks.records) & set(made)}
     assert moved  # their queue requests were sent by a: the platform knew them as a's
     # b bound the sessions it adopted: the platform sends their events to b from now on
-    stats = await platform_stats(platform.url)
+    stats = await platform_stats(platform)
     assert stats["nodes"]["route-b"]["bound"] >= len(moved)
     async with ClientSession() as http:
-        async with http.get(platform.url + "/admin/simulator") as r:
+        async with http.get(platform.url + "/admin/simulator", headers=platform.signed("GET", "/admin/simulator")) as r:
             config = (await r.json())["config"]
         config["queues"]["Hold_VQ"]["agents"] = 40
-        async with http.put(platform.url + "/admin/simulator", json=config) as r:
+        async with http.put(platform.url + "/admin/simulator", json=config,
+                            headers=platform.signed("PUT", "/admin/simulator")) as r:
             assert r.status == 200, await r.text()
     try:
         async def states() -> dict[str, str]:
@@ -131,7 +133,8 @@ async def test_waiting_callbacks_moved_to_another_node_hear_the_platform_there_a
         assert a.platform.handoffs == 0 and b.platform.handoffs == 0  # type: ignore[attr-defined]
     finally:  # the platform is the module's: its queue empty again for the others
         config["queues"]["Hold_VQ"]["agents"] = 0
-        async with ClientSession() as http, http.put(platform.url + "/admin/simulator", json=config) as r:
+        async with ClientSession() as http, http.put(platform.url + "/admin/simulator", json=config,
+                                                    headers=platform.signed("PUT", "/admin/simulator")) as r:
             assert r.status == 200
 
 
@@ -183,7 +186,7 @@ async def test_a_restarted_platform_is_told_by_each_node_to_the_callbacks_it_hol
     config = write_config(tmp_path / "own-platform", {})
     own = PlatformProcess(config, tmp_path / "platform.log")  # this test kills it
     await own.start()
-    nodes = Nodes(tmp_path, postgres.new_database(), own.url)
+    nodes = Nodes(tmp_path, postgres.new_database(), own.url, own.key)
     try:
         a = await nodes.start("route-g")
         b = await nodes.start("route-h")

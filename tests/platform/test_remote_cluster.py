@@ -9,6 +9,7 @@ again after a reconnect, and no longer once given back."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from engine.platform.server import PLATFORM_SERVER, RESEND_SECONDS, PlatformServ
 from engine.storage import UnitOfWork
 from tests.callbacks.conftest import write_config
 from tests.support.eventually import eventually
+
+KEY = secrets.token_urlsafe(24)  # the platform_key of this run's in-process platforms and nodes
 
 
 class Membership:
@@ -36,7 +39,7 @@ class ClusterNode:
     """One node: which sessions run here, what it handed over, its batch hooks."""
 
     def __init__(self, url: str, held: dict[int, int], running: list[str]):
-        self.platform = RemotePlatform(url, "node-a")
+        self.platform = RemotePlatform(url, "node-a", key=KEY)
         self.running = running
         self.got: list[tuple[str, str]] = []
         self.handed: list[tuple[str, str, str]] = []
@@ -70,7 +73,7 @@ class ClusterNode:
 
 
 async def serve(aiohttp_server, tmp_path: Path) -> tuple[str, PlatformServer]:
-    app = create_platform_app(write_config(tmp_path))
+    app = create_platform_app(write_config(tmp_path), KEY)
     server = await aiohttp_server(app)
     return str(server.make_url("/")).rstrip("/"), app[PLATFORM_SERVER]
 

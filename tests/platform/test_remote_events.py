@@ -12,6 +12,7 @@ from engine.platform.remote import STATE_KEY, RemotePlatform
 from engine.platform.server import PLATFORM_SERVER, create_platform_app
 from engine.storage import UnitOfWork
 from tests.callbacks.conftest import write_config
+from tests.platform.test_remote_cluster import KEY
 from tests.support.eventually import eventually
 
 
@@ -19,7 +20,7 @@ class Node:
     """One run of a node: its adapter, what reached its sessions, its batch hooks."""
 
     def __init__(self, url: str, stored: str | None = None):
-        self.platform = RemotePlatform(url, "node-a")
+        self.platform = RemotePlatform(url, "node-a", key=KEY)
         self.platform.load_state(stored)
         self.got: list[tuple[str, str, dict[str, Any]]] = []
         self.platform.attach(lambda sid, name, data: self.got.append((sid, name, data)))
@@ -44,7 +45,7 @@ class Node:
 
 
 async def test_an_event_stored_before_a_crash_is_not_taken_again(aiohttp_server, tmp_path: Path) -> None:
-    app = create_platform_app(write_config(tmp_path))
+    app = create_platform_app(write_config(tmp_path), KEY)
     server = await aiohttp_server(app)
     platform = app[PLATFORM_SERVER]
     url = str(server.make_url("/")).rstrip("/")

@@ -72,6 +72,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     platform = PlatformProcess(config, tmp_path / "platform.log")
     await platform.start()
     engine = EngineProcess(tmp_path / "data", REPO / "scxml", config_dir=str(config), platform_url=platform.url,
+                           platform_key=platform.key,
                            log_level="INFO", flow_watch_interval="0")
     try:
         await engine.start()

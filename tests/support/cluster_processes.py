@@ -40,7 +40,8 @@ class ProcessCluster:
         if node is None:
             settings = {
                 "database_url": database_url or self.database_url, "node_name": name,
-                "platform_url": self.platform.url, "config_dir": str(self.config), "secret_key": self.secret,
+                "platform_url": self.platform.url, "platform_key": self.platform.key,
+                "config_dir": str(self.config), "secret_key": self.secret,
                 "cluster_lease_seconds": str(LEASE), "cluster_heartbeat_seconds": str(HEARTBEAT),
                 "cluster_audit": "true", "flow_watch_interval": "0", "log_level": "INFO", **self.settings}
             node = EngineProcess(self.root / name, REPO / "scxml", **settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -10,16 +12,20 @@ from typing import Any
 
 from aiohttp import ClientSession
 
+from engine.platform.auth import sign
 from tests.conftest import REPO
 from tests.support.engine_process import free_port
 from tests.support.eventually import eventually
 
 
 class PlatformProcess:
-    def __init__(self, config_dir: Path, log_path: Path, port: int | None = None):
+    """``key``: the platform_key of this run (generated; the nodes started against it get it too)."""
+
+    def __init__(self, config_dir: Path, log_path: Path, port: int | None = None, key: str | None = None):
         self.config_dir = config_dir
         self.log_path = log_path
         self.port = port or free_port()
+        self.key = key or secrets.token_urlsafe(24)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -30,7 +36,8 @@ class PlatformProcess:
         log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "run_engine.py"), "platform", "--config", str(self.config_dir),
-             "--port", str(self.port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+             "--port", str(self.port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "CALLBACK_ENGINE_PLATFORM_KEY": self.key})
         log.close()
         async with ClientSession() as client:
 
@@ -44,8 +51,13 @@ class PlatformProcess:
                              ignoring=(OSError,), expected="the platform up",
                              seen=lambda last: f"{last!r}; log:\n{self.log()}")
 
+    def signed(self, method: str, path: str) -> dict[str, str]:
+        """Headers of a request this platform accepts (signed with its key, as a node signs)."""
+        return {"Authorization": sign(self.key, method, path)[0]}
+
     async def stats(self) -> dict[str, Any]:
-        async with ClientSession() as client, client.get(self.url + "/platform/stats") as r:
+        async with ClientSession() as client, \
+                client.get(self.url + "/platform/stats", headers=self.signed("GET", "/platform/stats")) as r:
             assert r.status == 200
             return await r.json()
 
