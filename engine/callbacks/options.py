@@ -50,7 +50,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("_allowed_virtual_queues", str, "", "other virtual queues a create request may choose with "
            "_urs_virtual_queue (comma-separated; empty = only the service's own)", pattern=_QUEUE_LIST),
     Option("_vq_for_outbound_calls", str, "", "virtual queue reported for the outbound call"),
-    Option("_ttl", int, DAY, "seconds after creation before an unhandled callback ends",
+    Option("_ttl", int, DAY, "seconds after the desired time (creation, for an immediate callback) before "
+           "an unhandled callback ends",
            minimum=1, maximum=366 * DAY),
     Option("_max_dial_attempts", int, 3, "outbound attempts before giving up", minimum=1, maximum=100),
     Option("_dial_retry_timeout", int, 300, "seconds between outbound attempts", minimum=0, maximum=DAY),

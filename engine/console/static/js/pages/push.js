@@ -104,7 +104,7 @@ function testPane(state) {
     try {
       const token = await browserToken({ appId: appId.value.trim(), apiKey: apiKey.value.trim(), senderId: sender.value.trim(), projectId: state.projectId });
       device.value = token;
-      fcmStatus.textContent = "This browser's FCM token is in Device token: the test sends it a notification.";
+      fcmStatus.textContent = "This browser's FCM token is in Device token: the test addresses a notification to it, as a dry run (FCM checks it; nothing is shown).";
     } catch (e) {
       fcmStatus.textContent = `This browser's token could not be obtained (${e.message || e}); the test uses the device token typed above, if any.`;
     }
