@@ -166,9 +166,12 @@ class CallbackService:
         orphans = [r for r in restored
                    if r["_callback_state"] not in (CallbackState.SCHEDULED, CallbackState.COMPLETED)
                    and r.get("_ors_session_id") not in self.manager.sessions]
-        for record in orphans:  # its session ended while we were down, or never got stored
-            self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone",
-                           source=history.RESTART)
+        for record in orphans:  # its session ended while we were down, never got stored, or cannot be read
+            if record["_callback_state"] == CallbackState.QUEUED:
+                self._resubmit(record)
+            else:
+                self._complete(record, CompletionReason.FAIL_ERROR, notify_failure="the callback's session is gone",
+                               source=history.RESTART)
 
     async def close(self) -> None:
         self.timers.cancel_all()
@@ -590,6 +593,21 @@ class CallbackService:
             self.timers.arm("purge", record["_id"], self.clock.now() + purge)
         if not session.is_running and record["_callback_state"] != CallbackState.COMPLETED:
             self._session_ended(session)
+
+    def _resubmit(self, record: dict[str, Any]) -> None:
+        """A waiting callback whose session is gone: no agent has it yet, so a new session of
+        its service's flow takes it over (``_cbe_on_callback_resubmitted``, as GMS resubmits a
+        callback to ORS) rather than the customer losing the callback. The new flow starts
+        from the beginning, as the default flow does after ``platform.restarted``."""
+        gone = record.get("_ors_session_id")
+        self.by_session.pop(gone or "", None)
+        log.warning("callback %s: its session %s is gone; resubmitted to a new session of its flow",
+                    record["_id"], gone)
+        self.history.state_changed(record["_id"], record["_callback_state"], record["_callback_state"], None,
+                                   history.RESTART, f"resubmitted: its session {gone} was gone")
+        self._lifecycle(record, history.RESTART).resubmitted()
+        self._submit(record, history.RESTART)
+        self.mark(record)
 
     def _end_flow(self, record: dict[str, Any], reason: str) -> None:
         """Ask the flow to wind down (release platform resources, report its exit)."""

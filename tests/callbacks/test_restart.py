@@ -78,3 +78,51 @@ async def test_restart_loses_no_callback_and_runs_none_twice(tmp_path: Path) -> 
         assert re.search(r"callback service: \d+ open callbacks restored", engine.log_path.read_text())
     finally:
         engine.stop()
+
+
+async def test_a_waiting_callback_whose_session_is_gone_is_resubmitted(tmp_path: Path) -> None:
+    """A QUEUED callback whose session cannot be restored (its row gone, unreadable...) is handed
+    to a new session of its flow (``_cbe_on_callback_resubmitted``); one past QUEUED (an agent may
+    have it) is failed as before, since running its flow again could call the customer twice."""
+    import sqlite3
+
+    from engine.runtime import Runtime
+    from engine.settings import Settings
+
+    config = write_config(tmp_path)
+    (config / "services" / "waiting.json").write_text(json.dumps({"_service": "callback",
+                                                                  "_urs_virtual_queue": "Empty_VQ"}))
+
+    def settings() -> Settings:
+        return Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data", flows_dir=REPO / "scxml",
+                             flow_watch_interval=0)
+
+    runtime = await Runtime.build(settings())
+    await runtime.start()
+    service = runtime.callbacks
+    waiting = await service.create("waiting", {"_customer_number": "+15550930001"})
+    routing = await service.create("waiting", {"_customer_number": "+15550930002"})
+    await eventually(lambda: all(r["_callback_state"] == "QUEUED" for r in (waiting, routing)), timeout=5,
+                     expected="both QUEUED")
+    routing_session = runtime.manager.sessions[routing["_ors_session_id"]]
+    service.flow_update(routing_session, "ROUTING", None, {})  # as the flow does once the customer answers
+    gone = {waiting["_id"]: waiting["_ors_session_id"], routing["_id"]: routing["_ors_session_id"]}
+    await runtime.manager.commit()
+    await runtime.close()
+    with sqlite3.connect(tmp_path / "data" / "engine.db") as db:
+        db.executemany("DELETE FROM sessions WHERE id = ?", [(sid,) for sid in gone.values()])
+
+    runtime = await Runtime.build(settings())
+    await runtime.start()
+    try:
+        service = runtime.callbacks
+        again = await service.get(waiting["_id"])
+        assert again["_callback_state"] == "QUEUED" and again["_ors_session_id"] not in (None, gone[waiting["_id"]])
+        assert runtime.manager.sessions[again["_ors_session_id"]].is_running
+        names = [e["event_id"] for e in await service.events_of("waiting", waiting["_id"])]
+        assert names.count("_cbe_on_callback_resubmitted") == 1 and names.count("_cbe_on_service_create") == 2, names
+        failed = await service.get(routing["_id"])
+        assert (failed["_callback_state"], failed["_callback_reason"]) == ("COMPLETED", "FAIL_ERROR")
+        await runtime.manager.commit()
+    finally:
+        await runtime.close()
