@@ -357,19 +357,16 @@ class CallbackService:
         keys = request_keys(params, options, allow_empty=True)
         if new_time in (None, "") and not keys:
             raise BadRequest("nothing to change: give _new_desired_time and/or keys to update")
-        session = self.manager.sessions.get(record.get("_ors_session_id") or "")
-        running = session is not None and session.is_running
-        fixed = sorted(k for k in keys if k in FIXED_ONCE_STARTED and keys[k] != record.get(k))
-        if fixed and running:
-            raise BadRequest(f"{', '.join(fixed)} cannot be changed once the callback's flow has started "
-                             f"(it is {record['_callback_state']}); the flow was started with the value it has")
-        if keys:  # e.g. the outbound URL policy on a new notification target, as at creation
+        if keys:  # as at creation: the outbound URL policy on a new target, never another callback's session
             updated = {k: v for k, v in {**record, **keys}.items() if v != ""}
             self.bus.check_create(service_name, updated)
+            target = keys.get("_status_notification_target")
+            if isinstance(target, str) and target and await self.runs_session_anywhere(target):
+                raise BadRequest("_status_notification_target names the session of a callback: events cannot be "
+                                 "sent into another callback's flow")
+        desired = None
         if new_time not in (None, ""):
-            if record["_callback_state"] != CallbackState.SCHEDULED:
-                raise BadRequest(f"callback {cid} is {record['_callback_state']}; "
-                                 f"only SCHEDULED callbacks can be rescheduled")
+            self._check_reschedulable(record)
             now = self.clock.now()
             desired = parse_time(new_time, "_new_desired_time")
             check_not_past("_new_desired_time", desired, now, self.clock.scale)
@@ -377,13 +374,25 @@ class CallbackService:
             desired = max(desired, now)
             self._check_hours(options, desired)
             await self._check_capacity(service_name, options, desired, exclude=cid)
+        # Checked again after the last await, with nothing changed before: meanwhile the callback
+        # may have been submitted (its flow started), or completed.
+        if record["_callback_state"] == CallbackState.COMPLETED:
+            raise BadRequest(f"callback {cid} is COMPLETED and cannot be changed")
+        if desired is not None:
+            self._check_reschedulable(record)
+        session = self.manager.sessions.get(record.get("_ors_session_id") or "")
+        running = session is not None and session.is_running
+        fixed = sorted(k for k in keys if k in FIXED_ONCE_STARTED and keys[k] != record.get(k))
+        if fixed and running:
+            raise BadRequest(f"{', '.join(fixed)} cannot be changed once the callback's flow has started "
+                             f"(it is {record['_callback_state']}); the flow was started with the value it has")
         for key, value in keys.items():
             if value == "":
                 record.pop(key, None)
             else:
                 record[key] = value
         changed = dict(keys)
-        if new_time not in (None, ""):
+        if desired is not None:
             record["_desired_time"] = changed["_desired_time"] = format_time(desired)
             record["_expiration_time"] = changed["_expiration_time"] = format_time(desired + options["_ttl"])
             self._lifecycle(record, history.API_RESCHEDULE).reschedule()
@@ -391,10 +400,16 @@ class CallbackService:
         elif keys and running:
             # what changed, and the client's keys as they are now (the flow's _data)
             session.deliver(Event("cb.updated", AttrDict(keys=dict(keys), _data=client_data(record))))  # type: ignore[union-attr]
-        self.bus.publish(RecordUpdated(record, changed))  # notifications follow a new target, push a new token
+        self.bus.publish(RecordUpdated(record, changed))  # e.g. notifications follow a new target
         self.mark(record)
         await self.manager.commit(parts=self._parts_of(record["_id"]))
         return record
+
+    @staticmethod
+    def _check_reschedulable(record: dict[str, Any]) -> None:
+        if record["_callback_state"] != CallbackState.SCHEDULED:
+            raise BadRequest(f"callback {record['_id']} is {record['_callback_state']}; "
+                             f"only SCHEDULED callbacks can be rescheduled")
 
     def _parts_of(self, cid: str) -> tuple[int, ...] | None:
         """The partition a change of callback ``cid`` lies in, for the commit's wait (cluster)."""
@@ -601,6 +616,11 @@ class CallbackService:
         from the beginning, as the default flow does after ``platform.restarted``."""
         gone = record.get("_ors_session_id")
         self.by_session.pop(gone or "", None)
+        if record["_service_name"] not in self.services.options:  # removed while the engine was down
+            self._complete(record, CompletionReason.FAIL_ERROR, source=history.RESTART,
+                           notify_failure=f"the callback's session is gone and its service "
+                                          f"{record['_service_name']!r} no longer exists")
+            return
         log.warning("callback %s: its session %s is gone; resubmitted to a new session of its flow",
                     record["_id"], gone)
         self.history.state_changed(record["_id"], record["_callback_state"], record["_callback_state"], None,

@@ -294,8 +294,11 @@ class StatusNotifier:
         # It is removed when the callback ends; the expiry is a backstop, so it must come after
         # the callback's own (a callback scheduled days ahead expires days ahead).
         expires_at = now + 2 * options.get("_ttl", 86400) + SUBSCRIPTION_MARGIN
-        if record.get("_expiration_time"):
-            expires = parse_time(record["_expiration_time"], "_expiration_time")
+        try:  # a flow's <cb:update> may have written anything there: then the default stands
+            expires = parse_time(record.get("_expiration_time"), "_expiration_time")
+        except ValueError:
+            expires = None
+        if expires is not None:
             expires_at = max(expires_at, expires + SUBSCRIPTION_MARGIN)
         self.subscriptions.add(Subscription(
             id=random_id(), subscriber_id=f"callback:{record['_id']}",

@@ -118,8 +118,8 @@ def _property(key: str, value: str, number: int) -> str:
     ``false``. Free values (the target, the language, the provider) are left as written: the
     seed's own list holds placeholders there, and a target meets the URL policy where it is used."""
     option = OPTIONS.get(key)
-    if option is None or not (option.choices or option.type is bool):
-        return value
+    if option is None or not (option.choices or option.type is bool) or value == "":
+        return value  # blank: not set here (the service's value, or the default, applies)
     try:
         checked = coerce(key, value)
     except ValueError as e:

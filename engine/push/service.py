@@ -230,7 +230,7 @@ class PushService:
             return
         now = self.clock.now()
         deadline, why = self._deadline(record, now)
-        if now + ewt > deadline:
+        if now + ewt > deadline or deadline <= now:  # the second: closed now, even with no wait
             log.info("callback %s: no CALLBACK_UPCOMING, it cannot finish before %s", record["_id"], why)
             return
         record["_push_upcoming"] = UPCOMING_SENT

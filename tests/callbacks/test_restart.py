@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from aiohttp import ClientSession
 
 from tests.callbacks.conftest import BASE, write_config
@@ -80,7 +81,8 @@ async def test_restart_loses_no_callback_and_runs_none_twice(tmp_path: Path) -> 
         engine.stop()
 
 
-async def test_a_waiting_callback_whose_session_is_gone_is_resubmitted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("service_removed", [False, True], ids=["service-kept", "service-removed"])
+async def test_a_waiting_callback_whose_session_is_gone_is_resubmitted(tmp_path: Path, service_removed: bool) -> None:
     """A QUEUED callback whose session cannot be restored (its row gone, unreadable...) is handed
     to a new session of its flow (``_cbe_on_callback_resubmitted``); one past QUEUED (an agent may
     have it) is failed as before, since running its flow again could call the customer twice."""
@@ -111,12 +113,18 @@ async def test_a_waiting_callback_whose_session_is_gone_is_resubmitted(tmp_path:
     await runtime.close()
     with sqlite3.connect(tmp_path / "data" / "engine.db") as db:
         db.executemany("DELETE FROM sessions WHERE id = ?", [(sid,) for sid in gone.values()])
+    if service_removed:  # then it cannot be resubmitted; the engine still starts (found by review)
+        (config / "services" / "waiting.json").unlink()
 
     runtime = await Runtime.build(settings())
     await runtime.start()
     try:
         service = runtime.callbacks
         again = await service.get(waiting["_id"])
+        if service_removed:
+            assert (again["_callback_state"], again["_callback_reason"]) == ("COMPLETED", "FAIL_ERROR"), again
+            assert (await service.get(routing["_id"]))["_callback_reason"] == "FAIL_ERROR"
+            return
         assert again["_callback_state"] == "QUEUED" and again["_ors_session_id"] not in (None, gone[waiting["_id"]])
         assert runtime.manager.sessions[again["_ors_session_id"]].is_running
         names = [e["event_id"] for e in await service.events_of("waiting", waiting["_id"])]

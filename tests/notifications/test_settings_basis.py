@@ -96,6 +96,8 @@ def test_a_lists_properties_are_checked_like_a_services_options() -> None:
         with pytest.raises(TransactionListError, match=wanted) as caught:
             parse(f"[_cbe_on_service_create]\n\n[properties]\n{value}\n")
         assert str(caught.value).startswith("line 4, section [properties]:"), caught.value
+    blank = parse("[properties]\n_status_notification_type =\n_enable_status_notification =\n")
+    assert blank.properties == {"_status_notification_type": "", "_enable_status_notification": ""}  # not set
     listed = parse("[properties]\n_status_notification_debug = yes\n_enable_status_notification = to_notify\n"
                    "_status_notification_target = <your URL>\n")
     assert listed.properties == {"_status_notification_debug": "true", "_enable_status_notification": "to_notify",

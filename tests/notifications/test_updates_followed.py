@@ -119,3 +119,39 @@ async def test_the_queue_a_running_flow_started_with_cannot_change(make_engine, 
     later = await create(client, "svc", _customer_number="+15550810007", _desired_time=at(client, 3 * 3600))
     status, body = await put(client, later, {"_urs_virtual_queue": "Callback_VQ"})
     assert status == 200 and body["_urs_virtual_queue"] == "Callback_VQ", body
+
+
+async def test_an_update_cannot_aim_notifications_into_another_callbacks_flow(make_engine, receiver) -> None:
+    """As at creation: an orscb target naming another callback's session is refused (found by review:
+    a PUT remade the subscription and the victim's flow got this callback's status events)."""
+    client = await make_engine({"svc": {"_service": "callback", "_urs_virtual_queue": "Empty_VQ"}})
+    victim = await create(client, "svc", _customer_number="+15550810008")
+    victim_session = (await wait_state(client, victim, "QUEUED"))["_ors_session_id"]
+    mine = await create(client, "svc", _customer_number="+15550810009", _desired_time=at(client, 3 * 3600))
+    status, body = await put(client, mine, {"_enable_status_notification": "subscribe_notify",
+                                            "_status_notification_type": "orscb",
+                                            "_status_notification_target": victim_session})
+    assert status == 400 and "names the session of a callback" in body["message"], body
+    assert subscriptions_of(client, mine) == []
+    assert "_status_notification_target" not in await record(client, mine)
+
+
+async def test_a_reschedule_that_meets_a_submit_on_its_way_changes_nothing(make_engine, receiver) -> None:
+    """The capacity check awaits (the database, in a cluster); if the callback's flow starts
+    meanwhile, the reschedule is refused and the keys it carried are not applied (found by review)."""
+    client = await make_engine({"svc": {"_service": "callback", "_urs_virtual_queue": "Empty_VQ",
+                                        "_allowed_virtual_queues": "Callback_VQ"}})
+    cid = await create(client, "svc", _customer_number="+15550810010", _desired_time=at(client, 3 * 3600))
+    service = client.app[RUNTIME].callbacks
+    check = service._check_capacity
+
+    async def submitted_meanwhile(*args, **kwargs):
+        await check(*args, **kwargs)
+        service._run_submit(cid)  # its timer fires while the reschedule waits
+
+    service._check_capacity = submitted_meanwhile
+    status, body = await put(client, cid, {"_new_desired_time": at(client, 2 * 3600),
+                                           "_urs_virtual_queue": "Callback_VQ"})
+    assert status == 400 and "only SCHEDULED callbacks can be rescheduled" in body["message"], body
+    rec = await record(client, cid)
+    assert rec["_callback_state"] == "QUEUED" and rec["_urs_virtual_queue"] == "Empty_VQ", rec

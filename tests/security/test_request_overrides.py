@@ -139,6 +139,7 @@ GOOD_AND_BAD = {
     "_status_notification_target": ("https://example.com/callbacks", "https://example.com/\nINFO forged"),
     "_status_notification_provider": ("fcm-prod", "a b"),
     "_status_notification_language": ("fr", "<script>"),
+    "_status_notification_debug": (True, "maybe"),
 }
 
 
