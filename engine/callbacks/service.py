@@ -616,6 +616,11 @@ class CallbackService:
         from the beginning, as the default flow does after ``platform.restarted``."""
         gone = record.get("_ors_session_id")
         self.by_session.pop(gone or "", None)
+        if gone and self.platform is not None:  # whatever the platform still holds for it is let go
+            try:
+                self.platform.drop(gone)
+            except Exception:
+                log.exception("platform drop failed for %s", gone)
         if record["_service_name"] not in self.services.options:  # removed while the engine was down
             self._complete(record, CompletionReason.FAIL_ERROR, source=history.RESTART,
                            notify_failure=f"the callback's session is gone and its service "

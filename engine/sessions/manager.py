@@ -131,6 +131,9 @@ class SessionManager(SessionHost):
         # A snapshot larger than this fails its session (None: no bound): written at every
         # macrostep and held in memory, one flow's huge data would otherwise swamp both.
         self.max_state_bytes = max_state_bytes
+        # Sessions restored with more state than that (stored before the bound, or under a larger
+        # one): they run on and are stored whole, as a restart must lose no session.
+        self._over_bound: set[str] = set()
         self.durability_timeout = durability_timeout
         # name prefix -> who alone may raise such events; system events are the interpreter's
         self.reserved_events = {**SYSTEM_EVENTS, **(reserved_events or {})}
@@ -644,7 +647,11 @@ class SessionManager(SessionHost):
         try:
             text = dumps(encode_state(session.to_state()))
             limit = self.max_state_bytes
-            if limit is not None and len(text) > limit // 4:  # fewer characters: within it however encoded
+            over_bound = session.id in self._over_bound
+            if over_bound and not session.is_running:  # its last snapshot: the set forgets it
+                self._over_bound.discard(session.id)
+            # fewer characters than limit/4: within it however encoded
+            if limit is not None and len(text) > limit // 4 and not over_bound:
                 size = len(text.encode())
                 if size > limit:
                     raise _TooLarge(f"it is {size:,} bytes of JSON, more than the {limit:,} a session may store "
@@ -837,6 +844,11 @@ class SessionManager(SessionHost):
                 log.exception("session %s could not be restored", row["id"])
                 continue
             self.sessions[session.id] = session
+            limit = self.max_state_bytes
+            if limit is not None and len(row["snapshot"]) > limit // 4 and len(row["snapshot"].encode()) > limit:
+                self._over_bound.add(session.id)
+                log.warning("session %s was stored with more state than max_session_state_bytes (%d); it runs "
+                            "on and is stored whole", session.id, limit)
             self.info[session.id] = SessionInfo(row["flow"], row["flow_version"], row["flow_hash"],
                                                 row["created_at"], True, row["parent_id"],
                                                 row.get("part"), row.get("seq") or 0)

@@ -25,12 +25,12 @@ GROWING = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" i
 </state><final id="end"/></scxml>"""
 
 
-def settings(tmp_path: Path, **extra) -> Settings:
+def settings(tmp_path: Path, limit: int = LIMIT) -> Settings:
     flows = tmp_path / "flows"
     flows.mkdir(exist_ok=True)
     (flows / "growing.scxml").write_text(GROWING)
     return Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", flows_dir=flows,
-                         flow_watch_interval=0, max_session_state_bytes=LIMIT, **extra)
+                         flow_watch_interval=0, max_session_state_bytes=limit)
 
 
 async def test_a_session_grown_beyond_the_bound_is_failed_and_stored_without_its_data(tmp_path: Path) -> None:
@@ -91,6 +91,42 @@ async def test_a_session_that_ends_beyond_the_bound_is_stored_as_ended_without_i
         assert row["status"] == "finished" and len(row["snapshot"]) < 2_000, (row["status"], len(row["snapshot"]))
         assert session.status == "finished"
         assert "its end is stored without its data" in caplog.text
+    finally:
+        await engine.close()
+
+
+async def test_a_session_restored_with_more_state_than_the_bound_runs_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Stored under a larger bound (or before there was one), it is not lost at a restart."""
+    engine = await Runtime.build(settings(tmp_path, limit=2 * LIMIT))
+    await engine.start()
+    session = engine.manager.start_flow("growing")
+    sid = session.id
+    engine.manager.send_to(sid, Event("grow", {"size": LIMIT + LIMIT // 2}))
+    await engine.manager.commit()
+    await eventually(lambda: len(session.datamodel.variable("blob")) == LIMIT + LIMIT // 2, timeout=2,
+                     expected="grown beyond the next run's bound")
+    await engine.manager.commit()
+    await engine.close()
+
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
+    try:
+        manager = engine.manager
+        restored = manager.sessions[sid]
+        assert "was stored with more state than max_session_state_bytes" in caplog.text
+        manager.send_to(sid, Event("grow", {"size": 1_000}))
+        await manager.commit()
+        await eventually(lambda: len(restored.datamodel.variable("blob")) == LIMIT + LIMIT // 2 + 1_000, timeout=2,
+                         expected="the restored session's event taken")
+        await manager.commit()
+        assert restored.is_running
+        row = await session_rows.get_session(manager.store, sid)
+        assert row["status"] == "running" and len(row["snapshot"]) > LIMIT + LIMIT // 2 + 1_000
+        fresh = manager.start_flow("growing")  # the bound still holds for every other session
+        manager.send_to(fresh.id, Event("grow", {"size": LIMIT}))
+        await manager.commit()
+        await eventually(lambda: not fresh.is_running, timeout=2, expected="the new session failed")
     finally:
         await engine.close()
 
