@@ -104,16 +104,21 @@ async def test_no_upcoming_when_the_business_closes_first(push_engine, google) -
              "exceptions": {today: [f"00:00-{end}"]}}
     if close.date() != now.date():
         hours["exceptions"][close.date().isoformat()] = [f"00:00-{close.strftime('%H:%M')}"]
-    r = await client.put("/admin/business-hours/closing", json=hours, headers=ADMIN)
+    cid = await third_in_line(client, "closing", hours)  # under 5 minutes only after ~4 minutes: past closing
+    await wait_state(client, cid, "COMPLETED", timeout=40)
+    assert "CALLBACK_UPCOMING" not in google.events(device(2))
+
+
+async def third_in_line(client, name: str, hours: dict) -> str:
+    """A push service ``name`` with these business hours; its callback (device 2) waits behind two
+    of "pushy" (480 s away at first: under the 5-minute threshold once the first call ends)."""
+    r = await client.put(f"/admin/business-hours/{name}", json=hours, headers=ADMIN)
     assert r.status == 200, await r.text()
-    r = await client.put("/admin/services/closing", json={**PUSHY, "_business_hours_service": "closing"},
-                         headers=ADMIN)
+    r = await client.put(f"/admin/services/{name}", json={**PUSHY, "_business_hours_service": name}, headers=ADMIN)
     assert r.status == 200, await r.text()
     await create_push(client, "pushy", 0)
     await create_push(client, "pushy", 1)
-    cid = await create_push(client, "closing", 2)  # under 5 minutes only after ~4 minutes: past closing
-    await wait_state(client, cid, "COMPLETED", timeout=40)
-    assert "CALLBACK_UPCOMING" not in google.events(device(2))
+    return await create_push(client, name, 2)
 
 
 async def test_upcoming_when_the_business_never_closes(push_engine, google) -> None:
@@ -121,14 +126,7 @@ async def test_upcoming_when_the_business_never_closes(push_engine, google) -> N
     client = await push_engine({"pushy": PUSHY}, QUEUE, SIMULATOR)
     hours = {"time_zone": "UTC", "weekly": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat",
                                                                          "sun")}}
-    r = await client.put("/admin/business-hours/always", json=hours, headers=ADMIN)
-    assert r.status == 200, await r.text()
-    r = await client.put("/admin/services/always", json={**PUSHY, "_business_hours_service": "always"},
-                         headers=ADMIN)
-    assert r.status == 200, await r.text()
-    await create_push(client, "pushy", 0)
-    await create_push(client, "pushy", 1)
-    cid = await create_push(client, "always", 2)  # 480 s away: under 5 minutes once the first call ends
+    cid = await third_in_line(client, "always", hours)
     await wait_state(client, cid, "COMPLETED", timeout=40)
     assert google.events(device(2)).count("CALLBACK_UPCOMING") == 1, google.events(device(2))
 
