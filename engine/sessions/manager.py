@@ -443,10 +443,6 @@ class SessionManager(SessionHost):
                 return f"event names starting {prefix!r} are reserved: only {owner} raises them"
         return None
 
-    def request_write(self) -> None:
-        """Something a batch contributor holds has changed; write it with the next batch."""
-        self._changed()
-
     def session_changed(self, session: Session) -> None:
         if self._durable(session):
             self._dirty[session.id] = session
@@ -464,10 +460,18 @@ class SessionManager(SessionHost):
             self.info.pop(session.id, None)
 
     # -- committing ----------------------------------------------------------------------------
-    def _changed(self) -> None:
+    def request_write(self) -> None:
+        """Something a batch contributor holds has changed; write it with the next batch.
+
+        Only the first change since the writer took its last batch wakes it: the writer clears
+        ``_wake`` and ``_unwritten_since`` together (no await between), so while a change is
+        unwritten the wake is already set. A callback makes ~30 changes (each status event,
+        record and snapshot), and setting the event for each cost two Python calls."""
         if self._unwritten_since is None:
             self._unwritten_since = time.monotonic()
-        self._wake.set()
+            self._wake.set()
+
+    _changed = request_write
 
     async def commit(self, timeout: float | None = None, parts: Collection[int] | None = None) -> None:
         """Return once everything that happened before the call is durable; raise
