@@ -759,10 +759,14 @@ class Session:
 
     def _declare(self, decls: tuple) -> None:
         given = self._initial_data
+        ready: dict[str, Any] = {}  # given values, declared together before the next expression runs
         for decl in decls:
             if given is not None and decl.id in given:
-                self.datamodel.declare(decl.id, given[decl.id])
+                ready[decl.id] = given[decl.id]
                 continue
+            if ready:
+                self.datamodel.declare_all(ready)
+                ready = {}
             try:
                 if decl.error is not None:
                     raise ExecutionError(decl.error)
@@ -776,6 +780,8 @@ class Session:
                 self._internal.append(_error_event("error.execution", str(e)))
                 value = NO_VALUE  # W3C 5.3: the variable is created, empty
             self.datamodel.declare(decl.id, value)
+        if ready:
+            self.datamodel.declare_all(ready)
 
     # ------------------------------------------------------------------ sends
     def next_serial(self) -> int:

@@ -263,9 +263,8 @@ class SessionManager(SessionHost):
             partition = self.placement()
         session = self._create(fv, data={k: data[k] for k in names.declared}, persistent=persistent,
                                partition=partition)
-        declare = session.datamodel.declare
-        for key in names.undeclared:
-            declare(key, data[key])
+        if names.undeclared:
+            session.datamodel.declare_all({key: data[key] for key in names.undeclared})
         if before_start is not None:  # e.g. the callback service maps the session to its record
             before_start(session)
         for observe in self.on_session_start:

@@ -661,6 +661,26 @@ class EcmaData:
     def declare(self, name: str, value: Any) -> None:
         self._set(name, UNDEFINED if value is NO_VALUE else value)
 
+    def declare_all(self, values: Mapping[str, Any]) -> None:
+        """A new session's start parameters: each primitive goes straight into ``_known``, as
+        ``_set`` puts it there for a session without a context (an object goes through ``_set``)."""
+        known = self._kn
+        if self._ctx is not None or self._volatile or self._shared or type(known) is not dict:
+            for name, value in values.items():
+                self.declare(name, value)
+            return
+        for name, value in values.items():
+            if type(value) is str and value.isascii():  # most values: held as they are
+                known[name] = value
+                continue
+            if value is NO_VALUE:
+                value = UNDEFINED
+            held = _held_exact(value)
+            if held is _INEXACT:
+                self._set(name, value)
+            else:
+                known[name] = held
+
     def _set(self, name: str, value: Any) -> None:
         if self._shared:
             self._shared.pop(name, None)
