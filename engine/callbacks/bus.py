@@ -48,6 +48,9 @@ class StatusEvent(NamedTuple):
     session_id: str | None
 
 
+_ABSENT = object()  # StatusValues: the session has no variable of that name
+
+
 class StatusValues(Mapping[str, Any]):
     """What a flow's status event takes its attributes from: the action's params, else the
     session's variables, else the record. Looked up name by name: an event names a handful of
@@ -62,21 +65,19 @@ class StatusValues(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         if name in self._extra:
             return self._extra[name]
-        if self._data.defines(name):
-            return self._data.variable(name)
-        return self._record[name]
+        value = self._data.lookup(name, _ABSENT)
+        return self._record[name] if value is _ABSENT else value
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self._extra or self._data.defines(name) or name in self._record)
 
     def get(self, name: str, default: Any = None) -> Any:
         """One lookup where ``in`` then ``[]`` made two (``Mapping.get`` also raised KeyError
-        for every name the record lacks)."""
+        for every name the record lacks), and one call into the session's data."""
         if name in self._extra:
             return self._extra[name]
-        if self._data.defines(name):
-            return self._data.variable(name)
-        return self._record.get(name, default)
+        value = self._data.lookup(name, _ABSENT)
+        return self._record.get(name, default) if value is _ABSENT else value
 
     def _merged(self) -> dict[str, Any]:
         return {**self._record, **self._data.variables(), **self._extra}

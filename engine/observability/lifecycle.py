@@ -125,5 +125,4 @@ def _line(level: int, message: str, fields: dict[str, Any]) -> None:
 
 def _variable(session: Session, name: str) -> Any:
     """A flow variable, None when the session has none of that name (not a callback's flow)."""
-    data = session.datamodel
-    return data.variable(name) if data.defines(name) else None
+    return session.datamodel.lookup(name)

@@ -754,6 +754,23 @@ class EcmaData:
             return bool(self._api("has")(name))
         return name in self.variables()
 
+    def lookup(self, name: str, default: Any = None) -> Any:
+        """A known value read here (packed or not) without the two calls of ``defines`` and
+        ``variable``; an object variable, or data only the context knows, as they answer."""
+        known = self._kn
+        if known is _PACKED:
+            i = self._packed[2].get(name)  # type: ignore[index]
+            if i is not None:
+                return self._packed[1][i]  # type: ignore[index]
+            if name not in self._volatile:
+                return default
+        elif known is not None:
+            if name in known:
+                return known[name]
+            if name not in self._volatile:
+                return default
+        return self.variable(name) if self.defines(name) else default
+
     def set_event(self, event: Any) -> None:
         self._event = event
         self._event_pushed = False
