@@ -115,6 +115,8 @@ class SessionHostPort(Protocol):
 class _TurnScheduler(Protocol):
     def add(self, session: Session) -> None: ...
 
+    def soon(self, session: Session) -> None: ...
+
 
 class Session:
     """A session of one document; create it through ``SessionHost``."""
@@ -452,9 +454,10 @@ class Session:
         if self._busy or self._scheduled or self.status != RUNNING:
             return
         self._scheduled = True
-        self.host.clock.call_soon(self._drain_scheduled)
+        self.host.turns.soon(self)
 
-    def _drain_scheduled(self) -> None:
+    def drain_scheduled(self) -> None:
+        """Process what was queued (the host's turn queue calls this on a later loop iteration)."""
         self._scheduled = False
         if not self._busy:
             self._drain()
