@@ -29,6 +29,11 @@ SYSTEM_KEYS = frozenset({
     "_ors_session_id", "_created_time", "_updated_time", "_completed_time", "_access_code",
     "_access_number", "_access_expires", "_submitted_time", "_push_upcoming", "_device_token_dropped",
 })
+# What a flow's ``<cb:update>`` may not set: the service's own fields (the record's identity, its
+# state, which only the lifecycle changes, its times and timers), except the call-in details the
+# flow learns from the platform; the desired time changes by a reschedule only.
+FLOW_REFUSED_KEYS = (SYSTEM_KEYS - {"_access_code", "_access_number", "_access_expires"}) | {
+    "_desired_time", "_new_desired_time"}
 # Request keys that are parameters of the call, not data to keep.
 REQUEST_KEYS = frozenset({"_customer_number", "_desired_time", "_new_desired_time"})
 PUSH_FIELDS = frozenset({"_device_os", "_device_notification_id"})

@@ -52,6 +52,7 @@ from .lifecycle import (
 )
 from .record_index import RecordIndex, TimeIndex
 from .records import (
+    FLOW_REFUSED_KEYS,
     BadRequest,
     check_device,
     check_horizon,
@@ -720,6 +721,10 @@ class CallbackService:
         record = self.record_for(session)
         if record is None:
             raise IllegalTransition(f"session {session.id} runs no callback")
+        refused = sorted(k for k in keys if k in FLOW_REFUSED_KEYS)
+        if refused:  # e.g. _callback_state past the lifecycle, or another _id
+            raise IllegalTransition(f"a flow cannot set {', '.join(refused)}: the callback service keeps "
+                                    "them (the state changes with state=..., the times with the API)")
         for key, value in keys.items():
             check_storable(value, f"record key {key!r}")
         for key, value in keys.items():

@@ -374,3 +374,40 @@ async def test_an_ecmascript_callback_whose_state_is_too_large_to_store_complete
     assert len(row["snapshot"]) < 2_000
     other = await create(client, "callback", _customer_number="+15551239994")
     assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+
+
+# A flow (a developer may upload one) trying to write the service's own fields of its record.
+FORGER_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:cb="urn:callback-engine:callback"
+       version="1.0" datamodel="python" name="forger" initial="s">
+  <datamodel><data id="errors" expr="[]"/></datamodel>
+  <state id="s">
+    <onentry><cb:update><param name="_callback_state" expr="'COMPLETED'"/></cb:update></onentry>
+    <onentry><cb:update><param name="_id" expr="'someone-else'"/></cb:update></onentry>
+    <onentry><cb:update><param name="_service_name" expr="'callback'"/><param name="note" expr="'x'"/></cb:update>
+    </onentry>
+    <onentry><cb:update><param name="_expiration_time" expr="'not a time'"/></cb:update></onentry>
+    <onentry><cb:update><param name="_access_code" expr="'1234'"/></cb:update><raise event="check"/></onentry>
+    <transition event="error.execution">
+      <assign location="errors" expr="errors + [_event.data['message']]"/>
+    </transition>
+    <transition event="check" target="go"/>
+  </state>
+  <state id="go"><onentry><cb:update><param name="outcome" expr="' | '.join(errors)[:2000]"/></cb:update>
+    <cb:complete reason="AGENT_CONNECTED"/></onentry></state>
+</scxml>
+"""
+
+
+async def test_a_flow_cannot_set_the_services_own_fields_of_its_record(aiohttp_client, tmp_path):
+    """Its state changes only through the lifecycle (the python-statemachine chart), its identity
+    and times never: each such <cb:update> is error.execution naming the key, and changes nothing."""
+    from tests.callbacks.conftest import create, wait_state
+
+    client = await callback_engine(aiohttp_client, tmp_path, "forge", "forger", FORGER_FLOW)
+    cid = await create(client, "forge", _customer_number="+15551239993")
+    done = await wait_state(client, cid, "COMPLETED", timeout=10)
+    assert done["_callback_reason"] == "AGENT_CONNECTED" and done["_id"] == cid, done
+    assert done["_service_name"] == "forge" and "note" not in done and done["_access_code"] == "1234", done
+    assert done["_expiration_time"].endswith("Z")
+    for key in ("_callback_state", "_id", "_service_name", "_expiration_time"):
+        assert f"a flow cannot set {key}" in done["outcome"], done["outcome"]
