@@ -217,8 +217,8 @@ class Runtime:
             notifications = NotificationService(manager, services, lists, notification_config, bus, listener=listener,
                                                 serial_of=lambda cid: callbacks.serials.of(cid))
             callbacks = CallbackService(manager, services, queue_settings, bus, desk, platform)
-            push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform, shared,
-                               language_for=notifications.notifier.language_for)
+            push = PushService(callbacks, bus, notifications, queue_settings, fcm, box, platform,
+                               notifications.notifier.language_for, shared)
             if remote is not None and membership is not None:
                 # Events of sessions another node runs are handed over to it; a claim binds its sessions'
                 # events here, once every part above has adopted them (joined last).

@@ -315,8 +315,7 @@ class StatusNotifier:
         if it no longer asks for ``subscribe_notify``)."""
         if keys.keys().isdisjoint(_FOLLOWED):
             return
-        for sub in self.subscriptions.for_callback(record["_id"]):
-            self.subscriptions.remove(sub.id)
+        self.callback_ended(record)
         self.callback_created(record)
 
     def callback_ended(self, record: dict[str, Any]) -> None:

@@ -51,12 +51,12 @@ UPCOMING_SENT, UPCOMING_SUPPRESSED = "sent", "suppressed"
 
 class PushService:
     def __init__(self, callbacks: CallbackService, bus: CallbackBus, outbox: Outbox, settings: CallbackSettings,
-                 fcm: FcmClient, box: SecretBox, platform: Platform | None, shared: SharedConfig | None = None,
-                 language_for: Callable[[dict[str, Any]], str | None] | None = None):
+                 fcm: FcmClient, box: SecretBox, platform: Platform | None,
+                 language_for: Callable[[dict[str, Any]], str | None], shared: SharedConfig | None = None):
         self.callbacks = callbacks
         # The language of a callback's push texts, resolved as its status notifications' settings
-        # are (the transaction list's [properties] included); without one, the record or service.
-        self.language_for = language_for or self._own_language
+        # are (the transaction list's [properties] included): the notifier's ``language_for``.
+        self.language_for = language_for
         self.outbox = outbox
         self.settings = settings
         self.fcm = fcm
@@ -268,10 +268,6 @@ class PushService:
         self.outbox.enqueue("fcm", f"fcm|{record['_id']}", token, message)
         self.pushed.append((record["_id"], event))
         self.callbacks.mark(record)
-
-    def _own_language(self, record: dict[str, Any]) -> str | None:
-        return record.get("_status_notification_language") or self.callbacks.services.options.get(
-            record["_service_name"], {}).get("_status_notification_language")
 
     async def _deliver(self, d: OutboundMessage) -> None:
         try:

@@ -363,7 +363,7 @@ class SessionManager(SessionHost):
             self._row_parts[row_id] = part  # type: ignore[assignment]
         self._new_inbox.append(row)
         self._held_events.append((row_id, target, event))
-        self._changed()
+        self.request_write()
 
     def send_to(self, session_id: str, event: Event, *, source: str | None = None) -> None:
         """The one way in for an event from outside the flows (the ORS API, Basic HTTP, orscb
@@ -389,7 +389,7 @@ class SessionManager(SessionHost):
             if part in self._settling:  # being adopted: taken in order with what was handed over before
                 self._settling[part] += 1
             self._sourced.append((source, row))
-            self._changed()
+            self.request_write()
         else:
             self._hand_over_row(row)
 
@@ -412,7 +412,7 @@ class SessionManager(SessionHost):
         if part in self._settling:
             self._settling[part] += 1
         self._new_inbox.append(row)
-        self._changed()
+        self.request_write()
 
     def delete_partitioned(self, unit: UnitOfWork, target: TableWrite, keyed: list[tuple[Any, int]]) -> None:
         """For batch contributors in a cluster: delete rows of a partitioned table by
@@ -433,7 +433,7 @@ class SessionManager(SessionHost):
             row["part"] = self._row_parts[row_id] = self.info[session.id].part  # type: ignore[assignment]
         self._new_outbox.append(row)
         self._held_effects.append((row_id, session.id, kind, payload))
-        self._changed()
+        self.request_write()
 
     def refuses_external(self, name: str) -> str | None:
         for prefix, owner in self.reserved_events.items():
@@ -445,7 +445,7 @@ class SessionManager(SessionHost):
     def session_changed(self, session: Session) -> None:
         if self._durable(session):
             self._dirty[session.id] = session
-            self._changed()
+            self.request_write()
 
     def session_ended(self, session: Session) -> None:
         if session.id in self.sessions:
@@ -470,7 +470,6 @@ class SessionManager(SessionHost):
             self._unwritten_since = time.monotonic()
             self._wake.set()
 
-    _changed = request_write
 
     async def commit(self, timeout: float | None = None, parts: Collection[int] | None = None) -> None:
         """Return once everything that happened before the call is durable; raise
@@ -649,16 +648,13 @@ class SessionManager(SessionHost):
         the cause (its callback completes with FAIL_ERROR) and stored without its data."""
         try:
             text = dumps(encode_state(session.to_state()))
-            limit = self.max_state_bytes
             over_bound = session.id in self._over_bound
             if over_bound and not session.is_running:  # its last snapshot: the set forgets it
                 self._over_bound.discard(session.id)
-            # fewer characters than limit/4: within it however encoded
-            if limit is not None and len(text) > limit // 4 and not over_bound:
-                size = len(text.encode())
-                if size > limit:
-                    raise _TooLarge(f"it is {size:,} bytes of JSON, more than the {limit:,} a session may store "
-                                    "(max_session_state_bytes)")
+            size = None if over_bound else self._beyond_bound(text)
+            if size is not None:
+                raise _TooLarge(f"it is {size:,} bytes of JSON, more than the {self.max_state_bytes:,} a session "
+                                "may store (max_session_state_bytes)")
             return text
         except Exception as e:  # RecursionError on data nested too deeply, a value JSON refuses...
             cause = str(e) if isinstance(e, _TooLarge) else f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -670,6 +666,14 @@ class SessionManager(SessionHost):
             if ended is not None:  # its description keeps no copy of the data that was too much
                 ended["datamodel"] = {}
             return dumps(encode_state(session.to_bare_state()))
+
+    def _beyond_bound(self, text: str) -> int | None:
+        """The size in bytes of a snapshot's JSON beyond ``max_state_bytes``, else None."""
+        limit = self.max_state_bytes
+        if limit is None or len(text) <= limit // 4:  # so few characters: within it however encoded
+            return None
+        size = len(text.encode())
+        return size if size > limit else None
 
     async def _write_loop(self) -> None:
         while True:
@@ -847,11 +851,10 @@ class SessionManager(SessionHost):
                 log.exception("session %s could not be restored", row["id"])
                 continue
             self.sessions[session.id] = session
-            limit = self.max_state_bytes
-            if limit is not None and len(row["snapshot"]) > limit // 4 and len(row["snapshot"].encode()) > limit:
+            if self._beyond_bound(row["snapshot"]) is not None:
                 self._over_bound.add(session.id)
                 log.warning("session %s was stored with more state than max_session_state_bytes (%d); it runs "
-                            "on and is stored whole", session.id, limit)
+                            "on and is stored whole", session.id, self.max_state_bytes)
             self.info[session.id] = SessionInfo(row["flow"], row["flow_version"], row["flow_hash"],
                                                 row["created_at"], True, row["parent_id"],
                                                 row.get("part"), row.get("seq") or 0)
@@ -1095,7 +1098,7 @@ class SessionManager(SessionHost):
                 target.deliver(event)
             self._delivered.setdefault(target.id, []).append(row["id"])
         if taken:
-            self._changed()
+            self.request_write()
 
     async def _take_own(self) -> None:
         """Take at once what was just handed over to sessions running here, so it reaches them
