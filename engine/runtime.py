@@ -199,7 +199,7 @@ class Runtime:
                             max_foreach_items=s.max_foreach_items, max_sends_per_second=s.max_sends_per_second)
             manager = SessionManager(flows, store, registry=registry, limits=limits, clock=clock,
                                      durability_timeout=s.durability_timeout, reserved_events=reserved_events(),
-                                     max_state_bytes=s.max_session_state_bytes,
+                                     max_state_bytes=s.max_session_state_bytes, commit_window=s.commit_window_seconds,
                                      cluster=membership, listener=listener, audit=s.cluster_audit)
             manager.active_processors()  # built now: the platform processor attaches the host to the platform
             if remote is not None:

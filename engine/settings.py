@@ -50,6 +50,9 @@ class Settings:
     # A session whose stored state (its snapshot's JSON) would be larger is failed (its callback
     # completes FAIL_ERROR): every macrostep writes it again, and memory holds it while it runs.
     max_session_state_bytes: int = 1024 * 1024
+    # Group commit: while busy (a batch of at least 8 sessions' changes), a batch is written at
+    # most this often, so more changes share it (less CPU per callback); 0 writes at once.
+    commit_window_seconds: float = 0.02
     # The ECMAScript sandbox (engine.scxml.ecmascript.SandboxLimits; the defaults are its own):
     ecmascript_cpu_seconds: float = 0.2  # CPU time one evaluation (condition, expression, script) may use
     ecmascript_memory_bytes: int = 32 * 1024 * 1024  # what one session's JavaScript context may allocate
@@ -120,6 +123,8 @@ class Settings:
             value = getattr(self, key)
             if value and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
                 raise ValueError(f"{where}: {key} must be an http(s) URL, not {value!r}")
+        if not 0 <= self.commit_window_seconds <= 1:
+            raise ValueError(f"{where}: commit_window_seconds must be between 0 and 1")
         if self.max_session_state_bytes < 64 * 1024:
             raise ValueError(f"{where}: max_session_state_bytes must be at least 65536 (64 KiB)")
         if self.platform_key is not None and len(self.platform_key) < MIN_PLATFORM_KEY:

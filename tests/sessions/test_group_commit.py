@@ -1,0 +1,95 @@
+"""Group commit: while the engine is busy (a batch held the snapshots of at least
+``BUSY_BATCH_SESSIONS`` sessions), the next batch waits until ``commit_window_seconds`` after the
+one before, so the changes made meanwhile share it; a lone change after a quiet batch is written
+at once; and the window is a checked setting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.runtime import Runtime
+from engine.sessions import rows as session_rows
+from engine.sessions.manager import BUSY_BATCH_SESSIONS
+from engine.settings import Settings
+
+WAITING = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" initial="s">
+<state id="s"><transition event="go" target="end"/></state><final id="end"/></scxml>"""
+
+
+def settings(tmp_path: Path, window: float) -> Settings:
+    flows = tmp_path / "flows"
+    flows.mkdir(exist_ok=True)
+    (flows / "waiting.scxml").write_text(WAITING)
+    return Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", flows_dir=flows,
+                         flow_watch_interval=0, commit_window_seconds=window)
+
+
+async def started(tmp_path: Path, window: float) -> tuple[Runtime, list[int]]:
+    """A running engine, and the number of session snapshots of each batch it writes from now."""
+    engine = await Runtime.build(settings(tmp_path, window))
+    await engine.start()
+    sizes: list[int] = []
+    engine.manager.on_commit.append(lambda batch, _s: sizes.append(len(batch.upserts.get(session_rows.SESSIONS, ()))))
+    return engine, sizes
+
+
+async def test_changes_made_while_busy_share_the_next_batch(tmp_path: Path) -> None:
+    engine, sizes = await started(tmp_path, window=0.5)
+    try:
+        manager = engine.manager
+        for _ in range(BUSY_BATCH_SESSIONS):
+            manager.start_flow("waiting")
+        await manager.commit()
+        assert sizes[-1] >= BUSY_BATCH_SESSIONS, sizes
+        written = len(sizes)
+        first = manager.start_flow("waiting")
+        await asyncio.sleep(0.05)  # the writer is waiting out the window: this one joins the same batch
+        second = manager.start_flow("waiting")
+        await manager.commit()
+        assert sizes[written:] == [2], f"one batch for both, not {sizes[written:]}"
+        for session in (first, second):
+            assert (await session_rows.get_session(manager.store, session.id))["status"] == "running"
+    finally:
+        await engine.close()
+
+
+async def test_a_lone_change_after_a_quiet_batch_is_written_at_once(tmp_path: Path) -> None:
+    # A window far longer than the wait allowed below: a commit that waited it could not pass.
+    engine, sizes = await started(tmp_path, window=1.0)
+    try:
+        manager = engine.manager
+        for _ in range(3):
+            began = time.monotonic()
+            manager.start_flow("waiting")
+            await manager.commit()
+            assert time.monotonic() - began < 0.9, "a change of one session waited out the window"
+        assert sizes[-3:] == [1, 1, 1], sizes
+    finally:
+        await engine.close()
+
+
+async def test_without_a_window_a_busy_engine_writes_at_once(tmp_path: Path) -> None:
+    engine, sizes = await started(tmp_path, window=0)
+    try:
+        manager = engine.manager
+        for _ in range(BUSY_BATCH_SESSIONS):
+            manager.start_flow("waiting")
+        await manager.commit()
+        written = len(sizes)
+        manager.start_flow("waiting")
+        await asyncio.sleep(0.05)
+        manager.start_flow("waiting")
+        await manager.commit()
+        assert sizes[written:] == [1, 1], sizes[written:]
+    finally:
+        await engine.close()
+
+
+@pytest.mark.parametrize("window", [-0.01, 1.5, float("nan")])
+def test_the_window_is_checked(tmp_path: Path, window: float) -> None:
+    with pytest.raises(ValueError, match="commit_window_seconds must be between 0 and 1"):
+        settings(tmp_path, window)
