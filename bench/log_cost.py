@@ -65,6 +65,9 @@ class _Data:
     def variable(self, name: str) -> Any:
         return self.values.get(name)
 
+    def lookup(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
 
 async def _callbacks(bus: _Bus, manager: Any, access: logging.Logger, count: int) -> float:
     started = time.thread_time()
@@ -109,7 +112,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             access = logging.getLogger("engine.access")
             await _callbacks(bus, manager, access, args.callbacks)  # warm-up
             rounds = [await _callbacks(bus, manager, access, args.callbacks) for _ in range(args.rounds)]
-            logging.getLogger().handlers[0].flush()
+            root = logging.getLogger()
+            for handler in list(root.handlers):  # none may outlive the file (logging flushes them at exit)
+                handler.flush()
+                root.removeHandler(handler)
         lines = len(path.read_text().splitlines())
     return {"us_per_callback": round(statistics.median(rounds) * 1e6, 2), "lines": lines, "level": args.level}
 
