@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from engine.api.appkeys import RUNTIME
+from engine.platform.adapter import Position
 from tests.callbacks.conftest import ADMIN, BASE, CLIENT, create, record, wait_state
 from tests.support.eventually import eventually, stays_false
 from tests.support.fake_google import fcm_error
@@ -238,3 +239,39 @@ async def test_fcm_errors(push_engine, google) -> None:
     bad = await client.post(f"{BASE}/dialling", headers=CLIENT, json={
         "_customer_number": "+15550020005", "_device_os": "apns", "_device_notification_id": device(5)})
     assert bad.status == 400 and "_device_os must be fcm" in (await bad.json())["message"]
+
+
+async def test_no_upcoming_while_the_business_is_closed_even_with_no_wait(push_engine, google) -> None:
+    """Closed now, the deadline is now: a callback at the front with no wait left (EWT 0) would
+    finish "by then" (now + 0 is not past now), yet nobody can take it until the business opens."""
+    client = await push_engine({"waiting": {**PUSHY, "_urs_virtual_queue": "Empty_VQ"}},
+                               {"Empty_VQ": {"push_threshold_minutes": 5}}, SIMULATOR)
+    runtime = client.app[RUNTIME]
+    cid = await create_push(client, "waiting", 3)  # no agent in Empty_VQ: it waits in the queue
+    await wait_event(client, "waiting", cid, "_cbe_on_virtual_ixn_create")
+    session = (await record(client, cid))["_ors_session_id"]
+    push, real_position = runtime.push, runtime.push.platform.position
+
+    def at_the_front(session_id: str):
+        found = real_position(session_id)
+        return Position(found.queue, 1, 1, 0.0) if session_id == session and found is not None else found
+
+    push.platform.position = at_the_front
+    closed = {"time_zone": "UTC", "weekly": {d: [] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+    always = {"time_zone": "UTC", "weekly": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat",
+                                                                          "sun")}}
+    for name, hours in (("closed", closed), ("always", always)):
+        r = await client.put(f"/admin/business-hours/{name}", json=hours, headers=ADMIN)
+        assert r.status == 200, await r.text()
+    service = {**PUSHY, "_urs_virtual_queue": "Empty_VQ"}
+    r = await client.put("/admin/services/waiting", json={**service, "_business_hours_service": "closed"},
+                         headers=ADMIN)
+    assert r.status == 200, await r.text()
+    push.queue_changed("Empty_VQ")
+    assert (cid, "CALLBACK_UPCOMING") not in push.pushed, "pushed while the business is closed"
+
+    r = await client.put("/admin/services/waiting", json={**service, "_business_hours_service": "always"},
+                         headers=ADMIN)
+    assert r.status == 200, await r.text()
+    push.queue_changed("Empty_VQ")  # the same callback, open now: the rule itself lets it through
+    assert (cid, "CALLBACK_UPCOMING") in push.pushed
