@@ -308,12 +308,17 @@ class StatusNotifier:
             max_attempts=options.get("_max_notify_delivery_attempts"),
         ))
 
+    @staticmethod
+    def remakes(keys: Mapping[str, Any]) -> bool:
+        """Whether a change of ``keys`` makes a callback's subscription again (``callback_updated``)."""
+        return not keys.keys().isdisjoint(_FOLLOWED)
+
     def callback_updated(self, record: dict[str, Any], keys: Mapping[str, Any]) -> None:
         """Keys changed (a client's update, a reschedule, the flow's ``<cb:update>``): when they
         are ones the callback's notification settings or its subscription's expiry follow, the
         subscription made on its behalf is made again from the record as it is now (or dropped,
         if it no longer asks for ``subscribe_notify``)."""
-        if keys.keys().isdisjoint(_FOLLOWED):
+        if not self.remakes(keys):
             return
         self.callback_ended(record)
         self.callback_created(record)

@@ -58,12 +58,16 @@ class NotificationService:
         # callback's partition forgets that end, so it puts them back (``_undo_ends``).
         self._ending: dict[str, Subscription] = {}
         self._ending_written: dict[str, Subscription] = {}
+        # ...and those made for a callback (its create, or an update remaking it) in the batch
+        # being written: the rows are its partition's, fenced with the record change that made
+        # them; a drop of that partition forgets them (``_undo_makes``), as it forgets the change.
+        self._making_written: dict[str, Subscription] = {}
         if manager.store is not None:
             manager.batch_contributors.append(self._contribute)
             manager.after_commit.append(self._after_commit)
         bus.add_create_check(self.notifier.check_request)
         bus.subscribe(CallbackCreated, lambda e: self.notifier.callback_created(e.record))
-        bus.subscribe(RecordUpdated, lambda e: self.notifier.callback_updated(e.record, e.keys))
+        bus.subscribe(RecordUpdated, self._record_updated)
         bus.subscribe(StatusEvent, self._status_event)
         bus.subscribe(CallbackEnded, self._callback_ended)
         # In a cluster this node carries out the deliveries of its partitions only (an ordering
@@ -90,6 +94,11 @@ class NotificationService:
         self.notifier.on_event(event.record, event.name, event.values, event.session_id)
         if self.notifier.new_deliveries:
             self.flush()
+
+    def _record_updated(self, event: RecordUpdated) -> None:
+        if self.cluster is not None and self.notifier.remakes(event.keys):  # its old ones go as an end's do
+            self._ending.update((sub.id, sub) for sub in self.subscriptions.for_callback(event.record["_id"]))
+        self.notifier.callback_updated(event.record, event.keys)
 
     def _callback_ended(self, event: CallbackEnded) -> None:
         if self.cluster is not None:
@@ -149,8 +158,17 @@ class NotificationService:
 
     def _contribute(self, batch: UnitOfWork) -> None:
         subs, dispatcher, notifier = self.subscriptions, self.dispatcher, self.notifier
-        batch.add(notification_rows.SUBSCRIPTIONS, [sub.row() for sub in subs.changed.values()])
         if self.cluster is not None:
+            # A callback's subscription is part of its partition's state, like its record: fenced
+            # with the change that made it, and left out with it.
+            rows, making = [], {}
+            for sub_id, sub in subs.changed.items():
+                row = sub.row()
+                if sub.callback_id is not None:
+                    row["part"], making[sub_id] = partition_of(sub.callback_id), sub
+                rows.append(row)
+            batch.add(notification_rows.SUBSCRIPTIONS, rows)
+            self._making_written = making
             batch.notify.extend((notification_rows.SUBSCRIPTIONS_CHANNEL, sub_id)
                                 for sub_id in [*subs.changed, *subs.removed])
             # A callback's end deletes its subscriptions as part of its partition's state: fenced
@@ -164,6 +182,7 @@ class NotificationService:
             subs.changed, subs.removed = {}, []
             self._contribute_partitioned(batch)
             return
+        batch.add(notification_rows.SUBSCRIPTIONS, [sub.row() for sub in subs.changed.values()])
         batch.delete(notification_rows.SUBSCRIPTIONS, subs.removed)
         subs.changed, subs.removed = {}, []
         new, notifier.new_deliveries = notifier.new_deliveries, []
@@ -230,6 +249,7 @@ class NotificationService:
         self._released = [d for d in self._released if partition_of_ordering_key(d.key) not in partitions]
         notifier = self.notifier
         notifier.new_deliveries = [d for d in notifier.new_deliveries if not _made_in(d.key, partitions)]
+        self._undo_makes(partitions)
         self._undo_ends(partitions)
         self._forget_ids(partitions)
 
@@ -250,6 +270,16 @@ class NotificationService:
             self._ending.pop(sub_id, None)
             self._ending_written.pop(sub_id, None)
             subs.stored(sub_id, sub.row())
+
+    def _undo_makes(self, partitions: set[int]) -> None:
+        """The subscriptions made for callbacks of ``partitions`` by a change not yet stored are
+        gone again: the drop forgot that change (a create answered 503, an update whose record
+        the partition's next holder has as it was), so nothing may be left of it here either."""
+        subs = self.subscriptions
+        for sub in [*subs.changed.values(), *self._making_written.values()]:
+            if sub.callback_id is not None and partition_of(sub.callback_id) in partitions:
+                self._making_written.pop(sub.id, None)
+                subs.forget(sub.id)
 
     def _forget_ids(self, partitions: set[int]) -> None:
         for delivery_id in [i for i, p in self._parts.items() if p in partitions]:
@@ -313,7 +343,7 @@ class NotificationService:
             subs.stored(sub_id, rows.get(sub_id))
 
     def _after_commit(self) -> None:
-        self._ending_written = {}
+        self._ending_written, self._making_written = {}, {}
         released, self._released = self._released, []
         if self.cluster is not None:
             for d in released:

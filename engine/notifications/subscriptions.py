@@ -173,6 +173,16 @@ class SubscriptionRegistry:
             self.removed.append(sub_id)
         return sub
 
+    def forget(self, sub_id: str) -> None:
+        """Subscription ``sub_id`` out of memory, with nothing to write: this node's change that
+        made it will never be stored (its partition was dropped before)."""
+        self._touched(sub_id)
+        self.changed.pop(sub_id, None)
+        sub = self.items.pop(sub_id, None)
+        if sub is not None:
+            self._unindex(sub)
+            del self._order[sub_id]
+
     def expire(self, now: float) -> None:
         """Remove the subscriptions whose time is up (``expires_at <= now``)."""
         expiries = self._expiries

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select, text
 
 from engine.callbacks import rows as callback_rows
-from engine.callbacks.bus import CallbackEnded
+from engine.callbacks.bus import CallbackEnded, RecordUpdated
 from engine.ids import partition_of
 from engine.notifications import rows as notification_rows
 from engine.runtime import Runtime
@@ -216,3 +216,64 @@ async def test_a_subscription_made_while_all_are_read_again_is_kept(cluster, mon
                          timeout=15, interval=0.1, expected="the later event notified")
     finally:
         await receiver.stop()
+
+
+async def test_an_update_of_the_target_in_a_fenced_batch_keeps_the_old_subscription(cluster) -> None:
+    """A PUT that changes a callback's notification target remakes its subscription. Its batch is
+    refused (another node claimed the partition): the record change is left out with the
+    partition's rows, and the subscription's change must be too. Before, the old subscription was
+    deleted and the new one stored (unfenced rows) while the record kept the old target and the
+    client was answered 503."""
+    receiver, other = await Receiver().start(), await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        record = await waiting_callback(a, receiver, "+15550610005")
+        cid = record["_id"]
+        part = partition_of(cid)
+        (old,) = a.notifications.subscriptions.for_callback(cid)
+        async with a.store.engine.begin() as conn:  # type: ignore[union-attr]  # as a claim by another node
+            await conn.execute(text("UPDATE cluster_partitions SET epoch = epoch + 1 WHERE id = :p"), {"p": part})
+        with pytest.raises(StorageUnavailable):  # the batch of that update was refused
+            await a.callbacks.reschedule("hold", cid, {"_status_notification_target": other.url()})
+        assert part not in a.membership.held  # type: ignore[union-attr]
+        assert await stored_subscriptions(a) == {old.id}, "the refused update changed the stored subscriptions"
+        stored = await a.store.fetch_one(  # type: ignore[union-attr]
+            select(callback_rows.callbacks.c.record).where(callback_rows.callbacks.c.id == cid))
+        assert receiver.url() in stored["record"] and other.url() not in stored["record"]
+
+        await adopted_again(a, record)
+        await a.manager.commit()
+        assert [s.id for s in a.notifications.subscriptions.for_callback(cid)] == [old.id]
+        a.callbacks.flow_event(a.manager.sessions[record["_ors_session_id"]], MARKER_EVENT)
+        await a.manager.commit()
+        await eventually(lambda: first_arrivals(receiver, cid), lambda got: MARKER_EVENT in got, timeout=15,
+                         interval=0.1, expected="the later event notified to the target the record keeps")
+        assert not other.received
+    finally:
+        await receiver.stop()
+        await other.stop()
+
+
+async def test_an_update_forgotten_by_a_drop_before_its_batch_leaves_no_subscription_behind(cluster) -> None:
+    """The partition is dropped after the update remade the subscription in memory and before a
+    batch carried it: the new subscription goes with the forgotten change, the old one is back."""
+    receiver, other = await Receiver().start(), await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        record = await waiting_callback(a, receiver, "+15550610006")
+        cid = record["_id"]
+        (old,) = a.notifications.subscriptions.for_callback(cid)
+        updated = dict(record, _status_notification_target=other.url())
+        a.callbacks.bus.publish(RecordUpdated(updated, {"_status_notification_target": other.url()}))
+        (new,) = a.notifications.subscriptions.for_callback(cid)
+        assert new.id != old.id and new.device_id == other.url()
+        await lose_partition(a, partition_of(cid))
+        assert new.id not in a.notifications.subscriptions.items
+        await a.manager.commit()
+        assert await stored_subscriptions(a) == {old.id}
+        await adopted_again(a, record)
+        await a.manager.commit()
+        assert [s.id for s in a.notifications.subscriptions.for_callback(cid)] == [old.id]
+    finally:
+        await receiver.stop()
+        await other.stop()
