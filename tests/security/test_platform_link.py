@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from engine.platform.auth import PROOF_HEADER, proof, sign
 from engine.platform.remote import RemotePlatform
@@ -354,3 +355,49 @@ async def test_the_platform_process_with_a_key_refuses_an_unsigned_node(tmp_path
         assert process.key not in process.log()
     finally:
         process.stop()
+
+
+# -- the admin API's calls to the platform process ------------------------------------------------
+
+@pytest.mark.parametrize("answer", ["no proof", "wrong proof", "refusal without proof", "right proof"])
+async def test_the_admin_proxy_believes_only_an_answer_that_proves_the_key(aiohttp_server, caplog,
+                                                                           answer: str) -> None:
+    """A node's administrator reads and changes the simulator of the platform process through the
+    node (``_at_platform``). Whatever answers at platform_url without the key is not believed: not
+    its settings (200), nor its refusal text (400), which would be shown to the administrator."""
+    from engine.api.admin import _at_platform
+    from engine.api.appkeys import SETTINGS
+    from engine.api.errors import ApiError
+    from engine.platform.auth import Verifier
+
+    verifier, seen = Verifier(KEY), []
+
+    async def fake(request: web.Request) -> web.Response:
+        nonce = verifier.check(request.headers.get("Authorization"), request.method, request.path)
+        seen.append(nonce)
+        headers = {}
+        if answer == "right proof":
+            headers[PROOF_HEADER] = proof(KEY, nonce)
+        elif answer == "wrong proof":
+            headers[PROOF_HEADER] = proof(KEY, "0" * 32)
+        if answer == "refusal without proof":
+            return web.json_response({"error": "<script>an attacker's words</script>"}, status=400, headers=headers)
+        return web.json_response({"config": {"time_scale": 1.0}, "state": {}}, headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/admin/simulator", fake)
+    server = await aiohttp_server(app)
+    node = web.Application()
+    node[SETTINGS] = Settings(platform_url=str(server.make_url("/")).rstrip("/"), platform_key=KEY)
+    request = make_mocked_request("GET", "/admin/simulator", app=node)
+    with caplog.at_level(logging.ERROR, logger="engine.api"):
+        if answer == "right proof":
+            found = await _at_platform(request, "GET", "/admin/simulator")
+            assert found["config"] == {"time_scale": 1.0}
+        else:
+            with pytest.raises(ApiError) as refused:
+                await _at_platform(request, "GET", "/admin/simulator")
+            assert refused.value.status_code == 503 and "does not prove" in str(refused.value)
+            assert "attacker" not in str(refused.value)
+            assert any("not believed" in r.getMessage() for r in caplog.records)
+    assert len(seen) == 1, "the request was signed with the key (the fake checked it)"
