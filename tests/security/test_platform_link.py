@@ -25,7 +25,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from engine.platform.auth import PROOF_HEADER, proof, sign
+from engine.api.admin import _at_platform
+from engine.api.appkeys import SETTINGS
+from engine.api.errors import ApiError
+from engine.platform.auth import PROOF_HEADER, Verifier, proof, sign
 from engine.platform.remote import RemotePlatform
 from engine.platform.server import PLATFORM_SERVER, PlatformServer, create_platform_app
 from engine.settings import Settings
@@ -365,11 +368,6 @@ async def test_the_admin_proxy_believes_only_an_answer_that_proves_the_key(aioht
     """A node's administrator reads and changes the simulator of the platform process through the
     node (``_at_platform``). Whatever answers at platform_url without the key is not believed: not
     its settings (200), nor its refusal text (400), which would be shown to the administrator."""
-    from engine.api.admin import _at_platform
-    from engine.api.appkeys import SETTINGS
-    from engine.api.errors import ApiError
-    from engine.platform.auth import Verifier
-
     verifier, seen = Verifier(KEY), []
 
     async def fake(request: web.Request) -> web.Response:
