@@ -143,7 +143,7 @@ class SessionManager(SessionHost):
         # Group commit: while busy, a batch begins at least this long after the one before, so
         # more changes share it. Each commit rewrites every page it touches (the callbacks' and
         # sessions' keys are random), and a session changed since the last batch is encoded again:
-        # half the commits cost ~8 % less CPU per callback at a thousand callbacks a second.
+        # at a thousand callbacks a second it halves the commits and saves ~5-9 % of the CPU.
         self.commit_window = commit_window
         self._batch_began = 0.0  # monotonic time the last batch was built
         self._busy = False  # the last batch held at least BUSY_BATCH_SESSIONS snapshots
