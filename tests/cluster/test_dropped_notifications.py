@@ -90,6 +90,12 @@ async def adopted_again(node: Runtime, record: dict) -> None:
                      expected="the callback's partition adopted again")
 
 
+async def claimed_elsewhere(node: Runtime, part: int) -> None:
+    """As a claim of ``part`` by another node: the next batch writing it is refused by the fence."""
+    async with node.store.engine.begin() as conn:  # type: ignore[union-attr]
+        await conn.execute(text("UPDATE cluster_partitions SET epoch = epoch + 1 WHERE id = :p"), {"p": part})
+
+
 async def stored_subscriptions(node: Runtime) -> set[str]:
     rows = await node.store.fetch_all(select(notification_rows.subscriptions.c.id))  # type: ignore[union-attr]
     return {row["id"] for row in rows}
@@ -157,8 +163,7 @@ async def test_a_callback_end_in_a_fenced_batch_keeps_its_subscription(cluster) 
         cid = record["_id"]
         part = partition_of(cid)
         (sub,) = a.notifications.subscriptions.for_callback(cid)
-        async with a.store.engine.begin() as conn:  # type: ignore[union-attr]  # as a claim by another node
-            await conn.execute(text("UPDATE cluster_partitions SET epoch = epoch + 1 WHERE id = :p"), {"p": part})
+        await claimed_elsewhere(a, part)
         a.callbacks.bus.publish(CallbackEnded(record))
         with pytest.raises(StorageUnavailable):  # the batch of that end was refused
             await a.manager.commit(parts=[part])
@@ -231,8 +236,7 @@ async def test_an_update_of_the_target_in_a_fenced_batch_keeps_the_old_subscript
         cid = record["_id"]
         part = partition_of(cid)
         (old,) = a.notifications.subscriptions.for_callback(cid)
-        async with a.store.engine.begin() as conn:  # type: ignore[union-attr]  # as a claim by another node
-            await conn.execute(text("UPDATE cluster_partitions SET epoch = epoch + 1 WHERE id = :p"), {"p": part})
+        await claimed_elsewhere(a, part)
         with pytest.raises(StorageUnavailable):  # the batch of that update was refused
             await a.callbacks.reschedule("hold", cid, {"_status_notification_target": other.url()})
         assert part not in a.membership.held  # type: ignore[union-attr]

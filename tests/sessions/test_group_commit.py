@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.runtime import Runtime
+from engine.scxml import Session
 from engine.sessions import rows as session_rows
 from engine.sessions.manager import BUSY_BATCH_SESSIONS
 from engine.settings import Settings
@@ -37,20 +38,27 @@ async def started(tmp_path: Path, window: float) -> tuple[Runtime, list[int]]:
     return engine, sizes
 
 
+async def two_after_a_busy_batch(engine: Runtime, sizes: list[int]) -> list[Session]:
+    """A batch of ``BUSY_BATCH_SESSIONS`` new sessions, then two more 50 ms apart, committed."""
+    manager = engine.manager
+    for _ in range(BUSY_BATCH_SESSIONS):
+        manager.start_flow("waiting")
+    await manager.commit()
+    assert sizes[-1] >= BUSY_BATCH_SESSIONS, sizes
+    sizes.clear()
+    first = manager.start_flow("waiting")
+    await asyncio.sleep(0.05)  # with a window, the writer waits it out meanwhile
+    second = manager.start_flow("waiting")
+    await manager.commit()
+    return [first, second]
+
+
 async def test_changes_made_while_busy_share_the_next_batch(tmp_path: Path) -> None:
     engine, sizes = await started(tmp_path, window=0.5)
     try:
         manager = engine.manager
-        for _ in range(BUSY_BATCH_SESSIONS):
-            manager.start_flow("waiting")
-        await manager.commit()
-        assert sizes[-1] >= BUSY_BATCH_SESSIONS, sizes
-        written = len(sizes)
-        first = manager.start_flow("waiting")
-        await asyncio.sleep(0.05)  # the writer is waiting out the window: this one joins the same batch
-        second = manager.start_flow("waiting")
-        await manager.commit()
-        assert sizes[written:] == [2], f"one batch for both, not {sizes[written:]}"
+        first, second = await two_after_a_busy_batch(engine, sizes)
+        assert sizes == [2], f"one batch for both, not {sizes}"
         for session in (first, second):
             assert (await session_rows.get_session(manager.store, session.id))["status"] == "running"
     finally:
@@ -75,16 +83,8 @@ async def test_a_lone_change_after_a_quiet_batch_is_written_at_once(tmp_path: Pa
 async def test_without_a_window_a_busy_engine_writes_at_once(tmp_path: Path) -> None:
     engine, sizes = await started(tmp_path, window=0)
     try:
-        manager = engine.manager
-        for _ in range(BUSY_BATCH_SESSIONS):
-            manager.start_flow("waiting")
-        await manager.commit()
-        written = len(sizes)
-        manager.start_flow("waiting")
-        await asyncio.sleep(0.05)
-        manager.start_flow("waiting")
-        await manager.commit()
-        assert sizes[written:] == [1, 1], sizes[written:]
+        await two_after_a_busy_batch(engine, sizes)
+        assert sizes == [1, 1], sizes
     finally:
         await engine.close()
 
