@@ -281,3 +281,39 @@ async def test_an_update_forgotten_by_a_drop_before_its_batch_leaves_no_subscrip
     finally:
         await receiver.stop()
         await other.stop()
+
+
+async def test_an_orphan_is_resubmitted_after_the_partitions_pending_deliveries_are_taken_in(
+        cluster, monkeypatch) -> None:
+    """A waiting callback whose session is gone is resubmitted to a new session when its partition
+    is adopted; the new flow reports status events at once. The notification service must have
+    taken in the partition's pending deliveries by then, or the callback's newer notifications
+    could go out before its older ones. It does (a doubt of an earlier stop): it joins the
+    membership before the callback service, so it takes a partition in first. This keeps that
+    order from changing unnoticed."""
+    receiver = await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        record = await waiting_callback(a, receiver, "+15550610007")
+        cid, gone = record["_id"], record["_ors_session_id"]
+        async with a.store.engine.begin() as conn:  # type: ignore[union-attr]  # its session lost
+            await conn.execute(text("DELETE FROM sessions WHERE id = :s"), {"s": gone})
+        seen_by_notifications: list[str | None] = []
+        take_in = a.notifications.adopt
+
+        async def noting(partitions: dict[int, int]) -> None:
+            if partition_of(cid) in partitions:  # the callback as the deliveries are taken in
+                seen_by_notifications.append(a.callbacks.records.get(cid, {}).get("_ors_session_id"))
+            await take_in(partitions)
+
+        monkeypatch.setattr(a.notifications, "adopt", noting)
+        await lose_partition(a, partition_of(cid))
+        await eventually(lambda: a.callbacks.records.get(cid, {}).get("_ors_session_id") not in (None, gone),
+                         lambda ok: ok, timeout=20, interval=0.05, expected="the callback resubmitted")
+        assert seen_by_notifications == [None], "the callback was taken in (and resubmitted) before its deliveries"
+        await a.manager.commit()
+        assert "_cbe_on_callback_resubmitted" in await recorded(a, cid)
+        await eventually(lambda: first_arrivals(receiver, cid), lambda got: "_cbe_on_callback_resubmitted" in got,
+                         timeout=15, interval=0.1, expected="the resubmission notified")
+    finally:
+        await receiver.stop()
