@@ -235,7 +235,7 @@ class CallbackService:
     def _here(self, record: dict[str, Any]) -> None:
         """A change of ``record`` must be made by the node holding it: in a cluster another
         node's callback is refused (503: the API forwards such requests to its holder)."""
-        if self.cluster is not None and record["_id"] not in self.records:
+        if self.cluster is not None and self.records.get(record["_id"]) is not record:
             raise StorageUnavailable(f"callback {record['_id']} is held by another node of the cluster; retry")
 
     def add_index(self, index: RecordIndex | TimeIndex) -> None:
@@ -376,7 +376,10 @@ class CallbackService:
             self._check_hours(options, desired)
             await self._check_capacity(service_name, options, desired, exclude=cid)
         # Checked again after the last await, with nothing changed before: meanwhile the callback
-        # may have been submitted (its flow started), or completed.
+        # may have been submitted (its flow started), or completed, or its partition dropped (a
+        # change made to a record this node no longer holds would be left out of every batch and
+        # still answered 200).
+        self._here(record)
         if record["_callback_state"] == CallbackState.COMPLETED:
             raise BadRequest(f"callback {cid} is COMPLETED and cannot be changed")
         if desired is not None:

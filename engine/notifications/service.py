@@ -97,14 +97,21 @@ class NotificationService:
 
     def _record_updated(self, event: RecordUpdated) -> None:
         if self.cluster is not None and self.notifier.remakes(event.keys):  # its old ones go as an end's do
-            self._ending.update((sub.id, sub) for sub in self.subscriptions.for_callback(event.record["_id"]))
+            self._note_ending(event.record["_id"])
         self.notifier.callback_updated(event.record, event.keys)
 
     def _callback_ended(self, event: CallbackEnded) -> None:
         if self.cluster is not None:
-            self._ending.update((sub.id, sub) for sub in self.subscriptions.for_callback(event.record["_id"]))
+            self._note_ending(event.record["_id"])
         self.notifier.callback_ended(event.record)
         self.flush()
+
+    def _note_ending(self, callback_id: str) -> None:
+        """The callback's subscriptions are about to be removed: a drop before their deletes are
+        stored puts the stored ones back (``_undo_ends``). One made since the last batch was never
+        stored: a drop forgets it with the change that made it (``_undo_makes``), never restores it."""
+        subs = self.subscriptions
+        self._ending.update((sub.id, sub) for sub in subs.for_callback(callback_id) if sub.id not in subs.changed)
 
     # -- the Outbox port ------------------------------------------------------------------------
     def enqueue(self, kind: str, key: str, target: str, message: dict[str, Any]) -> None:
@@ -276,10 +283,16 @@ class NotificationService:
         gone again: the drop forgot that change (a create answered 503, an update whose record
         the partition's next holder has as it was), so nothing may be left of it here either."""
         subs = self.subscriptions
-        for sub in [*subs.changed.values(), *self._making_written.values()]:
-            if sub.callback_id is not None and partition_of(sub.callback_id) in partitions:
-                self._making_written.pop(sub.id, None)
-                subs.forget(sub.id)
+        unmade = {sub.id for sub in [*subs.changed.values(), *self._making_written.values()]
+                  if sub.callback_id is not None and partition_of(sub.callback_id) in partitions}
+        for sub_id in unmade:
+            self._making_written.pop(sub_id, None)
+            # made in the batch being written, then removed: not one for _undo_ends to put back
+            self._ending.pop(sub_id, None)
+            self._ending_written.pop(sub_id, None)
+            subs.forget(sub_id)
+        if unmade:
+            subs.removed = [i for i in subs.removed if i not in unmade]
 
     def _forget_ids(self, partitions: set[int]) -> None:
         for delivery_id in [i for i, p in self._parts.items() if p in partitions]:

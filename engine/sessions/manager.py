@@ -714,7 +714,8 @@ class SessionManager(SessionHost):
                     await self._take_own()
             self._batch_began = time.monotonic()
             batch, events, effects, waiters = self._build()
-            self._busy = self.commit_window > 0 and len(batch.upserts.get(rows.SESSIONS, ())) >= BUSY_BATCH_SESSIONS
+            snapshots = batch.upserts.get(rows.CLUSTER_SESSIONS if self.cluster is not None else rows.SESSIONS, ())
+            self._busy = self.commit_window > 0 and len(snapshots) >= BUSY_BATCH_SESSIONS
             deletes, self._built_deletes = self._built_deletes, {}
             if batch:
                 started = time.perf_counter()

@@ -24,8 +24,10 @@ from engine.callbacks.bus import CallbackEnded, RecordUpdated
 from engine.ids import partition_of
 from engine.notifications import rows as notification_rows
 from engine.runtime import Runtime
+from engine.sessions import rows as session_rows
+from engine.sessions.manager import BUSY_BATCH_SESSIONS
 from engine.storage import StorageUnavailable
-from tests.cluster.test_domains_partitions import cluster, platform, platform_config
+from tests.cluster.test_domains_partitions import cluster, later, platform, platform_config
 from tests.support.eventually import eventually
 from tests.support.receiver import Receiver
 
@@ -317,3 +319,70 @@ async def test_an_orphan_is_resubmitted_after_the_partitions_pending_deliveries_
                          timeout=15, interval=0.1, expected="the resubmission notified")
     finally:
         await receiver.stop()
+
+
+async def test_a_subscription_made_and_removed_before_a_batch_does_not_come_back_after_a_drop(cluster) -> None:
+    """An update remakes the subscription (S0 removed, S1 made) and the callback ends before a
+    batch stores either; then the partition is dropped. The drop puts S0 back (its delete was
+    never stored) and must not bring S1 back: it was never stored, and nothing would ever remove
+    it from this node's memory (its old target would get the replayed callback's events)."""
+    receiver, other = await Receiver().start(), await Receiver().start()
+    try:
+        a = await cluster.start("a")
+        record = await waiting_callback(a, receiver, "+15550610008")
+        cid = record["_id"]
+        (old,) = a.notifications.subscriptions.for_callback(cid)
+        updated = dict(record, _status_notification_target=other.url())
+        a.callbacks.bus.publish(RecordUpdated(updated, {"_status_notification_target": other.url()}))
+        (new,) = a.notifications.subscriptions.for_callback(cid)
+        a.callbacks.bus.publish(CallbackEnded(updated))
+        assert a.notifications.subscriptions.for_callback(cid) == []
+        await lose_partition(a, partition_of(cid))
+        assert new.id not in a.notifications.subscriptions.items, "a subscription never stored came back"
+        assert [s.id for s in a.notifications.subscriptions.for_callback(cid)] == [old.id]
+        await a.manager.commit()
+        assert await stored_subscriptions(a) == {old.id}
+    finally:
+        await receiver.stop()
+        await other.stop()
+
+
+async def test_an_update_whose_partition_is_dropped_during_its_checks_is_refused(cluster, monkeypatch) -> None:
+    """A PUT awaits its capacity check; meanwhile the callback's partition is dropped (a fence).
+    The change, made to a record this node no longer holds, would be left out of every batch and
+    still answered 200: it is refused (503) and changes nothing."""
+    a = await cluster.start("a")
+    cid = (await a.callbacks.create("later", {"_customer_number": "+15550610009",
+                                               "_desired_time": later(a, 3600)}))["_id"]
+    await a.manager.commit()
+    check = a.callbacks._check_capacity
+
+    async def dropped_meanwhile(*args, **kwargs) -> None:
+        await check(*args, **kwargs)
+        await lose_partition(a, partition_of(cid))
+
+    monkeypatch.setattr(a.callbacks, "_check_capacity", dropped_meanwhile)
+    with pytest.raises(StorageUnavailable, match="held by another node"):
+        await a.callbacks.reschedule("later", cid, {"_new_desired_time": later(a, 7200), "order": "changed"})
+    stored = await a.store.fetch_one(  # type: ignore[union-attr]
+        select(callback_rows.callbacks.c.record).where(callback_rows.callbacks.c.id == cid))
+    assert "changed" not in stored["record"]
+
+
+async def test_group_commit_holds_on_a_cluster_node(cluster) -> None:
+    """A cluster batch carries its snapshots in the partitioned sessions table: the busy test
+    counts those (it counted the single-node table's, so a node never waited)."""
+    a = await cluster.start("a")
+    a.manager.commit_window = 1.0  # far longer than the 50 ms between the two creates below
+    batches: list[set[str]] = []
+    a.manager.on_commit.append(lambda batch, _s: batches.append(
+        {row["id"] for row in batch.upserts.get(session_rows.CLUSTER_SESSIONS, ())}))
+    for _ in range(BUSY_BATCH_SESSIONS):  # one batch of that many new sessions: the node is busy
+        a.manager.start_flow("hello")
+    await a.manager.commit()
+    assert len(batches[-1]) >= BUSY_BATCH_SESSIONS, batches
+    first = asyncio.ensure_future(a.callbacks.create("hold", {"_customer_number": "+15550620100"}))
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(a.callbacks.create("hold", {"_customer_number": "+15550620101"}))
+    made = {(await first)["_ors_session_id"], (await second)["_ors_session_id"]}
+    assert any(made <= ids for ids in batches), "the two creates were written in separate batches"

@@ -54,7 +54,7 @@ async def two_after_a_busy_batch(engine: Runtime, sizes: list[int]) -> list[Sess
 
 
 async def test_changes_made_while_busy_share_the_next_batch(tmp_path: Path) -> None:
-    engine, sizes = await started(tmp_path, window=0.5)
+    engine, sizes = await started(tmp_path, window=1.0)  # far longer than the 50 ms between the two
     try:
         manager = engine.manager
         first, second = await two_after_a_busy_batch(engine, sizes)
