@@ -125,6 +125,10 @@ class Settings:
                 raise ValueError(f"{where}: {key} must be an http(s) URL, not {value!r}")
         if not 0 <= self.commit_window_seconds <= 1:
             raise ValueError(f"{where}: commit_window_seconds must be between 0 and 1")
+        if self.commit_window_seconds >= min(self.durability_timeout, self.ready_max_backlog_age):
+            # a busy engine's every change waits up to the window: it would time out, or never be ready
+            raise ValueError(f"{where}: commit_window_seconds must be less than durability_timeout and "
+                             "ready_max_backlog_age")
         if self.max_session_state_bytes < 64 * 1024:
             raise ValueError(f"{where}: max_session_state_bytes must be at least 65536 (64 KiB)")
         if self.platform_key is not None and len(self.platform_key) < MIN_PLATFORM_KEY:

@@ -93,3 +93,9 @@ async def test_without_a_window_a_busy_engine_writes_at_once(tmp_path: Path) -> 
 def test_the_window_is_checked(tmp_path: Path, window: float) -> None:
     with pytest.raises(ValueError, match="commit_window_seconds must be between 0 and 1"):
         settings(tmp_path, window)
+
+
+def test_the_window_is_shorter_than_the_wait_for_durability(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="less than durability_timeout and ready_max_backlog_age"):
+        Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", commit_window_seconds=0.5,
+                      durability_timeout=0.5)
