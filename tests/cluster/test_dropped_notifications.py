@@ -23,6 +23,7 @@ from engine.callbacks import rows as callback_rows
 from engine.callbacks.bus import CallbackEnded, RecordUpdated
 from engine.ids import partition_of
 from engine.notifications import rows as notification_rows
+from engine.notifications.subscriptions import Subscription
 from engine.runtime import Runtime
 from engine.sessions import rows as session_rows
 from engine.sessions.manager import BUSY_BATCH_SESSIONS
@@ -96,6 +97,16 @@ async def claimed_elsewhere(node: Runtime, part: int) -> None:
     """As a claim of ``part`` by another node: the next batch writing it is refused by the fence."""
     async with node.store.engine.begin() as conn:  # type: ignore[union-attr]
         await conn.execute(text("UPDATE cluster_partitions SET epoch = epoch + 1 WHERE id = :p"), {"p": part})
+
+
+def retargeted(node: Runtime, record: dict, url: str) -> tuple[Subscription, Subscription, dict]:
+    """A new notification target for ``record``, published as an update publishes it (nothing
+    stored yet): its subscription before, its subscription remade in memory, the record after."""
+    (old,) = node.notifications.subscriptions.for_callback(record["_id"])
+    updated = dict(record, _status_notification_target=url)
+    node.callbacks.bus.publish(RecordUpdated(updated, {"_status_notification_target": url}))
+    (new,) = node.notifications.subscriptions.for_callback(record["_id"])
+    return old, new, updated
 
 
 async def stored_subscriptions(node: Runtime) -> set[str]:
@@ -268,10 +279,7 @@ async def test_an_update_forgotten_by_a_drop_before_its_batch_leaves_no_subscrip
         a = await cluster.start("a")
         record = await waiting_callback(a, receiver, "+15550610006")
         cid = record["_id"]
-        (old,) = a.notifications.subscriptions.for_callback(cid)
-        updated = dict(record, _status_notification_target=other.url())
-        a.callbacks.bus.publish(RecordUpdated(updated, {"_status_notification_target": other.url()}))
-        (new,) = a.notifications.subscriptions.for_callback(cid)
+        old, new, _updated = retargeted(a, record, other.url())
         assert new.id != old.id and new.device_id == other.url()
         await lose_partition(a, partition_of(cid))
         assert new.id not in a.notifications.subscriptions.items
@@ -331,10 +339,7 @@ async def test_a_subscription_made_and_removed_before_a_batch_does_not_come_back
         a = await cluster.start("a")
         record = await waiting_callback(a, receiver, "+15550610008")
         cid = record["_id"]
-        (old,) = a.notifications.subscriptions.for_callback(cid)
-        updated = dict(record, _status_notification_target=other.url())
-        a.callbacks.bus.publish(RecordUpdated(updated, {"_status_notification_target": other.url()}))
-        (new,) = a.notifications.subscriptions.for_callback(cid)
+        old, new, updated = retargeted(a, record, other.url())
         a.callbacks.bus.publish(CallbackEnded(updated))
         assert a.notifications.subscriptions.for_callback(cid) == []
         await lose_partition(a, partition_of(cid))
