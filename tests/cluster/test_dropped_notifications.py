@@ -99,6 +99,16 @@ async def claimed_elsewhere(node: Runtime, part: int) -> None:
         await conn.execute(text("UPDATE cluster_partitions SET epoch = epoch + 1 WHERE id = :p"), {"p": part})
 
 
+async def claimed_while_waiting(node: Runtime, receiver: Receiver, number: str) -> tuple[dict, int, Subscription]:
+    """A waiting callback notifying ``receiver`` whose partition another node has just claimed
+    (its next batch is refused): its record, its partition and its one subscription."""
+    record = await waiting_callback(node, receiver, number)
+    part = partition_of(record["_id"])
+    (sub,) = node.notifications.subscriptions.for_callback(record["_id"])
+    await claimed_elsewhere(node, part)
+    return record, part, sub
+
+
 def retargeted(node: Runtime, record: dict, url: str) -> tuple[Subscription, Subscription, dict]:
     """A new notification target for ``record``, published as an update publishes it (nothing
     stored yet): its subscription before, its subscription remade in memory, the record after."""
@@ -172,11 +182,8 @@ async def test_a_callback_end_in_a_fenced_batch_keeps_its_subscription(cluster) 
     receiver = await Receiver().start()
     try:
         a = await cluster.start("a")
-        record = await waiting_callback(a, receiver, "+15550610003")
+        record, part, sub = await claimed_while_waiting(a, receiver, "+15550610003")
         cid = record["_id"]
-        part = partition_of(cid)
-        (sub,) = a.notifications.subscriptions.for_callback(cid)
-        await claimed_elsewhere(a, part)
         a.callbacks.bus.publish(CallbackEnded(record))
         with pytest.raises(StorageUnavailable):  # the batch of that end was refused
             await a.manager.commit(parts=[part])
@@ -245,11 +252,8 @@ async def test_an_update_of_the_target_in_a_fenced_batch_keeps_the_old_subscript
     receiver, other = await Receiver().start(), await Receiver().start()
     try:
         a = await cluster.start("a")
-        record = await waiting_callback(a, receiver, "+15550610005")
+        record, part, old = await claimed_while_waiting(a, receiver, "+15550610005")
         cid = record["_id"]
-        part = partition_of(cid)
-        (old,) = a.notifications.subscriptions.for_callback(cid)
-        await claimed_elsewhere(a, part)
         with pytest.raises(StorageUnavailable):  # the batch of that update was refused
             await a.callbacks.reschedule("hold", cid, {"_status_notification_target": other.url()})
         assert part not in a.membership.held  # type: ignore[union-attr]

@@ -259,16 +259,27 @@ async def callback_engine(aiohttp_client, tmp_path: Path, service: str, flow: st
     return await aiohttp_client(create_app(settings), server_kwargs={"port": port})
 
 
-async def test_a_callback_whose_session_cannot_be_stored_completes_with_fail_error(aiohttp_client, tmp_path):
+async def failed_callback(client, service: str, number: str) -> dict:
+    """A callback of ``service`` run to COMPLETED with FAIL_ERROR: its record."""
     from tests.callbacks.conftest import create, wait_state
 
-    client = await callback_engine(aiohttp_client, tmp_path, "deep", "deepcb", DEEP_CALLBACK_FLOW)
-    cid = await create(client, "deep", _customer_number="+15551239999")
-    done = await wait_state(client, cid, "COMPLETED", timeout=10)
+    done = await wait_state(client, await create(client, service, _customer_number=number), "COMPLETED", timeout=10)
     assert done["_callback_reason"] == "FAIL_ERROR", done
-    # ...and the engine goes on: an ordinary callback still completes
-    other = await create(client, "callback", _customer_number="+15551238888")
+    return done
+
+
+async def an_ordinary_callback_still_completes(client, number: str) -> None:
+    """The engine goes on after what a test broke: a callback of the default service completes."""
+    from tests.callbacks.conftest import create, wait_state
+
+    other = await create(client, "callback", _customer_number=number)
     assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+
+
+async def test_a_callback_whose_session_cannot_be_stored_completes_with_fail_error(aiohttp_client, tmp_path):
+    client = await callback_engine(aiohttp_client, tmp_path, "deep", "deepcb", DEEP_CALLBACK_FLOW)
+    await failed_callback(client, "deep", "+15551239999")
+    await an_ordinary_callback_still_completes(client, "+15551238888")
 
 
 UPDATE_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:cb="urn:callback-engine:callback"
@@ -305,8 +316,7 @@ async def test_a_flow_cannot_put_unstorable_values_into_a_record(aiohttp_client,
     cid = await create(client, "upd", _customer_number="+15551237777")
     done = await wait_state(client, cid, "COMPLETED", timeout=10)
     assert "bad" not in done and "nests deeper than 32" in done["outcome"], done
-    other = await create(client, "callback", _customer_number="+15551236666")
-    assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+    await an_ordinary_callback_still_completes(client, "+15551236666")
     # and a transaction list cannot smuggle deep JSON in either
     text = "[_cbe_on_service_create]\nnotify_custom = " + "{\"a\":" * 40 + "1" + "}" * 40 + "\n"
     r = await client.put("/admin/transaction-lists/deep", data=text, headers=CB_ADMIN)
@@ -327,12 +337,8 @@ HUGE_CALLBACK_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version="
 
 async def test_an_ecmascript_callback_whose_variables_cannot_be_saved_completes_with_fail_error(
         aiohttp_client, tmp_path, caplog):
-    from tests.callbacks.conftest import create, wait_state
-
     client = await callback_engine(aiohttp_client, tmp_path, "huge", "hugecb", HUGE_CALLBACK_FLOW)
-    cid = await create(client, "huge", _customer_number="+15551239997")
-    done = await wait_state(client, cid, "COMPLETED", timeout=10)
-    assert done["_callback_reason"] == "FAIL_ERROR", done
+    done = await failed_callback(client, "huge", "+15551239997")
     sid = done["_ors_session_id"]
     r = await client.get(f"/scxml/session/{sid}/query", headers=CLIENT)
     found = await r.json()
@@ -343,8 +349,7 @@ async def test_an_ecmascript_callback_whose_variables_cannot_be_saved_completes_
     row = await session_rows.get_session(manager.store, sid)
     assert row["status"] == "failed" and "cannot be saved" in json.loads(row["snapshot"])["error"]
     assert "storage writer error" not in caplog.text
-    other = await create(client, "callback", _customer_number="+15551239996")
-    assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+    await an_ordinary_callback_still_completes(client, "+15551239996")
 
 
 # An ECMAScript callback flow whose data fits its context (32 MB) but not what a session may
@@ -360,20 +365,15 @@ BULKY_CALLBACK_FLOW = """<scxml xmlns="http://www.w3.org/2005/07/scxml" version=
 
 async def test_an_ecmascript_callback_whose_state_is_too_large_to_store_completes_with_fail_error(
         aiohttp_client, tmp_path):
-    from tests.callbacks.conftest import create, wait_state
-
     client = await callback_engine(aiohttp_client, tmp_path, "bulky", "bulkycb", BULKY_CALLBACK_FLOW)
-    cid = await create(client, "bulky", _customer_number="+15551239995")
-    done = await wait_state(client, cid, "COMPLETED", timeout=10)
-    assert done["_callback_reason"] == "FAIL_ERROR", done
+    done = await failed_callback(client, "bulky", "+15551239995")
     sid = done["_ors_session_id"]
     manager = client.app[RUNTIME].manager
     row = await session_rows.get_session(manager.store, sid)
     error = json.loads(row["snapshot"])["error"]
     assert row["status"] == "failed" and "max_session_state_bytes" in error and "it is 2,09" in error, error
     assert len(row["snapshot"]) < 2_000
-    other = await create(client, "callback", _customer_number="+15551239994")
-    assert (await wait_state(client, other, "COMPLETED"))["_callback_reason"] == "AGENT_CONNECTED"
+    await an_ordinary_callback_still_completes(client, "+15551239994")
 
 
 # A flow (a developer may upload one) trying to write the service's own fields of its record.
