@@ -1,4 +1,5 @@
-"""The callbacks domain's tables, row mapping and queries: records and their status events."""
+"""The callbacks domain's tables, row mapping and queries: records and their status events
+(stored a batch at a time: ``event_groups``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage import Migration, Schema, Store, TableWrite, creates, dumps, metadata
 from ..storage.cluster_tables import with_partition
-from . import history, serial_migration, serials
+from . import event_groups, history, serial_migration, serials
 from .records import parse_time
 from .vocabulary import CallbackState
 
@@ -50,7 +51,9 @@ Index("ix_callbacks_service_state", callbacks.c.service, callbacks.c.state)
 Index("ix_callbacks_customer", callbacks.c.customer_number)
 Index("ix_callbacks_desired", callbacks.c.service, callbacks.c.desired_time)
 
-# Status events recorded per callback (flow events and service events).
+# Status events recorded per callback (flow events and service events), one row each: the table of
+# migrations 2 and 9. Migration 10 moved its rows into ``event_groups.callback_event_groups`` and
+# left a view of one row per event under this name; the engine neither writes nor reads it.
 callback_events = Table(
     "callback_events", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
@@ -84,7 +87,6 @@ def _flat_indexes(conn: Connection) -> None:
 # A record's service, number and creation time never change; the rest follows the record.
 CALLBACKS = TableWrite(callbacks, replace=("state", "desired_time", "expiration_time", "session_id",
                                            "updated_at", "record"))
-CALLBACK_EVENTS = TableWrite(callback_events, sequenced=True)
 #: The same write in a cluster: each row also carries its callback's partition (``part``).
 CLUSTER_CALLBACKS = TableWrite(with_partition(callbacks), replace=CALLBACKS.replace)
 PART = column("part", Integer)  # the PostgreSQL-only partition column (migration 7)
@@ -97,8 +99,9 @@ SCHEMA = Schema("callbacks", (Migration(2, "callback records and their status ev
                                 Migration(9, "status events and history indexed by their callback's serial, "
                                              "which grows with time (the random callback id dirtied a "
                                              "random index page per callback in every commit)",
-                                          serial_migration.migrate)),
-                (CALLBACKS, CALLBACK_EVENTS, history.CALLBACK_HISTORY))
+                                          serial_migration.migrate),
+                                event_groups.MIGRATION),
+                (CALLBACKS, event_groups.CALLBACK_EVENT_GROUPS, history.CALLBACK_HISTORY))
 #: Every state a record can be in but COMPLETED: "not COMPLETED" is a range of the state indexes.
 OPEN_STATES = tuple(s.value for s in CallbackState if s != CallbackState.COMPLETED)
 
@@ -211,16 +214,11 @@ async def is_session_of_callback(store: Store, session_id: str) -> bool:
     return await store.fetch_one(select(t.c.id).where(t.c.session_id == session_id).limit(1)) is not None
 
 
-async def events_of(store: Store, callback_id: str) -> list[dict[str, Any]]:
-    """The recorded status event rows of a callback, oldest first (two ranges of the indexes)."""
-    return await store.fetch_all(serials.rows_of(callback_events, callback_id))  # type: ignore[arg-type]
-
-
 async def purge(conn: AsyncConnection, cutoff: float) -> dict[str, int]:
     """Callbacks COMPLETED before ``cutoff``, with their recorded events and history; open ones stay."""
     done = (callbacks.c.state == CallbackState.COMPLETED, callbacks.c.updated_at < cutoff)
     their_serials, their_ids = select(callbacks.c.serial).where(*done), select(callbacks.c.id).where(*done)
     await history.purge_of(conn, their_serials, their_ids)
-    events = await serials.delete_of(conn, callback_events, their_serials, their_ids)
+    events = await event_groups.purge_of(conn, their_serials, their_ids)
     records = await conn.execute(delete(callbacks).where(*done))
     return {"callbacks": records.rowcount, "callback_events": events}

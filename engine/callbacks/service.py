@@ -23,8 +23,8 @@ from ..platform.adapter import Platform
 from ..scxml import AttrDict, Event, Session
 from ..sessions.flows import FlowError
 from ..sessions.manager import SessionManager
-from ..storage import StorageUnavailable, UnitOfWork, dumps
-from . import history
+from ..storage import StorageUnavailable, UnitOfWork
+from . import event_groups, history
 from . import rows as callback_rows
 from .bus import (
     AttemptFailed,
@@ -99,10 +99,10 @@ class CallbackService:
         self.store = manager.store
         self.records: dict[str, dict[str, Any]] = {}
         self.by_session: dict[str, str] = {}
-        self.events: dict[str, list[dict[str, Any]]] = {}  # kept in memory without a store
+        self.events: dict[str, list[event_groups.Pending]] = {}  # kept in memory without a store
         self._dirty: dict[str, dict[str, Any]] = {}
-        self._new_events: list[dict[str, Any]] = []
-        self._writing_events: list[dict[str, Any]] = []  # in the batch being written
+        self._new_events: list[event_groups.Pending] = []
+        self._writing_events: list[event_groups.Pending] = []  # in the batch being written
         self._event_ids = 0
         self._loading: list[set[int]] = []  # the partitions of each adoption reading its records
         self.serials = CallbackSerials(self.store, self.records)  # the key of each callback's event and history rows
@@ -207,7 +207,7 @@ class CallbackService:
             loading -= partitions
         self._forget(partitions)
         self._dirty = {cid: r for cid, r in self._dirty.items() if partition_of(cid) not in partitions}
-        self._new_events = [e for e in self._new_events if e["part"] not in partitions]
+        self._new_events = [e for e in self._new_events if partition_of(e[0]) not in partitions]
         self.history.drop(partitions)
 
     def _forget(self, partitions: set[int]) -> None:
@@ -465,19 +465,19 @@ class CallbackService:
 
     async def events_of(self, service_name: str, cid: str) -> list[dict[str, Any]]:
         await self.owned(service_name, cid)
-        return [json.loads(r["data"]) for r in await self.event_rows(cid)]
+        return [r["data"] for r in await self.event_rows(cid)]
 
     async def event_rows(self, cid: str) -> list[dict[str, Any]]:
-        """A callback's recorded status event rows (``id``, ``name``, ``data`` as JSON text,
+        """A callback's recorded status events (``id``, ``name``, ``data``: the message,
         ``created_at``), oldest first, those not yet written included; any service. Memory is
         read first, at one instant, then the store (``Store.as_of``): the rows of the batch being
         written were in neither place while it was written, and a batch committed during the read
         showed its rows twice."""
         if self.store is None:
-            return list(self.events.get(cid, []))
+            return event_groups.expand_pending(self.events.get(cid, []))
         mark = self.store.id_mark()
-        unwritten = [e for e in (*self._writing_events, *self._new_events) if e["callback_id"] == cid]
-        return self.store.as_of(mark, await callback_rows.events_of(self.store, cid), unwritten)
+        unwritten = event_groups.expand_pending([e for e in (*self._writing_events, *self._new_events) if e[0] == cid])
+        return self.store.as_of(mark, await event_groups.events_of(self.store, cid), unwritten)
 
     # -- checks ---------------------------------------------------------------------------
     def _check_hours(self, options: dict[str, Any], desired: float) -> None:
@@ -798,19 +798,18 @@ class CallbackService:
                     value = record.get(attr, _ABSENT)
                 if value is not _ABSENT:
                     message[attr] = value
-        self._event_ids += 1
-        row = {"id": self._event_ids if self.store is None else self.store.new_id(),
-               "callback_id": cid, "name": name, "data": dumps(message),
-               "created_at": now, "callback_serial": self.serials.of(cid)}
-        if self.cluster is not None:
-            row["part"] = partition_of(cid)
+        if self.store is None:
+            self._event_ids += 1
+            event = event_groups.pending(cid, None, self._event_ids, now, name, message)
+        else:
+            event = event_groups.pending(cid, self.serials.of(cid), self.store.new_id(), now, name, message)
         self.bus.publish(StatusEvent(record, name, values, record.get("_ors_session_id")))
         if self.store is None:
             bucket = self.events.setdefault(record["_id"], [])
             if len(bucket) < MAX_EVENTS_PER_CALLBACK:
-                bucket.append(row)
+                bucket.append(event)
         else:
-            self._new_events.append(row)
+            self._new_events.append(event)
             self.manager.request_write()
 
     def mark(self, record: dict[str, Any]) -> None:
@@ -830,7 +829,7 @@ class CallbackService:
             if (record["_callback_state"] == CallbackState.COMPLETED
                     and record.get("_ors_session_id") not in self.by_session):
                 self.records.pop(cid, None)
-        batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
+        batch.add(event_groups.CALLBACK_EVENT_GROUPS, event_groups.rows(self._new_events))
         self._dirty = {}
         self._writing_events, self._new_events = self._new_events, []
 
@@ -845,7 +844,7 @@ class CallbackService:
             if (record["_callback_state"] == CallbackState.COMPLETED
                     and record.get("_ors_session_id") not in self.by_session):
                 self.records.pop(cid, None)
-        batch.add(callback_rows.CALLBACK_EVENTS, self._new_events)
+        batch.add(event_groups.CALLBACK_EVENT_GROUPS, event_groups.rows(self._new_events))
         self._writing.update(self._dirty)
         self._dirty = {}
         self._writing_events, self._new_events = self._new_events, []

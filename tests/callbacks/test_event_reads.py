@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.callbacks import rows as callback_rows
+from engine.callbacks import event_groups
 from engine.runtime import Runtime
 from engine.settings import Settings
 from tests.callbacks.conftest import write_config
@@ -90,7 +90,7 @@ async def test_an_event_stored_while_the_store_is_read_is_read_once(runtime: Run
     await eventually(lambda: gate.held, lambda held: held == 1, timeout=5, expected="a batch held")
     cancel = asyncio.create_task(runtime.callbacks.cancel("callback", cid))
     await asyncio.sleep(0)
-    real_events_of = callback_rows.events_of
+    real_events_of = event_groups.events_of
     commits = runtime.manager.commits
 
     async def events_of_after_the_commits(store: Any, callback_id: str) -> list[dict[str, Any]]:
@@ -99,13 +99,13 @@ async def test_an_event_stored_while_the_store_is_read_is_read_once(runtime: Run
                          expected="both batches written")
         return await real_events_of(store, callback_id)
 
-    monkeypatch.setattr(callback_rows, "events_of", events_of_after_the_commits)
+    monkeypatch.setattr(event_groups, "events_of", events_of_after_the_commits)
     try:
         during = await names(runtime, cid)
     finally:
         gate.open.set()
         await first
         await cancel
-    monkeypatch.setattr(callback_rows, "events_of", real_events_of)
+    monkeypatch.setattr(event_groups, "events_of", real_events_of)
     assert during.count(CANCELLED) == 1, during
     assert during == await names(runtime, cid)

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event
 
 from engine import persistence
-from engine.callbacks import history
+from engine.callbacks import event_groups, history
 from engine.callbacks import rows as callback_rows
 
 
@@ -45,7 +45,7 @@ async def plans(path: Path, run: Callable[[Any], Awaitable[Any]]) -> list[tuple[
 def full_scans(found: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
     """Statements whose plan reads a callbacks table from end to end."""
     return [(sql, steps) for sql, steps in found
-            if any(step.startswith(("SCAN callbacks", "SCAN callback_events", "SCAN callback_history"))
+            if any(step.startswith(("SCAN callbacks", "SCAN callback_event_groups", "SCAN callback_history"))
                    for step in steps)]
 
 
@@ -57,7 +57,7 @@ CASES: dict[str, Callable[[Any], Awaitable[Any]]] = {
     "open list": lambda store: callback_rows.find(store, not_state="COMPLETED"),
     "by number": lambda store: callback_rows.find(store, customer_number="+15550000000"),
     "by id": lambda store: callback_rows.get_record(store, "c1"),
-    "events of one": lambda store: callback_rows.events_of(store, "c1"),
+    "events of one": lambda store: event_groups.events_of(store, "c1"),
     "history of one": lambda store: history.stored(store, "c1"),
     "retention purge": lambda store: persistence.purge(store, 1.0),
 }
@@ -69,7 +69,8 @@ async def test_no_callback_query_scans_the_history(tmp_path: Path, case: str) ->
     assert any("callback" in sql for sql, _ in found), found
     assert full_scans(found) == []
     # by callback: ranges of the serial indexes (migration 9), none by the random id but for unserialed rows
-    by_index = [step for _, steps in found for step in steps if "callback_events" in step or "callback_history" in step]
+    by_index = [step for _, steps in found for step in steps
+                if "callback_event_groups" in step or "callback_history" in step]
     assert all("USING INDEX ix_callback_" in step for step in by_index), by_index
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine import persistence
 from engine.api.appkeys import RUNTIME
-from engine.callbacks import history
+from engine.callbacks import event_groups, history
 from engine.callbacks import rows as callback_rows
 from engine.callbacks.records import format_time
 from engine.callbacks.serials import CallbackSerials
@@ -66,7 +66,8 @@ async def test_one_commit_for_a_dozen_live_callbacks_dirties_few_index_pages(tmp
                 cid, serial = random_id(), store.new_id()
                 made.append((cid, serial))
                 unit.add(callback_rows.CALLBACKS, [callback_rows.record_row(_record(cid), serial)])
-                unit.add(callback_rows.CALLBACK_EVENTS, [_event(store, cid, serial) for _ in range(5)])
+                events = [_event(store, cid, serial) for _ in range(5)]
+                unit.add(event_groups.CALLBACK_EVENT_GROUPS, event_groups.rows(events))
                 unit.add(history.CALLBACK_HISTORY, [_state(store, cid, serial) for _ in range(2)])
             await store.write(unit)
         db = sqlite3.connect(path)
@@ -74,13 +75,13 @@ async def test_one_commit_for_a_dozen_live_callbacks_dirties_few_index_pages(tmp
         assert _frames(path) == 0
         unit = UnitOfWork()
         for cid, serial in made[-12:]:
-            unit.add(callback_rows.CALLBACK_EVENTS, [_event(store, cid, serial)])
+            unit.add(event_groups.CALLBACK_EVENT_GROUPS, event_groups.rows([_event(store, cid, serial)]))
             unit.add(history.CALLBACK_HISTORY, [_state(store, cid, serial)])
         await store.write(unit)
         frames = _frames(path)
         db.close()
         assert frames <= 10, frames  # 7 when written; 39 with the indexes by callback id
-        assert len(await callback_rows.events_of(store, made[-1][0])) == 6
+        assert len(await event_groups.events_of(store, made[-1][0])) == 6
     finally:
         await store.close()
 
@@ -91,9 +92,9 @@ def _record(cid: str) -> dict:
             "_created_time": format_time(1000.0)}
 
 
-def _event(store: Store, cid: str, serial: int) -> dict:
-    return {"id": store.new_id(), "callback_id": cid, "name": "_cbe_on_callback_status_updated",
-            "data": '{"event_id":"_cbe_on_callback_status_updated"}', "created_at": 1.0, "callback_serial": serial}
+def _event(store: Store, cid: str, serial: int) -> event_groups.Pending:
+    return event_groups.pending(cid, serial, store.new_id(), 1.0, "_cbe_on_callback_status_updated",
+                                {"event_id": "_cbe_on_callback_status_updated"})
 
 
 def _state(store: Store, cid: str, serial: int) -> dict:

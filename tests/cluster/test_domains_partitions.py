@@ -428,7 +428,7 @@ async def test_callbacks_made_on_either_node_complete_once_with_their_notificati
 
         await eventually(states, lambda got: len(got) == 6 and set(got.values()) == {"COMPLETED"}, timeout=30,
                          interval=0.2, expected="every callback COMPLETED")
-        expected = {cid: [json.loads(e["data"])["event_id"] for e in await a.callbacks.event_rows(cid)]
+        expected = {cid: [e["data"]["event_id"] for e in await a.callbacks.event_rows(cid)]
                     for cid in made}
 
         def received() -> dict[str, list[str]]:

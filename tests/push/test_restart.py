@@ -146,7 +146,7 @@ async def test_a_session_restored_reports_to_its_callback_even_when_the_callback
             lambda: runtime.callbacks.event_rows(cid),
             lambda rows: any(r["name"] == "_cbe_on_dial_done" for r in rows), timeout=5,
             expected="the failed dial recorded", seen=lambda rows: [r["name"] for r in rows])
-        assert [json.loads(r["data"])["c_call_num_attempt"] for r in dials if r["name"] == "_cbe_on_dial_done"] == [2]
+        assert [r["data"]["c_call_num_attempt"] for r in dials if r["name"] == "_cbe_on_dial_done"] == [2]
         assert runtime.push.pushed == [(cid, "CALLBACK_ATTEMPT_FAILED")]
         assert "runs no callback" not in caplog.text
     finally:

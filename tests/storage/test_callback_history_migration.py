@@ -8,17 +8,17 @@ from dataclasses import replace
 from sqlalchemy import text
 
 from engine import persistence
-from engine.callbacks import history
+from engine.callbacks import event_groups, history
 from engine.callbacks import rows as callback_rows
-from engine.storage import Store, UnitOfWork
+from engine.storage import Store, TableWrite, UnitOfWork
 from tests.storage.test_old_database import build_old_database
 
 
 def without_history() -> tuple:
-    """Today's schemas as they were before migration 6 (and 9, which came after it)."""
+    """Today's schemas as they were before migration 6 (and 9 and 10, which came after it)."""
     callbacks = replace(callback_rows.SCHEMA,
-                        migrations=tuple(m for m in callback_rows.SCHEMA.migrations if m.version not in (6, 9)),
-                        writes=tuple(w for w in callback_rows.SCHEMA.writes if w is not history.CALLBACK_HISTORY))
+                        migrations=tuple(m for m in callback_rows.SCHEMA.migrations if m.version not in (6, 9, 10)),
+                        writes=(callback_rows.CALLBACKS, TableWrite(callback_rows.callback_events, sequenced=True)))
     return tuple(callbacks if s is callback_rows.SCHEMA else s for s in persistence.SCHEMAS)
 
 
@@ -37,9 +37,9 @@ async def test_a_version_5_database_upgrades_and_keeps_its_rows(db_url: str) -> 
 
     store = await persistence.open_store(db_url)
     try:
-        assert await versions(store) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        assert await versions(store) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         assert await callback_rows.load_open(store) == [{"_id": "c1"}]  # what it had is still there
-        assert [e["name"] for e in await callback_rows.events_of(store, "c1")] == ["e"]
+        assert [e["name"] for e in await event_groups.events_of(store, "c1")] == ["e"]
         assert await history.stored(store, "c1") == []
         unit = UnitOfWork()
         unit.add(history.CALLBACK_HISTORY, [
@@ -56,7 +56,7 @@ async def test_a_version_5_database_upgrades_and_keeps_its_rows(db_url: str) -> 
 
     store = await persistence.open_store(db_url)  # the id sequence starts past the history's ids
     try:
-        assert await versions(store) == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # nothing applied twice
+        assert await versions(store) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]  # nothing applied twice
         assert store.new_id() > row["id"] + 1
         await persistence.purge(store, 10.0)  # c0 COMPLETED long ago: it goes with its history; c1 stays
         assert await history.stored(store, "c0") == [] and len(await history.stored(store, "c1")) == 1

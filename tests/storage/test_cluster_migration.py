@@ -55,7 +55,7 @@ async def test_an_old_database_gains_the_cluster_tables_and_partition_columns(db
             indexes = await conn.run_sync(lambda c: {i["name"] for t in DOMAIN_TABLES
                                                      for i in inspect(c).get_indexes(t)})
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert versions == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        assert versions == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         assert [tuple(p) for p in partitions] == [(p, None, 0) for p in range(PARTITIONS)]
         assert {"cluster_nodes", "partition_claims", "session_writes", "inbox_sources"} <= tables
         postgres = store.dialect == "postgresql"

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 
 from engine import persistence
+from engine.callbacks import event_groups
 from engine.callbacks import rows as callback_rows
 from engine.callbacks.records import format_time
 from engine.notifications import rows as notification_rows
@@ -86,11 +87,10 @@ async def test_callback_records_and_their_events(db_url: str) -> None:
                                            callback_rows.record_row(record("c22", "COMPLETED", "+15559990000"),
                                                                     store.new_id())])
         first, second = store.new_id(), store.new_id()
-        unit.add(callback_rows.CALLBACK_EVENTS, [
-            {"id": second, "callback_id": "c1", "name": "later", "data": '{"n":2}', "created_at": 2.0,
-             "callback_serial": serial},
-            {"id": first, "callback_id": "c1", "name": "first", "data": '{"n":1}', "created_at": 1.0,
-             "callback_serial": serial}])
+        # Two rows (two batches' events), the later one first: a read orders them by id.
+        unit.add(event_groups.CALLBACK_EVENT_GROUPS, [
+            *event_groups.rows([event_groups.pending("c1", serial, second, 2.0, "later", {"n": 2})]),
+            *event_groups.rows([event_groups.pending("c1", serial, first, 1.0, "first", {"n": 1})])])
         await store.write(unit)
         row = (await callback_rows.find(store, service="svc", states=["QUEUED"]))[0]
         assert (row["customer_number"], row["desired_time"], row["expiration_time"], row["session_id"]) == \
@@ -101,7 +101,8 @@ async def test_callback_records_and_their_events(db_url: str) -> None:
         assert [r["id"] for r in await callback_rows.find(store, not_state="QUEUED")] == ["c22"]
         assert [r["id"] for r in await callback_rows.find(store, customer_number="+15559990000")] == ["c22"]
         assert [r["id"] for r in await callback_rows.find(store)] == ["c1", "c22"]  # by creation time
-        assert [r["name"] for r in await callback_rows.events_of(store, "c1")] == ["first", "later"]
+        assert [(r["name"], r["data"], r["created_at"]) for r in await event_groups.events_of(store, "c1")] == \
+            [("first", {"n": 1}, 1.0), ("later", {"n": 2}, 2.0)]
         # An update replaces state and record, never the service or creation time.
         changed = {**record("c1", "COMPLETED"), "_service_name": "other", "_created_time": format_time(1.0)}
         unit = UnitOfWork()
@@ -147,8 +148,7 @@ async def test_subscriptions_and_deliveries(db_url: str) -> None:
 async def test_ids_continue_past_every_domains_sequenced_table(db_url: str) -> None:
     store = await persistence.open_store(db_url)
     unit = UnitOfWork()
-    unit.add(callback_rows.CALLBACK_EVENTS, [{"id": 70, "callback_id": "c", "name": "e", "data": "{}",
-                                              "created_at": 1.0}])
+    unit.add(event_groups.CALLBACK_EVENT_GROUPS, event_groups.rows([event_groups.pending("c", None, 70, 1.0, "e", {})]))
     unit.add(notification_rows.DELIVERIES, [{"id": 40, "ordering_key": "k", "status": "pending", "attempts": 0,
                                              "next_at": 0.0, "record": "{}", "updated_at": 1.0}])
     await store.write(unit)

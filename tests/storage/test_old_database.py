@@ -9,6 +9,7 @@ import re
 from sqlalchemy import text
 
 from engine import persistence
+from engine.callbacks import event_groups
 from engine.callbacks import rows as callback_rows
 from engine.notifications import rows as notification_rows
 from engine.sessions import rows as session_rows
@@ -82,16 +83,16 @@ async def test_an_old_database_opens_as_migrated_and_reads_back(db_url: str) -> 
             recorded = (await conn.execute(text("select version, applied_at from schema_migrations"))).all()
         # none re-applied; only migrations 5 (the callbacks' flat-cost indexes), 6 (the callbacks'
         # history), 7 (the cluster tables and partition columns), 8 (the cluster's shared configuration)
-        # and 9 (events and history keyed by the callback's serial) are new to it
+        # 9 (events and history keyed by the callback's serial) and 10 (events a batch per row) are new to it
         assert sorted(map(tuple, recorded))[:4] == [(1, 100.5), (2, 100.5), (3, 100.5), (4, 100.5)]
-        assert sorted(v for v, _ in recorded if v > 4) == [5, 6, 7, 8, 9]
+        assert sorted(v for v, _ in recorded if v > 4) == [5, 6, 7, 8, 9, 10]
         assert store.new_id() == 15  # past the largest inbox, outbox, event and delivery id
         assert [f["name"] for f in await session_rows.load_flow_versions(store)] == ["hello"]
         assert [s["id"] for s in await session_rows.load_running(store)] == ["s1"]
         assert [(r["id"], r["event"]) for r in await session_rows.load_inbox(store)] == [(11, '{"name":"go"}')]
         assert [r["id"] for r in await session_rows.load_outbox(store)] == [12]
         assert await callback_rows.load_open(store) == [{"_id": "c1"}]
-        assert [e["name"] for e in await callback_rows.events_of(store, "c1")] == ["e"]
+        assert [e["name"] for e in await event_groups.events_of(store, "c1")] == ["e"]
         assert [s["id"] for s in await notification_rows.load_subscriptions(store)] == ["sub1"]
         assert [d["status"] for d in await notification_rows.load_deliveries(store)] == ["dead"]
         assert await store.get_value("push.credentials") == "sealed"
@@ -133,5 +134,7 @@ async def test_a_new_sqlite_database_gets_exactly_the_old_tables(tmp_path) -> No
     # 20 tables and 16 indexes (migration 5: three callback indexes for one; 6: callback_history and its
     # index; 7: five cluster tables and three indexes, the partition indexes being PostgreSQL's only;
     # 8: four shared-configuration tables and an index, the flow versions' unique one PostgreSQL's only;
-    # 9: the events' and history's index by callback id each replaced by two, by serial and unserialed)
-    assert len(schemas[0]) == 36
+    # 9: the events' and history's index by callback id each replaced by two, by serial and unserialed;
+    # 10: the events' table and its two indexes replaced by callback_event_groups and its two, and a
+    # view of the old table's name)
+    assert len(schemas[0]) == 37

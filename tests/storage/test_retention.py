@@ -7,6 +7,7 @@ import time
 from sqlalchemy import update
 
 from engine import persistence
+from engine.callbacks import event_groups
 from engine.callbacks import rows as callback_rows
 from engine.notifications import rows as notification_rows
 from engine.sessions import rows as session_rows
@@ -38,22 +39,23 @@ async def test_purge_removes_only_what_ended_before_the_cutoff(db_url: str) -> N
                                          session("new-ended", "cancelled", new)])
         unit.add(callback_rows.CALLBACKS, [callback("old-done", "COMPLETED", old), callback("old-open", "QUEUED", old),
                                            callback("new-done", "COMPLETED", new)])
-        unit.add(callback_rows.CALLBACK_EVENTS, [
-            {"id": 1, "callback_id": "old-done", "name": "e", "data": "{}", "created_at": old},
-            {"id": 2, "callback_id": "new-done", "name": "e", "data": "{}", "created_at": new}])
+        old_events = [event_groups.pending("old-done", None, n, old, "e", {}) for n in (1, 2, 3)]
+        unit.add(event_groups.CALLBACK_EVENT_GROUPS, [  # the old callback's three events in two rows
+            *event_groups.rows(old_events[:2]), *event_groups.rows(old_events[2:]),
+            *event_groups.rows([event_groups.pending("new-done", None, 4, new, "e", {})])])
         unit.add(notification_rows.DELIVERIES, [delivery(10, "dead", old), delivery(11, "pending", old)])
         await store.write(unit)
         async with store.engine.begin() as conn:
             await conn.execute(update(notification_rows.deliveries).values(updated_at=old))
         counts = await persistence.purge(store, time.time() - 30 * 86400)
-        assert counts == {"sessions": 1, "callbacks": 1, "callback_events": 1, "dead_letters": 1}
+        assert counts == {"sessions": 1, "callbacks": 1, "callback_events": 3, "dead_letters": 1}
         assert await session_rows.get_session(store, "old-ended") is None
         assert await session_rows.get_session(store, "old-live") is not None
         assert await session_rows.get_session(store, "new-ended") is not None
         assert await callback_rows.get_record(store, "old-done") is None
         assert await callback_rows.get_record(store, "old-open") is not None
-        assert [e["callback_id"] for e in await callback_rows.events_of(store, "new-done")] == ["new-done"]
-        assert await callback_rows.events_of(store, "old-done") == []
+        assert [e["callback_id"] for e in await event_groups.events_of(store, "new-done")] == ["new-done"]
+        assert await event_groups.events_of(store, "old-done") == []
         assert [d["id"] for d in await notification_rows.load_deliveries(store)] == [11]  # pending work stays
         assert await persistence.purge(store, time.time() - 30 * 86400) == {
             "sessions": 0, "callbacks": 0, "callback_events": 0, "dead_letters": 0}
