@@ -142,6 +142,13 @@ class DataModel(Protocol):
     def variables(self) -> dict[str, Any]:
         """The author's variables, without system names: what queries show and snapshots keep."""
 
+    def stored_variables(self) -> tuple[dict[str, Any], str | None]:
+        """``variables()`` for a snapshot: the values, and the JSON text of an object holding the
+        others (disjoint names), or None. The text is plain JSON, no value tagged, that gives
+        those variables as ``variables()`` would when read by a JSON parser (orjson's): text the
+        datamodel keeps anyway, which a snapshot may then write as it is rather than parse it and
+        walk its values to write them again."""
+
     def restore(self, values: Mapping[str, Any]) -> None:
         """Put back variables ``variables`` gave (after a restart)."""
 
@@ -310,6 +317,9 @@ class PythonData:
         self._pack()  # a snapshot is taken once a session has run: it may wait now
         return out
 
+    def stored_variables(self) -> tuple[dict[str, Any], str | None]:
+        return self.variables(), None  # live values only: no text to keep
+
     def restore(self, values: Mapping[str, Any]) -> None:
         self._store.update(values)
 
@@ -455,6 +465,9 @@ class NullData:
 
     def variables(self) -> dict[str, Any]:
         return {}
+
+    def stored_variables(self) -> tuple[dict[str, Any], str | None]:
+        return {}, None
 
     def restore(self, values: Mapping[str, Any]) -> None:
         return None

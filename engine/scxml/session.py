@@ -300,10 +300,11 @@ class Session:
         return node is not None and node in self.configuration
 
     # ------------------------------------------------------------------ state as a value
-    def to_state(self) -> SessionState:
+    def to_state(self, *, for_snapshot: bool = False) -> SessionState:
         """This session as a value (taken between macrosteps, or between the microsteps of a
         macrostep cut by fairness); ``from_state`` makes it a session again. ``ValueError`` when
-        its datamodel cannot be hibernated."""
+        its datamodel cannot be hibernated. ``for_snapshot``: for ``snapshot.snapshot_json`` only,
+        the variables the datamodel keeps as plain JSON text stay that text (``data_text``)."""
         if not self.datamodel.can_hibernate:
             raise ValueError(f"the {self.doc.datamodel.name} datamodel of this session cannot be stored")
         invocations = []
@@ -316,12 +317,13 @@ class Session:
                     None if child is not None else inv.invoker.save(inv), inv.finished,
                 ))
         history = self._history
+        data, data_text = self.datamodel.stored_variables() if for_snapshot else (self.datamodel.variables(), None)
         # Taken after every macrostep the host stores: the fields in their order, the empty parts
         # without a comprehension (by keyword, building the value cost as much as the rest of it).
         return SessionState(
             self.status,
             [s.id for s in self.configuration],
-            self.datamodel.variables(),
+            data,
             [],  # lost: known only once encoded
             {k: [s.id for s in v] for k, v in history.items()} if history else {},
             list(self._internal),
@@ -336,6 +338,7 @@ class Session:
             self.done_data,
             self.error,
             self.cancel_requested,
+            data_text,
         )
 
     def to_bare_state(self) -> SessionState:

@@ -50,3 +50,7 @@ class SessionState:
     done_data: Any = None
     error: str | None = None
     cancel_requested: bool = False
+    # More of ``data``, from ``to_state(for_snapshot=True)`` only: the JSON text of an object
+    # holding the variables the datamodel keeps as plain JSON text already
+    # (``DataModel.stored_variables``), for ``snapshot.snapshot_json`` to write as it is.
+    data_text: str | None = None

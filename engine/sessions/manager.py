@@ -58,7 +58,7 @@ from ..jsonable import jsonable
 from ..scxml import DocumentError, Event, Limits, Registry, Session, SessionHost, compile_document
 from ..scxml.clock import Clock
 from ..scxml.session_state import SessionState
-from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state
+from ..scxml.snapshot import decode_event, decode_state, encode_event, encode_state, snapshot_json
 from ..storage import Fenced, StorageUnavailable, Store, TableWrite, UnitOfWork, dumps
 from ..storage.listener import Listener
 from ..storage.membership import Membership
@@ -659,7 +659,7 @@ class SessionManager(SessionHost):
         """The session's snapshot as JSON; a session whose state cannot be encoded is failed with
         the cause (its callback completes with FAIL_ERROR) and stored without its data."""
         try:
-            text = dumps(encode_state(session.to_state()))
+            text = snapshot_json(session.to_state(for_snapshot=True), dumps)
             over_bound = session.id in self._over_bound
             if over_bound and not session.is_running:  # its last snapshot: the set forgets it
                 self._over_bound.discard(session.id)

@@ -24,11 +24,17 @@ GROWING = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" i
   <transition event="grow_and_end" target="end"><assign location="blob" expr="'x' * _event.data['size']"/></transition>
 </state><final id="end"/></scxml>"""
 
+# Its object is kept as text while the session waits, and the snapshot writes that text as it is.
+GROWING_OBJECT = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="ecmascript" initial="s">
+<datamodel><data id="o"/></datamodel>
+<state id="s"><transition event="grow"><assign location="o" expr="_event.data"/></transition></state></scxml>"""
+
 
 def settings(tmp_path: Path, limit: int = LIMIT) -> Settings:
     flows = tmp_path / "flows"
     flows.mkdir(exist_ok=True)
     (flows / "growing.scxml").write_text(GROWING)
+    (flows / "growing_object.scxml").write_text(GROWING_OBJECT)
     return Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", flows_dir=flows,
                          flow_watch_interval=0, max_session_state_bytes=limit)
 
@@ -72,6 +78,29 @@ async def test_a_session_grown_beyond_the_bound_is_failed_and_stored_without_its
     try:
         assert sids[0] not in engine.manager.sessions
         assert engine.manager.sessions[sids[1]].is_running
+    finally:
+        await engine.close()
+
+
+async def test_an_object_kept_as_text_counts_toward_the_bound(tmp_path: Path) -> None:
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
+    try:
+        manager = engine.manager
+        session = manager.start_flow("growing_object")
+        manager.send_to(session.id, Event("grow", {"text": "x" * (LIMIT // 2)}))
+        await manager.commit()
+        await eventually(lambda: len(session.datamodel.variable("o")["text"]) == LIMIT // 2, timeout=2,
+                         expected="grown once")
+        await manager.commit()
+        assert session.is_running and session.to_state(for_snapshot=True).data_text is not None
+        manager.send_to(session.id, Event("grow", {"text": "é" * 33_000}))
+        await manager.commit()
+        await eventually(lambda: not session.is_running, timeout=2, expected="the session failed")
+        assert "max_session_state_bytes" in (session.error or "") and "it is 66,1" in session.error, session.error
+        await manager.commit()
+        row = await session_rows.get_session(manager.store, session.id)
+        assert row["status"] == "failed" and len(row["snapshot"]) < 2_000, len(row["snapshot"])
     finally:
         await engine.close()
 

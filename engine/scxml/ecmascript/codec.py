@@ -117,16 +117,26 @@ _DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_NON_STR_KEYS
 def to_json(value: Any, generation: int | None = None) -> str:
     """Tagged JSON text for ``value``; objects a context of ``generation`` handed out go back
     as references to themselves."""
+    text = plain_json(value, generation)
+    return text if text is not None else tagged_json(value, generation)
+
+
+def tagged_json(value: Any, generation: int | None = None) -> str:
+    """``to_json``'s careful path, for dicts with a "$t" key of their own, or what orjson refused.
+    (A Python NaN or infinity, which orjson writes as null, arrives as null: JavaScript's own
+    never leave a context as Python floats.)"""
+    return json.dumps(_tree(value, generation), ensure_ascii=False, allow_nan=False)
+
+
+def plain_json(value: Any, generation: int | None = None) -> str | None:
+    """``to_json(value)`` when orjson writes it without a tag, else None. Such text any JSON
+    reader reads back as ``loads`` does: UTF-8 (no lone surrogate), integers within 64 bits,
+    nested at most 254 deep (orjson refuses more), no NaN or infinity."""
     try:
         text = orjson.dumps(value, default=lambda v: _default(v, generation), option=_DUMP_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
-        text = None
-    if text is None or b'"$t"' in text:
-        # The careful path: dicts with a "$t" key of their own, or something orjson refused. (A
-        # Python NaN or infinity, which orjson writes as null, arrives as null: JavaScript's own
-        # never leave a context as Python floats.)
-        return json.dumps(_tree(value, generation), ensure_ascii=False, allow_nan=False)
-    return text.decode()
+        return None
+    return None if b'"$t"' in text else text.decode()
 
 
 def to_js(value: Any, generation: int | None = None) -> tuple[int, Any]:

@@ -62,8 +62,8 @@ _FUNCTION_TAG = re.compile(r'"\$t":\s*"fn"')  # a function in tagged text (prelu
 class EcmaData:
     """A session's variables in the ecmascript datamodel (the ``DataModel`` port)."""
 
-    __slots__ = ("__weakref__", "_blob", "_builtins_changed", "_ctx", "_event", "_event_changed", "_event_pushed",
-                 "_fns", "_fresh", "_gen",
+    __slots__ = ("__weakref__", "_blob", "_blob_plain", "_builtins_changed", "_ctx", "_event", "_event_changed",
+                 "_event_pushed", "_fns", "_fresh", "_gen",
                  "_in", "_in_pushed", "_interrupted", "_io", "_kind", "_kn", "_name", "_objects", "_objects_changed",
                  "_packed", "_pending", "_pick", "_queue", "_queue_text", "_saved", "_shared", "_sid", "_volatile",
                  "_with_codec")
@@ -82,6 +82,7 @@ class EcmaData:
         # Without a context: the variables holding objects, as tagged JSON (the primitives are in
         # _known); a context is built from both.
         self._blob: str | None = None
+        self._blob_plain = False  # _blob is codec.plain_json's text (stored_variables)
         self._saved: dict[str, Any] | None = None  # the variables at the last save, while live
         self._fresh = True  # the saved variables are those of the context
         self._kn: Any = {}  # _known's value, or _PACKED
@@ -205,13 +206,13 @@ class EcmaData:
         try:
             values = self.variables()
             self._learn(values)
-            self._blob = self._objects_text(values)
+            self._keep_objects(values)
         except ExecutionError as e:
             log.error("session %s: its data could not be saved when its context was dropped (%s); "
                       "the variables that can be read one by one are kept", self._sid, e)
             values = self._salvage()
             self._learn(values)  # without a context, _known is never None
-            self._blob = self._objects_text(values)
+            self._keep_objects(values)
         self._ctx = self._fns = self._saved = self._queue = self._objects = self._pick = None
         self._fresh = True
         self._builtins_changed = False  # the changed context is gone; what a new one is given is checked (builtin)
@@ -338,12 +339,17 @@ class EcmaData:
             values = {k: v for k, v in values.items() if k not in missing}
         self._api("load")(self._tagged(codec.to_json(values, self._gen)), " ".join(missing))
 
-    def _objects_text(self, values: Mapping[str, Any]) -> str | None:
-        """The variables of ``values`` holding objects, as text (a session without a context keeps
-        its primitives in ``_known`` alone, and these)."""
+    def _keep_objects(self, values: Mapping[str, Any]) -> None:
+        """Keep the variables of ``values`` holding objects as text (a session without a context
+        keeps its primitives in ``_known`` alone, and these), and whether it is plain JSON."""
         volatile = self._volatile
         objects = {k: v for k, v in values.items() if k in volatile}
-        return codec.to_json(objects) if objects else None
+        if not objects:
+            self._blob, self._blob_plain = None, False
+            return
+        text = codec.plain_json(objects)
+        self._blob_plain = text is not None
+        self._blob = text if text is not None else codec.tagged_json(objects)
 
     def _prepare_context(self) -> None:
         """A context with every value set in it (for what only a context can do)."""
@@ -778,26 +784,45 @@ class EcmaData:
         self._event_changed = False
 
     def variables(self) -> dict[str, Any]:
+        values, text = self._held_variables()
+        if text is not None:
+            values.update(codec.loads(text))
+        return values
+
+    def stored_variables(self) -> tuple[dict[str, Any], str | None]:
+        """The primitives, and the objects as the text kept while the session waits when it is
+        plain JSON: a snapshot is taken after every macrostep, and parsing that text to have the
+        snapshot walk and write its values again was a third of a snapshot's cost. Tagged text
+        (undefined, NaN, functions, shared objects...) only this side reads: it is parsed."""
+        values, text = self._held_variables()
+        if text is not None and not self._blob_plain:
+            values.update(codec.loads(text))
+            return values, None
+        return values, text
+
+    def _held_variables(self) -> tuple[dict[str, Any], str | None]:
+        """The variables as held now: the values, and the objects' text (``_blob``) of a session
+        without a context, or None."""
         if self._ctx is not None:
             if self._pending:
                 self._flush()
             if not self._fresh or self._saved is None:
                 self._saved = self._collect()
                 self._fresh = True
-            return dict(self._saved)
+            return dict(self._saved), None
         # No context: the primitives are in _known, the objects in the text (a session whose code
         # this side answered never builds a context). Variables sharing an object are written as a
         # definition and references to it: only the context can replace one of them.
         pending = self._pending
         if pending and self._blob and _SHARED_OBJECT.search(self._blob):
             self._prepare_context()
-            return self.variables()
+            return self._held_variables()
         if pending:
             self._pending = None  # its primitives are in _known already (_note)
             if self._blob or not all(_primitive(v) for v in pending.values()):
                 objects = codec.loads(self._blob) if self._blob else {}
                 objects.update(pending)
-                self._blob = self._objects_text(objects)
+                self._keep_objects(objects)
         if self._kn is _PACKED:  # no name changed since the last snapshot
             names, packed, index = self._packed  # type: ignore[misc]
             # The shared index has the names as keys, in order: a copy of it (made in C) with the
@@ -807,9 +832,7 @@ class EcmaData:
         else:
             values = dict(self._kn)
             self._pack()  # a snapshot is taken at the end of each macrostep: the session may wait now
-        if self._blob:
-            values.update(codec.loads(self._blob))
-        return values
+        return values, self._blob or None
 
     def restore(self, values: Mapping[str, Any]) -> None:
         if not values:
@@ -828,7 +851,7 @@ class EcmaData:
         merged = self.variables()
         merged.update(values)
         self._learn(merged)
-        self._blob = self._objects_text(merged)
+        self._keep_objects(merged)
 
 
 UNDEFINED = Foreign({codec.TAG: "u"})
