@@ -155,7 +155,7 @@ def snapshot_json(state: SessionState, dumps: Callable[[Any], str]) -> str:
     """``dumps(encode_state(state))``, the snapshot's text, with ``state.data_text`` written into
     its data as it is: plain JSON that reads back as the datamodel reads it
     (``DataModel.stored_variables``). A snapshot is taken after every macrostep, and parsing that
-    text to walk its values and write them again was a third of the cost of one. Where orjson,
+    text to walk its values and write them again was a fifth of the cost of one. Where orjson,
     which takes the text in, refuses the rest (an integer beyond 64 bits, data nested too deeply
     for it), ``dumps`` writes it all as ``encode_state`` gives it."""
     text = state.data_text

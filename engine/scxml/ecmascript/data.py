@@ -792,7 +792,7 @@ class EcmaData:
     def stored_variables(self) -> tuple[dict[str, Any], str | None]:
         """The primitives, and the objects as the text kept while the session waits when it is
         plain JSON: a snapshot is taken after every macrostep, and parsing that text to have the
-        snapshot walk and write its values again was a third of a snapshot's cost. Tagged text
+        snapshot walk and write its values again was a fifth of a snapshot's cost. Tagged text
         (undefined, NaN, functions, shared objects...) only this side reads: it is parsed."""
         values, text = self._held_variables()
         if text is not None and not self._blob_plain:
