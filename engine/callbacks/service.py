@@ -844,7 +844,12 @@ class CallbackService:
             if (record["_callback_state"] == CallbackState.COMPLETED
                     and record.get("_ors_session_id") not in self.by_session):
                 self.records.pop(cid, None)
-        batch.add(event_groups.CALLBACK_EVENT_GROUPS, event_groups.rows(self._new_events))
+        # Each event row with its callback's partition too: the fence covers it, and a refused
+        # partition's events are left out with its record change (``fencing.strip``).
+        groups = event_groups.rows(self._new_events)
+        for row in groups:
+            row["part"] = partition_of(row["callback_id"])
+        batch.add(event_groups.CALLBACK_EVENT_GROUPS, groups)
         self._writing.update(self._dirty)
         self._dirty = {}
         self._writing_events, self._new_events = self._new_events, []

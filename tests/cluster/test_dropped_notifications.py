@@ -395,3 +395,22 @@ async def test_group_commit_holds_on_a_cluster_node(cluster) -> None:
     second = asyncio.ensure_future(a.callbacks.create("hold", {"_customer_number": "+15550620101"}))
     made = {(await first)["_ors_session_id"], (await second)["_ors_session_id"]}
     assert any(made <= ids for ids in batches), "the two creates were written in separate batches"
+
+
+async def test_the_status_events_of_a_fenced_batch_are_left_out_with_the_record_change(cluster) -> None:
+    """A reschedule's batch is refused (another node claimed the callback's partition): the record
+    change is left out with the partition's rows, and so are the status events it recorded. Before,
+    the event rows carried no partition, so the fence neither covered nor stripped them: the
+    database said the callback was rescheduled while its record kept the old time."""
+    a = await cluster.start("a")
+    cid = (await a.callbacks.create("later", {"_customer_number": "+15550610011",
+                                               "_desired_time": later(a, 3600)}))["_id"]
+    await a.manager.commit()
+    before = await recorded(a, cid)
+    await claimed_elsewhere(a, partition_of(cid))
+    with pytest.raises(StorageUnavailable):  # the batch of that reschedule was refused
+        await a.callbacks.reschedule("later", cid, {"_new_desired_time": later(a, 7200), "order": "changed"})
+    stored = await a.store.fetch_one(  # type: ignore[union-attr]
+        select(callback_rows.callbacks.c.record).where(callback_rows.callbacks.c.id == cid))
+    assert "changed" not in stored["record"]
+    assert await recorded(a, cid) == before, "the refused change's status events were stored"
