@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Float, Integer, String, Table, Text, func, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage import Migration, Store, TableWrite, dumps, metadata
@@ -119,15 +120,23 @@ async def purge_of(conn: AsyncConnection, callbacks: Any, callback_ids: Any) -> 
 
 # -- migration 10 -------------------------------------------------------------------------------
 # Each row of the old table becomes a row of one event (a message that is not valid JSON, which
-# the engine never wrote, is kept as a string rather than failing the upgrade).
+# the engine never wrote, is kept as a string rather than failing the upgrade). SQLite's
+# json_array writes a REAL with 15 significant digits (1733338339.1234567 became
+# 1733338339.12346): the time goes in as 17, which read back give the very float.
+_SQLITE_TIME = "printf('%!.17g', created_at)"
 _COPY = {
     "sqlite": "INSERT INTO callback_event_groups (id, callback_id, callback_serial, created_at, events) "
-              "SELECT id, callback_id, callback_serial, created_at, json_array(json_array(id, created_at, name, "
+              "SELECT id, callback_id, callback_serial, created_at, json_array(json_array(id, "
+              f"CASE WHEN json_valid({_SQLITE_TIME}) THEN json({_SQLITE_TIME}) ELSE created_at END, name, "
               "CASE WHEN json_valid(data) THEN json(data) ELSE data END)) FROM callback_events",
     "postgresql": "INSERT INTO callback_event_groups (id, callback_id, callback_serial, created_at, events) "
                   "SELECT id, callback_id, callback_serial, created_at, "
-                  "json_build_array(json_build_array(id, created_at, name, data::json))::text FROM callback_events",
+                  "json_build_array(json_build_array(id, created_at, name, {data}))::text FROM callback_events",
 }
+# PostgreSQL before 16 has no IS JSON: a cast that fails is caught by a function (a subtransaction
+# per row, so only when the plain cast failed).
+_PG_LENIENT = ("CREATE FUNCTION pg_temp.cbe_lenient_json(t text) RETURNS json LANGUAGE plpgsql AS $$ "
+               "BEGIN RETURN t::json; EXCEPTION WHEN others THEN RETURN to_json(t); END $$")
 # The old table's name, read-only: one row per event, its columns as they were.
 _VIEW = {
     "sqlite": "CREATE VIEW callback_events AS SELECT json_extract(e.value, '$[0]') AS id, g.callback_id AS "
@@ -149,9 +158,22 @@ def migrate(conn: Connection) -> None:
     for name, spec in INDEXES.items():
         conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON callback_event_groups {spec}"))
     if inspect(conn).has_table("callback_events"):  # a store opened with the callbacks' schema has it
-        conn.execute(text(_COPY[dialect]))
+        if dialect == "postgresql":
+            _copy_postgresql(conn)
+        else:
+            conn.execute(text(_COPY[dialect]))
         conn.execute(text("DROP TABLE callback_events"))
     conn.execute(text(_VIEW[dialect]))
+
+
+def _copy_postgresql(conn: Connection) -> None:
+    try:
+        with conn.begin_nested():
+            conn.execute(text(_COPY["postgresql"].format(data="data::json")))
+    except DBAPIError:  # a message that is not JSON (the engine never wrote one)
+        conn.execute(text(_PG_LENIENT))
+        conn.execute(text(_COPY["postgresql"].format(data="pg_temp.cbe_lenient_json(data)")))
+        conn.execute(text("DROP FUNCTION pg_temp.cbe_lenient_json(text)"))
 
 
 MIGRATION = Migration(10, "status events stored a batch at a time: one row per callback per unit of work "

@@ -115,3 +115,32 @@ async def test_an_unreadable_old_message_survives_the_migration_as_text(tmp_path
         assert store.new_id() > 8
     finally:
         await store.close()
+
+
+async def test_the_migration_keeps_each_event_exactly_on_both_dialects(db_url: str) -> None:  # noqa: F811
+    """Migration 10 copies an event's time to the last bit (SQLite's json_array wrote a REAL with
+    15 digits: 1733338339.1234567 became 1733338339.12346) and keeps a message that is not JSON
+    as a string on PostgreSQL too (its cast to json failed the upgrade: the engine never started)."""
+    from engine.storage import Store
+    from tests.storage.test_serial_migration import before_serials
+
+    precise = 1733338339.1234567
+    store = await Store.open(db_url, before_serials())
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(text("INSERT INTO callback_events (id, callback_id, name, data, created_at) "
+                                    "VALUES (7, 'c9', 'e', 'not json', :a), (8, 'c9', 'f', :ok, :b), "
+                                    "(9, 'c9', 'g', :t, 5.0)"),
+                               {"ok": '{"ok":true}', "t": '{"t":0.1}', "a": precise, "b": 0.1})
+    finally:
+        await store.close()
+    store = await persistence.open_store(db_url)
+    try:
+        assert [(e["id"], e["name"], e["data"], e["created_at"]) for e in await event_groups.events_of(store, "c9")] \
+            == [(7, "e", "not json", precise), (8, "f", {"ok": True}, 0.1), (9, "g", {"t": 0.1}, 5.0)]
+        async with store.engine.connect() as conn:
+            view = (await conn.execute(text("SELECT id, created_at FROM callback_events ORDER BY id"))).all()
+        assert [(r[0], r[1]) for r in view] == [(7, precise), (8, 0.1), (9, 5.0)]
+        assert store.new_id() > 9
+    finally:
+        await store.close()
