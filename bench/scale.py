@@ -150,8 +150,8 @@ async def build_database(data: Path, live: int, completed: int, events: int, fir
                            "_service_id": cid, "_service_name": SERVICE, "_callback_state": "COMPLETED",
                            "_customer_number": "+15550000000", "_v_queue": QUEUE}
                 # one event a row: how a quiet engine stores them (a busy one packs a batch's in one)
-                events = json.dumps([[i + 1, now, message["event_id"], message]], separators=(",", ":"))
-                batch.append((i + 1, cid, -2 * live - completed + n, now, events))
+                row_events = json.dumps([[i + 1, now, message["event_id"], message]], separators=(",", ":"))
+                batch.append((i + 1, cid, -2 * live - completed + n, now, row_events))
             db.executemany("INSERT INTO callback_event_groups (id, callback_id, callback_serial, created_at, events) "
                            "VALUES (?,?,?,?,?)", batch)
         db.commit()
