@@ -81,6 +81,7 @@ class Sizes:
         self.live = (100, 1000, 2000) if quick else (1000, 10_000, 50_000)
         self.completed = 5000 if quick else 200_000
         self.events = 25_000 if quick else 1_000_000
+        self.event_chunk = 10_000 if quick else 100_000  # a quick run builds its events in several chunks too
         self.history_live = 50  # the same live set over an empty and a long history
         self.queued = 300 if quick else 5000  # immediate callbacks whose RSS is measured (flow running)
         self.rounds = 4 if quick else 10  # interleaved rounds of creates or queries per engine
@@ -117,7 +118,8 @@ def row(rec: dict[str, Any], desired: float, created: float, serial: int) -> tup
             json.dumps(rec, separators=(",", ":")), serial)
 
 
-async def build_database(data: Path, live: int, completed: int, events: int, first_number: int) -> None:
+async def build_database(data: Path, live: int, completed: int, events: int, first_number: int,
+                         chunk: int = 100_000) -> None:
     """The engine's own schema (its migrations), then ``live`` SCHEDULED callbacks spread over the
     next 30 days and ``completed`` COMPLETED ones of the last day with ``events`` status events
     between them, inserted in bulk."""
@@ -143,9 +145,9 @@ async def build_database(data: Path, live: int, completed: int, events: int, fir
                 done_ids.append(rec["_id"])
                 rows.append(row(rec, created, created, -2 * live - completed + i))
             db.executemany(insert, rows)
-        for start in range(0, events, 100_000):
+        for start in range(0, events, chunk):  # inserted ``chunk`` events at a time
             batch = []
-            for i in range(start, min(events, start + 100_000)):
+            for i in range(start, min(events, start + chunk)):
                 n = i % len(done_ids)
                 cid = done_ids[n]
                 message = {"event_id": "_cbe_on_callback_status_updated", "timestamp": str(int(now)),
@@ -316,7 +318,8 @@ async def history(workdir: Path, sizes: Sizes, config: Path, client: aiohttp.Cli
     notes: dict[str, Any] = {}
     first = 5_000_000
     await build_database(workdir / "empty", sizes.history_live, 0, 0, first)
-    await build_database(workdir / "history", sizes.history_live, sizes.completed, sizes.events, first)
+    await build_database(workdir / "history", sizes.history_live, sizes.completed, sizes.events, first,
+                         sizes.event_chunk)
     result: dict[str, Any] = {"completed": sizes.completed, "events": sizes.events, "live": sizes.history_live}
     async with AsyncExitStack() as stack:
         probes = []
