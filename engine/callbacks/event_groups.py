@@ -108,10 +108,8 @@ async def purge_of(conn: AsyncConnection, callbacks: Any, callback_ids: Any) -> 
     t = callback_event_groups
     length = (func.json_array_length(t.c.events) if conn.dialect.name == "sqlite"
               else func.json_array_length(text("callback_event_groups.events::json")))
-    keyed = (t.c.callback_serial.in_(callbacks), t.c.callback_id.in_(callback_ids))
-    unkeyed = (t.c.callback_serial.is_(None), t.c.callback_id.in_(callback_ids))
     count = 0
-    for where in (keyed, unkeyed):
+    for where in serials.halves_of(t, callbacks, callback_ids):
         found = (await conn.execute(select(func.coalesce(func.sum(length), 0)).where(*where))).scalar()
         count += int(found or 0)
     await serials.delete_of(conn, t, callbacks, callback_ids)

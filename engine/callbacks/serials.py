@@ -77,10 +77,17 @@ def rows_of(t: Table, callback_id: str) -> CompoundSelect:
     return union_all(keyed, unkeyed).order_by(t.c.id)
 
 
+def halves_of(t: Table, callbacks: Select[Any], callback_ids: Select[Any]) -> tuple[tuple[Any, ...], ...]:
+    """The conditions on ``t``'s rows of some callbacks, one per index range: ``callbacks`` selects
+    their serials and ``callback_ids`` their ids (the same callbacks). A serial is unique, the id
+    check only keeps a row that somehow shares one."""
+    return ((t.c.callback_serial.in_(callbacks), t.c.callback_id.in_(callback_ids)),
+            (t.c.callback_serial.is_(None), t.c.callback_id.in_(callback_ids)))
+
+
 async def delete_of(conn: AsyncConnection, t: Table, callbacks: Select[Any], callback_ids: Select[Any]) -> int:
-    """Delete ``t``'s rows of some callbacks: ``callbacks`` selects their serials and
-    ``callback_ids`` their ids (the same callbacks). A serial is unique, the id check only keeps a
-    row that somehow shares one; how many rows went."""
-    keyed = await conn.execute(delete(t).where(t.c.callback_serial.in_(callbacks), t.c.callback_id.in_(callback_ids)))
-    unkeyed = await conn.execute(delete(t).where(t.c.callback_serial.is_(None), t.c.callback_id.in_(callback_ids)))
-    return keyed.rowcount + unkeyed.rowcount
+    """Delete ``t``'s rows of some callbacks (``halves_of``'s arguments); how many rows went."""
+    gone = 0
+    for where in halves_of(t, callbacks, callback_ids):
+        gone += (await conn.execute(delete(t).where(*where))).rowcount
+    return gone
