@@ -275,8 +275,11 @@ class StatusNotifier:
     def check_request(self, service_name: str, keys: dict[str, Any]) -> None:
         """Refuse a create whose effective notification target (request > service > list) the
         outbound URL policy does not allow: ``BadRequest`` naming the field and the reason."""
-        problems = target_problems(self.settings_for({**keys, "_service_name": service_name, "_id": "(new)"}),
-                                   self.config.policy)
+        if keys.keys().isdisjoint(_OWN_KEYS):  # the service's settings, resolved once (every create asks)
+            settings = self._settings({"_service_name": service_name, "_id": "(new)"})
+        else:
+            settings = self.settings_for({**keys, "_service_name": service_name, "_id": "(new)"})
+        problems = target_problems(settings, self.config.policy)
         if problems:
             raise BadRequest("; ".join(problems))
 

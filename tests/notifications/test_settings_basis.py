@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from engine.callbacks.records import BadRequest
 from engine.notifications.notifier import StatusNotifier
 from engine.notifications.transaction_list import TransactionList, TransactionListError, parse
+from engine.urlpolicy import UrlPolicy
 
 
 def notifier(raw: dict[str, dict[str, Any]], lists: dict[str, TransactionList] | None = None) -> StatusNotifier:
@@ -102,3 +104,20 @@ def test_a_lists_properties_are_checked_like_a_services_options() -> None:
                    "_status_notification_target = <your URL>\n")
     assert listed.properties == {"_status_notification_debug": "true", "_enable_status_notification": "to_notify",
                                  "_status_notification_target": "<your URL>"}  # the seed's placeholder
+
+
+def test_a_create_is_checked_against_its_services_settings_each_time_and_after_a_reload() -> None:
+    """``check_request`` reads the service's resolved settings (the cache) when the request sets
+    no notification key of its own: a refused target stays refused on every create, and a
+    reloaded service is what the next create is checked against."""
+    raw = {"svc": {**SERVICE, "_status_notification_target": "https://refused.example/x"}}
+    n = notifier(raw)
+    n.config = SimpleNamespace(policy=UrlPolicy(["https://example.com"]))
+    for _ in range(3):
+        with pytest.raises(BadRequest, match="_status_notification_target"):
+            n.check_request("svc", {"_customer_number": "+15550100001"})
+    raw["svc"] = dict(SERVICE)  # an allowed target (a reload replaces the object)
+    n.check_request("svc", {"_customer_number": "+15550100001"})
+    with pytest.raises(BadRequest, match="_status_notification_target"):  # the request's own key decides
+        n.check_request("svc", {"_status_notification_target": "https://refused.example/y"})
+    n.check_request("svc", {})
