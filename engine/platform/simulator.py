@@ -205,8 +205,12 @@ class Simulator:
         self._callin_of: dict[str, str] = {}  # session -> its valid access code
         self._listeners: list[QueueListener] = []
         self._dirty: dict[str, None] = {}  # queues changed during the current operation, in order
-        self._depth = 0
+        self._outer: list[bool] = []  # per operation in progress: whether the one around it buffered
         self._buffering = False
+        # Group changes so listeners hear about each changed queue once, after state is consistent;
+        # the buffered one also holds back the events it raises until a later loop turn.
+        self._operation = _Operation(self, buffer=False)
+        self._buffered_operation = _Operation(self, buffer=True)
         self._outbox: list[tuple[str, str, dict[str, Any]]] = []
         self._flush_handle: Any = None
         self._closed = False
@@ -220,7 +224,7 @@ class Simulator:
             "route": self._route,
             "callin.register": self._callin_register,
         }
-        with self._operation():
+        with self._operation:
             self._apply(config)
 
     # ------------------------------------------------------------------ Platform API
@@ -243,7 +247,7 @@ class Simulator:
 
     def handle(self, session_id: str, request: str, data: dict[str, Any]) -> None:
         """Answers are delivered on a later loop turn, never inside the caller's own step."""
-        with self._operation(buffer=True):
+        with self._buffered_operation:
             if not isinstance(data, dict):
                 self._error(session_id, request, {}, "request data must be an object")
                 return
@@ -293,7 +297,7 @@ class Simulator:
         return entry.session_id
 
     def drop(self, session_id: str) -> None:
-        with self._operation():
+        with self._operation:
             for handle in self._timers.pop(session_id, {}).values():
                 handle.cancel()
             if self._outbox:
@@ -339,7 +343,7 @@ class Simulator:
             if in_use or vixns:
                 raise ValueError(f"queues.{name}: cannot remove a queue with {vixns} interaction(s) "
                                  f"and {in_use} agent(s) at work")
-        with self._operation():
+        with self._operation:
             if config.seed is not None and config.seed != self.config.seed:
                 self.rng.seed(config.seed)
             self.config = config
@@ -738,22 +742,18 @@ class Simulator:
             return
         if not timers:
             del self._timers[sid]
-        with self._operation():
+        with self._operation:
             fn(*args)
 
     def _agent_timer(self, agent: Agent, fn: Callable[[Agent], None]) -> None:
         agent.timer = None
         if self._agents.get(agent.agent_id) is not agent:
             return
-        with self._operation():
+        with self._operation:
             fn(agent)
 
     def _touch(self, queue: str) -> None:
         self._dirty[queue] = None
-
-    def _operation(self, buffer: bool = False) -> _Operation:
-        """Group changes so listeners hear about each changed queue once, after state is consistent."""
-        return _Operation(self, buffer)
 
     def _operation_done(self) -> None:
         """The outermost operation ended: tell the listeners of each queue it changed."""
@@ -769,27 +769,28 @@ class Simulator:
 
 
 class _Operation:
-    """``Simulator._operation``: a plain context manager, since every request and timer of every
-    callback runs in one (a generator-based one cost more than most requests themselves)."""
+    """``Simulator._operation`` and ``_buffered_operation``: one plain, reentrant context manager
+    of each kind per simulator, since every request and timer of every callback runs in one (a
+    generator-based one cost more than most requests themselves; one made per use, a tenth of
+    the simulator's own time)."""
 
-    __slots__ = ("_buffer", "_outer", "_sim")
+    __slots__ = ("_buffer", "_sim")
 
     def __init__(self, sim: Simulator, buffer: bool):
         self._sim = sim
         self._buffer = buffer
-        self._outer = False
 
     def __enter__(self) -> None:
         sim = self._sim
-        sim._depth += 1
-        self._outer = outer = sim._buffering
+        outer = sim._buffering
+        sim._outer.append(outer)
         sim._buffering = outer or self._buffer
 
     def __exit__(self, *exc: object) -> None:
         sim = self._sim
-        sim._buffering = self._outer
-        sim._depth -= 1
-        if sim._depth == 0 and sim._dirty:
+        outers = sim._outer
+        sim._buffering = outers.pop()
+        if not outers and sim._dirty:
             sim._operation_done()
 
 
