@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.callbacks.flow_actions import ReportDesk
 from engine.notifications.service import NotificationService
-from engine.runtime import Runtime, engine_registry
+from engine.runtime import GC_YOUNG_THRESHOLD, Runtime, engine_registry
 from engine.scxml import ExecutionError, SessionHost, compile_document
 from engine.settings import Settings
 from tests.support.eventually import eventually
@@ -111,3 +114,34 @@ async def test_a_part_whose_close_hangs_is_named_and_left_and_the_rest_still_clo
     [line] = [r.getMessage() for r in caplog.records if "did not finish" in r.getMessage()]
     assert line.startswith("stopping: the notifications did not finish within 0.3 s")
     assert "never_answers" in line and "Event.wait" in line  # where it waits
+
+
+_SERVED = """
+import asyncio, gc, json, sys
+from pathlib import Path
+from engine.runtime import Runtime
+from engine.settings import Settings
+
+async def main():
+    folder = Path(sys.argv[1])
+    before = gc.get_threshold()
+    runtime = await Runtime.build(Settings.load(config_dir=folder / "none", env={}, data_dir=folder / "data"),
+                                  freeze_gc=True)
+    await runtime.start()
+    print(json.dumps([before, gc.get_threshold(), gc.get_freeze_count() > 0]))
+    await runtime.close()
+
+asyncio.run(main())
+"""
+
+
+def test_an_engine_owning_its_process_tunes_the_collector(tmp_path: Path) -> None:
+    """``engine serve`` (``freeze_gc``): start-up's objects frozen, and the youngest generation
+    collected every GC_YOUNG_THRESHOLD allocations, the older generations' settings kept. Its own
+    process: freezing the test runner's objects would change every test after it."""
+    done = subprocess.run([sys.executable, "-c", _SERVED, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    before, after, frozen = json.loads(done.stdout)
+    assert after == [GC_YOUNG_THRESHOLD, *before[1:]] and frozen
+    assert before[0] < GC_YOUNG_THRESHOLD
