@@ -90,7 +90,8 @@ def test_a_flush_due_on_a_loop_that_stopped_does_not_hold_up_the_next_loops_line
     handlers, level = root.handlers[:], root.level
 
     async def log_and_leave(text: str) -> None:
-        logging.getLogger("engine.test_logs").info(text)
+        logging.getLogger("engine.test_logs").info(text)  # the first of a stretch: flushed at once
+        logging.getLogger("engine.test_logs").info(text + " again")  # a flush due on this loop
 
     async def log_and_wait(text: str) -> None:
         logging.getLogger("engine.test_logs").info(text)
@@ -101,7 +102,8 @@ def test_a_flush_due_on_a_loop_that_stopped_does_not_hold_up_the_next_loops_line
         try:
             asyncio.run(log_and_leave("first"))  # its loop closes before the flush is due
             asyncio.run(log_and_wait("second"))
-            assert [line.split(" ", 4)[-1] for line in path.read_text().splitlines()] == ["first", "second"]
+            assert [line.split(" ", 4)[-1] for line in path.read_text().splitlines()] == [
+                "first", "first again", "second"]
         finally:
             root.handlers[:] = handlers
             root.setLevel(level)

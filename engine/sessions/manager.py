@@ -490,8 +490,9 @@ class SessionManager(SessionHost):
             return
         if self._writer.done():
             raise StorageUnavailable("the storage writer has stopped; see the engine log")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        # The writer's loop is the caller's: asking asyncio for the running loop is a system call
+        # on Python 3.11 (getpid), once per create.
+        future = self._writer.get_loop().create_future()
         self._waiters.append(future)
         if self.cluster is not None:
             self._waiter_parts[future] = frozenset(parts) if parts is not None else None
