@@ -53,8 +53,8 @@ async def flow_sessions(request: web.Request) -> web.Response:
         for sid, info in list(mgr.info.items()):
             if sid in mgr.sessions and info.flow == name:
                 counts[info.version]["running"] += 1
-        for found in list(mgr.ended.values()):
-            if found.get("flow") == name and found.get("version") is not None:
-                counts[int(found["version"])]["ended"] += 1
+        for ended in list(mgr.ended.values()):
+            if ended.flow == name and ended.version is not None:
+                counts[ended.version]["ended"] += 1
     return web.json_response({"name": name, "versions": [
         {"version": version, **counts[version]} for version in sorted(counts, reverse=True)]})

@@ -156,6 +156,12 @@ class DataModel(Protocol):
     def can_hibernate(self) -> bool:
         """Whether ``variables`` and ``restore`` give the session back after a restart."""
 
+    @property
+    def live(self) -> bool:
+        """Whether the session holds an interpreter context of its own now: memory that goes
+        with the session, so a host keeping an ended session for a while keeps its description
+        instead."""
+
 
 class DataModelKind(Protocol):
     """A datamodel as a document names it: compiles its expressions once, shared by every
@@ -211,6 +217,7 @@ class PythonData:
 
     __slots__ = ("_names", "_st", "_values")
     can_hibernate = True
+    live = False
 
     def __init__(self, system: Mapping[str, Any]):
         store = {"__builtins__": builtins, "_event": None}
@@ -424,6 +431,7 @@ class NullData:
 
     __slots__ = ("_in",)
     can_hibernate = True
+    live = False
 
     def __init__(self, in_state: Callable[[str], bool]):
         self._in = in_state

@@ -62,7 +62,8 @@ async def test_a_session_grown_beyond_the_bound_is_failed_and_stored_without_its
         row = await session_rows.get_session(manager.store, big.id)
         assert row["status"] == "failed" and len(row["snapshot"]) < 2_000, len(row["snapshot"])
         assert "max_session_state_bytes" in json.loads(row["snapshot"])["error"]
-        assert manager.ended[big.id]["datamodel"] == {}, "the description keeps no copy of the data"
+        assert manager.describe(big.id)["datamodel"] == {}, "it is described without the data"
+        assert manager.ended[big.id].session is None, "nothing holds on to the data that was too much"
 
         assert small.is_running  # the other session runs on
         manager.send_to(small.id, Event("grow", {"size": 1_000}))
