@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.bounded_json import NotUnicode, TooDeep, loads
 
@@ -38,3 +43,55 @@ def test_nesting_beyond_the_limit_is_refused() -> None:
     assert loads("[" * 3 + "]" * 3, max_depth=3) == [[[]]]
     with pytest.raises(TooDeep):
         loads("[" * 4 + "]" * 4, max_depth=3)
+
+
+def test_brackets_inside_strings_do_not_hide_nesting() -> None:
+    """The walk is skipped only when fewer brackets than the limit are written at all."""
+    assert loads('{"a": "[[[[[[[["}', max_depth=3) == {"a": "[[[[[[[["}
+    with pytest.raises(TooDeep):
+        loads(b'{"a": "x", "b": [[[{}]]]}', max_depth=3)
+
+
+# What orjson (read first) gives differently or refuses: each must be json.loads' answer.
+AS_JSON_LOADS = [
+    b"123456789012345678901234567890",  # beyond 64 bits: orjson gives a float
+    b'{"n": 18446744073709551616, "m": -9223372036854775809}',
+    "[0.12345678901234567890123]",
+    b"NaN", b'{"a": Infinity, "b": -Infinity}', b"1e400",
+    b'\xef\xbb\xbf{"a": 1}',  # a byte order mark
+    '{"a": 1}'.encode("utf-16"),  # another encoding, which json detects
+    b'{"a": 1, "a": 2}',
+    b"-0", b"-0.0", b"[1.5e-320]",
+]
+
+
+@pytest.mark.parametrize("text", AS_JSON_LOADS)
+def test_the_value_is_json_loads_value(text: str | bytes) -> None:
+    got, expected = loads(text), json.loads(text)
+    assert repr(got) == repr(expected) or (isinstance(got, float) and math.isnan(got) and math.isnan(expected))
+    assert type(got) is type(expected)
+
+
+@pytest.mark.parametrize("text", [b'{"a": 1}x', b'{"a": tru}', b'"a\x00"', b"\xff", b"", b"[1,]"])
+def test_what_json_loads_refuses_is_refused_with_its_error(text: bytes) -> None:
+    with pytest.raises(ValueError) as ours:
+        loads(text)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(text)
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_VALUES, st.booleans(), st.booleans())
+def test_any_json_reads_as_json_loads_reads_it(value: object, as_bytes: bool, ascii_only: bool) -> None:
+    """Text without lone surrogates (hypothesis' text has none), written either way: astral
+    characters as pairs of escapes or as themselves, integers beyond 64 bits, any float."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    raw = text.encode() if as_bytes else text
+    assert repr(loads(raw, max_depth=64)) == repr(json.loads(raw))
