@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from engine.runtime import Runtime
@@ -37,10 +39,18 @@ def settings(tmp_path: Path) -> Settings:
                          flow_watch_interval=0)
 
 
-async def test_an_ended_session_is_described_as_it_ended_when_asked(tmp_path: Path) -> None:
+@asynccontextmanager
+async def running(tmp_path: Path) -> AsyncIterator[Runtime]:
     engine = await Runtime.build(settings(tmp_path))
     await engine.start()
     try:
+        yield engine
+    finally:
+        await engine.close()
+
+
+async def test_an_ended_session_is_described_as_it_ended_when_asked(tmp_path: Path) -> None:
+    async with running(tmp_path) as engine:
         manager = engine.manager
         session = manager.start_flow("counting")
         manager.send_to(session.id, Event("bump"))
@@ -55,14 +65,10 @@ async def test_an_ended_session_is_described_as_it_ended_when_asked(tmp_path: Pa
         assert found["status"] == "finished" and found["flow"] == "counting" and found["version"] == 1
         assert found["datamodel"]["count"] == 101 and found["datamodel"]["note"] == {"k": [1, 2]}
         assert (await manager.find(session.id))["datamodel"]["count"] == 101
-    finally:
-        await engine.close()
 
 
 async def test_an_ended_session_holding_a_context_is_described_at_once_and_let_go(tmp_path: Path) -> None:
-    engine = await Runtime.build(settings(tmp_path))
-    await engine.start()
-    try:
+    async with running(tmp_path) as engine:
         manager = engine.manager
         session = manager.start_flow("with_context")
         sid = session.id
@@ -79,5 +85,3 @@ async def test_an_ended_session_holding_a_context_is_described_at_once_and_let_g
         del session, kept
         gc.collect()
         assert datamodel() is None, "nothing keeps the ended session's datamodel (and its context)"
-    finally:
-        await engine.close()
