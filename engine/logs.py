@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from itertools import islice
 from typing import IO, Any
@@ -230,6 +232,7 @@ class BatchFlushingHandler(logging.StreamHandler):
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is due on
         self._flush_thread = 0  # the thread that loop ran when the flush was set
         self._flushed_at = -FLUSH_SECONDS  # time.monotonic() of the last flush
+        _HANDLERS.add(self)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -297,6 +300,20 @@ class BatchFlushingHandler(logging.StreamHandler):
     def _flush_due(self) -> None:
         self._flush_on = None
         self.flush()
+
+
+_HANDLERS: weakref.WeakSet[BatchFlushingHandler] = weakref.WeakSet()
+
+
+def _forget_due_flushes() -> None:
+    """A forked child runs none of its parent's loops, though one looks running in the same
+    thread (``_flush_soon``): its lines are flushed at once, as lines outside a loop are."""
+    for handler in list(_HANDLERS):
+        handler._flush_on = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_due_flushes)
 
 
 def flush_lines() -> None:
