@@ -486,13 +486,21 @@ class SessionManager(SessionHost):
             # Each holds the session and its datamodel (~3.5 KB): with a store, the stored row
             # answers for older ones, so only the latest few are kept (ENDED_KEPT). One holding
             # a live context (ecmascript) is described now, and its context goes with it.
-            self.ended[session.id] = (EndedSession(None, info, self._describe(session, info))
-                                      if session.datamodel.live else EndedSession(session, info))
+            # A datamodel that does not say (one written before ``live`` was in the port) is
+            # described at once, as every one was.
+            kept = not getattr(session.datamodel, "live", True)
+            self.ended[session.id] = (EndedSession(session, info) if kept
+                                      else EndedSession(None, info, self._describe(session, info)))
             if len(self.ended) > ENDED_KEPT[self.store is not None]:
                 self.ended.pop(next(iter(self.ended)))
         super().session_ended(session)
         if not self._durable(session):
             self.info.pop(session.id, None)
+        found = self.ended.get(session.id)
+        if found is not None and found.session is session:
+            # Kept for its description: not the last event it took (its data may be a request's
+            # whole body), which no description shows and no snapshot stores.
+            session.datamodel.set_event(None)
 
     # -- committing ----------------------------------------------------------------------------
     def request_write(self) -> None:
