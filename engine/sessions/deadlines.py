@@ -33,14 +33,31 @@ class Deadlines:
 
     def add(self, future: asyncio.Future[Any], seconds: float) -> None:
         loop = future.get_loop()
-        if loop is not self._loop and self._loop is not None:  # another loop (tests): the last one's are its own
-            self._heap = [entry for entry in self._heap if entry[2].get_loop() is loop]
-            heapq.heapify(self._heap)
-            self._timer_at = math.inf
+        if loop is not self._loop and self._loop is not None:  # another loop (tests)
+            self._switch_to(loop)
         when = loop.time() + seconds
         heapq.heappush(self._heap, (when, next(self._order), future))
         if when < self._timer_at:
             self._arm(loop, when)
+
+    def _switch_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep the waits of ``loop`` here; each other loop's wait in progress gets a timer of
+        its own on its loop (which may run again: stopped is not closed), as before there was one."""
+        kept = []
+        for entry in self._heap:
+            when, _, future = entry
+            other = future.get_loop()
+            if other is loop:
+                kept.append(entry)
+            elif not future.done() and not other.is_closed():
+                other.call_at(when, self._fail, future)
+        heapq.heapify(kept)
+        self._heap = kept
+        self._timer_at = math.inf
+
+    def _fail(self, future: asyncio.Future[Any]) -> None:
+        if not future.done():
+            future.set_exception(self._error())
 
     def settled(self) -> None:
         """Forget the futures at the front that are done: call it after settling some. Waits
