@@ -68,8 +68,8 @@ def _orjson_loads(text: str | bytes) -> Any:
     if isinstance(text, str):
         if _LONG_DIGITS.search(text):
             return _ASK_JSON
-    elif _NINETEEN_ZEROS in text.translate(_DIGITS_AS_ZEROS):
-        return _ASK_JSON
+    elif not isinstance(text, bytes | bytearray) or _NINETEEN_ZEROS in text.translate(_DIGITS_AS_ZEROS):
+        return _ASK_JSON  # anything else is json.loads' to accept or refuse (a TypeError)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

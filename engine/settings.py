@@ -7,6 +7,7 @@ command line or the settings file.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -21,6 +22,7 @@ ENV_PREFIX = "CALLBACK_ENGINE_"
 #: Settings that are secrets: from ``CALLBACK_ENGINE_<NAME>`` or ``..._FILE`` only.
 SECRETS = ("admin_key", "client_key", "developer_key", "platform_key")
 MIN_PLATFORM_KEY = 16  # characters: a shared secret guessable in a few tries protects nothing
+MAX_JSON_DEPTH = 256  # the most max_json_depth may be: well within Python's recursion limit
 
 
 @dataclass
@@ -123,6 +125,12 @@ class Settings:
             value = getattr(self, key)
             if value and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
                 raise ValueError(f"{where}: {key} must be an http(s) URL, not {value!r}")
+        if not 0 < self.durability_timeout < math.inf:  # NaN fails too: a wait with no limit
+            raise ValueError(f"{where}: durability_timeout must be a positive number of seconds")
+        if not 1 <= self.max_json_depth <= MAX_JSON_DEPTH:
+            # Deeper than that, recursive walks of a value (the snapshot codec, a flow's
+            # expressions) can run out of Python's stack far from the request that brought it.
+            raise ValueError(f"{where}: max_json_depth must be between 1 and {MAX_JSON_DEPTH}")
         if not 0 <= self.commit_window_seconds <= 1:
             raise ValueError(f"{where}: commit_window_seconds must be between 0 and 1")
         if self.commit_window_seconds >= min(self.durability_timeout, self.ready_max_backlog_age):

@@ -95,3 +95,19 @@ def test_any_json_reads_as_json_loads_reads_it(value: object, as_bytes: bool, as
     text = json.dumps(value, ensure_ascii=ascii_only)
     raw = text.encode() if as_bytes else text
     assert repr(loads(raw, max_depth=64)) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize("depth", [0, 257, 5000])
+def test_the_depth_setting_stays_within_what_recursive_walks_survive(tmp_path, depth: int) -> None:
+    from engine.settings import Settings
+
+    with pytest.raises(ValueError, match="max_json_depth must be between 1 and 256"):
+        Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", max_json_depth=depth)
+
+
+def test_input_other_than_text_or_bytes_is_json_loads_to_judge() -> None:
+    assert loads(bytearray(b'{"a": 12345678901234567890123}')) == {"a": 12345678901234567890123}
+    with pytest.raises(TypeError):
+        loads(memoryview(b"{}"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        loads(None)  # type: ignore[arg-type]

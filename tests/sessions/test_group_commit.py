@@ -99,3 +99,10 @@ def test_the_window_is_shorter_than_the_wait_for_durability(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="less than durability_timeout and ready_max_backlog_age"):
         Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", commit_window_seconds=0.5,
                       durability_timeout=0.5)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])
+def test_the_wait_for_durability_is_a_positive_number_of_seconds(tmp_path: Path, timeout: float) -> None:
+    """NaN would give every wait for a commit no limit at all (its deadline never comes)."""
+    with pytest.raises(ValueError, match="durability_timeout must be a positive number of seconds"):
+        Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", durability_timeout=timeout)

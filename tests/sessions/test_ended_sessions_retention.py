@@ -1,5 +1,5 @@
-"""Review: an ended session kept for queries (EndedSession) must not keep more than its
-description did: here the last event's data, which the flow never stored."""
+"""An ended session kept for queries (EndedSession) keeps no more than its description would:
+not the last event's data, which the flow never stored (it may be a request's whole body)."""
 
 from __future__ import annotations
 

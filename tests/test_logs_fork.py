@@ -1,8 +1,7 @@
-"""Review: BatchFlushingHandler._flush_soon no longer asks asyncio for the running loop, which
-on Python 3.11 is how a forked child learns it runs no loop. A child forked while a flush is due
-on the parent's loop sees that loop as "running" in the same thread id, so its INFO lines are
+"""A child forked while a flush is due on the parent's loop runs no loop, though that loop looks
+running in the same thread: its INFO lines are flushed at once, as lines outside a loop are, not
 held for a flush that never runs in the child (lost when it ends with os._exit, as a
-multiprocessing fork child does). Before, they were flushed at once (no running loop)."""
+multiprocessing fork child does)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from engine.logs import BatchFlushingHandler
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_forked_childs_info_lines_are_written(tmp_path) -> None:
     path = tmp_path / "engine.log"
-    log = logging.getLogger("engine.review_fork")
+    log = logging.getLogger("engine.test_logs_fork")
     log.propagate = False
     log.setLevel(logging.INFO)
     with open(path, "w", buffering=1 << 16) as stream:

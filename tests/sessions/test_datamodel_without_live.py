@@ -1,8 +1,6 @@
-"""Review: ``DataModel.live`` was added to the datamodel port (Registry.register_datamodel) with
-no default; SessionManager.session_ended reads it unguarded, so a datamodel written against the
-port as it was (every member but ``live``) breaks the end of every one of its sessions: the
-AttributeError escapes the session's step, the session stays in ``sessions`` and the end
-listeners (the callback service) never hear of it."""
+"""A datamodel plugin written against the port before ``DataModel.live`` (every member but it)
+still ends its sessions: each is described at once, as every one was, and the end listeners
+(the callback service) hear of it."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.scxml import Event, standard_registry
+from engine.scxml import standard_registry
 from engine.scxml.datamodel import PythonData, PythonDataModel
 from engine.sessions.flows import FlowRegistry
 from engine.sessions.manager import SessionManager

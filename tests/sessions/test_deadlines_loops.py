@@ -1,6 +1,5 @@
-"""Review: Deadlines forgets the waits of a loop that merely stopped (not closed) as soon as a
-wait is added on another loop; when the first loop runs again its waits never time out
-(a timer per wait, as before, kept each on its own loop)."""
+"""Deadlines and several event loops: a wait of a loop that merely stopped (not closed) keeps
+its time limit when a wait is added on another loop, and fails on time when its loop runs again."""
 
 from __future__ import annotations
 
