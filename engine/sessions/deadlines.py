@@ -4,6 +4,8 @@ Every create waits for its commit, with a limit of seconds (``durability_timeout
 commit comes within milliseconds. A timer of its own per wait, cancelled when the commit came,
 stayed in the event loop's timer heap until its time: thousands of dead timers there made every
 other timer's push and pop slower (1.2 % of the instructions of ``bench/callback_core.py``).
+``engine/notifications/deadlines.py`` does the like for the webhook tasks it cancels; this one
+fails futures, in the order of their times (a heap: a commit's waits come and go by thousands).
 """
 
 from __future__ import annotations
