@@ -10,11 +10,12 @@ heap slot) cost ~440 bytes of each waiting callback, so all timers share one hea
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
 from collections.abc import Callable, Iterator
 from typing import Protocol
+
+from ..scxml.clock import Timer
 
 log = logging.getLogger("engine.callbacks.timers")
 
@@ -35,7 +36,7 @@ class TimerClock(Protocol):
 
     def now(self) -> float: ...
 
-    def call_at(self, when: float, callback: Callable[..., object], *args: object) -> asyncio.TimerHandle: ...
+    def call_at(self, when: float, callback: Callable[..., object], *args: object) -> Timer: ...
 
 
 class Timers:
@@ -55,7 +56,7 @@ class Timers:
         self._armed: dict[str, dict[str, float]] = {}  # kind -> argument -> due (the entry's float)
         self._heap: list[Entry] = []
         self._stale = 0
-        self._wake: asyncio.TimerHandle | None = None
+        self._wake: Timer | None = None
         self._wake_at = 0.0
 
     def on(self, kind: str, callback: Callable[[str], None]) -> None:

@@ -7,9 +7,29 @@ restart. A scaled clock lets the simulator run a day of traffic in seconds.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
+
+
+class Timer:
+    """What ``call_at`` and ``call_later`` give back: ``cancel()`` keeps the callback from running."""
+
+    __slots__ = ("_args", "_callback", "_clock")
+
+    def __init__(self, clock: Clock, callback: Callable[..., Any], args: tuple[Any, ...]):
+        self._clock, self._callback, self._args = clock, callback, args
+
+    def cancel(self) -> None:
+        if self._callback is not None:
+            self._callback, self._args = None, ()
+            self._clock._cancelled_one()
+
+    def cancelled(self) -> bool:
+        return self._callback is None
 
 
 class Clock:
@@ -20,6 +40,14 @@ class Clock:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
         self._loop = loop
+        # Every timer of this clock waits in this heap, and one asyncio timer is armed for the
+        # earliest: a TimerHandle per timer cost its creation and asyncio's Python-level heap
+        # comparisons (the simulator alone arms four per callback).
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._order = itertools.count()
+        self._wake: asyncio.TimerHandle | None = None
+        self._wake_at = math.inf
+        self._cancelled = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -30,14 +58,65 @@ class Clock:
     def now(self) -> float:
         return time.time()
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback`` at absolute time ``when`` (at once if it is already due)."""
-        return self.loop.call_later(max(0.0, when - self.now()), callback, *args)
+        return self._after(max(0.0, when - self.now()), callback, args)
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback`` ``delay`` seconds of this clock from now: ``call_at(now() + delay)``
         without reading the time twice (the simulator's calls, rings and treatments)."""
-        return self.loop.call_later(max(0.0, delay), callback, *args)
+        return self._after(max(0.0, delay), callback, args)
+
+    def _after(self, seconds: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> Timer:
+        """``callback(*args)`` in ``seconds`` real seconds; timers due together run in the order set."""
+        loop = self.loop
+        when = loop.time() + seconds
+        timer = Timer(self, callback, args)
+        heapq.heappush(self._heap, (when, next(self._order), timer))
+        if when < self._wake_at:
+            self._arm(loop, when)
+        return timer
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake_at = when
+        self._wake = loop.call_at(when, self._run_due)
+
+    def _run_due(self) -> None:
+        """Run the timers due now (as asyncio would, within its clock's resolution), each on its
+        own: one that raises is reported to the loop's exception handler, as a callback is."""
+        loop = self.loop
+        self._wake, self._wake_at = None, math.inf
+        end = loop.time() + loop._clock_resolution  # type: ignore[attr-defined]
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= end:
+            due.append(heapq.heappop(heap)[2])
+        if heap:
+            self._arm(loop, heap[0][0])
+        for timer in due:
+            callback = timer._callback
+            if callback is None:
+                self._cancelled = max(0, self._cancelled - 1)
+                continue
+            args = timer._args
+            timer._callback, timer._args = None, ()  # run: a cancel now changes nothing
+            try:
+                callback(*args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                loop.call_exception_handler({"message": f"Exception in callback {callback!r}", "exception": exc})
+
+    def _cancelled_one(self) -> None:
+        """A timer was cancelled: when they are most of the heap, it is made again without them."""
+        self._cancelled += 1
+        heap = self._heap
+        if self._cancelled > 100 and self._cancelled * 2 > len(heap):
+            self._heap = [entry for entry in heap if entry[2]._callback is not None]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
         return self.loop.call_soon(callback, *args)
@@ -58,8 +137,8 @@ class ScaledClock(Clock):
     def now(self) -> float:
         return self._origin + (time.time() - self._origin_real) * self.scale
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
-        return self.loop.call_later(max(0.0, (when - self.now()) / self.scale), callback, *args)
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        return self._after(max(0.0, (when - self.now()) / self.scale), callback, args)
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
-        return self.loop.call_later(max(0.0, delay) / self.scale, callback, *args)
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        return self._after(max(0.0, delay) / self.scale, callback, args)
