@@ -48,6 +48,9 @@ class Clock:
         self._wake: asyncio.TimerHandle | None = None
         self._wake_at = math.inf
         self._cancelled = 0
+        # The first timer set while the wake was already taken for the loop's current turn (not
+        # to run in it: asyncio runs a timer set during a turn on a later one), else None.
+        self._barrier: int | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -71,31 +74,43 @@ class Clock:
         """``callback(*args)`` in ``seconds`` real seconds; timers due together run in the order set."""
         loop = self.loop
         when = loop.time() + seconds
+        seq = next(self._order)
         timer = Timer(self, callback, args)
-        heapq.heappush(self._heap, (when, next(self._order), timer))
         if when < self._wake_at:
-            self._arm(loop, when)
+            self._arm(loop, when)  # first: if the loop refuses, nothing here has changed
+        elif (wake := self._wake) is not None and not wake._scheduled and self._barrier is None:  # type: ignore[attr-defined]
+            # The wake left asyncio's heap for this turn's ready callbacks: it runs in this turn,
+            # and this timer (set in this turn) must wait for a later one, as asyncio's would.
+            self._barrier = seq
+        heapq.heappush(self._heap, (when, seq, timer))
         return timer
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        wake = loop.call_at(when, self._run_due)
         if self._wake is not None:
             self._wake.cancel()
-        self._wake_at = when
-        self._wake = loop.call_at(when, self._run_due)
+        # The new wake runs on a later turn, with every timer set until then.
+        self._wake, self._wake_at, self._barrier = wake, when, None
 
     def _run_due(self) -> None:
         """Run the timers due now (as asyncio would, within its clock's resolution), each on its
         own: one that raises is reported to the loop's exception handler, as a callback is."""
         loop = self.loop
-        self._wake, self._wake_at = None, math.inf
+        barrier = self._barrier
+        self._wake, self._wake_at, self._barrier = None, math.inf, None
         end = loop.time() + loop._clock_resolution  # type: ignore[attr-defined]
         heap = self._heap
         due = []
-        while heap and heap[0][0] <= end:
-            due.append(heapq.heappop(heap)[2])
+        if barrier is None:
+            while heap and heap[0][0] <= end:
+                due.append(heapq.heappop(heap))
+        else:  # a timer set during this turn waits for the next, and so do those due after it
+            while heap and heap[0][0] <= end and heap[0][1] < barrier:
+                due.append(heapq.heappop(heap))
         if heap:
             self._arm(loop, heap[0][0])
-        for timer in due:
+        for index, entry in enumerate(due):
+            timer = entry[2]
             callback = timer._callback
             if callback is None:
                 self._cancelled = max(0, self._cancelled - 1)
@@ -105,9 +120,18 @@ class Clock:
             try:
                 callback(*args)
             except (SystemExit, KeyboardInterrupt):
+                self._put_back(loop, due[index + 1 :])  # asyncio leaves its ready handles ready
                 raise
             except BaseException as exc:
                 loop.call_exception_handler({"message": f"Exception in callback {callback!r}", "exception": exc})
+
+    def _put_back(self, loop: asyncio.AbstractEventLoop, entries: list[tuple[float, int, Timer]]) -> None:
+        """Timers taken to run that did not: they run when the loop runs again."""
+        for entry in entries:
+            heapq.heappush(self._heap, entry)
+        heap = self._heap
+        if heap and heap[0][0] < self._wake_at:
+            self._arm(loop, heap[0][0])
 
     def _cancelled_one(self) -> None:
         """A timer was cancelled: when they are most of the heap, it is made again without them."""
