@@ -63,7 +63,6 @@ from ..storage import Fenced, StorageUnavailable, Store, TableWrite, UnitOfWork,
 from ..storage.listener import Listener
 from ..storage.membership import Membership
 from . import fencing, rows
-from .deadlines import Deadlines
 from .flows import FlowRegistry, FlowVersion
 
 log = logging.getLogger("engine.sessions")
@@ -140,6 +139,11 @@ class _NotStoredInTime(Exception):
     """A commit's wait outlived its limit (``SessionManager.commit`` answers StorageUnavailable)."""
 
 
+def _too_late(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_NotStoredInTime())
+
+
 class SessionManager(SessionHost):
     """A ``SessionHost`` that persists sessions and restores them on start."""
 
@@ -158,7 +162,6 @@ class SessionManager(SessionHost):
         # one): they run on and are stored whole, as a restart must lose no session.
         self._over_bound: set[str] = set()
         self.durability_timeout = durability_timeout
-        self._deadlines = Deadlines(_NotStoredInTime)  # of the waits in ``commit``
         # Group commit: while busy, a batch begins at least this long after the one before, so
         # more changes share it. Each commit rewrites every page it touches (the callbacks' and
         # sessions' keys are random), and a session changed since the last batch is encoded again:
@@ -533,16 +536,21 @@ class SessionManager(SessionHost):
             self._waiter_parts[future] = frozenset(parts) if parts is not None else None
         self._wake.set()
         limit = self.durability_timeout if timeout is None else timeout
-        # The future is this call's alone, so failing it at its deadline is the whole time limit:
-        # no wait_for and shield (two more tasks' worth of callbacks on every create). The writer
-        # skips a future already done (failed so, or cancelled with the caller).
-        self._deadlines.add(future, limit)
+        # The future is this call's alone, so a timer that fails it is the whole time limit: no
+        # wait_for and shield (two more tasks' worth of callbacks on every create). The writer
+        # skips a future already done (failed here, or cancelled with the caller). The engine
+        # clock's timer, not the loop's: a TimerHandle per create, cancelled milliseconds later,
+        # stayed in asyncio's heap for the whole limit and slowed every other timer. The limit
+        # is real seconds: in the clock's, times its scale.
+        timer = self.clock.call_later(limit * self.clock.scale, _too_late, future)
         try:
             await future
         except _NotStoredInTime:
             reason = self._write_error or "the storage writer is behind"
             raise StorageUnavailable(f"the change was not stored within {limit:g} s ({reason}); "
                                      "it is kept and will be stored when storage recovers") from None
+        finally:
+            timer.cancel()
 
     def check_writer(self) -> None:
         """Refuse new work at once (``StorageUnavailable``) while storage is known to be failing,
@@ -772,7 +780,6 @@ class SessionManager(SessionHost):
                 else:  # the API answers 503: part of what it waited for was not this node's to write
                     future.set_exception(refused)
                     future.add_done_callback(lambda f: f.exception())  # retrieved, even by nobody
-            self._deadlines.settled()
 
     async def _write(self, batch: UnitOfWork, deletes: fencing.DeleteParts | None = None) -> Fenced | None:
         """Write ``batch``, retrying until it is stored. In a cluster, what the fence refuses is

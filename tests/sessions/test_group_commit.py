@@ -16,6 +16,7 @@ from engine.scxml import Session
 from engine.sessions import rows as session_rows
 from engine.sessions.manager import BUSY_BATCH_SESSIONS
 from engine.settings import Settings
+from engine.storage import StorageUnavailable
 
 WAITING = """<scxml xmlns="http://www.w3.org/2005/07/scxml" datamodel="python" initial="s">
 <state id="s"><transition event="go" target="end"/></state><final id="end"/></scxml>"""
@@ -106,3 +107,32 @@ def test_the_wait_for_durability_is_a_positive_number_of_seconds(tmp_path: Path,
     """NaN would give every wait for a commit no limit at all (its deadline never comes)."""
     with pytest.raises(ValueError, match="durability_timeout must be a positive number of seconds"):
         Settings.load(config_dir=tmp_path / "none", env={}, data_dir=tmp_path / "data", durability_timeout=timeout)
+
+
+@pytest.mark.parametrize("scale", [1, 1000])
+async def test_a_commit_not_stored_in_time_fails_after_the_limit_in_real_seconds(tmp_path: Path, scale: int) -> None:
+    """The wait's timer is the engine clock's; with the simulator's time running a thousand times
+    faster, ``durability_timeout`` is still seconds of real time."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "simulator.toml").write_text(f"time_scale = {scale}\n")
+    engine = await Runtime.build(Settings.load(config_dir=config, env={}, data_dir=tmp_path / "data",
+                                               durability_timeout=0.3))
+    await engine.start()
+    manager = engine.manager
+    real_write = manager.store.write
+
+    async def stuck(unit: object) -> None:
+        await asyncio.sleep(30)
+
+    try:
+        assert engine.clock.scale == scale
+        manager.store.write = stuck  # type: ignore[method-assign]
+        manager.start_flow("hello")
+        began = time.monotonic()
+        with pytest.raises(StorageUnavailable, match=r"not stored within 0\.3 s"):
+            await manager.commit()
+        assert 0.25 <= time.monotonic() - began < 3
+    finally:
+        manager.store.write = real_write  # type: ignore[method-assign]
+        await engine.close()
