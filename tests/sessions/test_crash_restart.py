@@ -111,13 +111,24 @@ async def send_notes(client: ClientSession, url: str, sid: str, acked: dict[str,
             return  # the engine died under us: stop, as a client that gave up would
 
 
-async def wait_all_ended(client: ClientSession, url: str, timeout: float = 90.0) -> None:
+async def wait_all_ended(client: ClientSession, url: str, log_path: Path, timeout: float = 90.0) -> None:
     async def running() -> list[dict]:
         async with client.get(url + "/scxml/sessions?status=running&limit=1000", headers=HEADERS) as r:
             return (await r.json())["sessions"]
 
-    await eventually(running, lambda sessions: not sessions, timeout=timeout, interval=0.2,
-                     expected="no session running", seen=lambda sessions: f"{len(sessions)} running")
+    try:
+        await eventually(running, lambda sessions: not sessions, timeout=timeout, interval=0.2,
+                         expected="no session running", seen=lambda sessions: f"{len(sessions)} running")
+    except AssertionError as failure:  # say where the sessions stopped, and what the engine logged
+        stuck = []
+        for found in (await running())[:4]:
+            async with client.get(f"{url}/scxml/session/{found['sessionid']}/query", headers=HEADERS) as r:
+                stuck.append(await r.json())
+        async with client.get(f"{url}/health/ready") as r:
+            ready = await r.text()
+        noted = [line for line in log_path.read_text().splitlines()
+                 if " restored " in line or "WARNING" in line or "ERROR" in line][-40:]
+        raise AssertionError(f"{failure}\nstuck sessions: {stuck}\nreadiness: {ready}\nengine log: {noted}") from None
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -173,7 +184,7 @@ async def test_kill_9_loses_nothing_and_applies_nothing_twice(tmp_path: Path, da
             kills.append(len(sink.reports))
             engine.kill()
             await engine.start()
-            await wait_all_ended(client, engine.url)
+            await wait_all_ended(client, engine.url, engine.log_path)
             # The kills must have caught work in flight, or this test proved little.
             restores = re.findall(r"restored (\d+) sessions, (\d+) events in flight, (\d+) pending effects",
                                   engine.log_path.read_text())  # the whole log: log() is its tail

@@ -69,7 +69,7 @@ async def test_kill_9_keeps_ecmascript_sessions_whole(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
             engine.kill()
             await engine.start()
-            await wait_all_ended(client, engine.url)
+            await wait_all_ended(client, engine.url, engine.log_path)
             restores = re.findall(r"restored (\d+) sessions", engine.log_path.read_text())
             assert sum(int(n) for n in restores) > 0, f"no session was running at a kill: {restores}"
             for sid in ids:
