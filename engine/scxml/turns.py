@@ -76,10 +76,22 @@ class TurnQueue:
         waiting = self._waiting
         # Turn by turn, round-robin: a session that yields again goes to the back of the queue.
         while waiting:
-            waiting.popleft().continue_turn(ends)
+            session = waiting.popleft()
+            try:
+                session.continue_turn(ends)
+            except (SystemExit, KeyboardInterrupt):
+                self._rearm()
+                raise
+            except BaseException:  # as in _run_ready: reported, and the others still get their turns
+                log.exception("a turn of session %r failed", session)
             if time.perf_counter() >= ends:
                 break
-        if waiting:
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """The next slice after a pause, or none when nobody waits: a turn that raised must not
+        leave the queue armed with no slice coming (every session yielding later would wait for ever)."""
+        if self._waiting:
             self._clock.loop.call_later(self._slice, self._run_slice)
         else:
             self._armed = False
