@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
@@ -71,7 +72,7 @@ async def test_a_state_survives_json_and_makes_the_same_session_again() -> None:
     assert sorted(again.configuration) == sorted(state.configuration)
     assert again.history == state.history and again.sendseq == state.sendseq
     assert [i.child for i in again.invocations] == [child_id]
-    assert again.pending == []  # re-armed only by resume
+    assert again.pending == copy_state.pending  # held before resume arms them (a snapshot taken then keeps them)
 
     copy.resume(copy_state.pending)
     assert [r.sendid for r in copy.pending_sends()] == ["late1"]
@@ -81,6 +82,30 @@ async def test_a_state_survives_json_and_makes_the_same_session_again() -> None:
     assert copy.active_state_ids() == ["work", "w2"]  # the restored history
     assert child.status == "cancelled"  # the linked invocation was cancelled with its state
     await host.close()
+    await other.close()
+
+
+async def test_a_rebuilt_session_holds_its_delayed_sends_until_resume_arms_each_once() -> None:
+    """A host may store a rebuilt session before it runs (the manager's writer, between a restore
+    and ``run_restored``): that snapshot keeps its delayed sends, and ``resume`` arms each once."""
+    doc = scxml('<datamodel><data id="n" expr="0"/></datamodel><state id="s">'
+                '<onentry><send event="t" delay="50ms"/><send event="t" delay="60ms"/></onentry>'
+                '<transition event="t"><assign location="n" expr="n + 1"/></transition></state>')
+    host = SessionHost()
+    session = host.start_session(doc)
+    state = through_json(session.to_state())
+    await host.close()
+    other = SessionHost()
+    copy = Session.from_state(other, doc, session.id, state)
+    other.sessions[copy.id] = copy
+    assert [r.sendid for r in through_json(copy.to_state()).pending] == [r.sendid for r in state.pending]
+    idle = Session.from_state(other, doc, session.id + "x", state)
+    idle.cancel_timers()  # never resumed: nothing armed to cancel
+    assert idle.pending_sends() == []
+    copy.resume(state.pending)
+    await eventually(lambda: copy.datamodel.variable("n") == 2, timeout=2, expected="both sends fired")
+    await asyncio.sleep(0.1)
+    assert copy.datamodel.variable("n") == 2 and copy.pending_sends() == []
     await other.close()
 
 

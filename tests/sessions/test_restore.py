@@ -4,13 +4,20 @@ at once; invoked children come back linked to their parents; SIGTERM flushes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
 from aiohttp import ClientSession
 
+from sqlalchemy import select
+
 from engine.runtime import Runtime
+from engine.scxml import Event
+from engine.scxml.snapshot import decode_state, encode_event
+from engine.sessions import rows
 from engine.settings import Settings
+from engine.storage import UnitOfWork, dumps
 from tests.support.engine_process import CLIENT_KEY, EngineProcess
 from tests.support.eventually import eventually
 
@@ -111,3 +118,46 @@ async def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
             running = {s["sessionid"] for s in (await r.json())["sessions"]}
         assert running == set(ids)
     proc.stop()
+
+
+async def test_a_session_stored_between_its_restore_and_its_run_keeps_its_timers(tmp_path: Path) -> None:
+    """A session restored with an event in flight to it is dirty at once (the event's inbox row is
+    deleted with its next snapshot), and the writer may store it before ``run_restored`` lets it
+    run (``callbacks.open`` reads the database meanwhile). That snapshot must hold its delayed
+    sends: without them, a kill -9 before its next snapshot left the session waiting for ever for
+    timers that no restart re-armed (tests/sessions/test_crash_restart.py: 52 sessions stuck)."""
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
+    sid = engine.manager.start_flow("timers").id
+    await engine.manager.commit()
+    await engine.close()
+    engine = await Runtime.build(settings(tmp_path))  # an event in flight to it, as a crash leaves one
+    unit = UnitOfWork()
+    unit.add(rows.INBOX, [{"id": engine.store.new_id(), "session_id": sid, "event": dumps(encode_event(Event("poke"))),
+                           "created_at": time.time()}])
+    await engine.store.write(unit)
+    await engine.store.close()
+
+    engine = await Runtime.build(settings(tmp_path))
+    stored_before_run = []
+    open_callbacks = engine.callbacks.open
+
+    async def open_then_write() -> None:  # the writer's batch lands before the sessions run
+        await open_callbacks()
+        await engine.manager.commit()
+        row = await engine.store.fetch_one(select(rows.sessions).where(rows.sessions.c.id == sid))
+        stored_before_run.append(decode_state(json.loads(row["snapshot"])))
+
+    engine.callbacks.open = open_then_write
+    await engine.start()
+    try:
+        [state] = stored_before_run
+        assert [e.name for e in state.external] == ["poke"]  # the batch did hold it
+        assert sorted(r.name for r in state.pending) == ["later", "soon"]
+        session = engine.manager.sessions[sid]
+        await eventually(lambda: session.datamodel.variable("fired"), lambda fired: len(fired) == 2, timeout=3,
+                         expected="both timers fired")
+        await asyncio.sleep(0.1)
+        assert session.datamodel.variable("fired") == ["soon", "later"]  # each once
+    finally:
+        await engine.close()
