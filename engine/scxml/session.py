@@ -354,8 +354,8 @@ class Session:
     def from_state(cls, host: SessionHostPort, doc: Document, session_id: str, state: SessionState, *,
                    parent: Session | None = None) -> Session:
         """A session rebuilt from ``state``, idle: its invocations are attached by
-        ``link_invocations`` once every session of the host is rebuilt, its delayed sends re-armed
-        and its queues drained by ``resume``."""
+        ``link_invocations`` once every session of the host is rebuilt, its delayed sends (held
+        from now on, in its snapshots too) armed and its queues drained by ``resume``."""
         session = cls(host, doc, session_id, parent=parent, invokeid=state.invokeid)
         session.status = state.status
         by_id = doc.by_id
@@ -372,6 +372,8 @@ class Session:
             session._external = deque(state.external)
         session._late_done = set(state.late_done) or None
         session._sendseq = state.sendseq
+        if state.pending:  # held unarmed until ``resume``: a snapshot taken before it must keep them
+            session._pending = {req.sendid: (req, None) for req in state.pending}
         session.final_ids = list(state.final_ids)
         session.done_data = state.done_data
         session.error = state.error
@@ -419,14 +421,22 @@ class Session:
             self.add_invocation(invocation)
 
     def resume(self, pending: Iterable[SendRequest] = ()) -> None:
-        """Re-arm a rebuilt session's delayed sends at their due times (overdue ones fire at once)
-        and process, on a later loop turn, whatever was queued when its state was taken."""
+        """Arm a rebuilt session's delayed sends at their due times (overdue ones fire at once)
+        and process, on a later loop turn, whatever was queued when its state was taken.
+        ``from_state`` holds them from the start, unarmed, so a snapshot taken before this (the
+        manager's writer may store a restored session before it runs) keeps them; ``pending``
+        adds any it does not hold, and each is armed once."""
         clock = self.host.clock
-        for req in pending:
-            handle = clock.call_at(req.due, self._fire_delayed, req.sendid)
-            if self._pending is None:
-                self._pending = {}
-            self._pending[req.sendid] = (req, handle)
+        held = self._pending
+        for req in pending:  # those ``from_state`` holds already are armed once, below
+            if held is None:
+                held = self._pending = {}
+            if req.sendid not in held:
+                held[req.sendid] = (req, None)
+        if held:
+            for sendid, (req, handle) in list(held.items()):
+                if handle is None:
+                    held[sendid] = (req, clock.call_at(req.due, self._fire_delayed, sendid))
         if self.status == RUNNING and (self._internal or self._external or self.cancel_requested):
             self._schedule()
 
@@ -886,7 +896,7 @@ class Session:
 
     def cancel_send(self, sendid: str) -> None:
         pending = self._pending.pop(sendid, None) if self._pending else None
-        if pending is not None:
+        if pending is not None and pending[1] is not None:  # None: not armed yet (``resume``)
             pending[1].cancel()
 
     def pending_sends(self) -> list[SendRequest]:
@@ -976,7 +986,8 @@ class Session:
         """Drop every delayed send not yet sent (the session ended, or its host closes)."""
         if self._pending:
             for _, handle in self._pending.values():
-                handle.cancel()
+                if handle is not None:  # None: a rebuilt session's, not armed yet (``resume``)
+                    handle.cancel()
             self._pending = None
 
     def _fail(self, message: str) -> None:

@@ -993,12 +993,12 @@ class SessionManager(SessionHost):
     def _run_restored(self, restored: list[tuple[Session, SessionState]], outbox: list[dict[str, Any]]) -> None:
         """Let restored sessions run: their timers re-armed, what was queued to them processed on
         a later loop turn, their pending effects redone."""
-        for session, state in restored:
+        for session, _state in restored:
             if self.sessions.get(session.id) is not session or not session.is_running:
                 continue  # dropped meanwhile
             if self.cluster is not None and self.info[session.id].part not in self._parts:
                 continue  # its partition was lost while it was restored (a fence): not this node's to run
-            session.resume(state.pending)
+            session.resume()  # its delayed sends, held since ``from_state`` (and in any snapshot taken since)
         for row in outbox:
             if self.cluster is None or row["part"] in self._parts:
                 self._perform_tracked(row["id"], row["session_id"], row["kind"], json.loads(row["payload"]))

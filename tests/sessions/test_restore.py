@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from aiohttp import ClientSession
-
 from sqlalchemy import select
 
 from engine.runtime import Runtime
