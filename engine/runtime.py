@@ -270,6 +270,7 @@ class Runtime:
         await self.notifications.open()
         await self.callbacks.open()
         self.manager.run_restored()  # only now: their flows report to the callbacks just loaded
+        self.notifications.run_restored()  # ...and their deliveries change those callbacks' records
         if self.listener is not None:
             await self.listener.start()
         if self.membership is not None:  # claims (a lone node restarting: all at once), and the parts adopt

@@ -133,6 +133,9 @@ class Dispatcher:
         self._timers: dict[str, Any] = {}
         # A cluster node attempts only while its lease outlasts an attempt (None: always may).
         self.may_attempt: Callable[[], bool] | None = None
+        # Whether an ordering key's deliveries may be attempted yet (None: always): a restart's
+        # are held until the records they report on are loaded, then ``start`` sets them going.
+        self.ready: Callable[[str], bool] | None = None
         self.on_delivered: list[Any] = []  # test and benchmark hooks: fn(delivery)
         self.on_failed: list[Any] = []  # fn(delivery) after a failed attempt: status DEAD, or retried
         # Delivery types carried by other components (``fcm`` by the push service).
@@ -209,6 +212,12 @@ class Dispatcher:
         self._persist(delivery)
         self.submit(delivery)
 
+    def start(self, which: Callable[[str], bool] | None = None) -> None:
+        """Set going the queued deliveries that ``ready`` held back (of the keys ``which`` picks)."""
+        for key in list(self.queues):
+            if which is None or which(key):
+                self._kick(key)
+
     def pending(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
@@ -226,6 +235,8 @@ class Dispatcher:
         if not queue:
             self.queues.pop(key, None)
             return
+        if self.ready is not None and not self.ready(key):
+            return  # held until ``start``
         head = queue[0]
         wait = head.next_at - self.clock.now()
         if wait > 0:

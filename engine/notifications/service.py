@@ -65,6 +65,12 @@ class NotificationService:
         if manager.store is not None:
             manager.batch_contributors.append(self._contribute)
             manager.after_commit.append(self._after_commit)
+            # Deliveries wait until the callbacks they are about are loaded (``run_restored``; in a
+            # cluster ``adopted``, per partition): a push's outcome changes its record (a dead token
+            # dropped), which an attempt made while ``callbacks.open`` read the records found absent.
+            self.dispatcher.ready = self._may_start
+        self._started = False  # ``run_restored`` was called
+        self._ready_parts: set[int] = set()  # partitions adopted by every participant (cluster)
         bus.add_create_check(self.notifier.check_request)
         bus.subscribe(CallbackCreated, lambda e: self.notifier.callback_created(e.record))
         bus.subscribe(RecordUpdated, self._record_updated)
@@ -151,6 +157,18 @@ class NotificationService:
             log.info("notifications: %d deliveries restored (%d dead letters)", len(rows),
                      sum(1 for r in rows if r["status"] == DEAD))
 
+    def run_restored(self) -> None:
+        """The other parts have loaded what deliveries report on (the callbacks): the deliveries
+        restored by ``open``, and those made since, are attempted from now on (without a cluster;
+        ``adopted`` does it for a cluster's partitions)."""
+        self._started = True
+        self.dispatcher.start()
+
+    def _may_start(self, key: str) -> bool:
+        if self.cluster is None:
+            return self._started
+        return partition_of_ordering_key(key) in self._ready_parts
+
     async def close(self) -> None:
         await self.dispatcher.close()
 
@@ -231,9 +249,17 @@ class NotificationService:
         ids minted after a claim come later, so each key keeps its order) and carry them out."""
         await self._take(sorted(partitions), adopting=True)
 
+    async def adopted(self, partitions: dict[int, int]) -> None:
+        """Every participant holds ``partitions`` now (the callback service has loaded their
+        records): their deliveries, held since they were taken, are attempted."""
+        held = self.cluster.held if self.cluster is not None else {}
+        self._ready_parts.update(p for p in partitions if held.get(p) == partitions[p])
+        self.dispatcher.start(_in(set(partitions)))
+
     async def release(self, partitions: dict[int, int]) -> None:
         """This node gives ``partitions`` back: their deliveries leave the dispatcher; attempts in
         flight finish (bounded by the attempt timeout) and their outcome is written first."""
+        self._ready_parts.difference_update(partitions)
         busy = self.dispatcher.forget(_in(set(partitions)), cancel=False)
         deadline = time.monotonic() + self.dispatcher.timeout + 1.0
         while busy & self.dispatcher.busy and time.monotonic() < deadline:
@@ -251,6 +277,7 @@ class NotificationService:
         written with the next batch (handed over, or taken again once the partition was claimed
         anew) and sent beside the one of the replay: the same status event twice, under two
         webhook-ids, one of them never recorded (seen in the cluster proof)."""
+        self._ready_parts.difference_update(partitions)
         self.dispatcher.forget(_in(partitions), cancel=True)
         self.dispatcher.history.drop(partitions)
         self._released = [d for d in self._released if partition_of_ordering_key(d.key) not in partitions]
