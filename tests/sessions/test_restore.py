@@ -160,3 +160,49 @@ async def test_a_session_stored_between_its_restore_and_its_run_keeps_its_timers
         assert session.datamodel.variable("fired") == ["soon", "later"]  # each once
     finally:
         await engine.close()
+
+
+async def test_an_event_in_flight_to_a_session_that_cannot_be_restored_is_kept(tmp_path: Path) -> None:
+    """A session stored running that a start cannot rebuild (its snapshot unreadable by this
+    version, say) is still stored running: the events in flight to it stay stored with it, for a
+    start that can rebuild it. Before, the restore took them for events to an ended session and
+    deleted them with its first batch, so that session came back without them."""
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
+    sid = engine.manager.start_flow("timers").id
+    await engine.manager.commit()
+    await engine.close()
+    engine = await Runtime.build(settings(tmp_path))
+    good = (await engine.store.fetch_one(select(rows.sessions).where(rows.sessions.c.id == sid)))["snapshot"]
+    unit = UnitOfWork()
+    unit.add(rows.INBOX, [{"id": engine.store.new_id(), "session_id": sid, "event": dumps(encode_event(Event("poke"))),
+                           "created_at": time.time()}])
+    await engine.store.write(unit)
+    async with engine.store.engine.begin() as conn:  # a snapshot this version cannot read
+        await conn.execute(rows.sessions.update().where(rows.sessions.c.id == sid).values(snapshot='{"v": 99}'))
+    await engine.store.close()
+
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
+    try:
+        assert sid not in engine.manager.sessions
+        await engine.manager.commit()
+        await engine.manager.commit()
+        inbox = await engine.store.fetch_all(select(rows.inbox).where(rows.inbox.c.session_id == sid))
+        assert len(inbox) == 1, "the event in flight to it was deleted"
+        async with engine.store.engine.begin() as conn:  # the next version reads it again
+            await conn.execute(rows.sessions.update().where(rows.sessions.c.id == sid).values(snapshot=good))
+    finally:
+        await engine.close()
+    engine = await Runtime.build(settings(tmp_path))
+    await engine.start()
+    try:
+        session = engine.manager.sessions[sid]
+        await engine.manager.commit()
+        await eventually(lambda: session.datamodel.variable("fired"), lambda fired: len(fired) == 2, timeout=3,
+                         expected="both timers fired")
+        await engine.manager.commit()
+        inbox = await engine.store.fetch_all(select(rows.inbox).where(rows.inbox.c.session_id == sid))
+        assert inbox == []  # taken in by the session at last
+    finally:
+        await engine.close()
