@@ -161,6 +161,9 @@ class SessionManager(SessionHost):
         # Sessions restored with more state than that (stored before the bound, or under a larger
         # one): they run on and are stored whole, as a restart must lose no session.
         self._over_bound: set[str] = set()
+        # Sessions stored running that a restore could not rebuild (logged): still stored running,
+        # so the events in flight to them stay stored too, for a start that can rebuild them.
+        self._unrestored: set[str] = set()
         self.durability_timeout = durability_timeout
         # Group commit: while busy, a batch begins at least this long after the one before, so
         # more changes share it. Each commit rewrites every page it touches (the callbacks' and
@@ -898,6 +901,7 @@ class SessionManager(SessionHost):
             fv = self.flows.by_hash.get(row["flow_hash"])
             if fv is None:
                 log.error("session %s: flow version %s is not stored; cannot restore", row["id"], row["flow_hash"])
+                self._unrestored.add(row["id"])
                 continue
             parent = self.sessions.get(row["parent_id"]) if row["parent_id"] else None
             try:
@@ -905,6 +909,7 @@ class SessionManager(SessionHost):
                 session = Session.from_state(self, fv.doc, row["id"], state, parent=parent)
             except Exception:
                 log.exception("session %s could not be restored", row["id"])
+                self._unrestored.add(row["id"])
                 continue
             self.sessions[session.id] = session
             if self._beyond_bound(row["snapshot"]) is not None:
@@ -923,9 +928,11 @@ class SessionManager(SessionHost):
             assert cluster is not None
             inbox = await rows.take_inbox(self.store, cluster.node, cluster.incarnation, parts)
         for row in inbox:
+            target = self.sessions.get(row["session_id"])
+            if target is None and row["session_id"] in self._unrestored:
+                continue  # kept with the session it is for (stored running, not rebuilt)
             if cluster is not None:
                 self._row_parts[row["id"]] = row["part"]
-            target = self.sessions.get(row["session_id"])
             if target is None or not target.is_running:
                 self._inbox_done.append(row["id"])
                 continue
@@ -1074,6 +1081,7 @@ class SessionManager(SessionHost):
         # in. Kept, its next batch would leave its snapshot out (a partition not held) and write
         # those deletes, no longer known as the partition's: its events gone, its state not moved.
         gone = {sid for sid, info in self.info.items() if info.part in partitions}
+        self._unrestored = {sid for sid in self._unrestored if partition_of(sid) not in partitions}
         for p in partitions:
             self._settling.pop(p, None)
         for sid in gone:
@@ -1142,8 +1150,10 @@ class SessionManager(SessionHost):
         for row in taken:
             if row["part"] not in self._parts:  # let go of meanwhile: its next holder takes it at its epoch
                 continue
-            self._row_parts[row["id"]] = row["part"]
             target = self.sessions.get(row["session_id"])
+            if target is None and row["session_id"] in self._unrestored:
+                continue  # kept with the session it is for (stored running, not rebuilt)
+            self._row_parts[row["id"]] = row["part"]
             if target is None or not target.is_running:
                 self._inbox_done.append(row["id"])
                 continue
