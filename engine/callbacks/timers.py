@@ -130,6 +130,12 @@ class Timers:
 
     def _run(self) -> None:
         self._wake = None
+        try:
+            self._fire_due()
+        finally:  # re-armed even when a fire raised past ``Exception`` (the rest fire on a later turn)
+            self._rearm()
+
+    def _fire_due(self) -> None:
         heap = self._heap
         limit = self._clock.now() + EARLY * self._clock.scale
         fired = 0
@@ -146,6 +152,9 @@ class Timers:
                 self._fire[kind](arg)
             except Exception:  # one failing timer must not stop the others
                 log.exception("timer %s:%s failed", kind, arg)
+
+    def _rearm(self) -> None:
+        heap = self._heap
         while heap and not self._live(heap[0]):
             heapq.heappop(heap)
             self._stale = max(0, self._stale - 1)

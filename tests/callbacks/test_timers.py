@@ -176,3 +176,31 @@ async def test_arming_an_unknown_kind_is_refused() -> None:
     timers = Timers(Clock())
     with pytest.raises(KeyError):
         timers.arm("ttl", "x", time.time())
+
+
+async def test_a_fire_that_raises_past_exception_leaves_the_others_armed() -> None:
+    """A callback raising a ``BaseException`` that is not an ``Exception`` (the clock reports it to the
+    loop's exception handler) used to skip the re-arm: the timers due later never fired."""
+
+    class Abort(BaseException):
+        pass
+
+    def boom(arg: str) -> None:
+        raise Abort(arg)
+
+    loop = asyncio.get_running_loop()
+    reported: list[BaseException] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context.get("exception")))
+    try:
+        timers, fired = recording(Clock(), "later")
+        timers.on("boom", boom)
+        timers.arm("boom", "a", time.time())
+        timers.arm("later", "b", time.time() + 0.05)
+        for _ in range(100):
+            if fired:
+                break
+            await asyncio.sleep(0.01)
+        assert fired == ["later:b"]
+        assert [type(e) for e in reported] == [Abort]
+    finally:
+        loop.set_exception_handler(None)
