@@ -420,22 +420,16 @@ class Session:
                 invoker.restore(invocation, rec.handle)
             self.add_invocation(invocation)
 
-    def resume(self, pending: Iterable[SendRequest] = ()) -> None:
+    def resume(self) -> None:
         """Arm a rebuilt session's delayed sends at their due times (overdue ones fire at once)
         and process, on a later loop turn, whatever was queued when its state was taken.
-        ``from_state`` holds them from the start, unarmed, so a snapshot taken before this (the
-        manager's writer may store a restored session before it runs) keeps them; ``pending``
-        adds any it does not hold, and each is armed once."""
-        clock = self.host.clock
+        ``from_state`` holds the sends from the start, unarmed, so a snapshot taken before this
+        (the manager's writer may store a restored session before it runs) keeps them."""
         held = self._pending
-        for req in pending:  # those ``from_state`` holds already are armed once, below
-            if held is None:
-                held = self._pending = {}
-            if req.sendid not in held:
-                held[req.sendid] = (req, None)
         if held:
+            clock = self.host.clock
             for sendid, (req, handle) in list(held.items()):
-                if handle is None:
+                if handle is None:  # not armed yet
                     held[sendid] = (req, clock.call_at(req.due, self._fire_delayed, sendid))
         if self.status == RUNNING and (self._internal or self._external or self.cancel_requested):
             self._schedule()

@@ -67,8 +67,8 @@ from .flows import FlowRegistry, FlowVersion
 
 log = logging.getLogger("engine.sessions")
 
-# Sessions restored with their state, and the outbox rows of their pending effects.
-Restored = tuple[list[tuple[Session, SessionState]], list[dict[str, Any]]]
+# Sessions restored (their delayed sends held, unarmed), and the outbox rows of their pending effects.
+Restored = tuple[list[Session], list[dict[str, Any]]]
 #: Ended-session descriptions kept in memory, without and with a store.
 ENDED_KEPT = {False: 10_000, True: 1_000}
 SYSTEM_EVENTS = {"error.": "the interpreter", "done.": "the interpreter"}
@@ -213,7 +213,7 @@ class SessionManager(SessionHost):
         # Partitions being adopted -> events handed over to them so far: until every one handed over
         # before is taken, events to their sessions are handed over too, so none overtakes another.
         self._settling: dict[int, int] = {}
-        # Partitions restored by ``adopt``, waiting for ``adopted``: (sessions with their state, outbox rows).
+        # Partitions restored by ``adopt``, waiting for ``adopted``: (sessions, outbox rows).
         self._waiting_to_run: dict[tuple[int, ...], Restored] = {}
         self._row_parts: dict[int, int] = {}  # inbox and outbox row id -> partition, for their deletes
         self._delete_parts: fencing.DeleteParts = {}  # the contributors' deletes of the batch being built
@@ -946,12 +946,12 @@ class SessionManager(SessionHost):
                 self._row_parts[row["id"]] = row["part"]
             # They run once every participant holds the partitions too (``adopted``): a flow's
             # actions and status events need its callback's record, loaded after this.
-            self._waiting_to_run[tuple(parts)] = (restored, outbox)
+            self._waiting_to_run[tuple(parts)] = ([s for s, _ in restored], outbox)
             # A partition forgotten while its sessions were read (a fenced write) found nothing to
             # drop then: what was read of it goes now, not left in memory unrun.
             self.drop({p for p in parts if p not in cluster.held})  # type: ignore[union-attr]
         else:
-            self._waiting_to_run[()] = (restored, outbox)  # ``run_restored``, as ``adopted`` above
+            self._waiting_to_run[()] = ([s for s, _ in restored], outbox)  # ``run_restored``, as ``adopted`` above
         if parts is None:
             log.info("restored %d sessions, %d events in flight, %d pending effects", len(restored), len(inbox),
                      len(outbox))
@@ -997,10 +997,10 @@ class SessionManager(SessionHost):
         self._run_restored(restored, outbox)
 
     # -- a cluster's partitions (PartitionParticipant) ----------------------------------------------
-    def _run_restored(self, restored: list[tuple[Session, SessionState]], outbox: list[dict[str, Any]]) -> None:
+    def _run_restored(self, restored: list[Session], outbox: list[dict[str, Any]]) -> None:
         """Let restored sessions run: their timers re-armed, what was queued to them processed on
         a later loop turn, their pending effects redone."""
-        for session, _state in restored:
+        for session in restored:
             if self.sessions.get(session.id) is not session or not session.is_running:
                 continue  # dropped meanwhile
             if self.cluster is not None and self.info[session.id].part not in self._parts:
@@ -1073,7 +1073,7 @@ class SessionManager(SessionHost):
         info = self.info
         for key, (restored, outbox) in list(self._waiting_to_run.items()):
             if partitions.intersection(key):
-                self._waiting_to_run[key] = ([(s, st) for s, st in restored
+                self._waiting_to_run[key] = ([s for s in restored
                                               if (i := info.get(s.id)) is not None and i.part not in partitions],
                                              [row for row in outbox if row.get("part") not in partitions])
         # By their info, not by ``sessions``: a session that ended since the last batch has left

@@ -129,7 +129,7 @@ async def test_a_macrostep_cut_mid_way_is_finished_from_its_snapshot() -> None:
     state = decode_state(encode_state(session.to_state()))
     copy = Session.from_state(other, doc, session.id, state)
     other.sessions[copy.id] = copy
-    copy.resume(state.pending)
+    copy.resume()
     await settle(copy)
     assert copy.status == FINISHED and copy.datamodel.variable("n") == 2999
 
@@ -151,7 +151,7 @@ async def test_a_yielded_session_snapshot_holds_the_rest_of_its_queue() -> None:
     other = SessionHost()
     copy = Session.from_state(other, TICKS, session.id, state)
     other.sessions[copy.id] = copy
-    copy.resume(state.pending)
+    copy.resume()
     await settle(copy)
     assert copy.datamodel.variable("seen") == list(range(12))
 

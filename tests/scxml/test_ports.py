@@ -262,7 +262,7 @@ async def test_a_delayed_send_whose_type_is_gone_becomes_error_execution() -> No
     other = SessionHost(registry=standard_registry())
     copy = Session.from_state(other, doc, "rebuilt", state)
     other.sessions[copy.id] = copy
-    copy.resume(state.pending)
+    copy.resume()
     await eventually(lambda: copy.final_state, timeout=5, expected="the rebuilt session finished")
     assert copy.final_state == "end"
     assert "unknown send type 'quiet'" in copy.variables["why"]
